@@ -1,0 +1,35 @@
+# Every target installs what it needs from uv.lock into .venv first (uv comes from PyPI).
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo .venv-uv/bin/uv)
+VENV := .venv
+PY := $(VENV)/bin/python
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: install demo test test-all lint bench notebooks clean
+
+$(UV):
+	python3 -m venv .venv-uv && .venv-uv/bin/pip install --quiet uv
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --extra dev --quiet
+	touch $@
+
+install: $(VENV)/.synced
+
+demo: install
+	$(VENV)/bin/desk-sessions demo
+
+lint: install
+	$(VENV)/bin/ruff check pipelines tests benchmarks
+
+test: install lint
+	$(PY) -m pytest -q
+
+test-all: install lint
+	$(PY) -m pytest -q -m ''
+
+bench: install
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .venv-uv .pytest_cache demo.duckdb

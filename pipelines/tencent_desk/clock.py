@@ -1,0 +1,65 @@
+"""Clocks: the wall clock in production, a virtual one the caller drives in tests and demos."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def time(self) -> float:
+        """Seconds since the epoch: what timestamps rows."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back: what paces calls."""
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+def utc(clock: Clock) -> datetime:
+    return datetime.fromtimestamp(clock.time(), UTC)
+
+
+class SystemClock:
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class VirtualClock:
+    """Time moves only when told: ``advance()``, or ``sleep()`` which advances at once.
+
+    With ``speed`` > 0 it also runs that many times faster than real time between calls.
+    """
+
+    def __init__(self, start: float = 1_767_225_600.0, speed: float = 0.0) -> None:
+        self._offset = start
+        self._speed = speed
+        self._real0 = time.monotonic()
+
+    def time(self) -> float:
+        if self._speed:
+            return self._offset + (time.monotonic() - self._real0) * self._speed
+        return self._offset
+
+    def monotonic(self) -> float:
+        return self.time()
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("a clock does not go back")
+        self._offset += seconds
+
+    def set(self, t: float) -> None:
+        self.advance(max(0.0, t - self.time()))
+
+    async def sleep(self, seconds: float) -> None:
+        self.advance(max(0.0, seconds))
+        await asyncio.sleep(0)

@@ -1,0 +1,31 @@
+"""Constants of the Desk REST API and of this source's defaults."""
+
+API_PATH = "v4/desk_http_svc/get_session_state"
+
+# region name -> (main domain, backup domain), from Tencent's REST API introduction.
+REGIONS: dict[str, tuple[str, str]] = {
+    "china": ("console.tim.qq.com", "adminapi.my-imcloud.com"),
+    "singapore": ("adminapisgp.im.qcloud.com", "adminapisgp.my-imcloud.com"),
+    "seoul": ("adminapikr.im.qcloud.com", "adminapikr.my-imcloud.com"),
+    "tokyo": ("adminapijpn.im.qcloud.com", "adminapijpn.my-imcloud.com"),
+    "frankfurt": ("adminapiger.im.qcloud.com", "adminapiger.my-imcloud.com"),
+    "silicon_valley": ("adminapiusa.im.qcloud.com", "adminapiusa.my-imcloud.com"),
+    "jakarta": ("adminapiidn.im.qcloud.com", "adminapiidn.my-imcloud.com"),
+    "mumbai": ("adminapiind.im.qcloud.com", "adminapiind.my-imcloud.com"),
+}
+DEFAULT_REGION = "china"
+
+# Tencent publishes no limit for desk_http_svc; other REST APIs get 100 or 200 calls/s.
+DEFAULT_MAX_QPS = 100.0
+DEFAULT_MAX_CONCURRENCY = 64
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_MAX_ATTEMPTS = 6
+# Throttled answers are retried more often than failures: they cost nothing but time.
+DEFAULT_MAX_THROTTLED_ATTEMPTS = 20
+DEFAULT_BATCH_SIZE = 2000
+
+DEFAULT_DATASET = "tencent_desk"
+PIPELINE_NAME = "tencent_desk"
+
+# Seed values longer than this are rejected (session ids are UUIDs, user ids <= 45 bytes).
+MAX_KEY_LENGTH = 256
