@@ -1,0 +1,136 @@
+"""Tencent Cloud Desk session states: a dlt source.
+
+For every key of a seed table (a session id, or a user + customer-service account pair)
+it asks Desk's ``v4/desk_http_svc/get_session_state`` for the current state, at up to
+``max_qps`` calls per second with ``max_concurrency`` calls in flight, and loads:
+
+* ``session_states``: one row per key per run: normalized ``state`` (chatbot, queuing,
+  waiting_for_agent, agent, not_in_session, ended, unknown, error), the raw state, the
+  agent, the answered session id, ``polled_at``, latency, attempts, error code;
+* ``seed_rejects``: seed rows that were not asked, with the reason;
+* ``runs``: one row per run: timing, configuration (never a secret), counts, calls/s.
+
+Sessions seen ending (141005) in an earlier run are not asked again unless
+``repoll_ended``; pairs are always asked. Config and secrets resolve from
+``.dlt/config.toml``, ``.dlt/secrets.toml`` or ``SOURCES__TENCENT_DESK__<KEY>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import dlt
+import pyarrow as pa
+from dlt.common.typing import TSecretStrValue
+from dlt.sources import DltResource
+
+from . import settings
+from .client import ClientConfig, ConfigError, DeskClient, base_urls
+from .clock import Clock, SystemClock, utc
+from .helpers import ended_sessions, run_row
+from .poller import Poller
+from .rows import to_table
+from .seeds import PreparedSeed, SeedSpec
+from .usersig import UserSigProvider
+
+log = logging.getLogger(__name__)
+
+__all__ = ["tencent_desk"]
+
+
+@dlt.source(name="tencent_desk", max_table_nesting=0)
+def tencent_desk(
+    seed: str = dlt.config.value,
+    sdkappid: int = dlt.config.value,
+    identifier: str = dlt.config.value,
+    secret_key: TSecretStrValue | None = dlt.secrets.value,
+    usersig: TSecretStrValue | None = dlt.secrets.value,
+    seed_table: str | None = None,
+    region: str | None = None,
+    api_url: str | None = None,
+    backup_url: str | None = None,
+    max_qps: float = settings.DEFAULT_MAX_QPS,
+    max_concurrency: int = settings.DEFAULT_MAX_CONCURRENCY,
+    timeout: float = settings.DEFAULT_TIMEOUT_S,
+    repoll_ended: bool = False,
+    batch_size: int = settings.DEFAULT_BATCH_SIZE,
+    clock: Any = None,
+    on_batch: Any = None,
+) -> DltResource:
+    """The ``session_states`` resource (it also fills ``seed_rejects`` and ``runs``).
+
+    Args:
+        seed: the seed file (.csv, .parquet, .jsonl) or DuckDB database (with seed_table).
+        sdkappid: the app's SDKAppID (Chat console).
+        identifier: an app administrator account.
+        secret_key: the app's secret key, to sign UserSigs; or
+        usersig: a ready-made UserSig for ``identifier`` (when the key lives elsewhere).
+        region: data centre (china, singapore, seoul, tokyo, frankfurt, silicon_valley,
+            jakarta, mumbai); or api_url (and backup_url) for any other root, e.g. the
+            simulator.
+        max_qps: calls per second never exceeded in any one-second window.
+        max_concurrency: calls in flight at most.
+        repoll_ended: ask again sessions an earlier run saw end.
+        clock: what timestamps rows (default the wall clock; the demo passes the
+            simulator's virtual clock).
+        on_batch: called with each batch's row count and the run's key count (progress).
+    """
+    config = ClientConfig(
+        sdkappid=_int(sdkappid, "sdkappid"), identifier=str(identifier),
+        base_urls=base_urls(region, api_url, backup_url), max_qps=float(max_qps),
+        max_concurrency=int(max_concurrency), timeout=float(timeout))
+    if not secret_key and not usersig:
+        raise ConfigError("set secret_key (or a ready-made usersig) for the tencent_desk "
+                          "source in .dlt/secrets.toml or SOURCES__TENCENT_DESK__SECRET_KEY")
+    sigs = UserSigProvider(config.sdkappid, config.identifier, secret_key=secret_key,
+                           usersig=usersig)
+    spec = SeedSpec(Path(seed), seed_table)
+    spec.format  # noqa: B018  (fails early on an unknown seed format)
+    return dlt.resource(
+        _poll(spec, config, sigs, repoll_ended, batch_size, clock or SystemClock(), on_batch,
+              region or ("custom" if api_url else settings.DEFAULT_REGION)),
+        name="session_states", write_disposition="append")
+
+
+def _poll(spec: SeedSpec, config: ClientConfig, sigs: UserSigProvider, repoll_ended: bool,
+          batch_size: int, clock: Clock, on_batch: Callable[[int, int], None] | None,
+          region: str) -> Iterator[Any]:
+    run_id = f"{utc(clock):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    started_at = utc(clock)
+    ended = None if repoll_ended else ended_sessions(dlt.current.pipeline())
+    with PreparedSeed(spec, ended=ended) as seed:
+        rejects = seed.rejects()
+        if rejects.num_rows:
+            log.warning("%d seed rows rejected (see table seed_rejects)", rejects.num_rows)
+            yield dlt.mark.with_hints(
+                rejects.append_column("run_id", pa.array([run_id] * rejects.num_rows)),
+                dlt.mark.make_hints(table_name="seed_rejects", write_disposition="append"),
+                create_table_variant=True)
+        tally: Counter[str] = Counter()
+        poller = Poller(lambda: DeskClient(config, sigs, clock=clock), seed.key_batches(
+            batch_size), batch_size=batch_size)
+        for answers in poller:
+            yield to_table(answers, run_id, tally)
+            if on_batch is not None:
+                on_batch(len(answers), seed.counts.keys)
+        stats = poller.client.stats if poller.client else None
+        row = run_row(run_id=run_id, started_at=started_at, finished_at=utc(clock),
+                      seed=spec.describe(), counts=seed.counts, tally=tally, stats=stats,
+                      config=config, region=region, rejects=rejects.num_rows)
+    yield dlt.mark.with_hints(
+        [row], dlt.mark.make_hints(table_name="runs", write_disposition="merge",
+                                   primary_key="run_id"), create_table_variant=True)
+
+
+def _int(value: object, name: str) -> int:
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a number (the SDKAppID from the Chat console), "
+                          f"got {str(value)[:20]!r}") from None
+

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     OK = "ok"                # an answer with a state
     ENDED = "ended"          # 141005: the session is over; an answer, not a failure
     THROTTLED = "throttled"  # frequency limit: slow down, then retry
@@ -54,12 +54,14 @@ TABLE: dict[int, tuple[Action, str, str]] = {
     60012: (Action.FATAL, "SDKAppID missing", "set sdkappid in the tencent_desk config"),
     60016: (Action.FATAL, "SDKAppID disabled", "re-enable the app in the Chat console"),
     60017: (Action.FATAL, "SDKAppID disabled", "re-enable the app in the Chat console"),
-    70020: (Action.FATAL, "SDKAppID not found", "check sdkappid and region: the app lives in one"),
+    70020: (Action.FATAL, "SDKAppID not found",
+             "check sdkappid and region: the app lives in one"),
     60010: (Action.FATAL, "identifier is not an app administrator",
             "set identifier to an app administrator account (Chat console > Account management)"),
     70403: (Action.FATAL, "identifier is not an app administrator",
             "set identifier to an app administrator account (Chat console > Account management)"),
-    60020: (Action.FATAL, "package not ready", "wait a few minutes for the Chat package, then rerun"),
+    60020: (Action.FATAL, "package not ready",
+             "wait a few minutes for the Chat package, then rerun"),
     70002: (Action.FATAL, "UserSig empty", _FIX_CREDENTIALS),
     70003: (Action.FATAL, "UserSig malformed", _FIX_CREDENTIALS),
     70005: (Action.FATAL, "UserSig malformed", _FIX_CREDENTIALS),

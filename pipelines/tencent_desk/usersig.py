@@ -46,7 +46,7 @@ def _digest(key: str, identifier: str, sdkappid: int, t: int, expire: int,
 
 def generate(sdkappid: int, identifier: str, key: str, *, expire: int = DEFAULT_EXPIRE,
              now: int | None = None, userbuf: bytes | None = None) -> str:
-    """A UserSig for ``identifier``, valid ``expire`` seconds from ``now`` (default: the wall clock)."""
+    """A UserSig for ``identifier``, valid ``expire`` seconds from ``now`` (default: now)."""
     t = int(time.time()) if now is None else int(now)
     doc: dict[str, object] = {
         "TLS.ver": "2.0",

@@ -1,0 +1,155 @@
+"""``desk-sessions``: poll Tencent Cloud Desk session states into DuckDB.
+
+  desk-sessions run --seed SEED --database FILE.duckdb   one run of the batch job (cron)
+  desk-sessions demo                                     a simulated day, no account needed
+  desk-sessions simulate --port PORT                     a local stand-in for the Desk API
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from . import redact, settings
+
+EPILOG = """\
+Credentials and settings come from dlt config: .dlt/config.toml and .dlt/secrets.toml
+under [sources.tencent_desk], or environment variables SOURCES__TENCENT_DESK__SDKAPPID,
+SOURCES__TENCENT_DESK__IDENTIFIER, SOURCES__TENCENT_DESK__SECRET_KEY (or __USERSIG),
+SOURCES__TENCENT_DESK__REGION (or __API_URL), __MAX_QPS, __MAX_CONCURRENCY.
+Exit codes: 0 done; 2 configuration or seed to fix; 3 database in use or not writable;
+4 the Desk API refused the credentials or the app; 1 anything else.
+"""
+
+
+def _run_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="poll every key of a seed table once and load the rows",
+                       description="Poll every key of the seed table once; load "
+                       "session_states, seed_rejects and runs into a DuckDB file.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seed", required=True, help="seed file: .csv, .parquet, .jsonl, or a "
+                   ".duckdb database (with --seed-table)")
+    p.add_argument("--seed-table", help="table holding the seed in a DuckDB seed database")
+    p.add_argument("--database", required=True, type=Path, help="the DuckDB file to load")
+    p.add_argument("--dataset", default=settings.DEFAULT_DATASET,
+                   help="schema for the tables (default %(default)s)")
+    p.add_argument("--max-qps", type=float, help="calls per second, never exceeded in any "
+                   f"one-second window (default: config, else {settings.DEFAULT_MAX_QPS:g})")
+    p.add_argument("--max-concurrency", type=int, help="calls in flight at most (default: "
+                   f"config, else {settings.DEFAULT_MAX_CONCURRENCY})")
+    p.add_argument("--region", help="data centre: " + ", ".join(settings.REGIONS))
+    p.add_argument("--api-url", help="any other API root, e.g. a simulator on loopback")
+    p.add_argument("--repoll-ended", action="store_true",
+                   help="ask again sessions an earlier run saw end")
+    p.add_argument("--pipelines-dir", help="dlt's working folder (default: dlt's)")
+    _common(p)
+
+
+def _demo_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="simulate a working day and poll it (no account needed)",
+                       description="Start the simulator on loopback, poll its sessions every "
+                       "5-15 simulated minutes through a working day, load the rows into a "
+                       "DuckDB file, then print how to open the notebooks.")
+    p.add_argument("--database", type=Path, default=Path("demo.duckdb"),
+                   help="the DuckDB file to create (default %(default)s)")
+    p.add_argument("--seed", type=int, default=7, help="random seed of the simulated day")
+    p.add_argument("--sessions", type=int, default=1500,
+                   help="sessions in the simulated day (default %(default)s)")
+    p.add_argument("--start-hour", type=float, default=8.0)
+    p.add_argument("--end-hour", type=float, default=20.0)
+    _common(p)
+
+
+def _simulate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("simulate", help="serve a local stand-in for the Desk API",
+                       description="Serve get_session_state on loopback for a simulated day; "
+                       "credentials come from the same dlt config as a pipeline's.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="bind address (loopback unless "
+                   "--allow-remote)")
+    p.add_argument("--allow-remote", action="store_true")
+    p.add_argument("--rate-limit", type=float, default=0.0,
+                   help="calls per sliding second before 60007 (0: none)")
+    p.add_argument("--latency-ms", type=float, default=0.0, help="answer delay")
+    p.add_argument("--seed-out", type=Path, help="write a CSV seed of the known keys here")
+    p.add_argument("--seed", type=int, default=7, help="random seed of the simulated day")
+    p.add_argument("--sessions", type=int, default=3000)
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="simulated seconds per real second")
+    for kind in ("internal_error", "http_502", "http_503", "truncated", "non_json", "slow",
+                 "drop", "throttle", "chaos"):
+        p.add_argument(f"--{kind.replace('_', '-')}", type=float, default=0.0,
+                       metavar="SHARE", help=f"share of calls answered with fault {kind}")
+    _common(p)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log-level", default="INFO",
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: on a terminal only)")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="desk-sessions", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=EPILOG)
+    sub = p.add_subparsers(dest="command", required=True)
+    _run_parser(sub)
+    _demo_parser(sub)
+    _simulate_parser(sub)
+    return p
+
+
+def setup_logging(level: str) -> None:
+    redact.install()
+    logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":  # per-request lines from the HTTP stack are noise at INFO
+        for name in ("httpx", "httpcore", "aiohttp", "uvicorn", "uvicorn.error"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    setup_logging(args.log_level)
+    from .job import JobError
+
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "demo":
+            from .demo import run_demo
+
+            return run_demo(args)
+        from .simulator.cli import simulate
+
+        return simulate(args)
+    except JobError as exc:
+        print(f"desk-sessions: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("desk-sessions: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .job import RunOptions, run, summary
+
+    overrides = {k: v for k, v in {
+        "max_qps": args.max_qps, "max_concurrency": args.max_concurrency,
+        "region": args.region, "api_url": args.api_url}.items() if v is not None}
+    options = RunOptions(seed=args.seed, seed_table=args.seed_table, database=args.database,
+                         dataset=args.dataset, repoll_ended=args.repoll_ended,
+                         pipelines_dir=args.pipelines_dir, overrides=overrides,
+                         progress=args.progress)
+    row = run(options)
+    print(summary(row, args.database, args.dataset))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

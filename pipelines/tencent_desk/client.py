@@ -1,0 +1,401 @@
+"""An asyncio client for ``get_session_state``: signed, rate-limited, retried, classified.
+
+Layers: :class:`Key` (what to ask) -> :class:`DeskClient` (one call with its retries) ->
+:class:`Answer` (what came back, with attempts, latency and RequestId). Every answer is
+classified by :mod:`.codes`; a fatal one raises :class:`FatalError` with what to fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+from . import codes, redact, settings
+from .clock import Clock, SystemClock
+from .codes import Action
+from .ratelimit import AdaptiveRateLimiter
+from .usersig import UserSigProvider
+
+log = logging.getLogger(__name__)
+
+
+class DeskError(Exception):
+    """Base of this client's errors; messages never carry a secret."""
+
+
+class ConfigError(DeskError):
+    """The configuration cannot work; the message says what to fix."""
+
+
+class FatalError(DeskError):
+    """An answer that is wrong for every key (credentials, app, region): stop the run."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One question: by ``session_id``, else by the (user, customer-service account) pair."""
+
+    session_id: str | None = None
+    client_user_id: str | None = None
+    customer_service_id: str | None = None
+
+    @property
+    def by_session(self) -> bool:
+        return bool(self.session_id)
+
+    def body(self) -> bytes:
+        if self.session_id:
+            doc = {"SessionId": self.session_id}
+        else:
+            doc = {"ClientUserId": self.client_user_id,
+                   "CustomerServiceId": self.customer_service_id}
+        return json.dumps(doc, ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(slots=True)
+class Answer:
+    """The final answer for one key after retries."""
+
+    key: Key
+    code: int
+    action: Action
+    error_info: str = ""
+    session_id: str | None = None
+    raw_state: str | None = None
+    agent_id: str | None = None
+    request_id: str | None = None
+    attempts: int = 0
+    throttled: int = 0
+    latency_ms: float = 0.0
+    answered_at: float = 0.0
+
+
+@dataclass
+class ClientConfig:
+    sdkappid: int
+    identifier: str
+    base_urls: tuple[str, ...]
+    max_qps: float = settings.DEFAULT_MAX_QPS
+    max_concurrency: int = settings.DEFAULT_MAX_CONCURRENCY
+    timeout: float = settings.DEFAULT_TIMEOUT_S
+    max_attempts: int = settings.DEFAULT_MAX_ATTEMPTS
+    max_throttled_attempts: int = settings.DEFAULT_MAX_THROTTLED_ATTEMPTS
+    backoff_base: float = 0.5
+    backoff_max: float = 20.0
+    transport: str = "aiohttp"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def base_urls(region: str | None = None, api_url: str | None = None,
+              backup_url: str | None = None) -> tuple[str, ...]:
+    """The main and backup roots for a region name or an explicit URL.
+
+    Plain HTTP is allowed only to loopback (the simulator): a real domain is spoken to
+    over HTTPS with certificate verification.
+    """
+    if api_url:
+        urls = tuple(u.rstrip("/") for u in (api_url, backup_url) if u)
+    else:
+        name = (region or settings.DEFAULT_REGION).strip().lower().replace(" ", "_")
+        if name not in settings.REGIONS:
+            raise ConfigError(f"unknown region {region!r}: use one of "
+                              f"{', '.join(settings.REGIONS)} or set api_url")
+        urls = tuple(f"https://{d}" for d in settings.REGIONS[name])
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"api_url {redact.redact(url)!r} is not an http(s) URL")
+        if parts.query or parts.username or parts.password:
+            raise ConfigError("api_url must be a bare root URL, without query or credentials")
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
+            raise ConfigError(f"api_url {url!r} uses plain HTTP: only loopback may; use https")
+    return urls
+
+
+@dataclass
+class Stats:
+    calls: int = 0
+    retries: int = 0
+    throttled: int = 0
+    renewed_sigs: int = 0
+    fallbacks: int = 0
+    first_call: float | None = None
+    last_answer: float | None = None
+    codes: Counter[int] = field(default_factory=Counter)
+
+    def calls_per_second(self) -> float:
+        if self.first_call is None or self.last_answer is None:
+            return 0.0
+        span = self.last_answer - self.first_call
+        return self.calls / span if span > 0 else float(self.calls)
+
+
+class DeskClient:
+    """``async with DeskClient(config, sigs) as client: await client.get_session_state(key)``."""
+
+    def __init__(self, config: ClientConfig, sigs: UserSigProvider, *,
+                 clock: Clock | None = None, pace_clock: Clock | None = None,
+                 rng: random.Random | None = None) -> None:
+        if config.max_concurrency < 1:
+            raise ConfigError("max_concurrency must be at least 1")
+        if config.max_qps <= 0:
+            raise ConfigError("max_qps must be positive")
+        self.config = config
+        self._sigs = sigs
+        redact.register(*sigs.secrets())
+        redact.install()
+        # ``clock`` stamps answers (the simulator's in a demo); ``pace_clock`` paces calls.
+        self._clock = clock or SystemClock()
+        self._pace = pace_clock or SystemClock()
+        self._rng = rng or random.Random()
+        self.limiter = AdaptiveRateLimiter(config.max_qps, clock=self._pace)
+        self._in_flight = asyncio.Semaphore(config.max_concurrency)
+        self._url_index = 0
+        self._prefix: tuple[str, str] | None = None
+        self._http: httpx.AsyncClient | None = None
+        self.stats = Stats()
+        self.send_times: list[float] | None = None  # filled when a caller wants to audit pacing
+
+    def __repr__(self) -> str:
+        return (f"DeskClient(sdkappid={self.config.sdkappid}, base={self.base_url!r}, "
+                f"max_qps={self.config.max_qps}, sigs=<redacted>)")
+
+    @property
+    def base_url(self) -> str:
+        return self.config.base_urls[self._url_index]
+
+    async def __aenter__(self) -> DeskClient:
+        cfg = self.config
+        limits = httpx.Limits(max_connections=cfg.max_concurrency,
+                              max_keepalive_connections=cfg.max_concurrency)
+        timeout = httpx.Timeout(cfg.timeout, connect=min(cfg.timeout, 5.0))
+        transport: httpx.AsyncBaseTransport | None = None
+        if cfg.transport == "aiohttp":
+            # httpx's own pool scans every connection per request: with 50+ connections
+            # that costs several ms of CPU per call (benchmarks/); aiohttp's does not.
+            transport = AiohttpTransport(limits=limits, verify=True)
+        self._http = httpx.AsyncClient(transport=transport, limits=limits, timeout=timeout,
+                                       verify=True, trust_env=False)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    def _url(self) -> str:
+        sig = self._sigs.current()
+        if self._prefix is None or self._prefix[0] != sig or not self._prefix[1].startswith(
+                self.base_url):
+            redact.register(sig)
+            self._prefix = (sig, f"{self.base_url}/{settings.API_PATH}?sdkappid="
+                                 f"{self.config.sdkappid}&identifier="
+                                 f"{quote(self.config.identifier, safe='@')}&usersig="
+                                 f"{quote(sig, safe='*-_')}&contenttype=json&random=")
+        return self._prefix[1] + str(self._rng.getrandbits(32))
+
+    async def get_session_state(self, key: Key) -> Answer:
+        """Ask once for ``key``, retrying as the answer's class says; never raises except
+        :class:`FatalError` (and cancellation)."""
+        cfg = self.config
+        stats = self.stats
+        attempts = throttled = failures = 0
+        renewed = False
+        while True:
+            attempts += 1
+            answer = await self._attempt(key)
+            action = answer.action
+            if action is Action.THROTTLED:
+                throttled += 1
+                stats.throttled += 1
+                retry = throttled < cfg.max_throttled_attempts
+                delay = 0.0  # the limiter, now slower, paces the retry
+            elif action is Action.TRANSIENT:
+                failures += 1
+                retry = failures < cfg.max_attempts
+                delay = self._backoff(failures)
+            elif action is Action.RENEW_SIG and not renewed and self._sigs.renew():
+                renewed = True
+                stats.renewed_sigs += 1
+                log.info("UserSig expired (%s): renewed it, retrying", answer.code)
+                retry, delay = True, 0.0
+            elif action is Action.RENEW_SIG:
+                fix = ("the ready-made usersig has expired: generate a new one or configure "
+                       "secret_key" if not self._sigs.can_renew else
+                       "a freshly signed UserSig was refused: check the server's clock and "
+                       "the secret_key")
+                raise FatalError(answer.code, f"{codes.describe(answer.code)} "
+                                              f"(ErrorCode {answer.code}): {fix}")
+            elif action is Action.FATAL:
+                raise FatalError(answer.code, f"{codes.describe(answer.code)} (ErrorCode "
+                                              f"{answer.code}): {codes.remedy(answer.code)}")
+            else:
+                retry = False
+            if not retry:
+                answer.attempts, answer.throttled = attempts, throttled
+                stats.codes[answer.code] += 1
+                return answer
+            stats.retries += 1
+            if delay:
+                await self._pace.sleep(delay)
+
+    def _backoff(self, failures: int) -> float:
+        """Exponential backoff with full jitter (AWS architecture blog's variant)."""
+        cfg = self.config
+        cap = min(cfg.backoff_max, cfg.backoff_base * 2 ** (failures - 1))
+        return self._rng.uniform(cap / 2, cap)
+
+    async def _attempt(self, key: Key) -> Answer:
+        assert self._http is not None, "use DeskClient as an async context manager"
+        async with self._in_flight:
+            sent = await self.limiter.acquire()
+            if self.send_times is not None:
+                self.send_times.append(sent)
+            stats = self.stats
+            stats.calls += 1
+            if stats.first_call is None:
+                stats.first_call = sent
+            url = self._url()
+            try:
+                async with asyncio.timeout(self.config.timeout):
+                    response = await self._http.post(
+                        url, content=key.body(),
+                        headers={"Content-Type": "application/json"})
+                    status, content = response.status_code, response.content
+            except Exception as exc:  # every transport failure becomes a classified answer
+                code, info = self._transport_failure(exc)
+                status, content = 0, b""
+            else:
+                code, info = 0, ""
+            done = self._pace.monotonic()
+            stats.last_answer = done
+        latency_ms = (done - sent) * 1000.0
+        if status:
+            answer = parse(key, status, content)
+        else:
+            answer = Answer(key, code, codes.classify(code), info)
+        answer.latency_ms = latency_ms
+        answer.answered_at = self._clock.time()
+        self.limiter.answered(answer.action is Action.THROTTLED)
+        return answer
+
+    def _transport_failure(self, exc: BaseException) -> tuple[int, str]:
+        cause = exc.__cause__ or exc
+        text = redact.redact(f"{type(cause).__name__}: {cause}")[:300]
+        if isinstance(exc, TimeoutError | httpx.TimeoutException) and not isinstance(
+                cause, aiohttp.ClientConnectorError):
+            return codes.TIMEOUT, f"timed out after {self.config.timeout:g}s"
+        if isinstance(cause, aiohttp.ClientConnectorError | httpx.ConnectError | OSError) \
+                and not isinstance(cause, aiohttp.ServerDisconnectedError):
+            self._fall_back(text)
+        return codes.CONNECTION, text
+
+    def _fall_back(self, reason: str) -> None:
+        """The main domain cannot be reached: use the backup one for the rest of the run."""
+        if self._url_index + 1 < len(self.config.base_urls):
+            self._url_index += 1
+            self.stats.fallbacks += 1
+            log.warning("cannot reach %s (%s): switching to the backup domain %s",
+                        urlsplit(self.config.base_urls[self._url_index - 1]).netloc, reason,
+                        urlsplit(self.base_url).netloc)
+
+    async def pump(self, keys: Iterable[Key],
+                   sink: Callable[[Answer], Awaitable[None]]) -> None:
+        """Ask for every key, ``max_concurrency`` calls in flight, handing each answer to
+        ``sink`` as it completes. A fatal answer cancels the rest and raises."""
+        it = iter(keys)
+
+        async def worker() -> None:
+            for key in it:
+                await sink(await self.get_session_state(key))
+
+        try:
+            # Twice the in-flight cap: workers sleeping in a backoff hold no connection.
+            async with asyncio.TaskGroup() as tg:
+                for _ in range(self.config.max_concurrency * 2):
+                    tg.create_task(worker())
+        except BaseExceptionGroup as group:
+            raise first_error(group) from None
+
+    async def get_many(self, keys: Iterable[Key]) -> list[Answer]:
+        """Answers for ``keys``, in completion order."""
+        out: list[Answer] = []
+
+        async def keep(answer: Answer) -> None:
+            out.append(answer)
+
+        await self.pump(keys, keep)
+        return out
+
+
+def first_error(exc: BaseException) -> BaseException:
+    """The first real error inside (nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = next((e for e in exc.exceptions if not isinstance(e, asyncio.CancelledError)),
+                   exc.exceptions[0])
+    return exc
+
+
+def parse(key: Key, status: int, content: bytes) -> Answer:
+    """Classify one HTTP answer (pure: no I/O)."""
+    if status != 200:
+        code, action = codes.classify_http(status)
+        return Answer(key, code, action, f"HTTP {status}")
+    try:
+        doc = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return Answer(key, codes.BAD_BODY, Action.TRANSIENT,
+                      f"body is not JSON ({len(content)} bytes)")
+    if not isinstance(doc, dict):
+        return Answer(key, codes.BAD_BODY, Action.TRANSIENT, "body is not a JSON object")
+    request_id = _text(doc.get("RequestId"))
+    raw_code = doc.get("ErrorCode")
+    if isinstance(raw_code, bool) or not isinstance(raw_code, int | str):
+        return Answer(key, codes.BAD_ANSWER, Action.REJECTED,
+                      "answer has no integer ErrorCode", request_id=request_id)
+    try:
+        code = int(raw_code)
+    except ValueError:
+        return Answer(key, codes.BAD_ANSWER, Action.REJECTED,
+                      "answer has no integer ErrorCode", request_id=request_id)
+    answer = Answer(key, code, codes.classify(code), _text(doc.get("ErrorInfo")) or "",
+                    request_id=request_id)
+    if code == 0:
+        answer.session_id = _text(doc.get("SessionId"))
+        state = doc.get("CurrentState")
+        # A state of the wrong type is kept as its JSON text; it normalizes to unknown.
+        answer.raw_state = _text(state if isinstance(state, str) else json.dumps(state))
+        answer.agent_id = _text(doc.get("AgentId"))
+    elif code == codes.SESSION_ENDED:
+        answer.session_id = key.session_id
+    return answer
+
+
+def _text(value: object, limit: int = 512) -> str | None:
+    """A string field of an answer; anything else (or an over-long string) is dropped."""
+    if isinstance(value, str):
+        return value[:limit]
+    return None

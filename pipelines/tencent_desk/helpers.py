@@ -1,0 +1,93 @@
+"""What the source needs besides the client: the destination's memory of ended sessions,
+and the ``runs`` row."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+from dlt.common.destination.exceptions import DestinationUndefinedEntity
+
+from . import states
+from .client import ClientConfig, Stats
+from .rows import SESSION_STATES
+from .seeds import SeedCounts
+
+
+def ended_sessions(pipeline: Any, chunk: int = 100_000) -> Iterator[pa.Table]:
+    """Session ids the destination saw end (141005), in Arrow chunks; none on a first run."""
+    if not pipeline.destination:
+        return
+    try:
+        with pipeline.sql_client() as client:
+            if not client.has_dataset():
+                return
+            table = client.make_qualified_table_name("session_states")
+            with client.execute_query(
+                    f"SELECT DISTINCT session_id FROM {table} WHERE state = 'ended' "
+                    "AND session_id IS NOT NULL") as cursor:
+                yield from cursor.iter_arrow(chunk)
+    except DestinationUndefinedEntity:
+        return
+
+
+LATEST_VIEW = """
+CREATE OR REPLACE VIEW {view} AS
+SELECT {columns} FROM (
+    SELECT s.*, row_number() OVER (
+        PARTITION BY key_type,
+            CASE WHEN key_type = 'session' THEN session_id END,
+            CASE WHEN key_type = 'pair' THEN client_user_id END,
+            CASE WHEN key_type = 'pair' THEN customer_service_id END
+        ORDER BY polled_at DESC, run_id DESC) AS rn
+    FROM {table} AS s) AS ranked
+WHERE rn = 1
+"""
+
+
+def create_views(pipeline: Any) -> None:
+    """``session_state_latest``: the latest row per key (run after each load)."""
+    with pipeline.sql_client() as client:
+        if not client.has_dataset():
+            return
+        client.execute_sql(LATEST_VIEW.format(
+            view=client.make_qualified_table_name("session_state_latest"),
+            table=client.make_qualified_table_name("session_states"),
+            columns=", ".join(SESSION_STATES.names)))
+
+
+def run_row(*, run_id: str, started_at: datetime, finished_at: datetime, seed: str,
+            counts: SeedCounts, tally: Counter[str], stats: Stats | None,
+            config: ClientConfig, region: str, rejects: int) -> dict[str, object]:
+    """The ``runs`` row: what a run did, with the configuration that matters (no secret)."""
+    stats = stats or Stats()
+    row: dict[str, object] = {
+        "run_id": run_id,
+        "status": "complete",
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "seed": seed,
+        "region": region,
+        "api_host": config.base_urls[0].split("://", 1)[-1],
+        "max_qps": config.max_qps,
+        "max_concurrency": config.max_concurrency,
+        "seed_rows": counts.rows,
+        "keys": counts.keys,
+        "rows": sum(tally.values()),
+        "rejects": rejects,
+        "duplicates": counts.duplicates,
+        "skipped_ended": counts.skipped_ended,
+        "errors": tally[states.ERROR],
+        "calls": stats.calls,
+        "retries": stats.retries,
+        "throttled": stats.throttled,
+        "renewed_sigs": stats.renewed_sigs,
+        "fallbacks": stats.fallbacks,
+        "calls_per_second": round(stats.calls_per_second(), 3),
+    }
+    for state in states.ALL:
+        row[f"n_{state}"] = tally[state]
+    return row

@@ -1,0 +1,217 @@
+"""The batch job: one run of the pipeline into a DuckDB file, with a lock, progress, a
+summary, and one clear line for every fatal problem."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dlt
+import duckdb
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.exceptions import DltException
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from . import redact, settings, states, tencent_desk
+from .client import ConfigError, FatalError, first_error
+from .helpers import create_views
+from .seeds import SeedError
+
+log = logging.getLogger("desk_sessions")
+
+
+class JobError(Exception):
+    """A problem the user must fix; ``str()`` is the one line to show."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class RunOptions:
+    seed: str
+    database: Path
+    dataset: str = settings.DEFAULT_DATASET
+    seed_table: str | None = None
+    pipelines_dir: str | None = None
+    repoll_ended: bool = False
+    # None: taken from dlt config (.dlt/config.toml, SOURCES__TENCENT_DESK__*) or default.
+    overrides: dict[str, Any] = field(default_factory=dict)
+    progress: bool | None = None  # None: a bar on a terminal, log lines otherwise
+
+
+def pipeline_for(database: Path, dataset: str, pipelines_dir: str | None = None
+                 ) -> dlt.Pipeline:
+    """One dlt pipeline (working folder, state) per database file and dataset."""
+    tag = hashlib.sha1(f"{database.resolve()}|{dataset}".encode()).hexdigest()[:8]
+    return dlt.pipeline(
+        pipeline_name=f"{settings.PIPELINE_NAME}_{tag}",
+        destination=dlt.destinations.duckdb(str(database)), dataset_name=dataset,
+        pipelines_dir=pipelines_dir)
+
+
+@contextmanager
+def job_lock(database: Path) -> Iterator[None]:
+    """One job per database at a time (DuckDB allows one writer anyway, but only while
+    loading: this makes a second job fail before it polls anything)."""
+    lock_path = database.with_name(database.name + ".lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise JobError(f"cannot write next to the database {database}: {exc.strerror}; "
+                       "choose a folder you can write to") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise JobError(f"another desk-sessions run (pid {other}) is writing {database}: "
+                           "wait for it to finish", exit_code=3) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def check_database(database: Path) -> None:
+    """Fail early, in one line, when the destination cannot be written."""
+    folder = database.parent
+    if not folder.is_dir():
+        raise JobError(f"folder {folder} does not exist: create it or choose another "
+                       "--database path")
+    if not os.access(folder, os.W_OK):
+        raise JobError(f"folder {folder} is not writable: choose another --database path")
+    try:
+        duckdb.connect(str(database)).close()
+    except duckdb.Error as exc:
+        raise JobError(database_problem(database, exc), exit_code=3) from None
+
+
+def database_problem(database: Path, exc: BaseException) -> str:
+    text = str(exc)
+    if "lock" in text.lower():
+        pid = next((w for w in text.replace(")", " ").split() if w.isdigit()), None)
+        who = f"process {pid}" if pid else "another process"
+        return (f"database {database} is in use by {who} (DuckDB allows one writer): close "
+                "it there (e.g. a notebook connected without read_only=True) or wait")
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return f"cannot use database {database}: {first[:200]}"
+
+
+class Progress:
+    """A bar on a terminal; a plain log line every ``every`` seconds otherwise (cron)."""
+
+    def __init__(self, enabled: bool | None, every: float = 10.0) -> None:
+        self._tty = sys.stderr.isatty() if enabled is None else enabled
+        self._every = every
+        self._bar: Any = None
+        self._done = 0
+        self._t0 = self._last = time.monotonic()
+
+    def __call__(self, rows: int, total: int) -> None:
+        self._done += rows
+        if self._tty:
+            if self._bar is None:
+                from tqdm import tqdm
+
+                self._bar = tqdm(total=total, unit="key", desc="polling", file=sys.stderr)
+            self._bar.update(rows)
+            return
+        now = time.monotonic()
+        if now - self._last >= self._every or self._done >= total:
+            self._last = now
+            rate = self._done / max(now - self._t0, 1e-9)
+            log.info("polled %d/%d keys (%.0f%%), %.0f keys/s", self._done, total,
+                     100.0 * self._done / max(total, 1), rate)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def run(options: RunOptions, *, clock: Any = None) -> dict[str, Any]:
+    """Run the pipeline once; returns the ``runs`` row. Raises :class:`JobError`."""
+    redact.install()
+    database = options.database.expanduser().absolute()
+    with job_lock(database):
+        check_database(database)
+        pipeline = pipeline_for(database, options.dataset, options.pipelines_dir)
+        progress = Progress(options.progress)
+        try:
+            source = tencent_desk(seed=options.seed, seed_table=options.seed_table,
+                                  repoll_ended=options.repoll_ended, clock=clock,
+                                  on_batch=progress, **options.overrides)
+            pipeline.run(source)
+            create_views(pipeline)
+        except BaseException as exc:
+            raise JobError(*explain(exc, database)) from None
+        finally:
+            progress.close()
+    return last_run(database, options.dataset)
+
+
+def explain(exc: BaseException, database: Path) -> tuple[str, int]:
+    """The one line (and exit code) for an exception that stopped the run."""
+    cause = exc
+    while isinstance(cause, PipelineStepFailed | DltException | BaseExceptionGroup) and (
+            cause.__cause__ or cause.__context__ or isinstance(cause, BaseExceptionGroup)):
+        cause = first_error(cause) if isinstance(cause, BaseExceptionGroup) else (
+            cause.__cause__ or cause.__context__)  # type: ignore[assignment]
+        if isinstance(cause, ConfigFieldMissingException):
+            break
+    if isinstance(cause, KeyboardInterrupt):
+        return "interrupted: nothing of this run was loaded", 130
+    if isinstance(cause, ConfigFieldMissingException):
+        missing = ", ".join(cause.fields)
+        env = ", ".join(f"SOURCES__TENCENT_DESK__{f.upper()}" for f in cause.fields)
+        return (f"missing configuration: {missing}: set it in .dlt/config.toml (secrets in "
+                f".dlt/secrets.toml) under [sources.tencent_desk], or as {env}", 2)
+    if isinstance(cause, FatalError):
+        return f"the Desk API refused the run: {cause}", 4
+    if isinstance(cause, ConfigError | SeedError):
+        return redact.redact(str(cause)), 2
+    if isinstance(cause, duckdb.Error | OSError):
+        return redact.redact(database_problem(database, cause)), 3
+    text = redact.redact(str(cause).strip().splitlines()[0] if str(cause).strip() else "")
+    return f"unexpected error: {type(cause).__name__}: {text[:300]} (rerun with " \
+           "--log-level DEBUG for details)", 1
+
+
+def last_run(database: Path, dataset: str) -> dict[str, Any]:
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        cur = con.execute(f'SELECT * FROM "{dataset}".runs ORDER BY started_at DESC, '
+                          "finished_at DESC LIMIT 1")
+        names = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+    finally:
+        con.close()
+    return dict(zip(names, rows[0], strict=True)) if rows else {}
+
+
+def summary(row: dict[str, Any], database: Path, dataset: str) -> str:
+    """The closing lines of a run, for people."""
+    counts = ", ".join(f"{s} {row.get(f'n_{s}', 0)}" for s in states.ALL
+                       if row.get(f"n_{s}"))
+    took = (row["finished_at"] - row["started_at"]).total_seconds()
+    return "\n".join([
+        f"run {row['run_id']}: {row['rows']} rows from {row['keys']} keys in {took:.1f} s",
+        f"  states: {counts or 'none'}",
+        f"  seed: {row['seed_rows']} rows, {row['rejects']} rejected (table seed_rejects), "
+        f"{row['duplicates']} repeated, {row['skipped_ended']} skipped as ended",
+        f"  calls: {row['calls']} ({row['retries']} retries, {row['throttled']} throttled), "
+        f"{row['calls_per_second']:.1f} calls/s at max_qps {row['max_qps']:g}",
+        f"  data: {database} dataset {dataset} (tables session_states, "
+        "session_state_latest, runs, seed_rejects)",
+    ])

@@ -1,0 +1,108 @@
+"""A sliding-window rate limiter that also paces calls and adapts to throttling.
+
+Written here because none of the small libraries fits: aiolimiter is a leaky bucket whose
+capacity lets a full second's burst out at once (a server counting a sliding one-second
+window then sees up to twice the rate), and it cannot lower its rate when the server
+throttles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import deque
+
+from .clock import Clock, SystemClock
+
+
+class AdaptiveRateLimiter:
+    """At most ``rate`` calls in any window of ``window`` seconds, evenly paced.
+
+    * Hard cap: the send times of the last ``rate`` calls are kept; a call waits until the
+      oldest leaves the window. ``margin`` widens the window a little so that network
+      jitter does not push two windows' calls into one of the server's.
+    * Pacing: a token bucket at ``rate``/s with a small burst, so calls are spread over
+      the window instead of all going out at its start.
+    * Adaptation: ``throttled()`` lowers the rate to what the server admitted, at most
+      once per ``cooldown``; after a quiet ``cooldown`` the rate climbs back towards
+      ``max_rate``, slowly near the level where it was last throttled.
+    """
+
+    def __init__(self, max_rate: float, *, window: float = 1.0, margin: float = 0.02,
+                 burst_share: float = 0.05, cooldown: float = 1.0, min_rate: float = 1.0,
+                 clock: Clock | None = None) -> None:
+        if max_rate <= 0:
+            raise ValueError("max_rate must be positive")
+        self.max_rate = float(max_rate)
+        self.rate = self.max_rate
+        self.min_rate = min(min_rate, self.max_rate)
+        self._span = window * (1.0 + margin)
+        self._burst_share = burst_share
+        self._cooldown = cooldown
+        self._clock = clock or SystemClock()
+        self._sent: deque[float] = deque()
+        self._lock = asyncio.Lock()
+        now = self._clock.monotonic()
+        self._tokens = self._burst()
+        self._filled_at = now
+        self._last_cut = -math.inf
+        self._last_change = now
+        self._ceiling = self.max_rate
+        self._answers: deque[tuple[float, bool]] = deque()
+        self.cuts = 0
+
+    def _burst(self) -> float:
+        return max(1.0, self.rate * self._burst_share)
+
+    async def acquire(self) -> float:
+        """Wait for a send slot; returns the monotonic time the call may go out."""
+        async with self._lock:
+            clock = self._clock
+            while True:
+                now = clock.monotonic()
+                self._recover(now)
+                sent = self._sent
+                while sent and now - sent[0] >= self._span:
+                    sent.popleft()
+                self._tokens = min(self._burst(),
+                                   self._tokens + (now - self._filled_at) * self.rate)
+                self._filled_at = now
+                cap = max(1, int(self.rate))
+                wait = 0.0
+                if len(sent) >= cap:
+                    wait = sent[len(sent) - cap] + self._span - now
+                if self._tokens < 1.0:
+                    wait = max(wait, (1.0 - self._tokens) / self.rate)
+                if wait <= 0:
+                    self._tokens -= 1.0
+                    sent.append(now)
+                    return now
+                await clock.sleep(wait)
+
+    def answered(self, throttled: bool) -> None:
+        """Record an answer; a throttled one lowers the rate."""
+        now = self._clock.monotonic()
+        answers = self._answers
+        answers.append((now, throttled))
+        while answers and now - answers[0][0] > self._span:
+            answers.popleft()
+        if not throttled or now - self._last_cut < self._cooldown:
+            return
+        refused = sum(1 for _, t in answers if t)
+        admitted_share = 1.0 - refused / len(answers)
+        # What the server let through, less a little so the window drains.
+        new_rate = max(self.min_rate, min(self.rate * admitted_share, self.rate * 0.95))
+        self._ceiling = self.rate
+        self.rate = new_rate
+        self._last_cut = self._last_change = now
+        self.cuts += 1
+
+    def _recover(self, now: float) -> None:
+        if self.rate >= self.max_rate or now - self._last_change < self._cooldown:
+            return
+        steps = int((now - self._last_change) / self._cooldown)
+        for _ in range(steps):
+            # Probe slowly where the server pushed back last time, quickly below it.
+            near = self.rate >= 0.9 * self._ceiling
+            self.rate = min(self.max_rate, self.rate + self.max_rate * (0.01 if near else 0.05))
+        self._last_change += steps * self._cooldown

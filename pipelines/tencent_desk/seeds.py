@@ -1,0 +1,365 @@
+"""The seed table: which sessions and (user, customer-service account) pairs to ask about.
+
+A seed is a CSV, Parquet or JSON-lines file, or a table in a DuckDB database. DuckDB reads
+it into a work database on disk, never whole into Python memory: rows are checked there
+(SQL), bad ones become rejects with a reason, repeats and sessions already known to have
+ended are dropped, and the keys stream out in batches.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from . import settings
+from .client import Key
+
+COLUMNS = ("session_id", "client_user_id", "customer_service_id")
+# The API's own names (SessionId, ...) are accepted as well as ours, in any case.
+ALIASES = {c.replace("_", ""): c for c in COLUMNS} | {c: c for c in COLUMNS}
+FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet",
+           ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
+           ".duckdb": "duckdb", ".db": "duckdb", ".ddb": "duckdb"}
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+_RAW_LIMIT = 2000
+
+
+class SeedError(Exception):
+    """The seed cannot be read at all; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class SeedSpec:
+    path: Path
+    table: str | None = None
+
+    @property
+    def format(self) -> str:
+        fmt = FORMATS.get(self.path.suffix.lower())
+        if fmt is None:
+            raise SeedError(f"seed {self.path.name}: unknown format; use .csv, .parquet, "
+                            ".jsonl or a .duckdb database with --seed-table")
+        return fmt
+
+    def describe(self) -> str:
+        return str(self.path) + (f" (table {self.table})" if self.table else "")
+
+
+def quote_table(name: str) -> str:
+    """``[catalog.][schema.]table`` as quoted SQL identifiers; anything else is refused."""
+    parts = name.split(".")
+    if not 1 <= len(parts) <= 3 or not all(_IDENT.match(p) for p in parts):
+        raise SeedError(f"seed table {name[:80]!r} is not a plain [schema.]table name")
+    return ".".join(f'"{p}"' for p in parts)
+
+
+def _sql_str(value: object) -> str:
+    return str(value).replace("'", "''")
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def key_columns(names: list[str], where: str) -> dict[str, str]:
+    """Our column name -> the seed's. A seed without a key column is unusable as a whole."""
+    found: dict[str, str] = {}
+    for name in names:
+        ours = ALIASES.get(str(name).strip().lower())
+        if ours and ours not in found:
+            found[ours] = name
+    if "session_id" not in found and not {"client_user_id", "customer_service_id"} <= set(
+            found):
+        shown = ", ".join(repr(str(n)[:40]) for n in names[:6]) or "none"
+        raise SeedError(f"seed {where} has no session_id column and no client_user_id + "
+                        f"customer_service_id columns (found: {shown}); is it comma-separated "
+                        "with a header row?")
+    return found
+
+
+@dataclass
+class SeedCounts:
+    rows: int = 0
+    keys: int = 0
+    rejects: int = 0
+    duplicates: int = 0
+    skipped_ended: int = 0
+
+
+class PreparedSeed:
+    """A seed checked in a work database; ``rejects()`` and ``key_batches()`` stream it.
+
+    ``ended``: chunks (Arrow, one ``session_id`` column) of sessions known to have ended;
+    they are not asked again.
+    """
+
+    def __init__(self, spec: SeedSpec, *, ended: Iterable[pa.Table] | None = None,
+                 work_dir: Path | None = None, memory_limit: str = "128MB") -> None:
+        self.spec = spec
+        self.counts = SeedCounts()
+        self._dir = tempfile.mkdtemp(prefix="desk-seed-", dir=work_dir)
+        try:
+            self.con = duckdb.connect(str(Path(self._dir) / "work.duckdb"))
+            self.con.execute(f"SET memory_limit='{memory_limit}'")
+            self.con.execute(f"SET temp_directory='{_sql_str(self._dir)}'")
+            self.con.execute("SET enable_progress_bar=false")
+            self._load_raw()
+            self._check()
+            self._load_ended(ended)
+            self._select_keys()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        con = getattr(self, "con", None)
+        if con is not None:
+            con.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> PreparedSeed:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _scalar(self, sql: str) -> int:
+        rows = self.con.execute(sql).fetchall()  # fetchall: DuckDB 2 wants results finished
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+    # -- reading: every format becomes raw(row_no, three text columns, problem, raw) -----
+    def _load_raw(self) -> None:
+        spec = self.spec
+        if not spec.path.is_file():
+            raise SeedError(f"seed {spec.path} does not exist or is not a file")
+        reader = {"csv": self._csv, "parquet": self._parquet, "jsonl": self._jsonl,
+                  "duckdb": self._duckdb}[spec.format]
+        try:
+            self.con.execute(f"CREATE TABLE raw AS {reader()}")
+        except duckdb.Error as exc:
+            raise SeedError(f"cannot read seed {spec.describe()}: {_first_line(exc)}") from None
+        self.counts.rows = self._scalar("SELECT count(*) FROM raw")
+
+    def _select(self, source: str, found: dict[str, str], types: dict[str, str]) -> str:
+        cols, problems = [], []
+        for col in COLUMNS:
+            if col not in found:
+                cols.append(f"NULL::VARCHAR AS {col}")
+                continue
+            ident = _ident(found[col])
+            kind = types.get(found[col], "VARCHAR").upper()
+            if kind == "VARCHAR":
+                cols.append(f"{ident} AS {col}")
+                continue
+            # Numbers (or anything) where text belongs: the row is rejected, not guessed at.
+            cols.append(f"CAST({ident} AS VARCHAR) AS {col}")
+            problems.append(f"CASE WHEN {ident} IS NOT NULL THEN "
+                            f"'{col} is {_sql_str(kind.lower())}, not text' END")
+        problem = f"coalesce({', '.join(problems)})" if problems else "NULL::VARCHAR"
+        return (f"SELECT row_number() OVER () AS row_no, {', '.join(cols)}, "
+                f"{problem} AS problem, NULL::VARCHAR AS raw FROM {source}")
+
+    def _csv(self) -> str:
+        path = self.spec.path
+        delim = "\t" if path.suffix.lower() == ".tsv" else ","
+        with path.open("r", encoding="utf-8", errors="replace", newline="") as f:
+            header = next(csv.reader(f, delimiter=delim), None)
+        if not header:  # an empty file: no keys, a run that polls nothing
+            return ("SELECT NULL::BIGINT AS row_no, NULL::VARCHAR AS session_id, "
+                    "NULL::VARCHAR AS client_user_id, NULL::VARCHAR AS customer_service_id, "
+                    "NULL::VARCHAR AS problem, NULL::VARCHAR AS raw WHERE false")
+        header = [h.lstrip("\ufeff") for h in header]
+        found = key_columns(header, self.spec.describe())
+        positional = {ours: f"c{header.index(name)}" for ours, name in found.items()}
+        columns = {f"c{i}": "VARCHAR" for i in range(len(header))}
+        # Lines DuckDB cannot parse (bad UTF-8, wrong column count) go to csv_rejects.
+        source = (f"read_csv('{_sql_str(path)}', header=true, delim='{delim}', quote='\"', "
+                  f"escape='\"', auto_detect=false, columns={columns}, ignore_errors=true, "
+                  "store_rejects=true, rejects_table='csv_rejects', rejects_scan='csv_scans', "
+                  "max_line_size=4000000)")
+        return self._select(source, positional, {})
+
+    def _parquet(self) -> str:
+        source = f"read_parquet('{_sql_str(self.spec.path)}')"
+        return self._typed(source)
+
+    def _duckdb(self) -> str:
+        if not self.spec.table:
+            raise SeedError(f"seed {self.spec.path} is a DuckDB database: name the table "
+                            "with --seed-table")
+        table = quote_table(self.spec.table)
+        try:
+            self.con.execute(f"ATTACH '{_sql_str(self.spec.path)}' AS seed_db (READ_ONLY)")
+        except duckdb.Error as exc:
+            raise SeedError(f"cannot open seed database {self.spec.path}: "
+                            f"{_first_line(exc)}") from None
+        try:
+            return self._typed(f"seed_db.{table}")
+        except duckdb.CatalogException:
+            raise SeedError(f"seed database {self.spec.path} has no table "
+                            f"{self.spec.table!r}") from None
+
+    def _typed(self, source: str) -> str:
+        desc = self.con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+        names = [r[0] for r in desc]
+        return self._select(source, key_columns(names, self.spec.describe()),
+                            {r[0]: r[1] for r in desc})
+
+    def _jsonl(self) -> str:
+        # Python parses the lines so that a broken one is a reject with its text, not a gap.
+        reader = pa.RecordBatchReader.from_batches(
+            _RAW_SCHEMA, _jsonl_batches(self.spec.path, self.spec.describe()))
+        self.con.register("jsonl_rows", reader)
+        return "SELECT * FROM jsonl_rows"
+
+    # -- checking --------------------------------------------------------------------------
+    def _check(self) -> None:
+        trimmed = ", ".join(f"nullif(trim({c}, ' '), '') AS {c}" for c in COLUMNS)
+        reasons = []
+        for c in COLUMNS:
+            reasons.append(f"CASE WHEN regexp_matches({c}, '[[:cntrl:]]') THEN "
+                           f"'{c} contains control characters' END")
+            reasons.append(f"CASE WHEN length({c}) > {settings.MAX_KEY_LENGTH} THEN "
+                           f"'{c} is longer than {settings.MAX_KEY_LENGTH} characters' END")
+        reasons.append("CASE WHEN session_id IS NULL AND (client_user_id IS NULL) <> "
+                       "(customer_service_id IS NULL) THEN 'half a pair: client_user_id and "
+                       "customer_service_id go together' END")
+        reasons.append("CASE WHEN session_id IS NULL AND client_user_id IS NULL AND "
+                       "customer_service_id IS NULL THEN 'no key: needs session_id, or "
+                       "client_user_id and customer_service_id' END")
+        self.con.execute(f"""
+            CREATE TABLE checked AS
+            SELECT row_no, session_id, client_user_id, customer_service_id, raw,
+                   coalesce(problem, {', '.join(reasons)}) AS reason
+            FROM (SELECT row_no, {trimmed}, problem, raw FROM raw)""")
+        csv_rejects = self._has_table("csv_rejects")
+        self.counts.rejects = self._scalar(
+            "SELECT count(*) FROM checked WHERE reason IS NOT NULL") + (
+            self._scalar("SELECT count(DISTINCT line) FROM csv_rejects") if csv_rejects else 0)
+
+    def _has_table(self, name: str) -> bool:
+        return bool(self._scalar(
+            f"SELECT count(*) FROM duckdb_tables() WHERE table_name = '{_sql_str(name)}'"))
+
+    def _load_ended(self, ended: Iterable[pa.Table] | None) -> None:
+        self.con.execute("CREATE TABLE ended (session_id VARCHAR)")
+        for chunk in ended or ():
+            self.con.register("ended_chunk", chunk)
+            self.con.execute("INSERT INTO ended SELECT session_id FROM ended_chunk")
+            self.con.unregister("ended_chunk")
+
+    def _select_keys(self) -> None:
+        # GROUP BY rather than a window: DuckDB can spill an aggregate to disk.
+        self.con.execute("""
+            CREATE TABLE keys AS
+            SELECT min(row_no) AS row_no, session_id, any_value(client_user_id) AS
+                   client_user_id, any_value(customer_service_id) AS customer_service_id
+            FROM checked WHERE reason IS NULL AND session_id IS NOT NULL
+                 AND session_id NOT IN (SELECT session_id FROM ended)
+            GROUP BY session_id
+            UNION ALL
+            SELECT min(row_no), NULL, client_user_id, customer_service_id
+            FROM checked WHERE reason IS NULL AND session_id IS NULL
+            GROUP BY client_user_id, customer_service_id""")
+        counts = self.counts
+        counts.keys = self._scalar("SELECT count(*) FROM keys")
+        counts.skipped_ended = self._scalar(
+            "SELECT count(DISTINCT session_id) FROM checked WHERE reason IS NULL "
+            "AND session_id IN (SELECT session_id FROM ended)")
+        valid = self._scalar("SELECT count(*) FROM checked WHERE reason IS NULL")
+        counts.duplicates = valid - counts.keys - self._scalar(
+            "SELECT count(*) FROM checked WHERE reason IS NULL "
+            "AND session_id IN (SELECT session_id FROM ended)")
+
+    # -- streaming out ---------------------------------------------------------------------
+    def key_batches(self, size: int = settings.DEFAULT_BATCH_SIZE) -> Iterator[list[Key]]:
+        reader = self.con.sql("SELECT session_id, client_user_id, customer_service_id "
+                              "FROM keys ORDER BY row_no").to_arrow_reader(size)
+        for batch in reader:
+            s, u, c = (batch.column(i).to_pylist() for i in range(3))
+            yield [Key(*row) for row in zip(s, u, c, strict=True)]
+
+    def rejects(self) -> pa.Table:
+        """Every rejected row: ``row_no``, ``raw`` (the row as JSON or the line), ``reason``.
+
+        ``row_no`` counts data rows from 1; in a CSV, unreadable lines are numbered by line
+        and readable rows by their place among the readable ones.
+        """
+        parts = ["""SELECT row_no::BIGINT AS row_no,
+                        coalesce(raw, json_object('session_id', session_id,
+                        'client_user_id', client_user_id,
+                        'customer_service_id', customer_service_id)::VARCHAR) AS raw, reason
+                    FROM checked WHERE reason IS NOT NULL"""]
+        if self._has_table("csv_rejects"):
+            # The header is line 1, so a data line n is row n - 1, as for accepted rows.
+            parts.append(f"""SELECT (line - 1)::BIGINT, left(any_value(csv_line), {_RAW_LIMIT}),
+                                'unreadable line: ' || string_agg(DISTINCT lower(error_type),
+                                '; ') || ' (' || any_value(error_message) || ')'
+                             FROM csv_rejects GROUP BY line""")
+        sql = " UNION ALL ".join(parts) + " ORDER BY 1"
+        return self.con.sql(sql).to_arrow_table()
+
+
+_RAW_SCHEMA = pa.schema([("row_no", pa.int64()), ("session_id", pa.string()),
+                         ("client_user_id", pa.string()), ("customer_service_id", pa.string()),
+                         ("problem", pa.string()), ("raw", pa.string())])
+
+
+def _jsonl_batches(path: Path, where: str, size: int = 10_000) -> Iterator[pa.RecordBatch]:
+    checked_columns = False
+    rows: list[tuple[int, str | None, str | None, str | None, str | None, str | None]] = []
+    with path.open("rb") as f:
+        for row_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            row, names = _json_row(row_no, line)
+            if not checked_columns and names is not None:
+                key_columns(names, where)
+                checked_columns = True
+            rows.append(row)
+            if len(rows) >= size:
+                yield _batch(rows)
+                rows = []
+    if rows:
+        yield _batch(rows)
+
+
+def _json_row(row_no: int, line: bytes) -> tuple[tuple, list[str] | None]:
+    raw = line.decode("utf-8", errors="replace").rstrip("\r\n")[:_RAW_LIMIT]
+    try:
+        doc = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        return (row_no, None, None, None, "line is not valid UTF-8", raw), None
+    except ValueError:
+        return (row_no, None, None, None, "line is not valid JSON", raw), None
+    if not isinstance(doc, dict):
+        return (row_no, None, None, None, "line is not a JSON object", raw), None
+    values: dict[str, object] = {}
+    for name, value in doc.items():
+        ours = ALIASES.get(str(name).strip().lower())
+        if ours and ours not in values:
+            values[ours] = value
+    problem = next((f"{c} is {type(values[c]).__name__}, not text" for c in COLUMNS
+                    if values.get(c) is not None and not isinstance(values[c], str)), None)
+    texts = [v if isinstance(v := values.get(c), str) else None for c in COLUMNS]
+    return (row_no, *texts, problem, raw), list(doc)
+
+
+def _batch(rows: list[tuple]) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([pa.array(col, type=f.type) for col, f in
+                                       zip(zip(*rows, strict=True), _RAW_SCHEMA, strict=True)],
+                                      schema=_RAW_SCHEMA)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
