@@ -61,6 +61,7 @@ def tencent_desk(
     batch_size: int = settings.DEFAULT_BATCH_SIZE,
     clock: Any = None,
     on_batch: Any = None,
+    on_run: Any = None,
 ) -> DltResource:
     """The ``session_states`` resource (it also fills ``seed_rejects`` and ``runs``).
 
@@ -79,6 +80,7 @@ def tencent_desk(
         clock: what timestamps rows (default the wall clock; the demo passes the
             simulator's virtual clock).
         on_batch: called with each batch's row count and the run's key count (progress).
+        on_run: called with the ``runs`` row once every key is answered.
     """
     config = ClientConfig(
         sdkappid=_int(sdkappid, "sdkappid"), identifier=str(identifier),
@@ -93,13 +95,13 @@ def tencent_desk(
     spec.format  # noqa: B018  (fails early on an unknown seed format)
     return dlt.resource(
         _poll(spec, config, sigs, repoll_ended, batch_size, clock or SystemClock(), on_batch,
-              region or ("custom" if api_url else settings.DEFAULT_REGION)),
+              on_run, region or ("custom" if api_url else settings.DEFAULT_REGION)),
         name="session_states", write_disposition="append")
 
 
 def _poll(spec: SeedSpec, config: ClientConfig, sigs: UserSigProvider, repoll_ended: bool,
           batch_size: int, clock: Clock, on_batch: Callable[[int, int], None] | None,
-          region: str) -> Iterator[Any]:
+          on_run: Callable[[dict[str, Any]], None] | None, region: str) -> Iterator[Any]:
     run_id = f"{utc(clock):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     started_at = utc(clock)
     ended = None if repoll_ended else ended_sessions(dlt.current.pipeline())
@@ -122,6 +124,8 @@ def _poll(spec: SeedSpec, config: ClientConfig, sigs: UserSigProvider, repoll_en
         row = run_row(run_id=run_id, started_at=started_at, finished_at=utc(clock),
                       seed=spec.describe(), counts=seed.counts, tally=tally, stats=stats,
                       config=config, region=region, rejects=rejects.num_rows)
+    if on_run is not None:
+        on_run(row)
     yield dlt.mark.with_hints(
         [row], dlt.mark.make_hints(table_name="runs", write_disposition="merge",
                                    primary_key="run_id"), create_table_variant=True)

@@ -57,8 +57,10 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=7, help="random seed of the simulated day")
     p.add_argument("--sessions", type=int, default=1500,
                    help="sessions in the simulated day (default %(default)s)")
-    p.add_argument("--start-hour", type=float, default=8.0)
-    p.add_argument("--end-hour", type=float, default=20.0)
+    p.add_argument("--start-hour", type=float, default=9.0,
+                   help="first poll, simulated hour of the day (default %(default)s)")
+    p.add_argument("--end-hour", type=float, default=18.0,
+                   help="last poll at most, simulated hour (default %(default)s)")
     _common(p)
 
 

@@ -4,6 +4,7 @@ summary, and one clear line for every fatal problem."""
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import logging
 import os
@@ -50,9 +51,11 @@ class RunOptions:
     progress: bool | None = None  # None: a bar on a terminal, log lines otherwise
 
 
+@functools.cache
 def pipeline_for(database: Path, dataset: str, pipelines_dir: str | None = None
                  ) -> dlt.Pipeline:
-    """One dlt pipeline (working folder, state) per database file and dataset."""
+    """One dlt pipeline (working folder, state) per database file and dataset; kept for
+    the process, as building one resolves much of dlt's configuration."""
     tag = hashlib.sha1(f"{database.resolve()}|{dataset}".encode()).hexdigest()[:8]
     return dlt.pipeline(
         pipeline_name=f"{settings.PIPELINE_NAME}_{tag}",
@@ -148,17 +151,18 @@ def run(options: RunOptions, *, clock: Any = None) -> dict[str, Any]:
         check_database(database)
         pipeline = pipeline_for(database, options.dataset, options.pipelines_dir)
         progress = Progress(options.progress)
+        runs: list[dict[str, Any]] = []
         try:
             source = tencent_desk(seed=options.seed, seed_table=options.seed_table,
                                   repoll_ended=options.repoll_ended, clock=clock,
-                                  on_batch=progress, **options.overrides)
+                                  on_batch=progress, on_run=runs.append, **options.overrides)
             pipeline.run(source)
             create_views(pipeline)
         except BaseException as exc:
             raise JobError(*explain(exc, database)) from None
         finally:
             progress.close()
-    return last_run(database, options.dataset)
+    return runs[-1]
 
 
 def explain(exc: BaseException, database: Path) -> tuple[str, int]:
@@ -186,18 +190,6 @@ def explain(exc: BaseException, database: Path) -> tuple[str, int]:
     text = redact.redact(str(cause).strip().splitlines()[0] if str(cause).strip() else "")
     return f"unexpected error: {type(cause).__name__}: {text[:300]} (rerun with " \
            "--log-level DEBUG for details)", 1
-
-
-def last_run(database: Path, dataset: str) -> dict[str, Any]:
-    con = duckdb.connect(str(database), read_only=True)
-    try:
-        cur = con.execute(f'SELECT * FROM "{dataset}".runs ORDER BY started_at DESC, '
-                          "finished_at DESC LIMIT 1")
-        names = [d[0] for d in cur.description]
-        rows = cur.fetchall()
-    finally:
-        con.close()
-    return dict(zip(names, rows[0], strict=True)) if rows else {}
 
 
 def summary(row: dict[str, Any], database: Path, dataset: str) -> str:

@@ -1,7 +1,7 @@
 """The seed table: which sessions and (user, customer-service account) pairs to ask about.
 
 A seed is a CSV, Parquet or JSON-lines file, or a table in a DuckDB database. DuckDB reads
-it into a work database on disk, never whole into Python memory: rows are checked there
+it into a work database (spilling to disk), never whole into Python memory: rows are checked there
 (SQL), bad ones become rejects with a reason, repeats and sessions already known to have
 ended are dropped, and the keys stream out in batches.
 """
@@ -108,7 +108,9 @@ class PreparedSeed:
         self.counts = SeedCounts()
         self._dir = tempfile.mkdtemp(prefix="desk-seed-", dir=work_dir)
         try:
-            self.con = duckdb.connect(str(Path(self._dir) / "work.duckdb"))
+            # In memory, spilling to the temp folder past memory_limit: a seed of millions
+            # of keys never sits whole in RAM, and a small one costs no file.
+            self.con = duckdb.connect(":memory:")
             self.con.execute(f"SET memory_limit='{memory_limit}'")
             self.con.execute(f"SET temp_directory='{_sql_str(self._dir)}'")
             self.con.execute("SET enable_progress_bar=false")

@@ -106,7 +106,7 @@ def verify(sig: str | None, sdkappid: int, identifier: str, key: str,
             raise TypeError
         if userbuf is not None and not isinstance(userbuf, str):
             raise TypeError
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         return Verdict(MALFORMED, "UserSig lacks a field or has a field of the wrong type")
     if s_appid != int(sdkappid):
         return Verdict(WRONG_SDKAPPID, "UserSig was made for another SDKAppID")

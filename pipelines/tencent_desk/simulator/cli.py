@@ -1,0 +1,53 @@
+"""``desk-sessions simulate``: serve the simulator in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import dlt
+
+from ..job import JobError
+from .app import FAULT_KINDS, SimulatorConfig
+from .model import Population, PopulationConfig
+from .server import build_app, serve, write_seed_csv
+
+log = logging.getLogger("desk_sessions")
+
+
+def credential(name: str, secret: bool = False) -> str:
+    """A value from the same dlt config a pipeline reads (``sources.tencent_desk.*``)."""
+    store = dlt.secrets if secret else dlt.config
+    try:
+        value = store[f"sources.tencent_desk.{name}"]
+    except KeyError:
+        value = None
+    if value in (None, ""):
+        raise JobError(f"missing configuration: {name}: set it under [sources.tencent_desk] in "
+                       f".dlt/{'secrets' if secret else 'config'}.toml or as "
+                       f"SOURCES__TENCENT_DESK__{name.upper()}, as for a pipeline")
+    return str(value)
+
+
+def simulate(args: argparse.Namespace) -> int:
+    try:
+        sdkappid = int(credential("sdkappid"))
+    except ValueError:
+        raise JobError("sdkappid must be a number") from None
+    config = SimulatorConfig(
+        sdkappid=sdkappid, identifier=credential("identifier"),
+        secret_key=credential("secret_key", secret=True),
+        rate_limit=args.rate_limit or None, latency_s=args.latency_ms / 1000.0,
+        seed=args.seed, **{k: getattr(args, k) for k in FAULT_KINDS})
+    population = Population(PopulationConfig(seed=args.seed, sessions_per_day=args.sessions))
+    if args.seed_out:
+        rows = write_seed_csv(population, args.seed_out)
+        log.info("wrote %d seed rows to %s", rows, args.seed_out)
+    app = build_app(config, population, speed=args.speed)
+    log.info("simulating %d sessions for SDKAppID %d on http://%s:%d (rate limit %s)",
+             len(population), sdkappid, args.host, args.port, args.rate_limit or "none")
+    try:
+        serve(app, args.host, args.port, allow_remote=args.allow_remote)
+    except ValueError as exc:
+        raise JobError(str(exc)) from None
+    return 0
