@@ -83,6 +83,7 @@ class Answer:
     throttled: int = 0
     latency_ms: float = 0.0
     answered_at: float = 0.0
+    sig: str | None = field(default=None, repr=False)  # which UserSig was sent: never stored
 
 
 @dataclass
@@ -206,7 +207,7 @@ class DeskClient:
             await self._http.aclose()
             self._http = None
 
-    def _url(self) -> str:
+    def _url(self) -> tuple[str, str]:
         sig = self._sigs.current()
         if self._prefix is None or self._prefix[0] != sig or not self._prefix[1].startswith(
                 self.base_url):
@@ -215,7 +216,7 @@ class DeskClient:
                                  f"{self.config.sdkappid}&identifier="
                                  f"{quote(self.config.identifier, safe='@')}&usersig="
                                  f"{quote(sig, safe='*-_')}&contenttype=json&random=")
-        return self._prefix[1] + str(self._rng.getrandbits(32))
+        return self._prefix[1] + str(self._rng.getrandbits(32)), sig
 
     async def get_session_state(self, key: Key) -> Answer:
         """Ask once for ``key``, retrying as the answer's class says; never raises except
@@ -237,10 +238,10 @@ class DeskClient:
                 failures += 1
                 retry = failures < cfg.max_attempts
                 delay = self._backoff(failures)
-            elif action is Action.RENEW_SIG and not renewed and self._sigs.renew():
+            elif action is Action.RENEW_SIG and not renewed and self._sigs.renew(answer.sig):
                 renewed = True
-                stats.renewed_sigs += 1
-                log.info("UserSig expired (%s): renewed it, retrying", answer.code)
+                stats.renewed_sigs = self._sigs.renewals
+                log.info("UserSig refused (%s): renewed it, retrying", answer.code)
                 retry, delay = True, 0.0
             elif action is Action.RENEW_SIG:
                 fix = ("the ready-made usersig has expired: generate a new one or configure "
@@ -278,7 +279,7 @@ class DeskClient:
             stats.calls += 1
             if stats.first_call is None:
                 stats.first_call = sent
-            url = self._url()
+            url, sig = self._url()
             try:
                 async with asyncio.timeout(self.config.timeout):
                     response = await self._http.post(
@@ -299,6 +300,7 @@ class DeskClient:
             answer = Answer(key, code, codes.classify(code), info)
         answer.latency_ms = latency_ms
         answer.answered_at = self._clock.time()
+        answer.sig = sig
         self.limiter.answered(answer.action is Action.THROTTLED)
         return answer
 

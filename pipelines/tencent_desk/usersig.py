@@ -142,6 +142,7 @@ class UserSigProvider:
         self._sig: str | None = None
         self._renew_after = 0.0
         self._lock = threading.Lock()
+        self.renewals = 0
 
     @property
     def can_renew(self) -> bool:
@@ -156,11 +157,14 @@ class UserSigProvider:
         assert self._sig is not None
         return self._sig
 
-    def renew(self) -> bool:
-        """Force a fresh sig (after 70001/70052). False when there is no key to sign with."""
+    def renew(self, stale: str | None = None) -> bool:
+        """Replace ``stale`` (the sig a server refused with 70001/70052) by a fresh one,
+        unless a concurrent call already did. False when there is no key to sign with."""
         if self._key is None:
             return False
-        self._mint(self._wall())
+        if stale is None or stale == self._sig:
+            self._mint(self._wall())
+            self.renewals += 1
         return True
 
     def _mint(self, now: float) -> None:

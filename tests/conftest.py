@@ -1,0 +1,76 @@
+"""Shared fixtures: a simulator served on loopback, credentials, and a client factory."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from pipelines.tencent_desk.client import ClientConfig, DeskClient
+from pipelines.tencent_desk.clock import VirtualClock
+from pipelines.tencent_desk.simulator import (
+    Population,
+    PopulationConfig,
+    SimulatorApp,
+    SimulatorConfig,
+    serve_in_thread,
+)
+from pipelines.tencent_desk.usersig import UserSigProvider
+
+SDKAPPID = 1400123456
+ADMIN = "administrator"
+SECRET_KEY = "k3y-for-tests-6f1d0a9c2b7e4d3a8c5b1e0f9a2d7c4b"
+
+
+@pytest.fixture(scope="session")
+def population() -> Population:
+    return Population(PopulationConfig(seed=11, sessions_per_day=5000, agents=12))
+
+
+class Sim:
+    """A running simulator: its app (stats, clocks, population) and base URL."""
+
+    def __init__(self, app: SimulatorApp, url: str) -> None:
+        self.app, self.url = app, url
+
+    @property
+    def population(self) -> Population:
+        return self.app.population
+
+    @property
+    def clock(self) -> VirtualClock:
+        return self.app.model_clock  # type: ignore[return-value]
+
+
+@pytest.fixture
+def simulator(population: Population) -> Iterator[Callable[..., Sim]]:
+    """``simulator(**SimulatorConfig fields, auth_clock=..., limit_clock=...)``."""
+    with contextlib.ExitStack() as stack:
+
+        def start(auth_clock: Any = None, limit_clock: Any = None,
+                  pop: Population | None = None, **fields: Any) -> Sim:
+            config = SimulatorConfig(SDKAPPID, ADMIN, SECRET_KEY, **fields)
+            pop = pop or population
+            app = SimulatorApp(pop, config, auth_clock=auth_clock, limit_clock=limit_clock,
+                               model_clock=VirtualClock(pop.config.day_start + 11 * 3600))
+            url = stack.enter_context(serve_in_thread(app))
+            return Sim(app, url)
+
+        yield start
+
+
+def client_config(url: str | tuple[str, ...], **fields: Any) -> ClientConfig:
+    """Quick retries: tests check behaviour, not patience."""
+    urls = (url,) if isinstance(url, str) else url
+    defaults: dict[str, Any] = dict(max_qps=10_000, max_concurrency=16, timeout=2.0,
+                                    backoff_base=0.005, backoff_max=0.02)
+    defaults.update(fields)
+    return ClientConfig(SDKAPPID, ADMIN, urls, **defaults)
+
+
+def make_client(url: str | tuple[str, ...], sigs: UserSigProvider | None = None,
+                **fields: Any) -> DeskClient:
+    sigs = sigs or UserSigProvider(SDKAPPID, ADMIN, secret_key=SECRET_KEY)
+    return DeskClient(client_config(url, **fields), sigs)

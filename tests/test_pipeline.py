@@ -1,0 +1,211 @@
+"""The dlt source and the batch job end to end: seed -> simulator over loopback -> DuckDB."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.tencent_desk import cli, states
+from pipelines.tencent_desk.job import JobError, RunOptions, run
+
+from .conftest import ADMIN, SDKAPPID, SECRET_KEY
+
+BAD_ROWS = [
+    ("", "", ""),                       # no key
+    ("", "user-x", ""),                 # half a pair
+    ("bad\x01id", "", ""),              # control character
+    ("x" * 300, "", ""),                # over-long
+]
+
+
+def _options(tmp_path: Path, sim, seed: Path, **extra) -> RunOptions:
+    overrides = {"api_url": sim.url, "sdkappid": SDKAPPID, "identifier": ADMIN,
+                 "secret_key": SECRET_KEY, "max_qps": 5000, "max_concurrency": 16}
+    return RunOptions(seed=str(seed), database=tmp_path / "desk.duckdb",
+                      pipelines_dir=str(tmp_path / "dlt"), overrides=overrides,
+                      progress=False, **extra)
+
+
+def _seed_rows(sim, n_live=40, n_done=15, n_pairs=10):
+    pop, t = sim.population, sim.clock.time()
+    keys = pop.session_keys()
+    live = [k for k in keys if pop.state_at(k.session_id, t)][:n_live]
+    done = [k for k in keys if pop.ended_at(k.session_id) < t][:n_done]
+    rows = [(k.session_id, k.client_user_id, k.customer_service_id) for k in live + done]
+    rows += [("", k.client_user_id, k.customer_service_id) for k in live[:n_pairs]]
+    rows += [rows[0], rows[1]]  # repeats are asked once
+    return rows
+
+
+def _write_csv(path: Path, rows) -> Path:
+    lines = ["session_id,client_user_id,customer_service_id"]
+    lines += [",".join(f'"{v}"' if v else "" for v in row) for row in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _query(db: Path, sql: str):
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_every_valid_key_lands_once_with_the_true_state(tmp_path, simulator):
+    sim = simulator(spelling="mixed")
+    rows = _seed_rows(sim)
+    seed = _write_csv(tmp_path / "seed.csv", rows + BAD_ROWS)
+    run_row = run(_options(tmp_path, sim, seed), clock=sim.clock)
+    db = tmp_path / "desk.duckdb"
+
+    got = _query(db, "SELECT key_type, session_id, client_user_id, customer_service_id, state, "
+                     "raw_state, agent_id, error_code, polled_at, attempts, request_id "
+                     "FROM tencent_desk.session_states")
+    valid_keys = {r[0] or (r[1], r[2]) for r in rows}
+    assert len(got) == len(valid_keys) == run_row["rows"] == run_row["keys"]
+    t, pop = sim.clock.time(), sim.population
+    seen = set()
+    for kind, sid, user, cs, state, raw, agent, code, polled_at, attempts, rid in got:
+        key = sid if kind == "session" else (user, cs)
+        assert key not in seen
+        seen.add(key)
+        assert polled_at.timestamp() == pytest.approx(t)  # the clock the job was given
+        truth = pop.state_at(sid, t) if sid else None
+        if kind == "pair":
+            current = pop.current_session(user, cs, t)
+            assert (sid or None) == (current.session_id if current else None)
+        if truth is None and kind == "session":
+            assert (state, code, raw) == (states.ENDED, 141005, None)
+        elif truth is None:
+            assert state == states.NOT_IN_SESSION and raw in ("Not in session", "NotInSession")
+        else:
+            assert state == truth.state and states.normalize(raw) == truth.state
+            assert agent == truth.agent_id
+        assert attempts >= 1 and rid.startswith("Id-")
+
+    rejects = _query(db, "SELECT reason FROM tencent_desk.seed_rejects ORDER BY row_no")
+    assert len(rejects) == len(BAD_ROWS) == run_row["rejects"]
+    reasons = " | ".join(r[0] for r in rejects)
+    for word in ("no key", "half a pair", "control characters", "longer than"):
+        assert word in reasons
+    runs = _query(db, "SELECT status, keys, rows, duplicates, calls, n_ended, max_qps "
+                      "FROM tencent_desk.runs")
+    assert runs == [("complete", len(valid_keys), len(valid_keys), 2, run_row["calls"],
+                     run_row["n_ended"], 5000.0)]
+    latest = _query(db, "SELECT count(*) FROM tencent_desk.session_state_latest")
+    assert latest == [(len(valid_keys),)]
+
+
+def test_a_rerun_skips_sessions_seen_ending_unless_asked(tmp_path, simulator):
+    sim = simulator()
+    seed = _write_csv(tmp_path / "seed.csv", _seed_rows(sim))
+    first = run(_options(tmp_path, sim, seed), clock=sim.clock)
+    assert first["n_ended"] > 0
+    second = run(_options(tmp_path, sim, seed), clock=sim.clock)
+    assert second["skipped_ended"] == first["n_ended"]
+    assert second["keys"] == first["keys"] - first["n_ended"]
+    third = run(_options(tmp_path, sim, seed, repoll_ended=True), clock=sim.clock)
+    assert third["keys"] == first["keys"] and third["skipped_ended"] == 0
+    db = tmp_path / "desk.duckdb"
+    assert _query(db, "SELECT count(*) FROM tencent_desk.runs") == [(3,)]
+    # the latest view keeps one row per key across runs
+    assert _query(db, "SELECT count(*) FROM tencent_desk.session_state_latest") == [
+        (first["keys"],)]
+
+
+def _seed_files(tmp_path: Path, rows) -> dict[str, tuple[Path, str | None]]:
+    cols = list(zip(*rows, strict=True))
+    names = ("SessionId", "ClientUserId", "CustomerServiceId")  # the API's spelling works too
+    table = pa.table({n: [v or None for v in c] for n, c in zip(names, cols, strict=True)})
+    pq.write_table(table, tmp_path / "seed.parquet")
+    with (tmp_path / "seed.jsonl").open("w") as f:
+        for row in rows:
+            f.write(json.dumps({n: v for n, v in zip(names, row, strict=True) if v}) + "\n")
+    con = duckdb.connect(str(tmp_path / "seeds.duckdb"))
+    con.register("t", table)
+    con.execute("CREATE SCHEMA ops; CREATE TABLE ops.seed AS SELECT * FROM t")
+    con.close()
+    return {"csv": (_write_csv(tmp_path / "seed.csv", rows), None),
+            "parquet": (tmp_path / "seed.parquet", None),
+            "jsonl": (tmp_path / "seed.jsonl", None),
+            "duckdb": (tmp_path / "seeds.duckdb", "ops.seed")}
+
+
+def test_seeds_in_every_format_give_the_same_rows(tmp_path, simulator):
+    sim = simulator()
+    rows = _seed_rows(sim, 10, 5, 3)
+    results = {}
+    for fmt, (path, table) in _seed_files(tmp_path, rows).items():
+        out = tmp_path / fmt
+        out.mkdir()
+        opts = _options(out, sim, path, seed_table=table)
+        row = run(opts, clock=sim.clock)
+        results[fmt] = sorted(_query(opts.database, "SELECT key_type, session_id, state FROM "
+                                                    "tencent_desk.session_states"),
+                              key=str)
+        assert row["rejects"] == 0
+    assert len({json.dumps(v, default=str) for v in results.values()}) == 1
+    assert len(results["csv"]) == len({r[0] or (r[1], r[2]) for r in rows})
+
+
+def test_an_empty_seed_still_records_the_run(tmp_path, simulator):
+    sim = simulator()
+    seed = tmp_path / "seed.csv"
+    seed.write_text("session_id,client_user_id,customer_service_id\n")
+    row = run(_options(tmp_path, sim, seed), clock=sim.clock)
+    assert (row["keys"], row["rows"], row["calls"]) == (0, 0, 0)
+    assert _query(tmp_path / "desk.duckdb", "SELECT keys, status FROM tencent_desk.runs") == [
+        (0, "complete")]
+
+
+def test_a_database_held_by_another_process_gives_one_clear_line(tmp_path, simulator):
+    sim = simulator()
+    seed = _write_csv(tmp_path / "seed.csv", _seed_rows(sim, 3, 0, 0))
+    db = tmp_path / "desk.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+         "print('ready', flush=True); sys.stdin.read()", str(db)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(JobError) as info:
+            run(_options(tmp_path, sim, seed), clock=sim.clock)
+        assert info.value.exit_code == 3
+        assert f"in use by process {holder.pid}" in str(info.value)
+        assert "\n" not in str(info.value)
+    finally:
+        holder.communicate("")
+
+
+def test_cli_run_prints_a_summary_and_exit_codes(tmp_path, simulator, monkeypatch, capsys):
+    sim = simulator()
+    seed = _write_csv(tmp_path / "seed.csv", _seed_rows(sim, 5, 2, 1))
+    for name, value in (("SDKAPPID", SDKAPPID), ("IDENTIFIER", ADMIN),
+                        ("SECRET_KEY", SECRET_KEY)):
+        monkeypatch.setenv(f"SOURCES__TENCENT_DESK__{name}", str(value))
+    args = ["run", "--seed", str(seed), "--database", str(tmp_path / "d.duckdb"), "--api-url",
+            sim.url, "--pipelines-dir", str(tmp_path / "dlt"), "--no-progress"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "rows from" in out and "calls/s" in out and "session_states" in out
+
+    assert cli.main([*args[:2], str(tmp_path / "missing.csv"), *args[3:]]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not exist" in err
+
+    monkeypatch.setenv("SOURCES__TENCENT_DESK__SECRET_KEY", "wrong-key-0123456789")
+    assert cli.main(args) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "secret_key" in err and "wrong-key" not in err
+
+    monkeypatch.delenv("SOURCES__TENCENT_DESK__SDKAPPID")
+    assert cli.main(args) == 2
+    assert "SOURCES__TENCENT_DESK__SDKAPPID" in capsys.readouterr().err
