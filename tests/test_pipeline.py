@@ -209,3 +209,19 @@ def test_cli_run_prints_a_summary_and_exit_codes(tmp_path, simulator, monkeypatc
     monkeypatch.delenv("SOURCES__TENCENT_DESK__SDKAPPID")
     assert cli.main(args) == 2
     assert "SOURCES__TENCENT_DESK__SDKAPPID" in capsys.readouterr().err
+
+
+def test_a_run_that_stopped_before_loading_is_recorded_by_the_next(tmp_path, simulator):
+    sim = simulator()
+    seed = _write_csv(tmp_path / "seed.csv", _seed_rows(sim, 5, 0, 0))
+    bad = _options(tmp_path, sim, seed)
+    bad.overrides["secret_key"] = "not-the-right-key-42"
+    with pytest.raises(JobError) as info:
+        run(bad, clock=sim.clock)
+    assert info.value.exit_code == 4
+    good = run(_options(tmp_path, sim, seed), clock=sim.clock)
+    got = _query(tmp_path / "desk.duckdb", "SELECT run_id, status, error FROM "
+                                           "tencent_desk.runs ORDER BY status")
+    assert [(r[1]) for r in got] == ["complete", "failed"]
+    assert got[0][0] == good["run_id"] and "secret_key" in got[1][2]
+    assert "not-the-right-key" not in got[1][2]

@@ -18,7 +18,6 @@ Sessions seen ending (141005) in an earlier run are not asked again unless
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,7 +31,7 @@ from dlt.sources import DltResource
 from . import settings
 from .client import ClientConfig, ConfigError, DeskClient, base_urls
 from .clock import Clock, SystemClock, utc
-from .helpers import ended_sessions, run_row
+from .helpers import ended_sessions, new_run_id, run_row
 from .poller import Poller
 from .rows import to_table
 from .seeds import PreparedSeed, SeedSpec
@@ -62,6 +61,8 @@ def tencent_desk(
     clock: Any = None,
     on_batch: Any = None,
     on_run: Any = None,
+    run_id: str | None = None,
+    interrupted: Any = None,
 ) -> DltResource:
     """The ``session_states`` resource (it also fills ``seed_rejects`` and ``runs``).
 
@@ -81,6 +82,8 @@ def tencent_desk(
             simulator's virtual clock).
         on_batch: called with each batch's row count and the run's key count (progress).
         on_run: called with the ``runs`` row once every key is answered.
+        run_id: this run's id (default: made from the clock).
+        interrupted: ``runs`` rows of earlier runs that died before loading, to record.
     """
     config = ClientConfig(
         sdkappid=_int(sdkappid, "sdkappid"), identifier=str(identifier),
@@ -95,14 +98,15 @@ def tencent_desk(
     spec.format  # noqa: B018  (fails early on an unknown seed format)
     return dlt.resource(
         _poll(spec, config, sigs, repoll_ended, batch_size, clock or SystemClock(), on_batch,
-              on_run, region or ("custom" if api_url else settings.DEFAULT_REGION)),
+              on_run, region or ("custom" if api_url else settings.DEFAULT_REGION),
+              run_id or new_run_id(clock or SystemClock()), list(interrupted or ())),
         name="session_states", write_disposition="append")
 
 
 def _poll(spec: SeedSpec, config: ClientConfig, sigs: UserSigProvider, repoll_ended: bool,
           batch_size: int, clock: Clock, on_batch: Callable[[int, int], None] | None,
-          on_run: Callable[[dict[str, Any]], None] | None, region: str) -> Iterator[Any]:
-    run_id = f"{utc(clock):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+          on_run: Callable[[dict[str, Any]], None] | None, region: str, run_id: str,
+          interrupted: list[dict[str, Any]]) -> Iterator[Any]:
     started_at = utc(clock)
     ended = None if repoll_ended else ended_sessions(dlt.current.pipeline())
     with PreparedSeed(spec, ended=ended) as seed:
@@ -127,7 +131,7 @@ def _poll(spec: SeedSpec, config: ClientConfig, sigs: UserSigProvider, repoll_en
     if on_run is not None:
         on_run(row)
     yield dlt.mark.with_hints(
-        [row], dlt.mark.make_hints(table_name="runs", write_disposition="merge",
+        [*interrupted, row], dlt.mark.make_hints(table_name="runs", write_disposition="merge",
                                    primary_key="run_id"), create_table_variant=True)
 
 

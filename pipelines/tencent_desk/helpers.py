@@ -3,6 +3,7 @@ and the ``runs`` row."""
 
 from __future__ import annotations
 
+import uuid
 import warnings
 from collections import Counter
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from dlt.common.destination.exceptions import DestinationUndefinedEntity
 
 from . import states
 from .client import ClientConfig, Stats
+from .clock import Clock, utc
 from .rows import SESSION_STATES
 from .seeds import SeedCounts
 
@@ -63,6 +65,11 @@ def create_views(pipeline: Any) -> None:
                 columns=", ".join(SESSION_STATES.names)))
         except DestinationUndefinedEntity:  # no key was ever polled: no table yet
             return
+
+
+def new_run_id(clock: Clock) -> str:
+    """Sortable by time, unique across hosts."""
+    return f"{utc(clock):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
 def run_row(*, run_id: str, started_at: datetime, finished_at: datetime, seed: str,

@@ -6,13 +6,13 @@ from __future__ import annotations
 import fcntl
 import functools
 import hashlib
+import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import redact, settings, states, tencent_desk
 from .client import ConfigError, FatalError, first_error
-from .helpers import create_views
+from .clock import SystemClock, utc
+from .helpers import create_views, new_run_id
 from .seeds import SeedError
 
 log = logging.getLogger("desk_sessions")
@@ -63,28 +64,63 @@ def pipeline_for(database: Path, dataset: str, pipelines_dir: str | None = None
         pipelines_dir=pipelines_dir)
 
 
-@contextmanager
-def job_lock(database: Path) -> Iterator[None]:
-    """One job per database at a time (DuckDB allows one writer anyway, but only while
-    loading: this makes a second job fail before it polls anything)."""
-    lock_path = database.with_name(database.name + ".lock")
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise JobError(f"cannot write next to the database {database}: {exc.strerror}; "
-                       "choose a folder you can write to") from None
-    try:
+class Journal:
+    """A small file next to the database, held locked for the whole run: one job per
+    database at a time (DuckDB allows one writer, but only while loading: this makes a
+    second job fail before it polls anything), and a record of the run in progress.
+
+    A run that dies while fetching left nothing to load: the next run records it in
+    ``runs`` as ``interrupted``. One that dies while loading left a complete package,
+    which dlt loads at the start of the next run.
+    """
+
+    def __init__(self, database: Path) -> None:
+        self.path = database.with_name(database.name + ".lock")
+        self._fd = -1
+
+    def __enter__(self) -> Journal:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise JobError(f"cannot write next to the database ({self.path}): "
+                           f"{exc.strerror}; choose a folder you can write to",
+                           exit_code=3) from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise JobError(f"another desk-sessions run (pid {other}) is writing {database}: "
-                           "wait for it to finish", exit_code=3) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
-    finally:
-        os.close(fd)
+            other = self.read().get("pid", "?")
+            os.close(self._fd)
+            raise JobError(f"another desk-sessions run (pid {other}) is writing "
+                           f"{self.path.with_suffix('')}: wait for it to finish",
+                           exit_code=3) from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self._fd)
+
+    def read(self) -> dict[str, Any]:
+        try:
+            data = json.loads(os.pread(self._fd, 4096, 0) or b"{}")
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def write(self, **entry: Any) -> None:
+        data = json.dumps({**entry, "pid": os.getpid()}, default=str).encode()
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, data, 0)
+        os.fsync(self._fd)
+
+    def interrupted(self) -> list[dict[str, Any]]:
+        """The ``runs`` row of a previous run that stopped before it had anything to load:
+        ``failed`` (with its error) or ``interrupted`` (killed)."""
+        last = self.read()
+        if last.get("phase") not in ("fetching", "failed") or not last.get("run_id"):
+            return []
+        return [{"run_id": last["run_id"],
+                 "status": "interrupted" if last["phase"] == "fetching" else "failed",
+                 "error": last.get("error"),
+                 "started_at": datetime.fromisoformat(last["started_at"])}]
 
 
 def check_database(database: Path) -> None:
@@ -147,19 +183,34 @@ def run(options: RunOptions, *, clock: Any = None) -> dict[str, Any]:
     """Run the pipeline once; returns the ``runs`` row. Raises :class:`JobError`."""
     redact.install()
     database = options.database.expanduser().absolute()
-    with job_lock(database):
+    with Journal(database) as journal:
         check_database(database)
         pipeline = pipeline_for(database, options.dataset, options.pipelines_dir)
         progress = Progress(options.progress)
         runs: list[dict[str, Any]] = []
+        clock = clock or SystemClock()
+        run_id = new_run_id(clock)
+
+        def fetched(row: dict[str, Any]) -> None:
+            runs.append(row)
+            journal.write(run_id=run_id, phase="loading")
+
         try:
+            interrupted = journal.interrupted()
+            journal.write(run_id=run_id, phase="fetching", started_at=utc(clock).isoformat())
             source = tencent_desk(seed=options.seed, seed_table=options.seed_table,
                                   repoll_ended=options.repoll_ended, clock=clock,
-                                  on_batch=progress, on_run=runs.append, **options.overrides)
+                                  on_batch=progress, on_run=fetched, run_id=run_id,
+                                  interrupted=interrupted, **options.overrides)
             pipeline.run(source)
             create_views(pipeline)
+            journal.write(run_id=run_id, phase="done")
         except BaseException as exc:
-            raise JobError(*explain(exc, database)) from None
+            message, code = explain(exc, database)
+            last = journal.read()
+            if last.get("phase") == "fetching":  # nothing to load: the next run records it
+                journal.write(**{**last, "phase": "failed", "error": message})
+            raise JobError(message, code) from None
         finally:
             progress.close()
     return runs[-1]
