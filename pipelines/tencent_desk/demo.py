@@ -70,6 +70,9 @@ def run_demo(args: argparse.Namespace) -> int:
                                      progress=False), clock=clock)
                 polls += 1
                 rows += row.get("rows", 0)
+                log.info("%s  %3d keys: %d chatbot, %d queuing, %d offered, %d with an agent",
+                         time.strftime("%H:%M", time.gmtime(t)), row["keys"], row["n_chatbot"],
+                         row["n_queuing"], row["n_waiting_for_agent"], row["n_agent"])
                 t += rng.uniform(5, 15) * 60
         _write_truth(database, population)
     finally:

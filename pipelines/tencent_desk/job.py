@@ -168,7 +168,7 @@ class Progress:
             self._bar.update(rows)
             return
         now = time.monotonic()
-        if now - self._last >= self._every or self._done >= total:
+        if now - self._last >= self._every:
             self._last = now
             rate = self._done / max(now - self._t0, 1e-9)
             log.info("polled %d/%d keys (%.0f%%), %.0f keys/s", self._done, total,
