@@ -31,5 +31,8 @@ test-all: install lint
 bench: install
 	$(PY) benchmarks/run.py
 
+notebooks: install  # refresh each .ipynb from its reviewed py:percent script
+	$(VENV)/bin/jupytext --sync notebooks/*.py
+
 clean:
 	rm -rf $(VENV) .venv-uv .pytest_cache demo.duckdb

@@ -55,8 +55,10 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--database", type=Path, default=Path("demo.duckdb"),
                    help="the DuckDB file to create (default %(default)s)")
     p.add_argument("--seed", type=int, default=7, help="random seed of the simulated day")
-    p.add_argument("--sessions", type=int, default=1500,
+    p.add_argument("--sessions", type=int, default=2400,
                    help="sessions in the simulated day (default %(default)s)")
+    p.add_argument("--agents", type=int, default=6,
+                   help="agents, 3 chats each (default %(default)s: queues at the peaks)")
     p.add_argument("--start-hour", type=float, default=9.0,
                    help="first poll, simulated hour of the day (default %(default)s)")
     p.add_argument("--end-hour", type=float, default=18.0,

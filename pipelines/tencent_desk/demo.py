@@ -39,7 +39,8 @@ def run_demo(args: argparse.Namespace) -> int:
     database: Path = args.database.expanduser().absolute()
     for stale in (database, database.with_name(database.name + ".wal")):
         stale.unlink(missing_ok=True)
-    population = Population(PopulationConfig(seed=args.seed, sessions_per_day=args.sessions))
+    population = Population(PopulationConfig(seed=args.seed, sessions_per_day=args.sessions,
+                                             agents=args.agents))
     day = population.config.day_start
     start, end = day + args.start_hour * 3600, day + args.end_hour * 3600
     clock = VirtualClock(start)

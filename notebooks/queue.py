@@ -1,0 +1,311 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The queue, seen through snapshots
+#
+# The pipeline asks Tencent Cloud Desk's `get_session_state` for the state of every session
+# key, once per run. Each **complete** run is a snapshot of the desk: who is with the chatbot,
+# queuing, waiting for an agent to accept, or chatting with an agent. Failed runs are ignored.
+#
+# Snapshots show states, not events. This notebook turns them into queue length, time in
+# queue (speed of answer) and abandonment, each with the uncertainty the poll interval leaves:
+# a wait first seen at one poll and last seen at another lasted at least the time between them
+# and at most the time between the polls just outside them.
+#
+# Set `DESK_DUCKDB` to the database (default: `demo.duckdb` at the repository root, made by
+# `make demo`) and `DESK_DATASET` to its dataset (default `tencent_desk`).
+
+# %%
+# %matplotlib inline
+import os
+import sys
+from pathlib import Path
+
+
+def repo_root() -> Path:
+    """The checkout this notebook is in, found from the notebook's folder or the working one."""
+    starts = [Path(p).resolve() for p in (globals().get("__file__"), Path.cwd()) if p]
+    for start in starts:
+        for folder in (start, *start.parents):
+            if (folder / "pipelines" / "tencent_desk").is_dir():
+                return folder
+    raise RuntimeError("run this notebook from inside the repository")
+
+
+ROOT = repo_root()
+# notebooks/queue.py is named like the standard library's queue module: keep its folder off the
+# import path, and import the project from the checkout even when it is not installed.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "notebooks"]
+sys.path.insert(0, str(ROOT))
+
+import duckdb
+import matplotlib
+
+if "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")  # a plain `python notebooks/queue.py`: draw off-screen
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+from pipelines.tencent_desk import metrics
+
+
+def database() -> Path:
+    """DESK_DUCKDB (relative to the working folder or the repository), else demo.duckdb."""
+    given = os.environ.get("DESK_DUCKDB")
+    if not given:
+        path = ROOT / "demo.duckdb"
+    else:
+        path = next(
+            (p for p in (Path(given).expanduser(), ROOT / given) if p.exists()), Path(given)
+        )
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `make demo` or set DESK_DUCKDB")
+    return path
+
+
+DB = database()
+DATASET = os.environ.get("DESK_DATASET", "tencent_desk")
+con = duckdb.connect(str(DB), read_only=True)
+HAS_TRUTH = metrics.has_truth(con)
+plt.rcParams.update({"figure.figsize": (11, 3.8), "axes.grid": True, "grid.alpha": 0.3})
+print(f"{DB} / {DATASET}; simulator truth: {'yes' if HAS_TRUTH else 'no'}")
+
+# %% [markdown]
+# ## The snapshots
+#
+# Every number below is only as fine as the gap between complete runs.
+
+# %%
+runs = con.execute(
+    f'SELECT status, count(*) AS runs FROM "{DATASET}".runs GROUP BY status ORDER BY status'
+).df()
+snapshots = metrics.complete_runs(con, DATASET)
+POLL_S = metrics.poll_interval_s(con, DATASET)
+seen = metrics.state_islands(con, DATASET).groupby("session_id").state.agg(set)
+only_ended = int(seen.map(lambda states: states <= {"ended", "not_in_session"}).sum())
+print(runs.to_string(index=False))
+print(
+    f"{len(snapshots)} snapshots from {snapshots.snapshot_at.min():%Y-%m-%d %H:%M} "
+    f"to {snapshots.snapshot_at.max():%Y-%m-%d %H:%M} UTC, median gap {POLL_S:.0f} s, "
+    f"longest gap {snapshots.gap_s.max():.0f} s"
+)
+print(f"{len(seen)} sessions; {only_ended} of them were only ever seen ended: "
+      "their whole life fell between two polls")
+
+# %% [markdown]
+# ## Queue length at each poll
+#
+# `queuing`: waiting for the desk to offer the chat; `waiting_for_agent`: offered to an agent
+# who has not accepted yet. A poll with nobody waiting counts as zero; a failed run is not a
+# poll, and the line breaks where polls are missing for longer than two usual gaps.
+
+# %%
+per_poll = metrics.queue_per_poll(con, DATASET)
+shown = per_poll.set_index("snapshot_at")[["queuing", "waiting_for_agent"]].astype(float)
+breaks = snapshots.loc[snapshots.gap_s > 2 * POLL_S, "snapshot_at"] + pd.Timedelta(POLL_S, "s")
+shown = pd.concat([shown, pd.DataFrame(index=breaks, columns=shown.columns, dtype=float)])
+shown = shown.sort_index()
+
+fig, ax = plt.subplots()
+ax.stackplot(shown.index, shown.queuing, shown.waiting_for_agent,
+             labels=["queuing", "waiting for agent"], step="post", alpha=0.7)
+failed = con.execute(
+    f"SELECT started_at FROM \"{DATASET}\".runs WHERE status <> 'complete'"
+).df().started_at
+for t in failed:
+    ax.axvline(t, color="red", lw=0.8, ls=":")
+if HAS_TRUTH:
+    true_queue = metrics.truth_queue_at(con, per_poll.snapshot_at)
+    ax.plot(true_queue.snapshot_at, true_queue.waiting, "k.", ms=4, label="truth (waiting)")
+ax.set_title("Sessions waiting at each complete run (red dotted: failed runs)")
+ax.set_ylabel("sessions")
+ax.xaxis.set_major_formatter(ConciseDateFormatter(AutoDateLocator()))
+ax.legend(loc="upper left")
+fig.tight_layout()
+
+# %% [markdown]
+# ## Per 15 minutes: average, peak, longest wait
+#
+# The average is time-weighted: each snapshot stands for the time until the next complete
+# run (at most two usual gaps). The peak is the highest count *at a poll*: the queue may have
+# been longer between polls. An interval without a complete run is a gap, not a zero.
+
+# %%
+per_15 = metrics.queue_per_interval(con, DATASET, "15min")
+width = pd.Timedelta(minutes=13)
+fig, (ax1, ax2) = plt.subplots(2, 1, sharex=True, figsize=(11, 6))
+ax1.bar(per_15.interval_start, per_15.avg_waiting, width=width, align="edge",
+        label="time-weighted average")
+ax1.plot(per_15.interval_start + width / 2, per_15.peak_waiting, "v", color="C3",
+         label="peak at a poll")
+for start in per_15.loc[per_15.n_polls == 0, "interval_start"]:
+    ax1.axvspan(start, start + pd.Timedelta(minutes=15), color="grey", alpha=0.3)
+ax1.set_ylabel("sessions waiting")
+ax1.set_title("Queue per 15 minutes (grey: no complete run, a gap)")
+ax1.legend(loc="upper left")
+mid = per_15.interval_start + width / 2
+upper = per_15.longest_wait_upper_s.astype(float)
+ax2.vlines(mid, per_15.longest_wait_lower_s / 60, upper.fillna(upper.max()) / 60, lw=6,
+           alpha=0.6, label="longest wait: between these bounds")
+unbounded = upper.isna() & (per_15.n_polls > 0)
+ax2.plot(mid[unbounded], per_15.longest_wait_lower_s[unbounded] / 60, "^", color="C3",
+         label="no upper bound (waiting since before the first poll)")
+ax2.set_ylabel("minutes")
+ax2.xaxis.set_major_formatter(ConciseDateFormatter(AutoDateLocator()))
+ax2.legend(loc="upper left")
+fig.tight_layout()
+
+# %%
+def minutes(lower: float, upper: float) -> str:
+    """A bounded duration in minutes: "2.0–7.0", or "≥ 2.0" without an upper bound."""
+    if pd.isna(lower):
+        return ""
+    return f"≥ {lower / 60:.1f}" if pd.isna(upper) else f"{lower / 60:.1f}–{upper / 60:.1f}"
+
+
+hourly = metrics.queue_per_interval(con, DATASET, "1h")
+hourly.assign(
+    hour=hourly.interval_start.dt.strftime("%m-%d %H:%M"),
+    longest_wait_min=[minutes(lo, hi) for lo, hi in
+                      zip(hourly.longest_wait_lower_s, hourly.longest_wait_upper_s, strict=True)],
+)[["hour", "n_polls", "avg_queuing", "avg_waiting", "peak_waiting", "longest_wait_min"]].round(2)
+
+# %% [markdown]
+# ## Time in queue and speed of answer
+#
+# Each wait (queuing and waiting for the agent, merged) is an interval of possible lengths.
+# A session seen with an agent that no poll saw waiting still waited, somewhere between 0 and
+# the gap since its previous poll: leaving those out would make answers look slow. Speed of
+# answer uses each session's first answer; waits that began before the first complete run have
+# no upper bound and are left out.
+#
+# The true mean, median and 90th percentile lie between the bounds. Waits that ended unseen
+# without an answer (short abandons) cannot be counted at all.
+
+# %%
+waits = metrics.waits(con, DATASET)
+answered = waits[waits.first_answer & waits.upper_s.notna()]
+stats = metrics.wait_stats(answered)
+unseen = int((answered.n_polls == 0).sum())
+print(f"{len(answered)} answered sessions, {unseen} of them never seen waiting")
+print("all waits by how they ended:", waits.outcome.value_counts().to_dict())
+(stats[["lower_s", "upper_s"]] / 60).round(1).rename(
+    columns={"lower_s": "at least (min)", "upper_s": "at most (min)"}
+)
+
+# %% [markdown]
+# **Service level** (share answered within a target) is a range: surely within when the upper
+# bound meets the target, possibly within when the lower bound does. With polls further apart
+# than the target it is unknowable: a wait between two polls could be on either side.
+
+# %%
+levels = [metrics.service_level(answered, target, POLL_S) for target in (20, 60, 300, 600)]
+pd.DataFrame([
+    {"target (s)": sl.target_s, "at least": sl.lower, "at most": sl.upper,
+     "why unknown": sl.reason or ""}
+    for sl in levels
+])
+
+# %%
+fig, ax = plt.subplots()
+for column, label in (("upper_s", "every wait at its upper bound"),
+                      ("lower_s", "every wait at its lower bound")):
+    values = answered[column].astype(float).sort_values() / 60
+    ax.step(values, (pd.RangeIndex(len(values)) + 1) / len(values), where="post", label=label)
+if HAS_TRUTH:
+    true_waits = metrics.truth_waits(con)
+    lo, hi = snapshots.snapshot_at.min(), snapshots.snapshot_at.max()
+    true_answered = true_waits[true_waits.first_answer & true_waits.answered_at.between(lo, hi)]
+    values = true_answered.wait_s.sort_values() / 60
+    ax.step(values, (pd.RangeIndex(len(values)) + 1) / len(values), where="post", color="k",
+            label="truth")
+ax.axvline(1, color="grey", ls="--", lw=1)
+ax.set_xlabel("wait before the first answer (minutes); dashed: the 60 s target")
+ax.set_ylabel("share answered within")
+ax.set_title("Speed of answer: the true distribution lies between the two bound curves")
+ax.legend(loc="lower right")
+fig.tight_layout()
+
+# %% [markdown]
+# ## Abandonment
+#
+# A session abandons when it ends (state `ended`, or it vanishes from the polls) while last
+# seen queuing, never having been seen with an agent. One last seen *offered* to an agent
+# (`waiting_for_agent`) and then gone is counted apart: most likely its chat was shorter than
+# the poll interval, but it may have left during the offer. `ongoing` sessions were still
+# waiting at the last complete run; `left_queue` ones went back, e.g. to the chatbot.
+#
+# The rate needs care, because what the polls see depends on how long things last:
+# - among sessions *seen waiting* it is too high: a short wait is rarely seen, and short waits
+#   are mostly answered ones;
+# - against *every answered session* (answered sessions are seen with their agent whether or
+#   not their wait was seen) it is too low: an abandon shorter than the interval is never seen.
+#
+# The truth usually lies between the two.
+
+# %%
+abandon = metrics.abandonment(con, DATASET)
+outcomes = abandon.outcome.value_counts()
+n_abandoned = outcomes.get("abandoned", 0)
+rate_seen = n_abandoned / (n_abandoned + outcomes.get("answered", 0))
+rate_all = n_abandoned / (n_abandoned + int(waits.first_answer.sum()))
+print(outcomes.to_string())
+print(f"abandonment rate: {rate_all:.1%} against every answered session, "
+      f"{rate_seen:.1%} among sessions seen waiting")
+print("how they ended:", abandon.ended_by.replace({"absent": "vanished"}).value_counts().to_dict())
+
+# %% [markdown]
+# ## Estimate against the simulator's truth
+#
+# Only for demo databases: the simulator records every state change, so the numbers above can
+# be checked. The truth counts every session, also those no poll saw.
+
+# %%
+if HAS_TRUTH:
+    queue_check = per_poll[["snapshot_at", "waiting"]].merge(
+        true_queue[["snapshot_at", "waiting"]], on="snapshot_at", suffixes=("", "_true")
+    )
+    off = (queue_check.waiting - queue_check.waiting_true).abs()
+    true_stats = metrics.wait_stats(true_answered)
+    true_abandon = metrics.truth_abandonment(con)
+    true_abandon = true_abandon[true_abandon.started_waiting.between(lo, hi)]
+    true_outcomes = true_abandon.outcome.value_counts()
+    true_rate = true_outcomes.get("abandoned", 0) / (
+        true_outcomes.get("answered", 0) + true_outcomes.get("abandoned", 0)
+    )
+    print(f"queue length at polls: off by {off.mean():.2f} sessions on average "
+          f"(failed calls hide a session), at most {off.max():.0f}")
+    check = pd.DataFrame({
+        "estimate: at least": stats.lower_s, "estimate: at most": stats.upper_s,
+        "truth": true_stats.lower_s,
+    }) / 60
+    print(f"sessions answered: {len(answered)} estimated, {len(true_answered)} true")
+    print(f"abandonment: {rate_all:.1%}–{rate_seen:.1%} estimated, {true_rate:.1%} true "
+          f"({true_outcomes.get('abandoned', 0)} true abandons, {n_abandoned} seen)")
+    print(check.round(2).to_string())
+else:
+    print("no simulator truth in this database: nothing to check against")
+
+# %% [markdown]
+# ## What to keep in mind
+#
+# - Every duration is known only to within about one poll interval at each end; shorten the
+#   interval to tighten the bounds, and never read a service level for a target shorter than it.
+# - Sessions shorter than the interval are mostly unseen: abandonment and arrivals are
+#   undercounted, and the share of "unseen" answered waits grows as the interval grows.
+# - Peaks are peaks at polls; the true peak between polls can be higher.
+# - Intervals without a complete run are gaps, not zeros.

@@ -1,0 +1,267 @@
+"""Erlang C and Erlang A: how many agents a queue needs for a service level.
+
+Erlang C (M/M/N): Poisson arrivals, exponential handling times with mean ``aht_s``, ``agents``
+servers, and customers who wait as long as it takes. It has no steady state when agents <=
+load: every arrival waits and the queue grows without end.
+
+Erlang A (M/M/N+M): the same, but a waiting customer abandons after an exponential patience
+with mean ``patience_s``. The queue then stays finite for any number of agents, so it fits
+chat queues where people give up; as patience grows it tends to Erlang C. Its service level is
+the share of *all* arrivals answered within the target: an abandonment counts as a miss.
+
+``load`` is the offered traffic in Erlangs: arrival rate x mean handling time, e.g. 100
+contacts in 30 minutes with a 3-minute AHT is 10 Erlangs. Times are in seconds.
+
+Numerics: Erlang B by its recurrence B(n) = A B(n-1) / (n + A B(n-1)), which never overflows;
+Erlang A in log space, with the time to answer from the regularized incomplete beta function
+(summed as positive negative-binomial terms), so large agent counts stay exact.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+
+def _check(agents: int, load: float) -> None:
+    if agents < 0 or load < 0:
+        raise ValueError(f"agents and load must be >= 0, got {agents} and {load}")
+
+
+def offered_load(arrivals: float, aht_s: float, interval_s: float = 3600.0) -> float:
+    """Erlangs offered by ``arrivals`` per ``interval_s`` with mean handling time ``aht_s``."""
+    return arrivals * aht_s / interval_s
+
+
+def erlang_b(agents: int, load: float) -> float:
+    """Probability that all ``agents`` are busy in a loss system (M/M/N/N)."""
+    _check(agents, load)
+    b = 1.0
+    for n in range(1, agents + 1):
+        b = load * b / (n + load * b)
+    return b
+
+
+def erlang_c(agents: int, load: float) -> float:
+    """Probability that an arrival waits (M/M/N); 1 when agents <= load."""
+    _check(agents, load)
+    if load == 0:
+        return 0.0
+    if agents <= load:
+        return 1.0
+    b = erlang_b(agents, load)
+    return agents * b / (agents - load * (1 - b))
+
+
+def service_level(agents: int, load: float, aht_s: float, target_s: float) -> float:
+    """Share of arrivals answered within ``target_s``: 1 - C e^(-(N - A) t / AHT)."""
+    if load == 0:
+        return 1.0
+    if agents <= load:
+        return 0.0
+    return 1.0 - erlang_c(agents, load) * math.exp(-(agents - load) * target_s / aht_s)
+
+
+def average_speed_of_answer(agents: int, load: float, aht_s: float) -> float:
+    """Mean wait over all arrivals, zero waits included: C AHT / (N - A); inf when N <= A."""
+    if load == 0:
+        return 0.0
+    if agents <= load:
+        return math.inf
+    return erlang_c(agents, load) * aht_s / (agents - load)
+
+
+def occupancy(agents: int, load: float) -> float:
+    """Share of agent time spent handling: load / agents, at most 1."""
+    if load == 0:
+        return 0.0
+    return min(1.0, load / agents) if agents else 1.0
+
+
+@dataclass(frozen=True)
+class ErlangA:
+    """Steady state of M/M/N+M for one staffing level."""
+
+    p_wait: float  # an arrival finds every agent busy
+    p_abandon: float  # an arrival gives up before being answered
+    service_level: float  # an arrival is answered within the target
+    asa_s: float  # mean wait of the answered
+    mean_queue: float  # customers waiting, time average
+
+
+def _logsumexp(values: list[float]) -> float:
+    top = max(values)
+    if top == -math.inf:
+        return top
+    return top + math.log(sum(math.exp(v - top) for v in values))
+
+
+def erlang_a(
+    agents: int, load: float, aht_s: float, patience_s: float, target_s: float
+) -> ErlangA:
+    """Erlang A for ``agents`` agents: waiting, abandonment, service level and ASA.
+
+    States n = 0, 1, ... customers in the system form a birth-death chain (arrivals lambda,
+    departures min(n, N) mu + max(n - N, 0) theta). An arrival finding j customers queued
+    ahead is answered with probability N mu / (N mu + (j + 1) theta), after a wait that is a
+    sum of exponentials with rates N mu + i theta, i = 1..j+1.
+    """
+    _check(agents, load)
+    if patience_s <= 0 or aht_s <= 0:
+        raise ValueError("aht_s and patience_s must be > 0")
+    if load == 0:
+        return ErlangA(0.0, 0.0, 1.0, 0.0, 0.0)
+    mu, theta = 1.0 / aht_s, 1.0 / patience_s
+    lam, served_rate = load * mu, agents * mu
+
+    # log of sum_{n<=N} pi_n / pi_N = log(1 / B(N, A)), by 1/B(n) = 1 + (n/A) / B(n-1).
+    log_low = 0.0
+    for n in range(1, agents + 1):
+        x = log_low + math.log(n / load)
+        log_low = x + math.log1p(math.exp(-x)) if x > 0 else math.log1p(math.exp(x))
+    # log pi_{N+j} / pi_N for j = 0, 1, ...: once past the peak, stop when negligible.
+    log_q, top = [0.0], 0.0
+    peak = (lam - served_rate) / theta
+    while True:
+        j = len(log_q)
+        log_q.append(log_q[-1] + math.log(lam / (served_rate + j * theta)))
+        top = max(top, log_q[-1])
+        if j > peak and log_q[-1] < top - 60:
+            break
+        if j > 1_000_000:
+            raise ValueError("patience too long for a load above the agents: no steady state")
+    log_z = _logsumexp([log_low, _logsumexp(log_q[1:]) if len(log_q) > 1 else -math.inf])
+    queued = [math.exp(v - log_z) for v in log_q]  # pi_{N+j}, j = 0, 1, ...
+    p_wait = sum(queued)
+    mean_queue = sum(j * p for j, p in enumerate(queued))
+    p_abandon = theta * mean_queue / lam
+
+    # P(sum of Exp(N mu + i theta), i = 1..m, <= t) = I_p(m, b), p = 1 - e^(-theta t),
+    # b = N mu / theta + 1: one minus the first m negative-binomial terms below.
+    b = served_rate / theta + 1.0
+    log_p = math.log(-math.expm1(-theta * target_s)) if target_s > 0 else -math.inf
+    tail = 0.0  # sum of the first m negative-binomial terms
+    answered_in_time = served_wait = 0.0
+    mean_stage_sum = 0.0  # E[wait | answered, j ahead] = sum of 1 / (N mu + i theta)
+    for j, p in enumerate(queued):
+        m = j + 1
+        if log_p > -math.inf:
+            tail += math.exp(
+                -b * theta * target_s + j * log_p
+                + math.lgamma(b + j) - math.lgamma(b) - math.lgamma(m)
+            )
+        else:
+            tail = 1.0
+        p_answer = served_rate / (served_rate + m * theta)
+        answered_in_time += p * p_answer * max(0.0, 1.0 - tail)
+        mean_stage_sum += 1.0 / (served_rate + m * theta)
+        served_wait += p * p_answer * mean_stage_sum
+    p_answered = 1.0 - p_abandon
+    return ErlangA(
+        p_wait=p_wait,
+        p_abandon=p_abandon,
+        service_level=(1.0 - p_wait) + answered_in_time,
+        asa_s=served_wait / p_answered if p_answered > 0 else math.inf,
+        mean_queue=mean_queue,
+    )
+
+
+def _smallest(meets: Callable[[int], bool], lo: int) -> int:
+    """The smallest n >= lo with meets(n), for a monotone ``meets``: doubling, then bisection."""
+    hi = max(lo, 1)
+    while not meets(hi):
+        lo, hi = hi + 1, hi * 2
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if meets(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
+
+
+def with_shrinkage(agents: int, shrinkage: float) -> int:
+    """Agents to schedule so that ``agents`` are on the queue after ``shrinkage`` (0..1)."""
+    if not 0 <= shrinkage < 1:
+        raise ValueError(f"shrinkage must be in [0, 1), got {shrinkage}")
+    # Rounded first: 14 / 0.7 is 20.000000000000004 in floating point, not 21 agents.
+    return math.ceil(round(agents / (1 - shrinkage), 9))
+
+
+def agents_needed(
+    load: float,
+    aht_s: float,
+    target_s: float,
+    target_sl: float = 0.8,
+    *,
+    shrinkage: float = 0.0,
+    patience_s: float | None = None,
+) -> int:
+    """Fewest agents meeting ``target_sl`` within ``target_s``, then grossed up for shrinkage.
+
+    Erlang C by default; Erlang A when ``patience_s`` is given.
+    """
+    if not 0 < target_sl < 1:
+        raise ValueError(f"target_sl must be in (0, 1), got {target_sl}")
+    if load == 0:
+        return 0
+    if patience_s is None:
+        on_queue = _smallest(
+            lambda n: service_level(n, load, aht_s, target_s) >= target_sl, math.floor(load) + 1
+        )
+    else:
+        on_queue = _smallest(
+            lambda n: erlang_a(n, load, aht_s, patience_s, target_s).service_level >= target_sl,
+            1,
+        )
+    return with_shrinkage(on_queue, shrinkage)
+
+
+def staffing_table(
+    demand: pd.DataFrame,
+    target_s: float = 20.0,
+    target_sl: float = 0.8,
+    *,
+    shrinkage: float = 0.0,
+    chats_per_agent: float = 1.0,
+    patience_s: float | None = None,
+) -> pd.DataFrame:
+    """Agents needed per interval, from ``demand`` (interval_start, interval_s, arrivals, aht_s).
+
+    ``metrics.demand_per_interval`` makes such a frame. The model sees chat slots as servers:
+    ``slots`` is what Erlang C (A with ``patience_s``) asks for, ``agents`` those slots spread
+    over agents taking ``chats_per_agent`` chats at once, ``scheduled`` that grossed up for
+    shrinkage. Concurrent chats slow each other down, so with ``chats_per_agent`` > 1 this is
+    optimistic unless aht_s was measured at that concurrency (it is, from snapshots).
+    Rows without arrivals or aht_s (gaps, no measured chat) get NaN.
+    """
+    rows = []
+    for arrivals, aht_s, interval_s in demand[["arrivals", "aht_s", "interval_s"]].itertuples(
+        index=False
+    ):
+        if pd.isna(arrivals) or (arrivals > 0 and pd.isna(aht_s)):
+            rows.append({})
+            continue
+        load = offered_load(arrivals, aht_s, interval_s) if arrivals else 0.0
+        slots = agents_needed(load, aht_s, target_s, target_sl, patience_s=patience_s)
+        agents = math.ceil(round(slots / chats_per_agent, 9))
+        if patience_s is None:
+            p_wait, sl = erlang_c(slots, load), service_level(slots, load, aht_s, target_s)
+            asa = average_speed_of_answer(slots, load, aht_s)
+        else:
+            result = erlang_a(slots, load, aht_s, patience_s, target_s)
+            p_wait, sl, asa = result.p_wait, result.service_level, result.asa_s
+        rows.append({
+            "offered_load": load, "slots": slots, "agents": agents,
+            "scheduled": with_shrinkage(agents, shrinkage),
+            "p_wait": p_wait, "service_level": sl, "asa_s": asa,
+            "occupancy": occupancy(slots, load),
+        })
+    columns = ["offered_load", "slots", "agents", "scheduled", "p_wait", "service_level",
+               "asa_s", "occupancy"]
+    added = pd.DataFrame(rows, columns=columns, index=demand.index)
+    keep = [c for c in ("interval_start", "interval_s", "arrivals", "aht_s") if c in demand]
+    return pd.concat([demand[keep], added], axis=1)
