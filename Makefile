@@ -20,7 +20,7 @@ demo: install
 	$(VENV)/bin/desk-sessions demo
 
 lint: install
-	$(VENV)/bin/ruff check pipelines tests benchmarks
+	$(VENV)/bin/ruff check .
 
 test: install lint
 	$(PY) -m pytest -q
