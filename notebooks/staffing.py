@@ -33,58 +33,22 @@
 # %matplotlib inline
 import os
 import sys
-from pathlib import Path
 
+# `python notebooks/queue.py` puts this folder first on the import path, where queue.py
+# would stand in for the standard library's queue module: drop it (the package is installed).
+sys.path[:] = [p for p in sys.path if p and not p.rstrip("/").endswith("notebooks")]
 
-def repo_root() -> Path:
-    """The checkout this notebook is in, found from the notebook's folder or the working one."""
-    starts = [Path(p).resolve() for p in (globals().get("__file__"), Path.cwd()) if p]
-    for start in starts:
-        for folder in (start, *start.parents):
-            if (folder / "pipelines" / "tencent_desk").is_dir():
-                return folder
-    raise RuntimeError("run this notebook from inside the repository")
-
-
-ROOT = repo_root()
-# notebooks/ holds a queue.py named like the standard library's module: keep the folder off the
-# import path, and import the project from the checkout even when it is not installed.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "notebooks"]
-sys.path.insert(0, str(ROOT))
-
-import duckdb
-import matplotlib
-
-if "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")  # a plain `python notebooks/staffing.py`: draw off-screen
 import matplotlib.pyplot as plt
 import pandas as pd
 
 from pipelines.tencent_desk import erlang, metrics
+from pipelines.tencent_desk.notebook import open_desk
 
-
-def database() -> Path:
-    """DESK_DUCKDB (relative to the working folder or the repository), else demo.duckdb."""
-    given = os.environ.get("DESK_DUCKDB")
-    if not given:
-        path = ROOT / "demo.duckdb"
-    else:
-        path = next(
-            (p for p in (Path(given).expanduser(), ROOT / given) if p.exists()), Path(given)
-        )
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: run `make demo` or set DESK_DUCKDB")
-    return path
-
-
-DB = database()
-DATASET = os.environ.get("DESK_DATASET", "tencent_desk")
+desk = open_desk()
+con, DB, DATASET = desk.con, desk.path, desk.dataset
+HAS_TRUTH, POLL_S = desk.has_truth, desk.poll_s
 CHATS_PER_AGENT = float(os.environ.get("DESK_CHATS_PER_AGENT", "3"))
 TARGET_S, TARGET_SL, SHRINKAGE = 60.0, 0.8, 0.3
-con = duckdb.connect(str(DB), read_only=True)
-HAS_TRUTH = metrics.has_truth(con)
-POLL_S = metrics.poll_interval_s(con, DATASET)
-plt.rcParams.update({"figure.figsize": (11, 3.8), "axes.grid": True, "grid.alpha": 0.3})
 print(f"{DB} / {DATASET}; polls every {POLL_S:.0f} s; target {TARGET_SL:.0%} within "
       f"{TARGET_S:.0f} s; shrinkage {SHRINKAGE:.0%}; {CHATS_PER_AGENT:g} chats per agent")
 
