@@ -15,16 +15,14 @@ import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote, urlsplit
-
-import aiohttp
-import httpx
-from httpx_aiohttp import AiohttpTransport
 
 from . import codes, redact, settings
 from .clock import Clock, SystemClock
 from .codes import Action
 from .ratelimit import AdaptiveRateLimiter
+from .transport import Sender, SendError, make_sender
 from .usersig import UserSigProvider
 
 log = logging.getLogger(__name__)
@@ -98,7 +96,7 @@ class ClientConfig:
     max_throttled_attempts: int = settings.DEFAULT_MAX_THROTTLED_ATTEMPTS
     backoff_base: float = 0.5
     backoff_max: float = 20.0
-    transport: str = "aiohttp"
+    transport: str = "aiohttp"  # or "httpx-aiohttp", "httpx": see transport.py
 
 
 def is_loopback(host: str) -> bool:
@@ -175,8 +173,8 @@ class DeskClient:
         self.limiter = AdaptiveRateLimiter(config.max_qps, clock=self._pace)
         self._in_flight = asyncio.Semaphore(config.max_concurrency)
         self._url_index = 0
-        self._prefix: tuple[str, str, Callable[[int], httpx.URL]] | None = None
-        self._http: httpx.AsyncClient | None = None
+        self._prefix: tuple[str, str, Callable[[int], Any]] | None = None
+        self._http: Sender | None = None
         self.stats = Stats()
         self.send_times: list[float] | None = None  # filled when a caller wants to audit pacing
 
@@ -189,17 +187,9 @@ class DeskClient:
         return self.config.base_urls[self._url_index]
 
     async def __aenter__(self) -> DeskClient:
-        cfg = self.config
-        limits = httpx.Limits(max_connections=cfg.max_concurrency,
-                              max_keepalive_connections=cfg.max_concurrency)
-        timeout = httpx.Timeout(cfg.timeout, connect=min(cfg.timeout, 5.0))
-        transport: httpx.AsyncBaseTransport | None = None
-        if cfg.transport == "aiohttp":
-            # httpx's own pool scans every connection per request: with 50+ connections
-            # that costs several ms of CPU per call (benchmarks/); aiohttp's does not.
-            transport = AiohttpTransport(limits=limits, verify=True)
-        self._http = httpx.AsyncClient(transport=transport, limits=limits, timeout=timeout,
-                                       verify=True, trust_env=False)
+        self._prefix = None
+        self._http = make_sender(self.config.transport, self.config.max_concurrency,
+                                 self.config.timeout)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -207,14 +197,15 @@ class DeskClient:
             await self._http.aclose()
             self._http = None
 
-    def _url(self) -> tuple[httpx.URL, str]:
+    def _url(self) -> tuple[Any, str]:
         sig = self._sigs.current()
         if self._prefix is None or self._prefix[:2] != (sig, self.base_url):
             redact.register(sig)
             prefix = (f"{self.base_url}/{settings.API_PATH}?sdkappid={self.config.sdkappid}"
                       f"&identifier={quote(self.config.identifier, safe='@')}"
                       f"&usersig={quote(sig, safe='*-_')}&contenttype=json&random=")
-            self._prefix = (sig, self.base_url, signed_urls(prefix))
+            assert self._http is not None, "use DeskClient as an async context manager"
+            self._prefix = (sig, self.base_url, self._http.urls(prefix))
         return self._prefix[2](self._rng.getrandbits(32)), sig
 
     async def get_session_state(self, key: Key) -> Answer:
@@ -281,13 +272,14 @@ class DeskClient:
             url, sig = self._url()
             try:
                 async with asyncio.timeout(self.config.timeout):
-                    response = await self._http.post(
-                        url, content=key.body(),
-                        headers={"Content-Type": "application/json"})
-                    status, content = response.status_code, response.content
-            except Exception as exc:  # every transport failure becomes a classified answer
-                code, info = self._transport_failure(exc)
+                    status, content = await self._http.post(url, key.body())
+            except SendError as exc:  # no HTTP answer: a classified answer all the same
+                if exc.unreachable:
+                    self._fall_back(exc.text)
+                status, content, code, info = 0, b"", exc.code, exc.text
+            except TimeoutError:
                 status, content = 0, b""
+                code, info = codes.TIMEOUT, f"timed out after {self.config.timeout:g}s"
             else:
                 code, info = 0, ""
             done = self._pace.monotonic()
@@ -302,17 +294,6 @@ class DeskClient:
         answer.sig = sig
         self.limiter.answered(answer.action is Action.THROTTLED)
         return answer
-
-    def _transport_failure(self, exc: BaseException) -> tuple[int, str]:
-        cause = exc.__cause__ or exc
-        text = redact.redact(f"{type(cause).__name__}: {cause}")[:300]
-        if isinstance(exc, TimeoutError | httpx.TimeoutException) and not isinstance(
-                cause, aiohttp.ClientConnectorError):
-            return codes.TIMEOUT, f"timed out after {self.config.timeout:g}s"
-        if isinstance(cause, aiohttp.ClientConnectorError | httpx.ConnectError | OSError) \
-                and not isinstance(cause, aiohttp.ServerDisconnectedError):
-            self._fall_back(text)
-        return codes.CONNECTION, text
 
     def _fall_back(self, reason: str) -> None:
         """The main domain cannot be reached: use the backup one for the rest of the run."""
@@ -358,35 +339,6 @@ def first_error(exc: BaseException) -> BaseException:
         exc = next((e for e in exc.exceptions if not isinstance(e, asyncio.CancelledError)),
                    exc.exceptions[0])
     return exc
-
-
-def signed_urls(prefix: str) -> Callable[[int], httpx.URL]:
-    """URLs ``prefix + random`` for one UserSig.
-
-    httpx checks every character of a URL it is given, on every request: 0.3 ms of CPU for
-    a signed URL of ~300 characters, a third of a call. The signed prefix is parsed once
-    here and each call only appends its random number to the parsed query. That uses
-    httpx's parsed form (``_uri_reference``); if a release changes it, the self-check
-    below fails and URLs are parsed the public way.
-    """
-    def parsed(r: int) -> httpx.URL:
-        return httpx.URL(prefix + str(r))
-
-    try:
-        ref = httpx.URL(prefix + "0")._uri_reference
-        head = ref.query[:-1]
-
-        def appended(r: int) -> httpx.URL:
-            url = httpx.URL.__new__(httpx.URL)
-            url._uri_reference = ref._replace(query=head + str(r))
-            return url
-
-        probe = 4294967295
-        if str(appended(probe)) == str(parsed(probe)) and appended(probe) == parsed(probe):
-            return appended
-    except Exception:  # any mismatch of internals: the public, slower way
-        log.debug("httpx internals differ: parsing every URL")
-    return parsed
 
 
 def parse(key: Key, status: int, content: bytes) -> Answer:
