@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,6 +19,9 @@ from pipelines.tencent_desk.simulator import (
     serve_in_thread,
 )
 from pipelines.tencent_desk.usersig import UserSigProvider
+
+# Tests speak to loopback only: no usage reports from dlt.
+os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 
 SDKAPPID = 1400123456
 ADMIN = "administrator"

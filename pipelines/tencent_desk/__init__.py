@@ -131,8 +131,10 @@ def _poll(spec: SeedSpec, config: ClientConfig, sigs: UserSigProvider, repoll_en
     if on_run is not None:
         on_run(row)
     yield dlt.mark.with_hints(
-        [*interrupted, row], dlt.mark.make_hints(table_name="runs", write_disposition="merge",
-                                   primary_key="run_id"), create_table_variant=True)
+        [*interrupted, row], dlt.mark.make_hints(
+            table_name="runs", write_disposition="merge", primary_key="run_id",
+            columns={"error": {"data_type": "text", "nullable": True}}),
+        create_table_variant=True)
 
 
 def _int(value: object, name: str) -> int:

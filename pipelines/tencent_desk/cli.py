@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -118,6 +119,9 @@ def setup_logging(level: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # dlt reports anonymous usage to its vendor by default; a scheduled job behind a
+    # firewall should not try. RUNTIME__DLTHUB_TELEMETRY=true turns it back on.
+    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     args = parser().parse_args(argv)
     setup_logging(args.log_level)
     from .job import JobError

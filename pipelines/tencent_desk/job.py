@@ -48,7 +48,8 @@ class RunOptions:
     pipelines_dir: str | None = None
     repoll_ended: bool = False
     # None: taken from dlt config (.dlt/config.toml, SOURCES__TENCENT_DESK__*) or default.
-    overrides: dict[str, Any] = field(default_factory=dict)
+    # Not in repr: it may hold secret_key or usersig.
+    overrides: dict[str, Any] = field(default_factory=dict, repr=False)
     progress: bool | None = None  # None: a bar on a terminal, log lines otherwise
 
 
@@ -123,14 +124,18 @@ class Journal:
                  "started_at": datetime.fromisoformat(last["started_at"])}]
 
 
-def check_database(database: Path) -> None:
-    """Fail early, in one line, when the destination cannot be written."""
+def check_folder(database: Path) -> None:
     folder = database.parent
     if not folder.is_dir():
         raise JobError(f"folder {folder} does not exist: create it or choose another "
-                       "--database path")
+                       "--database path", exit_code=3)
     if not os.access(folder, os.W_OK):
-        raise JobError(f"folder {folder} is not writable: choose another --database path")
+        raise JobError(f"folder {folder} is not writable: choose another --database path",
+                       exit_code=3)
+
+
+def check_database(database: Path) -> None:
+    """Fail early, in one line, when the destination cannot be opened for writing."""
     try:
         duckdb.connect(str(database)).close()
     except duckdb.Error as exc:
@@ -183,6 +188,7 @@ def run(options: RunOptions, *, clock: Any = None) -> dict[str, Any]:
     """Run the pipeline once; returns the ``runs`` row. Raises :class:`JobError`."""
     redact.install()
     database = options.database.expanduser().absolute()
+    check_folder(database)
     with Journal(database) as journal:
         check_database(database)
         pipeline = pipeline_for(database, options.dataset, options.pipelines_dir)
@@ -196,6 +202,11 @@ def run(options: RunOptions, *, clock: Any = None) -> dict[str, Any]:
             journal.write(run_id=run_id, phase="loading")
 
         try:
+            if pipeline.has_pending_data:
+                # A run that died while loading left its package: load it first (dlt's
+                # run() would load it *instead of* this run's data).
+                log.warning("loading what an interrupted run left behind first")
+                pipeline.run()
             interrupted = journal.interrupted()
             journal.write(run_id=run_id, phase="fetching", started_at=utc(clock).isoformat())
             source = tencent_desk(seed=options.seed, seed_table=options.seed_table,

@@ -23,13 +23,14 @@ class AdaptiveRateLimiter:
       jitter does not push two windows' calls into one of the server's.
     * Pacing: a token bucket at ``rate``/s with a small burst, so calls are spread over
       the window instead of all going out at its start.
-    * Adaptation: ``throttled()`` lowers the rate to what the server admitted, at most
-      once per ``cooldown``; after a quiet ``cooldown`` the rate climbs back towards
-      ``max_rate``, slowly near the level where it was last throttled.
+    * Adaptation: a throttled ``answered()`` lowers the rate to what the server admitted, at most
+      once per ``cooldown``; it then climbs back to just under that level, and probes
+      above it only after ``forget_after`` seconds without a refusal.
     """
 
     def __init__(self, max_rate: float, *, window: float = 1.0, margin: float = 0.02,
                  burst_share: float = 0.05, cooldown: float = 1.0, min_rate: float = 1.0,
+                 forget_after: float = 30.0,
                  clock: Clock | None = None) -> None:
         if max_rate <= 0:
             raise ValueError("max_rate must be positive")
@@ -39,6 +40,7 @@ class AdaptiveRateLimiter:
         self._span = window * (1.0 + margin)
         self._burst_share = burst_share
         self._cooldown = cooldown
+        self._forget_after = forget_after
         self._clock = clock or SystemClock()
         self._sent: deque[float] = deque()
         self._lock = asyncio.Lock()
@@ -77,7 +79,7 @@ class AdaptiveRateLimiter:
                     self._tokens -= 1.0
                     sent.append(now)
                     return now
-                await clock.sleep(wait)
+                await clock.sleep(max(wait, 1e-6))  # a float-rounding wait must still advance
 
     def answered(self, throttled: bool) -> None:
         """Record an answer; a throttled one lowers the rate."""
@@ -90,10 +92,9 @@ class AdaptiveRateLimiter:
             return
         refused = sum(1 for _, t in answers if t)
         admitted_share = 1.0 - refused / len(answers)
-        # What the server let through, less a little so the window drains.
-        new_rate = max(self.min_rate, min(self.rate * admitted_share, self.rate * 0.95))
-        self._ceiling = self.rate
-        self.rate = new_rate
+        # What the server let through is the best guess of its limit: stay a little under it.
+        self._ceiling = max(self.min_rate, min(self.rate * admitted_share, self.rate * 0.99))
+        self.rate = max(self.min_rate, self._ceiling * 0.95)
         self._last_cut = self._last_change = now
         self.cuts += 1
 
@@ -101,8 +102,10 @@ class AdaptiveRateLimiter:
         if self.rate >= self.max_rate or now - self._last_change < self._cooldown:
             return
         steps = int((now - self._last_change) / self._cooldown)
-        for _ in range(steps):
-            # Probe slowly where the server pushed back last time, quickly below it.
-            near = self.rate >= 0.9 * self._ceiling
-            self.rate = min(self.max_rate, self.rate + self.max_rate * (0.01 if near else 0.05))
+        # Climb back to just under the limit found; probe above it only after a long quiet
+        # spell (the server's limit may have been raised, or the refusals were a blip).
+        quiet = now - self._last_cut >= self._forget_after
+        top = self.max_rate if quiet else 0.98 * self._ceiling
+        step = self.max_rate * (0.01 if self.rate >= 0.9 * self._ceiling or quiet else 0.05)
+        self.rate = max(self.rate, min(top, self.rate + steps * step))
         self._last_change += steps * self._cooldown

@@ -45,8 +45,10 @@ def to_table(answers: Sequence[Answer], run_id: str, tally: Counter[str]) -> pa.
         key = a.key
         state = state_of(a)
         tally[state] += 1
-        cols["session_id"][i] = (a.session_id or None) if a.action is Action.OK \
-            else key.session_id
+        # A session key's row keeps the id asked about (an answer may lack SessionId); a
+        # pair's row names the session the answer found, if any.
+        cols["session_id"][i] = key.session_id or (
+            (a.session_id or None) if a.action is Action.OK else None)
         cols["client_user_id"][i] = key.client_user_id
         cols["customer_service_id"][i] = key.customer_service_id
         cols["key_type"][i] = "session" if key.session_id else "pair"

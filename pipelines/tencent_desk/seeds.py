@@ -217,9 +217,11 @@ class PreparedSeed:
                             {r[0]: r[1] for r in desc})
 
     def _jsonl(self) -> str:
+        # Checked here: raised inside the stream, DuckDB would wrap it in its own error.
+        _jsonl_columns(self.spec.path, self.spec.describe())
         # Python parses the lines so that a broken one is a reject with its text, not a gap.
         reader = pa.RecordBatchReader.from_batches(
-            _RAW_SCHEMA, _jsonl_batches(self.spec.path, self.spec.describe()))
+            _RAW_SCHEMA, _jsonl_batches(self.spec.path))
         self.con.register("jsonl_rows", reader)
         return "SELECT * FROM jsonl_rows"
 
@@ -227,9 +229,9 @@ class PreparedSeed:
     def _check(self) -> None:
         trimmed = ", ".join(f"nullif(trim({c}, ' '), '') AS {c}" for c in COLUMNS)
         reasons = []
-        for c in COLUMNS:
-            reasons.append(f"CASE WHEN regexp_matches({c}, '[[:cntrl:]]') THEN "
-                           f"'{c} contains control characters' END")
+        for c in COLUMNS:  # control characters: C0, DEL and C1 (Unicode's Cc)
+            reasons.append(f"CASE WHEN regexp_matches({c}, '[[:cntrl:]\\x{{80}}-\\x{{9F}}]') "
+                           f"THEN '{c} contains control characters' END")
             reasons.append(f"CASE WHEN length({c}) > {settings.MAX_KEY_LENGTH} THEN "
                            f"'{c} is longer than {settings.MAX_KEY_LENGTH} characters' END")
         reasons.append("CASE WHEN session_id IS NULL AND (client_user_id IS NULL) <> "
@@ -296,10 +298,11 @@ class PreparedSeed:
         ``row_no`` counts data rows from 1; in a CSV, unreadable lines are numbered by line
         and readable rows by their place among the readable ones.
         """
-        parts = ["""SELECT row_no::BIGINT AS row_no,
-                        coalesce(raw, json_object('session_id', session_id,
+        parts = [f"""SELECT row_no::BIGINT AS row_no,
+                        left(coalesce(raw, json_object('session_id', session_id,
                         'client_user_id', client_user_id,
-                        'customer_service_id', customer_service_id)::VARCHAR) AS raw, reason
+                        'customer_service_id', customer_service_id)::VARCHAR), {_RAW_LIMIT})
+                        AS raw, reason
                     FROM checked WHERE reason IS NOT NULL"""]
         if self._has_table("csv_rejects"):
             # The header is line 1, so a data line n is row n - 1, as for accepted rows.
@@ -316,18 +319,24 @@ _RAW_SCHEMA = pa.schema([("row_no", pa.int64()), ("session_id", pa.string()),
                          ("problem", pa.string()), ("raw", pa.string())])
 
 
-def _jsonl_batches(path: Path, where: str, size: int = 10_000) -> Iterator[pa.RecordBatch]:
-    checked_columns = False
+def _jsonl_columns(path: Path, where: str) -> None:
+    """Fail (SeedError) when the first JSON object of the file has no key column."""
+    with path.open("rb") as f:
+        for row_no, line in enumerate(f, start=1):
+            if line.strip():
+                _row, names = _json_row(row_no, line)
+                if names is not None:
+                    key_columns(names, where)
+                    return
+
+
+def _jsonl_batches(path: Path, size: int = 10_000) -> Iterator[pa.RecordBatch]:
     rows: list[tuple[int, str | None, str | None, str | None, str | None, str | None]] = []
     with path.open("rb") as f:
         for row_no, line in enumerate(f, start=1):
             if not line.strip():
                 continue
-            row, names = _json_row(row_no, line)
-            if not checked_columns and names is not None:
-                key_columns(names, where)
-                checked_columns = True
-            rows.append(row)
+            rows.append(_json_row(row_no, line)[0])
             if len(rows) >= size:
                 yield _batch(rows)
                 rows = []

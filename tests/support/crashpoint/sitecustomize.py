@@ -1,0 +1,67 @@
+"""A crash point for subprocess tests: with ``DESK_TEST_CRASH`` set, the process dies
+(``os._exit``, as abruptly as ``kill -9``) at the named point of dlt's load step.
+
+Put this folder first on ``PYTHONPATH`` of the child; Python imports ``sitecustomize`` at
+start-up. ``DESK_TEST_CRASH=WHEN:JOB`` where JOB is a table name (``session_states``) or a
+table name and a job file format (``runs.sql``: the merge job of ``runs``), and WHEN:
+
+* ``before``    as the first matching load job starts, before it writes anything;
+* ``after``     once the job has committed in the destination, before dlt records that;
+* ``recorded``  once dlt has also written the job's "pending transition" marker.
+
+``DESK_TEST_HOLD=JOB``: that job waits, never finishing, so that the crash comes while
+it is outstanding (load jobs run in parallel threads; this fixes their order).
+``DESK_TEST_CRASH_NOTE``: a file the crash point appends its name to before it fires, so
+the test knows the crash happened there. A mock is allowed here: the crash point is test
+machinery, not product code.
+"""
+
+import os
+
+_SPEC = os.environ.get("DESK_TEST_CRASH", "")
+
+if _SPEC:
+    import threading
+
+    _WHEN, _, _JOB = _SPEC.partition(":")
+    _HOLD = os.environ.get("DESK_TEST_HOLD", "")
+    _EXIT = 137  # what a shell reports for a process killed by SIGKILL
+
+    def _matches(job: object, spec: str = _JOB) -> bool:
+        table, _, fmt = spec.partition(".")
+        try:
+            parsed = job._parsed_file_name  # type: ignore[attr-defined]
+        except AttributeError:
+            return False
+        return bool(table) and parsed.table_name == table and (
+            not fmt or parsed.file_format == fmt)
+
+    def _crash() -> None:
+        note = os.environ.get("DESK_TEST_CRASH_NOTE")
+        if note:
+            with open(note, "a") as f:
+                f.write(_SPEC + "\n")
+        os._exit(_EXIT)
+
+    from dlt.common.destination import client as _client
+
+    _run_managed = _client.RunnableLoadJob.run_managed
+    _release = _client.RunnableLoadJob._release
+
+    def run_managed(self, job_client, done_event, /):  # type: ignore[no-untyped-def]
+        if _matches(self, _HOLD):
+            threading.Event().wait()  # until the crash ends the process
+        if _WHEN == "before" and _matches(self):
+            _crash()
+        return _run_managed(self, job_client, done_event)
+
+    def _release_with_crash(self, next_state):  # type: ignore[no-untyped-def]
+        # run() has returned and the job's connection is closed: the data is committed.
+        if _WHEN == "after" and next_state == "completed" and _matches(self):
+            _crash()
+        _release(self, next_state)
+        if _WHEN == "recorded" and next_state == "completed" and _matches(self):
+            _crash()
+
+    _client.RunnableLoadJob.run_managed = run_managed
+    _client.RunnableLoadJob._release = _release_with_crash
