@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install demo test test-all lint bench notebooks clean
+.PHONY: install demo test test-slow test-all lint bench notebooks clean
 
 $(UV):
 	python3 -m venv .venv-uv && .venv-uv/bin/pip install --quiet uv
@@ -25,8 +25,10 @@ lint: install
 test: install lint
 	$(PY) -m pytest -q
 
-test-all: install lint
-	$(PY) -m pytest -q -m ''
+test-slow: install  # the long chaos, crash and scale cases only
+	$(PY) -m pytest -q -m slow
+
+test-all: test test-slow
 
 bench: install
 	$(PY) benchmarks/run.py
