@@ -22,7 +22,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
-OUT = BENCH / "out"  # git-ignored scratch space
+# Scratch space (git-ignored): one folder per run of run.py, handed to its workers through
+# the environment, so that two runs at once do not clobber each other's files.
+if "DESK_BENCH_OUT" not in os.environ:
+    os.environ["DESK_BENCH_OUT"] = str(
+        BENCH / "out" / f"run-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+OUT = Path(os.environ["DESK_BENCH_OUT"])
 VENV_BIN = Path(sys.executable).parent
 PY = sys.executable
 DESK = str(VENV_BIN / "desk-sessions")
@@ -40,7 +45,7 @@ def env() -> dict[str, str]:
              SOURCES__TENCENT_DESK__IDENTIFIER=IDENTIFIER,
              SOURCES__TENCENT_DESK__SECRET_KEY=SECRET_KEY,
              RUNTIME__LOG_LEVEL="WARNING", PYTHONHASHSEED="0",
-             DLT_DATA_DIR=str(OUT / "dlt_data"))
+             DLT_DATA_DIR=str(OUT / "dlt_data"), DESK_BENCH_OUT=str(OUT))
     return e
 
 

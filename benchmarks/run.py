@@ -14,7 +14,9 @@ client's CPU is measured alone; every case bounded in calls and time):
   .venv/bin/python benchmarks/run.py                 everything (~10 min on 2 cores)
   .venv/bin/python benchmarks/run.py --quick         small sizes: a smoke test (~3 min)
   .venv/bin/python benchmarks/run.py --only cpu,load  some sections
-Writes benchmarks/RESULTS.md (unless --no-write); scratch files go to benchmarks/out/.
+Writes benchmarks/RESULTS.md (unless --no-write); scratch files go to
+benchmarks/out/run-<time>-<pid>/ (the last three are kept). One run at a time: a second
+one waits for the first.
 """
 
 from __future__ import annotations
@@ -459,6 +461,27 @@ def print_table(rep: Report) -> None:
     print(f"goals met: {sum(f.met for f in goals)} of {len(goals)}")
 
 
+def exclusive(path: Path):  # type: ignore[no-untyped-def]
+    """One benchmark run at a time on a machine: a second one waits (it would skew both)."""
+    import fcntl
+
+    fh = path.open("a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print("another benchmarks/run.py is running: waiting for it to finish", flush=True)
+        fcntl.flock(fh, fcntl.LOCK_EX)
+    return fh
+
+
+def prune(folder: Path, keep: int) -> None:
+    """Scratch folders of earlier runs: keep the last few."""
+    runs = sorted((p for p in folder.glob("run-*") if p.is_dir() and p != OUT),
+                  key=lambda p: p.stat().st_mtime)
+    for old in runs[:max(0, len(runs) - keep + 1)]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -482,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown sections: {', '.join(sorted(unknown))}")
     OUT.mkdir(parents=True, exist_ok=True)
+    lock = exclusive(OUT.parent / ".lock")  # noqa: F841  (held until exit)
+    prune(OUT.parent, keep=3)
     machine = common.machine()
     print("machine: " + "; ".join(f"{k} {v}" for k, v in machine.items()), flush=True)
     rep = Report(quick=args.quick)

@@ -8,7 +8,7 @@ progress and one-line errors.
 import dlt
 
 from pipelines.tencent_desk import tencent_desk
-from pipelines.tencent_desk.helpers import create_views
+from pipelines.tencent_desk.helpers import after_load
 
 
 def load_session_states(seed: str = "seed.csv", database: str = "desk.duckdb") -> None:
@@ -18,7 +18,7 @@ def load_session_states(seed: str = "seed.csv", database: str = "desk.duckdb") -
         dataset_name="tencent_desk",
     )
     load_info = pipeline.run(tencent_desk(seed=seed))
-    create_views(pipeline)  # session_state_latest
+    after_load(pipeline)  # runs marked complete, session_state_latest
     print(load_info)
 
 

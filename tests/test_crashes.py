@@ -252,8 +252,8 @@ LOADED_TWICE = (
     pytest.param("runs", "recorded:session_states", id="rows-first",
                  marks=pytest.mark.slow),
     pytest.param("", "before:session_states", marks=pytest.mark.slow, id="at-first-job"),
-    pytest.param("session_states", "recorded:runs.sql", id="runs-row-first", marks=[
-        pytest.mark.slow, pytest.mark.xfail(strict=True, reason=RUNS_ROW_FIRST)]),
+    pytest.param("session_states", "recorded:runs.sql", id="runs-row-first",
+                 marks=pytest.mark.slow),
     pytest.param("runs", "after:session_states", id="committed-not-recorded", marks=[
         pytest.mark.slow, pytest.mark.xfail(strict=True, reason=LOADED_TWICE)]),
 ])

@@ -53,17 +53,21 @@ WHERE rn = 1
 """
 
 
-def create_views(pipeline: Any) -> None:
-    """``session_state_latest``: the latest row per key (run after each load)."""
+def after_load(pipeline: Any) -> None:
+    """What a load leaves to do: runs whose package is fully loaded become ``complete``,
+    and ``session_state_latest`` (the latest row per key) is (re)made."""
     with pipeline.sql_client() as client:
         if not client.has_dataset():
             return
+        name = client.make_qualified_table_name
         try:
+            client.execute_sql(
+                f"UPDATE {name('runs')} SET status = 'complete' WHERE status = 'loading' AND "
+                f"_dlt_load_id IN (SELECT load_id FROM {name('_dlt_loads')} WHERE status = 0)")
             client.execute_sql(LATEST_VIEW.format(
-                view=client.make_qualified_table_name("session_state_latest"),
-                table=client.make_qualified_table_name("session_states"),
+                view=name("session_state_latest"), table=name("session_states"),
                 columns=", ".join(SESSION_STATES.names)))
-        except DestinationUndefinedEntity:  # no key was ever polled: no table yet
+        except DestinationUndefinedEntity:  # nothing polled yet: no such tables
             return
 
 
@@ -79,7 +83,9 @@ def run_row(*, run_id: str, started_at: datetime, finished_at: datetime, seed: s
     stats = stats or Stats()
     row: dict[str, object] = {
         "run_id": run_id,
-        "status": "complete",
+        # "loading" until after_load() sees its whole package loaded: a crash between dlt's
+        # load jobs must not leave a run that says complete without its rows.
+        "status": "loading",
         "started_at": started_at,
         "finished_at": finished_at,
         "seed": seed,

@@ -25,7 +25,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from . import redact, settings, states, tencent_desk
 from .client import ConfigError, FatalError, first_error
 from .clock import SystemClock, utc
-from .helpers import create_views, new_run_id
+from .helpers import after_load, new_run_id
 from .seeds import SeedError
 
 log = logging.getLogger("desk_sessions")
@@ -207,6 +207,7 @@ def run(options: RunOptions, *, clock: Any = None) -> dict[str, Any]:
                 # run() would load it *instead of* this run's data).
                 log.warning("loading what an interrupted run left behind first")
                 pipeline.run()
+                after_load(pipeline)
             interrupted = journal.interrupted()
             journal.write(run_id=run_id, phase="fetching", started_at=utc(clock).isoformat())
             source = tencent_desk(seed=options.seed, seed_table=options.seed_table,
@@ -214,7 +215,8 @@ def run(options: RunOptions, *, clock: Any = None) -> dict[str, Any]:
                                   on_batch=progress, on_run=fetched, run_id=run_id,
                                   interrupted=interrupted, **options.overrides)
             pipeline.run(source)
-            create_views(pipeline)
+            after_load(pipeline)
+            runs[-1]["status"] = "complete"
             journal.write(run_id=run_id, phase="done")
         except BaseException as exc:
             message, code = explain(exc, database)
