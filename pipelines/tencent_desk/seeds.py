@@ -273,7 +273,8 @@ class PreparedSeed:
             UNION ALL
             SELECT min(row_no), NULL, client_user_id, customer_service_id
             FROM checked WHERE reason IS NULL AND session_id IS NULL
-            GROUP BY client_user_id, customer_service_id""")
+            GROUP BY client_user_id, customer_service_id
+            ORDER BY row_no""")
         counts = self.counts
         counts.keys = self._scalar("SELECT count(*) FROM keys")
         counts.skipped_ended = self._scalar(
@@ -286,8 +287,10 @@ class PreparedSeed:
 
     # -- streaming out ---------------------------------------------------------------------
     def key_batches(self, size: int = settings.DEFAULT_BATCH_SIZE) -> Iterator[list[Key]]:
+        # keys is stored in seed order (a scan keeps insertion order): sorting it again
+        # here would hold a sort of every key in memory for the whole poll.
         reader = self.con.sql("SELECT session_id, client_user_id, customer_service_id "
-                              "FROM keys ORDER BY row_no").to_arrow_reader(size)
+                              "FROM keys").to_arrow_reader(size)
         for batch in reader:
             s, u, c = (batch.column(i).to_pylist() for i in range(3))
             yield [Key(*row) for row in zip(s, u, c, strict=True)]

@@ -23,6 +23,8 @@ DEFAULT_MAX_ATTEMPTS = 6
 # Throttled answers are retried more often than failures: they cost nothing but time.
 DEFAULT_MAX_THROTTLED_ATTEMPTS = 20
 DEFAULT_BATCH_SIZE = 2000
+# DuckDB memory for loading the destination (its default is 80% of RAM).
+DESTINATION_MEMORY_LIMIT = "128MB"
 
 DEFAULT_DATASET = "tencent_desk"
 PIPELINE_NAME = "tencent_desk"
