@@ -50,12 +50,8 @@ def population() -> Population:
     return Population(PopulationConfig(seed=7))
 
 
-def _keys(pop: Population) -> list:
-    return pop.session_keys()
-
-
 def _served(pop: Population) -> list[tuple[str, list]]:
-    return [(k.session_id, segs) for k in _keys(pop)
+    return [(k.session_id, segs) for k in pop.session_keys()
             if (segs := pop.segments(k.session_id))[-1].state == states.AGENT]
 
 
@@ -69,7 +65,7 @@ def test_same_seed_same_day_other_seed_other_day() -> None:
 def test_segments_are_contiguous_and_ordered(population: Population) -> None:
     order = [states.CHATBOT, states.QUEUING, states.WAITING_FOR_AGENT, states.AGENT]
     seen = Counter()
-    for key in _keys(population):
+    for key in population.session_keys():
         segs = population.segments(key.session_id)
         assert segs[0].state == states.CHATBOT
         assert segs[-1].end == population.ended_at(key.session_id)
@@ -120,7 +116,7 @@ def test_abandonment_and_bot_only_sessions_exist() -> None:
     pop = Population(PopulationConfig(seed=1, agents=2))  # overloaded on purpose
     summary = pop.summary()
     assert summary["abandoned"] > 100 and summary["bot_only"] > 0
-    left = [k for k in _keys(pop) if pop.segments(k.session_id)[-1].state == states.QUEUING]
+    left = [k for k in pop.session_keys() if pop.segments(k.session_id)[-1].state == states.QUEUING]
     assert len(left) == summary["abandoned"]
     assert sum(summary[k] for k in ("served", "abandoned", "bot_only")) == summary["sessions"]
     default = Population(PopulationConfig()).summary()
@@ -130,7 +126,7 @@ def test_abandonment_and_bot_only_sessions_exist() -> None:
 def test_arrivals_follow_the_working_day(population: Population) -> None:
     start = population.config.day_start
     hours = Counter(int((population.segments(k.session_id)[0].start - start) // 3600)
-                    for k in _keys(population))
+                    for k in population.session_keys())
     night = sum(hours[h] for h in range(0, 6))
     morning = sum(hours[h] for h in range(9, 12))
     assert morning > 5 * night
@@ -139,7 +135,7 @@ def test_arrivals_follow_the_working_day(population: Population) -> None:
 
 def test_users_never_have_two_sessions_at_once(population: Population) -> None:
     by_user: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for k in _keys(population):
+    for k in population.session_keys():
         segs = population.segments(k.session_id)
         by_user[k.client_user_id].append((segs[0].start, segs[-1].end))
     assert any(len(v) > 1 for v in by_user.values())  # repeat customers
@@ -150,7 +146,7 @@ def test_users_never_have_two_sessions_at_once(population: Population) -> None:
 
 
 def test_state_at_and_current_session_edges(population: Population) -> None:
-    key = _keys(population)[500]
+    key = population.session_keys()[500]
     segs = population.segments(key.session_id)
     first, last = segs[0], segs[-1]
     assert population.state_at(key.session_id, first.start - 0.001) is None
@@ -167,7 +163,8 @@ def test_state_at_and_current_session_edges(population: Population) -> None:
 
 def test_truth_rows_are_the_segments(population: Population) -> None:
     rows = list(population.truth_rows())
-    assert len(rows) == sum(len(population.segments(k.session_id)) for k in _keys(population))
+    assert len(rows) == sum(len(population.segments(k.session_id))
+                            for k in population.session_keys())
     assert set(rows[0]) == {"session_id", "client_user_id", "customer_service_id", "state",
                             "agent_id", "started_at", "ended_at"}
     assert all(r["started_at"] < r["ended_at"] for r in rows)
@@ -188,7 +185,7 @@ def test_bad_population_config_is_refused() -> None:
 def test_a_large_population_builds() -> None:
     pop = Population(PopulationConfig(sessions_per_day=100_000, agents=300))
     assert 95_000 < len(pop) < 105_000
-    assert len({k.session_id for k in _keys(pop)}) == len(pop)
+    assert len({k.session_id for k in pop.session_keys()}) == len(pop)
 
 
 # ---------------------------------------------------------------- the app over HTTP
@@ -272,7 +269,7 @@ def sim(server, population: Population):
 
 def _in_progress_segments(pop: Population) -> dict[str, list]:
     found: dict[str, list] = defaultdict(list)
-    for k in _keys(pop):
+    for k in pop.session_keys():
         for s in pop.segments(k.session_id):
             found[s.state].append(s)
     return found
@@ -283,7 +280,7 @@ def test_answers_match_the_truth_across_the_day(sim, population: Population) -> 
     # Mid-segment instants of every state, plus instants where sessions are over or unborn.
     probes = [(s.start + (s.end - s.start) / 2, s.session_id)
               for segs in by_state.values() for s in segs[::40]]
-    keys = _keys(population)
+    keys = population.session_keys()
     probes += [(population.ended_at(k.session_id), k.session_id) for k in keys[::300]]
     probes += [(population.config.day_start, k.session_id) for k in keys[::300]]
     probes.sort()
@@ -309,7 +306,7 @@ def test_answers_match_the_truth_across_the_day(sim, population: Population) -> 
 def test_pair_form_names_the_current_session(sim, population: Population) -> None:
     # A user with two sessions with the same account: the pair follows them through the day.
     sessions: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for k in _keys(population):
+    for k in population.session_keys():
         sessions[(k.client_user_id, k.customer_service_id)].append(k.session_id)
     (user, cs), ids = next((p, v) for p, v in sessions.items() if len(v) > 1)
     first, second = population.segments(ids[0]), population.segments(ids[1])
@@ -329,7 +326,7 @@ def test_pair_form_names_the_current_session(sim, population: Population) -> Non
 
 
 def test_session_id_wins_over_the_pair(sim, population: Population) -> None:
-    a, b = _keys(population)[1200], _keys(population)[1201]
+    a, b = population.session_keys()[1200], population.session_keys()[1201]
     seg = population.segments(a.session_id)[0]
     s = sim(model_at=seg.start)
     doc = s.answer({"SessionId": a.session_id, "ClientUserId": b.client_user_id,
@@ -338,7 +335,7 @@ def test_session_id_wins_over_the_pair(sim, population: Population) -> None:
 
 
 def _queuing(pop: Population):
-    return next(s for k in _keys(pop) for s in pop.segments(k.session_id)
+    return next(s for k in pop.session_keys() for s in pop.segments(k.session_id)
                 if s.state == states.QUEUING)
 
 
@@ -460,7 +457,7 @@ def test_body_errors(sim, body: dict, code: int) -> None:
 
 
 def test_ended_and_unborn_sessions_are_141005(sim, population: Population) -> None:
-    key = _keys(population)[1500]
+    key = population.session_keys()[1500]
     segs = population.segments(key.session_id)
     s = sim(model_at=segs[0].start - 1)
     assert s.code({"SessionId": key.session_id}) == 141005
@@ -556,7 +553,7 @@ def test_latency_still_answers(sim) -> None:
 
 
 def test_chaos_shapes(sim, population: Population) -> None:
-    seg = population.segments(_keys(population)[1000].session_id)[-1]
+    seg = population.segments(population.session_keys()[1000].session_id)[-1]
     s = sim(model_at=seg.start, chaos=1.0, seed=11)
     seen = set()
     for _ in range(120):
@@ -656,7 +653,7 @@ def test_write_seed_csv(tmp_path, population: Population) -> None:
     assert list(rows[0]) == ["session_id", "client_user_id", "customer_service_id"]
     with_id = [r for r in rows if r["session_id"]]
     pairs_only = [r for r in rows if not r["session_id"]]
-    assert [r["session_id"] for r in with_id] == [k.session_id for k in _keys(population)]
-    distinct = {(k.client_user_id, k.customer_service_id) for k in _keys(population)}
+    assert [r["session_id"] for r in with_id] == [k.session_id for k in population.session_keys()]
+    distinct = {(k.client_user_id, k.customer_service_id) for k in population.session_keys()}
     assert len(pairs_only) == round(len(distinct) * 0.5)
     assert {(r["client_user_id"], r["customer_service_id"]) for r in pairs_only} <= distinct
