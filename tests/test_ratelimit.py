@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 
 from pipelines.tencent_desk.clock import VirtualClock
 from pipelines.tencent_desk.ratelimit import AdaptiveRateLimiter
@@ -19,9 +20,11 @@ def _max_in_window(times: list[float], span: float = 1.0) -> int:
 
 
 def _run(limiter: AdaptiveRateLimiter, calls: int, tasks: int = 50,
-         server_limit: int | None = None, clock: VirtualClock | None = None) -> tuple[list, int]:
+         server_limit: int | None = None, clock: VirtualClock | None = None,
+         arrival: Callable[[float], float] = lambda t: t) -> tuple[list, int]:
     """``tasks`` callers share the limiter; a server with a sliding one-second window of
-    ``server_limit`` answers each call at once on the same clock."""
+    ``server_limit`` answers each call at once on the same clock, counting it at
+    ``arrival(sent)`` (non-decreasing: a stall delivers the calls it held together)."""
     sent: list[float] = []
     window: deque[float] = deque()
     refused = 0
@@ -33,11 +36,12 @@ def _run(limiter: AdaptiveRateLimiter, calls: int, tasks: int = 50,
             sent.append(t)
             throttled = False
             if server_limit is not None:
-                while window and t - window[0] >= 1.0:
+                at = arrival(t)
+                while window and at - window[0] >= 1.0:
                     window.popleft()
                 throttled = len(window) >= server_limit
                 if not throttled:
-                    window.append(t)
+                    window.append(at)
             refused += throttled
             limiter.answered(throttled)
 
@@ -69,3 +73,28 @@ def test_a_lower_server_limit_is_found_without_a_storm():
     achieved = (len(sent) - refused) / (sent[-1] - sent[0])
     assert achieved >= 0.8 * 120  # uses the real limit ...
     assert refused / len(sent) < 0.1  # ... without mostly hammering it
+
+
+def test_calls_bunched_by_a_stall_do_not_slow_it_down():
+    # Every 4 s the way to the server stalls for 30 ms and then delivers what it held at
+    # once: a second later that bunch is still in the server's window, a few calls over.
+    def arrival(t: float) -> float:
+        into = t % 4.0
+        return t - into + 0.03 if into < 0.03 else t
+
+    clock = VirtualClock(0)
+    limiter = AdaptiveRateLimiter(500, clock=clock)
+    sent, refused = _run(limiter, 15000, server_limit=500, clock=clock, arrival=arrival)
+    assert refused > 0  # the stalls did push calls over the limit ...
+    assert limiter.cuts == 0  # ... but too few to mean the server's limit is lower
+    assert refused / len(sent) < 0.005
+    assert len(sent) / (sent[-1] - sent[0]) >= 0.97 * 500
+
+
+def test_a_limit_just_below_max_rate_is_found():
+    clock = VirtualClock(0)
+    limiter = AdaptiveRateLimiter(500, clock=clock)
+    sent, refused = _run(limiter, 15000, server_limit=475, clock=clock)
+    assert limiter.cuts >= 1
+    assert refused / len(sent) < 0.005
+    assert (len(sent) - refused) / (sent[-1] - sent[0]) >= 0.9 * 475

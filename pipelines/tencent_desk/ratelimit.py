@@ -21,16 +21,20 @@ class AdaptiveRateLimiter:
     * Hard cap: the send times of the last ``rate`` calls are kept; a call waits until the
       oldest leaves the window. ``margin`` widens the window a little so that network
       jitter does not push two windows' calls into one of the server's.
-    * Pacing: a token bucket at ``rate``/s with a small burst, so calls are spread over
-      the window instead of all going out at its start.
-    * Adaptation: a throttled ``answered()`` lowers the rate to what the server admitted, at most
-      once per ``cooldown``; it then climbs back to just under that level, and probes
-      above it only after ``forget_after`` seconds without a refusal.
+    * Pacing: a token bucket at ``rate`` per ``window * (1 + margin)`` with a small burst
+      and none at the start, so calls go out as an even stream: the hard cap is only a
+      safety net, and never releases a burst when the first calls of a window expire.
+    * Adaptation: refusals above ``tolerance`` of the calls of the last ``horizon`` windows
+      lower the rate to what
+      the server admitted, at most once per ``cooldown``; it then climbs back to just under
+      that level, and probes above it only after ``forget_after`` seconds without a
+      refusal. Fewer refusals are calls bunched on the way (a stall on either side), not
+      a lower limit: slowing down for them would cost more than the retries.
     """
 
     def __init__(self, max_rate: float, *, window: float = 1.0, margin: float = 0.02,
-                 burst_share: float = 0.05, cooldown: float = 1.0, min_rate: float = 1.0,
-                 forget_after: float = 30.0,
+                 burst_share: float = 0.01, tolerance: float = 0.005, horizon: int = 3,
+                 cooldown: float = 1.0, min_rate: float = 1.0, forget_after: float = 30.0,
                  clock: Clock | None = None) -> None:
         if max_rate <= 0:
             raise ValueError("max_rate must be positive")
@@ -39,13 +43,15 @@ class AdaptiveRateLimiter:
         self.min_rate = min(min_rate, self.max_rate)
         self._span = window * (1.0 + margin)
         self._burst_share = burst_share
+        self._tolerance = tolerance
+        self._horizon = horizon * self._span
         self._cooldown = cooldown
         self._forget_after = forget_after
         self._clock = clock or SystemClock()
         self._sent: deque[float] = deque()
         self._lock = asyncio.Lock()
         now = self._clock.monotonic()
-        self._tokens = self._burst()
+        self._tokens = 1.0
         self._filled_at = now
         self._last_cut = -math.inf
         self._last_change = now
@@ -66,15 +72,15 @@ class AdaptiveRateLimiter:
                 sent = self._sent
                 while sent and now - sent[0] >= self._span:
                     sent.popleft()
-                self._tokens = min(self._burst(),
-                                   self._tokens + (now - self._filled_at) * self.rate)
+                pace = self.rate / self._span
+                self._tokens = min(self._burst(), self._tokens + (now - self._filled_at) * pace)
                 self._filled_at = now
                 cap = max(1, int(self.rate))
                 wait = 0.0
                 if len(sent) >= cap:
                     wait = sent[len(sent) - cap] + self._span - now
                 if self._tokens < 1.0:
-                    wait = max(wait, (1.0 - self._tokens) / self.rate)
+                    wait = max(wait, (1.0 - self._tokens) / pace)
                 if wait <= 0:
                     self._tokens -= 1.0
                     sent.append(now)
@@ -82,15 +88,18 @@ class AdaptiveRateLimiter:
                 await clock.sleep(max(wait, 1e-6))  # a float-rounding wait must still advance
 
     def answered(self, throttled: bool) -> None:
-        """Record an answer; a throttled one lowers the rate."""
+        """Record an answer; throttled ones past the tolerance lower the rate."""
         now = self._clock.monotonic()
         answers = self._answers
         answers.append((now, throttled))
-        while answers and now - answers[0][0] > self._span:
+        while answers and now - answers[0][0] > self._horizon:
             answers.popleft()
         if not throttled or now - self._last_cut < self._cooldown:
             return
         refused = sum(1 for _, t in answers if t)
+        # A horizon's worth of calls at least, so that the first answers alone do not decide.
+        if refused <= self._tolerance * max(len(answers), self.rate * self._horizon):
+            return
         admitted_share = 1.0 - refused / len(answers)
         # What the server let through is the best guess of its limit: stay a little under it.
         self._ceiling = max(self.min_rate, min(self.rate * admitted_share, self.rate * 0.99))
