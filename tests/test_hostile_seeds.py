@@ -71,7 +71,7 @@ def verdict(row: tuple[Any, Any, Any]) -> tuple[str, tuple] | None:
 def prepared(path: Path, table: str | None = None) -> tuple[set, list[dict], Any]:
     with PreparedSeed(SeedSpec(path, table)) as seed:
         keys = [k for batch in seed.key_batches(7) for k in batch]
-        rejects = seed.rejects().to_pylist()
+        rejects = [r for b in seed.reject_batches() for r in b.to_pylist()]
         counts = seed.counts
     found = [("s", k.session_id) if k.session_id else
              ("p", k.client_user_id, k.customer_service_id) for k in keys]

@@ -110,11 +110,12 @@ def _poll(spec: SeedSpec, config: ClientConfig, sigs: UserSigProvider, repoll_en
     started_at = utc(clock)
     ended = None if repoll_ended else ended_sessions(dlt.current.pipeline())
     with PreparedSeed(spec, ended=ended) as seed:
-        rejects = seed.rejects()
-        if rejects.num_rows:
-            log.warning("%d seed rows rejected (see table seed_rejects)", rejects.num_rows)
+        rejects = seed.counts.rejects
+        if rejects:
+            log.warning("%d seed rows rejected (see table seed_rejects)", rejects)
+        for batch in seed.reject_batches():
             yield dlt.mark.with_hints(
-                rejects.append_column("run_id", pa.array([run_id] * rejects.num_rows)),
+                batch.append_column("run_id", pa.array([run_id] * batch.num_rows)),
                 dlt.mark.make_hints(table_name="seed_rejects", write_disposition="append"),
                 create_table_variant=True)
         tally: Counter[str] = Counter()
@@ -127,7 +128,7 @@ def _poll(spec: SeedSpec, config: ClientConfig, sigs: UserSigProvider, repoll_en
         stats = poller.client.stats if poller.client else None
         row = run_row(run_id=run_id, started_at=started_at, finished_at=utc(clock),
                       seed=spec.describe(), counts=seed.counts, tally=tally, stats=stats,
-                      config=config, region=region, rejects=rejects.num_rows)
+                      config=config, region=region, rejects=rejects)
     if on_run is not None:
         on_run(row)
     yield dlt.mark.with_hints(

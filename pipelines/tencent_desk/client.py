@@ -210,7 +210,12 @@ class DeskClient:
 
     async def get_session_state(self, key: Key) -> Answer:
         """Ask once for ``key``, retrying as the answer's class says; never raises except
-        :class:`FatalError` (and cancellation)."""
+        :class:`FatalError` (and cancellation).
+
+        Not tenacity: each class has its own budget (transient, throttled, one renewal), a
+        throttled retry is paced by the shared limiter rather than a sleep, and the backoff
+        draws from the client's seeded generator on its clock (a virtual one in tests).
+        """
         cfg = self.config
         stats = self.stats
         attempts = throttled = failures = 0

@@ -3,6 +3,7 @@ and the ``runs`` row."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 import warnings
 from collections import Counter
@@ -18,6 +19,8 @@ from .client import ClientConfig, Stats
 from .clock import Clock, utc
 from .rows import SESSION_STATES
 from .seeds import SeedCounts
+
+log = logging.getLogger(__name__)
 
 
 def ended_sessions(pipeline: Any, chunk: int = 100_000) -> Iterator[pa.Table]:
@@ -53,6 +56,13 @@ WHERE rn = 1
 """
 
 
+# Per table: the runs column counting its rows, and what is unique within a run.
+RUN_TABLES = {
+    "session_states": ("rows", "key_type, session_id, client_user_id, customer_service_id"),
+    "seed_rejects": ("rejects", "row_no"),
+}
+
+
 def after_load(pipeline: Any) -> None:
     """What a load leaves to do: runs whose package is fully loaded become ``complete``,
     and ``session_state_latest`` (the latest row per key) is (re)made."""
@@ -61,14 +71,37 @@ def after_load(pipeline: Any) -> None:
             return
         name = client.make_qualified_table_name
         try:
-            client.execute_sql(
-                f"UPDATE {name('runs')} SET status = 'complete' WHERE status = 'loading' AND "
-                f"_dlt_load_id IN (SELECT load_id FROM {name('_dlt_loads')} WHERE status = 0)")
+            loaded = (f"WHERE status = 'loading' AND _dlt_load_id IN "
+                      f"(SELECT load_id FROM {name('_dlt_loads')} WHERE status = 0)")
+            for run in client.execute_sql(
+                    f"SELECT run_id, rows, rejects FROM {name('runs')} {loaded}"):
+                _drop_reloaded(client, *run)
+            client.execute_sql(f"UPDATE {name('runs')} SET status = 'complete' {loaded}")
             client.execute_sql(LATEST_VIEW.format(
                 view=name("session_state_latest"), table=name("session_states"),
                 columns=", ".join(SESSION_STATES.names)))
         except DestinationUndefinedEntity:  # nothing polled yet: no such tables
             return
+
+
+def _drop_reloaded(client: Any, run_id: str, rows: int, rejects: int) -> None:
+    """dlt loads at least once: a load job that committed just before a crash, unrecorded,
+    is loaded again by the next run. Its second copy goes (rows of a run are unique)."""
+    expected = {"rows": rows, "rejects": rejects}
+    for table, (column, unique) in RUN_TABLES.items():
+        qualified = client.make_qualified_table_name(table)
+        try:
+            ((count,),) = client.execute_sql(
+                f"SELECT count(*) FROM {qualified} WHERE run_id = %s", run_id)
+        except DestinationUndefinedEntity:  # e.g. no seed row was ever rejected
+            continue
+        if count > expected[column]:
+            log.warning("run %s: %d rows of %s were loaded twice; dropping the copies",
+                        run_id, count - expected[column], table)
+            client.execute_sql(
+                f"DELETE FROM {qualified} WHERE run_id = %s AND rowid NOT IN ("
+                f"SELECT min(rowid) FROM {qualified} WHERE run_id = %s GROUP BY {unique})",
+                run_id, run_id)
 
 
 def new_run_id(clock: Clock) -> str:

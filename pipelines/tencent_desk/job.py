@@ -18,6 +18,7 @@ from typing import Any
 
 import dlt
 import duckdb
+import pyarrow as pa
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.exceptions import DltException
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
@@ -189,9 +190,19 @@ class Progress:
             self._bar.close()
 
 
+def _lean_arrow_pool() -> None:
+    # Arrow's default pool (mimalloc) keeps some 50 MB of freed batches for itself over a
+    # long poll; jemalloc (or malloc) gives them back.
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+    except NotImplementedError:  # a build without jemalloc
+        pa.set_memory_pool(pa.system_memory_pool())
+
+
 def run(options: RunOptions, *, clock: Any = None) -> dict[str, Any]:
     """Run the pipeline once; returns the ``runs`` row. Raises :class:`JobError`."""
     redact.install()
+    _lean_arrow_pool()
     database = options.database.expanduser().absolute()
     check_folder(database)
     with Journal(database) as journal:

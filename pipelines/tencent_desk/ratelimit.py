@@ -24,12 +24,12 @@ class AdaptiveRateLimiter:
     * Pacing: a token bucket at ``rate`` per ``window * (1 + margin)`` with a small burst
       and none at the start, so calls go out as an even stream: the hard cap is only a
       safety net, and never releases a burst when the first calls of a window expire.
-    * Adaptation: refusals above ``tolerance`` of the calls of the last ``horizon`` windows
-      lower the rate to what
-      the server admitted, at most once per ``cooldown``; it then climbs back to just under
-      that level, and probes above it only after ``forget_after`` seconds without a
-      refusal. Fewer refusals are calls bunched on the way (a stall on either side), not
-      a lower limit: slowing down for them would cost more than the retries.
+    * Adaptation: refusals while below the rate, or above ``tolerance`` of the calls of the
+      last ``horizon`` windows while at it, lower the rate to what the server admitted, at
+      most once per ``cooldown``; it then climbs back to just under that level, and probes
+      above it only after ``forget_after`` seconds without a refusal. Fewer refusals at the
+      limit are calls bunched on the way (a stall on either side), not a lower limit:
+      slowing down for them would cost more than their retries.
     """
 
     def __init__(self, max_rate: float, *, window: float = 1.0, margin: float = 0.02,
@@ -69,9 +69,7 @@ class AdaptiveRateLimiter:
             while True:
                 now = clock.monotonic()
                 self._recover(now)
-                sent = self._sent
-                while sent and now - sent[0] >= self._span:
-                    sent.popleft()
+                sent = self._sent_within(now)
                 pace = self.rate / self._span
                 self._tokens = min(self._burst(), self._tokens + (now - self._filled_at) * pace)
                 self._filled_at = now
@@ -97,8 +95,11 @@ class AdaptiveRateLimiter:
         if not throttled or now - self._last_cut < self._cooldown:
             return
         refused = sum(1 for _, t in answers if t)
-        # A horizon's worth of calls at least, so that the first answers alone do not decide.
-        if refused <= self._tolerance * max(len(answers), self.rate * self._horizon):
+        # Below the limit, a refusal means the server's limit is lower (or shared). At it, a
+        # few refusals are calls bunched on the way: judged against a horizon's worth of calls.
+        at_limit = len(self._sent_within(now)) >= 0.9 * self.rate
+        if at_limit and refused <= self._tolerance * max(len(answers),
+                                                         self.rate * self._horizon):
             return
         admitted_share = 1.0 - refused / len(answers)
         # What the server let through is the best guess of its limit: stay a little under it.
@@ -106,6 +107,12 @@ class AdaptiveRateLimiter:
         self.rate = max(self.min_rate, self._ceiling * 0.95)
         self._last_cut = self._last_change = now
         self.cuts += 1
+
+    def _sent_within(self, now: float) -> deque[float]:
+        sent = self._sent
+        while sent and now - sent[0] >= self._span:
+            sent.popleft()
+        return sent
 
     def _recover(self, now: float) -> None:
         if self.rate >= self.max_rate or now - self._last_change < self._cooldown:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from . import settings
 from .client import Key
@@ -31,6 +32,7 @@ FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet"
            ".duckdb": "duckdb", ".db": "duckdb", ".ddb": "duckdb"}
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 _RAW_LIMIT = 2000
+_ROW_GROUP = 20_000
 
 
 class SeedError(Exception):
@@ -96,7 +98,8 @@ class SeedCounts:
 
 
 class PreparedSeed:
-    """A seed checked in a work database; ``rejects()`` and ``key_batches()`` stream it.
+    """A seed checked in a work database, then streamed by ``key_batches()`` and
+    ``reject_batches()`` from Parquet files in a temporary folder (``close()`` removes it).
 
     ``ended``: chunks (Arrow, one ``session_id`` column) of sessions known to have ended;
     they are not asked again.
@@ -107,10 +110,12 @@ class PreparedSeed:
         self.spec = spec
         self.counts = SeedCounts()
         self._dir = tempfile.mkdtemp(prefix="desk-seed-", dir=work_dir)
+        self._keys = Path(self._dir, "keys.parquet")
+        self._rejects = Path(self._dir, "rejects.parquet")
+        # In memory, spilling to the temp folder past memory_limit: a seed of millions of
+        # keys never sits whole in RAM.
+        self.con = duckdb.connect(":memory:")
         try:
-            # In memory, spilling to the temp folder past memory_limit: a seed of millions
-            # of keys never sits whole in RAM, and a small one costs no file.
-            self.con = duckdb.connect(":memory:")
             self.con.execute(f"SET memory_limit='{memory_limit}'")
             self.con.execute(f"SET temp_directory='{_sql_str(self._dir)}'")
             self.con.execute("SET enable_progress_bar=false")
@@ -118,14 +123,15 @@ class PreparedSeed:
             self._check()
             self._load_ended(ended)
             self._select_keys()
+            self._export()
         except BaseException:
             self.close()
             raise
+        # The work database is done: its memory goes back before the poll starts.
+        self.con.close()
 
     def close(self) -> None:
-        con = getattr(self, "con", None)
-        if con is not None:
-            con.close()
+        self.con.close()
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> PreparedSeed:
@@ -285,22 +291,29 @@ class PreparedSeed:
             "SELECT count(*) FROM checked WHERE reason IS NULL "
             "AND session_id IN (SELECT session_id FROM ended)")
 
-    # -- streaming out ---------------------------------------------------------------------
+    # -- streaming out: from Parquet files, in small row groups, at a flat memory cost ----
+    def _export(self) -> None:
+        # keys is stored in seed order (a scan keeps insertion order, and so does COPY).
+        self.con.execute(f"""
+            COPY (SELECT session_id, client_user_id, customer_service_id FROM keys)
+            TO '{_sql_str(self._keys)}' (FORMAT parquet, ROW_GROUP_SIZE {_ROW_GROUP})""")
+        self.con.execute(f"COPY ({self._rejects_sql()}) TO '{_sql_str(self._rejects)}' "
+                         f"(FORMAT parquet, ROW_GROUP_SIZE {_ROW_GROUP})")
+
     def key_batches(self, size: int = settings.DEFAULT_BATCH_SIZE) -> Iterator[list[Key]]:
-        # keys is stored in seed order (a scan keeps insertion order): sorting it again
-        # here would hold a sort of every key in memory for the whole poll.
-        reader = self.con.sql("SELECT session_id, client_user_id, customer_service_id "
-                              "FROM keys").to_arrow_reader(size)
-        for batch in reader:
+        for batch in _batches(self._keys, size):
             s, u, c = (batch.column(i).to_pylist() for i in range(3))
             yield [Key(*row) for row in zip(s, u, c, strict=True)]
 
-    def rejects(self) -> pa.Table:
+    def reject_batches(self, size: int = 10_000) -> Iterator[pa.RecordBatch]:
         """Every rejected row: ``row_no``, ``raw`` (the row as JSON or the line), ``reason``.
 
         ``row_no`` counts data rows from 1; in a CSV, unreadable lines are numbered by line
         and readable rows by their place among the readable ones.
         """
+        return _batches(self._rejects, size)
+
+    def _rejects_sql(self) -> str:
         parts = [f"""SELECT row_no::BIGINT AS row_no,
                         left(coalesce(raw, json_object('session_id', session_id,
                         'client_user_id', client_user_id,
@@ -313,8 +326,13 @@ class PreparedSeed:
                                 'unreadable line: ' || string_agg(DISTINCT lower(error_type),
                                 '; ') || ' (' || any_value(error_message) || ')'
                              FROM csv_rejects GROUP BY line""")
-        sql = " UNION ALL ".join(parts) + " ORDER BY 1"
-        return self.con.sql(sql).to_arrow_table()
+        return " UNION ALL ".join(parts) + " ORDER BY 1"
+
+
+def _batches(path: Path, size: int) -> Iterator[pa.RecordBatch]:
+    # pre_buffer off: it would read whole row groups ahead, for no gain on a local file.
+    with pq.ParquetFile(path, pre_buffer=False) as f:
+        yield from f.iter_batches(batch_size=size)
 
 
 _RAW_SCHEMA = pa.schema([("row_no", pa.int64()), ("session_id", pa.string()),
