@@ -70,27 +70,39 @@ class Simulator:
             return float("nan")
 
 
-@contextmanager
 def simulator(*, rate_limit: float = 0, latency_ms: float = 0, sessions: int = 3000,
               seed_out: bool = False, tag: str = "sim"):
     """``desk-sessions simulate`` in a separate process on a free loopback port."""
-    OUT.mkdir(parents=True, exist_ok=True)
-    port = free_port()
     seed_csv = OUT / f"{tag}-seed.csv" if seed_out else None
-    cmd = [DESK, "simulate", "--host", "127.0.0.1", "--port", str(port),
-           "--rate-limit", str(rate_limit), "--latency-ms", str(latency_ms),
-           "--sessions", str(sessions), "--log-level", "WARNING"]
+    cmd = [DESK, "simulate", "--host", "127.0.0.1", "--rate-limit", str(rate_limit),
+           "--latency-ms", str(latency_ms), "--sessions", str(sessions),
+           "--log-level", "WARNING"]
     if seed_csv:
         cmd += ["--seed-out", str(seed_csv)]
+    return _server(cmd, tag, seed_csv)
+
+
+def independent_api(*, rate_limit: float, latency_ms: float, tag: str = "independent"):
+    """benchmarks/independent_api.py (no code shared with the package) on loopback."""
+    cmd = [PY, str(Path(__file__).resolve().parent / "independent_api.py"),
+           "--rate-limit", f"{rate_limit:g}", "--latency-ms", str(latency_ms)]
+    return _server(cmd, tag, None)
+
+
+@contextmanager
+def _server(cmd: list[str], tag: str, seed_csv: Path | None):
+    OUT.mkdir(parents=True, exist_ok=True)
+    port = free_port()
     log = open(OUT / f"{tag}.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, env=env(), cwd=OUT, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([*cmd, "--port", str(port)], env=env(), cwd=OUT, stdout=log,
+                            stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"simulator exited ({proc.returncode}); see {log.name}")
+                raise RuntimeError(f"{tag} exited ({proc.returncode}); see {log.name}")
             if time.monotonic() > deadline:
-                raise RuntimeError("simulator did not start within 60 s")
+                raise RuntimeError(f"{tag} did not start within 60 s")
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                     break

@@ -37,7 +37,6 @@ import profiles
 from common import DESK, OUT, Watch, random_ids, run_child, seed_session_ids, simulator
 
 SECTIONS = ("limits", "cpu", "peers", "load", "scale")
-EXTRA = ("whatif",)  # run only when named in --only
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
@@ -123,18 +122,25 @@ def section_limits(rep: Report, quick: bool) -> None:
             rep.add("limits", name, "client CPU per call", r["cpu_ms_per_call"], "ms",
                     "absolute")
             if limit == 1000:
-                cli_case(rep, sim, limit, conc, limit * seconds, quick)
+                ids = seed_session_ids(sim.seed_csv)[:limit * seconds]
+                cli_case(rep, sim, "our simulator", limit, ids, fixed_cost=True)
+    # The done-means case: an implementation of the API that shares no code with ours.
+    with common.independent_api(rate_limit=1000, latency_ms=80) as api:
+        cli_case(rep, api, "independent API (fixed seconds)", 1000,
+                 random_ids(1000 * seconds), fixed_cost=False)
 
 
-def cli_run(sim_url: str, seed: Path, name: str, max_qps: float, conc: int,
-            timeout: float, prefix: list[str] | None = None) -> tuple[common.ChildRun, dict]:
+def cli_run(sim_url: str, seed: Path, name: str, max_qps: float, conc: int | None,
+            timeout: float) -> tuple[common.ChildRun, dict]:
+    """``desk-sessions run`` as a user types it; ``conc`` None: its default concurrency."""
     work = OUT / name
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     db = work / "bench.duckdb"
-    run = run_child([*(prefix or [DESK]), "run", "--seed", str(seed), "--database", str(db),
+    run = run_child([DESK, "run", "--seed", str(seed), "--database", str(db),
                      "--api-url", sim_url, "--max-qps", f"{max_qps:g}",
-                     "--max-concurrency", str(conc), "--pipelines-dir", str(work / "pipelines"),
+                     *(["--max-concurrency", str(conc)] if conc else []),
+                     "--pipelines-dir", str(work / "pipelines"),
                      "--no-progress", "--log-level", "WARNING"], timeout=timeout, cwd=work)
     if run.returncode != 0:
         raise RuntimeError(f"desk-sessions run failed ({run.returncode}): {run.stderr[-1500:]}")
@@ -151,11 +157,11 @@ def cli_run(sim_url: str, seed: Path, name: str, max_qps: float, conc: int,
     return run, runs
 
 
-def cli_case(rep: Report, sim: common.Simulator, limit: int, conc: int, keys: int,
-             quick: bool) -> None:
-    ids = seed_session_ids(sim.seed_csv)[:keys]
+def cli_case(rep: Report, sim: common.Simulator, server: str, limit: int, ids: list[str],
+             fixed_cost: bool) -> None:
     seed = common.write_seed(OUT / "cli-L1000-seed.csv", ids)
-    name = f"desk-sessions run L={limit}/s d=80ms conc={conc}"
+    conc = None  # as a user runs it: --max-qps only, the concurrency that follows from it
+    name = f"desk-sessions run --max-qps {limit}, {server}, L={limit}/s d=80ms"
     # Let the server's one-second window forget the get_many case that just ran.
     time.sleep(1.5)
     with Watch(sim) as w:
@@ -177,6 +183,8 @@ def cli_case(rep: Report, sim: common.Simulator, limit: int, conc: int, keys: in
         f"(wait4; RUSAGE_CHILDREN delta {run.cpu_children_s:.1f} s); runs table: "
         f"{runs['calls']} calls, {runs['calls_per_second']:.1f} calls/s, started_at to "
         f"finished_at {span:.1f} s.")
+    if not fixed_cost:
+        return
     # The fixed part: the same command on a seed of 10 keys.
     small = common.write_seed(OUT / "cli-small-seed.csv", ids[:10])
     fixed, _ = cli_run(sim.url, small, "cli-fixed", limit, conc, timeout=120)
@@ -377,34 +385,6 @@ def section_scale(rep: Report, quick: bool, sizes: list[int]) -> None:
                     peaks[hi] / peaks[lo], "", "ratio", "<= 1.1")
 
 
-# ------------------------------------------------------------------------------- whatif
-def section_whatif(rep: Report, quick: bool) -> None:
-    """Not part of the default run: the L=1000 CLI case with experimental changes applied
-    in-process by benchmarks/cli_whatif.py, interleaved, to show what would move it."""
-    limit, conc, keys = 1000, 128, 3000 if quick else 12000
-    script = str(Path(__file__).resolve().parent / "cli_whatif.py")
-    variants = [("as is", [DESK]),
-                ("pandas imported before the poller starts",
-                 [common.PY, script, "--preimport-pandas", "--"])]
-    with simulator(rate_limit=limit, latency_ms=80, sessions=20000, seed_out=True,
-                   tag="sim-whatif") as sim:
-        seed = common.write_seed(OUT / "whatif-seed.csv",
-                                 seed_session_ids(sim.seed_csv)[:keys])
-        for rnd in range(1 if quick else 2):
-            for label, prefix in variants:
-                time.sleep(1.5)
-                with Watch(sim) as w:
-                    run, runs = cli_run(sim.url, seed, "cli-whatif", limit, conc, timeout=300,
-                                        prefix=prefix)
-                case = f"what-if L=1000 d=80ms: {label} (round {rnd + 1})"
-                rep.add("whatif", case, "calls/s ÷ L", runs["calls_per_second"] / limit, "",
-                        "ratio", ">= 0.95", load_note(w))
-                rep.add("whatif", case, "throttled share (600xx)",
-                        runs["throttled"] / max(runs["calls"], 1), "%", "ratio", "<= 0.005")
-                rep.add("whatif", case, "process CPU per row (incl. start-up)",
-                        1000 * run.cpu_s / max(runs["rows"], 1), "ms", "absolute", "<= 2")
-
-
 # --------------------------------------------------------------------------------- main
 def write_results(rep: Report, machine: dict, total_s: float, argv: list[str],
                   path: Path = RESULTS) -> None:
@@ -487,12 +467,10 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
     p.add_argument("--only", default=",".join(SECTIONS),
-                   help=f"comma-separated sections among {', '.join(SECTIONS)}; also "
-                   "'whatif' (not in the default run): the L=1000 CLI case as is and with pandas "
-                   "imported before polling starts, interleaved")
+                   help=f"comma-separated sections among {', '.join(SECTIONS)}")
     p.add_argument("--scale-sizes", default="50000,100000",
                    help="seed sizes of the scale section (default %(default)s: 1M keys take "
-                   "~25 min on a 2-core machine, past the 10-minute budget; run it with "
+                   "~8 min on a 2-core machine, too much for the 10-minute budget; run it with "
                    "--only scale --scale-sizes 100000,1000000)")
     p.add_argument("--profile", action="store_true",
                    help="profile the client even when its CPU goal is met")
@@ -501,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="where to write the results (default %(default)s)")
     args = p.parse_args(argv)
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
-    unknown = set(chosen) - set(SECTIONS) - set(EXTRA)
+    unknown = set(chosen) - set(SECTIONS)
     if unknown:
         p.error(f"unknown sections: {', '.join(sorted(unknown))}")
     OUT.mkdir(parents=True, exist_ok=True)
@@ -511,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     print("machine: " + "; ".join(f"{k} {v}" for k, v in machine.items()), flush=True)
     rep = Report(quick=args.quick)
     t_all = time.perf_counter()
-    for section in SECTIONS + EXTRA:
+    for section in SECTIONS:
         if section not in chosen:
             continue
         print(f"\n[{section}]", flush=True)
@@ -525,8 +503,6 @@ def main(argv: list[str] | None = None) -> int:
                 section_peers(rep, args.quick)
             elif section == "load":
                 section_load(rep, args.quick)
-            elif section == "whatif":
-                section_whatif(rep, args.quick)
             else:
                 section_scale(rep, args.quick,
                               [int(s) for s in args.scale_sizes.split(",") if s.strip()])

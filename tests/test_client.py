@@ -11,6 +11,7 @@ import pytest
 
 from pipelines.tencent_desk import codes, states
 from pipelines.tencent_desk.client import (
+    ClientConfig,
     ConfigError,
     FatalError,
     Key,
@@ -239,3 +240,14 @@ def test_plain_http_is_only_for_loopback_and_regions_resolve():
             base_urls(None, bad)
     with pytest.raises(ConfigError, match="unknown region"):
         base_urls("mars")
+
+
+@pytest.mark.parametrize("max_qps, max_concurrency, expected", [
+    (100, None, 50), (1000, None, 500),  # max_qps at half-second answers (Little's law)
+    (5, None, 16), (50_000, None, 512),  # within bounds
+    (1000, 24, 24),  # as set
+])
+def test_calls_in_flight_follow_max_qps_unless_set(max_qps, max_concurrency, expected):
+    config = ClientConfig(SDKAPPID, ADMIN, ("http://127.0.0.1:1",), max_qps=max_qps,
+                          max_concurrency=max_concurrency)
+    assert config.concurrency == expected

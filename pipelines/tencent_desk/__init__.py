@@ -54,7 +54,7 @@ def tencent_desk(
     api_url: str | None = None,
     backup_url: str | None = None,
     max_qps: float = settings.DEFAULT_MAX_QPS,
-    max_concurrency: int = settings.DEFAULT_MAX_CONCURRENCY,
+    max_concurrency: int | None = None,
     timeout: float = settings.DEFAULT_TIMEOUT_S,
     repoll_ended: bool = False,
     batch_size: int = settings.DEFAULT_BATCH_SIZE,
@@ -76,7 +76,8 @@ def tencent_desk(
             jakarta, mumbai); or api_url (and backup_url) for any other root, e.g. the
             simulator.
         max_qps: calls per second never exceeded in any one-second window.
-        max_concurrency: calls in flight at most.
+        max_concurrency: calls in flight at most (default: enough for ``max_qps`` with
+            answers of half a second, 16 to 512).
         repoll_ended: ask again sessions an earlier run saw end.
         clock: what timestamps rows (default the wall clock; the demo passes the
             simulator's virtual clock).
@@ -88,7 +89,7 @@ def tencent_desk(
     config = ClientConfig(
         sdkappid=_int(sdkappid, "sdkappid"), identifier=str(identifier),
         base_urls=base_urls(region, api_url, backup_url), max_qps=float(max_qps),
-        max_concurrency=int(max_concurrency), timeout=float(timeout))
+        max_concurrency=int(max_concurrency) if max_concurrency else None, timeout=float(timeout))
     if not secret_key and not usersig:
         raise ConfigError("set secret_key (or a ready-made usersig) for the tencent_desk "
                           "source in .dlt/secrets.toml or SOURCES__TENCENT_DESK__SECRET_KEY")

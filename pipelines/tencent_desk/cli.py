@@ -39,7 +39,8 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-qps", type=float, help="calls per second, never exceeded in any "
                    f"one-second window (default: config, else {settings.DEFAULT_MAX_QPS:g})")
     p.add_argument("--max-concurrency", type=int, help="calls in flight at most (default: "
-                   f"config, else {settings.DEFAULT_MAX_CONCURRENCY})")
+                   "config, else enough for --max-qps with half-second answers: 50 at "
+                   "100/s, 500 at 1000/s)")
     p.add_argument("--region", help="data centre: " + ", ".join(settings.REGIONS))
     p.add_argument("--api-url", help="any other API root, e.g. a simulator on loopback")
     p.add_argument("--repoll-ended", action="store_true",

@@ -11,6 +11,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import math
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
@@ -90,13 +91,25 @@ class ClientConfig:
     identifier: str
     base_urls: tuple[str, ...]
     max_qps: float = settings.DEFAULT_MAX_QPS
-    max_concurrency: int = settings.DEFAULT_MAX_CONCURRENCY
+    max_concurrency: int | None = None  # None: auto_concurrency(max_qps)
     timeout: float = settings.DEFAULT_TIMEOUT_S
     max_attempts: int = settings.DEFAULT_MAX_ATTEMPTS
     max_throttled_attempts: int = settings.DEFAULT_MAX_THROTTLED_ATTEMPTS
     backoff_base: float = 0.5
     backoff_max: float = 20.0
     transport: str = "aiohttp"  # or "httpx-aiohttp", "httpx": see transport.py
+
+
+    @property
+    def concurrency(self) -> int:
+        return self.max_concurrency or auto_concurrency(self.max_qps)
+
+
+def auto_concurrency(max_qps: float) -> int:
+    """Calls in flight to sustain ``max_qps`` with answers of up to
+    AUTO_CONCURRENCY_ANSWER_S (Little's law), within AUTO_CONCURRENCY_BOUNDS."""
+    low, high = settings.AUTO_CONCURRENCY_BOUNDS
+    return max(low, min(high, math.ceil(max_qps * settings.AUTO_CONCURRENCY_ANSWER_S)))
 
 
 def is_loopback(host: str) -> bool:
@@ -158,7 +171,7 @@ class DeskClient:
     def __init__(self, config: ClientConfig, sigs: UserSigProvider, *,
                  clock: Clock | None = None, pace_clock: Clock | None = None,
                  rng: random.Random | None = None) -> None:
-        if config.max_concurrency < 1:
+        if config.concurrency < 1:
             raise ConfigError("max_concurrency must be at least 1")
         if config.max_qps <= 0:
             raise ConfigError("max_qps must be positive")
@@ -171,7 +184,7 @@ class DeskClient:
         self._pace = pace_clock or SystemClock()
         self._rng = rng or random.Random()
         self.limiter = AdaptiveRateLimiter(config.max_qps, clock=self._pace)
-        self._in_flight = asyncio.Semaphore(config.max_concurrency)
+        self._in_flight = asyncio.Semaphore(config.concurrency)
         self._url_index = 0
         self._prefix: tuple[str, str, Callable[[int], Any]] | None = None
         self._http: Sender | None = None
@@ -188,7 +201,7 @@ class DeskClient:
 
     async def __aenter__(self) -> DeskClient:
         self._prefix = None
-        self._http = make_sender(self.config.transport, self.config.max_concurrency,
+        self._http = make_sender(self.config.transport, self.config.concurrency,
                                  self.config.timeout)
         return self
 
@@ -311,7 +324,7 @@ class DeskClient:
 
     async def pump(self, keys: Iterable[Key],
                    sink: Callable[[Answer], Awaitable[None]]) -> None:
-        """Ask for every key, ``max_concurrency`` calls in flight, handing each answer to
+        """Ask for every key, ``config.concurrency`` calls in flight, handing each answer to
         ``sink`` as it completes. A fatal answer cancels the rest and raises."""
         it = iter(keys)
 
@@ -322,7 +335,7 @@ class DeskClient:
         try:
             # Twice the in-flight cap: workers sleeping in a backoff hold no connection.
             async with asyncio.TaskGroup() as tg:
-                for _ in range(self.config.max_concurrency * 2):
+                for _ in range(self.config.concurrency * 2):
                     tg.create_task(worker())
         except BaseExceptionGroup as group:
             raise first_error(group) from None

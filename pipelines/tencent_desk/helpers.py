@@ -125,7 +125,7 @@ def run_row(*, run_id: str, started_at: datetime, finished_at: datetime, seed: s
         "region": region,
         "api_host": config.base_urls[0].split("://", 1)[-1],
         "max_qps": config.max_qps,
-        "max_concurrency": config.max_concurrency,
+        "max_concurrency": config.concurrency,
         "seed_rows": counts.rows,
         "keys": counts.keys,
         "rows": sum(tally.values()),

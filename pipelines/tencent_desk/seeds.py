@@ -106,7 +106,7 @@ class PreparedSeed:
     """
 
     def __init__(self, spec: SeedSpec, *, ended: Iterable[pa.Table] | None = None,
-                 work_dir: Path | None = None, memory_limit: str = "128MB") -> None:
+                 work_dir: Path | None = None, memory_limit: str = "64MB") -> None:
         self.spec = spec
         self.counts = SeedCounts()
         self._dir = tempfile.mkdtemp(prefix="desk-seed-", dir=work_dir)

@@ -17,7 +17,10 @@ DEFAULT_REGION = "china"
 
 # Tencent publishes no limit for desk_http_svc; other REST APIs get 100 or 200 calls/s.
 DEFAULT_MAX_QPS = 100.0
-DEFAULT_MAX_CONCURRENCY = 64
+# Calls in flight when not set: enough to keep max_qps going with answers this slow (the
+# limiter, not this cap, keeps the rate), within bounds that suit the file-handle limit.
+AUTO_CONCURRENCY_ANSWER_S = 0.5
+AUTO_CONCURRENCY_BOUNDS = (16, 512)
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MAX_ATTEMPTS = 6
 # Throttled answers are retried more often than failures: they cost nothing but time.
