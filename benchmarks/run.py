@@ -403,6 +403,9 @@ def write_results(rep: Report, machine: dict, total_s: float, argv: list[str],
               "loopback; client CPU is that of the client process alone (process time over "
               "the fetch phase; for the CLI: the child's user+system time from wait4, "
               "cross-checked against RUSAGE_CHILDREN).",
+              "- *independent API* is `benchmarks/independent_api.py`: the API written again "
+              "from the reference alone, sharing no code with the package (aiohttp.web, its "
+              "own UserSig check, a limit of fixed calendar seconds counting every arrival).",
               "- *other load* flags cases during which other processes on the machine used "
               "that many cores: wall-clock figures of those cases are pessimistic.", "",
               "## Figures", "",

@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines.tencent_desk.cli import main
+from pipelines.tencent_desk.client import Key
 from pipelines.tencent_desk.seeds import ALIASES, COLUMNS, PreparedSeed, SeedError, SeedSpec
 
 from .support import cli, harness
@@ -471,3 +472,20 @@ def test_cli_refuses_a_seed_table_that_is_sql(tmp_path, pop, capfd, monkeypatch)
     (line,) = cli.error_lines(proc.stderr)
     assert "not a plain [schema.]table name" in line
     assert _database_content(db) == before
+
+
+def test_work_folders_of_killed_runs_are_removed(tmp_path):
+    # A run killed with -9 cannot clean up after itself: the next one does.
+    dead_pid = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1  # never a process
+    dead = tmp_path / f"desk-seed-{dead_pid}-abc"
+    alive = tmp_path / f"desk-seed-{os.getpid()}-def"
+    other = tmp_path / "desk-seed-notapid-ghi"
+    for folder in (dead, alive, other):
+        folder.mkdir()
+        (folder / "keys.parquet").write_bytes(b"x" * 1000)
+    seed = _write(tmp_path, "s.csv", HEADER + b"s1,,\n")
+    with PreparedSeed(SeedSpec(seed), work_dir=tmp_path) as prepared:
+        assert [k for b in prepared.key_batches() for k in b] == [Key("s1")]
+    assert not dead.exists() and alive.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.glob("desk-seed-*")) == sorted(
+        [alive.name, other.name])  # and its own folder is gone too

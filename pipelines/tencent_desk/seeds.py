@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -109,7 +110,8 @@ class PreparedSeed:
                  work_dir: Path | None = None, memory_limit: str = "64MB") -> None:
         self.spec = spec
         self.counts = SeedCounts()
-        self._dir = tempfile.mkdtemp(prefix="desk-seed-", dir=work_dir)
+        _remove_orphans(work_dir)
+        self._dir = tempfile.mkdtemp(prefix=f"desk-seed-{os.getpid()}-", dir=work_dir)
         self._keys = Path(self._dir, "keys.parquet")
         self._rejects = Path(self._dir, "rejects.parquet")
         # In memory, spilling to the temp folder past memory_limit: a seed of millions of
@@ -327,6 +329,21 @@ class PreparedSeed:
                                 '; ') || ' (' || any_value(error_message) || ')'
                              FROM csv_rejects GROUP BY line""")
         return " UNION ALL ".join(parts) + " ORDER BY 1"
+
+
+def _remove_orphans(work_dir: Path | None) -> None:
+    """Work folders of runs that were killed (their keys, maybe spill files): the folder
+    name holds the process id, and a folder whose process is gone is nobody's."""
+    for folder in Path(work_dir or tempfile.gettempdir()).glob("desk-seed-*-*"):
+        try:
+            pid = int(folder.name.split("-")[2])
+            os.kill(pid, 0)
+        except ValueError:
+            continue  # not a name this module made
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            continue  # alive, another user's
 
 
 def _batches(path: Path, size: int) -> Iterator[pa.RecordBatch]:
