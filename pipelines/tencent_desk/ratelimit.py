@@ -57,6 +57,7 @@ class AdaptiveRateLimiter:
         self._last_change = now
         self._ceiling = self.max_rate
         self._answers: deque[tuple[float, bool]] = deque()
+        self._refused = 0  # throttled answers in _answers
         self.cuts = 0
 
     def _burst(self) -> float:
@@ -90,11 +91,12 @@ class AdaptiveRateLimiter:
         now = self._clock.monotonic()
         answers = self._answers
         answers.append((now, throttled))
+        self._refused += throttled
         while answers and now - answers[0][0] > self._horizon:
-            answers.popleft()
+            self._refused -= answers.popleft()[1]
         if not throttled or now - self._last_cut < self._cooldown:
             return
-        refused = sum(1 for _, t in answers if t)
+        refused = self._refused
         # Below the limit, a refusal means the server's limit is lower (or shared). At it, a
         # few refusals are calls bunched on the way: judged against a horizon's worth of calls.
         at_limit = len(self._sent_within(now)) >= 0.9 * self.rate
