@@ -29,7 +29,14 @@ from hypothesis import strategies as st
 
 from pipelines.tencent_desk.cli import main
 from pipelines.tencent_desk.client import Key
-from pipelines.tencent_desk.seeds import ALIASES, COLUMNS, PreparedSeed, SeedError, SeedSpec
+from pipelines.tencent_desk.seeds import (
+    ALIASES,
+    COLUMNS,
+    PreparedSeed,
+    SeedError,
+    SeedSpec,
+    _lf_copy,
+)
 
 from .support import cli, harness
 from .support.harness import DATASET
@@ -342,21 +349,33 @@ def test_plain_table_names_work(tmp_path, table, want):
     assert keys == want and rejects == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product gap: DuckDB's CSV reader (auto_detect=false, strict mode) refuses the whole "
-    "file when line endings are mixed (a CRLF header, LF rows): 'The CSV Parser state "
-    "machine reached an invalid state'; valid rows are not read"))
-def test_mixed_line_endings_still_give_the_valid_rows(tmp_path):
-    path = _write(tmp_path, "mixed.csv", HEADER.replace(b"\n", b"\r\n") + b"s1,u,c\ns2,,\n")
-    keys, _, _ = prepared(path)
+@pytest.mark.parametrize("name, content", [
+    ("mixed.csv", HEADER.replace(b"\n", b"\r\n") + b"s1,u,c\ns2,,\r\n"),
+    ("old-mac.csv", HEADER.replace(b"\n", b"\r") + b"s1,u,c\rs2,,\r"),
+    ("mixed.tsv", HEADER.replace(b",", b"\t").replace(b"\n", b"\r\n")
+     + b"s1\tu\tc\ns2\t\t\n"),
+    # bad rows are still rejected, each for its own reason
+    ("bad.csv", HEADER.replace(b"\n", b"\r\n") + b"s1,u,c\n" + b"x" * 300 + b",,\r\n"
+     + b"s2,,\r\n,u,\n"),
+])
+def test_mixed_line_endings_still_give_the_valid_rows(tmp_path, name, content):
+    keys, rejects, _ = prepared(_write(tmp_path, name, content))
     assert keys == {("s", "s1"), ("s", "s2")}
+    reasons = [r["reason"] for r in rejects]
+    assert all("longer than" in r or "half a pair" in r or "unreadable" in r
+               for r in reasons), reasons
+    assert len(rejects) == (2 if name == "bad.csv" else 0)
 
 
-def test_mixed_line_endings_are_at_least_one_clear_line(tmp_path):
-    path = _write(tmp_path, "mixed.csv", HEADER.replace(b"\n", b"\r\n") + b"s1,u,c\ns2,,\n")
-    with pytest.raises(SeedError) as err:
-        prepared(path)
-    assert "\n" not in str(err.value) and "mixed.csv" in str(err.value)
+@given(st.lists(st.sampled_from([b"a", b",", b"\r", b"\n", b"\r\n", b'"']), max_size=40),
+       st.integers(1, 5))
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+def test_the_lf_copy_is_the_same_whatever_its_block_size(tmp_path_factory, parts, chunk):
+    data = b"".join(parts)
+    folder = tmp_path_factory.mktemp("lf")
+    src = _write(folder, "in.csv", data)
+    out = _lf_copy(src, folder / "out.csv", chunk=chunk)
+    assert out.read_bytes() == data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
 
 def test_a_seed_path_with_sql_in_its_name_is_only_a_name(tmp_path):

@@ -114,6 +114,7 @@ class PreparedSeed:
         self._dir = tempfile.mkdtemp(prefix=f"desk-seed-{os.getpid()}-", dir=work_dir)
         self._keys = Path(self._dir, "keys.parquet")
         self._rejects = Path(self._dir, "rejects.parquet")
+        self._csv_path = spec.path
         # In memory, spilling to the temp folder past memory_limit: a seed of millions of
         # keys never sits whole in RAM.
         self.con = duckdb.connect(":memory:")
@@ -154,7 +155,15 @@ class PreparedSeed:
         reader = {"csv": self._csv, "parquet": self._parquet, "jsonl": self._jsonl,
                   "duckdb": self._duckdb}[spec.format]
         try:
-            self.con.execute(f"CREATE TABLE raw AS {reader()}")
+            try:
+                self.con.execute(f"CREATE TABLE raw AS {reader()}")
+            except duckdb.InvalidInputException as exc:
+                if spec.format != "csv" or "state machine" not in str(exc):
+                    raise
+                # DuckDB's reader wants one kind of line ending per file (an edited export
+                # can mix them): read a copy with LF endings only.
+                self._csv_path = _lf_copy(spec.path, Path(self._dir, "seed-lf" + spec.path.suffix))
+                self.con.execute(f"CREATE TABLE raw AS {reader()}")
         except duckdb.Error as exc:
             raise SeedError(f"cannot read seed {spec.describe()}: {_first_line(exc)}") from None
         self.counts.rows = self._scalar("SELECT count(*) FROM raw")
@@ -179,7 +188,7 @@ class PreparedSeed:
                 f"{problem} AS problem, NULL::VARCHAR AS raw FROM {source}")
 
     def _csv(self) -> str:
-        path = self.spec.path
+        path = self._csv_path
         delim = "\t" if path.suffix.lower() == ".tsv" else ","
         with path.open("r", encoding="utf-8", errors="replace", newline="") as f:
             header = next(csv.reader(f, delimiter=delim), None)
@@ -329,6 +338,21 @@ class PreparedSeed:
                                 '; ') || ' (' || any_value(error_message) || ')'
                              FROM csv_rejects GROUP BY line""")
         return " UNION ALL ".join(parts) + " ORDER BY 1"
+
+
+def _lf_copy(path: Path, out: Path, chunk: int = 1 << 20) -> Path:
+    """``path`` with every CRLF and lone CR turned into LF (also inside quoted values,
+    where a line break is no valid key anyway)."""
+    with path.open("rb") as src, out.open("wb") as dst:
+        carry = b""
+        while block := src.read(chunk):
+            block = carry + block
+            # A CR at the end may be the first half of a CRLF: decide with the next block.
+            carry = b"\r" if block.endswith(b"\r") else b""
+            block = block[:len(block) - len(carry)]
+            dst.write(block.replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
+        dst.write(carry.replace(b"\r", b"\n"))
+    return out
 
 
 def _remove_orphans(work_dir: Path | None) -> None:
