@@ -19,7 +19,8 @@ def env(**extra: str) -> dict[str, str]:
     out.update(RUNTIME__DLTHUB_TELEMETRY="false",  # loopback only: no telemetry to dlthub
                SOURCES__TENCENT_DESK__SDKAPPID=str(SDKAPPID),
                SOURCES__TENCENT_DESK__IDENTIFIER=ADMIN,
-               SOURCES__TENCENT_DESK__SECRET_KEY=SECRET_KEY, **extra)
+               SOURCES__TENCENT_DESK__SECRET_KEY=SECRET_KEY)
+    out.update(extra)
     return out
 
 
