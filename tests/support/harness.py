@@ -105,8 +105,23 @@ class RecordingApp(SimulatorApp):
         # called (in the server's thread) with the number of the call about to be handled
         self.on_call: Any = None
         self._n_calls = 0
+        self._in_flight = 0  # handlers running: a slow answer is noted when it ends
+
+    def settle(self, timeout: float = 60.0) -> None:
+        """Wait until every call that came in has been noted (slow answers included)."""
+        deadline = time.monotonic() + timeout
+        while self._in_flight:
+            assert time.monotonic() < deadline, f"{self._in_flight} calls still running"
+            time.sleep(0.01)
 
     async def _handle(self, scope: Any, receive: Any) -> Any:
+        self._in_flight += 1  # the server's one thread: no lock needed
+        try:
+            return await self._noted(scope, receive)
+        finally:
+            self._in_flight -= 1
+
+    async def _noted(self, scope: Any, receive: Any) -> Any:
         self._n_calls += 1
         if self.on_call is not None:
             self.on_call(self._n_calls)
@@ -263,6 +278,7 @@ def check_run(db: Path, run_id: str, seed: SeedKeys, app: RecordingApp, pop: Pop
 def check_rows(rows: list[dict[str, Any]], seed: SeedKeys, app: RecordingApp,
                pop: Population, t: float, *, extra_attempts: int = 0) -> Figures:
     """:func:`check_run` on rows however they were made."""
+    app.settle()
     by_key: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by_key[key_of_row(r["session_id"] if r["key_type"] == "session" else None,
