@@ -169,8 +169,9 @@ def cli_case(rep: Report, sim: common.Simulator, server: str, limit: int, ids: l
     rows = runs["rows"]
     span = (runs["finished_at"] - runs["started_at"]).total_seconds()
     note = load_note(w)
+    # The goal for the whole job (its 0.95 is for the client, the get_many cases).
     rep.add("limits", name, "calls/s ÷ L (runs.calls_per_second)",
-            runs["calls_per_second"] / limit, "", "ratio", ">= 0.95", note)
+            runs["calls_per_second"] / limit, "", "ratio", ">= 0.85", note)
     rep.add("limits", name, "throttled share (600xx)",
             runs["throttled"] / max(runs["calls"], 1), "%", "ratio", "<= 0.005")
     rep.add("limits", name, "process CPU per row (incl. start-up)",
