@@ -99,7 +99,6 @@ class ClientConfig:
     backoff_max: float = 20.0
     transport: str = "aiohttp"  # or "httpx-aiohttp", "httpx": see transport.py
 
-
     @property
     def concurrency(self) -> int:
         return self.max_concurrency or auto_concurrency(self.max_qps)

@@ -62,7 +62,7 @@ def pipeline_for(database: Path, dataset: str, pipelines_dir: str | None = None
     the process, as building one resolves much of dlt's configuration."""
     tag = hashlib.sha1(f"{database.resolve()}|{dataset}".encode()).hexdigest()[:8]
     # DuckDB's default memory_limit is 80% of RAM: loading one run's rows would otherwise
-    # hold them all in memory at once (+170 MB at 1M rows; +85 MB with this limit).
+    # hold them all in memory at once (+170 MB at 1M rows; about +65 MB with this limit).
     credentials = DuckDbCredentials(str(database), global_config={
         "memory_limit": settings.DESTINATION_MEMORY_LIMIT})
     return dlt.pipeline(
