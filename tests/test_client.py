@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 
 import pytest
 
@@ -24,6 +23,7 @@ from pipelines.tencent_desk.rows import state_of
 from pipelines.tencent_desk.usersig import UserSigProvider
 
 from .conftest import ADMIN, SDKAPPID, SECRET_KEY, make_client
+from .support.harness import closed_port
 
 
 def _ask(client, keys):
@@ -152,9 +152,7 @@ def test_attempts_are_bounded_and_the_last_code_is_kept(simulator):
 
 def test_a_closed_main_domain_falls_back_to_the_backup(simulator):
     sim = simulator()
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    dead = f"http://127.0.0.1:{closed_port()}"
     client = make_client((dead, sim.url))
     answers = _ask(client, [Key(session_id=k.session_id) for k in _active_keys(sim, 10)])
     assert all(a.code == 0 for a in answers)

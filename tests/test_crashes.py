@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -22,8 +21,8 @@ import duckdb
 import pytest
 
 from .support import cli
-from .support.cli import CLI, ROOT
-from .support.harness import DATASET, closed_port
+from .support.cli import CLI
+from .support.harness import DATASET
 
 CRASHPOINT = str(Path(__file__).resolve().parent / "support" / "crashpoint")
 KILLED = (137, -signal.SIGKILL)
@@ -37,32 +36,16 @@ class DeskSimulator:
     """``desk-sessions simulate`` in its own process, answering with some latency."""
 
     def __init__(self, folder: Path, latency_ms: int = 10) -> None:
-        self.port = closed_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.seed = folder / "seed.csv"
         self.log = (folder / "simulator.log").open("w")
-        self.proc = subprocess.Popen(
-            [CLI, "simulate", "--port", str(self.port), "--latency-ms", str(latency_ms),
-             "--sessions", "300", "--seed", "7", "--seed-out", str(self.seed),
-             "--log-level", "WARNING"],
-            env=cli.env(), stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                break
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("desk-sessions simulate did not start") from None
-                time.sleep(0.1)
+        self.proc, self.port = cli.start_server(
+            [CLI, "simulate", "--latency-ms", str(latency_ms), "--sessions", "300",
+             "--seed", "7", "--seed-out", str(self.seed), "--log-level", "WARNING"],
+            log=self.log)
+        self.url = f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        cli.stop_server(self.proc)
         self.log.close()
 
 

@@ -5,8 +5,6 @@ windows), checked against a reference client built from the official signer
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -28,26 +26,12 @@ SERVER = cli.ROOT / "benchmarks" / "independent_api.py"
 @pytest.fixture(scope="module")
 def independent() -> Iterator[str]:
     """The independent server on a free loopback port, 150 calls per calendar second."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, str(SERVER), "--port", str(port),
-                             "--rate-limit", "150", "--latency-ms", "5"], env=cli.env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc, port = cli.start_server([sys.executable, str(SERVER), "--rate-limit", "150",
+                                   "--latency-ms", "5"])
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, "the independent server exited"
-            assert time.monotonic() < deadline, "the independent server did not start"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        cli.stop_server(proc)
 
 
 def reference_answers(url: str, bodies: list[dict]) -> list[dict]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import IO
 
-from .harness import ADMIN, SDKAPPID, SECRET_KEY
+from .harness import ADMIN, SDKAPPID, SECRET_KEY, closed_port
 
 CLI = str(Path(sys.executable).with_name("desk-sessions"))
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,3 +41,30 @@ def run(argv: list[str], cwd: Path, timeout: float = 240, prefix: list[str] | No
 
 def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("desk-sessions: error:")]
+
+
+def start_server(argv: list[str], log: IO[str] | int = subprocess.DEVNULL
+                 ) -> tuple[subprocess.Popen, int]:
+    """``argv --port P`` in a child on a free loopback port P, once it accepts connections."""
+    port = closed_port()
+    proc = subprocess.Popen([*argv, "--port", str(port)], env=env(), stdout=log,
+                            stderr=subprocess.STDOUT, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc, port
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                stop_server(proc)
+                raise RuntimeError(f"{' '.join(argv[:2])} did not start") from None
+            time.sleep(0.1)
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
