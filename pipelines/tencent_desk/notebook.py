@@ -1,5 +1,5 @@
-"""What every analysis notebook does first: find the database, open it read-only (the job
-may be writing), and set up headless-safe plots."""
+"""What every analysis notebook does first: find the database, open the snapshot the job
+publishes beside it (so the job can keep writing), and set up headless-safe plots."""
 
 from __future__ import annotations
 
@@ -10,18 +10,26 @@ from pathlib import Path
 
 import duckdb
 
-from . import metrics
+from . import metrics, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
 class Desk:
-    con: duckdb.DuckDBPyConnection
+    source: snapshot.Reader | duckdb.DuckDBPyConnection
     path: Path
     dataset: str
     has_truth: bool
     poll_s: float | None
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The latest published snapshot (views made again after each run), or the database
+        itself, read-only, where nothing was ever published."""
+        if isinstance(self.source, snapshot.Reader):
+            return self.source.connection()
+        return self.source
 
 
 def database() -> Path:
@@ -48,5 +56,11 @@ def open_desk() -> Desk:
     plt.rcParams.update({"figure.figsize": (11, 3.8), "axes.grid": True, "grid.alpha": 0.3})
     path = database()
     dataset = os.environ.get("DESK_DATASET", "tencent_desk")
-    con = duckdb.connect(str(path), read_only=True)
-    return Desk(con, path, dataset, metrics.has_truth(con), metrics.poll_interval_s(con, dataset))
+    source: snapshot.Reader | duckdb.DuckDBPyConnection
+    if snapshot.Reader.available(path):
+        source = snapshot.Reader(path)
+        con = source.connection()
+    else:  # a database no job published: read it directly (this blocks a writer)
+        source = con = duckdb.connect(str(path), read_only=True)
+    return Desk(source, path, dataset, metrics.has_truth(con),
+                metrics.poll_interval_s(con, dataset))
