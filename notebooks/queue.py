@@ -38,15 +38,21 @@ sys.path[:] = [p for p in sys.path if p and not p.rstrip("/").endswith("notebook
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
 from pipelines.tencent_desk import metrics
-from pipelines.tencent_desk.notebook import open_desk
+from pipelines.tencent_desk.notebook import (
+    describe,
+    open_desk,
+    plottable,
+    shade_gaps,
+    time_axis,
+    with_breaks,
+)
 
 desk = open_desk()
 con, DB, DATASET = desk.con, desk.path, desk.dataset
 HAS_TRUTH, POLL_S = desk.has_truth, desk.poll_s
-print(f"{DB} / {DATASET}; simulator truth: {'yes' if HAS_TRUTH else 'no'}")
+print(describe(desk))
 
 # %% [markdown]
 # ## The snapshots
@@ -61,11 +67,7 @@ snapshots = metrics.complete_runs(con, DATASET)
 seen = metrics.state_islands(con, DATASET).groupby("session_id").state.agg(set)
 only_ended = int(seen.map(lambda states: states <= {"ended", "not_in_session"}).sum())
 print(runs.to_string(index=False))
-print(
-    f"{len(snapshots)} snapshots from {snapshots.snapshot_at.min():%Y-%m-%d %H:%M} "
-    f"to {snapshots.snapshot_at.max():%Y-%m-%d %H:%M} UTC, median gap {POLL_S:.0f} s, "
-    f"longest gap {snapshots.gap_s.max():.0f} s"
-)
+print(f"longest gap between snapshots: {snapshots.gap_s.max():.0f} s")
 print(f"{len(seen)} sessions; {only_ended} of them were only ever seen ended: "
       "their whole life fell between two polls")
 
@@ -73,31 +75,29 @@ print(f"{len(seen)} sessions; {only_ended} of them were only ever seen ended: "
 # ## Queue length at each poll
 #
 # `queuing`: waiting for the desk to offer the chat; `waiting_for_agent`: offered to an agent
-# who has not accepted yet. A poll with nobody waiting counts as zero; a failed run is not a
-# poll, and the line breaks where polls are missing for longer than two usual gaps.
+# who has not accepted yet. A poll with nobody waiting counts as zero. A run that did not
+# complete (failed, interrupted, ...) is not a poll: the area breaks there, as it does where
+# polls are missing for longer than two usual gaps (nights, weekends, outages).
 
 # %%
 per_poll = metrics.queue_per_poll(con, DATASET)
-shown = per_poll.set_index("snapshot_at")[["queuing", "waiting_for_agent"]].astype(float)
-breaks = snapshots.loc[snapshots.gap_s > 2 * POLL_S, "snapshot_at"] + pd.Timedelta(POLL_S, "s")
-shown = pd.concat([shown, pd.DataFrame(index=breaks, columns=shown.columns, dtype=float)])
-shown = shown.sort_index()
+stopped = metrics.incomplete_runs(con, DATASET)
+shown = with_breaks(per_poll.set_index("snapshot_at")[["queuing", "waiting_for_agent"]],
+                    stopped.started_at, POLL_S)
 
 fig, ax = plt.subplots()
 ax.stackplot(shown.index, shown.queuing, shown.waiting_for_agent,
              labels=["queuing", "waiting for agent"], step="post", alpha=0.7)
-failed = con.execute(
-    f"SELECT started_at FROM \"{DATASET}\".runs WHERE status <> 'complete'"
-).df().started_at
-for t in failed:
-    ax.axvline(t, color="red", lw=0.8, ls=":")
+ax.plot(shown.index, shown.queuing + shown.waiting_for_agent, ".", color="C1", ms=4)
+for n, t in enumerate(stopped.started_at):
+    ax.axvline(t, color="red", lw=0.8, ls=":", label="run not complete" if n == 0 else None)
 if HAS_TRUTH:
     true_queue = metrics.truth_queue_at(con, per_poll.snapshot_at)
     ax.plot(true_queue.snapshot_at, true_queue.waiting, "k.", ms=4, label="truth (waiting)")
-ax.set_title("Sessions waiting at each complete run (red dotted: failed runs)")
+ax.set_title("Sessions waiting at each complete run (red dotted: runs that did not complete)")
 ax.set_ylabel("sessions")
-ax.xaxis.set_major_formatter(ConciseDateFormatter(AutoDateLocator()))
-ax.legend(loc="upper left")
+time_axis(ax, shown.index)
+ax.legend(loc="upper left", fontsize="small")
 fig.tight_layout()
 
 # %% [markdown]
@@ -108,28 +108,28 @@ fig.tight_layout()
 # been longer between polls. An interval without a complete run is a gap, not a zero.
 
 # %%
-per_15 = metrics.queue_per_interval(con, DATASET, "15min")
-width = pd.Timedelta(minutes=13)
+QUARTER = pd.Timedelta(minutes=15)
+per_15 = plottable(metrics.queue_per_interval(con, DATASET, "15min"))
+width = 0.85 * QUARTER
 fig, (ax1, ax2) = plt.subplots(2, 1, sharex=True, figsize=(11, 6))
 ax1.bar(per_15.interval_start, per_15.avg_waiting, width=width, align="edge",
         label="time-weighted average")
 ax1.plot(per_15.interval_start + width / 2, per_15.peak_waiting, "v", color="C3",
          label="peak at a poll")
-for start in per_15.loc[per_15.n_polls == 0, "interval_start"]:
-    ax1.axvspan(start, start + pd.Timedelta(minutes=15), color="grey", alpha=0.3)
 ax1.set_ylabel("sessions waiting")
 ax1.set_title("Queue per 15 minutes (grey: no complete run, a gap)")
-ax1.legend(loc="upper left")
 mid = per_15.interval_start + width / 2
-upper = per_15.longest_wait_upper_s.astype(float)
+upper = per_15.longest_wait_upper_s
 ax2.vlines(mid, per_15.longest_wait_lower_s / 60, upper.fillna(upper.max()) / 60, lw=6,
            alpha=0.6, label="longest wait: between these bounds")
 unbounded = upper.isna() & (per_15.n_polls > 0)
 ax2.plot(mid[unbounded], per_15.longest_wait_lower_s[unbounded] / 60, "^", color="C3",
-         label="no upper bound (waiting since before the first poll)")
+         label="no upper bound (waiting since before its stretch of polls)")
 ax2.set_ylabel("minutes")
-ax2.xaxis.set_major_formatter(ConciseDateFormatter(AutoDateLocator()))
-ax2.legend(loc="upper left")
+for ax in (ax1, ax2):
+    shade_gaps(ax, per_15.interval_start[per_15.n_polls == 0], QUARTER)
+    ax.legend(loc="upper left", fontsize="small")
+time_axis(ax2, per_15.interval_start + QUARTER / 2)
 fig.tight_layout()
 
 # %%
@@ -140,7 +140,7 @@ def minutes(lower: float, upper: float) -> str:
     return f"≥ {lower / 60:.1f}" if pd.isna(upper) else f"{lower / 60:.1f}–{upper / 60:.1f}"
 
 
-hourly = metrics.queue_per_interval(con, DATASET, "1h")
+hourly = metrics.queue_per_interval(con, DATASET, "1h").query("n_polls > 0")
 hourly.assign(
     hour=hourly.interval_start.dt.strftime("%m-%d %H:%M"),
     longest_wait_min=[minutes(lo, hi) for lo, hi in
@@ -224,8 +224,7 @@ fig.tight_layout()
 abandon = metrics.abandonment(con, DATASET)
 outcomes = abandon.outcome.value_counts()
 n_abandoned = outcomes.get("abandoned", 0)
-rate_seen = n_abandoned / (n_abandoned + outcomes.get("answered", 0))
-rate_all = n_abandoned / (n_abandoned + int(waits.first_answer.sum()))
+rate_all, rate_seen = metrics.abandonment_rates(abandon, waits)
 print(outcomes.to_string())
 print(f"abandonment rate: {rate_all:.1%} against every answered session, "
       f"{rate_seen:.1%} among sessions seen waiting")

@@ -29,6 +29,7 @@ an idle agent is invisible unless a roster says it was on shift.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -49,6 +50,9 @@ WAIT_STATES = (st.QUEUING, st.WAITING_FOR_AGENT)
 ABSENT = "absent"
 _BLIND = (st.ERROR, st.UNKNOWN)
 _OVER = (st.ENDED, st.NOT_IN_SESSION, ABSENT)
+# A gap between complete runs longer than this many median gaps is an outage or a night: no
+# snapshot stands for more than this, and no state is bounded by a run across such a gap.
+LONG_GAP = 2
 # Identity of a row for counting: its session, or its (user, service account) pair.
 _KEY = "coalesce(nullif(session_id, ''), client_user_id || chr(31) || customer_service_id)"
 
@@ -81,12 +85,21 @@ def _df(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> pd.D
 
 
 def _runs_cte(ds: str) -> str:
-    # i numbers complete runs 0..n-1 in time order; ts is the snapshot time in epoch seconds.
+    # i numbers complete runs 0..n-1 in time order; ts is the snapshot time in epoch seconds;
+    # typical_gap is the median gap; period counts the long gaps before the run.
     return f"""
-    runs AS (
+    run_gaps AS (
         SELECT run_id, started_at AS snapshot_at, epoch(started_at) AS ts,
-               row_number() OVER (ORDER BY started_at, run_id) - 1 AS i
+               row_number() OVER w - 1 AS i, epoch(started_at) - lag(epoch(started_at)) OVER w
+                   AS gap_before
         FROM {ds}.runs WHERE status = 'complete'
+        WINDOW w AS (ORDER BY started_at, run_id)
+    ),
+    runs AS (
+        SELECT run_id, snapshot_at, ts, i, typical_gap,
+               sum(coalesce(gap_before > {LONG_GAP} * typical_gap, FALSE)::INT)
+                   OVER (ORDER BY i) AS period
+        FROM run_gaps, (SELECT median(gap_before) AS typical_gap FROM run_gaps)
     )"""
 
 
@@ -167,7 +180,9 @@ def _islands_cte(ds: str, merge: Sequence[str] = ()) -> str:
         JOIN runs rk ON rk.i = isl.k
         JOIN runs rm ON rm.i = isl.m
         LEFT JOIN runs rb ON rb.i = coalesce(isl.prev_i, spans.b_first - 1)
+                         AND rb.period = rk.period
         LEFT JOIN runs ra ON ra.i = coalesce(isl.next_i, spans.b_last + 1)
+                         AND ra.period = rm.period
     )"""
 
 
@@ -175,6 +190,17 @@ def complete_runs(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET
     """The snapshots: complete runs in time order, with the gap to the next one in seconds."""
     sql = f"""WITH {_runs_cte(_ident(dataset))}
     SELECT run_id, snapshot_at, lead(ts) OVER (ORDER BY i) - ts AS gap_s FROM runs ORDER BY i"""
+    return _df(con, sql)
+
+
+def incomplete_runs(
+    con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET
+) -> pd.DataFrame:
+    """Runs that are not snapshots (any status but ``complete``: failed, interrupted, still
+    loading, ...) in time order: run_id, started_at, status. Charts show them as gaps,
+    never as an empty desk."""
+    sql = f"""SELECT run_id, started_at, status FROM {_ident(dataset)}.runs
+    WHERE status IS DISTINCT FROM 'complete' ORDER BY started_at, run_id"""
     return _df(con, sql)
 
 
@@ -262,9 +288,9 @@ def queue_per_interval(
     w = _seconds(interval)
     sql = f"""WITH {_queue_poll_cte(_ident(dataset))}, {_buckets_cte(w)},
     p AS (SELECT *, lead(ts) OVER (ORDER BY ts) - ts AS gap FROM qpoll),
-    typical AS (SELECT median(gap) AS gap FROM p),
+    typical AS (SELECT any_value(typical_gap) AS gap FROM runs),
     seg AS (
-        SELECT p.*, p.ts AS s0, p.ts + least(coalesce(p.gap, t.gap), 2 * t.gap) AS s1
+        SELECT p.*, p.ts AS s0, p.ts + least(coalesce(p.gap, t.gap), {LONG_GAP} * t.gap) AS s1
         FROM p, typical t
     ),
     weighted AS (
@@ -450,6 +476,18 @@ def abandonment(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET) 
            lower_s, upper_s
     FROM classified ORDER BY first_waiting, session_id"""
     return _df(con, sql)
+
+
+def abandonment_rates(abandon: pd.DataFrame, waits: pd.DataFrame) -> tuple[float, float]:
+    """The abandoned share two ways, from ``abandonment`` and ``waits``: against every
+    answered session (too low: short abandons are unseen) and among sessions seen waiting
+    (too high: short waits are rarely seen, and they are mostly answered). The truth usually
+    lies between. Either is NaN when it has nothing to divide by (nobody waited or was
+    answered): an empty queue has no abandonment rate, not a zero one."""
+    abandoned = int((abandon["outcome"] == "abandoned").sum())
+    seen = abandoned + int((abandon["outcome"] == "answered").sum())
+    every = abandoned + int(waits["first_answer"].sum())
+    return (abandoned / every if every else math.nan, abandoned / seen if seen else math.nan)
 
 
 def _agent_poll_cte(ds: str) -> str:
