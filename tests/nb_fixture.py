@@ -109,10 +109,10 @@ def _single_run(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
-# shape -> (reshape, keep the simulator's truth). ``one_day`` is the demo as it is.
+# shape -> (reshape, keep the simulator's truth). ``one_day`` is the demo as it is; every
+# other shape is without truth, as a real account's database.
 SHAPES: dict[str, tuple[Callable[[duckdb.DuckDBPyConnection], None], bool]] = {
     "one_day": (lambda con: None, True),
-    "one_day_no_truth": (lambda con: None, False),
     "several_days": (_several_days, False),
     "failed_day": (_failed_day, False),
     "nothing_queued": (_nothing_queued, False),
