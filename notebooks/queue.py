@@ -67,7 +67,8 @@ snapshots = metrics.complete_runs(con, DATASET)
 seen = metrics.state_islands(con, DATASET).groupby("session_id").state.agg(set)
 only_ended = int(seen.map(lambda states: states <= {"ended", "not_in_session"}).sum())
 print(runs.to_string(index=False))
-print(f"longest gap between snapshots: {snapshots.gap_s.max():.0f} s")
+longest = pd.to_timedelta(snapshots.gap_s, unit="s").max()  # NaT with a single snapshot
+print(f"longest gap between snapshots: {longest.round('s')}")
 print(f"{len(seen)} sessions; {only_ended} of them were only ever seen ended: "
       "their whole life fell between two polls")
 
@@ -224,10 +225,13 @@ fig.tight_layout()
 abandon = metrics.abandonment(con, DATASET)
 outcomes = abandon.outcome.value_counts()
 n_abandoned = outcomes.get("abandoned", 0)
-rate_all, rate_seen = metrics.abandonment_rates(abandon, waits)
+rate_all, rate_seen = (
+    "n/a" if pd.isna(rate) else f"{rate:.1%}"
+    for rate in metrics.abandonment_rates(abandon, waits)
+)
 print(outcomes.to_string())
-print(f"abandonment rate: {rate_all:.1%} against every answered session, "
-      f"{rate_seen:.1%} among sessions seen waiting")
+print(f"abandonment rate: {rate_all} against every answered session, "
+      f"{rate_seen} among sessions seen waiting")
 print("how they ended:", abandon.ended_by.replace({"absent": "vanished"}).value_counts().to_dict())
 
 # %% [markdown]
@@ -256,7 +260,7 @@ if HAS_TRUTH:
         "truth": true_stats.lower_s,
     }) / 60
     print(f"sessions answered: {len(answered)} estimated, {len(true_answered)} true")
-    print(f"abandonment: {rate_all:.1%}–{rate_seen:.1%} estimated, {true_rate:.1%} true "
+    print(f"abandonment: {rate_all}–{rate_seen} estimated, {true_rate:.1%} true "
           f"({true_outcomes.get('abandoned', 0)} true abandons, {n_abandoned} seen)")
     print(check.round(2).to_string())
 else:

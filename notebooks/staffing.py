@@ -83,10 +83,11 @@ print(f"agents needed: {needed}; scheduled with 30% shrinkage: "
 
 # %%
 HOUR = pd.Timedelta(hours=1)
-demand = plottable(metrics.demand_per_interval(con, DATASET, "1h"))
+demand = metrics.demand_per_interval(con, DATASET, "1h")
 demand["offered_erlangs"] = demand.arrivals * demand.aht_s / demand.interval_s
-polled = demand[demand.n_polls > 0]
+polled = demand[demand.n_polls > 0].reset_index(drop=True)  # for the tables
 hours = polled.interval_start.dt.strftime("%m-%d %H:%M")
+demand = plottable(demand)
 mid = demand.interval_start + HOUR / 2
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 3.8))
@@ -133,7 +134,8 @@ table = erlang.staffing_table(
     polled, TARGET_S, TARGET_SL, shrinkage=SHRINKAGE, chats_per_agent=CHATS_PER_AGENT
 )
 seen = metrics.agent_occupancy(con, DATASET, "1h", chats_per_agent=CHATS_PER_AGENT)
-table["agents_seen"] = table.interval_start.map(seen.groupby("interval_start").agent_id.nunique())
+seen_per_hour = seen.groupby("interval_start").agent_id.nunique()
+table["agents_seen"] = table.interval_start.map(seen_per_hour).fillna(0).astype(int)
 table.assign(hour=hours)[
     ["hour", "arrivals", "aht_s", "offered_load", "slots", "agents", "scheduled", "agents_seen",
      "service_level", "asa_s", "occupancy"]

@@ -192,7 +192,7 @@ def test_time_axis_gives_a_single_poll_a_window() -> None:
     ax.plot([_t("2026-01-05 09:00")], [2], "o")
     time_axis(ax, pd.DatetimeIndex([_t("2026-01-05 09:00")]))
     lo, hi = ax.get_xlim()
-    assert hi - lo == pytest.approx(1 / 24)  # an hour, in matplotlib's days
+    assert hi - lo == pytest.approx(20 / 24 / 60)  # 20 minutes, in matplotlib days
     plt.close(fig)
 
 

@@ -69,7 +69,9 @@ def describe(desk: Desk) -> str:
         seen = "no complete run yet"
     else:
         first, last = snapshots.snapshot_at.min(), snapshots.snapshot_at.max()
-        seen = f"{len(snapshots)} snapshots {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
+        n = len(snapshots)
+        seen = (f"{n} snapshot{'s' if n > 1 else ''} from {first:%Y-%m-%d %H:%M} "
+                f"to {last:%Y-%m-%d %H:%M} UTC")
     every = (f"polls every {desk.poll_s:.0f} s (median)" if desk.poll_s is not None
              else "no poll interval (fewer than two snapshots)")
     return (f"{desk.path} / {desk.dataset}: {seen}; {every}; "
@@ -95,7 +97,7 @@ def time_axis(ax: Axes, shown: object = None) -> None:
     ax.set_xlabel(ax.get_xlabel() or "UTC")
     times = _utc(shown if shown is not None else []).dropna()
     if len(times):
-        pad = max((times.max() - times.min()) * 0.02, pd.Timedelta(minutes=30))
+        pad = max((times.max() - times.min()) * 0.02, pd.Timedelta(minutes=10))
         ax.set_xlim(times.min() - pad, times.max() + pad)
 
 
