@@ -87,7 +87,7 @@ def plottable(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def time_axis(ax: Axes, shown: object = None) -> None:
+def time_axis(ax: Axes, shown: pd.Index | pd.Series | None = None) -> None:
     """Readable time ticks on the x axis for any span: minutes or hours within a day, days
     across days, with the date once at the side (UTC, as the data). ``shown``: times that
     must be in view, padded so that even a single one gets a readable window."""
@@ -146,6 +146,6 @@ def heatmap(ax: Axes, grid: pd.DataFrame, width: pd.Timedelta, **style: object) 
     return mesh
 
 
-def _utc(times: object) -> pd.DatetimeIndex:
+def _utc(times: pd.Index | pd.Series | list) -> pd.DatetimeIndex:
     index = pd.DatetimeIndex(times)
     return index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
