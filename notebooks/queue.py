@@ -129,7 +129,7 @@ ax2.plot(mid[unbounded], per_15.longest_wait_lower_s[unbounded] / 60, "^", color
 ax2.set_ylabel("minutes")
 for ax in (ax1, ax2):
     shade_gaps(ax, per_15.interval_start[per_15.n_polls == 0], QUARTER)
-    ax.legend(loc="upper left", fontsize="small")
+    ax.legend(loc="best", fontsize="small", framealpha=0.6)
 time_axis(ax2, per_15.interval_start + QUARTER / 2)
 fig.tight_layout()
 
@@ -154,8 +154,8 @@ hourly.assign(
 # Each wait (queuing and waiting for the agent, merged) is an interval of possible lengths.
 # A session seen with an agent that no poll saw waiting still waited, somewhere between 0 and
 # the gap since its previous poll: leaving those out would make answers look slow. Speed of
-# answer uses each session's first answer; waits that began before the first complete run have
-# no upper bound and are left out.
+# answer uses each session's first answer; waits that began before the first complete run, or
+# before the first after a night or an outage, have no upper bound and are left out.
 #
 # The true mean, median and 90th percentile lie between the bounds. Waits that ended unseen
 # without an answer (short abandons) cannot be counted at all.

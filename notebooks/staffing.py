@@ -108,7 +108,7 @@ if HAS_TRUTH:
 for ax in (ax1, ax2):
     shade_gaps(ax, demand.interval_start[demand.n_polls == 0], HOUR)
     time_axis(ax)
-    ax.legend(loc="upper left", fontsize="small")
+    ax.legend(loc="best", fontsize="small", framealpha=0.6)
 fig.tight_layout()
 
 # %%
