@@ -1,6 +1,5 @@
 """What every analysis notebook does first: find the database, open it read-only (the job
-may be writing), and set up headless-safe plots; then the plotting helpers every chart uses,
-so time axes and gaps (no complete run) are drawn one way everywhere."""
+may be writing), and set up headless-safe plots."""
 
 from __future__ import annotations
 
@@ -44,22 +43,8 @@ def database() -> Path:
     return path
 
 
-def open_desk() -> Desk:
-    """The database read-only, its dataset (``DESK_DATASET``), and plot defaults."""
-    import matplotlib
-
-    if "ipykernel" not in sys.modules:
-        matplotlib.use("Agg")  # run as a plain script: draw off-screen
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"figure.figsize": (11, 3.8), "axes.grid": True, "grid.alpha": 0.3})
-    path = database()
-    dataset = os.environ.get("DESK_DATASET", "tencent_desk")
-    con = duckdb.connect(str(path), read_only=True)
-    return Desk(con, path, dataset, metrics.has_truth(con), metrics.poll_interval_s(con, dataset))
-
-
-# --- Plotting helpers: every chart's time axis and gaps are handled here, once. -----------
+# --- Plotting helpers: every chart's time axis and gaps (no complete run) are drawn here,
+# one way for all notebooks. -----------------------------------------------------------------
 
 
 def describe(desk: Desk) -> str:
@@ -149,3 +134,18 @@ def heatmap(ax: Axes, grid: pd.DataFrame, width: pd.Timedelta, **style: object) 
 def _utc(times: pd.Index | pd.Series | list) -> pd.DatetimeIndex:
     index = pd.DatetimeIndex(times)
     return index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+
+
+def open_desk() -> Desk:
+    """The database read-only, its dataset (``DESK_DATASET``), and plot defaults."""
+    import matplotlib
+
+    if "ipykernel" not in sys.modules:
+        matplotlib.use("Agg")  # run as a plain script: draw off-screen
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"figure.figsize": (11, 3.8), "axes.grid": True, "grid.alpha": 0.3})
+    path = database()
+    dataset = os.environ.get("DESK_DATASET", "tencent_desk")
+    con = duckdb.connect(str(path), read_only=True)
+    return Desk(con, path, dataset, metrics.has_truth(con), metrics.poll_interval_s(con, dataset))
