@@ -4,7 +4,8 @@ Each shape starts from one day polled by the real job (``desk-sessions demo``, b
 per test session) and reshapes a copy of it the way the issue's reproduction did: the day
 copied into earlier days with its times shifted and its run, session and user ids made
 unique, the simulator's truth dropped (a real account has none), whole days and nights left
-without runs, runs that did not complete (and so loaded nothing), quiet days.
+without runs, runs that did not complete (and so loaded nothing: a whole day of them, or
+every run so far), quiet days.
 
 Only ``runs`` and ``session_states`` are reshaped; the per-run counters in ``runs``
 (``rows``, ``n_<state>``) are left as copied, since no notebook reads them.
@@ -95,6 +96,12 @@ def _failed_day(con: duckdb.DuckDBPyConnection) -> None:
     _fail_runs(con, [5, 12, 13])
 
 
+def _failed_only(con: duckdb.DuckDBPyConnection) -> None:
+    # A new deployment whose every run so far stopped: not a single snapshot yet.
+    runs = con.execute("SELECT count(*) FROM base_day").fetchall()[0][0]
+    _fail_runs(con, list(range(runs)))
+
+
 def _nothing_queued(con: duckdb.DuckDBPyConnection) -> None:
     # A quiet day: runs complete, but nobody waited or reached an agent.
     con.execute(f"DELETE FROM {DS}.session_states WHERE state NOT IN "
@@ -115,6 +122,7 @@ SHAPES: dict[str, tuple[Callable[[duckdb.DuckDBPyConnection], None], bool]] = {
     "one_day": (lambda con: None, True),
     "several_days": (_several_days, False),
     "failed_day": (_failed_day, False),
+    "failed_only": (_failed_only, False),
     "nothing_queued": (_nothing_queued, False),
     "single_run": (_single_run, False),
 }

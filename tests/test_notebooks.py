@@ -125,6 +125,8 @@ def test_shapes_are_what_they_say(shapes: dict[str, Path]) -> None:
                                          "WHERE state IN ('queuing', 'waiting_for_agent', "
                                          "'agent')") == 0
     assert one(shapes["single_run"], "SELECT count(*) FROM tencent_desk.runs") == 1
+    assert one(shapes["failed_only"], "SELECT count(*) FROM tencent_desk.runs "
+                                      "WHERE status = 'complete'") == 0
     assert one(shapes["one_day"], "SELECT count(*) FROM desk_simulator.truth") > 0
 
 
