@@ -1,6 +1,7 @@
 """``desk-sessions``: poll Tencent Cloud Desk session states into DuckDB.
 
   desk-sessions run --seed SEED --database FILE.duckdb   one run of the batch job (cron)
+  desk-sessions records --database FILE.duckdb          load session records (incremental)
   desk-sessions demo                                     a simulated day, no account needed
   desk-sessions simulate --port PORT                     a local stand-in for the Desk API
 """
@@ -45,6 +46,29 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--api-url", help="any other API root, e.g. a simulator on loopback")
     p.add_argument("--repoll-ended", action="store_true",
                    help="ask again sessions an earlier run saw end")
+    p.add_argument("--records", action="store_true", default=None,
+                   help="also load new session records (config key records = true)")
+    p.add_argument("--pipelines-dir", help="dlt's working folder (default: dlt's)")
+    _common(p)
+
+
+def _records_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("records", help="load session records (describe_im_cdr_list)",
+                       description="Load session records into session_records (one row per "
+                       "ended session): a backfill of --since..--until, or without --since "
+                       "everything settled since the last load.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--database", required=True, type=Path, help="the DuckDB file to load")
+    p.add_argument("--since", help="backfill from this ISO 8601 time (UTC unless it says)")
+    p.add_argument("--until", help="up to this ISO 8601 time (default: now minus the "
+                   "settle lag, config records_settle, 300 s)")
+    p.add_argument("--dataset", default=settings.DEFAULT_DATASET,
+                   help="schema for the tables (default %(default)s)")
+    p.add_argument("--max-qps", type=float, help="calls per second, never exceeded in any "
+                   f"one-second window (default: config, else {settings.DEFAULT_MAX_QPS:g})")
+    p.add_argument("--max-concurrency", type=int, help="calls in flight at most")
+    p.add_argument("--region", help="data centre: " + ", ".join(settings.REGIONS))
+    p.add_argument("--api-url", help="any other API root, e.g. a simulator on loopback")
     p.add_argument("--pipelines-dir", help="dlt's working folder (default: dlt's)")
     _common(p)
 
@@ -85,6 +109,10 @@ def _simulate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sessions", type=int, default=3000)
     p.add_argument("--speed", type=float, default=1.0,
                    help="simulated seconds per real second")
+    p.add_argument("--today", action="store_true", help="simulate today (UTC) in real time "
+                   "instead of a fixed day, so that incremental record loads find records")
+    p.add_argument("--agent-groups", type=int, default=1,
+                   help="agent groups, each with its own agents and queue (default 1)")
     for kind in ("internal_error", "http_502", "http_503", "truncated", "non_json", "slow",
                  "drop", "throttle", "chaos"):
         p.add_argument(f"--{kind.replace('_', '-')}", type=float, default=0.0,
@@ -105,6 +133,7 @@ def parser() -> argparse.ArgumentParser:
                                 epilog=EPILOG)
     sub = p.add_subparsers(dest="command", required=True)
     _run_parser(sub)
+    _records_parser(sub)
     _demo_parser(sub)
     _simulate_parser(sub)
     return p
@@ -128,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     from .job import JobError
 
     try:
-        if args.command == "run":
+        if args.command in ("run", "records"):
             return _run(args)
         if args.command == "demo":
             from .demo import run_demo
@@ -148,11 +177,16 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from .job import RunOptions, run, summary
 
+    records = args.command == "records"
     overrides = {k: v for k, v in {
         "max_qps": args.max_qps, "max_concurrency": args.max_concurrency,
-        "region": args.region, "api_url": args.api_url}.items() if v is not None}
-    options = RunOptions(seed=args.seed, seed_table=args.seed_table, database=args.database,
-                         dataset=args.dataset, repoll_ended=args.repoll_ended,
+        "region": args.region, "api_url": args.api_url,
+        "records": True if records else args.records,
+        "records_from": getattr(args, "since", None),
+        "records_until": getattr(args, "until", None)}.items() if v is not None}
+    options = RunOptions(seed=None if records else args.seed,
+                         seed_table=getattr(args, "seed_table", None), database=args.database,
+                         dataset=args.dataset, repoll_ended=getattr(args, "repoll_ended", False),
                          pipelines_dir=args.pipelines_dir, overrides=overrides,
                          progress=args.progress)
     row = run(options)

@@ -23,18 +23,33 @@ from .seeds import SeedCounts
 log = logging.getLogger(__name__)
 
 
+# Where the destination knows a session is over: polls that saw it end (141005), and its
+# session record (only ended sessions have one).
+ENDED_FROM = {"session_states": "state = 'ended' AND session_id IS NOT NULL",
+              "session_records": "session_id IS NOT NULL"}
+
+
 def ended_sessions(pipeline: Any, chunk: int = 100_000) -> Iterator[pa.Table]:
-    """Session ids the destination saw end (141005), in Arrow chunks; none on a first run."""
+    """Session ids the destination knows ended, in Arrow chunks; none on a first run."""
     if not pipeline.destination:
         return
     try:
         with pipeline.sql_client() as client:
             if not client.has_dataset():
                 return
-            table = client.make_qualified_table_name("session_states")
+            parts = []
+            for table, where in ENDED_FROM.items():
+                name = client.make_qualified_table_name(table)
+                try:
+                    client.execute_sql(f"SELECT 1 FROM {name} LIMIT 0")
+                except DestinationUndefinedEntity:
+                    continue
+                parts.append(f"SELECT session_id FROM {name} WHERE {where}")
+            if not parts:
+                return
             with client.execute_query(
-                    f"SELECT DISTINCT session_id FROM {table} WHERE state = 'ended' "
-                    "AND session_id IS NOT NULL") as cursor, warnings.catch_warnings():
+                    f"SELECT DISTINCT session_id FROM ({' UNION ALL '.join(parts)})"
+                    ) as cursor, warnings.catch_warnings():
                 # dlt's DuckDB cursor uses an API DuckDB 2 warns about; harmless here.
                 warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
                 yield from cursor.iter_arrow(chunk)

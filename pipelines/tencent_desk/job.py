@@ -28,6 +28,7 @@ from . import redact, settings, states, tencent_desk
 from .client import ConfigError, FatalError, first_error
 from .clock import SystemClock, utc
 from .helpers import after_load, new_run_id
+from .record_source import summary_line as records_summary
 from .seeds import SeedError
 
 log = logging.getLogger("desk_sessions")
@@ -43,7 +44,7 @@ class JobError(Exception):
 
 @dataclass
 class RunOptions:
-    seed: str
+    seed: str | None  # None: no polling (``desk-sessions records``)
     database: Path
     dataset: str = settings.DEFAULT_DATASET
     seed_table: str | None = None
@@ -277,13 +278,21 @@ def summary(row: dict[str, Any], database: Path, dataset: str) -> str:
     counts = ", ".join(f"{s} {row.get(f'n_{s}', 0)}" for s in states.ALL
                        if row.get(f"n_{s}"))
     took = (row["finished_at"] - row["started_at"]).total_seconds()
-    return "\n".join([
+    if row.get("seed") == "-":  # records only
+        return "\n".join([
+            f"run {row['run_id']}: {row['records']} session records in {took:.1f} s",
+            records_summary(row),
+            f"  calls: {row['calls']} ({row['retries']} retries, {row['throttled']} "
+            f"throttled), {row['calls_per_second']:.1f} calls/s at max_qps {row['max_qps']:g}",
+            f"  data: {database} dataset {dataset} (tables session_records, runs)"])
+    return "\n".join(filter(None, [
         f"run {row['run_id']}: {row['rows']} rows from {row['keys']} keys in {took:.1f} s",
         f"  states: {counts or 'none'}",
         f"  seed: {row['seed_rows']} rows, {row['rejects']} rejected (table seed_rejects), "
         f"{row['duplicates']} repeated, {row['skipped_ended']} skipped as ended",
         f"  calls: {row['calls']} ({row['retries']} retries, {row['throttled']} throttled), "
         f"{row['calls_per_second']:.1f} calls/s at max_qps {row['max_qps']:g}",
+        records_summary(row),
         f"  data: {database} dataset {dataset} (tables session_states, "
         "session_state_latest, runs, seed_rejects)",
-    ])
+    ]))
