@@ -4,6 +4,7 @@ loopback, the ``session_records`` resource into real DuckDB files, and bad answe
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,7 +75,7 @@ def _ended_between(pop: Population, start: int, end: int, t: float) -> set[str]:
 def test_windows_are_aligned_consecutive_and_cover_the_span():
     ws = cut_windows(1000, 10_000, 3600)
     assert ws[0] == Window(1000, 3599) and ws[-1] == Window(7200, 10_000)
-    assert all(b.start == a.end + 1 for a, b in zip(ws, ws[1:], strict=False))
+    assert all(b.start == a.end + 1 for a, b in itertools.pairwise(ws))
     assert cut_windows(5, 5, 60) == [Window(5, 5)]
     assert Window(0, 9).halves() == (Window(0, 4), Window(5, 9))
 
@@ -159,7 +160,7 @@ def test_a_crowded_window_is_halved_and_pages_stay_at_100(grouped, monkeypatch):
     with server as url:
         got = _read(url, [Window(start, start + 2 * HOUR - 1)])
     assert len(got) > 2 and all(len(w.records) <= 150 for w in got)
-    assert all(b.window.start == a.window.end + 1 for a, b in zip(got, got[1:], strict=False))
+    assert all(b.window.start == a.window.end + 1 for a, b in itertools.pairwise(got))
     assert sum(len(w.records) for w in got) == len(
         _ended_between(grouped, start, start + 2 * HOUR - 1, app.model_clock.time()))
 
@@ -228,7 +229,7 @@ def test_a_bad_page_is_an_error_naming_the_window_never_a_short_load(grouped, mo
 
 
 def test_an_internal_error_storm_ends_as_an_error_after_retries(grouped):
-    app, server = _serve(grouped, internal_error=1.0)
+    _app, server = _serve(grouped, internal_error=1.0)
     start = int(grouped.config.day_start + 9 * HOUR)
     with server as url, pytest.raises(RecordsError, match=r"ErrorCode 141002.*6 attempts|"
                                                           r"6 attempts.*141002"):
@@ -386,7 +387,7 @@ def test_a_failed_records_run_says_what_was_missed_and_the_next_one_loads_it(tmp
 
 
 def test_cli_records_summary_and_one_line_errors(tmp_path, grouped, monkeypatch, capsys):
-    app, server = _serve(grouped)
+    _app, server = _serve(grouped)
     for name, value in (("SDKAPPID", SDKAPPID), ("IDENTIFIER", ADMIN),
                         ("SECRET_KEY", SECRET_KEY)):
         monkeypatch.setenv(f"SOURCES__TENCENT_DESK__{name}", str(value))
