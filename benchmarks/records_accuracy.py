@@ -4,14 +4,12 @@ arrivals per hour, from polls alone and with records, both against the simulator
   .venv/bin/python benchmarks/records_accuracy.py [--seed 7] [--start-hour 9 --end-hour 18]
 
 Runs ``desk-sessions demo`` (the real job polling the simulator every 5-15 simulated
-minutes), then a backfill of that day's session records from the same simulated day, and
-prints a Markdown table.
+minutes, then loading the day's session records) and prints a Markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
-import secrets
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -22,38 +20,8 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines.tencent_desk import cli, metrics, record_metrics
-from pipelines.tencent_desk.clock import VirtualClock
 from pipelines.tencent_desk.demo import run_demo
-from pipelines.tencent_desk.job import RunOptions, run
-from pipelines.tencent_desk.simulator import (
-    Population,
-    PopulationConfig,
-    SimulatorApp,
-    SimulatorConfig,
-    serve_in_thread,
-)
-
-
-def load_records(db: Path, population: Population, work: Path) -> int:
-    """A backfill of the whole simulated day, one hour after it ended."""
-    day = population.config.day_start
-    clock = VirtualClock(day + 25 * 3600)
-    key = secrets.token_hex(32)
-    app = SimulatorApp(population, SimulatorConfig(1400000000, "administrator", key),
-                       model_clock=clock)
-    with serve_in_thread(app) as url:
-        row = run(RunOptions(seed=None, database=db, pipelines_dir=str(work / "dlt-records"),
-                             progress=False, overrides={
-                                 "api_url": url, "sdkappid": 1400000000,
-                                 "identifier": "administrator", "secret_key": key,
-                                 "max_qps": 1000, "records": True,
-                                 "records_from": _iso(day), "records_until": _iso(day + 86399)}),
-                  clock=clock)
-    return int(row["records"])
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat()
+from pipelines.tencent_desk.simulator.model import DAY_START
 
 
 def _weighted(values, weights) -> float:  # type: ignore[no-untyped-def]
@@ -108,10 +76,9 @@ def main() -> int:
                                     str(args.end_hour)])
     cli.setup_logging("WARNING")
     assert run_demo(demo) == 0
-    population = Population(PopulationConfig(seed=demo.seed, sessions_per_day=demo.sessions,
-                                             agents=demo.agents))
-    n = load_records(db, population, work)
-    day = population.config.day_start
+    with duckdb.connect(str(db), read_only=True) as con:
+        (n,) = con.execute("SELECT count(*) FROM tencent_desk.session_records").fetchone()
+    day = DAY_START
     start = datetime.fromtimestamp(day + args.start_hour * 3600, UTC)
     end = datetime.fromtimestamp(day + args.end_hour * 3600, UTC)
     print(f"\ndemo day seed {args.seed}, sessions starting {start:%H:%M}-{end:%H:%M} UTC; "

@@ -10,6 +10,7 @@ client's CPU is measured alone; every case bounded in calls and time):
           (plain and parallelized), and this project's CLI
   load    normalize + load session_states rows into DuckDB: rows.to_table Arrow vs dicts
   scale   ``desk-sessions run`` on large seeds of random keys: peak RSS and its growth
+  records ``desk-sessions records``: a backfill of 1,000,000 session records (bench_records)
 
   .venv/bin/python benchmarks/run.py                 everything (~10 min on 2 cores)
   .venv/bin/python benchmarks/run.py --quick         small sizes: a smoke test (~3 min)
@@ -36,7 +37,7 @@ import common
 import profiles
 from common import DESK, OUT, Watch, random_ids, run_child, seed_session_ids, simulator
 
-SECTIONS = ("limits", "cpu", "peers", "load", "scale")
+SECTIONS = ("limits", "cpu", "peers", "load", "scale", "records")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
@@ -430,6 +431,26 @@ def write_results(rep: Report, machine: dict, total_s: float, argv: list[str],
     path.write_text("\n".join(lines) + "\n")
 
 
+def write_section(rep: Report, machine: dict, total_s: float, path: Path, title: str) -> None:
+    """One section's figures under its own heading of ``path``, the rest left as it is."""
+    block = [f"## {title}", "",
+             f"`benchmarks/run.py --only {rep.figures[0].section if rep.figures else ''}"
+             f"{' --quick' if rep.quick else ''}` in {total_s / 60:.1f} min on "
+             f"{machine.get('cpu', 'this machine')}.", "",
+             "| case | metric | value | kind | goal | met | note |",
+             "|---|---|---:|---|---|---|---|"]
+    for f in rep.figures:
+        met = "" if f.met is None else ("yes" if f.met else "**NO**")
+        block.append(f"| {f.case} | {f.metric} | {fmt(f.value, f.unit)} | {f.kind} | "
+                     f"{fmt_goal(f.goal, f.unit)} | {met} | {f.note} |")
+    block += [""] + [f"- {n}" for n in rep.notes] + [f"- error: {e}" for e in rep.errors]
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    head, found, rest = text.partition(f"\n## {title}\n")
+    tail = rest[rest.find("\n## "):] if found and "\n## " in rest else ""
+    path.write_text(head.rstrip("\n") + "\n\n" + "\n".join(block).rstrip("\n") + "\n"
+                    + tail)
+
+
 def print_table(rep: Report) -> None:
     print("\n" + "=" * 118)
     print(f"{'section':<7} {'case':<46} {'metric':<36} {'value':>14} {'kind':<8} "
@@ -507,6 +528,10 @@ def main(argv: list[str] | None = None) -> int:
                 section_peers(rep, args.quick)
             elif section == "load":
                 section_load(rep, args.quick)
+            elif section == "records":
+                from bench_records import section_records
+
+                section_records(rep, args.quick)
             else:
                 section_scale(rep, args.quick,
                               [int(s) for s in args.scale_sizes.split(",") if s.strip()])
@@ -522,7 +547,9 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine, "total_s": total, "quick": rep.quick,
         "figures": [f.__dict__ for f in rep.figures], "notes": rep.notes,
         "profiles": rep.profiles, "timings": rep.timings, "errors": rep.errors}, indent=1))
-    if not args.no_write:
+    if not args.no_write and chosen == ["records"]:
+        write_section(rep, machine, total, args.results, "Session records backfill")
+    elif not args.no_write:
         write_results(rep, machine, total, sys.argv[1:] if argv is None else argv,
                       args.results)
         print(f"wrote {args.results}")

@@ -20,7 +20,7 @@ from pipelines.tencent_desk.demo import run_demo
 from tests.nb_fixture import build_fixture_db
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-NAMES = ["queue", "agent_occupancy", "staffing"]
+NAMES = ["queue", "agent_occupancy", "staffing", "records"]
 KERNEL = "tencent-desk-tests"
 
 

@@ -77,7 +77,9 @@ def test_windows_are_aligned_consecutive_and_cover_the_span():
     assert ws[0] == Window(1000, 3599) and ws[-1] == Window(7200, 10_000)
     assert all(b.start == a.end + 1 for a, b in itertools.pairwise(ws))
     assert cut_windows(5, 5, 60) == [Window(5, 5)]
-    assert Window(0, 9).halves() == (Window(0, 4), Window(5, 9))
+    assert Window(0, 9).parts(2) == [Window(0, 4), Window(5, 9)]
+    assert Window(0, 9).parts(3) == [Window(0, 2), Window(3, 5), Window(6, 9)]
+    assert Window(0, 1).parts(5) == [Window(0, 0), Window(1, 1)]
 
 
 def test_plan_backfill_incremental_and_settle_lag():
@@ -153,7 +155,7 @@ def test_every_ended_session_of_a_window_comes_once_with_the_true_fields(grouped
     assert {r["AgentGroupName"] for r in records} >= set(GROUPS)
 
 
-def test_a_crowded_window_is_halved_and_pages_stay_at_100(grouped, monkeypatch):
+def test_a_crowded_window_is_cut_into_parts(grouped, monkeypatch):
     monkeypatch.setattr(settings, "RECORDS_MAX_PER_WINDOW", 150)
     app, server = _serve(grouped)
     start = int(grouped.config.day_start + 9 * HOUR)

@@ -89,6 +89,8 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:
                    help="first poll, simulated hour of the day (default %(default)s)")
     p.add_argument("--end-hour", type=float, default=18.0,
                    help="last poll at most, simulated hour (default %(default)s)")
+    p.add_argument("--records", action=argparse.BooleanOptionalAction, default=True,
+                   help="then load the day's session records (default: yes)")
     _common(p)
 
 
@@ -109,6 +111,9 @@ def _simulate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sessions", type=int, default=3000)
     p.add_argument("--speed", type=float, default=1.0,
                    help="simulated seconds per real second")
+    p.add_argument("--start-hour", type=float, default=9.0, help="where the simulated "
+                   "clock starts, in hours of the simulated day (default %(default)s; 25: "
+                   "the whole day is over and has its records)")
     p.add_argument("--today", action="store_true", help="simulate today (UTC) in real time "
                    "instead of a fixed day, so that incremental record loads find records")
     p.add_argument("--agent-groups", type=int, default=1,

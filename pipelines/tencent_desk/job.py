@@ -64,8 +64,11 @@ def pipeline_for(database: Path, dataset: str, pipelines_dir: str | None = None
     tag = hashlib.sha1(f"{database.resolve()}|{dataset}".encode()).hexdigest()[:8]
     # DuckDB's default memory_limit is 80% of RAM: loading one run's rows would otherwise
     # hold them all in memory at once (+170 MB at 1M rows; about +65 MB with this limit).
+    # One thread, no insertion order: the merge of session_records deduplicates by a window
+    # function, which overruns the limit with several threads (1M records: out of memory).
     credentials = DuckDbCredentials(str(database), global_config={
-        "memory_limit": settings.DESTINATION_MEMORY_LIMIT})
+        "memory_limit": settings.DESTINATION_MEMORY_LIMIT, "threads": 1,
+        "preserve_insertion_order": False})
     return dlt.pipeline(
         pipeline_name=f"{settings.PIPELINE_NAME}_{tag}",
         destination=dlt.destinations.duckdb(credentials), dataset_name=dataset,
@@ -151,7 +154,7 @@ def check_database(database: Path) -> None:
 
 def database_problem(database: Path, exc: BaseException) -> str:
     text = str(exc)
-    if "lock" in text.lower():
+    if "lock on file" in text.lower() or "conflicting lock" in text.lower():
         pid = next((w for w in text.replace(")", " ").split() if w.isdigit()), None)
         who = f"process {pid}" if pid else "another process"
         return (f"database {database} is in use by {who} (DuckDB allows one writer): close "

@@ -5,16 +5,18 @@ A span of time is cut into windows (:func:`cut_windows`); each window is paged b
 rate-limited, retried path as ``get_session_state``). The docs do not say whether a
 window's records can change while it is paged, so every page's ``TotalCount`` is compared
 with the first one: a window whose count changed is paged again from the start, and one
-holding more than ``RECORDS_MAX_PER_WINDOW`` records is halved first, so that paging by
-offset stays short. A page that comes back short, empty before the count is reached, or
-malformed is asked again, and after a few tries the run stops with an error that names the
-window: never a silently short load.
+holding more than ``RECORDS_MAX_PER_WINDOW`` records is cut into smaller parts first, so
+that paging by offset stays short. A page that comes back short, empty before the count is
+reached, or malformed is asked again, and after a few tries the run stops with an error
+that names the window: never a silently short load.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import math
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,9 +42,12 @@ class Window:
     start: int
     end: int
 
-    def halves(self) -> tuple[Window, Window]:
-        mid = (self.start + self.end) // 2
-        return Window(self.start, mid), Window(mid + 1, self.end)
+    def parts(self, n: int) -> list[Window]:
+        """The window cut into ``n`` (at most one per second) consecutive windows."""
+        n = max(1, min(n, self.end - self.start + 1))
+        span = self.end - self.start + 1
+        edges = [self.start + span * k // n for k in range(n + 1)]
+        return [Window(a, b - 1) for a, b in itertools.pairwise(edges)]
 
     def __str__(self) -> str:
         return f"{_iso(self.start)}..{_iso(self.end)}"
@@ -105,14 +110,14 @@ class WindowRecords:
     repaged: int = 0
 
 
-async def read_window(client: DeskClient, window: Window) -> WindowRecords | None:
-    """Every record of ``window``; None when it holds more than RECORDS_MAX_PER_WINDOW and
-    can be halved (the caller reads the halves instead)."""
+async def read_window(client: DeskClient, window: Window) -> WindowRecords | int:
+    """Every record of ``window``; or, when it holds more than RECORDS_MAX_PER_WINDOW and
+    can be cut, its TotalCount (the caller reads it in smaller parts instead)."""
     seen_counts: list[int] = []
     for repaged in range(settings.RECORDS_MAX_REPAGES + 1):
         total, first = await _page(client, window, 0)
         if total > settings.RECORDS_MAX_PER_WINDOW and window.end > window.start:
-            return None
+            return total
         seen_counts.append(total)
         by_id = {r["SessionId"]: r for r in first}
         pages, offset, stable = 1, len(first), True
@@ -171,7 +176,7 @@ async def _page(client: DeskClient, window: Window, offset: int
 
 async def read_windows(client: DeskClient, windows: Iterable[Window]
                        ) -> AsyncIterator[WindowRecords]:
-    """Each window's records in time order; a crowded window is read as its halves. A page
+    """Each window's records in time order; a crowded window is read in parts. A page
     short of what TotalCount implies gets the window read again, within the repage budget."""
     stack = list(reversed(list(windows)))
     short = 0
@@ -187,9 +192,9 @@ async def read_windows(client: DeskClient, windows: Iterable[Window]
             log.warning("%s: reading the window again", exc)
             stack.append(window)
             continue
-        if result is None:
-            first, second = window.halves()
-            stack += [second, first]
+        if isinstance(result, int):  # parts of half the maximum: room to grow while paged
+            parts = window.parts(math.ceil(2 * result / settings.RECORDS_MAX_PER_WINDOW))
+            stack += reversed(parts)
             continue
         short = 0
         yield result

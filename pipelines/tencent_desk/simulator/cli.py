@@ -49,7 +49,7 @@ def simulate(args: argparse.Namespace) -> int:
         rows = write_seed_csv(population, args.seed_out)
         log.info("wrote %d seed rows to %s", rows, args.seed_out)
     app = build_app(config, population, speed=1.0 if args.today else args.speed,
-                    start=now if args.today else None)
+                    start=now if args.today else day + args.start_hour * 3600)
     log.info("simulating %d sessions for SDKAppID %d on http://%s:%d (rate limit %s)",
              len(population), sdkappid, args.host, args.port, args.rate_limit or "none")
     try:
