@@ -13,6 +13,7 @@ that names the window: never a silently short load.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -23,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from . import codes, settings
-from .client import DeskClient, DeskError
+from .client import DeskClient, DeskError, first_error
 from .codes import Action
 from .poller import Poller
 from .record_rows import BadRecord, check_page
@@ -112,30 +113,32 @@ class WindowRecords:
 
 async def read_window(client: DeskClient, window: Window) -> WindowRecords | int:
     """Every record of ``window``; or, when it holds more than RECORDS_MAX_PER_WINDOW and
-    can be cut, its TotalCount (the caller reads it in smaller parts instead)."""
+    can be cut, its TotalCount (the caller reads it in smaller parts instead). The pages
+    after the first are asked at once: the client's limiter and in-flight cap pace them."""
     seen_counts: list[int] = []
     for repaged in range(settings.RECORDS_MAX_REPAGES + 1):
         total, first = await _page(client, window, 0)
         if total > settings.RECORDS_MAX_PER_WINDOW and window.end > window.start:
             return total
         seen_counts.append(total)
-        by_id = {r["SessionId"]: r for r in first}
-        pages, offset, stable = 1, len(first), True
         _expect(window, 0, first, total)
-        while offset < total:
-            count, found = await _page(client, window, offset)
-            pages += 1
-            if count != total:
-                seen_counts.append(count)
-                stable = False
-                break
-            _expect(window, offset, found, total)
-            by_id.update((r["SessionId"], r) for r in found)
-            offset += len(found)
-        if stable:
-            return WindowRecords(window, list(by_id.values()), pages, repaged)
+        offsets = range(len(first), total, settings.RECORDS_PAGE_LIMIT)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(_page(client, window, o)) for o in offsets]
+        except BaseExceptionGroup as group:
+            raise first_error(group) from None
+        pages = [t.result() for t in tasks]
+        changed = [count for count, _ in pages if count != total]
+        if not changed:
+            by_id = {r["SessionId"]: r for r in first}
+            for offset, (_, found) in zip(offsets, pages, strict=True):
+                _expect(window, offset, found, total)
+                by_id.update((r["SessionId"], r) for r in found)
+            return WindowRecords(window, list(by_id.values()), 1 + len(pages), repaged)
+        seen_counts.append(changed[0])
         log.info("records %s: TotalCount went %d -> %d while paged: paging it again",
-                 window, total, seen_counts[-1])
+                 window, total, changed[0])
     raise RecordsError(f"records {window}: TotalCount kept changing while paged "
                        f"({' -> '.join(map(str, seen_counts))}): nothing of this window or "
                        "later was loaded; rerun later")
@@ -176,28 +179,39 @@ async def _page(client: DeskClient, window: Window, offset: int
 
 async def read_windows(client: DeskClient, windows: Iterable[Window]
                        ) -> AsyncIterator[WindowRecords]:
-    """Each window's records in time order; a crowded window is read in parts. A page
-    short of what TotalCount implies gets the window read again, within the repage budget."""
-    stack = list(reversed(list(windows)))
+    """Each window's records in time order; a crowded window is read in parts. The next
+    RECORDS_WINDOWS_AHEAD windows are read meanwhile, so the calls never wait for one
+    window's first page. A page short of what TotalCount implies gets the window read
+    again, within the repage budget."""
+    todo = list(reversed(list(windows)))
+    ahead: list[tuple[Window, asyncio.Task]] = []  # in time order
     short = 0
-    while stack:
-        window = stack.pop()
-        try:
-            result = await read_window(client, window)
-        except _ShortPage as exc:
-            short += 1
-            if short > settings.RECORDS_MAX_REPAGES:
-                raise RecordsError(f"{exc}: {short} times; nothing of this window or later "
-                                   "was loaded") from None
-            log.warning("%s: reading the window again", exc)
-            stack.append(window)
-            continue
-        if isinstance(result, int):  # parts of half the maximum: room to grow while paged
-            parts = window.parts(math.ceil(2 * result / settings.RECORDS_MAX_PER_WINDOW))
-            stack += reversed(parts)
-            continue
-        short = 0
-        yield result
+    try:
+        while todo or ahead:
+            while todo and len(ahead) < settings.RECORDS_WINDOWS_AHEAD:
+                window = todo.pop()
+                ahead.append((window, asyncio.create_task(read_window(client, window))))
+            window, task = ahead.pop(0)
+            try:
+                result = await task
+            except _ShortPage as exc:
+                short += 1
+                if short > settings.RECORDS_MAX_REPAGES:
+                    raise RecordsError(f"{exc}: {short} times; nothing of this window or "
+                                       "later was loaded") from None
+                log.warning("%s: reading the window again", exc)
+                ahead.insert(0, (window, asyncio.create_task(read_window(client, window))))
+                continue
+            if isinstance(result, int):  # parts of half the maximum: room to grow
+                parts = window.parts(math.ceil(2 * result / settings.RECORDS_MAX_PER_WINDOW))
+                ahead[:0] = [(w, asyncio.create_task(read_window(client, w))) for w in parts]
+                continue
+            short = 0
+            yield result
+    finally:
+        for _, task in ahead:
+            task.cancel()
+        await asyncio.gather(*(t for _, t in ahead), return_exceptions=True)
 
 
 class RecordsPager(Poller):

@@ -44,3 +44,4 @@ RECORDS_WINDOW_S = 3_600            # windows are first cut this long ...
 RECORDS_MAX_PER_WINDOW = 5_000      # ... and halved while they hold more (50 pages at most)
 RECORDS_MAX_REPAGES = 5             # a window whose TotalCount keeps changing: give up after
 RECORDS_MAX_BAD_PAGES = 4           # a page malformed this many times in a row: give up
+RECORDS_WINDOWS_AHEAD = 4           # windows read at once (their pages share the limiter)
