@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipelines.tencent_desk import cli, record_rows, settings
+from pipelines.tencent_desk import cli, record_metrics, record_rows, settings
 from pipelines.tencent_desk.clock import VirtualClock
 from pipelines.tencent_desk.job import JobError, RunOptions, run
 from pipelines.tencent_desk.record_rows import BadRecord, check, record_span, record_times
@@ -316,6 +316,35 @@ def test_backfills_twice_and_overlapping_leave_one_row_per_session(tmp_path, gro
     assert int(row[5].timestamp()) == int(truth_row.ended_at)
     statuses = _rows(db, "SELECT status, records FROM tencent_desk.runs ORDER BY run_id")
     assert [s for s, _ in statuses] == ["complete"] * 3
+    _check_metrics(db, grouped, truth)
+
+
+def _check_metrics(db: Path, pop: Population, ids: set[str]) -> None:
+    """The record metrics on a loaded database, against the truth of those sessions."""
+    truths = [pop.session_truth(s) for s in ids]
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        mix = record_metrics.end_status_mix(con)
+        assert dict(zip(mix.end_status, mix.sessions, strict=True)) == {
+            k: sum(t.end_status == k for t in truths) for k in {t.end_status for t in truths}}
+        by_group = record_metrics.end_status_mix(con, by="agent_group_name")
+        assert by_group.groupby("agent_group_name", dropna=False).share.sum().round(9).eq(1).all()
+        queued = [t for t in truths if t.end_status != "ChatbotEnded"]
+        ab = record_metrics.abandonment(con)
+        assert ab.queued[0] == len(queued)
+        assert ab.abandoned[0] == sum(t.end_status == "QueueAbandoned" for t in queued)
+        rated = record_metrics.ratings(con, by="agent_group_name")
+        for group, mean in zip(rated.agent_group_name, rated.mean_rating, strict=True):
+            scores = [t.satisfaction for t in truths
+                      if t.agent_group_name == group and t.agent_id and t.satisfaction]
+            assert mean == pytest.approx(sum(scores) / len(scores))
+        arrivals = record_metrics.arrivals_per_interval(con)
+        assert arrivals.arrivals.sum() == len(queued)
+        handled = record_metrics.handling_times(con)  # no polls: bounds are the session
+        assert len(handled) == sum(bool(t.agent_id) for t in truths)
+        assert (handled.lower_s == 0).all() and (handled.upper_s == handled.duration_s).all()
+    finally:
+        con.close()
 
 
 def test_incremental_runs_continue_where_the_last_load_ended(tmp_path, grouped):

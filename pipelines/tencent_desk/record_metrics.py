@@ -71,7 +71,7 @@ def end_status_mix(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASE
     return con.execute(f"""SELECT {group}end_status, {_kind_sql()} AS end_kind,
         count(*) AS sessions,
         count(*) / sum(count(*)) OVER ({'PARTITION BY ' + _ident(by) if by else ''}) AS share
-        FROM {_ident(dataset)}.session_records GROUP BY ALL
+        FROM {_ident(dataset)}.session_records GROUP BY {group}end_status
         ORDER BY {group}sessions DESC""").df()
 
 
