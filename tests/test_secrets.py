@@ -129,7 +129,8 @@ def test_a_debug_run_with_faults_writes_no_secret(tmp_path, pop, command):
         proc = cli.run(argv, tmp_path, HOME=str(home), TMPDIR=str(tmp),
                        SOURCES__TENCENT_DESK__TIMEOUT="1", RUNTIME__LOG_LEVEL="DEBUG")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert sum(app.stats.faults.values()) >= 3
+    # (the records of a morning are a dozen calls: fewer faults, the same code paths)
+    assert sum(app.stats.faults.values()) >= (3 if command == "run" else 1)
     sigs = sorted(app.sigs)
     assert sigs and all(usersig.verify(s, SDKAPPID, ADMIN, SECRET_KEY).ok for s in sigs)
     # dlt's DEBUG log (config resolution, load jobs) was on: a place a secret could go
