@@ -314,7 +314,7 @@ def test_backfills_twice_and_overlapping_leave_one_row_per_session(tmp_path, gro
                        truth_row.satisfaction)
     assert int(row[4].timestamp()) == int(truth_row.arrived_at)
     assert int(row[5].timestamp()) == int(truth_row.ended_at)
-    statuses = _rows(db, "SELECT status, records FROM tencent_desk.runs ORDER BY run_id")
+    statuses = _rows(db, "SELECT status, records FROM tencent_desk.record_runs ORDER BY run_id")
     assert [s for s, _ in statuses] == ["complete"] * 3
     _check_metrics(db, grouped, truth)
 
@@ -410,11 +410,27 @@ def test_a_failed_records_run_says_what_was_missed_and_the_next_one_loads_it(tmp
         app.mode = ""
         good = run(_options(tmp_path, url), clock=app.model_clock)
     db = tmp_path / "desk.duckdb"
-    runs = _rows(db, "SELECT status, error FROM tencent_desk.runs ORDER BY status")
+    runs = _rows(db, "SELECT status, error FROM tencent_desk.record_runs ORDER BY status")
     assert runs[0][0] == "complete" and runs[1][0] == "failed"
     assert "nothing of this window or later was loaded" in runs[1][1]
     assert _rows(db, "SELECT count(*) FROM tencent_desk.session_records") == [
         (good["records"],)]
+
+
+def test_a_failed_poll_is_recorded_in_runs_by_a_records_run_and_not_as_a_snapshot(
+        tmp_path, grouped):
+    app, server = _serve(grouped)
+    seed = tmp_path / "seed.csv"
+    seed.write_text("session_id\n" + grouped.session_keys()[0].session_id + "\n")
+    with server as url:
+        bad = _options(tmp_path, url, seed, records=False)
+        bad.overrides["secret_key"] = "not-the-key-0123456789"
+        with pytest.raises(JobError):
+            run(bad, clock=app.model_clock)
+        run(_options(tmp_path, url), clock=app.model_clock)
+    db = tmp_path / "desk.duckdb"
+    assert _rows(db, "SELECT status FROM tencent_desk.runs") == [("failed",)]
+    assert _rows(db, "SELECT status FROM tencent_desk.record_runs") == [("complete",)]
 
 
 def test_cli_records_summary_and_one_line_errors(tmp_path, grouped, monkeypatch, capsys):

@@ -90,7 +90,7 @@ class RecordsJob:
     def check_complete(self) -> None:
         """One row per session, and exactly the sessions of the span the runs covered."""
         ((first, last),) = self.query(
-            f"SELECT min(records_from), max(records_until) FROM {DATASET}.runs "
+            f"SELECT min(records_from), max(records_until) FROM {DATASET}.record_runs "
             "WHERE status = 'complete'")
         got = self.query(f"SELECT session_id, count(*) FROM {DATASET}.session_records "
                          "GROUP BY 1")
@@ -121,7 +121,7 @@ def test_killed_while_paging_then_the_next_run_loads_everything_once(tmp_path, t
     assert nxt.returncode == 0, nxt.stderr
     assert "Traceback" not in nxt.stderr and "session records" in nxt.stdout
     job.check_complete()
-    statuses = sorted(r[0] for r in job.query(f"SELECT status FROM {DATASET}.runs"))
+    statuses = sorted(r[0] for r in job.query(f"SELECT status FROM {DATASET}.record_runs"))
     assert statuses == ["complete", "interrupted"]
 
 
@@ -134,5 +134,5 @@ def test_a_crash_while_loading_records_then_the_next_run_completes(tmp_path, tod
     nxt = job.run()
     assert nxt.returncode == 0, nxt.stderr
     job.check_complete()
-    statuses = sorted(r[0] for r in job.query(f"SELECT status FROM {DATASET}.runs"))
+    statuses = sorted(r[0] for r in job.query(f"SELECT status FROM {DATASET}.record_runs"))
     assert statuses == ["complete", "complete"]

@@ -37,6 +37,7 @@ from .client import ClientConfig, ConfigError, DeskClient, base_urls
 from .clock import Clock, SystemClock, utc
 from .helpers import ended_sessions, new_run_id, run_row
 from .poller import Poller
+from .record_source import RUNS_TABLE as RECORD_RUNS
 from .record_source import TABLE as RECORDS_TABLE
 from .record_source import RecordsLoad, parse_time
 from .rows import to_table
@@ -164,7 +165,7 @@ def _poll(spec: SeedSpec, config: ClientConfig, sigs: UserSigProvider, repoll_en
                       config=config, region=region, rejects=rejects)
     if records is not None:  # after the poll: the two never share the budget at once
         row.update((yield from records.rows()))
-    yield from _run_row(row, on_run, interrupted)
+    yield from _run_row(row, on_run, interrupted, "runs")
 
 
 def _records_only(load: RecordsLoad, config: ClientConfig,
@@ -179,18 +180,29 @@ def _records_only(load: RecordsLoad, config: ClientConfig,
                retries=part.get("records_retries", 0),
                throttled=part.get("records_throttled", 0),
                calls_per_second=part.get("records_calls_per_second", 0.0))
-    yield from _run_row(row, on_run, interrupted)
+    # Not in ``runs``: every complete run there is a snapshot of the desk to the metrics,
+    # and a records-only run polled nothing.
+    yield from _run_row(row, on_run, interrupted, RECORD_RUNS)
 
 
 def _run_row(row: dict[str, Any], on_run: Callable[[dict[str, Any]], None] | None,
-             interrupted: list[dict[str, Any]]) -> Iterator[Any]:
+             interrupted: list[dict[str, Any]], table: str) -> Iterator[Any]:
+    """The run's row into ``table``; earlier runs that died, each into its kind's table."""
     if on_run is not None:
         on_run(row)
-    yield dlt.mark.with_hints(
-        [*interrupted, row], dlt.mark.make_hints(
-            table_name="runs", write_disposition="merge", primary_key="run_id",
-            columns={"error": {"data_type": "text", "nullable": True}}),
-        create_table_variant=True)
+    rows: dict[str, list[dict[str, Any]]] = {table: [row]}
+    for earlier in interrupted:
+        kind = earlier.pop("kind", None)
+        rows.setdefault(RECORD_RUNS if kind == "records" else "runs", []).insert(0, earlier)
+    for name, items in rows.items():
+        yield dlt.mark.with_hints(
+            items, dlt.mark.make_hints(
+                table_name=name, write_disposition="merge", primary_key="run_id",
+                # declared: a table that so far holds only runs that died still has them
+                columns={"error": {"data_type": "text", "nullable": True},
+                         "rows": {"data_type": "bigint", "nullable": True},
+                         "rejects": {"data_type": "bigint", "nullable": True}}),
+            create_table_variant=True)
 
 
 def _int(value: object, name: str) -> int:

@@ -17,6 +17,7 @@ from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from . import states
 from .client import ClientConfig, Stats
 from .clock import Clock, utc
+from .record_source import RUNS_TABLE as RECORD_RUNS
 from .rows import SESSION_STATES
 from .seeds import SeedCounts
 
@@ -85,6 +86,7 @@ def after_load(pipeline: Any) -> None:
         if not client.has_dataset():
             return
         name = client.make_qualified_table_name
+        _complete(client, RECORD_RUNS)
         try:
             loaded = (f"WHERE status = 'loading' AND _dlt_load_id IN "
                       f"(SELECT load_id FROM {name('_dlt_loads')} WHERE status = 0)")
@@ -97,6 +99,17 @@ def after_load(pipeline: Any) -> None:
                 columns=", ".join(SESSION_STATES.names)))
         except DestinationUndefinedEntity:  # nothing polled yet: no such tables
             return
+
+
+def _complete(client: Any, table: str) -> None:
+    """Runs of ``table`` whose package is fully loaded become ``complete``."""
+    name = client.make_qualified_table_name
+    try:
+        client.execute_sql(
+            f"UPDATE {name(table)} SET status = 'complete' WHERE status = 'loading' AND "
+            f"_dlt_load_id IN (SELECT load_id FROM {name('_dlt_loads')} WHERE status = 0)")
+    except DestinationUndefinedEntity:  # no such runs yet
+        return
 
 
 def _drop_reloaded(client: Any, run_id: str, rows: int, rejects: int) -> None:

@@ -131,7 +131,8 @@ class Journal:
         return [{"run_id": last["run_id"],
                  "status": "interrupted" if last["phase"] == "fetching" else "failed",
                  "error": last.get("error"),
-                 "started_at": datetime.fromisoformat(last["started_at"])}]
+                 "started_at": datetime.fromisoformat(last["started_at"]),
+                 "kind": last.get("kind", "poll")}]
 
 
 def check_folder(database: Path) -> None:
@@ -229,7 +230,8 @@ def run(options: RunOptions, *, clock: Any = None) -> dict[str, Any]:
                 pipeline.run()
                 after_load(pipeline)
             interrupted = journal.interrupted()
-            journal.write(run_id=run_id, phase="fetching", started_at=utc(clock).isoformat())
+            journal.write(run_id=run_id, phase="fetching", started_at=utc(clock).isoformat(),
+                          kind="poll" if options.seed else "records")
             source = tencent_desk(seed=options.seed, seed_table=options.seed_table,
                                   repoll_ended=options.repoll_ended, clock=clock,
                                   on_batch=progress, on_run=fetched, run_id=run_id,
@@ -287,7 +289,7 @@ def summary(row: dict[str, Any], database: Path, dataset: str) -> str:
             records_summary(row),
             f"  calls: {row['calls']} ({row['retries']} retries, {row['throttled']} "
             f"throttled), {row['calls_per_second']:.1f} calls/s at max_qps {row['max_qps']:g}",
-            f"  data: {database} dataset {dataset} (tables session_records, runs)"])
+            f"  data: {database} dataset {dataset} (tables session_records, record_runs)"])
     return "\n".join(filter(None, [
         f"run {row['run_id']}: {row['rows']} rows from {row['keys']} keys in {took:.1f} s",
         f"  states: {counts or 'none'}",

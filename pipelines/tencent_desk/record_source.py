@@ -27,6 +27,7 @@ from .usersig import UserSigProvider
 log = logging.getLogger(__name__)
 
 TABLE = "session_records"
+RUNS_TABLE = "record_runs"  # the runs of `desk-sessions records`, as ``runs`` for `run`
 HINTS = {"table_name": TABLE, "write_disposition": "merge", "primary_key": "session_id"}
 STATE_KEY = "session_records"
 
