@@ -413,10 +413,7 @@ def write_results(rep: Report, machine: dict, total_s: float, argv: list[str],
               "## Figures", "",
               "| section | case | metric | value | kind | goal | met | note |",
               "|---|---|---|---:|---|---|---|---|"]
-    for f in rep.figures:
-        met = "" if f.met is None else ("yes" if f.met else "**NO**")
-        lines.append(f"| {f.section} | {f.case} | {f.metric} | {fmt(f.value, f.unit)} | "
-                     f"{f.kind} | {fmt_goal(f.goal, f.unit)} | {met} | {f.note} |")
+    lines += [f"| {f.section} " + figure_row(f) for f in rep.figures]
     goals = [f for f in rep.figures if f.met is not None]
     lines += ["", f"Goals met: {sum(f.met for f in goals)} of {len(goals)}."]
     if rep.notes:
@@ -431,6 +428,13 @@ def write_results(rep: Report, machine: dict, total_s: float, argv: list[str],
     path.write_text("\n".join(lines) + "\n")
 
 
+def figure_row(f: Figure) -> str:
+    """A figure as a Markdown table row from its case on."""
+    met = "" if f.met is None else ("yes" if f.met else "**NO**")
+    return (f"| {f.case} | {f.metric} | {fmt(f.value, f.unit)} | {f.kind} | "
+            f"{fmt_goal(f.goal, f.unit)} | {met} | {f.note} |")
+
+
 def write_section(rep: Report, machine: dict, total_s: float, path: Path, title: str) -> None:
     """One section's figures under its own heading of ``path``, the rest left as it is."""
     block = [f"## {title}", "",
@@ -439,10 +443,7 @@ def write_section(rep: Report, machine: dict, total_s: float, path: Path, title:
              f"{machine.get('cpu', 'this machine')}.", "",
              "| case | metric | value | kind | goal | met | note |",
              "|---|---|---:|---|---|---|---|"]
-    for f in rep.figures:
-        met = "" if f.met is None else ("yes" if f.met else "**NO**")
-        block.append(f"| {f.case} | {f.metric} | {fmt(f.value, f.unit)} | {f.kind} | "
-                     f"{fmt_goal(f.goal, f.unit)} | {met} | {f.note} |")
+    block += [figure_row(f) for f in rep.figures]
     block += [""] + [f"- {n}" for n in rep.notes] + [f"- error: {e}" for e in rep.errors]
     text = path.read_text() if path.exists() else "# Benchmark results\n"
     head, found, rest = text.partition(f"\n## {title}\n")

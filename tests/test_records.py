@@ -399,6 +399,20 @@ def test_run_with_records_polls_then_loads_records_in_one_run(tmp_path, grouped)
     assert status == "complete" and records == row["records"]
 
 
+def test_config_key_records_makes_every_run_load_records(tmp_path, grouped, monkeypatch):
+    app, server = _serve(grouped)
+    seed = tmp_path / "seed.csv"
+    seed.write_text("session_id\n" + grouped.session_keys()[0].session_id + "\n")
+    monkeypatch.setenv("SOURCES__TENCENT_DESK__RECORDS", "true")
+    monkeypatch.setenv("SOURCES__TENCENT_DESK__RECORDS_SINCE", "7200")
+    with server as url:
+        options = _options(tmp_path, url, seed)
+        del options.overrides["records"]
+        row = run(options, clock=app.model_clock)
+    t = app.model_clock.time()
+    assert row["records"] == len(_ended_between(grouped, int(t) - 7200, int(t) - 300, t)) > 0
+
+
 def test_a_failed_records_run_says_what_was_missed_and_the_next_one_loads_it(tmp_path,
                                                                             grouped):
     app, server = _serve(grouped, app_class=BadPagesApp)

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from pipelines.tencent_desk.record_rows import record_times
@@ -19,7 +17,7 @@ from pipelines.tencent_desk.simulator import Population, PopulationConfig
 from .support import cli
 from .support.cli import CLI
 from .support.harness import DATASET
-from .test_crashes import CRASHPOINT, KILLED
+from .test_crashes import KILLED, Job
 
 SESSIONS = 3000
 
@@ -60,32 +58,15 @@ def today(tmp_path_factory) -> TodayDesk:
     desk.stop()
 
 
-class RecordsJob:
-    def __init__(self, folder: Path, desk: TodayDesk) -> None:
-        self.db = folder / "desk.duckdb"
-        self.folder, self.desk = folder, desk
-        self.note = folder / "crash-note"
+class RecordsJob(Job):
+    """A folder and ``desk-sessions records`` runs (incremental) against today's desk."""
 
-    def start(self, max_qps: float, **env: str) -> subprocess.Popen:
-        argv = [CLI, "records", "--database", str(self.db), "--api-url", self.desk.url,
-                "--pipelines-dir", str(self.folder / "dlt"), "--max-qps", str(max_qps),
+    desk: TodayDesk  # type: ignore[assignment]
+
+    def argv(self, max_qps: int) -> list[str]:
+        return [CLI, "records", "--database", str(self.db), "--api-url", self.desk.url,
+                "--pipelines-dir", str(self.pipelines), "--max-qps", str(max_qps),
                 "--no-progress"]
-        return subprocess.Popen(argv, cwd=self.folder, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=cli.env(
-                                    PYTHONPATH=CRASHPOINT, DESK_TEST_CRASH_NOTE=str(self.note),
-                                    **env))
-
-    def run(self, max_qps: float = 500, **env: str) -> subprocess.CompletedProcess:
-        proc = self.start(max_qps, **env)
-        out, err = proc.communicate(timeout=240)
-        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-    def query(self, sql: str) -> list[tuple]:
-        con = duckdb.connect(str(self.db), read_only=True)
-        try:
-            return con.execute(sql).fetchall()
-        finally:
-            con.close()
 
     def check_complete(self) -> None:
         """One row per session, and exactly the sessions of the span the runs covered."""
@@ -100,7 +81,7 @@ class RecordsJob:
 
 
 def test_killed_while_paging_then_the_next_run_loads_everything_once(tmp_path, today):
-    job = RecordsJob(tmp_path, today)
+    job = RecordsJob(tmp_path, today)  # type: ignore[arg-type]
     proc = job.start(max_qps=4)  # some 40 pages at 4/s: ten seconds of paging
     deadline = time.monotonic() + 120
     paged = 0
@@ -117,7 +98,7 @@ def test_killed_while_paging_then_the_next_run_loads_everything_once(tmp_path, t
     assert not job.db.exists() or "session_records" not in {r[0] for r in job.query(
         "SELECT table_name FROM information_schema.tables")}
 
-    nxt = job.run()
+    nxt = job.run(max_qps=500)
     assert nxt.returncode == 0, nxt.stderr
     assert "Traceback" not in nxt.stderr and "session records" in nxt.stdout
     job.check_complete()
@@ -127,7 +108,7 @@ def test_killed_while_paging_then_the_next_run_loads_everything_once(tmp_path, t
 
 @pytest.mark.slow
 def test_a_crash_while_loading_records_then_the_next_run_completes(tmp_path, today):
-    job = RecordsJob(tmp_path, today)
+    job = RecordsJob(tmp_path, today)  # type: ignore[arg-type]
     crashed = job.run(DESK_TEST_CRASH="after:session_records")
     assert crashed.returncode in KILLED, crashed.stderr
     assert job.note.read_text().split() == ["after:session_records"]

@@ -34,16 +34,7 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", required=True, help="seed file: .csv, .parquet, .jsonl, or a "
                    ".duckdb database (with --seed-table)")
     p.add_argument("--seed-table", help="table holding the seed in a DuckDB seed database")
-    p.add_argument("--database", required=True, type=Path, help="the DuckDB file to load")
-    p.add_argument("--dataset", default=settings.DEFAULT_DATASET,
-                   help="schema for the tables (default %(default)s)")
-    p.add_argument("--max-qps", type=float, help="calls per second, never exceeded in any "
-                   f"one-second window (default: config, else {settings.DEFAULT_MAX_QPS:g})")
-    p.add_argument("--max-concurrency", type=int, help="calls in flight at most (default: "
-                   "config, else enough for --max-qps with half-second answers: 50 at "
-                   "100/s, 500 at 1000/s)")
-    p.add_argument("--region", help="data centre: " + ", ".join(settings.REGIONS))
-    p.add_argument("--api-url", help="any other API root, e.g. a simulator on loopback")
+    _database_and_api(p)
     p.add_argument("--repoll-ended", action="store_true",
                    help="ask again sessions an earlier run saw end")
     p.add_argument("--records", action="store_true", default=None,
@@ -58,19 +49,26 @@ def _records_parser(sub: argparse._SubParsersAction) -> None:
                        "ended session): a backfill of --since..--until, or without --since "
                        "everything settled since the last load.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--database", required=True, type=Path, help="the DuckDB file to load")
+    _database_and_api(p)
     p.add_argument("--since", help="backfill from this ISO 8601 time (UTC unless it says)")
     p.add_argument("--until", help="up to this ISO 8601 time (default: now minus the "
                    "settle lag, config records_settle, 300 s)")
+    p.add_argument("--pipelines-dir", help="dlt's working folder (default: dlt's)")
+    _common(p)
+
+
+def _database_and_api(p: argparse.ArgumentParser) -> None:
+    """What ``run`` and ``records`` share: where to load, and how to reach the API."""
+    p.add_argument("--database", required=True, type=Path, help="the DuckDB file to load")
     p.add_argument("--dataset", default=settings.DEFAULT_DATASET,
                    help="schema for the tables (default %(default)s)")
     p.add_argument("--max-qps", type=float, help="calls per second, never exceeded in any "
                    f"one-second window (default: config, else {settings.DEFAULT_MAX_QPS:g})")
-    p.add_argument("--max-concurrency", type=int, help="calls in flight at most")
+    p.add_argument("--max-concurrency", type=int, help="calls in flight at most (default: "
+                   "config, else enough for --max-qps with half-second answers: 50 at "
+                   "100/s, 500 at 1000/s)")
     p.add_argument("--region", help="data centre: " + ", ".join(settings.REGIONS))
     p.add_argument("--api-url", help="any other API root, e.g. a simulator on loopback")
-    p.add_argument("--pipelines-dir", help="dlt's working folder (default: dlt's)")
-    _common(p)
 
 
 def _demo_parser(sub: argparse._SubParsersAction) -> None:
