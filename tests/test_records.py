@@ -251,6 +251,26 @@ def test_gateway_pages_and_garbled_answers_are_retried_to_a_complete_window(grou
     assert sum(app.stats.faults.values()) > 5
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_chaos_on_records_ends_complete_or_as_an_error_never_short(grouped, seed):
+    config = SimulatorConfig(SDKAPPID, ADMIN, SECRET_KEY, seed=seed, chaos=0.2)
+    app = SimulatorApp(grouped, config, model_clock=VirtualClock(
+        grouped.config.day_start + 14 * HOUR))
+    start = int(grouped.config.day_start + 8 * HOUR)
+    windows = cut_windows(start, start + 3 * HOUR - 1)
+    with serve_in_thread(app) as url:
+        try:
+            got = _read(url, windows)
+        except RecordsError as exc:
+            assert "nothing of this window or later was loaded" in str(exc)
+            return
+    ids = [r["SessionId"] for w in got for r in w.records]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == _ended_between(grouped, start, start + 3 * HOUR - 1,
+                                      app.model_clock.time())
+    assert app.stats.chaos
+
+
 @pytest.mark.parametrize("body, info", [
     ({"StartTimestamp": 10, "EndTimestamp": 5}, "invalid time window"),
     ({"StartTimestamp": 10, "EndTimestamp": 50, "Limit": 101}, "Limit must be 1..100"),
