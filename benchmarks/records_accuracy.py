@@ -44,6 +44,7 @@ def figures(db: Path, start: datetime, end: datetime) -> dict[str, tuple[float, 
     aht_polled = _weighted(polled.aht_s, polled.answered)
     aht_truth = _weighted(truth.aht_s, truth.answered)
     handled = within(record_metrics.handling_times(con), "started_at")
+    by_load = within(record_metrics.handling_time_from_load(con))
 
     ab_polled = metrics.abandonment(con)
     ab_polled = ab_polled[(ab_polled.first_waiting >= start) & (ab_polled.first_waiting < end)]
@@ -55,7 +56,9 @@ def figures(db: Path, start: datetime, end: datetime) -> dict[str, tuple[float, 
     return {
         "arrivals per hour": (polled.arrivals.sum() / hours, rec_arr.arrivals.sum() / hours,
                               truth.arrivals.sum() / hours),
-        "average handling time (s)": (aht_polled, handled.handling_s.mean(), aht_truth),
+        "average handling time (s)": (
+            aht_polled, by_load.agent_seconds.sum() / by_load.served.sum(), aht_truth),
+        "  per-session midpoints (s)": (aht_polled, handled.handling_s.mean(), aht_truth),
         "abandonment rate": (
             (ab_polled.outcome == "abandoned").mean(),
             (queued.end_kind == "abandoned").mean(),

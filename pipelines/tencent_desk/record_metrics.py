@@ -123,13 +123,17 @@ def handling_times(con: duckdb.DuckDBPyConnection,
     ended_at is the record's; the agent took the session after ``last_before`` (the last
     poll that saw it before an agent had it, else its start) and at or before
     ``first_agent`` (the first poll that saw it with an agent, else its end). Sessions never
-    polled keep the whole session as the upper bound.
+    polled keep the whole session as the upper bound, so the midpoints run low on average:
+    :func:`handling_time_from_load` gives the mean.
     """
     ds = _ident(dataset)
-    polls = f"""SELECT session_id,
-            min(polled_at) FILTER (WHERE state = '{st.AGENT}') AS first_agent,
-            max(polled_at) FILTER (WHERE state IN ({_lit(list(_PRE_AGENT))})) AS last_before
-        FROM {ds}.session_states WHERE session_id IS NOT NULL GROUP BY 1"""
+    # A poll's time is its run's start, as in metrics.py: complete runs only.
+    polls = f"""SELECT s.session_id,
+            min(r.started_at) FILTER (WHERE s.state = '{st.AGENT}') AS first_agent,
+            max(r.started_at) FILTER (WHERE s.state IN ({_lit(list(_PRE_AGENT))}))
+                AS last_before
+        FROM {ds}.session_states s JOIN {ds}.runs r USING (run_id)
+        WHERE s.session_id IS NOT NULL AND r.status = 'complete' GROUP BY 1"""
     has_polls = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
         "AND table_name = 'session_states'", [dataset]).fetchone()
@@ -150,3 +154,28 @@ def handling_times(con: duckdb.DuckDBPyConnection,
     )
     SELECT *, (lower_s + greatest(upper_s, lower_s)) / 2 AS handling_s FROM bounds
     ORDER BY started_at, session_id""").df()
+
+
+def handling_time_from_load(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET,
+                            interval: str | timedelta | float = "1h") -> pd.DataFrame:
+    """Mean handling time per interval by Little's law: agent-seconds over sessions served.
+
+    The polls' mean number of chats with an agent (``metrics.demand_per_interval``'s
+    ``load_erlangs``, unbiased even for chats shorter than a poll) times the interval is
+    the agent time spent in it; the records count exactly the served sessions that ended
+    in it. Over a span of hours the two meet; an interval alone carries edge effects (a
+    chat that started in one and ended in the next).
+    """
+    from . import metrics
+
+    w = _seconds(interval)
+    load = metrics.demand_per_interval(con, dataset, w)[["interval_start", "n_polls",
+                                                         "load_erlangs"]]
+    served = con.execute(f"""SELECT
+        to_timestamp(floor(epoch(ended_at) / {w}) * {w}) AS interval_start, count(*) AS served
+        FROM {_ident(dataset)}.session_records WHERE agent_id IS NOT NULL
+        GROUP BY ALL""").df()
+    out = load.merge(served, on="interval_start", how="left").fillna({"served": 0})
+    out["agent_seconds"] = out.load_erlangs * w
+    out["handling_s"] = out.agent_seconds / out.served.where(out.served > 0)
+    return out
