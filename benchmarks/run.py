@@ -11,6 +11,7 @@ client's CPU is measured alone; every case bounded in calls and time):
   load    normalize + load session_states rows into DuckDB: rows.to_table Arrow vs dicts
   scale   ``desk-sessions run`` on large seeds of random keys: peak RSS and its growth
   snapshot what publishing the readers' snapshot costs a run, at 10k and 1M rows of history
+  records ``desk-sessions records``: a backfill of 1,000,000 session records (bench_records)
 
   .venv/bin/python benchmarks/run.py                 everything (~10 min on 2 cores)
   .venv/bin/python benchmarks/run.py --quick         small sizes: a smoke test (~3 min)
@@ -37,7 +38,7 @@ import common
 import profiles
 from common import DESK, OUT, Watch, random_ids, run_child, seed_session_ids, simulator
 
-SECTIONS = ("limits", "cpu", "peers", "load", "scale", "snapshot")
+SECTIONS = ("limits", "cpu", "peers", "load", "scale", "snapshot", "records")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
@@ -439,10 +440,7 @@ def write_results(rep: Report, machine: dict, total_s: float, argv: list[str],
               "## Figures", "",
               "| section | case | metric | value | kind | goal | met | note |",
               "|---|---|---|---:|---|---|---|---|"]
-    for f in rep.figures:
-        met = "" if f.met is None else ("yes" if f.met else "**NO**")
-        lines.append(f"| {f.section} | {f.case} | {f.metric} | {fmt(f.value, f.unit)} | "
-                     f"{f.kind} | {fmt_goal(f.goal, f.unit)} | {met} | {f.note} |")
+    lines += [f"| {f.section} " + figure_row(f) for f in rep.figures]
     goals = [f for f in rep.figures if f.met is not None]
     lines += ["", f"Goals met: {sum(f.met for f in goals)} of {len(goals)}."]
     if rep.notes:
@@ -455,6 +453,30 @@ def write_results(rep: Report, machine: dict, total_s: float, argv: list[str],
     if rep.errors:
         lines += ["", "## Errors", ""] + [f"- {e}" for e in rep.errors]
     path.write_text("\n".join(lines) + "\n")
+
+
+def figure_row(f: Figure) -> str:
+    """A figure as a Markdown table row from its case on."""
+    met = "" if f.met is None else ("yes" if f.met else "**NO**")
+    return (f"| {f.case} | {f.metric} | {fmt(f.value, f.unit)} | {f.kind} | "
+            f"{fmt_goal(f.goal, f.unit)} | {met} | {f.note} |")
+
+
+def write_section(rep: Report, machine: dict, total_s: float, path: Path, title: str) -> None:
+    """One section's figures under its own heading of ``path``, the rest left as it is."""
+    block = [f"## {title}", "",
+             f"`benchmarks/run.py --only {rep.figures[0].section if rep.figures else ''}"
+             f"{' --quick' if rep.quick else ''}` in {total_s / 60:.1f} min on "
+             f"{machine.get('cpu', 'this machine')}.", "",
+             "| case | metric | value | kind | goal | met | note |",
+             "|---|---|---:|---|---|---|---|"]
+    block += [figure_row(f) for f in rep.figures]
+    block += [""] + [f"- {n}" for n in rep.notes] + [f"- error: {e}" for e in rep.errors]
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    head, found, rest = text.partition(f"\n## {title}\n")
+    tail = rest[rest.find("\n## "):] if found and "\n## " in rest else ""
+    path.write_text(head.rstrip("\n") + "\n\n" + "\n".join(block).rstrip("\n") + "\n"
+                    + tail)
 
 
 def print_table(rep: Report) -> None:
@@ -536,6 +558,10 @@ def main(argv: list[str] | None = None) -> int:
                 section_load(rep, args.quick)
             elif section == "snapshot":
                 section_snapshot(rep, args.quick)
+            elif section == "records":
+                from bench_records import section_records
+
+                section_records(rep, args.quick)
             else:
                 section_scale(rep, args.quick,
                               [int(s) for s in args.scale_sizes.split(",") if s.strip()])
@@ -551,7 +577,9 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine, "total_s": total, "quick": rep.quick,
         "figures": [f.__dict__ for f in rep.figures], "notes": rep.notes,
         "profiles": rep.profiles, "timings": rep.timings, "errors": rep.errors}, indent=1))
-    if not args.no_write:
+    if not args.no_write and chosen == ["records"]:
+        write_section(rep, machine, total, args.results, "Session records backfill")
+    elif not args.no_write:
         write_results(rep, machine, total, sys.argv[1:] if argv is None else argv,
                       args.results)
         print(f"wrote {args.results}")

@@ -10,9 +10,13 @@ it asks Desk's ``v4/desk_http_svc/get_session_state`` for the current state, at 
 * ``seed_rejects``: seed rows that were not asked, with the reason;
 * ``runs``: one row per run: timing, configuration (never a secret), counts, calls/s.
 
-Sessions seen ending (141005) in an earlier run are not asked again unless
-``repoll_ended``; pairs are always asked. Config and secrets resolve from
-``.dlt/config.toml``, ``.dlt/secrets.toml`` or ``SOURCES__TENCENT_DESK__<KEY>``.
+Sessions seen ending (141005) in an earlier run, or with a session record, are not asked
+again unless ``repoll_ended``; pairs are always asked.
+
+With ``records`` (or ``records_from``) it also loads ``session_records``: one row per ended
+session from ``describe_im_cdr_list``, incrementally (see :mod:`.record_source`).
+Config and secrets resolve from ``.dlt/config.toml``, ``.dlt/secrets.toml`` or
+``SOURCES__TENCENT_DESK__<KEY>``.
 """
 
 from __future__ import annotations
@@ -33,8 +37,11 @@ from .client import ClientConfig, ConfigError, DeskClient, base_urls
 from .clock import Clock, SystemClock, utc
 from .helpers import ended_sessions, new_run_id, run_row
 from .poller import Poller
+from .record_source import RUNS_TABLE as RECORD_RUNS
+from .record_source import TABLE as RECORDS_TABLE
+from .record_source import RecordsLoad, parse_time
 from .rows import to_table
-from .seeds import PreparedSeed, SeedSpec
+from .seeds import PreparedSeed, SeedCounts, SeedSpec
 from .usersig import UserSigProvider
 
 log = logging.getLogger(__name__)
@@ -44,7 +51,7 @@ __all__ = ["tencent_desk"]
 
 @dlt.source(name="tencent_desk", max_table_nesting=0)
 def tencent_desk(
-    seed: str = dlt.config.value,
+    seed: str | None = None,
     sdkappid: int = dlt.config.value,
     identifier: str = dlt.config.value,
     secret_key: TSecretStrValue | None = dlt.secrets.value,
@@ -63,7 +70,13 @@ def tencent_desk(
     on_run: Any = None,
     run_id: str | None = None,
     interrupted: Any = None,
-) -> DltResource:
+    records: bool = False,
+    records_from: str | None = None,
+    records_until: str | None = None,
+    records_since: int = settings.DEFAULT_RECORDS_SINCE_S,
+    records_settle: int = settings.DEFAULT_RECORDS_SETTLE_S,
+    keep_nicknames: bool = False,
+) -> list[DltResource]:
     """The ``session_states`` resource (it also fills ``seed_rejects`` and ``runs``).
 
     Args:
@@ -85,6 +98,11 @@ def tencent_desk(
         on_run: called with the ``runs`` row once every key is answered.
         run_id: this run's id (default: made from the clock).
         interrupted: ``runs`` rows of earlier runs that died before loading, to record.
+        records: also load ``session_records`` (after polling, on the same budget), from
+            where the last load ended (``records_since`` seconds back the first time) to
+            ``records_settle`` seconds before now.
+        records_from, records_until: a backfill of that span (ISO 8601) instead.
+        keep_nicknames: store ClientUserNickName (personal data; off by default).
     """
     config = ClientConfig(
         sdkappid=_int(sdkappid, "sdkappid"), identifier=str(identifier),
@@ -95,19 +113,34 @@ def tencent_desk(
                           "source in .dlt/secrets.toml or SOURCES__TENCENT_DESK__SECRET_KEY")
     sigs = UserSigProvider(config.sdkappid, config.identifier, secret_key=secret_key,
                            usersig=usersig)
+    clock = clock or SystemClock()
+    run_id = run_id or new_run_id(clock)
+    region = region or ("custom" if api_url else settings.DEFAULT_REGION)
+    load = RecordsLoad(
+        config, sigs, clock, run_id, since=parse_time(records_from, "records_from"),
+        until=parse_time(records_until, "records_until"), settle_s=int(records_settle),
+        first_back_s=int(records_since), keep_nicknames=bool(keep_nicknames)
+    ) if records or records_from else None
+    if not seed:
+        if load is None:
+            raise ConfigError("set seed (the sessions to poll) or records = true for the "
+                              "tencent_desk source")
+        return [dlt.resource(_records_only(load, config, on_run, region,
+                                           list(interrupted or ())),
+                             name=RECORDS_TABLE, write_disposition="merge",
+                             primary_key="session_id")]
     spec = SeedSpec(Path(seed), seed_table)
     spec.format  # noqa: B018  (fails early on an unknown seed format)
-    return dlt.resource(
-        _poll(spec, config, sigs, repoll_ended, batch_size, clock or SystemClock(), on_batch,
-              on_run, region or ("custom" if api_url else settings.DEFAULT_REGION),
-              run_id or new_run_id(clock or SystemClock()), list(interrupted or ())),
-        name="session_states", write_disposition="append")
+    return [dlt.resource(
+        _poll(spec, config, sigs, repoll_ended, batch_size, clock, on_batch, on_run, region,
+              run_id, list(interrupted or ()), load),
+        name="session_states", write_disposition="append")]
 
 
 def _poll(spec: SeedSpec, config: ClientConfig, sigs: UserSigProvider, repoll_ended: bool,
           batch_size: int, clock: Clock, on_batch: Callable[[int, int], None] | None,
           on_run: Callable[[dict[str, Any]], None] | None, region: str, run_id: str,
-          interrupted: list[dict[str, Any]]) -> Iterator[Any]:
+          interrupted: list[dict[str, Any]], records: RecordsLoad | None) -> Iterator[Any]:
     started_at = utc(clock)
     ended = None if repoll_ended else ended_sessions(dlt.current.pipeline())
     with PreparedSeed(spec, ended=ended) as seed:
@@ -130,13 +163,46 @@ def _poll(spec: SeedSpec, config: ClientConfig, sigs: UserSigProvider, repoll_en
         row = run_row(run_id=run_id, started_at=started_at, finished_at=utc(clock),
                       seed=spec.describe(), counts=seed.counts, tally=tally, stats=stats,
                       config=config, region=region, rejects=rejects)
+    if records is not None:  # after the poll: the two never share the budget at once
+        row.update((yield from records.rows()))
+    yield from _run_row(row, on_run, interrupted, "runs")
+
+
+def _records_only(load: RecordsLoad, config: ClientConfig,
+                  on_run: Callable[[dict[str, Any]], None] | None, region: str,
+                  interrupted: list[dict[str, Any]]) -> Iterator[Any]:
+    started_at = utc(load.clock)
+    part = yield from load.rows()
+    row = run_row(run_id=load.run_id, started_at=started_at, finished_at=utc(load.clock),
+                  seed="-", counts=SeedCounts(), tally=Counter(), stats=None, config=config,
+                  region=region, rejects=0)
+    row.update(part, calls=part.get("records_calls", 0),
+               retries=part.get("records_retries", 0),
+               throttled=part.get("records_throttled", 0),
+               calls_per_second=part.get("records_calls_per_second", 0.0))
+    # Not in ``runs``: every complete run there is a snapshot of the desk to the metrics,
+    # and a records-only run polled nothing.
+    yield from _run_row(row, on_run, interrupted, RECORD_RUNS)
+
+
+def _run_row(row: dict[str, Any], on_run: Callable[[dict[str, Any]], None] | None,
+             interrupted: list[dict[str, Any]], table: str) -> Iterator[Any]:
+    """The run's row into ``table``; earlier runs that died, each into its kind's table."""
     if on_run is not None:
         on_run(row)
-    yield dlt.mark.with_hints(
-        [*interrupted, row], dlt.mark.make_hints(
-            table_name="runs", write_disposition="merge", primary_key="run_id",
-            columns={"error": {"data_type": "text", "nullable": True}}),
-        create_table_variant=True)
+    rows: dict[str, list[dict[str, Any]]] = {table: [row]}
+    for earlier in interrupted:
+        kind = earlier.pop("kind", None)
+        rows.setdefault(RECORD_RUNS if kind == "records" else "runs", []).insert(0, earlier)
+    for name, items in rows.items():
+        yield dlt.mark.with_hints(
+            items, dlt.mark.make_hints(
+                table_name=name, write_disposition="merge", primary_key="run_id",
+                # declared: a table that so far holds only runs that died still has them
+                columns={"error": {"data_type": "text", "nullable": True},
+                         "rows": {"data_type": "bigint", "nullable": True},
+                         "rejects": {"data_type": "bigint", "nullable": True}}),
+            create_table_variant=True)
 
 
 def _int(value: object, name: str) -> int:

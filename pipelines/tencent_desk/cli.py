@@ -1,7 +1,8 @@
 """``desk-sessions``: poll Tencent Cloud Desk session states into DuckDB.
 
   desk-sessions run --seed SEED --database FILE.duckdb   one run of the batch job (cron)
-  desk-sessions publish --database FILE.duckdb            (re)publish what readers read
+  desk-sessions records --database FILE.duckdb          load session records (incremental)
+  desk-sessions publish --database FILE.duckdb          (re)publish what readers read
   desk-sessions demo                                     a simulated day, no account needed
   desk-sessions simulate --port PORT                     a local stand-in for the Desk API
 """
@@ -34,6 +35,31 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", required=True, help="seed file: .csv, .parquet, .jsonl, or a "
                    ".duckdb database (with --seed-table)")
     p.add_argument("--seed-table", help="table holding the seed in a DuckDB seed database")
+    _database_and_api(p)
+    p.add_argument("--repoll-ended", action="store_true",
+                   help="ask again sessions an earlier run saw end")
+    p.add_argument("--records", action="store_true", default=None,
+                   help="also load new session records (config key records = true)")
+    p.add_argument("--pipelines-dir", help="dlt's working folder (default: dlt's)")
+    _common(p)
+
+
+def _records_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("records", help="load session records (describe_im_cdr_list)",
+                       description="Load session records into session_records (one row per "
+                       "ended session): a backfill of --since..--until, or without --since "
+                       "everything settled since the last load.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _database_and_api(p)
+    p.add_argument("--since", help="backfill from this ISO 8601 time (UTC unless it says)")
+    p.add_argument("--until", help="up to this ISO 8601 time (default: now minus the "
+                   "settle lag, config records_settle, 300 s)")
+    p.add_argument("--pipelines-dir", help="dlt's working folder (default: dlt's)")
+    _common(p)
+
+
+def _database_and_api(p: argparse.ArgumentParser) -> None:
+    """What ``run`` and ``records`` share: where to load, and how to reach the API."""
     p.add_argument("--database", required=True, type=Path, help="the DuckDB file to load")
     p.add_argument("--dataset", default=settings.DEFAULT_DATASET,
                    help="schema for the tables (default %(default)s)")
@@ -44,11 +70,7 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
                    "100/s, 500 at 1000/s)")
     p.add_argument("--region", help="data centre: " + ", ".join(settings.REGIONS))
     p.add_argument("--api-url", help="any other API root, e.g. a simulator on loopback")
-    p.add_argument("--repoll-ended", action="store_true",
-                   help="ask again sessions an earlier run saw end")
-    p.add_argument("--pipelines-dir", help="dlt's working folder (default: dlt's)")
     _lock_wait(p)
-    _common(p)
 
 
 def _lock_wait(p: argparse.ArgumentParser) -> None:
@@ -88,6 +110,8 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:
                    help="first poll, simulated hour of the day (default %(default)s)")
     p.add_argument("--end-hour", type=float, default=18.0,
                    help="last poll at most, simulated hour (default %(default)s)")
+    p.add_argument("--records", action=argparse.BooleanOptionalAction, default=True,
+                   help="then load the day's session records (default: yes)")
     _common(p)
 
 
@@ -108,6 +132,13 @@ def _simulate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sessions", type=int, default=3000)
     p.add_argument("--speed", type=float, default=1.0,
                    help="simulated seconds per real second")
+    p.add_argument("--start-hour", type=float, default=9.0, help="where the simulated "
+                   "clock starts, in hours of the simulated day (default %(default)s; 25: "
+                   "the whole day is over and has its records)")
+    p.add_argument("--today", action="store_true", help="simulate today (UTC) in real time "
+                   "instead of a fixed day, so that incremental record loads find records")
+    p.add_argument("--agent-groups", type=int, default=1,
+                   help="agent groups, each with its own agents and queue (default 1)")
     for kind in ("internal_error", "http_502", "http_503", "truncated", "non_json", "slow",
                  "drop", "throttle", "chaos"):
         p.add_argument(f"--{kind.replace('_', '-')}", type=float, default=0.0,
@@ -128,6 +159,7 @@ def parser() -> argparse.ArgumentParser:
                                 epilog=EPILOG)
     sub = p.add_subparsers(dest="command", required=True)
     _run_parser(sub)
+    _records_parser(sub)
     _publish_parser(sub)
     _demo_parser(sub)
     _simulate_parser(sub)
@@ -152,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     from .job import JobError
 
     try:
-        if args.command == "run":
+        if args.command in ("run", "records"):
             return _run(args)
         if args.command == "publish":
             from .job import publish
@@ -178,11 +210,16 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from .job import RunOptions, run, summary
 
+    records = args.command == "records"
     overrides = {k: v for k, v in {
         "max_qps": args.max_qps, "max_concurrency": args.max_concurrency,
-        "region": args.region, "api_url": args.api_url}.items() if v is not None}
-    options = RunOptions(seed=args.seed, seed_table=args.seed_table, database=args.database,
-                         dataset=args.dataset, repoll_ended=args.repoll_ended,
+        "region": args.region, "api_url": args.api_url,
+        "records": True if records else args.records,
+        "records_from": getattr(args, "since", None),
+        "records_until": getattr(args, "until", None)}.items() if v is not None}
+    options = RunOptions(seed=None if records else args.seed,
+                         seed_table=getattr(args, "seed_table", None), database=args.database,
+                         dataset=args.dataset, repoll_ended=getattr(args, "repoll_ended", False),
                          pipelines_dir=args.pipelines_dir, overrides=overrides,
                          progress=args.progress, lock_wait_s=args.lock_wait)
     row = run(options)

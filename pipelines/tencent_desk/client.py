@@ -3,6 +3,8 @@
 Layers: :class:`Key` (what to ask) -> :class:`DeskClient` (one call with its retries) ->
 :class:`Answer` (what came back, with attempts, latency and RequestId). Every answer is
 classified by :mod:`.codes`; a fatal one raises :class:`FatalError` with what to fix.
+Other calls of the API (``describe_im_cdr_list``, see :mod:`.records`) take the same path
+with another :class:`Request`: their answer's JSON object is in ``Answer.payload``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Protocol
 from urllib.parse import quote, urlsplit
 
 from . import codes, redact, settings
@@ -45,10 +47,19 @@ class FatalError(DeskError):
         self.code = code
 
 
+class Request(Protocol):
+    """What one call asks: the API path and the JSON body."""
+
+    path: ClassVar[str]
+
+    def body(self) -> bytes: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Key:
     """One question: by ``session_id``, else by the (user, customer-service account) pair."""
 
+    path: ClassVar[str] = settings.API_PATH
     session_id: str | None = None
     client_user_id: str | None = None
     customer_service_id: str | None = None
@@ -70,7 +81,7 @@ class Key:
 class Answer:
     """The final answer for one key after retries."""
 
-    key: Key
+    key: Key | Request
     code: int
     action: Action
     error_info: str = ""
@@ -83,6 +94,7 @@ class Answer:
     latency_ms: float = 0.0
     answered_at: float = 0.0
     sig: str | None = field(default=None, repr=False)  # which UserSig was sent: never stored
+    payload: dict[str, Any] | None = field(default=None, repr=False)  # a non-Key call's answer
 
 
 @dataclass
@@ -185,7 +197,7 @@ class DeskClient:
         self.limiter = AdaptiveRateLimiter(config.max_qps, clock=self._pace)
         self._in_flight = asyncio.Semaphore(config.concurrency)
         self._url_index = 0
-        self._prefix: tuple[str, str, Callable[[int], Any]] | None = None
+        self._prefix: dict[str, tuple[str, str, Callable[[int], Any]]] = {}  # per API path
         self._http: Sender | None = None
         self.stats = Stats()
         self.send_times: list[float] | None = None  # filled when a caller wants to audit pacing
@@ -199,7 +211,7 @@ class DeskClient:
         return self.config.base_urls[self._url_index]
 
     async def __aenter__(self) -> DeskClient:
-        self._prefix = None
+        self._prefix = {}
         self._http = make_sender(self.config.transport, self.config.concurrency,
                                  self.config.timeout)
         return self
@@ -209,18 +221,24 @@ class DeskClient:
             await self._http.aclose()
             self._http = None
 
-    def _url(self) -> tuple[Any, str]:
+    def _url(self, path: str) -> tuple[Any, str]:
         sig = self._sigs.current()
-        if self._prefix is None or self._prefix[:2] != (sig, self.base_url):
+        cached = self._prefix.get(path)
+        if cached is None or cached[:2] != (sig, self.base_url):
             redact.register(sig)
-            prefix = (f"{self.base_url}/{settings.API_PATH}?sdkappid={self.config.sdkappid}"
+            prefix = (f"{self.base_url}/{path}?sdkappid={self.config.sdkappid}"
                       f"&identifier={quote(self.config.identifier, safe='@')}"
                       f"&usersig={quote(sig, safe='*-_')}&contenttype=json&random=")
             assert self._http is not None, "use DeskClient as an async context manager"
-            self._prefix = (sig, self.base_url, self._http.urls(prefix))
-        return self._prefix[2](self._rng.getrandbits(32)), sig
+            cached = self._prefix[path] = (sig, self.base_url, self._http.urls(prefix))
+        return cached[2](self._rng.getrandbits(32)), sig
 
-    async def get_session_state(self, key: Key) -> Answer:
+    async def call(self, request: Request) -> Answer:
+        """Any call of the API, on the same path as :meth:`get_session_state` (UserSig
+        renewal, the shared limiter, classification, backup domain, retries)."""
+        return await self.get_session_state(request)
+
+    async def get_session_state(self, key: Key | Request) -> Answer:
         """Ask once for ``key``, retrying as the answer's class says; never raises except
         :class:`FatalError` (and cancellation).
 
@@ -276,7 +294,7 @@ class DeskClient:
         cap = min(cfg.backoff_max, cfg.backoff_base * 2 ** (failures - 1))
         return self._rng.uniform(cap / 2, cap)
 
-    async def _attempt(self, key: Key) -> Answer:
+    async def _attempt(self, key: Key | Request) -> Answer:
         assert self._http is not None, "use DeskClient as an async context manager"
         async with self._in_flight:
             sent = await self.limiter.acquire()
@@ -286,7 +304,7 @@ class DeskClient:
             stats.calls += 1
             if stats.first_call is None:
                 stats.first_call = sent
-            url, sig = self._url()
+            url, sig = self._url(key.path)
             try:
                 async with asyncio.timeout(self.config.timeout):
                     status, content = await self._http.post(url, key.body())
@@ -358,7 +376,7 @@ def first_error(exc: BaseException) -> BaseException:
     return exc
 
 
-def parse(key: Key, status: int, content: bytes) -> Answer:
+def parse(key: Key | Request, status: int, content: bytes) -> Answer:
     """Classify one HTTP answer (pure: no I/O)."""
     if status != 200:
         code, action = codes.classify_http(status)
@@ -382,13 +400,15 @@ def parse(key: Key, status: int, content: bytes) -> Answer:
                       "answer has no integer ErrorCode", request_id=request_id)
     answer = Answer(key, code, codes.classify(code), _text(doc.get("ErrorInfo")) or "",
                     request_id=request_id)
-    if code == 0:
+    if code == 0 and not isinstance(key, Key):
+        answer.payload = doc
+    elif code == 0:
         answer.session_id = _text(doc.get("SessionId"))
         state = doc.get("CurrentState")
         # A state of the wrong type is kept as its JSON text; it normalizes to unknown.
         answer.raw_state = _text(state if isinstance(state, str) else json.dumps(state))
         answer.agent_id = _text(doc.get("AgentId"))
-    elif code == codes.SESSION_ENDED:
+    elif code == codes.SESSION_ENDED and isinstance(key, Key):
         answer.session_id = key.session_id
     return answer
 

@@ -18,6 +18,7 @@ import secrets
 import shutil
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -77,6 +78,9 @@ def run_demo(args: argparse.Namespace) -> int:
                          time.strftime("%H:%M", time.gmtime(t)), row["keys"], row["n_chatbot"],
                          row["n_queuing"], row["n_waiting_for_agent"], row["n_agent"])
                 t += rng.uniform(5, 15) * 60
+            if getattr(args, "records", False):
+                records = _load_records(database, work, overrides, clock, day)
+                log.info("loaded %d session records of the day", records)
         _write_truth(database, population)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -90,6 +94,19 @@ def run_demo(args: argparse.Namespace) -> int:
           f"'{snapshot.paths(database)[1]}', read_only=True).sql('select state, count(*) "
           f"from {settings.DEFAULT_DATASET}.session_states group by 1'))\"")
     return 0
+
+
+def _load_records(database: Path, work: Path, overrides: dict, clock: VirtualClock,
+                  day: float) -> int:
+    """The day's session records up to an hour after the last poll, as a backfill."""
+    clock.advance(3600)
+    until = datetime.fromtimestamp(clock.time(), UTC).isoformat()
+    row = run(RunOptions(seed=None, database=database, pipelines_dir=str(work / "dlt"),
+                         progress=False, overrides={
+                             **overrides, "records": True, "records_until": until,
+                             "records_from": datetime.fromtimestamp(day, UTC).isoformat()}),
+              clock=clock)
+    return int(row["records"])
 
 
 def _write_seed(path: Path, known: list, rng: random.Random) -> None:

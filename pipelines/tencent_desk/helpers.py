@@ -18,24 +18,40 @@ from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from . import snapshot, states
 from .client import ClientConfig, Stats
 from .clock import Clock, utc
+from .record_source import RUNS_TABLE as RECORD_RUNS
 from .rows import SESSION_STATES
 from .seeds import SeedCounts
 
 log = logging.getLogger(__name__)
 
 
+# Where the destination knows a session is over: polls that saw it end (141005), and its
+# session record (only ended sessions have one).
+ENDED_FROM = {"session_states": "state = 'ended' AND session_id IS NOT NULL",
+              "session_records": "session_id IS NOT NULL"}
+
+
 def ended_sessions(pipeline: Any, chunk: int = 100_000) -> Iterator[pa.Table]:
-    """Session ids the destination saw end (141005), in Arrow chunks; none on a first run."""
+    """Session ids the destination knows ended, in Arrow chunks; none on a first run."""
     if not pipeline.destination:
         return
     try:
         with pipeline.sql_client() as client:
             if not client.has_dataset():
                 return
-            table = client.make_qualified_table_name("session_states")
+            parts = []
+            for table, where in ENDED_FROM.items():
+                name = client.make_qualified_table_name(table)
+                try:
+                    client.execute_sql(f"SELECT 1 FROM {name} LIMIT 0")
+                except DestinationUndefinedEntity:
+                    continue
+                parts.append(f"SELECT session_id FROM {name} WHERE {where}")
+            if not parts:
+                return
             with client.execute_query(
-                    f"SELECT DISTINCT session_id FROM {table} WHERE state = 'ended' "
-                    "AND session_id IS NOT NULL") as cursor, warnings.catch_warnings():
+                    f"SELECT DISTINCT session_id FROM ({' UNION ALL '.join(parts)})"
+                    ) as cursor, warnings.catch_warnings():
                 # dlt's DuckDB cursor uses an API DuckDB 2 warns about; harmless here.
                 warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
                 yield from cursor.iter_arrow(chunk)
@@ -73,6 +89,7 @@ def after_load(pipeline: Any, whole: Sequence[tuple[str, str]] = ()) -> None:
         if not client.has_dataset():
             return
         name = client.make_qualified_table_name
+        _complete(client, RECORD_RUNS)
         try:
             loaded = (f"WHERE status = 'loading' AND _dlt_load_id IN "
                       f"(SELECT load_id FROM {name('_dlt_loads')} WHERE status = 0)")
@@ -84,10 +101,21 @@ def after_load(pipeline: Any, whole: Sequence[tuple[str, str]] = ()) -> None:
                 view=name("session_state_latest"), table=name("session_states"),
                 columns=", ".join(SESSION_STATES.names)))
         except DestinationUndefinedEntity:  # nothing polled yet: no such tables
-            return
+            pass
         if pipeline.destination.destination_name == "duckdb":
             snapshot.publish(client.native_connection, Path(client.credentials.database),
                              [pipeline.dataset_name], whole)
+
+
+def _complete(client: Any, table: str) -> None:
+    """Runs of ``table`` whose package is fully loaded become ``complete``."""
+    name = client.make_qualified_table_name
+    try:
+        client.execute_sql(
+            f"UPDATE {name(table)} SET status = 'complete' WHERE status = 'loading' AND "
+            f"_dlt_load_id IN (SELECT load_id FROM {name('_dlt_loads')} WHERE status = 0)")
+    except DestinationUndefinedEntity:  # no such runs yet
+        return
 
 
 def _drop_reloaded(client: Any, run_id: str, rows: int, rejects: int) -> None:

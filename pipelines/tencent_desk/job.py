@@ -30,6 +30,7 @@ from .client import ConfigError, FatalError, first_error
 from .clock import SystemClock, utc
 from .helpers import after_load, new_run_id
 from .metrics import TRUTH_SCHEMA
+from .record_source import summary_line as records_summary
 from .seeds import SeedError
 
 log = logging.getLogger("desk_sessions")
@@ -45,7 +46,7 @@ class JobError(Exception):
 
 @dataclass
 class RunOptions:
-    seed: str
+    seed: str | None  # None: no polling (``desk-sessions records``)
     database: Path
     dataset: str = settings.DEFAULT_DATASET
     seed_table: str | None = None
@@ -66,8 +67,11 @@ def pipeline_for(database: Path, dataset: str, pipelines_dir: str | None = None
     tag = hashlib.sha1(f"{database.resolve()}|{dataset}".encode()).hexdigest()[:8]
     # DuckDB's default memory_limit is 80% of RAM: loading one run's rows would otherwise
     # hold them all in memory at once (+170 MB at 1M rows; about +65 MB with this limit).
+    # One thread, no insertion order: the merge of session_records deduplicates by a window
+    # function, which overruns the limit with several threads (1M records: out of memory).
     credentials = DuckDbCredentials(str(database), global_config={
-        "memory_limit": settings.DESTINATION_MEMORY_LIMIT})
+        "memory_limit": settings.DESTINATION_MEMORY_LIMIT, "threads": 1,
+        "preserve_insertion_order": False})
     return dlt.pipeline(
         pipeline_name=f"{settings.PIPELINE_NAME}_{tag}",
         destination=dlt.destinations.duckdb(credentials), dataset_name=dataset,
@@ -130,7 +134,8 @@ class Journal:
         return [{"run_id": last["run_id"],
                  "status": "interrupted" if last["phase"] == "fetching" else "failed",
                  "error": last.get("error"),
-                 "started_at": datetime.fromisoformat(last["started_at"])}]
+                 "started_at": datetime.fromisoformat(last["started_at"]),
+                 "kind": last.get("kind", "poll")}]
 
 
 def check_folder(database: Path) -> None:
@@ -160,7 +165,9 @@ def check_database(database: Path, wait_s: float = settings.DATABASE_LOCK_WAIT_S
 
 
 def _locked(exc: BaseException) -> bool:
-    return "lock" in str(exc).lower()
+    # DuckDB's own lock messages only: "could not allocate block" is no lock
+    text = str(exc).lower()
+    return "lock on file" in text or "conflicting lock" in text
 
 
 def database_problem(database: Path, exc: BaseException) -> str:
@@ -241,7 +248,8 @@ def run(options: RunOptions, *, clock: Any = None) -> dict[str, Any]:
                 pipeline.run()
                 after_load(pipeline)
             interrupted = journal.interrupted()
-            journal.write(run_id=run_id, phase="fetching", started_at=utc(clock).isoformat())
+            journal.write(run_id=run_id, phase="fetching", started_at=utc(clock).isoformat(),
+                          kind="poll" if options.seed else "records")
             source = tencent_desk(seed=options.seed, seed_table=options.seed_table,
                                   repoll_ended=options.repoll_ended, clock=clock,
                                   on_batch=progress, on_run=fetched, run_id=run_id,
@@ -316,15 +324,23 @@ def summary(row: dict[str, Any], database: Path, dataset: str) -> str:
     counts = ", ".join(f"{s} {row.get(f'n_{s}', 0)}" for s in states.ALL
                        if row.get(f"n_{s}"))
     took = (row["finished_at"] - row["started_at"]).total_seconds()
-    return "\n".join([
+    if row.get("seed") == "-":  # records only
+        return "\n".join([
+            f"run {row['run_id']}: {row['records']} session records in {took:.1f} s",
+            records_summary(row),
+            f"  calls: {row['calls']} ({row['retries']} retries, {row['throttled']} "
+            f"throttled), {row['calls_per_second']:.1f} calls/s at max_qps {row['max_qps']:g}",
+            f"  data: {database} dataset {dataset} (tables session_records, record_runs)"])
+    return "\n".join(filter(None, [
         f"run {row['run_id']}: {row['rows']} rows from {row['keys']} keys in {took:.1f} s",
         f"  states: {counts or 'none'}",
         f"  seed: {row['seed_rows']} rows, {row['rejects']} rejected (table seed_rejects), "
         f"{row['duplicates']} repeated, {row['skipped_ended']} skipped as ended",
         f"  calls: {row['calls']} ({row['retries']} retries, {row['throttled']} throttled), "
         f"{row['calls_per_second']:.1f} calls/s at max_qps {row['max_qps']:g}",
+        records_summary(row),
         f"  data: {database} dataset {dataset} (tables session_states, "
         "session_state_latest, runs, seed_rejects)",
         f"  read it from: {snapshot.paths(database)[1]} (or DESK_DUCKDB={database} for the "
         "notebooks); never open the job's file itself",
-    ])
+    ]))

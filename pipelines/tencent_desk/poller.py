@@ -74,23 +74,27 @@ class Poller:
             except queue.Full:
                 continue
 
+    async def _hand_over(self, item: object) -> None:
+        """Give ``item`` to the consumer; while it is behind, wait without blocking the
+        calls in flight."""
+        while True:
+            if self._stop.is_set():
+                raise ConsumerGone
+            try:
+                self._out.put_nowait(item)
+                return
+            except queue.Full:
+                await asyncio.sleep(0.02)
+
     async def _poll(self) -> None:
         client = self.client = self._make_client()
         keys = itertools.chain.from_iterable(self._keys)
         pending: list[Answer] = []
-        out = self._out
 
         async def flush() -> None:
             nonlocal pending
             batch, pending = pending, []
-            while True:  # the consumer is behind: wait without blocking the calls in flight
-                if self._stop.is_set():
-                    raise ConsumerGone
-                try:
-                    out.put_nowait(batch)
-                    return
-                except queue.Full:
-                    await asyncio.sleep(0.02)
+            await self._hand_over(batch)
 
         async def collect(answer: Answer) -> None:
             pending.append(answer)

@@ -38,3 +38,14 @@ PIPELINE_NAME = "tencent_desk"
 
 # Seed values longer than this are rejected (session ids are UUIDs, user ids <= 45 bytes).
 MAX_KEY_LENGTH = 256
+
+# Session records (describe_im_cdr_list): a second resource, loaded incrementally.
+RECORDS_API_PATH = "v4/desk_http_svc/describe_im_cdr_list"
+RECORDS_PAGE_LIMIT = 100            # the documented maximum per page
+DEFAULT_RECORDS_SETTLE_S = 300      # windows end this long before now: late records settle
+DEFAULT_RECORDS_SINCE_S = 86_400    # how far back a first incremental run starts
+RECORDS_WINDOW_S = 3_600            # windows are first cut this long ...
+RECORDS_MAX_PER_WINDOW = 5_000      # ... and halved while they hold more (50 pages at most)
+RECORDS_MAX_REPAGES = 5             # a window whose TotalCount keeps changing: give up after
+RECORDS_MAX_BAD_PAGES = 4           # a page malformed this many times in a row: give up
+RECORDS_WINDOWS_AHEAD = 4           # windows read at once (their pages share the limiter)

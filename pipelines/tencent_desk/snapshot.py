@@ -74,11 +74,14 @@ class Layout:
         return f"{self.column} >= TIMESTAMPTZ '{day}' AND {self.column} < TIMESTAMPTZ '{nxt}'"
 
 
-# What is new in a table is found through ``runs``: every table the job writes carries the
-# run_id of the run that (last) wrote its rows. Tables not named here have one partition,
-# rewritten whenever a load touched them.
+# What is new in a table is found through the runs' logs: every table the job writes carries
+# the run_id of the run that (last) wrote its rows.
+RUN_LOGS = ("runs", "record_runs")
+# Tables not named here have one partition, rewritten whenever a load touched them.
 LAYOUTS: dict[str, Layout] = {
     "runs": Layout("run_id", appended=False),
+    "record_runs": Layout("run_id", appended=False),
+    "session_records": Layout("started_at", appended=False),
     "session_states": Layout("run_id", appended=True),
     "seed_rejects": Layout("run_id", appended=True),
     "session_timeline": Layout("day", appended=False),
@@ -159,10 +162,11 @@ class Publisher:
             return 0
         loads = (watermark, top)
         new_runs = "FALSE"
-        if "runs" in tables:
-            ids = sorted(r for (r,) in self.con.execute(
-                f"SELECT run_id FROM {ds}.runs WHERE _dlt_load_id > ? AND _dlt_load_id <= ?",
-                [watermark, top]).fetchall())
+        logs = [t for t in RUN_LOGS if t in tables]
+        if logs:
+            ids = sorted(r for (r,) in self.con.execute(" UNION ALL ".join(
+                f"SELECT run_id FROM {ds}.{t} WHERE _dlt_load_id > $1 AND _dlt_load_id <= $2"
+                for t in logs), [watermark, top]).fetchall())
             if ids:  # the range lets DuckDB skip the history by its zone maps
                 new_runs = (f"run_id >= {_lit(ids[0])} AND run_id <= {_lit(ids[-1])} AND "
                             f"run_id IN ({', '.join(map(_lit, ids))})")
@@ -171,7 +175,7 @@ class Publisher:
             if table.startswith("_"):  # dlt's own, and the job's bookkeeping
                 continue
             layout = LAYOUTS.get(table)
-            if table != "runs" and "run_id" in tables[table]:
+            if table not in RUN_LOGS and "run_id" in tables[table]:
                 changed = new_runs
             elif "_dlt_load_id" in tables[table]:
                 changed = (f"_dlt_load_id > {_lit(loads[0])} AND _dlt_load_id <= "

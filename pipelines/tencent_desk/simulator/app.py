@@ -1,4 +1,5 @@
-"""A raw ASGI app answering ``v4/desk_http_svc/get_session_state`` like Tencent Cloud Desk.
+"""A raw ASGI app answering ``v4/desk_http_svc/get_session_state`` and
+``describe_im_cdr_list`` (session records) like Tencent Cloud Desk.
 
 No web framework: the app must serve thousands of calls per second on one core.
 Checks run in this order, each answering its documented code:
@@ -6,7 +7,8 @@ path (60009), method (60002), sdkappid missing (60012) or not ours (60006, befor
 a server that does not know the app has no key to check it with), identifier (60010),
 UserSig (70001/70002/70003/70009/70013/70014), random (60002), contenttype (60002, also when
 missing), body a JSON object (60003), the frequency window (60007), injected faults, then
-the answer (141004 bad body fields, 141005 unknown or ended session).
+the answer (141004 bad body fields, 141005 unknown or ended session; for records, 141004
+for a missing or inverted window, a Limit above 100 or a negative Offset).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from urllib.parse import unquote_plus
 
 from pipelines.tencent_desk import states, usersig
 from pipelines.tencent_desk.clock import Clock, SystemClock, VirtualClock
-from pipelines.tencent_desk.settings import API_PATH
+from pipelines.tencent_desk.settings import API_PATH, RECORDS_API_PATH, RECORDS_PAGE_LIMIT
 from pipelines.tencent_desk.simulator.model import Population, Segment
 
 Scope = dict[str, Any]
@@ -127,7 +129,7 @@ class SimulatorApp:
         self._seq = count(1)
         self._window: deque[float] = deque()
         self._sig_cache: dict[str, int] = {}  # verified UserSig -> expires at (auth clock)
-        self._path = "/" + API_PATH
+        self._paths = ("/" + API_PATH, "/" + RECORDS_API_PATH)
         self._sdkappid = str(config.sdkappid)
         shares = [(getattr(config, k), k) for k in FAULT_KINDS]
         self._faults = [(sum(s for s, _ in shares[:i + 1]), k)
@@ -150,7 +152,8 @@ class SimulatorApp:
 
     async def _handle(self, scope: Scope, receive: Receive) -> Answer | None:
         """What to send, or None when nothing is to be sent."""
-        if scope["path"] != self._path:
+        path = scope["path"]
+        if path not in self._paths:
             return self._fail(60009, "invalid request URI")
         if scope["method"] != "POST":
             return self._fail(60002, "HTTP method must be POST")
@@ -191,6 +194,8 @@ class SimulatorApp:
             window.append(now)
         self.stats.admitted.append(now)
         fault = self._draw_fault()
+        if path != self._paths[0]:
+            doc = _RecordsQuery(doc)  # which call: carried with the body from here on
         if fault is None:
             return self._answer(doc)
         self.stats.faults[fault] += 1
@@ -260,6 +265,8 @@ class SimulatorApp:
     def _reply(self, doc: dict) -> tuple[int, dict[str, Any]]:
         """The ErrorCode and envelope answering a well-formed request, at model-clock time."""
         t = self.model_clock.time()
+        if isinstance(doc, _RecordsQuery):
+            return self._records(doc, t)
         if "SessionId" in doc:  # it wins over the pair form
             sid = doc["SessionId"]
             if not isinstance(sid, str) or not sid:
@@ -273,6 +280,30 @@ class SimulatorApp:
             return 141004, self._fail_body(
                 141004, "need SessionId, or ClientUserId with CustomerServiceId")
         return 0, self._envelope(self.population.current_session(user, cs, t))
+
+    def _records(self, doc: dict, t: float) -> tuple[int, dict[str, Any]]:
+        """One page of session records: those ended by ``t`` with a Timestamp in the window."""
+        start, end = doc.get("StartTimestamp"), doc.get("EndTimestamp")
+        limit, offset = doc.get("Limit", 20), doc.get("Offset", 0)
+        user = doc.get("ClientUserId")
+        numbers = (start, end, limit, offset)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in numbers):
+            return 141004, self._fail_body(
+                141004, "StartTimestamp and EndTimestamp are required integers; Limit and "
+                        "Offset integers")
+        if start > end or start < 0:
+            return 141004, self._fail_body(141004, "invalid time window")
+        if not 0 < limit <= RECORDS_PAGE_LIMIT or offset < 0:
+            return 141004, self._fail_body(141004, "Limit must be 1..100, Offset >= 0")
+        if user is not None and not isinstance(user, str):
+            return 141004, self._fail_body(141004, "ClientUserId must be a string")
+        pop = self.population
+        found = pop.records_between(start, end, t)
+        if user:
+            found = [i for i in found if pop.record(i)["ClientUserId"] == user]
+        return 0, {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": "",
+                   "RequestId": self._request_id(), "TotalCount": len(found),
+                   "IMCdrList": [pop.record(i) for i in found[offset:offset + limit]]}
 
     def _envelope(self, seg: Segment | None) -> dict[str, Any]:
         spelling = self.config.spelling
@@ -316,6 +347,9 @@ class SimulatorApp:
             return (b'{"ActionStatus":"OK","ErrorCode":0,"ErrorCode":141002,'
                     b'"CurrentState":"Agent","CurrentState":"Chatbot","AgentId":""}')
         body = self._reply(doc)[1]
+        if isinstance(doc, _RecordsQuery) and shape in ("wrong_types", "missing_fields",
+                                                        "unknown_state"):
+            return json.dumps(_spoil_records(body, shape, rng)).encode()
         if shape == "wrong_types":
             key = rng.choice(("ActionStatus", "ErrorCode", "SessionId", "CurrentState", "AgentId"))
             body[key] = rng.choice(("0", None, 0.0, [], True) if key == "ErrorCode"
@@ -331,6 +365,22 @@ class SimulatorApp:
             body.update(ActionStatus="FAIL", ErrorCode=rng.choice((141099, 99999, -1)),
                         ErrorInfo="unexpected")
         return json.dumps(body).encode()
+
+
+class _RecordsQuery(dict):
+    """The body of a ``describe_im_cdr_list`` request (a plain dict is a state request)."""
+
+
+def _spoil_records(body: dict[str, Any], shape: str, rng: random.Random) -> dict[str, Any]:
+    """A records answer with a missing or mistyped field (of the page or of a record)."""
+    records = body.get("IMCdrList") or []
+    target = rng.choice(records) if records and rng.random() < 0.7 else body
+    keys = sorted(k for k in target if k not in ("ActionStatus", "ErrorInfo", "RequestId"))
+    if shape == "missing_fields" and keys:
+        del target[rng.choice(keys)]
+    elif keys:  # wrong types; an unknown state has no meaning here: a mistyped field too
+        target[rng.choice(keys)] = rng.choice((None, "12", 1.5, [], {"x": 1}, True))
+    return body
 
 
 def _query(raw: bytes) -> dict[str, str]:

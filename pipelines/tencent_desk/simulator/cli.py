@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 
 import dlt
 
 from ..job import JobError
 from .app import FAULT_KINDS, SimulatorConfig
-from .model import Population, PopulationConfig
+from .model import DAY_START, Population, PopulationConfig
 from .server import build_app, serve, write_seed_csv
 
 log = logging.getLogger("desk_sessions")
@@ -39,11 +40,16 @@ def simulate(args: argparse.Namespace) -> int:
         secret_key=credential("secret_key", secret=True),
         rate_limit=args.rate_limit or None, latency_s=args.latency_ms / 1000.0,
         seed=args.seed, **{k: getattr(args, k) for k in FAULT_KINDS})
-    population = Population(PopulationConfig(seed=args.seed, sessions_per_day=args.sessions))
+    now = time.time()
+    day = now // 86400 * 86400 if args.today else DAY_START
+    groups = tuple(f"Group {k + 1}" for k in range(max(1, args.agent_groups)))
+    population = Population(PopulationConfig(seed=args.seed, sessions_per_day=args.sessions,
+                                             day_start=day, agent_groups=groups))
     if args.seed_out:
         rows = write_seed_csv(population, args.seed_out)
         log.info("wrote %d seed rows to %s", rows, args.seed_out)
-    app = build_app(config, population, speed=args.speed)
+    app = build_app(config, population, speed=1.0 if args.today else args.speed,
+                    start=now if args.today else day + args.start_hour * 3600)
     log.info("simulating %d sessions for SDKAppID %d on http://%s:%d (rate limit %s)",
              len(population), sdkappid, args.host, args.port, args.rate_limit or "none")
     try:

@@ -3,6 +3,12 @@
 A session goes Chatbot -> (ended | Queuing) -> WaitingForAgentAnswering -> Agent -> ended,
 or leaves the queue when its patience runs out. The whole day is a discrete-event simulation
 run once at construction, so the true state at any instant is a lookup, not a replay.
+
+Agent groups (skill groups): each customer-service account belongs to one group, each
+agent to one group, and each group has its own FIFO queue. Once a session has ended it has
+a session record (``describe_im_cdr_list``) with its group, agent, channel, end status and
+rating; those extra attributes come from a second seeded generator, so adding them changed
+nothing of the sessions' times.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import heapq
 import math
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -18,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from pipelines.tencent_desk import states
+from pipelines.tencent_desk.record_rows import record_times
 
 DAY_START = 1_767_571_200.0  # 2026-01-05 00:00 UTC, a Monday
 
@@ -47,6 +54,13 @@ class PopulationConfig:
     patience_mean_s: float = 240.0   # exponential; the queue is left when it runs out
     repeat_share: float = 0.25       # sessions opened by a user who had one earlier that day
     customer_service_ids: tuple[str, ...] = ("@cs_sales", "@cs_support", "@cs_billing")
+    # Agent groups: account k and agent k belong to group k % len(agent_groups).
+    agent_groups: tuple[str, ...] = ("Online customer service",)
+    web_share: float = 0.3           # sessions on the H5 page (ChannelType Web), else SDK
+    rated_share: float = 0.5         # served sessions whose customer gave a rating
+    # How a served session ends: the agent closes it, the user does, or the user times out.
+    agent_ended_share: float = 0.6
+    user_ended_share: float = 0.3
 
     def __post_init__(self) -> None:
         if self.hours <= 0 or self.sessions_per_day < 0:
@@ -61,6 +75,10 @@ class PopulationConfig:
             raise ValueError("mean durations must be > 0")
         if not self.customer_service_ids:
             raise ValueError("at least one customer service account is needed")
+        if not 1 <= len(self.agent_groups) <= self.agents:
+            raise ValueError("need at least one agent group, and an agent for each")
+        if not 0 <= self.agent_ended_share + self.user_ended_share <= 1:
+            raise ValueError("agent_ended_share + user_ended_share must be in [0, 1]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +100,28 @@ class SessionKey(NamedTuple):
 
 # Segment states in order; a session's boundaries are (arrive, queue, offer, answer, end).
 _ORDER = (states.CHATBOT, states.QUEUING, states.WAITING_FOR_AGENT, states.AGENT)
+
+# The simulator's EndStatus names (record_rows.END_STATUS_KINDS maps them to meanings).
+AGENT_ENDED, USER_ENDED, USER_TIMEOUT = "AgentEndedSession", "UserEndedSession", "UserTimeout"
+QUEUE_ABANDONED, CHATBOT_ENDED = "QueueAbandoned", "ChatbotEnded"
+RATINGS = (1, 2, 3, 4, 5)
+RATING_WEIGHTS = (0.05, 0.05, 0.15, 0.35, 0.40)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTruth:
+    """What really happened in one ended session: what its record must say."""
+
+    session_id: str
+    client_user_id: str
+    arrived_at: float
+    ended_at: float
+    agent_id: str | None
+    agent_group_id: str | None
+    agent_group_name: str | None
+    channel_type: str
+    end_status: str
+    satisfaction: int | None
 
 
 class Population:
@@ -106,7 +146,15 @@ class Population:
 
         queue = arrive + chatbot
         busy = offer + handle  # a slot is held this long; ends reuse the sum so capacity holds
-        start, agent = _serve_fifo(cfg, queue, ~bot_only, patience, busy)
+        n_groups = len(cfg.agent_groups)
+        group = cs_pick % n_groups
+        start = np.full(n, np.nan)
+        agent = np.full(n, -1, dtype=np.int64)
+        for g in range(n_groups):  # one FIFO queue per group, served by its own agents
+            s_g, a_g = _serve_fifo(cfg, queue, ~bot_only & (group == g), patience, busy,
+                                   range(g, cfg.agents, n_groups))
+            mine = a_g >= 0
+            start[mine], agent[mine] = s_g[mine], a_g[mine]
         served = agent >= 0
         abandoned = ~bot_only & ~served
         gone = np.where(abandoned, queue + patience, queue)  # when an unserved session ends
@@ -131,6 +179,74 @@ class Population:
             starts.append(t)
             idx.append(i)
         self._served, self._abandoned = int(served.sum()), int(abandoned.sum())
+        self._records_model(cfg, group, served, abandoned, bot_only)
+
+    def _records_model(self, cfg: PopulationConfig, group: np.ndarray, served: np.ndarray,
+                       abandoned: np.ndarray, bot_only: np.ndarray) -> None:
+        """Group, channel, end status and rating per session, from their own generator."""
+        n = len(self._ids)
+        rng = np.random.default_rng([cfg.seed, 0x5EC0]) # not the day's: its draws stay put
+        web = rng.random(n) < cfg.web_share
+        how = rng.random(n)
+        rated = rng.random(n) < cfg.rated_share
+        rating = rng.choice(RATINGS, size=n, p=RATING_WEIGHTS)
+        end_status = np.where(
+            bot_only, CHATBOT_ENDED, np.where(
+                abandoned, QUEUE_ABANDONED, np.where(
+                    how < cfg.agent_ended_share, AGENT_ENDED, np.where(
+                        how < cfg.agent_ended_share + cfg.user_ended_share, USER_ENDED,
+                        USER_TIMEOUT))))
+        self.group_ids = [str(3000 + g) for g in range(len(cfg.agent_groups))]
+        self._group = [None if b else int(g) for b, g in zip(bot_only.tolist(),
+                                                              group.tolist(), strict=True)]
+        self._channel = ["Web" if w else "SDK" for w in web.tolist()]
+        self._end_status = end_status.tolist()
+        self._rating = [int(r) if ok else None
+                        for r, ok in zip(rating.tolist(), (served & rated).tolist(), strict=True)]
+        # Records in order of their Timestamp, for window queries.
+        times = np.array(self._times)
+        ts_dur = [record_times(a, e) for a, e in zip(times[:, 0].tolist(),
+                                                     times[:, 4].tolist(), strict=True)]
+        self._record_ts = np.array([t for t, _ in ts_dur], dtype=np.int64)
+        self._record_dur = [d for _, d in ts_dur]
+        self._ends = times[:, 4] if n else np.zeros(0)
+        self._by_ts = np.argsort(self._record_ts, kind="stable")
+        self._ts_sorted = self._record_ts[self._by_ts]
+
+    def agent_group(self, agent_id: str) -> str:
+        """The group id an agent belongs to."""
+        return self.group_ids[self.agent_ids.index(agent_id) % len(self.group_ids)]
+
+    def session_truth(self, session_id: str) -> SessionTruth:
+        i = self._index[session_id]
+        g = self._group[i]
+        return SessionTruth(
+            session_id, self._users[i], self._times[i][0], self._times[i][4], self._agent[i],
+            None if g is None else self.group_ids[g],
+            None if g is None else self.config.agent_groups[g], self._channel[i],
+            self._end_status[i], self._rating[i])
+
+    def records_between(self, start: int, end: int, t: float) -> list[int]:
+        """Indexes of the sessions whose record has a Timestamp in ``[start, end]`` and that
+        have ended by ``t``, in order of arrival (so a session ending while a window is
+        paged lands in the middle of it, as an unordered API would do)."""
+        lo = int(np.searchsorted(self._ts_sorted, start, side="left"))
+        hi = int(np.searchsorted(self._ts_sorted, end, side="right"))
+        idx = self._by_ts[lo:hi]
+        idx = idx[self._ends[idx] <= t]
+        return np.sort(idx).tolist()
+
+    def record(self, i: int) -> dict[str, object]:
+        """Session ``i``'s record, as ``describe_im_cdr_list`` lists it."""
+        g = self._group[i]
+        return {"SessionId": self._ids[i],
+                "AgentGroupId": "" if g is None else self.group_ids[g],
+                "AgentGroupName": "" if g is None else self.config.agent_groups[g],
+                "AgentId": self._agent[i] or "", "ChannelType": self._channel[i],
+                "ClientUserId": self._users[i], "ClientUserNickName": f"nick-{self._users[i]}",
+                "Duration": self._record_dur[i], "EndStatus": self._end_status[i],
+                "SatisfactionSelected": self._rating[i] or 0,
+                "Timestamp": int(self._record_ts[i])}
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -222,8 +338,9 @@ def _arrivals(cfg: PopulationConfig, rng: np.random.Generator) -> np.ndarray:
 
 
 def _serve_fifo(cfg: PopulationConfig, enter: np.ndarray, queued: np.ndarray,
-                patience: np.ndarray, busy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """FIFO queue over ``agents * chats_per_agent`` slots, with reneging.
+                patience: np.ndarray, busy: np.ndarray,
+                agents: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """FIFO queue over ``agents`` (their ``chats_per_agent`` slots each), with reneging.
 
     In FIFO order each customer takes the slot that frees first (service starts never go
     backwards), unless the wait exceeds their patience; a leaver takes no slot. Returns per
@@ -232,7 +349,7 @@ def _serve_fifo(cfg: PopulationConfig, enter: np.ndarray, queued: np.ndarray,
     start = np.full(len(enter), np.nan)
     agent = np.full(len(enter), -1, dtype=np.int64)
     # (free at, slot number, agent): ties go to slot 0 of every agent first, spreading load.
-    slots = [(-math.inf, s, a) for a in range(cfg.agents) for s in range(cfg.chats_per_agent)]
+    slots = [(-math.inf, s, a) for a in agents for s in range(cfg.chats_per_agent)]
     heapq.heapify(slots)
     idx = np.flatnonzero(queued)
     order = idx[np.argsort(enter[idx], kind="stable")].tolist()

@@ -1,0 +1,148 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Session records: what really happened to each ended session
+#
+# Polls see a session only at poll instants. Desk's session records
+# (`describe_im_cdr_list`, table `session_records`) say, for every ended session, when it
+# started and ended, who served it in which agent group, on which channel, how it ended and
+# how the customer rated it. This notebook puts the figures records give next to the
+# polled estimates and, on a simulated day, the truth.
+#
+# Times rest on one reading of the docs (`RECORD_TIMES` in
+# `pipelines/tencent_desk/record_rows.py`: `Timestamp` is the end, `Duration` the whole
+# session). Set `DESK_DUCKDB` to the database (default `demo.duckdb`, made by `make demo`).
+
+# %%
+# %matplotlib inline
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import display
+
+from pipelines.tencent_desk import metrics, record_metrics
+from pipelines.tencent_desk.notebook import open_desk, plottable, time_axis
+
+desk = open_desk()
+con, ds = desk.con, desk.dataset
+HAS_RECORDS = record_metrics.has_records(con, ds)
+if HAS_RECORDS:
+    sessions = record_metrics.sessions(con, ds)
+    print(f"{desk.path}: {len(sessions)} recorded sessions, "
+          f"{sessions.started_at.min():%Y-%m-%d %H:%M} to {sessions.ended_at.max():%H:%M} UTC")
+else:  # every cell below waits for records
+    print(f"{desk.path} has no session_records yet: load them with `desk-sessions records "
+          "--database ...` or `desk-sessions run ... --records`")
+
+# %% [markdown]
+# ## How sessions end
+#
+# `end_status` is kept raw; `end_kind` groups the known values (an unknown one is `other`).
+
+# %%
+if HAS_RECORDS:
+    mix = record_metrics.end_status_mix(con, ds)
+    display(mix)
+    fig, ax = plt.subplots()
+    ax.barh(mix.end_status, mix.sessions)
+    ax.set_xlabel("sessions")
+    ax.set_title("End status")
+    plt.show()
+
+# %% [markdown]
+# ## Arrivals, abandonment and handling time: records, polls, truth
+#
+# Arrivals: sessions that asked for a human, by the hour they started. Polls count only the
+# sessions they happened to see waiting or with an agent.
+
+# %%
+if HAS_RECORDS:
+    arrivals = record_metrics.arrivals_per_interval(con, ds).set_index("interval_start")
+    polled = metrics.demand_per_interval(con, ds).set_index("interval_start")
+    table = pd.DataFrame({"records": arrivals.arrivals, "polls": polled.arrivals})
+    if desk.has_truth:
+        truth = metrics.truth_demand_per_interval(con).set_index("interval_start")
+        table["truth"] = truth.arrivals
+    table = plottable(table.dropna(subset=["polls"]))
+    HOUR = pd.Timedelta(hours=1)
+    fig, ax = plt.subplots()
+    for i, column in enumerate(table.columns):
+        ax.bar(table.index + i * 0.9 * HOUR / len(table.columns), table[column],
+               width=0.9 * HOUR / len(table.columns), align="edge", label=column)
+    ax.set_title("Arrivals per hour")
+    ax.legend()
+    time_axis(ax, table.index)
+    plt.show()
+
+# %%
+if HAS_RECORDS:
+    handled = record_metrics.handling_times(con, ds)
+    by_load = record_metrics.handling_time_from_load(con, ds)
+    abandoned = record_metrics.abandonment(con, ds)
+
+    def ratio(a: float, b: float) -> float:
+        return a / b if b else float("nan")  # nothing served yet: no figure
+
+    rows = {
+        "handling time, mean (s)": [ratio(by_load.agent_seconds.sum(), by_load.served.sum()),
+                                    ratio((polled.aht_s * polled.answered).sum(),
+                                          polled.answered[polled.aht_s.notna()].sum())],
+        "abandonment rate": [abandoned.rate.iloc[0],
+                             (metrics.abandonment(con, ds).outcome == "abandoned").mean()],
+    }
+    if desk.has_truth:
+        t_ab = metrics.truth_abandonment(con)
+        rows["handling time, mean (s)"].append(ratio(
+            (truth.aht_s * truth.answered).sum(), truth.answered[truth.aht_s.notna()].sum()))
+        rows["abandonment rate"].append(t_ab.outcome.isin(["abandoned", "offered"]).mean())
+    sources = ["records", "polls", "truth"][:len(rows["abandonment rate"])]
+    display(pd.DataFrame(rows, index=sources).T)
+
+# %% [markdown]
+# Handling time is the agent part of a session, not a field of a record. Its mean comes from
+# Little's law: the polls' mean number of chats with an agent (unbiased, even for chats
+# shorter than a poll) times the time, over the served sessions the records count exactly.
+# Per session, the record gives the end exactly and the polls bound the start (after the
+# last poll that saw the session before an agent had it, at or before the first that saw it
+# with one); sessions never polled keep wide bounds, so these midpoints run low.
+
+# %%
+if HAS_RECORDS:
+    fig, ax = plt.subplots()
+    ax.hist(handled.handling_s / 60, bins=40)
+    ax.set_xlabel("handling time (minutes, midpoint of the bounds)")
+    ax.set_ylabel("sessions")
+    plt.show()
+
+# %% [markdown]
+# ## Ratings by agent and by agent group
+
+# %%
+if HAS_RECORDS:
+    by_agent = record_metrics.ratings(con, ds, "agent_id")
+    by_group = record_metrics.ratings(con, ds, "agent_group_name")
+    display(by_group)
+    fig, ax = plt.subplots()
+    ax.bar(by_agent.agent_id.str.split("@").str[0], by_agent.mean_rating)
+    ax.set_ylabel("mean rating (1-5)")
+    ax.set_title("Rating by agent")
+    ax.tick_params(axis="x", rotation=45)
+    plt.show()
+
+# %%
+if HAS_RECORDS:
+    display(record_metrics.abandonment(con, ds, by="agent_group_name"))
+    display(record_metrics.end_status_mix(con, ds, by="agent_group_name"))
+
