@@ -19,9 +19,12 @@ EPILOG = """\
 Credentials and settings come from dlt config: .dlt/config.toml and .dlt/secrets.toml
 under [sources.tencent_desk], or environment variables SOURCES__TENCENT_DESK__SDKAPPID,
 SOURCES__TENCENT_DESK__IDENTIFIER, SOURCES__TENCENT_DESK__SECRET_KEY (or __USERSIG),
-SOURCES__TENCENT_DESK__REGION (or __API_URL), __MAX_QPS, __MAX_CONCURRENCY.
+SOURCES__TENCENT_DESK__REGION (or __API_URL), __MAX_QPS, __MAX_CONCURRENCY,
+__MAX_ERROR_SHARE.
 Exit codes: 0 done; 2 configuration or seed to fix; 3 database in use or not writable;
-4 the Desk API refused the credentials or the app; 1 anything else.
+4 the Desk API refused the credentials or the app; 5 the Desk API cannot be reached (run
+stopped early, what was polled is loaded); 6 more keys ended in error than
+max_error_share (run loaded); 1 anything else.
 """
 
 
@@ -43,6 +46,10 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
                    "100/s, 500 at 1000/s)")
     p.add_argument("--region", help="data centre: " + ", ".join(settings.REGIONS))
     p.add_argument("--api-url", help="any other API root, e.g. a simulator on loopback")
+    p.add_argument("--max-error-share", type=float, metavar="SHARE",
+                   help="exit 6 when more than this share of the keys end in error "
+                   f"(default: config, else {settings.DEFAULT_MAX_ERROR_SHARE:g}; 1 turns it "
+                   "off)")
     p.add_argument("--repoll-ended", action="store_true",
                    help="ask again sessions an earlier run saw end")
     p.add_argument("--pipelines-dir", help="dlt's working folder (default: dlt's)")
@@ -146,16 +153,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .job import RunOptions, run, summary
+    from .job import JobError, RunOptions, run, summary
 
     overrides = {k: v for k, v in {
         "max_qps": args.max_qps, "max_concurrency": args.max_concurrency,
-        "region": args.region, "api_url": args.api_url}.items() if v is not None}
+        "region": args.region, "api_url": args.api_url,
+        "max_error_share": args.max_error_share}.items() if v is not None}
     options = RunOptions(seed=args.seed, seed_table=args.seed_table, database=args.database,
                          dataset=args.dataset, repoll_ended=args.repoll_ended,
                          pipelines_dir=args.pipelines_dir, overrides=overrides,
                          progress=args.progress)
-    row = run(options)
+    try:
+        row = run(options)
+    except JobError as exc:
+        if exc.row is not None:  # loaded all the same: what it did, then the error line
+            print(summary(exc.row, args.database, args.dataset))
+        raise
     print(summary(row, args.database, args.dataset))
     return 0
 
