@@ -167,8 +167,8 @@ def test_a_key_never_answered_is_an_error_row_with_the_fault_code(tmp_path, pop,
     rows = harness.rows_of_run(db, row["run_id"])
     limit = MAX_THROTTLED if kind == "throttle" else MAX_ATTEMPTS
     # an outage noticed early (slow answers: 5 s of silence) cuts the retries short
-    assert {r["attempts"] for r in rows} == {limit} or outage and all(
-        1 <= r["attempts"] <= limit for r in rows)
+    assert {r["attempts"] for r in rows} == {limit} or (outage and all(
+        1 <= r["attempts"] <= limit for r in rows))
     info = {r["error_info"] for r in rows}
     if kind == "slow":
         assert info == {f"timed out after {TIMEOUT_S:g}s"}

@@ -23,8 +23,9 @@ from urllib.parse import urlsplit
 # A blip shorter than this is ridden out by the retries (a key's six attempts span 8-15 s);
 # a longer silence stops the run: the next scheduled run asks again.
 OUTAGE_QUIET_S = 5.0
-# ... and never on fewer failed calls than this (a slow rate, or a handful in flight).
-OUTAGE_MIN_FAILURES = 20
+# ... and never on fewer failed calls than this: a handful of calls is no evidence (at one
+# call in flight, ten failures take 6-8 s of backoffs).
+OUTAGE_MIN_FAILURES = 10
 _ERROR_TEXT = 160
 
 
