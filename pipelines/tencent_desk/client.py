@@ -156,6 +156,7 @@ class Stats:
     throttled: int = 0
     renewed_sigs: int = 0
     fallbacks: int = 0
+    abandoned: int = 0  # calls in flight when an outage stopped the run
     first_call: float | None = None
     last_answer: float | None = None
     codes: Counter[int] = field(default_factory=Counter)
@@ -192,6 +193,7 @@ class DeskClient:
         self.breaker = OutageBreaker(config.base_urls, quiet_s=config.outage_quiet_s,
                                      min_failures=config.outage_min_failures)
         self._stopped = asyncio.Event()  # set when the breaker trips: ends backoff sleeps
+        self._posting: set[asyncio.Task[Any]] = set()  # calls awaiting an answer
         self._prefix: tuple[str, str, Callable[[int], Any]] | None = None
         self._http: Sender | None = None
         self.stats = Stats()
@@ -229,8 +231,8 @@ class DeskClient:
 
     async def get_session_state(self, key: Key) -> Answer:
         """Ask once for ``key``, retrying as the answer's class says; never raises except
-        :class:`FatalError`, :class:`Outage` when the API is unreachable before ``key`` was
-        asked (once asked, its last answer is returned), and cancellation.
+        :class:`FatalError`, :class:`Outage` when the API is found unreachable before any
+        answer for ``key`` (after one, that answer is returned), and cancellation.
 
         Not tenacity: each class has its own budget (transient, throttled, one renewal), a
         throttled retry is paced by the shared limiter rather than a sleep, and the backoff
@@ -321,9 +323,18 @@ class DeskClient:
             if stats.first_call is None:
                 stats.first_call = sent
             url, sig = self._url()
+            task = asyncio.current_task()
+            assert task is not None
+            self._posting.add(task)
             try:
                 async with asyncio.timeout(self.config.timeout):
                     status, content = await self._http.post(url, key.body())
+            except asyncio.CancelledError:
+                if not self._stopped.is_set() or task.uncancel():
+                    raise
+                # abandoned by the breaker: no answer, as if not sent (the call only reads)
+                stats.abandoned += 1
+                raise Outage(breaker.message()) from None
             except SendError as exc:  # no HTTP answer: a classified answer all the same
                 status, content, code, info = 0, b"", exc.code, exc.text
                 unreachable = exc.unreachable
@@ -333,6 +344,8 @@ class DeskClient:
                 unreachable = False
             else:
                 code, info, unreachable = 0, "", False
+            finally:
+                self._posting.discard(task)
             done = self._pace.monotonic()
             stats.last_answer = done
         latency_ms = (done - sent) * 1000.0
@@ -360,6 +373,8 @@ class DeskClient:
                         self.breaker.hosts[host], reason, self.breaker.hosts[self.breaker.host])
         elif verdict is Verdict.TRIPPED:
             self._stopped.set()
+            for task in self._posting:  # calls still in flight: no answer is coming
+                task.cancel()
             log.error("stopping: %s", self.breaker.message())
 
     async def pump(self, keys: Iterable[Key],
