@@ -51,7 +51,9 @@ print(f"{DB} / {DATASET}; simulator truth: {'yes' if HAS_TRUTH else 'no'}")
 # %% [markdown]
 # ## The snapshots
 #
-# Every number below is only as fine as the gap between complete runs.
+# Every number below is only as fine as the gap between complete runs. A run that is not
+# complete (failed, interrupted, or cut short because the Desk API could not be reached:
+# `outage`) is a gap, listed here with its reason, never an empty queue.
 
 # %%
 runs = con.execute(
@@ -61,6 +63,12 @@ snapshots = metrics.complete_runs(con, DATASET)
 seen = metrics.state_islands(con, DATASET).groupby("session_id").state.agg(set)
 only_ended = int(seen.map(lambda states: states <= {"ended", "not_in_session"}).sum())
 print(runs.to_string(index=False))
+gaps = con.execute(  # COLUMNS: databases from older versions lack some of these columns
+    "SELECT started_at, COLUMNS(lambda c: c IN ('status', 'not_asked', 'error')) "
+    f"FROM \"{DATASET}\".runs WHERE status <> 'complete' ORDER BY started_at").df()
+if len(gaps):
+    print("Runs that are gaps, with their reason:")
+    print(gaps.to_string(index=False, max_colwidth=160))
 print(
     f"{len(snapshots)} snapshots from {snapshots.snapshot_at.min():%Y-%m-%d %H:%M} "
     f"to {snapshots.snapshot_at.max():%Y-%m-%d %H:%M} UTC, median gap {POLL_S:.0f} s, "
@@ -94,7 +102,7 @@ for t in failed:
 if HAS_TRUTH:
     true_queue = metrics.truth_queue_at(con, per_poll.snapshot_at)
     ax.plot(true_queue.snapshot_at, true_queue.waiting, "k.", ms=4, label="truth (waiting)")
-ax.set_title("Sessions waiting at each complete run (red dotted: failed runs)")
+ax.set_title("Sessions waiting at each complete run (red dotted: runs that are gaps)")
 ax.set_ylabel("sessions")
 ax.xaxis.set_major_formatter(ConciseDateFormatter(AutoDateLocator()))
 ax.legend(loc="upper left")
