@@ -139,6 +139,11 @@ def test_only_transport_and_gateway_failures_count_as_not_reaching_the_api(code,
 # --------------------------------------------------------- the client over loopback
 
 
+@pytest.fixture(scope="module")
+def pop():
+    return harness.population()
+
+
 @contextlib.contextmanager
 def black_hole() -> Iterator[str]:
     """A loopback server that takes connections (the kernel's backlog) and never answers."""
@@ -281,16 +286,6 @@ def db_run(tmp_path: Path, run_id: str) -> tuple[Any, ...]:
     return row
 
 
-@pytest.fixture(scope="module")
-def pop():
-    return harness.population()
-
-
-@pytest.fixture(scope="module")
-def t(pop) -> float:
-    return pop.config.day_start + harness.MODEL_HOUR * 3600
-
-
 def test_an_outage_loads_what_was_polled_and_records_why(tmp_path):
     dead = f"http://127.0.0.1:{harness.closed_port()}"
     rows = [(f"s-{i}", "", "") for i in range(3000)]
@@ -306,7 +301,8 @@ def test_an_outage_loads_what_was_polled_and_records_why(tmp_path):
     assert n == loaded
 
 
-def test_many_error_rows_complete_and_the_threshold_works_both_ways(tmp_path, pop, t):
+def test_many_error_rows_complete_and_the_threshold_works_both_ways(tmp_path, pop):
+    t = pop.config.day_start + harness.MODEL_HOUR * 3600
     seed = harness.pick_keys(pop, t, live=60, other=60, pairs=0)
     with harness.serve(pop, internal_error=0.6) as (_app, url):
         strict, strict_code = job(tmp_path / "a", seed.rows, url, max_error_share=0.05)
