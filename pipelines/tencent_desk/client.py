@@ -156,7 +156,7 @@ class Stats:
     throttled: int = 0
     renewed_sigs: int = 0
     fallbacks: int = 0
-    abandoned: int = 0  # calls in flight when an outage stopped the run
+    abandoned: int = 0  # calls in flight when an outage stopped the run: given up
     first_call: float | None = None
     last_answer: float | None = None
     codes: Counter[int] = field(default_factory=Counter)
@@ -246,9 +246,12 @@ class DeskClient:
         while True:
             try:
                 answer = await self._attempt(key)
-            except Outage:
+            except Outage as exc:
                 if answer is None:
                     raise
+                if exc.abandoned:  # a call was made all the same
+                    attempts += 1
+                    stats.retries += 1
                 break  # no more calls: the last answer is this key's
             attempts += 1
             if attempts > 1:
@@ -334,7 +337,7 @@ class DeskClient:
                     raise
                 # abandoned by the breaker: no answer, as if not sent (the call only reads)
                 stats.abandoned += 1
-                raise Outage(breaker.message()) from None
+                raise Outage(breaker.message(), abandoned=True) from None
             except SendError as exc:  # no HTTP answer: a classified answer all the same
                 status, content, code, info = 0, b"", exc.code, exc.text
                 unreachable = exc.unreachable

@@ -30,7 +30,12 @@ _ERROR_TEXT = 160
 
 
 class Outage(Exception):
-    """The Desk API cannot be reached on any configured domain: the run stops asking."""
+    """The Desk API cannot be reached on any configured domain: the run stops asking.
+    ``abandoned``: raised for a call that was in flight, and given up."""
+
+    def __init__(self, message: str, *, abandoned: bool = False) -> None:
+        super().__init__(message)
+        self.abandoned = abandoned
 
 
 class Verdict(StrEnum):
