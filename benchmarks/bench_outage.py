@@ -97,7 +97,10 @@ def main(argv: list[str] | None = None) -> int:
             f"`.venv/bin/python benchmarks/bench_outage.py` on {time.strftime('%Y-%m-%d')}, "
             "defaults (max_qps 100, 50 calls in flight, timeout 10 s), main and backup "
             "domain both unreachable. `polling_s`: the run's started_at to finished_at; "
-            "`wall_s`: the whole command (start-up, seed check, load). Exit 5 = outage.\n\n"
+            "`wall_s`: the whole command (start-up, seed check, load). Exit 5 = outage. "
+            "`rows`: keys that got an answer (all `error`); `not_asked`: the rest (never "
+            "sent, or given up in flight). dns: this machine's resolver answers one lookup "
+            "of a missing name at once, but concurrent ones wait out its 5 s retry.\n\n"
             + text + "\n")
     return 0
 
