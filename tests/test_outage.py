@@ -18,10 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 import pipelines.tencent_desk as source_module
-from pipelines.tencent_desk import codes, states
+from pipelines.tencent_desk import codes, metrics, states
 from pipelines.tencent_desk.client import Answer, ClientConfig, DeskClient, Key
 from pipelines.tencent_desk.clock import VirtualClock
 from pipelines.tencent_desk.job import (
@@ -301,6 +302,12 @@ def test_an_outage_loads_what_was_polled_and_records_why(tmp_path):
     ((n,),) = harness.query(tmp_path / "desk.duckdb", "SELECT count(*) FROM "
                             "tencent_desk.session_states WHERE run_id = ?", [row["run_id"]])
     assert n == loaded
+    # the notebooks list it as a gap, with its reason
+    with duckdb.connect(str(tmp_path / "desk.duckdb"), read_only=True) as con:
+        gaps = metrics.incomplete_runs(con)
+    assert gaps.to_dict("records") == [{"run_id": row["run_id"], "started_at": gaps.started_at[0],
+                                        "status": "outage", "error": error,
+                                        "not_asked": not_asked}]
 
 
 def test_many_error_rows_complete_and_the_threshold_works_both_ways(tmp_path, pop):
