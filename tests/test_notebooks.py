@@ -17,19 +17,17 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-from ipykernel.kernelspec import install as install_kernel
-from nbclient import NotebookClient
 
 from pipelines.tencent_desk import metrics
+from pipelines.tencent_desk.job import publish
 from pipelines.tencent_desk.notebook import plottable, shade_gaps, time_axis, with_breaks
 from tests.nb_fixture import SHAPES, build_demo_day, build_shape
+
+from .support.notebooks import KERNEL, NAMES, NOTEBOOKS, execute, install_kernel_spec
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-NAMES = ["queue", "agent_occupancy", "staffing"]
-KERNEL = "tencent-desk-tests"
 # Shapes with waits and chats to draw: every figure of every notebook appears.
 FULL = {"one_day", "several_days", "failed_day"}
 
@@ -42,17 +40,19 @@ def demo_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def shapes(demo_day: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every shape, published as a job would (the notebooks read the snapshot)."""
     folder = tmp_path_factory.mktemp("shapes")
-    return {name: build_shape(demo_day, name, folder / f"{name}.duckdb") for name in SHAPES}
+    out = {name: build_shape(demo_day, name, folder / f"{name}.duckdb") for name in SHAPES}
+    for path in out.values():
+        publish(path)
+    return out
 
 
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A kernel spec running this interpreter (the venv's), found before any other."""
-    prefix = tmp_path_factory.mktemp("kernel")
-    install_kernel(kernel_name=KERNEL, prefix=str(prefix))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("JUPYTER_PATH", str(prefix / "share" / "jupyter"))
+        mp.setenv("JUPYTER_PATH", str(install_kernel_spec(tmp_path_factory.mktemp("kernel"))))
         # a headless CI may set this; the notebooks must still draw inline
         mp.setenv("MPLBACKEND", "Agg")
         yield KERNEL
@@ -63,11 +63,7 @@ def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_notebook_runs_and_draws(name: str, shape: str, shapes: dict[str, Path], kernel: str,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DESK_DUCKDB", str(shapes[shape]))
-    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
-    NotebookClient(
-        nb, kernel_name=kernel, timeout=300,
-        resources={"metadata": {"path": str(NOTEBOOKS)}},  # run where Jupyter would
-    ).execute()  # raises on the first cell that fails
+    nb = execute(name)  # raises on the first cell that fails
     outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
     assert not [out for out in outputs if out.output_type == "error"]
     # NA reaching a chart or a division shows up as a warning long before it is an error
