@@ -242,7 +242,9 @@ def test_a_gateway_answering_502_on_both_domains_stops_the_run(pop):
     assert "(HTTP 502)" in text and "gateway" in text
     assert {a.code for a in answers} == {codes.HTTP_ERROR_BASE - 502}
     assert client.stats.calls <= bound(100, 8, 2 * (QUIET_S + 1))
-    assert app.stats.faults["http_502"] == client.stats.calls
+    # a call given up in flight may or may not have reached the server
+    calls = client.stats.calls
+    assert calls - client.stats.abandoned <= app.stats.faults["http_502"] <= calls
 
 
 @pytest.mark.parametrize("kind", ["http_502", "drop"])
