@@ -57,7 +57,9 @@ print(describe(desk))
 # %% [markdown]
 # ## The snapshots
 #
-# Every number below is only as fine as the gap between complete runs.
+# Every number below is only as fine as the gap between complete runs. A run that is not
+# complete (failed, interrupted, or cut short because the Desk API could not be reached:
+# `outage`) is a gap, listed here with its reason, never an empty queue.
 
 # %%
 runs = con.execute(
@@ -69,6 +71,10 @@ only_ended = int(seen.map(lambda states: states <= {"ended", "not_in_session"}).
 print(runs.to_string(index=False))
 longest = pd.to_timedelta(snapshots.gap_s, unit="s").max()  # NaT with a single snapshot
 print(f"longest gap between snapshots: {longest.round('s')}")
+stopped = metrics.incomplete_runs(con, DATASET)
+if len(stopped):
+    print("runs that are gaps, with their reason:")
+    print(stopped.to_string(index=False, max_colwidth=160))
 print(f"{len(seen)} sessions; {only_ended} of them were only ever seen ended: "
       "their whole life fell between two polls")
 
@@ -82,7 +88,6 @@ print(f"{len(seen)} sessions; {only_ended} of them were only ever seen ended: "
 
 # %%
 per_poll = metrics.queue_per_poll(con, DATASET)
-stopped = metrics.incomplete_runs(con, DATASET)
 shown = with_breaks(per_poll.set_index("snapshot_at")[["queuing", "waiting_for_agent"]],
                     stopped.started_at, POLL_S)
 

@@ -24,7 +24,7 @@ import pipelines.tencent_desk as source_module
 from pipelines.tencent_desk import codes, states
 from pipelines.tencent_desk.client import ClientConfig
 from pipelines.tencent_desk.clock import VirtualClock
-from pipelines.tencent_desk.job import RunOptions, run
+from pipelines.tencent_desk.job import EXIT_OUTAGE, JobError, RunOptions, run
 from pipelines.tencent_desk.simulator import FAULT_KINDS
 from pipelines.tencent_desk.usersig import DEFAULT_EXPIRE, UserSigProvider
 
@@ -64,9 +64,10 @@ def quick_retries(monkeypatch):
 def run_job(tmp_path: Path, seed_keys: SeedKeys, url: str, t: float, **over: Any
             ) -> tuple[dict[str, Any], Path]:
     seed = harness.write_seed(tmp_path / "seed.csv", seed_keys.rows)
+    # These cases check rows, not alerting: no exit for too many errors (test_outage.py).
     overrides = {"api_url": url, "sdkappid": SDKAPPID, "identifier": ADMIN,
                  "secret_key": SECRET_KEY, "max_qps": 5000, "max_concurrency": 16,
-                 "timeout": TIMEOUT_S, **over}
+                 "timeout": TIMEOUT_S, "max_error_share": 1.0, **over}
     db = tmp_path / "desk.duckdb"
     row = run(RunOptions(seed=str(seed), database=db, pipelines_dir=str(tmp_path / "dlt"),
                          overrides=overrides, progress=False), clock=VirtualClock(t))
@@ -149,22 +150,35 @@ FAST_NEVER = ("drop",)
     k, marks=pytest.mark.slow) for k in KINDS])
 def test_a_key_never_answered_is_an_error_row_with_the_fault_code(tmp_path, pop, t,
                                                                   seed_keys, kind):
-    """The fault on every call: each row is ``error`` with that fault's code, after exactly
-    the allowed attempts, and says what happened; the run still completes."""
+    """The fault on every call: each row is ``error`` with that fault's code, after the
+    allowed attempts, and says what happened. The run completes when the API answered
+    (badly); when no call reached it (a gateway error, a drop, a timeout) it is an outage,
+    loaded all the same (all keys were asked before it was noticed)."""
     few = SeedKeys(seed_keys.rows[:8] + seed_keys.rows[-4:])
+    outage = not codes.reached_api(FAULT_CODE[kind])
     with harness.serve(pop, slow_s=SLOW_S, **{kind: 1.0}) as (app, url):
-        row, db = run_job(tmp_path, few, url, t)
-        fig = harness.check_run(db, row["run_id"], few, app, pop, t)
+        try:
+            row, db = run_job(tmp_path, few, url, t)
+        except JobError as exc:
+            assert outage and exc.exit_code == EXIT_OUTAGE, exc
+            row, db = exc.row, tmp_path / "desk.duckdb"
+        # a call given up in flight at the stop counts, whether or not it reached the server
+        fig = harness.check_run(db, row["run_id"], few, app, pop, t,
+                                extra_attempts=1 if outage else 0)
     assert fig.answered == 0 and fig.errors == Counter({FAULT_CODE[kind]: len(few.keys)})
     rows = harness.rows_of_run(db, row["run_id"])
     limit = MAX_THROTTLED if kind == "throttle" else MAX_ATTEMPTS
-    assert {r["attempts"] for r in rows} == {limit}
+    # an outage noticed early (slow answers: 5 s of silence) cuts the retries short
+    assert {r["attempts"] for r in rows} == {limit} or (outage and all(
+        1 <= r["attempts"] <= limit for r in rows))
     info = {r["error_info"] for r in rows}
     if kind == "slow":
         assert info == {f"timed out after {TIMEOUT_S:g}s"}
     else:
         assert not any("timed out" in i for i in info), info
-    assert row["status"] == "complete" and row["errors"] == len(few.keys)
+    assert row["status"] == ("outage" if outage else "complete")
+    assert row["errors"] == len(few.keys) and row["not_asked"] == 0
+    assert harness.query(db, "SELECT status FROM tencent_desk.runs") == [(row["status"],)]
 
 
 @pytest.mark.slow

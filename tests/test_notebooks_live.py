@@ -22,7 +22,8 @@ from .support.notebooks import NAMES, execute, figures, install_kernel_spec
 
 
 class Job:
-    """The scheduled job of a simulated day, polling every 10 simulated minutes."""
+    """The scheduled job of a simulated day, polling every 10 simulated minutes and loading
+    the session records settled by then."""
 
     def __init__(self, db: Path, work: Path, pop: Population, clock: VirtualClock,
                  url: str) -> None:
@@ -40,7 +41,7 @@ class Job:
                        overrides={"api_url": self.url, "sdkappid": harness.SDKAPPID,
                                   "identifier": harness.ADMIN,
                                   "secret_key": harness.SECRET_KEY, "max_qps": 5000,
-                                  "max_concurrency": 16}, progress=False),
+                                  "max_concurrency": 16, "records": True}, progress=False),
             clock=self.clock)
         self.runs += 1
 

@@ -36,6 +36,7 @@ from . import settings
 from .client import ClientConfig, ConfigError, DeskClient, base_urls
 from .clock import Clock, SystemClock, utc
 from .helpers import ended_sessions, new_run_id, run_row
+from .outage import Outage
 from .poller import Poller
 from .record_source import RUNS_TABLE as RECORD_RUNS
 from .record_source import TABLE as RECORDS_TABLE
@@ -64,6 +65,7 @@ def tencent_desk(
     max_concurrency: int | None = None,
     timeout: float = settings.DEFAULT_TIMEOUT_S,
     repoll_ended: bool = False,
+    max_error_share: float = settings.DEFAULT_MAX_ERROR_SHARE,
     batch_size: int = settings.DEFAULT_BATCH_SIZE,
     clock: Any = None,
     on_batch: Any = None,
@@ -92,6 +94,8 @@ def tencent_desk(
         max_concurrency: calls in flight at most (default: enough for ``max_qps`` with
             answers of half a second, 16 to 512).
         repoll_ended: ask again sessions an earlier run saw end.
+        max_error_share: the share of keys that may end in ``error`` before the job exits
+            non-zero (recorded in ``runs``; the run is loaded either way).
         clock: what timestamps rows (default the wall clock; the demo passes the
             simulator's virtual clock).
         on_batch: called with each batch's row count and the run's key count (progress).
@@ -113,6 +117,7 @@ def tencent_desk(
                           "source in .dlt/secrets.toml or SOURCES__TENCENT_DESK__SECRET_KEY")
     sigs = UserSigProvider(config.sdkappid, config.identifier, secret_key=secret_key,
                            usersig=usersig)
+    error_share = _share(max_error_share, "max_error_share")
     clock = clock or SystemClock()
     run_id = run_id or new_run_id(clock)
     region = region or ("custom" if api_url else settings.DEFAULT_REGION)
@@ -133,14 +138,15 @@ def tencent_desk(
     spec.format  # noqa: B018  (fails early on an unknown seed format)
     return [dlt.resource(
         _poll(spec, config, sigs, repoll_ended, batch_size, clock, on_batch, on_run, region,
-              run_id, list(interrupted or ()), load),
+              run_id, list(interrupted or ()), load, error_share),
         name="session_states", write_disposition="append")]
 
 
 def _poll(spec: SeedSpec, config: ClientConfig, sigs: UserSigProvider, repoll_ended: bool,
           batch_size: int, clock: Clock, on_batch: Callable[[int, int], None] | None,
           on_run: Callable[[dict[str, Any]], None] | None, region: str, run_id: str,
-          interrupted: list[dict[str, Any]], records: RecordsLoad | None) -> Iterator[Any]:
+          interrupted: list[dict[str, Any]], records: RecordsLoad | None,
+          max_error_share: float) -> Iterator[Any]:
     started_at = utc(clock)
     ended = None if repoll_ended else ended_sessions(dlt.current.pipeline())
     with PreparedSeed(spec, ended=ended) as seed:
@@ -155,15 +161,21 @@ def _poll(spec: SeedSpec, config: ClientConfig, sigs: UserSigProvider, repoll_en
         tally: Counter[str] = Counter()
         poller = Poller(lambda: DeskClient(config, sigs, clock=clock), seed.key_batches(
             batch_size), batch_size=batch_size)
-        for answers in poller:
-            yield to_table(answers, run_id, tally)
-            if on_batch is not None:
-                on_batch(len(answers), seed.counts.keys)
+        outage: Outage | None = None
+        try:
+            for answers in poller:
+                yield to_table(answers, run_id, tally)
+                if on_batch is not None:
+                    on_batch(len(answers), seed.counts.keys)
+        except Outage as exc:  # load what was answered; the run row says why it stopped
+            outage = exc
         stats = poller.client.stats if poller.client else None
         row = run_row(run_id=run_id, started_at=started_at, finished_at=utc(clock),
                       seed=spec.describe(), counts=seed.counts, tally=tally, stats=stats,
-                      config=config, region=region, rejects=rejects)
-    if records is not None:  # after the poll: the two never share the budget at once
+                      config=config, region=region, rejects=rejects,
+                      error=str(outage) if outage else None, max_error_share=max_error_share)
+    # After the poll: the two never share the budget at once; not after an outage.
+    if records is not None and outage is None:
         row.update((yield from records.rows()))
     yield from _run_row(row, on_run, interrupted, "runs")
 
@@ -203,6 +215,17 @@ def _run_row(row: dict[str, Any], on_run: Callable[[dict[str, Any]], None] | Non
                          "rows": {"data_type": "bigint", "nullable": True},
                          "rejects": {"data_type": "bigint", "nullable": True}}),
             create_table_variant=True)
+
+
+def _share(value: object, name: str) -> float:
+    try:
+        share = float(str(value).strip())
+    except ValueError:
+        share = -1.0
+    if not 0.0 <= share <= 1.0:
+        raise ConfigError(f"{name} must be a share between 0 and 1 (e.g. 0.05 for 5%), "
+                          f"got {str(value)[:20]!r}")
+    return share
 
 
 def _int(value: object, name: str) -> int:

@@ -21,9 +21,12 @@ EPILOG = """\
 Credentials and settings come from dlt config: .dlt/config.toml and .dlt/secrets.toml
 under [sources.tencent_desk], or environment variables SOURCES__TENCENT_DESK__SDKAPPID,
 SOURCES__TENCENT_DESK__IDENTIFIER, SOURCES__TENCENT_DESK__SECRET_KEY (or __USERSIG),
-SOURCES__TENCENT_DESK__REGION (or __API_URL), __MAX_QPS, __MAX_CONCURRENCY.
+SOURCES__TENCENT_DESK__REGION (or __API_URL), __MAX_QPS, __MAX_CONCURRENCY,
+__MAX_ERROR_SHARE.
 Exit codes: 0 done; 2 configuration or seed to fix; 3 database in use or not writable;
-4 the Desk API refused the credentials or the app; 1 anything else.
+4 the Desk API refused the credentials or the app; 5 the Desk API cannot be reached (run
+stopped early, what was polled is loaded); 6 more keys ended in error than
+max_error_share (run loaded); 1 anything else.
 """
 
 
@@ -40,6 +43,10 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
                    help="ask again sessions an earlier run saw end")
     p.add_argument("--records", action="store_true", default=None,
                    help="also load new session records (config key records = true)")
+    p.add_argument("--max-error-share", type=float, metavar="SHARE",
+                   help="exit 6 when more than this share of the keys end in error "
+                   f"(default: config, else {settings.DEFAULT_MAX_ERROR_SHARE:g}; 1 turns it "
+                   "off)")
     p.add_argument("--pipelines-dir", help="dlt's working folder (default: dlt's)")
     _common(p)
 
@@ -208,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .job import RunOptions, run, summary
+    from .job import JobError, RunOptions, run, summary
 
     records = args.command == "records"
     overrides = {k: v for k, v in {
@@ -216,13 +223,19 @@ def _run(args: argparse.Namespace) -> int:
         "region": args.region, "api_url": args.api_url,
         "records": True if records else args.records,
         "records_from": getattr(args, "since", None),
-        "records_until": getattr(args, "until", None)}.items() if v is not None}
+        "records_until": getattr(args, "until", None),
+        "max_error_share": getattr(args, "max_error_share", None)}.items() if v is not None}
     options = RunOptions(seed=None if records else args.seed,
                          seed_table=getattr(args, "seed_table", None), database=args.database,
                          dataset=args.dataset, repoll_ended=getattr(args, "repoll_ended", False),
                          pipelines_dir=args.pipelines_dir, overrides=overrides,
                          progress=args.progress, lock_wait_s=args.lock_wait)
-    row = run(options)
+    try:
+        row = run(options)
+    except JobError as exc:
+        if exc.row is not None:  # loaded all the same: what it did, then the error line
+            print(summary(exc.row, args.database, args.dataset))
+        raise
     print(summary(row, args.database, args.dataset))
     return 0
 

@@ -24,6 +24,7 @@ from urllib.parse import quote, urlsplit
 from . import codes, redact, settings
 from .clock import Clock, SystemClock
 from .codes import Action
+from .outage import OUTAGE_MIN_FAILURES, OUTAGE_QUIET_S, Outage, OutageBreaker, Verdict
 from .ratelimit import AdaptiveRateLimiter
 from .transport import Sender, SendError, make_sender
 from .usersig import UserSigProvider
@@ -110,6 +111,8 @@ class ClientConfig:
     backoff_base: float = 0.5
     backoff_max: float = 20.0
     transport: str = "aiohttp"  # or "httpx-aiohttp", "httpx": see transport.py
+    outage_quiet_s: float = OUTAGE_QUIET_S  # see outage.py
+    outage_min_failures: int = OUTAGE_MIN_FAILURES
 
     @property
     def concurrency(self) -> int:
@@ -165,6 +168,7 @@ class Stats:
     throttled: int = 0
     renewed_sigs: int = 0
     fallbacks: int = 0
+    abandoned: int = 0  # calls in flight when an outage stopped the run: given up
     first_call: float | None = None
     last_answer: float | None = None
     codes: Counter[int] = field(default_factory=Counter)
@@ -196,7 +200,12 @@ class DeskClient:
         self._rng = rng or random.Random()
         self.limiter = AdaptiveRateLimiter(config.max_qps, clock=self._pace)
         self._in_flight = asyncio.Semaphore(config.concurrency)
-        self._url_index = 0
+        # Which domain to use, and whether any answers: every call of every endpoint
+        # reports to it (in _attempt), so the whole family stops alike in an outage.
+        self.breaker = OutageBreaker(config.base_urls, quiet_s=config.outage_quiet_s,
+                                     min_failures=config.outage_min_failures)
+        self._stopped = asyncio.Event()  # set when the breaker trips: ends backoff sleeps
+        self._posting: set[asyncio.Task[Any]] = set()  # calls awaiting an answer
         self._prefix: dict[str, tuple[str, str, Callable[[int], Any]]] = {}  # per API path
         self._http: Sender | None = None
         self.stats = Stats()
@@ -208,7 +217,7 @@ class DeskClient:
 
     @property
     def base_url(self) -> str:
-        return self.config.base_urls[self._url_index]
+        return self.config.base_urls[self.breaker.host]
 
     async def __aenter__(self) -> DeskClient:
         self._prefix = {}
@@ -240,7 +249,8 @@ class DeskClient:
 
     async def get_session_state(self, key: Key | Request) -> Answer:
         """Ask once for ``key``, retrying as the answer's class says; never raises except
-        :class:`FatalError` (and cancellation).
+        :class:`FatalError`, :class:`Outage` when the API is found unreachable before any
+        answer for ``key`` (after one, that answer is returned), and cancellation.
 
         Not tenacity: each class has its own budget (transient, throttled, one renewal), a
         throttled retry is paced by the shared limiter rather than a sleep, and the backoff
@@ -250,9 +260,20 @@ class DeskClient:
         stats = self.stats
         attempts = throttled = failures = 0
         renewed = False
+        answer: Answer | None = None
         while True:
+            try:
+                answer = await self._attempt(key)
+            except Outage as exc:
+                if answer is None:
+                    raise
+                if exc.abandoned:  # a call was made all the same
+                    attempts += 1
+                    stats.retries += 1
+                break  # no more calls: the last answer is this key's
             attempts += 1
-            answer = await self._attempt(key)
+            if attempts > 1:
+                stats.retries += 1
             action = answer.action
             if action is Action.THROTTLED:
                 throttled += 1
@@ -281,12 +302,24 @@ class DeskClient:
             else:
                 retry = False
             if not retry:
-                answer.attempts, answer.throttled = attempts, throttled
-                stats.codes[answer.code] += 1
-                return answer
-            stats.retries += 1
+                break
             if delay:
-                await self._pace.sleep(delay)
+                await self._sleep(delay)
+        answer.attempts, answer.throttled = attempts, throttled
+        stats.codes[answer.code] += 1
+        return answer
+
+    async def _sleep(self, delay: float) -> None:
+        """A backoff that ends early when the breaker trips (it may last 20 s)."""
+        if self._stopped.is_set():
+            return
+        tasks = {asyncio.ensure_future(self._pace.sleep(delay)),
+                 asyncio.ensure_future(self._stopped.wait())}
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
 
     def _backoff(self, failures: int) -> float:
         """Exponential backoff with full jitter (AWS architecture blog's variant)."""
@@ -296,8 +329,14 @@ class DeskClient:
 
     async def _attempt(self, key: Key | Request) -> Answer:
         assert self._http is not None, "use DeskClient as an async context manager"
+        breaker = self.breaker
+        if breaker.tripped:
+            raise Outage(breaker.message())
         async with self._in_flight:
             sent = await self.limiter.acquire()
+            if breaker.tripped:  # tripped while this call waited for its turn
+                raise Outage(breaker.message())
+            host = breaker.sending(sent)
             if self.send_times is not None:
                 self.send_times.append(sent)
             stats = self.stats
@@ -305,18 +344,29 @@ class DeskClient:
             if stats.first_call is None:
                 stats.first_call = sent
             url, sig = self._url(key.path)
+            task = asyncio.current_task()
+            assert task is not None
+            self._posting.add(task)
             try:
                 async with asyncio.timeout(self.config.timeout):
                     status, content = await self._http.post(url, key.body())
+            except asyncio.CancelledError:
+                if not self._stopped.is_set() or task.uncancel():
+                    raise
+                # abandoned by the breaker: no answer, as if not sent (the call only reads)
+                stats.abandoned += 1
+                raise Outage(breaker.message(), abandoned=True) from None
             except SendError as exc:  # no HTTP answer: a classified answer all the same
-                if exc.unreachable:
-                    self._fall_back(exc.text)
                 status, content, code, info = 0, b"", exc.code, exc.text
+                unreachable = exc.unreachable
             except TimeoutError:
                 status, content = 0, b""
                 code, info = codes.TIMEOUT, f"timed out after {self.config.timeout:g}s"
+                unreachable = False
             else:
-                code, info = 0, ""
+                code, info, unreachable = 0, "", False
+            finally:
+                self._posting.discard(task)
             done = self._pace.monotonic()
             stats.last_answer = done
         latency_ms = (done - sent) * 1000.0
@@ -328,26 +378,41 @@ class DeskClient:
         answer.answered_at = self._clock.time()
         answer.sig = sig
         self.limiter.answered(answer.action is Action.THROTTLED)
+        if codes.reached_api(answer.code):
+            breaker.reached(done)
+        else:
+            self._failed(host, answer.error_info, done, unreachable)
         return answer
 
-    def _fall_back(self, reason: str) -> None:
-        """The main domain cannot be reached: use the backup one for the rest of the run."""
-        if self._url_index + 1 < len(self.config.base_urls):
-            self._url_index += 1
+    def _failed(self, host: int, reason: str, now: float, unreachable: bool) -> None:
+        """A call the API did not answer: the breaker may move on to the backup domain for
+        the rest of the run, or stop the run."""
+        verdict = self.breaker.failed_call(host, reason, now, unreachable=unreachable)
+        if verdict is Verdict.SWITCHED:
             self.stats.fallbacks += 1
             log.warning("cannot reach %s (%s): switching to the backup domain %s",
-                        urlsplit(self.config.base_urls[self._url_index - 1]).netloc, reason,
-                        urlsplit(self.base_url).netloc)
+                        self.breaker.hosts[host], reason, self.breaker.hosts[self.breaker.host])
+        elif verdict is Verdict.TRIPPED:
+            self._stopped.set()
+            for task in self._posting:  # calls still in flight: no answer is coming
+                task.cancel()
+            log.error("stopping: %s", self.breaker.message())
 
     async def pump(self, keys: Iterable[Key],
                    sink: Callable[[Answer], Awaitable[None]]) -> None:
         """Ask for every key, ``config.concurrency`` calls in flight, handing each answer to
-        ``sink`` as it completes. A fatal answer cancels the rest and raises."""
+        ``sink`` as it completes. A fatal answer cancels the rest and raises; an outage
+        stops taking keys, lets every key already asked conclude, then raises
+        :class:`Outage` (the keys not handed to ``sink`` were not asked)."""
         it = iter(keys)
 
         async def worker() -> None:
             for key in it:
-                await sink(await self.get_session_state(key))
+                try:
+                    answer = await self.get_session_state(key)
+                except Outage:
+                    return
+                await sink(answer)
 
         try:
             # Twice the in-flight cap: workers sleeping in a backoff hold no connection.
@@ -356,6 +421,8 @@ class DeskClient:
                     tg.create_task(worker())
         except BaseExceptionGroup as group:
             raise first_error(group) from None
+        if self.breaker.finish():
+            raise Outage(self.breaker.message())
 
     async def get_many(self, keys: Iterable[Key]) -> list[Answer]:
         """Answers for ``keys``, in completion order."""

@@ -96,6 +96,18 @@ def classify(code: int) -> Action:
     return entry[0] if entry else Action.REJECTED
 
 
+def reached_api(code: int) -> bool:
+    """False when the call never got an answer from the Desk API itself: a transport failure
+    (no connection, reset, timeout) or a gateway's HTTP 5xx/408 (Tencent answers HTTP 200
+    for everything it handles). These, and only these, count towards an outage."""
+    if code in (TIMEOUT, CONNECTION):
+        return False
+    if code <= HTTP_ERROR_BASE:
+        status = HTTP_ERROR_BASE - code
+        return not (status >= 500 or status == 408)
+    return True
+
+
 def describe(code: int) -> str:
     if code <= HTTP_ERROR_BASE:
         return f"HTTP {HTTP_ERROR_BASE - code}"

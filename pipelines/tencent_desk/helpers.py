@@ -96,7 +96,8 @@ def after_load(pipeline: Any, whole: Sequence[tuple[str, str]] = ()) -> None:
             for run in client.execute_sql(
                     f"SELECT run_id, rows, rejects FROM {name('runs')} {loaded}"):
                 _drop_reloaded(client, *run)
-            client.execute_sql(f"UPDATE {name('runs')} SET status = 'complete' {loaded}")
+            client.execute_sql(f"UPDATE {name('runs')} SET status = CASE WHEN error IS NULL "
+                               f"THEN '{COMPLETE}' ELSE '{OUTAGE}' END {loaded}")
             client.execute_sql(LATEST_VIEW.format(
                 view=name("session_state_latest"), table=name("session_states"),
                 columns=", ".join(SESSION_STATES.names)))
@@ -143,16 +144,29 @@ def new_run_id(clock: Clock) -> str:
     return f"{utc(clock):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
+# A loaded run's status: complete, or cut short by an outage (its ``error`` says why).
+COMPLETE, OUTAGE = "complete", "outage"
+
+
+def final_status(row: dict[str, Any]) -> str:
+    """What ``after_load`` makes of a loaded run's status (the same rule as its SQL)."""
+    return COMPLETE if row.get("error") is None else OUTAGE
+
+
 def run_row(*, run_id: str, started_at: datetime, finished_at: datetime, seed: str,
             counts: SeedCounts, tally: Counter[str], stats: Stats | None,
-            config: ClientConfig, region: str, rejects: int) -> dict[str, object]:
-    """The ``runs`` row: what a run did, with the configuration that matters (no secret)."""
+            config: ClientConfig, region: str, rejects: int, error: str | None = None,
+            max_error_share: float | None = None) -> dict[str, object]:
+    """The ``runs`` row: what a run did, with the configuration that matters (no secret).
+    ``error``: why the run stopped before asking every key (an outage)."""
     stats = stats or Stats()
+    rows = sum(tally.values())
     row: dict[str, object] = {
         "run_id": run_id,
         # "loading" until after_load() sees its whole package loaded: a crash between dlt's
         # load jobs must not leave a run that says complete without its rows.
         "status": "loading",
+        "error": error,
         "started_at": started_at,
         "finished_at": finished_at,
         "seed": seed,
@@ -162,11 +176,13 @@ def run_row(*, run_id: str, started_at: datetime, finished_at: datetime, seed: s
         "max_concurrency": config.concurrency,
         "seed_rows": counts.rows,
         "keys": counts.keys,
-        "rows": sum(tally.values()),
+        "rows": rows,
+        "not_asked": counts.keys - rows,
         "rejects": rejects,
         "duplicates": counts.duplicates,
         "skipped_ended": counts.skipped_ended,
         "errors": tally[states.ERROR],
+        "max_error_share": max_error_share,
         "calls": stats.calls,
         "retries": stats.retries,
         "throttled": stats.throttled,

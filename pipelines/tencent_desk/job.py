@@ -28,20 +28,30 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from . import redact, settings, snapshot, states, tencent_desk
 from .client import ConfigError, FatalError, first_error
 from .clock import SystemClock, utc
-from .helpers import after_load, new_run_id
+from .helpers import OUTAGE, after_load, final_status, new_run_id
 from .metrics import TRUTH_SCHEMA
+from .outage import Outage
 from .record_source import summary_line as records_summary
 from .seeds import SeedError
 
 log = logging.getLogger("desk_sessions")
 
 
-class JobError(Exception):
-    """A problem the user must fix; ``str()`` is the one line to show."""
+# Exit codes of a run that was loaded but must alert: the API unreachable (the run cut
+# short), or more keys in error than max_error_share.
+EXIT_OUTAGE = 5
+EXIT_TOO_MANY_ERRORS = 6
 
-    def __init__(self, message: str, exit_code: int = 2) -> None:
+
+class JobError(Exception):
+    """A problem the user must fix; ``str()`` is the one line to show. ``row``: the
+    ``runs`` row when the run was loaded all the same."""
+
+    def __init__(self, message: str, exit_code: int = 2,
+                 row: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+        self.row = row
 
 
 @dataclass
@@ -256,7 +266,7 @@ def run(options: RunOptions, *, clock: Any = None) -> dict[str, Any]:
                                   interrupted=interrupted, **options.overrides)
             pipeline.run(source)
             after_load(pipeline)
-            runs[-1]["status"] = "complete"
+            runs[-1]["status"] = final_status(runs[-1])
             journal.write(run_id=run_id, phase="done")
         except BaseException as exc:
             message, code = explain(exc, database)
@@ -266,7 +276,24 @@ def run(options: RunOptions, *, clock: Any = None) -> dict[str, Any]:
             raise JobError(message, code) from None
         finally:
             progress.close()
+    alert = alert_of(runs[-1])
+    if alert is not None:
+        raise JobError(*alert, row=runs[-1])
     return runs[-1]
+
+
+def alert_of(row: dict[str, Any]) -> tuple[str, int] | None:
+    """The one line (and exit code) for a loaded run a scheduler must be told about."""
+    if row["status"] == OUTAGE:
+        return (f"{row['error']}; {row['not_asked']} of {row['keys']} keys not asked "
+                f"(run {row['run_id']} loaded with status {OUTAGE})", EXIT_OUTAGE)
+    limit = row.get("max_error_share")
+    if limit is not None and row["rows"] and row["errors"] > limit * row["rows"]:
+        return (f"{row['errors']} of {row['rows']} keys ended in error "
+                f"({row['errors'] / row['rows']:.1%}, more than max_error_share {limit:g}): "
+                f"see error_code and error_info in session_states for run {row['run_id']}",
+                EXIT_TOO_MANY_ERRORS)
+    return None
 
 
 def publish(database: Path, dataset: str = settings.DEFAULT_DATASET, rebuild: bool = False,
@@ -310,6 +337,8 @@ def explain(exc: BaseException, database: Path) -> tuple[str, int]:
                 f".dlt/secrets.toml) under [sources.tencent_desk], or as {env}", 2)
     if isinstance(cause, FatalError):
         return f"the Desk API refused the run: {cause}", 4
+    if isinstance(cause, Outage):
+        return redact.redact(str(cause)), EXIT_OUTAGE
     if isinstance(cause, ConfigError | SeedError):
         return redact.redact(str(cause)), 2
     if isinstance(cause, duckdb.Error | OSError):
@@ -336,6 +365,8 @@ def summary(row: dict[str, Any], database: Path, dataset: str) -> str:
         f"  states: {counts or 'none'}",
         f"  seed: {row['seed_rows']} rows, {row['rejects']} rejected (table seed_rejects), "
         f"{row['duplicates']} repeated, {row['skipped_ended']} skipped as ended",
+        f"  errors: {row['errors']} keys ended in error, {row['not_asked']} not asked "
+        f"(status {row['status']})",
         f"  calls: {row['calls']} ({row['retries']} retries, {row['throttled']} throttled), "
         f"{row['calls_per_second']:.1f} calls/s at max_qps {row['max_qps']:g}",
         records_summary(row),

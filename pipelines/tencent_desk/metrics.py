@@ -207,10 +207,13 @@ def complete_runs(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET
 def incomplete_runs(
     con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET
 ) -> pd.DataFrame:
-    """Runs that are not snapshots (any status but ``complete``: failed, interrupted, still
-    loading, ...) in time order: run_id, started_at, status. Charts show them as gaps,
+    """Runs that are not snapshots (any status but ``complete``: failed, interrupted,
+    outage, still loading, ...) in time order: run_id, started_at, status, and the reason
+    where the database records it (``error``, ``not_asked``). Charts show them as gaps,
     never as an empty desk."""
-    sql = f"""SELECT run_id, started_at, status FROM {_ident(dataset)}.runs
+    # COLUMNS: databases of older versions lack error or not_asked
+    sql = f"""SELECT run_id, started_at,
+        COLUMNS(lambda c: c IN ('status', 'error', 'not_asked')) FROM {_ident(dataset)}.runs
     WHERE status IS DISTINCT FROM 'complete' ORDER BY started_at, run_id"""
     return _df(con, sql)
 

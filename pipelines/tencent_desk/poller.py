@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 
 from .client import Answer, DeskClient, Key
+from .outage import Outage
 
 try:  # uvloop halves the event loop's CPU per call; optional on platforms without it
     import uvloop
@@ -30,8 +31,9 @@ class Poller:
     """``for answers in Poller(make_client, key_batches): ...``
 
     ``make_client`` builds the :class:`DeskClient` inside the poller's thread (httpx
-    clients belong to one event loop). An exception in the thread (a fatal answer) is
-    raised in the consumer; a consumer that stops early stops the thread.
+    clients belong to one event loop). An exception in the thread (a fatal answer, an
+    outage: after the answers that came before it) is raised in the consumer; a consumer
+    that stops early stops the thread.
     """
 
     def __init__(self, make_client: Callable[[], DeskClient], keys: Iterable[list[Key]],
@@ -102,6 +104,11 @@ class Poller:
                 await flush()
 
         async with client:
-            await client.pump(keys, collect)
+            try:
+                await client.pump(keys, collect)
+            except Outage:  # what was answered before the stop is kept, then it is raised
+                if pending:
+                    await flush()
+                raise
             if pending:
                 await flush()

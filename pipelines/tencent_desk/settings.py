@@ -26,6 +26,10 @@ DEFAULT_MAX_ATTEMPTS = 6
 # Throttled answers are retried more often than failures: they cost nothing but time.
 DEFAULT_MAX_THROTTLED_ATTEMPTS = 20
 DEFAULT_BATCH_SIZE = 2000
+# A key ends in `error` after 6 failed attempts (p**6 at a per-call failure rate p: 0.07% at
+# 30%, 4.7% at 60%) or when Desk rejects it: more than this share of a run's keys means a
+# badly degraded API or a broken seed, worth an alert (exit 6). 1.0 turns it off.
+DEFAULT_MAX_ERROR_SHARE = 0.05
 # DuckDB memory for loading the destination (its default is 80% of RAM).
 DESTINATION_MEMORY_LIMIT = "64MB"
 
