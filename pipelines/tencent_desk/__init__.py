@@ -63,6 +63,7 @@ def tencent_desk(
     on_run: Any = None,
     run_id: str | None = None,
     interrupted: Any = None,
+    extra_seed: str | None = None,
 ) -> DltResource:
     """The ``session_states`` resource (it also fills ``seed_rejects`` and ``runs``).
 
@@ -85,6 +86,7 @@ def tencent_desk(
         on_run: called with the ``runs`` row once every key is answered.
         run_id: this run's id (default: made from the clock).
         interrupted: ``runs`` rows of earlier runs that died before loading, to record.
+        extra_seed: a Parquet file of more keys to ask (the sessions known from events).
     """
     config = ClientConfig(
         sdkappid=_int(sdkappid, "sdkappid"), identifier=str(identifier),
@@ -95,7 +97,7 @@ def tencent_desk(
                           "source in .dlt/secrets.toml or SOURCES__TENCENT_DESK__SECRET_KEY")
     sigs = UserSigProvider(config.sdkappid, config.identifier, secret_key=secret_key,
                            usersig=usersig)
-    spec = SeedSpec(Path(seed), seed_table)
+    spec = SeedSpec(Path(seed), seed_table, Path(extra_seed) if extra_seed else None)
     spec.format  # noqa: B018  (fails early on an unknown seed format)
     return dlt.resource(
         _poll(spec, config, sigs, repoll_ended, batch_size, clock or SystemClock(), on_batch,

@@ -3,6 +3,7 @@
   desk-sessions run --seed SEED --database FILE.duckdb   one run of the batch job (cron)
   desk-sessions demo                                     a simulated day, no account needed
   desk-sessions simulate --port PORT                     a local stand-in for the Desk API
+  desk-sessions listen --database FILE.duckdb            receive Desk's session event callbacks
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
                        description="Poll every key of the seed table once; load "
                        "session_states, seed_rejects and runs into a DuckDB file.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seed", required=True, help="seed file: .csv, .parquet, .jsonl, or a "
-                   ".duckdb database (with --seed-table)")
+    p.add_argument("--seed", help="seed file: .csv, .parquet, .jsonl, or a .duckdb database "
+                   "(with --seed-table); added to the sessions known from received events")
     p.add_argument("--seed-table", help="table holding the seed in a DuckDB seed database")
     p.add_argument("--database", required=True, type=Path, help="the DuckDB file to load")
     p.add_argument("--dataset", default=settings.DEFAULT_DATASET,
@@ -46,6 +47,25 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repoll-ended", action="store_true",
                    help="ask again sessions an earlier run saw end")
     p.add_argument("--pipelines-dir", help="dlt's working folder (default: dlt's)")
+    p.add_argument("--max-session-age", type=float, default=settings.DEFAULT_MAX_SESSION_AGE_H,
+                   metavar="HOURS", help="sessions from events: ask those that began within "
+                   "this many hours and are not known to have ended (default %(default)g)")
+    _common(p)
+
+
+def _listen_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("listen", help="receive Desk's SessionEventNotify callbacks",
+                       description="Receive Desk.SessionEventNotify callbacks (behind a "
+                       "TLS-terminating proxy) into a durable spool next to the database; "
+                       "desk-sessions run loads them into session_events.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--database", required=True, type=Path,
+                   help="the DuckDB file the job loads (the spool is FILE.spool/)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s)")
+    p.add_argument("--port", type=int, default=8080, help="port (default %(default)s)")
+    p.add_argument("--seal-after", type=float, default=2.0, metavar="SECONDS",
+                   help="a spool segment is handed to the job after this long (default "
+                   "%(default)g)")
     _common(p)
 
 
@@ -85,6 +105,11 @@ def _simulate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sessions", type=int, default=3000)
     p.add_argument("--speed", type=float, default=1.0,
                    help="simulated seconds per real second")
+    p.add_argument("--callback-url", help="also POST the day's session events to this "
+                   "receiver, as Desk would (desk-sessions listen)")
+    for knob in ("lost", "repeated", "reordered", "delayed"):
+        p.add_argument(f"--callback-{knob}", type=float, default=0.0, metavar="SHARE",
+                       help=f"share of callbacks {knob}")
     for kind in ("internal_error", "http_502", "http_503", "truncated", "non_json", "slow",
                  "drop", "throttle", "chaos"):
         p.add_argument(f"--{kind.replace('_', '-')}", type=float, default=0.0,
@@ -107,6 +132,7 @@ def parser() -> argparse.ArgumentParser:
     _run_parser(sub)
     _demo_parser(sub)
     _simulate_parser(sub)
+    _listen_parser(sub)
     return p
 
 
@@ -134,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
             from .demo import run_demo
 
             return run_demo(args)
+        if args.command == "listen":
+            from .listen import listen
+
+            return listen(args)
         from .simulator.cli import simulate
 
         return simulate(args)
@@ -154,7 +184,8 @@ def _run(args: argparse.Namespace) -> int:
     options = RunOptions(seed=args.seed, seed_table=args.seed_table, database=args.database,
                          dataset=args.dataset, repoll_ended=args.repoll_ended,
                          pipelines_dir=args.pipelines_dir, overrides=overrides,
-                         progress=args.progress)
+                         progress=args.progress,
+                         max_session_age_s=args.max_session_age * 3600.0)
     row = run(options)
     print(summary(row, args.database, args.dataset))
     return 0

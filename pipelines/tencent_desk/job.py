@@ -3,13 +3,16 @@ summary, and one clear line for every fatal problem."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import hashlib
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,8 +30,10 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from . import redact, settings, states, tencent_desk
 from .client import ConfigError, FatalError, first_error
 from .clock import SystemClock, utc
+from .event_load import EventsLoaded, load_events, write_open_sessions
 from .helpers import after_load, new_run_id
 from .seeds import SeedError
+from .spool import spool_dir
 
 log = logging.getLogger("desk_sessions")
 
@@ -43,7 +48,7 @@ class JobError(Exception):
 
 @dataclass
 class RunOptions:
-    seed: str
+    seed: str | None  # None: only the sessions known from received events
     database: Path
     dataset: str = settings.DEFAULT_DATASET
     seed_table: str | None = None
@@ -53,6 +58,7 @@ class RunOptions:
     # Not in repr: it may hold secret_key or usersig.
     overrides: dict[str, Any] = field(default_factory=dict, repr=False)
     progress: bool | None = None  # None: a bar on a terminal, log lines otherwise
+    max_session_age_s: float = settings.DEFAULT_MAX_SESSION_AGE_H * 3600.0
 
 
 @functools.cache
@@ -205,7 +211,7 @@ def run(options: RunOptions, *, clock: Any = None) -> dict[str, Any]:
     _lean_arrow_pool()
     database = options.database.expanduser().absolute()
     check_folder(database)
-    with Journal(database) as journal:
+    with Journal(database) as journal, contextlib.ExitStack() as cleanup:
         check_database(database)
         pipeline = pipeline_for(database, options.dataset, options.pipelines_dir)
         progress = Progress(options.progress)
@@ -213,7 +219,12 @@ def run(options: RunOptions, *, clock: Any = None) -> dict[str, Any]:
         clock = clock or SystemClock()
         run_id = new_run_id(clock)
 
+        received = EventsLoaded()
+
         def fetched(row: dict[str, Any]) -> None:
+            row.update(events_loaded=received.records, events_unknown=received.unknown)
+            if options.seed is None:
+                row["seed"] = "sessions from events"
             runs.append(row)
             journal.write(run_id=run_id, phase="loading")
 
@@ -224,9 +235,17 @@ def run(options: RunOptions, *, clock: Any = None) -> dict[str, Any]:
                 log.warning("loading what an interrupted run left behind first")
                 pipeline.run()
                 after_load(pipeline)
+            received = load_events(pipeline, spool_dir(database))
             interrupted = journal.interrupted()
             journal.write(run_id=run_id, phase="fetching", started_at=utc(clock).isoformat())
-            source = tencent_desk(seed=options.seed, seed_table=options.seed_table,
+            work = Path(tempfile.mkdtemp(prefix="desk-events-"))
+            cleanup.callback(shutil.rmtree, work, ignore_errors=True)
+            from_events = work / "sessions_from_events.parquet"
+            write_open_sessions(pipeline, from_events, now_s=clock.time(),
+                                max_age_s=options.max_session_age_s)
+            source = tencent_desk(seed=options.seed or str(from_events),
+                                  seed_table=options.seed_table,
+                                  extra_seed=str(from_events) if options.seed else None,
                                   repoll_ended=options.repoll_ended, clock=clock,
                                   on_batch=progress, on_run=fetched, run_id=run_id,
                                   interrupted=interrupted, **options.overrides)
@@ -286,4 +305,7 @@ def summary(row: dict[str, Any], database: Path, dataset: str) -> str:
         f"{row['calls_per_second']:.1f} calls/s at max_qps {row['max_qps']:g}",
         f"  data: {database} dataset {dataset} (tables session_states, "
         "session_state_latest, runs, seed_rejects)",
+        *([f"  events: {row['events_loaded']} received events loaded into session_events, "
+           f"{row.get('events_unknown', 0)} with unknown names"]
+          if row.get("events_loaded") else []),
     ])

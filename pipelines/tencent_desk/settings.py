@@ -34,3 +34,6 @@ PIPELINE_NAME = "tencent_desk"
 
 # Seed values longer than this are rejected (session ids are UUIDs, user ids <= 45 bytes).
 MAX_KEY_LENGTH = 256
+
+# Sessions from received events: those that began within this many hours are asked about.
+DEFAULT_MAX_SESSION_AGE_H = 12.0
