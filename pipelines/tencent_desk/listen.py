@@ -13,7 +13,8 @@ from .receiver import Receiver, ReceiverConfig
 from .spool import spool_dir
 
 
-def _setting(name: str, secret: bool = False) -> object:
+def setting(name: str, secret: bool = False) -> object:
+    """An optional value of ``sources.tencent_desk`` in dlt config (None when unset)."""
     store = dlt.secrets if secret else dlt.config
     try:
         return store[f"sources.tencent_desk.{name}"]
@@ -24,7 +25,7 @@ def _setting(name: str, secret: bool = False) -> object:
 def receiver_config(database: Path, seal_after_s: float) -> ReceiverConfig:
     """The receiver's settings from dlt config: ``sdkappid``, ``callback_token`` (secret,
     optional), ``keep_message_content`` (default false)."""
-    sdkappid = _setting("sdkappid")
+    sdkappid = setting("sdkappid")
     if sdkappid in (None, ""):
         raise JobError("missing configuration: sdkappid: set it under [sources.tencent_desk] "
                        "in .dlt/config.toml or as SOURCES__TENCENT_DESK__SDKAPPID")
@@ -32,10 +33,10 @@ def receiver_config(database: Path, seal_after_s: float) -> ReceiverConfig:
         app = int(str(sdkappid).strip())
     except ValueError:
         raise JobError("sdkappid must be a number (the SDKAppID from the Chat console)") from None
-    token = _setting("callback_token", secret=True)
+    token = setting("callback_token", secret=True)
     token = str(token) if token not in (None, "") else None
     redact.register(token)
-    keep = str(_setting("keep_message_content") or "false").strip().lower() in ("true", "1")
+    keep = str(setting("keep_message_content") or "false").strip().lower() in ("true", "1")
     database = database.expanduser().absolute()
     if not database.parent.is_dir():
         raise JobError(f"folder {database.parent} does not exist: create it or choose "
