@@ -128,14 +128,15 @@ class Sender:
                       ) -> None:
         while not queue.empty():
             cb = queue.get_nowait()
-            for _ in range(self.attempts):
+            for attempt in range(1, self.attempts + 1):
                 status = await self._post(http, cb)
                 if status is not None and status < 500:
                     self.statuses[status] += 1
                     if status == 200:
                         self.acknowledged.append(cb.request_id)
                     break
-                await asyncio.sleep(self.retry_s)
+                if attempt < self.attempts:
+                    await asyncio.sleep(self.retry_s)
 
     async def _post(self, http: aiohttp.ClientSession, cb: Callback) -> int | None:
         try:
