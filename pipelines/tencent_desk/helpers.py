@@ -24,21 +24,28 @@ log = logging.getLogger(__name__)
 
 
 def ended_sessions(pipeline: Any, chunk: int = 100_000) -> Iterator[pa.Table]:
-    """Session ids the destination saw end (141005), in Arrow chunks; none on a first run."""
+    """Session ids the destination saw end (141005, or a closing event received), in Arrow
+    chunks; none on a first run."""
     if not pipeline.destination:
         return
+    yield from _session_ids(pipeline, "session_states",
+                            "state = 'ended' AND session_id IS NOT NULL", chunk)
+    yield from _session_ids(pipeline, "session_timeline", "closed", chunk)
+
+
+def _session_ids(pipeline: Any, table: str, where: str, chunk: int) -> Iterator[pa.Table]:
     try:
         with pipeline.sql_client() as client:
             if not client.has_dataset():
                 return
-            table = client.make_qualified_table_name("session_states")
+            name = client.make_qualified_table_name(table)
             with client.execute_query(
-                    f"SELECT DISTINCT session_id FROM {table} WHERE state = 'ended' "
-                    "AND session_id IS NOT NULL") as cursor, warnings.catch_warnings():
+                    f"SELECT DISTINCT session_id FROM {name} WHERE {where}"
+            ) as cursor, warnings.catch_warnings():
                 # dlt's DuckDB cursor uses an API DuckDB 2 warns about; harmless here.
                 warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
                 yield from cursor.iter_arrow(chunk)
-    except DestinationUndefinedEntity:
+    except DestinationUndefinedEntity:  # nothing polled, or no event received, yet
         return
 
 

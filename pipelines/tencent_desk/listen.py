@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 from pathlib import Path
 
 import dlt
@@ -49,9 +50,10 @@ def listen(args: argparse.Namespace) -> int:
     from .simulator.server import serve
 
     config = receiver_config(args.database, args.seal_after)
-    try:
-        serve(Receiver(config), args.host, args.port, allow_remote=True)
+    try:  # uvicorn would exit on its own with a bare log line: say it in ours
+        socket.create_server((args.host, args.port), reuse_port=False).close()
     except OSError as exc:
-        raise JobError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}",
-                       exit_code=3) from None
+        raise JobError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}: choose "
+                       "another --port or stop what uses it", exit_code=3) from None
+    serve(Receiver(config), args.host, args.port, allow_remote=True)
     return 0
