@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +57,9 @@ class Receiver:
         self.config = config
         self.spool = SpoolWriter(config.spool, seal_after_s=config.seal_after_s)
         self.counts: Counter[str] = Counter()  # accepted, repeats, rejected:<reason>
-        self._recent: OrderedDict[str, None] = OrderedDict()
+        # A set and a ring of the same ids: half the memory of an OrderedDict.
+        self._recent: set[str] = set()
+        self._order: deque[str] = deque()
         self._sdkappid = str(config.sdkappid)
         self._reporter: asyncio.Task[None] | None = None
 
@@ -156,9 +158,12 @@ class Receiver:
         return callback.ACK
 
     def _remember(self, rid: str) -> None:
-        self._recent[rid] = None
-        if len(self._recent) > RECENT_IDS:
-            self._recent.popitem(last=False)
+        if rid in self._recent:
+            return
+        self._recent.add(rid)
+        self._order.append(rid)
+        if len(self._order) > RECENT_IDS:
+            self._recent.discard(self._order.popleft())
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
