@@ -404,3 +404,55 @@ def test_seed_file_adds_to_sessions_from_events(tmp_path, desk, population) -> N
     assert polled == {"from-events-open", "from-events-odd", "from-the-seed"}
     assert row["events_loaded"] == 5 and row["events_unknown"] == 1
     assert os.path.basename(row["seed"]) == "seed.csv + sessions from events"
+
+
+def test_message_content_is_kept_when_the_user_opts_in(tmp_path, desk) -> None:
+    db = tmp_path / "desk.duckdb"
+    receiver = Receiver(ReceiverConfig(SDKAPPID, spool_dir(db), keep_message_content=True,
+                                       seal_after_s=0.05))
+    with serve_in_thread(receiver) as url:
+        asyncio.run(Sender(url, SDKAPPID).send(valid_callbacks(20)))
+        # A 2 MB body sent in chunks (no Content-Length) is cut off at 1 MB too.
+        with httpx.Client() as http:
+            got = http.post(url, params={"SdkAppid": str(SDKAPPID), "RequestID": "big",
+                                         "CallbackCommand": events.CALLBACK_COMMAND},
+                            content=(b"x" * 65536 for _ in range(32)))
+        assert got.status_code == 413
+        time.sleep(0.2)
+    run_job(db, desk)
+    con = duckdb.connect(str(db), read_only=True)
+    kept = con.execute("SELECT count(*) FROM tencent_desk.session_events WHERE "
+                       "msg_body LIKE ? AND cloud_custom_data LIKE ?",
+                       [f"%{SECRET_TEXT}%", f"%{SECRET_TEXT}%"]).fetchall()
+    con.close()
+    assert kept == [(20,)]
+
+
+def test_simulate_posts_its_day_to_a_listening_receiver(tmp_path) -> None:
+    listener = Listener(tmp_path)
+    pop = Population(PopulationConfig(sessions_per_day=200, seed=7))
+    knobs = Knobs(lost=0.05, repeated=0.1, reordered=0.05, delayed=0.05, seed=7)
+    expected = {c.request_id for c in plan(pop, knobs)}  # the same plan the command makes
+    log = (tmp_path / "simulate.log").open("w")
+    sim, _ = cli.start_server(
+        [CLI, "simulate", "--sessions", "200", "--seed", "7", "--speed", "36000",
+         "--callback-url", listener.url, "--callback-lost", "0.05", "--callback-repeated",
+         "0.1", "--callback-reordered", "0.05", "--callback-delayed", "0.05"], log=log)
+    stored: list[dict] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            stored = [r for p in spool_dir(listener.db).iterdir() for r in read_records(p)]
+            if {r["request_id"] for r in stored} == expected:
+                break
+            time.sleep(0.5)
+    finally:
+        cli.stop_server(sim)
+        log.close()
+        listener.stop()
+    assert {r["request_id"] for r in stored} == expected
+    assert len(stored) == len(expected)  # repeats dropped
+    assert {r["session_id"] for r in stored} <= {k.session_id for k in pop.session_keys()}
+    counts = [line for line in listener.log_path.read_text().splitlines()
+              if "callbacks:" in line][-1]
+    assert f"{len(expected)} accepted" in counts and "0 rejected" in counts

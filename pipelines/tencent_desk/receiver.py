@@ -60,6 +60,7 @@ class Receiver:
         # A set and a ring of the same ids: half the memory of an OrderedDict.
         self._recent: set[str] = set()
         self._order: deque[str] = deque()
+        self._writing: dict[str, asyncio.Future[None]] = {}
         self._sdkappid = str(config.sdkappid)
         self._reporter: asyncio.Task[None] | None = None
 
@@ -151,11 +152,23 @@ class Receiver:
         if rid in self._recent:
             self.counts["repeats"] += 1
             return callback.ACK
-        await self.spool.append(json.dumps(record, ensure_ascii=False,
-                                           separators=(",", ":")).encode() + b"\n")
-        self._remember(rid)
-        self.counts["accepted"] += 1
+        # A repeat arriving while its first copy is being written waits for that write:
+        # acknowledged only once durable, stored once.
+        writing = self._writing.get(rid)
+        first = writing is None
+        if writing is None:
+            line = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+            writing = self._writing[rid] = asyncio.ensure_future(
+                self.spool.append(line + b"\n"))
+            writing.add_done_callback(lambda done: self._written(rid, done))
+        await asyncio.shield(writing)
+        self.counts["accepted" if first else "repeats"] += 1
         return callback.ACK
+
+    def _written(self, rid: str, done: asyncio.Future[None]) -> None:
+        del self._writing[rid]
+        if not done.cancelled() and done.exception() is None:
+            self._remember(rid)
 
     def _remember(self, rid: str) -> None:
         if rid in self._recent:
