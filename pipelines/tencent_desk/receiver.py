@@ -68,8 +68,9 @@ class Receiver:
     async def startup(self) -> None:
         await self.spool.start()
         for path in sealed_segments(self.config.spool)[-8:]:  # repeats of recent events
-            for record in read_records(path):
-                self._remember(str(record.get("request_id")))
+            with contextlib.suppress(FileNotFoundError):  # retired by the job meanwhile
+                for record in read_records(path):
+                    self._remember(str(record.get("request_id")))
         self._reporter = asyncio.create_task(self._report_loop())
         log.info("receiving SessionEventNotify for SDKAppID %s into %s (token check %s, "
                  "message content %s)", self._sdkappid, self.config.spool,
