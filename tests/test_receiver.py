@@ -13,6 +13,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -254,6 +255,18 @@ def test_listen_without_sdkappid_says_what_to_set(tmp_path) -> None:
         "desk-sessions: error: missing configuration: sdkappid: set it under "
         "[sources.tencent_desk] in .dlt/config.toml or as SOURCES__TENCENT_DESK__SDKAPPID"]
     assert "Traceback" not in got.stderr
+
+
+def test_listen_on_a_taken_port_says_so_in_one_line(tmp_path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        got = subprocess.run([CLI, "listen", "--database", str(tmp_path / "d.duckdb"),
+                              "--port", str(port)], env=cli.env(), capture_output=True,
+                             text=True, timeout=60)
+    assert got.returncode == 3
+    assert cli.error_lines(got.stderr) == [
+        f"desk-sessions: error: cannot listen on 127.0.0.1:{port}: Address already in use: "
+        "choose another --port or stop what uses it"]
 
 
 def test_message_text_is_stored_nowhere_by_default(tmp_path, desk) -> None:

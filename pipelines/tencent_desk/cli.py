@@ -57,7 +57,9 @@ def _listen_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("listen", help="receive Desk's SessionEventNotify callbacks",
                        description="Receive Desk.SessionEventNotify callbacks (behind a "
                        "TLS-terminating proxy) into a durable spool next to the database; "
-                       "desk-sessions run loads them into session_events.",
+                       "desk-sessions run loads them into session_events. Settings under "
+                       "[sources.tencent_desk]: sdkappid; callback_token (secret, optional: "
+                       "checks each callback's Sign); keep_message_content (default false).",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--database", required=True, type=Path,
                    help="the DuckDB file the job loads (the spool is FILE.spool/)")

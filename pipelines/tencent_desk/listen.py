@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 from pathlib import Path
 
@@ -53,7 +54,8 @@ def listen(args: argparse.Namespace) -> int:
     try:  # uvicorn would exit on its own with a bare log line: say it in ours
         socket.create_server((args.host, args.port), reuse_port=False).close()
     except OSError as exc:
-        raise JobError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}: choose "
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise JobError(f"cannot listen on {args.host}:{args.port}: {reason}: choose "
                        "another --port or stop what uses it", exit_code=3) from None
     serve(Receiver(config), args.host, args.port, allow_remote=True)
     return 0
