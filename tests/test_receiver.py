@@ -25,7 +25,7 @@ import duckdb
 import httpx
 import pytest
 
-from pipelines.tencent_desk import callback, events
+from pipelines.tencent_desk import callback, events, metrics
 from pipelines.tencent_desk.clock import VirtualClock
 from pipelines.tencent_desk.job import RunOptions, run
 from pipelines.tencent_desk.receiver import Receiver, ReceiverConfig
@@ -385,13 +385,26 @@ def test_run_without_seed_polls_every_open_session_and_no_ended_one(tmp_path) ->
             assert row["n_ended"] == 0 and row["events_unknown"] == 0
     # Arrivals per hour from events equal the truth.
     con = duckdb.connect(str(db), read_only=True)
-    from_events = dict(con.execute(
-        "SELECT hour(began_at AT TIME ZONE 'UTC'), count(*) FROM "
-        "tencent_desk.session_timeline GROUP BY 1").fetchall())
+    assert metrics.has_events(con)
+    per_hour = metrics.events_per_interval(con, interval="1h")
     con.close()
+    from_events = {int((t.timestamp() - day) // 3600): n
+                   for t, n in zip(per_hour.interval_start, per_hour.began, strict=True)}
     truth = Counter(int((pop.segments(s)[0].start - day) // 3600) for s in keys
                     if pop.segments(s)[0].start <= day + 14 * 3600)
     assert from_events == dict(truth)
+    # Time to an agent, exact: the truth's agent start minus its arrival, per hour.
+    served = {s: pop.segments(s) for s in keys if pop.segments(s)[0].start <= day + 14 * 3600}
+    to_agent: dict[int, list[float]] = {}
+    for segs in served.values():
+        agent = [g.start for g in segs if g.state == "agent" and g.start <= day + 14 * 3600]
+        if agent:
+            to_agent.setdefault(int((segs[0].start - day) // 3600), []).append(
+                agent[0] - segs[0].start)
+    for t, mean_s in zip(per_hour.interval_start, per_hour.time_to_agent_s, strict=True):
+        hour = int((t.timestamp() - day) // 3600)
+        if hour in to_agent:
+            assert mean_s == pytest.approx(sum(to_agent[hour]) / len(to_agent[hour]), abs=0.01)
 
 
 def test_seed_file_adds_to_sessions_from_events(tmp_path, desk, population) -> None:
