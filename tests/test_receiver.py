@@ -482,3 +482,41 @@ def test_simulate_posts_its_day_to_a_listening_receiver(tmp_path) -> None:
     counts = [line for line in listener.log_path.read_text().splitlines()
               if "callbacks:" in line][-1]
     assert f"{len(expected)} accepted" in counts and "0 rejected" in counts
+
+
+def test_job_and_receiver_never_wait_for_each_other(tmp_path, desk) -> None:
+    """The job runs (CLI, its lock held) while a sender keeps posting to the receiver: the
+    receiver keeps acknowledging meanwhile; the next run loads the rest, each event once."""
+    db = tmp_path / "desk.duckdb"
+    receiver = Receiver(ReceiverConfig(SDKAPPID, spool_dir(db), seal_after_s=0.05))
+    argv = [CLI, "run", "--database", str(db), "--api-url", desk, "--pipelines-dir",
+            str(tmp_path / "dlt"), "--no-progress"]
+    sent: list[Callback] = []
+    stop = threading.Event()
+    with serve_in_thread(receiver) as url:
+        sender = Sender(url, SDKAPPID, concurrency=4)
+
+        def keep_sending() -> None:
+            for k in range(1000):
+                if stop.is_set():
+                    return
+                batch = valid_callbacks(100, seed=100 + k)
+                asyncio.run(sender.send(batch))
+                sent.extend(batch)
+
+        posting = threading.Thread(target=keep_sending)
+        posting.start()
+        while len(sender.acknowledged) < 300:
+            time.sleep(0.01)
+        acked_at_start = len(sender.acknowledged)
+        during = cli.run(argv, cwd=tmp_path)
+        acked_meanwhile = len(sender.acknowledged) - acked_at_start
+        stop.set()
+        posting.join()
+        time.sleep(0.2)
+    assert during.returncode == 0, during.stderr
+    assert acked_meanwhile > 100, "the receiver kept acknowledging while the job ran"
+    assert sender.statuses == Counter({200: len(sent)})
+    after = cli.run(argv, cwd=tmp_path)
+    assert after.returncode == 0, after.stderr
+    assert loaded(db) == Counter({c.request_id: 1 for c in sent})
