@@ -9,6 +9,7 @@ files. The job's crash points come from ``tests/support/crashpoint`` (test machi
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import random
@@ -24,6 +25,8 @@ from pathlib import Path
 import duckdb
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipelines.tencent_desk import callback, events, metrics
 from pipelines.tencent_desk.clock import VirtualClock
@@ -127,6 +130,7 @@ def test_sign_is_sha256_of_token_and_time() -> None:
     assert not callback.sign_ok("tok", "1700000001", sign)
     assert not callback.sign_ok("other", "1700000000", sign)
     assert not callback.sign_ok("tok", None, sign) and not callback.sign_ok("tok", "1", None)
+    assert not callback.sign_ok("tok", "1700000000", "\u00e9" * 64)
 
 
 def test_event_names_table_marks_assumptions() -> None:
@@ -154,6 +158,10 @@ def hostile(url: str, sdkappid: int) -> list[tuple[str, int, Counter]]:
         ("deep nesting", 400, dict(params={**good, **signed()}, content=deep)),
         ("invalid utf-8", 400, dict(params={**good, **signed()},
                                     content=b'{"SessionId": "\xff\xfe", "EventTime": 1}')),
+        ("lone surrogate", 400, dict(params={**good, **signed()},
+                                     content=b'{"SessionId": "\\ud800", "EventTime": 1}')),
+        ("non-ASCII Sign", 401, dict(params={**good, "RequestTime": "1", "Sign": "\u00e9" * 64},
+                                     content=ok_body)),
         ("not an object", 400, dict(params={**good, **signed()}, content=b"[1, 2]")),
         ("no SessionId", 400, dict(params={**good, **signed()},
                                    content=b'{"EventTime": 1725540020017}')),
@@ -520,3 +528,35 @@ def test_job_and_receiver_never_wait_for_each_other(tmp_path, desk) -> None:
     after = cli.run(argv, cwd=tmp_path)
     assert after.returncode == 0, after.stderr
     assert loaded(db) == Counter({c.request_id: 1 for c in sent})
+
+
+_JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=10)
+_FIELDS = ("SessionId", "EventTime", "Event", "AgentId", "ClientUserId", "CustomerServiceId",
+           "MsgBody", "CloudCustomData", "IsContactUser", "SatisfactionSelected",
+           "ForwardFromAgentId", "ChannelType", "MsgKey", "CallbackCommand")
+
+
+@pytest.fixture(scope="module")
+def fuzz_target(tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[tuple[str, httpx.Client]]:
+    """One receiver for every example (hypothesis calls the test many times)."""
+    receiver = Receiver(ReceiverConfig(SDKAPPID, tmp_path_factory.mktemp("fuzz") / "spool"))
+    with serve_in_thread(receiver) as url, httpx.Client() as http:
+        yield url, http
+
+
+@settings(max_examples=150, deadline=None)
+@given(doc=st.dictionaries(st.sampled_from(_FIELDS), _JSONISH, max_size=8),
+       raw=st.binary(max_size=300), as_json=st.booleans())
+def test_no_body_gets_a_5xx(fuzz_target, doc, raw, as_json) -> None:
+    """Whatever a sender posts, the answer is 200 or a 4xx, never a 5xx."""
+    url, http = fuzz_target
+    content = json.dumps(doc).encode() if as_json else raw
+    params = {"SdkAppid": str(SDKAPPID), "CallbackCommand": events.CALLBACK_COMMAND,
+              "RequestID": hashlib.sha1(content).hexdigest()}
+    got = http.post(url, params=params, content=content,
+                    headers={"Content-Type": "application/json"})
+    assert got.status_code == 200 or 400 <= got.status_code < 500, got.text

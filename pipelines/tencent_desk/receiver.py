@@ -158,7 +158,10 @@ class Receiver:
         writing = self._writing.get(rid)
         first = writing is None
         if writing is None:
-            line = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+            try:
+                line = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+            except UnicodeEncodeError:  # a lone surrogate (\ud800) is no text to store
+                raise _Rejected(400, "utf8", "the body has invalid Unicode escapes") from None
             writing = self._writing[rid] = asyncio.ensure_future(
                 self.spool.append(line + b"\n"))
             writing.add_done_callback(lambda done: self._written(rid, done))
