@@ -50,6 +50,8 @@ def receiver_config(database: Path, seal_after_s: float) -> ReceiverConfig:
 def listen(args: argparse.Namespace) -> int:
     from .simulator.server import serve
 
+    if not args.seal_after > 0:
+        raise JobError("--seal-after must be a number of seconds above 0")
     config = receiver_config(args.database, args.seal_after)
     try:  # uvicorn would exit on its own with a bare log line: say it in ours
         socket.create_server((args.host, args.port), reuse_port=False).close()

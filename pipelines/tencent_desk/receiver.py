@@ -87,9 +87,10 @@ class Receiver:
         c = self.counts
         rejected = sorted((k.split(":", 1)[1], v) for k, v in c.items()
                           if k.startswith("rejected:"))
-        log.info("callbacks: %d accepted, %d repeats, %d rejected%s", c["accepted"],
+        log.info("callbacks: %d accepted, %d repeats, %d rejected%s%s", c["accepted"],
                  c["repeats"], sum(v for _, v in rejected),
-                 " (" + ", ".join(f"{k} {v}" for k, v in rejected) + ")" if rejected else "")
+                 " (" + ", ".join(f"{k} {v}" for k, v in rejected) + ")" if rejected else "",
+                 f", {c['failed']} not stored (disk; answered 503)" if c["failed"] else "")
 
     async def _report_loop(self) -> None:
         while True:
