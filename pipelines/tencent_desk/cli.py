@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from . import redact, settings
+from .spool import SEAL_AFTER_S
 
 EPILOG = """\
 Credentials and settings come from dlt config: .dlt/config.toml and .dlt/secrets.toml
@@ -65,7 +66,7 @@ def _listen_parser(sub: argparse._SubParsersAction) -> None:
                    help="the DuckDB file the job loads (the spool is FILE.spool/)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s)")
     p.add_argument("--port", type=int, default=8080, help="port (default %(default)s)")
-    p.add_argument("--seal-after", type=float, default=2.0, metavar="SECONDS",
+    p.add_argument("--seal-after", type=float, default=SEAL_AFTER_S, metavar="SECONDS",
                    help="a spool segment is handed to the job after this long (default "
                    "%(default)g)")
     _common(p)
