@@ -10,6 +10,7 @@ client's CPU is measured alone; every case bounded in calls and time):
           (plain and parallelized), and this project's CLI
   load    normalize + load session_states rows into DuckDB: rows.to_table Arrow vs dicts
   scale   ``desk-sessions run`` on large seeds of random keys: peak RSS and its growth
+  snapshot what publishing the readers' snapshot costs a run, at 10k and 1M rows of history
 
   .venv/bin/python benchmarks/run.py                 everything (~10 min on 2 cores)
   .venv/bin/python benchmarks/run.py --quick         small sizes: a smoke test (~3 min)
@@ -36,7 +37,7 @@ import common
 import profiles
 from common import DESK, OUT, Watch, random_ids, run_child, seed_session_ids, simulator
 
-SECTIONS = ("limits", "cpu", "peers", "load", "scale")
+SECTIONS = ("limits", "cpu", "peers", "load", "scale", "snapshot")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
@@ -386,6 +387,32 @@ def section_scale(rep: Report, quick: bool, sizes: list[int]) -> None:
                     peaks[hi] / peaks[lo], "", "ratio", "<= 1.1")
 
 
+# ----------------------------------------------------------------------------- snapshot
+def section_snapshot(rep: Report, quick: bool) -> None:
+    history = [10_000, 100_000] if quick else [10_000, 1_000_000]
+    r = common.worker("bench_snapshot.py", {"history": history, "runs": 48, "run_rows": 500},
+                      timeout=600)
+    for c in r["cases"]:
+        case = f"publish after a run of {c['run_rows']} rows, {c['history_rows']:,} rows before"
+        rep.add("snapshot", case, "seconds per run (median)", c["publish_median_s"], "s",
+                "absolute")
+        rep.add("snapshot", case, "seconds per run (max, a day compacted)",
+                c["publish_max_s"], "s", "absolute")
+        rep.add("snapshot", case, "bytes written per run (median)",
+                c["bytes_per_run_median"] / 1e3, "kB", "absolute")
+        rep.add("snapshot", case, "snapshot size ÷ database size",
+                c["snapshot_mb"] / c["database_mb"], "", "ratio")
+    small, big = r["cases"][0], r["cases"][-1]
+    rep.add("snapshot", f"{big['history_rows']:,} ÷ {small['history_rows']:,} rows of history",
+            "publish seconds per run ratio (median)",
+            big["publish_median_s"] / small["publish_median_s"], "", "ratio", "<= 1.5")
+    rep.notes.append(
+        "snapshot: runs of 500 keys every 5 minutes, 48 runs after the history (so a day's "
+        "files are compacted about three times); first publish of the whole history: "
+        + "; ".join(f"{c['history_rows']:,} rows {c['first_publish_s']:.2f} s" for c in
+                    r["cases"]) + ".")
+
+
 # --------------------------------------------------------------------------------- main
 def write_results(rep: Report, machine: dict, total_s: float, argv: list[str],
                   path: Path = RESULTS) -> None:
@@ -507,6 +534,8 @@ def main(argv: list[str] | None = None) -> int:
                 section_peers(rep, args.quick)
             elif section == "load":
                 section_load(rep, args.quick)
+            elif section == "snapshot":
+                section_snapshot(rep, args.quick)
             else:
                 section_scale(rep, args.quick,
                               [int(s) for s in args.scale_sizes.split(",") if s.strip()])

@@ -42,39 +42,45 @@ sys.path[:] = [p for p in sys.path if p and not p.rstrip("/").endswith("notebook
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
 from pipelines.tencent_desk import metrics
-from pipelines.tencent_desk.notebook import open_desk
+from pipelines.tencent_desk.notebook import describe, heatmap, open_desk, time_axis, with_breaks
 
 desk = open_desk()
 con, DB, DATASET = desk.con, desk.path, desk.dataset
 HAS_TRUTH, POLL_S = desk.has_truth, desk.poll_s
 CHATS_PER_AGENT = float(os.environ.get("DESK_CHATS_PER_AGENT", "3"))
-print(f"{DB} / {DATASET}; polls every {POLL_S:.0f} s (median); "
-      f"capacity {CHATS_PER_AGENT:g} chats per agent; simulator truth: "
-      f"{'yes' if HAS_TRUTH else 'no'}")
+print(describe(desk))
+print(f"capacity {CHATS_PER_AGENT:g} chats per agent")
 
 # %% [markdown]
 # ## Chats per agent at each poll
 #
 # Each band is one agent's chats in `agent` state. The top line is the desk's total: the
-# number of chats in progress, which is also the carried load in Erlangs.
+# number of chats in progress, which is also the carried load in Erlangs. Runs that did not
+# complete, nights and outages are gaps.
 
 # %%
 per_poll = metrics.agent_concurrency_per_poll(con, DATASET)
-chats = per_poll.pivot(index="snapshot_at", columns="agent_id", values="chats").sort_index()
+snapshots = metrics.complete_runs(con, DATASET).snapshot_at
+chats = (per_poll.pivot(index="snapshot_at", columns="agent_id", values="chats")
+         .reindex(snapshots).sort_index())
 print(f"{chats.shape[1]} agents seen with at least one chat")
+shown = with_breaks(chats.assign(total=chats.sum(axis=1)),
+                    metrics.incomplete_runs(con, DATASET).started_at, POLL_S)
 
 fig, ax = plt.subplots()
-ax.stackplot(chats.index, chats.T.to_numpy(), labels=chats.columns, step="post", alpha=0.8)
+if chats.shape[1]:
+    ax.stackplot(shown.index, shown[chats.columns].T.to_numpy(), labels=chats.columns,
+                 step="post", alpha=0.8)
+ax.step(shown.index, shown.total, "k-", where="post", lw=0.8, label="desk total")
 if HAS_TRUTH:
     true_chats = metrics.truth_agent_concurrency_at(con, chats.index)
     true_total = true_chats.groupby("snapshot_at").chats.sum()
     ax.plot(true_total.index, true_total.to_numpy(), "k.", ms=4, label="truth (total)")
 ax.set_ylabel("chats with an agent")
 ax.set_title("Concurrent chats per agent at each complete run")
-ax.xaxis.set_major_formatter(ConciseDateFormatter(AutoDateLocator()))
+time_axis(ax, shown.index)
 ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
 fig.tight_layout()
 
@@ -88,12 +94,12 @@ fig.tight_layout()
 # %%
 hourly = metrics.agent_occupancy(con, DATASET, "1h", chats_per_agent=CHATS_PER_AGENT)
 grid = hourly.pivot(index="agent_id", columns="interval_start", values="occupancy")
-fig, ax = plt.subplots(figsize=(11, 0.6 * len(grid) + 1.5))
-image = ax.imshow(grid.to_numpy(dtype=float), aspect="auto", cmap="viridis", vmin=0, vmax=1)
-ax.set_xticks(range(grid.shape[1]), [t.strftime("%m-%d %H:%M") for t in grid.columns])
-ax.set_yticks(range(grid.shape[0]), grid.index)
-ax.grid(False)
-fig.colorbar(image, label=f"occupancy (chats / {CHATS_PER_AGENT:g})")
+fig, ax = plt.subplots(figsize=(11, 0.35 * len(grid) + 1.5))
+if grid.empty:
+    ax.text(0.5, 0.5, "no agent seen with a chat", ha="center", transform=ax.transAxes)
+else:
+    mesh = heatmap(ax, grid, pd.Timedelta(hours=1), cmap="viridis", vmin=0, vmax=1)
+    fig.colorbar(mesh, label=f"occupancy (chats / {CHATS_PER_AGENT:g})")
 ax.set_title("Occupancy per agent and hour (blank: agent not seen that hour)")
 fig.tight_layout()
 

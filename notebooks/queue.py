@@ -38,15 +38,21 @@ sys.path[:] = [p for p in sys.path if p and not p.rstrip("/").endswith("notebook
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
 from pipelines.tencent_desk import metrics
-from pipelines.tencent_desk.notebook import open_desk
+from pipelines.tencent_desk.notebook import (
+    describe,
+    open_desk,
+    plottable,
+    shade_gaps,
+    time_axis,
+    with_breaks,
+)
 
 desk = open_desk()
 con, DB, DATASET = desk.con, desk.path, desk.dataset
 HAS_TRUTH, POLL_S = desk.has_truth, desk.poll_s
-print(f"{DB} / {DATASET}; simulator truth: {'yes' if HAS_TRUTH else 'no'}")
+print(describe(desk))
 
 # %% [markdown]
 # ## The snapshots
@@ -61,11 +67,8 @@ snapshots = metrics.complete_runs(con, DATASET)
 seen = metrics.state_islands(con, DATASET).groupby("session_id").state.agg(set)
 only_ended = int(seen.map(lambda states: states <= {"ended", "not_in_session"}).sum())
 print(runs.to_string(index=False))
-print(
-    f"{len(snapshots)} snapshots from {snapshots.snapshot_at.min():%Y-%m-%d %H:%M} "
-    f"to {snapshots.snapshot_at.max():%Y-%m-%d %H:%M} UTC, median gap {POLL_S:.0f} s, "
-    f"longest gap {snapshots.gap_s.max():.0f} s"
-)
+longest = pd.to_timedelta(snapshots.gap_s, unit="s").max()  # NaT with a single snapshot
+print(f"longest gap between snapshots: {longest.round('s')}")
 print(f"{len(seen)} sessions; {only_ended} of them were only ever seen ended: "
       "their whole life fell between two polls")
 
@@ -73,31 +76,29 @@ print(f"{len(seen)} sessions; {only_ended} of them were only ever seen ended: "
 # ## Queue length at each poll
 #
 # `queuing`: waiting for the desk to offer the chat; `waiting_for_agent`: offered to an agent
-# who has not accepted yet. A poll with nobody waiting counts as zero; a failed run is not a
-# poll, and the line breaks where polls are missing for longer than two usual gaps.
+# who has not accepted yet. A poll with nobody waiting counts as zero. A run that did not
+# complete (failed, interrupted, ...) is not a poll: the area breaks there, as it does where
+# polls are missing for longer than two usual gaps (nights, weekends, outages).
 
 # %%
 per_poll = metrics.queue_per_poll(con, DATASET)
-shown = per_poll.set_index("snapshot_at")[["queuing", "waiting_for_agent"]].astype(float)
-breaks = snapshots.loc[snapshots.gap_s > 2 * POLL_S, "snapshot_at"] + pd.Timedelta(POLL_S, "s")
-shown = pd.concat([shown, pd.DataFrame(index=breaks, columns=shown.columns, dtype=float)])
-shown = shown.sort_index()
+stopped = metrics.incomplete_runs(con, DATASET)
+shown = with_breaks(per_poll.set_index("snapshot_at")[["queuing", "waiting_for_agent"]],
+                    stopped.started_at, POLL_S)
 
 fig, ax = plt.subplots()
 ax.stackplot(shown.index, shown.queuing, shown.waiting_for_agent,
              labels=["queuing", "waiting for agent"], step="post", alpha=0.7)
-failed = con.execute(
-    f"SELECT started_at FROM \"{DATASET}\".runs WHERE status <> 'complete'"
-).df().started_at
-for t in failed:
-    ax.axvline(t, color="red", lw=0.8, ls=":")
+ax.plot(shown.index, shown.queuing + shown.waiting_for_agent, ".", color="C1", ms=4)
+for n, t in enumerate(stopped.started_at):
+    ax.axvline(t, color="red", lw=0.8, ls=":", label="run not complete" if n == 0 else None)
 if HAS_TRUTH:
     true_queue = metrics.truth_queue_at(con, per_poll.snapshot_at)
     ax.plot(true_queue.snapshot_at, true_queue.waiting, "k.", ms=4, label="truth (waiting)")
-ax.set_title("Sessions waiting at each complete run (red dotted: failed runs)")
+ax.set_title("Sessions waiting at each complete run (red dotted: runs that did not complete)")
 ax.set_ylabel("sessions")
-ax.xaxis.set_major_formatter(ConciseDateFormatter(AutoDateLocator()))
-ax.legend(loc="upper left")
+time_axis(ax, shown.index)
+ax.legend(loc="upper left", fontsize="small")
 fig.tight_layout()
 
 # %% [markdown]
@@ -108,28 +109,28 @@ fig.tight_layout()
 # been longer between polls. An interval without a complete run is a gap, not a zero.
 
 # %%
-per_15 = metrics.queue_per_interval(con, DATASET, "15min")
-width = pd.Timedelta(minutes=13)
+QUARTER = pd.Timedelta(minutes=15)
+per_15 = plottable(metrics.queue_per_interval(con, DATASET, "15min"))
+width = 0.85 * QUARTER
 fig, (ax1, ax2) = plt.subplots(2, 1, sharex=True, figsize=(11, 6))
 ax1.bar(per_15.interval_start, per_15.avg_waiting, width=width, align="edge",
         label="time-weighted average")
 ax1.plot(per_15.interval_start + width / 2, per_15.peak_waiting, "v", color="C3",
          label="peak at a poll")
-for start in per_15.loc[per_15.n_polls == 0, "interval_start"]:
-    ax1.axvspan(start, start + pd.Timedelta(minutes=15), color="grey", alpha=0.3)
 ax1.set_ylabel("sessions waiting")
 ax1.set_title("Queue per 15 minutes (grey: no complete run, a gap)")
-ax1.legend(loc="upper left")
 mid = per_15.interval_start + width / 2
-upper = per_15.longest_wait_upper_s.astype(float)
+upper = per_15.longest_wait_upper_s
 ax2.vlines(mid, per_15.longest_wait_lower_s / 60, upper.fillna(upper.max()) / 60, lw=6,
            alpha=0.6, label="longest wait: between these bounds")
 unbounded = upper.isna() & (per_15.n_polls > 0)
 ax2.plot(mid[unbounded], per_15.longest_wait_lower_s[unbounded] / 60, "^", color="C3",
-         label="no upper bound (waiting since before the first poll)")
+         label="no upper bound (waiting since before its stretch of polls)")
 ax2.set_ylabel("minutes")
-ax2.xaxis.set_major_formatter(ConciseDateFormatter(AutoDateLocator()))
-ax2.legend(loc="upper left")
+for ax in (ax1, ax2):
+    shade_gaps(ax, per_15.interval_start[per_15.n_polls == 0], QUARTER)
+    ax.legend(loc="best", fontsize="small", framealpha=0.6)
+time_axis(ax2, per_15.interval_start + QUARTER / 2)
 fig.tight_layout()
 
 # %%
@@ -140,7 +141,7 @@ def minutes(lower: float, upper: float) -> str:
     return f"≥ {lower / 60:.1f}" if pd.isna(upper) else f"{lower / 60:.1f}–{upper / 60:.1f}"
 
 
-hourly = metrics.queue_per_interval(con, DATASET, "1h")
+hourly = metrics.queue_per_interval(con, DATASET, "1h").query("n_polls > 0")
 hourly.assign(
     hour=hourly.interval_start.dt.strftime("%m-%d %H:%M"),
     longest_wait_min=[minutes(lo, hi) for lo, hi in
@@ -153,8 +154,8 @@ hourly.assign(
 # Each wait (queuing and waiting for the agent, merged) is an interval of possible lengths.
 # A session seen with an agent that no poll saw waiting still waited, somewhere between 0 and
 # the gap since its previous poll: leaving those out would make answers look slow. Speed of
-# answer uses each session's first answer; waits that began before the first complete run have
-# no upper bound and are left out.
+# answer uses each session's first answer; waits that began before the first complete run, or
+# before the first after a night or an outage, have no upper bound and are left out.
 #
 # The true mean, median and 90th percentile lie between the bounds. Waits that ended unseen
 # without an answer (short abandons) cannot be counted at all.
@@ -224,11 +225,13 @@ fig.tight_layout()
 abandon = metrics.abandonment(con, DATASET)
 outcomes = abandon.outcome.value_counts()
 n_abandoned = outcomes.get("abandoned", 0)
-rate_seen = n_abandoned / (n_abandoned + outcomes.get("answered", 0))
-rate_all = n_abandoned / (n_abandoned + int(waits.first_answer.sum()))
+rate_all, rate_seen = (
+    "n/a" if pd.isna(rate) else f"{rate:.1%}"
+    for rate in metrics.abandonment_rates(abandon, waits)
+)
 print(outcomes.to_string())
-print(f"abandonment rate: {rate_all:.1%} against every answered session, "
-      f"{rate_seen:.1%} among sessions seen waiting")
+print(f"abandonment rate: {rate_all} against every answered session, "
+      f"{rate_seen} among sessions seen waiting")
 print("how they ended:", abandon.ended_by.replace({"absent": "vanished"}).value_counts().to_dict())
 
 # %% [markdown]
@@ -257,7 +260,7 @@ if HAS_TRUTH:
         "truth": true_stats.lower_s,
     }) / 60
     print(f"sessions answered: {len(answered)} estimated, {len(true_answered)} true")
-    print(f"abandonment: {rate_all:.1%}–{rate_seen:.1%} estimated, {true_rate:.1%} true "
+    print(f"abandonment: {rate_all}–{rate_seen} estimated, {true_rate:.1%} true "
           f"({true_outcomes.get('abandoned', 0)} true abandons, {n_abandoned} seen)")
     print(check.round(2).to_string())
 else:

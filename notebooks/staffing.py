@@ -42,15 +42,16 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from pipelines.tencent_desk import erlang, metrics
-from pipelines.tencent_desk.notebook import open_desk
+from pipelines.tencent_desk.notebook import describe, open_desk, plottable, shade_gaps, time_axis
 
 desk = open_desk()
 con, DB, DATASET = desk.con, desk.path, desk.dataset
 HAS_TRUTH, POLL_S = desk.has_truth, desk.poll_s
 CHATS_PER_AGENT = float(os.environ.get("DESK_CHATS_PER_AGENT", "3"))
 TARGET_S, TARGET_SL, SHRINKAGE = 60.0, 0.8, 0.3
-print(f"{DB} / {DATASET}; polls every {POLL_S:.0f} s; target {TARGET_SL:.0%} within "
-      f"{TARGET_S:.0f} s; shrinkage {SHRINKAGE:.0%}; {CHATS_PER_AGENT:g} chats per agent")
+print(describe(desk))
+print(f"target {TARGET_SL:.0%} within {TARGET_S:.0f} s; shrinkage {SHRINKAGE:.0%}; "
+      f"{CHATS_PER_AGENT:g} chats per agent")
 
 # %% [markdown]
 # ## Erlang C, checked against the textbook
@@ -76,32 +77,42 @@ print(f"agents needed: {needed}; scheduled with 30% shrinkage: "
 
 # %% [markdown]
 # ## Demand per hour, measured from the snapshots
+#
+# Hours without a complete run (nights, weekends, outages) are gaps, shaded grey; an hour
+# with polls but no chat bounded on both sides has no AHT.
 
 # %%
+HOUR = pd.Timedelta(hours=1)
 demand = metrics.demand_per_interval(con, DATASET, "1h")
 demand["offered_erlangs"] = demand.arrivals * demand.aht_s / demand.interval_s
-hours = demand.interval_start.dt.strftime("%m-%d %H:%M")
+polled = demand[demand.n_polls > 0].reset_index(drop=True)  # for the tables
+hours = polled.interval_start.dt.strftime("%m-%d %H:%M")
+demand = plottable(demand)
+mid = demand.interval_start + HOUR / 2
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 3.8))
-ax1.bar(hours, demand.arrivals, label="estimated")
+ax1.bar(demand.interval_start, demand.arrivals, width=0.9 * HOUR, align="edge",
+        label="estimated")
 ax1.set_title("Arrivals per hour")
-ax2.errorbar(hours, demand.aht_s / 60,
+ax2.errorbar(mid, demand.aht_s / 60,
              yerr=[(demand.aht_s - demand.aht_lower_s) / 60,
                    (demand.aht_upper_s - demand.aht_s) / 60],
              fmt="o", capsize=4, label="estimated, with mean bounds")
 ax2.set_title("Average handling time (minutes)")
 if HAS_TRUTH:
     truth = metrics.truth_demand_per_interval(con, "1h")
-    truth = truth[truth.interval_start.isin(demand.interval_start)]
-    true_hours = truth.interval_start.dt.strftime("%m-%d %H:%M")
-    ax1.plot(true_hours, truth.arrivals, "k_", ms=25, mew=2, label="truth")
-    ax2.plot(true_hours, truth.aht_s / 60, "k_", ms=25, mew=2, label="truth")
-ax1.legend()
-ax2.legend()
+    truth = truth[truth.interval_start.isin(polled.interval_start)]
+    ax1.plot(truth.interval_start + HOUR / 2, truth.arrivals, "k_", ms=12, mew=2, label="truth")
+    ax2.plot(truth.interval_start + HOUR / 2, truth.aht_s / 60, "k_", ms=12, mew=2,
+             label="truth")
+for ax in (ax1, ax2):
+    shade_gaps(ax, demand.interval_start[demand.n_polls == 0], HOUR)
+    time_axis(ax)
+    ax.legend(loc="best", fontsize="small", framealpha=0.6)
 fig.tight_layout()
 
 # %%
-demand.assign(hour=hours)[
+polled.assign(hour=hours)[
     ["hour", "n_polls", "arrivals", "aht_s", "aht_lower_s", "aht_upper_s", "offered_erlangs",
      "load_erlangs"]
 ].round(1)
@@ -109,7 +120,8 @@ demand.assign(hour=hours)[
 # %% [markdown]
 # `offered_erlangs` (arrivals x AHT) and `load_erlangs` (chats seen in progress, averaged) should
 # be close: the undercount of arrivals and the overestimate of AHT largely cancel. The first and
-# last hours may be partly observed.
+# last hours (of the data, and of each stretch of polling) may be partly observed. Hours
+# without a complete run are left out of the tables.
 #
 # ## Agents needed per hour
 #
@@ -119,10 +131,11 @@ demand.assign(hour=hours)[
 
 # %%
 table = erlang.staffing_table(
-    demand, TARGET_S, TARGET_SL, shrinkage=SHRINKAGE, chats_per_agent=CHATS_PER_AGENT
+    polled, TARGET_S, TARGET_SL, shrinkage=SHRINKAGE, chats_per_agent=CHATS_PER_AGENT
 )
 seen = metrics.agent_occupancy(con, DATASET, "1h", chats_per_agent=CHATS_PER_AGENT)
-table["agents_seen"] = table.interval_start.map(seen.groupby("interval_start").agent_id.nunique())
+seen_per_hour = seen.groupby("interval_start").agent_id.nunique()
+table["agents_seen"] = table.interval_start.map(seen_per_hour).fillna(0).astype(int)
 table.assign(hour=hours)[
     ["hour", "arrivals", "aht_s", "offered_load", "slots", "agents", "scheduled", "agents_seen",
      "service_level", "asa_s", "occupancy"]
@@ -137,27 +150,30 @@ table.assign(hour=hours)[
 # but part of the "service level" it reaches comes from customers who left.
 
 # %%
-busiest = demand.loc[demand.offered_erlangs.idxmax()]
-busy_load = busiest.offered_erlangs
-slots = range(max(1, int(busy_load) - 3), int(busy_load) + 10)
-fig, ax = plt.subplots()
-ax.plot(slots, [erlang.service_level(n, busy_load, busiest.aht_s, TARGET_S) for n in slots],
-        "o-", label="Erlang C (endless patience)")
-for patience in (120, 600, 1800):
-    ax.plot(
-        slots,
-        [erlang.erlang_a(n, busy_load, busiest.aht_s, patience, TARGET_S).service_level
-         for n in slots],
-        ".--", label=f"Erlang A, mean patience {patience // 60} min",
-    )
-ax.axhline(TARGET_SL, color="grey", lw=1)
-ax.set_xlabel("chat slots (agents x chats per agent)")
-ax.set_ylabel(f"answered within {TARGET_S:.0f} s")
-ax.set_title(
-    f"Busiest hour, {busiest.interval_start:%Y-%m-%d %H:%M}: {busy_load:.1f} Erlangs offered"
-)
-ax.legend(loc="lower right")
-fig.tight_layout()
+offered = demand.offered_erlangs.where(demand.offered_erlangs > 0)
+busiest = demand.loc[offered.idxmax()] if offered.notna().any() else None
+if busiest is None:
+    print("no hour with both arrivals and a measured AHT: no load to size for")
+else:
+    busy_load = busiest.offered_erlangs
+    slots = range(max(1, int(busy_load) - 3), int(busy_load) + 10)
+    fig, ax = plt.subplots()
+    ax.plot(slots, [erlang.service_level(n, busy_load, busiest.aht_s, TARGET_S) for n in slots],
+            "o-", label="Erlang C (endless patience)")
+    for patience in (120, 600, 1800):
+        ax.plot(
+            slots,
+            [erlang.erlang_a(n, busy_load, busiest.aht_s, patience, TARGET_S).service_level
+             for n in slots],
+            ".--", label=f"Erlang A, mean patience {patience // 60} min",
+        )
+    ax.axhline(TARGET_SL, color="grey", lw=1)
+    ax.set_xlabel("chat slots (agents x chats per agent)")
+    ax.set_ylabel(f"answered within {TARGET_S:.0f} s")
+    ax.set_title(f"Busiest hour, {busiest.interval_start:%Y-%m-%d %H:%M}: "
+                 f"{busy_load:.1f} Erlangs offered")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
 
 # %%
 pd.DataFrame([
@@ -166,7 +182,7 @@ pd.DataFrame([
                                          patience_s=patience)),
      "P(abandon)": erlang.erlang_a(n, busy_load, busiest.aht_s, patience, TARGET_S).p_abandon}
     for patience in (120, 600, 1800)
-]).round(3)
+] if busiest is not None else []).round(3)
 
 # %% [markdown]
 # ## What to keep in mind

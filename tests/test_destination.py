@@ -116,8 +116,10 @@ def test_a_database_held_by_another_writer(tmp_path, sim, seed, capfd, monkeypat
     holder = Holder(db)
     try:
         calls = app.stats.codes.total()
-        proc = in_process(cli.run_argv(seed, db, url, tmp_path / "dlt"), capfd, monkeypatch)
-        line = one_clear_line(proc, str(db), f"process {holder.proc.pid}", "in use")
+        proc = in_process(cli.run_argv(seed, db, url, tmp_path / "dlt", "--lock-wait", "1"),
+                          capfd, monkeypatch)
+        line = one_clear_line(proc, str(db), f"process {holder.proc.pid}", "held open",
+                              "desk.read.duckdb")
         assert proc.returncode == 3
         assert app.stats.codes.total() == calls  # it stopped before asking anything
     finally:
@@ -138,7 +140,7 @@ def test_a_database_taken_by_another_writer_mid_run(tmp_path, sim, seed, capfd,
     app.on_call = lambda n: holders.append(Holder(db)) if n == at else None
     try:
         proc = in_process(cli.run_argv(seed, db, url, tmp_path / "dlt"), capfd, monkeypatch)
-        one_clear_line(proc, str(db), "in use")
+        one_clear_line(proc, str(db), "held open")
         assert proc.returncode == 3 and len(holders) == 1
     finally:
         for h in holders:

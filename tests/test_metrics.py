@@ -12,7 +12,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as hs
 
 from pipelines.tencent_desk import metrics as m
@@ -357,6 +357,62 @@ def test_demand_per_interval(con: duckdb.DuckDBPyConnection) -> None:
     assert r.load_erlangs == pytest.approx(8 / 6)
 
 
+def _two_evenings(tmp_path: Path) -> duckdb.DuckDBPyConnection:
+    """Polls every 5 minutes on two evenings, with a night between them."""
+    night = 24 * 60
+    runs = {t: "complete" for t in (0, 5, 10, night, night + 5, night + 10)}
+    runs[night + 15] = "interrupted"
+    return make_db(tmp_path / "nights.duckdb", runs, [
+        # A: with an agent at the evening's last poll; B: first seen with one next morning
+        (5, "A", "queuing"), (10, "A", "agent", "a1"),
+        (night, "B", "agent", "a1"), (night + 5, "B", "agent", "a1"),
+        (night + 10, "B", "ended"),
+    ])
+
+
+def test_no_bound_across_a_long_gap(tmp_path: Path) -> None:
+    """A night between two evenings bounds nothing: a chat at the evening's last poll may
+    have lasted all night, and one first seen in the morning may have begun at any time."""
+    con = _two_evenings(tmp_path)
+    islands = m.state_islands(con)
+    a, b = _island(islands, "A", "agent"), _island(islands, "B", "agent")
+    # the neighbours' states are still known (A is gone by morning), not their times
+    assert (a["after"], a["upper_s"]) == ("absent", None)
+    assert (b["before"], b["upper_s"], b["after"]) == ("absent", None, "ended")
+    w = m.waits(con).set_index("session_id")
+    # B's unseen wait is unbounded, so speed of answer leaves it out instead of a 24 h wait
+    assert w.loc["A", "upper_s"] == 600 and pd.isna(w.loc["B", "upper_s"])
+    d = m.demand_per_interval(con, interval="1h")
+    assert d.aht_s.isna().all()  # neither chat is bounded: no AHT rather than a night-long one
+
+
+def test_gaps_are_na_never_zero(tmp_path: Path) -> None:
+    con = _two_evenings(tmp_path)
+    d = m.demand_per_interval(con, interval="1h")
+    gaps, polled = d[d.n_polls == 0], d[d.n_polls > 0]
+    assert len(gaps) == 23 and len(polled) == 2
+    for column in ("arrivals", "answered", "aht_s", "aht_lower_s", "aht_upper_s",
+                   "load_erlangs"):
+        assert gaps[column].isna().all(), column
+    assert list(polled.arrivals) == [1, 1] and polled.arrivals.dtype == "Int64"
+    q = m.queue_per_interval(con, interval="1h")
+    assert q[q.n_polls == 0].drop(columns=["interval_start", "n_polls"]).isna().all().all()
+    assert list(q[q.n_polls > 0].peak_waiting) == [1, 0]
+    # the interrupted run is not a snapshot, and is listed as what it is
+    assert list(m.incomplete_runs(con).status) == ["interrupted"]
+    assert len(m.queue_per_poll(con)) == 6
+
+
+def test_abandonment_rates(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    against_answered, among_seen = m.abandonment_rates(m.abandonment(con), m.waits(con))
+    # abandoned: C and D; answered: A, B and E seen waiting, F and G never seen waiting
+    assert against_answered == pytest.approx(2 / 7) and among_seen == pytest.approx(2 / 5)
+    quiet = make_db(tmp_path / "q.duckdb", {0: "complete", 5: "complete"},
+                    [(0, "A", "chatbot"), (5, "A", "ended")])
+    rates = m.abandonment_rates(m.abandonment(quiet), m.waits(quiet))
+    assert all(math.isnan(r) for r in rates)  # nobody waited: no rate, not a zero one
+
+
 def test_a_dataset_of_another_name(tmp_path: Path) -> None:
     con = make_db(tmp_path / "n.duckdb", {0: "complete"}, [(0, "A", "queuing")], dataset="desk 2")
     assert list(m.queue_per_poll(con, "desk 2").waiting) == [1]
@@ -428,6 +484,8 @@ _session = hs.tuples(
     failed=hs.sets(hs.integers(0, 24), max_size=4),
     blind=hs.sets(hs.tuples(hs.integers(0, 11), hs.integers(0, 24)), max_size=6),
 )
+# Seen queuing, then three failed runs (a long gap), then with an agent: one wait, unbounded.
+@example(sessions=[(60, 0, 400, 1500, True)], failed={2, 3, 4}, blind=set())
 def test_estimates_bound_the_truth(
     sessions: list[tuple[int, int, int, int, bool]],
     failed: set[int],

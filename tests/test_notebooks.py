@@ -1,8 +1,10 @@
-"""Each notebook runs top to bottom against a database made by the demo (the real job
-polling the simulator) and draws its figures; the script form runs on a hand-made one."""
+"""Each notebook runs top to bottom, and draws, on every shape of database an analyst really
+has (``tests/nb_fixture.py``: built from one day polled by the real job); the plotting helpers
+draw gaps as gaps and time axes readable for any span."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -10,59 +12,68 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import jupytext
+import matplotlib
 import nbformat
+import numpy as np
+import pandas as pd
 import pytest
-from ipykernel.kernelspec import install as install_kernel
-from nbclient import NotebookClient
 
-from pipelines.tencent_desk import cli
-from pipelines.tencent_desk.demo import run_demo
-from tests.nb_fixture import build_fixture_db
+from pipelines.tencent_desk import metrics
+from pipelines.tencent_desk.job import publish
+from pipelines.tencent_desk.notebook import plottable, shade_gaps, time_axis, with_breaks
+from tests.nb_fixture import SHAPES, build_demo_day, build_shape
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-NAMES = ["queue", "agent_occupancy", "staffing"]
-KERNEL = "tencent-desk-tests"
+from .support.notebooks import KERNEL, NAMES, NOTEBOOKS, execute, install_kernel_spec
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+# Shapes with waits and chats to draw: every figure of every notebook appears.
+FULL = {"one_day", "several_days", "failed_day"}
+
+
+@pytest.fixture(scope="session")
+def demo_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One simulated morning polled by the real job, built once for every shape."""
+    return build_demo_day(tmp_path_factory.mktemp("demo") / "demo.duckdb")
+
+
+@pytest.fixture(scope="session")
+def shapes(demo_day: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every shape, published as a job would (the notebooks read the snapshot)."""
+    folder = tmp_path_factory.mktemp("shapes")
+    out = {name: build_shape(demo_day, name, folder / f"{name}.duckdb") for name in SHAPES}
+    for path in out.values():
+        publish(path)
+    return out
 
 
 @pytest.fixture(scope="module")
-def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_fixture_db(tmp_path_factory.mktemp("nb") / "desk.duckdb")
-
-
-@pytest.fixture(scope="module")
-def demo_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`desk-sessions demo --database X`, for a simulated morning to keep it quick."""
-    path = tmp_path_factory.mktemp("demo") / "demo.duckdb"
-    args = cli.parser().parse_args(["demo", "--database", str(path), "--start-hour", "9",
-                                    "--end-hour", "12.5"])
-    assert run_demo(args) == 0
-    return path
-
-
-@pytest.fixture(scope="module")
-def kernel(tmp_path_factory: pytest.TempPathFactory, demo_database: Path) -> Iterator[str]:
+def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A kernel spec running this interpreter (the venv's), found before any other."""
-    prefix = tmp_path_factory.mktemp("kernel")
-    install_kernel(kernel_name=KERNEL, prefix=str(prefix))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("JUPYTER_PATH", str(prefix / "share" / "jupyter"))
-        mp.setenv("DESK_DUCKDB", str(demo_database))
+        mp.setenv("JUPYTER_PATH", str(install_kernel_spec(tmp_path_factory.mktemp("kernel"))))
         # a headless CI may set this; the notebooks must still draw inline
         mp.setenv("MPLBACKEND", "Agg")
         yield KERNEL
 
 
+@pytest.mark.parametrize("shape", list(SHAPES))
 @pytest.mark.parametrize("name", NAMES)
-def test_notebook_runs_and_draws(name: str, kernel: str) -> None:
-    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
-    NotebookClient(
-        nb, kernel_name=kernel, timeout=300,
-        resources={"metadata": {"path": str(NOTEBOOKS)}},  # run where Jupyter would
-    ).execute()  # raises on the first cell that fails
+def test_notebook_runs_and_draws(name: str, shape: str, shapes: dict[str, Path], kernel: str,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DESK_DUCKDB", str(shapes[shape]))
+    nb = execute(name)  # raises on the first cell that fails
     outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
     assert not [out for out in outputs if out.output_type == "error"]
+    # NA reaching a chart or a division shows up as a warning long before it is an error
+    warned = [out.text for out in outputs
+              if out.output_type == "stream" and out.name == "stderr" and "Warning" in out.text]
+    assert not warned, warned
     images = [out for out in outputs if "image/png" in out.get("data", {})]
-    assert len(images) >= 2, f"{name} drew {len(images)} figures"
+    assert len(images) >= (3 if name == "queue" else 2 if shape in FULL else 1), (
+        f"{name} drew {len(images)} figures on {shape}"
+    )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -77,9 +88,9 @@ def test_notebook_is_paired_and_stripped(name: str) -> None:
     assert all(not c.get("outputs") for c in notebook.cells)
 
 
-def test_script_runs_headless(database: Path, tmp_path: Path) -> None:
+def test_script_runs_headless(shapes: dict[str, Path], tmp_path: Path) -> None:
     """`python notebooks/queue.py` works too: no display, and no shadowed stdlib queue."""
-    env = os.environ | {"DESK_DUCKDB": str(database), "MPLBACKEND": ""}
+    env = os.environ | {"DESK_DUCKDB": str(shapes["one_day"]), "MPLBACKEND": ""}
     env.pop("DISPLAY", None)
     done = subprocess.run(
         [sys.executable, str(NOTEBOOKS / "queue.py")], cwd=tmp_path, env=env,
@@ -87,3 +98,109 @@ def test_script_runs_headless(database: Path, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("simulator truth: yes") == 1  # ran once, not again as `queue`
+
+
+def test_shapes_are_what_they_say(shapes: dict[str, Path]) -> None:
+    """The fixture really builds the databases the notebooks are run on."""
+    import duckdb
+
+    def one(path: Path, sql: str) -> object:
+        with duckdb.connect(str(path), read_only=True) as con:
+            return con.execute(sql).fetchall()[0][0]
+
+    days = "SELECT count(DISTINCT started_at::DATE) FROM tencent_desk.runs WHERE status = '{}'"
+    assert one(shapes["several_days"], days.format("complete")) == 3
+    assert one(shapes["several_days"], "SELECT count(*) FROM information_schema.tables "
+                                       "WHERE table_schema = 'desk_simulator'") == 0
+    assert one(shapes["failed_day"], "SELECT count(DISTINCT status) FROM tencent_desk.runs "
+                                     "WHERE status <> 'complete'") == 3
+    assert one(shapes["failed_day"], "SELECT count(*) FROM tencent_desk.session_states s JOIN "
+                                     "tencent_desk.runs USING (run_id) "
+                                     "WHERE status <> 'complete'") == 0
+    assert one(shapes["nothing_queued"], "SELECT count(*) FROM tencent_desk.session_states "
+                                         "WHERE state IN ('queuing', 'waiting_for_agent', "
+                                         "'agent')") == 0
+    assert one(shapes["single_run"], "SELECT count(*) FROM tencent_desk.runs") == 1
+    assert one(shapes["failed_only"], "SELECT count(*) FROM tencent_desk.runs "
+                                      "WHERE status = 'complete'") == 0
+    assert one(shapes["one_day"], "SELECT count(*) FROM desk_simulator.truth") > 0
+
+
+# --- The plotting helpers -------------------------------------------------------------------
+
+
+def _t(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+def test_plottable_turns_na_into_nan() -> None:
+    frame = pd.DataFrame({"n": pd.array([1, None], dtype="Int64"), "ok": [True, False],
+                          "t": [_t("2026-01-05 09:00"), _t("2026-01-05 10:00")]})
+    shown = plottable(frame)
+    assert shown.n.dtype == np.float64 and np.isnan(shown.n[1]) and shown.n[0] == 1
+    assert shown.ok.dtype == bool and shown.t.equals(frame.t)
+
+
+def test_with_breaks_at_runs_not_complete_and_long_gaps() -> None:
+    at = pd.DatetimeIndex([_t(f"2026-01-05 09:{m:02d}") for m in (0, 10, 20, 30)]
+                          + [_t("2026-01-06 09:00")])
+    frame = pd.DataFrame({"waiting": pd.array([1, 0, 2, 0, 3], dtype="Int64")}, index=at)
+    shown = with_breaks(frame, pd.Series([_t("2026-01-05 09:15")]), 600.0)
+    assert shown.waiting.dtype == np.float64
+    breaks = shown.index[shown.waiting.isna()]
+    # the failed run, and one usual gap after the last poll before the night
+    assert list(breaks) == [_t("2026-01-05 09:15"), _t("2026-01-05 09:40")]
+    assert shown.waiting.dropna().tolist() == [1, 0, 2, 0, 3]  # zeros stay zeros
+    assert with_breaks(frame.iloc[:1], pd.Series([], dtype="datetime64[us, UTC]"),
+                       None).waiting.tolist() == [1.0]
+
+
+def test_shade_gaps_merges_a_night_into_one_span() -> None:
+    fig, ax = plt.subplots()
+    hour = pd.Timedelta(hours=1)
+    starts = pd.Series([_t("2026-01-05 13:00") + n * hour for n in range(20)]
+                       + [_t("2026-01-06 12:00")])
+    shade_gaps(ax, starts, hour)
+    assert len(ax.patches) == 2
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("start, end, freq", [
+    ("2026-01-05 09:00", "2026-01-05 13:00", "5min"),    # a morning
+    ("2026-01-01 09:00", "2026-01-05 18:00", "15min"),   # days across a weekend
+    ("2025-12-01 00:00", "2026-01-31 00:00", "1h"),      # two months
+])
+def test_time_axis_labels_are_few_and_apart(start: str, end: str, freq: str) -> None:
+    """Whatever the span, the tick labels do not overlap and there are a readable few."""
+    times = pd.date_range(start, end, freq=freq, tz="UTC")
+    fig, ax = plt.subplots(figsize=(11, 3.8))
+    ax.bar(times, np.arange(len(times)), width=pd.Timedelta(freq))
+    time_axis(ax, times)
+    fig.canvas.draw()
+    boxes = [label.get_window_extent() for label in ax.get_xticklabels()
+             if label.get_text() and ax.get_xlim()[0] <= label.get_position()[0]
+             <= ax.get_xlim()[1]]
+    assert 3 <= len(boxes) <= 10
+    assert all(a.x1 < b.x0 for a, b in itertools.pairwise(boxes))
+    plt.close(fig)
+
+
+def test_time_axis_gives_a_single_poll_a_window() -> None:
+    fig, ax = plt.subplots()
+    ax.plot([_t("2026-01-05 09:00")], [2], "o")
+    time_axis(ax, pd.DatetimeIndex([_t("2026-01-05 09:00")]))
+    lo, hi = ax.get_xlim()
+    assert hi - lo == pytest.approx(20 / 24 / 60)  # 20 minutes, in matplotlib days
+    plt.close(fig)
+
+
+def test_metrics_used_for_gaps(shapes: dict[str, Path]) -> None:
+    """On several days the hourly demand has NA for every hour without a complete run."""
+    import duckdb
+
+    with duckdb.connect(str(shapes["failed_day"]), read_only=True) as con:
+        demand = metrics.demand_per_interval(con, interval="1h")
+        stopped = metrics.incomplete_runs(con)
+    gaps = demand[demand.n_polls == 0]
+    assert len(gaps) > 48 and gaps.arrivals.isna().all() and gaps.aht_s.isna().all()
+    assert set(stopped.status) == {"failed", "interrupted", "outage"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -166,23 +167,45 @@ def test_an_empty_seed_still_records_the_run(tmp_path, simulator):
         (0, "complete")]
 
 
+def _hold(db: Path, seconds: float | None = None) -> subprocess.Popen:
+    """Another process with the job's database open (read-only, as a notebook would):
+    until its stdin closes, or for ``seconds``."""
+    hold = "sys.stdin.read()" if seconds is None else f"time.sleep({seconds})"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], "
+         f"read_only=True); print('ready', flush=True); {hold}", str(db)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "ready"
+    return holder
+
+
 def test_a_database_held_by_another_process_gives_one_clear_line(tmp_path, simulator):
     sim = simulator()
     seed = _write_csv(tmp_path / "seed.csv", _seed_rows(sim, 3, 0, 0))
     db = tmp_path / "desk.duckdb"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
-         "print('ready', flush=True); sys.stdin.read()", str(db)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    duckdb.connect(str(db)).close()
+    holder = _hold(db)
     try:
-        assert holder.stdout.readline().strip() == "ready"
         with pytest.raises(JobError) as info:
-            run(_options(tmp_path, sim, seed), clock=sim.clock)
+            run(dataclasses.replace(_options(tmp_path, sim, seed), lock_wait_s=0.5),
+                clock=sim.clock)
         assert info.value.exit_code == 3
-        assert f"in use by process {holder.pid}" in str(info.value)
+        assert f"held open by process {holder.pid}" in str(info.value)
+        assert "desk.read.duckdb" in str(info.value)  # where a reader should look instead
         assert "\n" not in str(info.value)
     finally:
         holder.communicate("")
+
+
+def test_a_run_waits_for_a_database_held_a_moment(tmp_path, simulator):
+    sim = simulator()
+    seed = _write_csv(tmp_path / "seed.csv", _seed_rows(sim, 3, 0, 0))
+    db = tmp_path / "desk.duckdb"
+    duckdb.connect(str(db)).close()
+    holder = _hold(db, seconds=1.0)
+    row = run(_options(tmp_path, sim, seed), clock=sim.clock)  # the default wait: 30 s
+    holder.wait()
+    assert row["status"] == "complete" and row["rows"] == 3
 
 
 def test_cli_run_prints_a_summary_and_exit_codes(tmp_path, simulator, monkeypatch, capsys):

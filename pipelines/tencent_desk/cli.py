@@ -1,6 +1,7 @@
 """``desk-sessions``: poll Tencent Cloud Desk session states into DuckDB.
 
   desk-sessions run --seed SEED --database FILE.duckdb   one run of the batch job (cron)
+  desk-sessions publish --database FILE.duckdb            (re)publish what readers read
   desk-sessions demo                                     a simulated day, no account needed
   desk-sessions simulate --port PORT                     a local stand-in for the Desk API
   desk-sessions listen --database FILE.duckdb            receive Desk's session event callbacks
@@ -14,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import redact, settings
+from . import redact, settings, snapshot
 from .spool import SEAL_AFTER_S
 
 EPILOG = """\
@@ -51,6 +52,7 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-session-age", type=float, default=settings.DEFAULT_MAX_SESSION_AGE_H,
                    metavar="HOURS", help="sessions from events: ask those that began within "
                    "this many hours and are not known to have ended (default %(default)g)")
+    _lock_wait(p)
     _common(p)
 
 
@@ -69,6 +71,27 @@ def _listen_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seal-after", type=float, default=SEAL_AFTER_S, metavar="SECONDS",
                    help="a spool segment is handed to the job after this long (default "
                    "%(default)g)")
+    _common(p)
+
+
+def _lock_wait(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lock-wait", type=float, default=settings.DATABASE_LOCK_WAIT_S,
+                   metavar="SECONDS", help="how long to wait while another process holds "
+                   "the database open before giving up with exit code 3 (default "
+                   "%(default)g)")
+
+
+def _publish_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("publish", help="publish the read snapshot again, without polling",
+                       description="Every run publishes what it loaded for readers: Parquet "
+                       "files in FILE.read/ and the views in FILE.read.duckdb. This does it "
+                       "without a run; --rebuild starts over from the whole database (after "
+                       "deleting the snapshot, or upgrading from a version without one).")
+    p.add_argument("--database", required=True, type=Path, help="the job's DuckDB file")
+    p.add_argument("--dataset", default=settings.DEFAULT_DATASET,
+                   help="schema of the tables (default %(default)s)")
+    p.add_argument("--rebuild", action="store_true", help="start the snapshot over")
+    _lock_wait(p)
     _common(p)
 
 
@@ -133,6 +156,7 @@ def parser() -> argparse.ArgumentParser:
                                 epilog=EPILOG)
     sub = p.add_subparsers(dest="command", required=True)
     _run_parser(sub)
+    _publish_parser(sub)
     _demo_parser(sub)
     _simulate_parser(sub)
     _listen_parser(sub)
@@ -159,6 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "publish":
+            from .job import publish
+
+            rows = publish(args.database, args.dataset, args.rebuild, args.lock_wait)
+            print(f"published {rows} rows for readers: {snapshot.paths(args.database)[1]}")
+            return 0
         if args.command == "demo":
             from .demo import run_demo
 
@@ -187,7 +217,7 @@ def _run(args: argparse.Namespace) -> int:
     options = RunOptions(seed=args.seed, seed_table=args.seed_table, database=args.database,
                          dataset=args.dataset, repoll_ended=args.repoll_ended,
                          pipelines_dir=args.pipelines_dir, overrides=overrides,
-                         progress=args.progress,
+                         progress=args.progress, lock_wait_s=args.lock_wait,
                          max_session_age_s=args.max_session_age * 3600.0)
     row = run(options)
     print(summary(row, args.database, args.dataset))

@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from . import settings
+from . import settings, snapshot
 from .clock import VirtualClock
 from .job import RunOptions, run
 from .receiver import Receiver, ReceiverConfig
@@ -40,8 +40,10 @@ TRUTH_SCHEMA = "desk_simulator"
 
 def run_demo(args: argparse.Namespace) -> int:
     database: Path = args.database.expanduser().absolute()
-    for stale in (database, database.with_name(database.name + ".wal")):
+    folder, catalog = snapshot.paths(database)
+    for stale in (database, database.with_name(database.name + ".wal"), catalog):
         stale.unlink(missing_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
     shutil.rmtree(spool_dir(database), ignore_errors=True)
     population = Population(PopulationConfig(seed=args.seed, sessions_per_day=args.sessions,
                                              agents=args.agents))
@@ -88,8 +90,8 @@ def run_demo(args: argparse.Namespace) -> int:
           f"{TRUTH_SCHEMA}.truth)\n"
           f"  notebooks: DESK_DUCKDB={database} .venv/bin/jupyter lab notebooks/\n"
           f"  or query:  .venv/bin/python -c \"import duckdb; print(duckdb.connect("
-          f"'{database}', read_only=True).sql('select state, count(*) from "
-          f"{settings.DEFAULT_DATASET}.session_states group by 1'))\"")
+          f"'{snapshot.paths(database)[1]}', read_only=True).sql('select state, count(*) "
+          f"from {settings.DEFAULT_DATASET}.session_states group by 1'))\"")
     return 0
 
 
@@ -111,5 +113,6 @@ def _write_truth(database: Path, population: Population) -> None:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {TRUTH_SCHEMA}")
         con.register("truth_rows", table)
         con.execute(f"CREATE OR REPLACE TABLE {TRUTH_SCHEMA}.truth AS SELECT * FROM truth_rows")
+        snapshot.publish(con, database, [], [(TRUTH_SCHEMA, "truth")])
     finally:
         con.close()

@@ -26,7 +26,7 @@ from .spool import read_records, retire, sealed_segments
 log = logging.getLogger("desk_sessions")
 
 TABLE = "session_events"
-TIMELINE = "session_timeline"
+EVENT_TIMES = "session_event_times"
 _BATCH = 20_000
 _MS = pa.timestamp("ms", tz="UTC")  # as spooled
 
@@ -98,7 +98,8 @@ def load_events(pipeline: Any, spool: Path) -> EventsLoaded:
     pipeline.run(events_source(paths, tally))
     with pipeline.sql_client() as client:
         name = client.make_qualified_table_name
-        client.execute_sql(events.TIMELINE_VIEW.format(view=name(TIMELINE), table=name(TABLE)))
+        client.execute_sql(events.EVENT_TIMES_VIEW.format(view=name(EVENT_TIMES),
+                                                          table=name(TABLE)))
     retire(paths)
     log.info("loaded %d received events from %d spool segments (%d with unknown names)",
              tally.records, len(paths), tally.unknown)
@@ -114,7 +115,7 @@ def write_open_sessions(pipeline: Any, out: Path, *, now_s: float, max_age_s: fl
             if client.has_dataset():
                 with client.execute_query(
                         f"SELECT session_id, client_user_id, customer_service_id FROM "
-                        f"{client.make_qualified_table_name(TIMELINE)} WHERE NOT closed AND "
+                        f"{client.make_qualified_table_name(EVENT_TIMES)} WHERE NOT closed AND "
                         "began_at >= to_timestamp(%s) AND began_at <= to_timestamp(%s) "
                         "ORDER BY began_at, session_id", now_s - max_age_s, now_s
                 ) as cursor:

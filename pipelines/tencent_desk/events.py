@@ -135,7 +135,7 @@ def _sql_list(names: tuple[str, ...]) -> str:
 
 
 # One row per session from its events: the derived times, whether a closing name was seen.
-TIMELINE_VIEW = f"""
+EVENT_TIMES_VIEW = f"""
 CREATE OR REPLACE VIEW {{view}} AS
 SELECT session_id,
        any_value(client_user_id) FILTER (WHERE client_user_id IS NOT NULL) AS client_user_id,

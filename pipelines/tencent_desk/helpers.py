@@ -7,14 +7,15 @@ import logging
 import uuid
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
 
-from . import states
+from . import snapshot, states
 from .client import ClientConfig, Stats
 from .clock import Clock, utc
 from .rows import SESSION_STATES
@@ -30,7 +31,7 @@ def ended_sessions(pipeline: Any, chunk: int = 100_000) -> Iterator[pa.Table]:
         return
     yield from _session_ids(pipeline, "session_states",
                             "state = 'ended' AND session_id IS NOT NULL", chunk)
-    yield from _session_ids(pipeline, "session_timeline", "closed", chunk)
+    yield from _session_ids(pipeline, "session_event_times", "closed", chunk)
 
 
 def _session_ids(pipeline: Any, table: str, where: str, chunk: int) -> Iterator[pa.Table]:
@@ -70,9 +71,11 @@ RUN_TABLES = {
 }
 
 
-def after_load(pipeline: Any) -> None:
+def after_load(pipeline: Any, whole: Sequence[tuple[str, str]] = ()) -> None:
     """What a load leaves to do: runs whose package is fully loaded become ``complete``,
-    and ``session_state_latest`` (the latest row per key) is (re)made."""
+    ``session_state_latest`` (the latest row per key) is (re)made, and, on DuckDB, what
+    was loaded is published for readers (see :mod:`snapshot`), with the ``whole`` tables
+    (schema, table) of other schemas."""
     with pipeline.sql_client() as client:
         if not client.has_dataset():
             return
@@ -89,6 +92,9 @@ def after_load(pipeline: Any) -> None:
                 columns=", ".join(SESSION_STATES.names)))
         except DestinationUndefinedEntity:  # nothing polled yet: no such tables
             return
+        if pipeline.destination.destination_name == "duckdb":
+            snapshot.publish(client.native_connection, Path(client.credentials.database),
+                             [pipeline.dataset_name], whole)
 
 
 def _drop_reloaded(client: Any, run_id: str, rows: int, rejects: int) -> None:

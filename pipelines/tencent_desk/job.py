@@ -27,11 +27,12 @@ from dlt.common.exceptions import DltException
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from . import redact, settings, states, tencent_desk
+from . import redact, settings, snapshot, states, tencent_desk
 from .client import ConfigError, FatalError, first_error
 from .clock import SystemClock, utc
 from .event_load import EventsLoaded, load_events, write_open_sessions
 from .helpers import after_load, new_run_id
+from .metrics import TRUTH_SCHEMA
 from .seeds import SeedError
 from .spool import spool_dir
 
@@ -59,6 +60,7 @@ class RunOptions:
     overrides: dict[str, Any] = field(default_factory=dict, repr=False)
     progress: bool | None = None  # None: a bar on a terminal, log lines otherwise
     max_session_age_s: float = settings.DEFAULT_MAX_SESSION_AGE_H * 3600.0
+    lock_wait_s: float = settings.DATABASE_LOCK_WAIT_S
 
 
 @functools.cache
@@ -146,21 +148,34 @@ def check_folder(database: Path) -> None:
                        exit_code=3)
 
 
-def check_database(database: Path) -> None:
-    """Fail early, in one line, when the destination cannot be opened for writing."""
-    try:
-        duckdb.connect(str(database)).close()
-    except duckdb.Error as exc:
-        raise JobError(database_problem(database, exc), exit_code=3) from None
+def check_database(database: Path, wait_s: float = settings.DATABASE_LOCK_WAIT_S,
+                   sleep: Any = time.sleep) -> None:
+    """Fail early, in one line, when the destination cannot be opened for writing; a lock
+    held by another process is waited for a while (a moment's query against the job's own
+    file by some other tool), then explained."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            duckdb.connect(str(database)).close()
+            return
+        except duckdb.Error as exc:
+            if not _locked(exc) or time.monotonic() >= deadline:
+                raise JobError(database_problem(database, exc), exit_code=3) from None
+            sleep(0.5)
+
+
+def _locked(exc: BaseException) -> bool:
+    return "lock" in str(exc).lower()
 
 
 def database_problem(database: Path, exc: BaseException) -> str:
     text = str(exc)
-    if "lock" in text.lower():
+    if _locked(exc):
         pid = next((w for w in text.replace(")", " ").split() if w.isdigit()), None)
         who = f"process {pid}" if pid else "another process"
-        return (f"database {database} is in use by {who} (DuckDB allows one writer): close "
-                "it there (e.g. a notebook connected without read_only=True) or wait")
+        return (f"database {database} is held open by {who} (DuckDB: no writer while "
+                "another process has it open, even read-only): close it there; readers "
+                f"should open {snapshot.paths(database)[1].name}, published by each run")
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     return f"cannot use database {database}: {first[:200]}"
 
@@ -212,7 +227,7 @@ def run(options: RunOptions, *, clock: Any = None) -> dict[str, Any]:
     database = options.database.expanduser().absolute()
     check_folder(database)
     with Journal(database) as journal, contextlib.ExitStack() as cleanup:
-        check_database(database)
+        check_database(database, options.lock_wait_s)
         pipeline = pipeline_for(database, options.dataset, options.pipelines_dir)
         progress = Progress(options.progress)
         runs: list[dict[str, Any]] = []
@@ -264,6 +279,29 @@ def run(options: RunOptions, *, clock: Any = None) -> dict[str, Any]:
     return runs[-1]
 
 
+def publish(database: Path, dataset: str = settings.DEFAULT_DATASET, rebuild: bool = False,
+            lock_wait_s: float = settings.DATABASE_LOCK_WAIT_S) -> int:
+    """Publish the snapshot readers read without a run (``rebuild``: from scratch, e.g.
+    after deleting it or upgrading from a version that did not publish); returns rows."""
+    database = database.expanduser().absolute()
+    if not database.exists():
+        raise JobError(f"database {database} not found: check --database", exit_code=2)
+    with Journal(database):
+        check_database(database, lock_wait_s)
+        if rebuild:
+            folder, catalog = snapshot.paths(database)
+            shutil.rmtree(folder, ignore_errors=True)
+            catalog.unlink(missing_ok=True)
+        try:
+            with duckdb.connect(str(database)) as con:
+                others = con.execute(
+                    "SELECT table_schema, table_name FROM information_schema.tables WHERE "
+                    "table_schema = ? AND table_type = 'BASE TABLE'", [TRUTH_SCHEMA]).fetchall()
+                return snapshot.publish(con, database, [dataset], others)
+        except (duckdb.Error, OSError) as exc:
+            raise JobError(redact.redact(database_problem(database, exc)), 3) from None
+
+
 def explain(exc: BaseException, database: Path) -> tuple[str, int]:
     """The one line (and exit code) for an exception that stopped the run."""
     cause = exc
@@ -308,4 +346,6 @@ def summary(row: dict[str, Any], database: Path, dataset: str) -> str:
         *([f"  events: {row['events_loaded']} received events loaded into session_events, "
            f"{row.get('events_unknown', 0)} with unknown names"]
           if row.get("events_loaded") else []),
+        f"  read it from: {snapshot.paths(database)[1]} (or DESK_DUCKDB={database} for the "
+        "notebooks); never open the job's file itself",
     ])

@@ -3,11 +3,17 @@
 Every function takes a DuckDB connection (read-only is enough) and the dataset (schema) the
 pipeline loaded, runs SQL there and returns a pandas DataFrame.
 
-Snapshots. Only runs with status ``complete`` are snapshots; failed runs are ignored. A run's
-snapshot time is its ``started_at``, for every row of the run: all rows of a run are answered
-within seconds, small next to the poll interval, and one time per run lets a session's polls
-line up with the runs it was absent from. An interval with no complete run is a gap (NULL); a
-complete run with nothing to count is a zero.
+Snapshots. Only runs with status ``complete`` are snapshots; runs with any other status
+(failed, interrupted, ...) are ignored. A run's snapshot time is its ``started_at``, for every
+row of the run: all rows of a run are answered within seconds, small next to the poll
+interval, and one time per run lets a session's polls line up with the runs it was absent
+from. A gap between complete runs longer than ``LONG_GAP`` median gaps (a night, a weekend,
+an outage) is a break: no snapshot stands for the time across it.
+
+Missing values. An interval with no complete run is a gap: n_polls 0 and NA in every value,
+never a zero; a complete run with nothing to count is a zero. NA is pandas' NA in integer
+columns (``Int64``) and NaN in float ones; each function says which of its columns can be NA
+and when. ``notebook.plottable`` turns them all into NaN for charts, which draw NaN as a gap.
 
 Sessions. A session is its non-empty ``session_id``. At a complete run a session is
   - seen in a state: it has a row with a real state (chatbot ... ended);
@@ -19,7 +25,9 @@ Islands. Consecutive seen polls of one session in one state, blind polls skipped
 island. First seen at poll k and last at poll m, the state lasted at least ``t_m - t_k`` and
 at most ``t_after - t_before``: the polls just before and after, i.e. the session's previous and
 next informative polls, or the previous/next complete run when the session was absent there.
-With no complete run before (after) the island, the upper bound is NULL: unbounded.
+With no complete run before (after) the island, or only one across a long gap, the upper
+bound is NULL: unbounded (a state seen at the last poll of an evening may have lasted all
+night, or ended a second later).
 
 What snapshots cannot see. A session shorter than one poll interval is seen with probability
 about duration / interval, so short sessions are mostly missing; an agent chat shorter than the
@@ -29,6 +37,7 @@ an idle agent is invisible unless a roster says it was on shift.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -49,6 +58,9 @@ WAIT_STATES = (st.QUEUING, st.WAITING_FOR_AGENT)
 ABSENT = "absent"
 _BLIND = (st.ERROR, st.UNKNOWN)
 _OVER = (st.ENDED, st.NOT_IN_SESSION, ABSENT)
+# A gap between complete runs longer than this many median gaps is an outage or a night: no
+# snapshot stands for more than this, and no state is bounded by a run across such a gap.
+LONG_GAP = 2
 # Identity of a row for counting: its session, or its (user, service account) pair.
 _KEY = "coalesce(nullif(session_id, ''), client_user_id || chr(31) || customer_service_id)"
 
@@ -81,12 +93,21 @@ def _df(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> pd.D
 
 
 def _runs_cte(ds: str) -> str:
-    # i numbers complete runs 0..n-1 in time order; ts is the snapshot time in epoch seconds.
+    # i numbers complete runs 0..n-1 in time order; ts is the snapshot time in epoch seconds;
+    # typical_gap is the median gap; period counts the long gaps before the run.
     return f"""
-    runs AS (
+    run_gaps AS (
         SELECT run_id, started_at AS snapshot_at, epoch(started_at) AS ts,
-               row_number() OVER (ORDER BY started_at, run_id) - 1 AS i
+               row_number() OVER w - 1 AS i, epoch(started_at) - lag(epoch(started_at)) OVER w
+                   AS gap_before
         FROM {ds}.runs WHERE status = 'complete'
+        WINDOW w AS (ORDER BY started_at, run_id)
+    ),
+    runs AS (
+        SELECT run_id, snapshot_at, ts, i, typical_gap,
+               sum(coalesce(gap_before > {LONG_GAP} * typical_gap, FALSE)::INT)
+                   OVER (ORDER BY i) AS period
+        FROM run_gaps, (SELECT median(gap_before) AS typical_gap FROM run_gaps)
     )"""
 
 
@@ -158,11 +179,15 @@ def _islands_cte(ds: str, merge: Sequence[str] = ()) -> str:
     ),
     islands AS (
         SELECT isl.session_id, isl.block, isl.grp, isl.state, isl.agent_id, isl.n_polls,
-               isl.k, isl.m, ra.i AS after_i, rk.ts AS first_ts, rb.ts AS before_ts,
+               isl.k, isl.m, ra.i AS after_i, rk.ts AS first_ts,
+               -- a neighbour across a long gap still names the state, but bounds nothing
+               CASE WHEN rb.period = rk.period THEN rb.ts END AS before_ts,
                rk.snapshot_at AS first_seen, rm.snapshot_at AS last_seen,
                CASE WHEN rb.i IS NOT NULL THEN coalesce(isl.prev_state, '{ABSENT}') END AS before,
                CASE WHEN ra.i IS NOT NULL THEN coalesce(isl.next_state, '{ABSENT}') END AS after,
-               rm.ts - rk.ts AS lower_s, ra.ts - rb.ts AS upper_s
+               rm.ts - rk.ts AS lower_s,
+               CASE WHEN rb.period = rk.period AND ra.period = rm.period
+                    THEN ra.ts - rb.ts END AS upper_s
         FROM isl JOIN spans USING (session_id, block)
         JOIN runs rk ON rk.i = isl.k
         JOIN runs rm ON rm.i = isl.m
@@ -172,9 +197,21 @@ def _islands_cte(ds: str, merge: Sequence[str] = ()) -> str:
 
 
 def complete_runs(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET) -> pd.DataFrame:
-    """The snapshots: complete runs in time order, with the gap to the next one in seconds."""
+    """The snapshots: complete runs in time order, with the gap to the next one in seconds
+    (NA for the last)."""
     sql = f"""WITH {_runs_cte(_ident(dataset))}
     SELECT run_id, snapshot_at, lead(ts) OVER (ORDER BY i) - ts AS gap_s FROM runs ORDER BY i"""
+    return _df(con, sql)
+
+
+def incomplete_runs(
+    con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET
+) -> pd.DataFrame:
+    """Runs that are not snapshots (any status but ``complete``: failed, interrupted, still
+    loading, ...) in time order: run_id, started_at, status. Charts show them as gaps,
+    never as an empty desk."""
+    sql = f"""SELECT run_id, started_at, status FROM {_ident(dataset)}.runs
+    WHERE status IS DISTINCT FROM 'complete' ORDER BY started_at, run_id"""
     return _df(con, sql)
 
 
@@ -192,7 +229,8 @@ def state_islands(
     ``merge`` states count as one state named by joining them with ``+``, e.g.
     ``queuing+waiting_for_agent``. Columns: session_id, state, agent_id (first seen),
     n_polls, first_seen, last_seen, before and after (the neighbouring state, ``absent``, or
-    NULL with no complete run there), lower_s, upper_s (NULL: unbounded).
+    NULL with no complete run there), lower_s, upper_s (NULL: unbounded, with no complete run
+    before or after, or only across a long gap).
     """
     sql = f"""WITH {_islands_cte(_ident(dataset), merge)}
     SELECT session_id, state, agent_id, n_polls, first_seen, last_seen, before, after,
@@ -238,7 +276,8 @@ def queue_per_poll(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASE
 
     ``waiting`` = ``queuing`` + ``waiting_for_agent``. The longest wait is over the sessions
     waiting at that poll: at least the time since their wait was first seen, at most the time
-    since the poll before it (NULL when a wait began before the first complete run).
+    since the poll before it (NA when a wait began before the first complete run or a long
+    gap). Only complete runs have rows, so a run that did not complete is no row, not a zero.
     """
     sql = f"""WITH {_queue_poll_cte(_ident(dataset))}
     SELECT run_id, snapshot_at, queuing, waiting_for_agent, waiting,
@@ -256,15 +295,17 @@ def queue_per_interval(
 
     Each snapshot stands for the time until the next complete run, at most two median poll
     gaps (so an outage does not stretch one snapshot over hours). Intervals are aligned to the
-    Unix epoch (UTC). An interval without a complete run is a gap: n_polls 0, every value NULL.
-    The peak is the highest count at a poll; the true peak between polls can be higher.
+    Unix epoch (UTC), from the first complete run's to the last's. An interval without a
+    complete run (night, weekend, outage) is a gap: n_polls 0 and every other column NA
+    (peak_* are ``Int64``). longest_wait_upper_s is NA also when a wait is unbounded. The
+    peak is the highest count at a poll; the true peak between polls can be higher.
     """
     w = _seconds(interval)
     sql = f"""WITH {_queue_poll_cte(_ident(dataset))}, {_buckets_cte(w)},
     p AS (SELECT *, lead(ts) OVER (ORDER BY ts) - ts AS gap FROM qpoll),
-    typical AS (SELECT median(gap) AS gap FROM p),
+    typical AS (SELECT any_value(typical_gap) AS gap FROM runs),
     seg AS (
-        SELECT p.*, p.ts AS s0, p.ts + least(coalesce(p.gap, t.gap), 2 * t.gap) AS s1
+        SELECT p.*, p.ts AS s0, p.ts + least(coalesce(p.gap, t.gap), {LONG_GAP} * t.gap) AS s1
         FROM p, typical t
     ),
     weighted AS (
@@ -312,7 +353,8 @@ def waits(
     Without these rows short waits would be missing and speed of answer would look too slow.
     ``first_answer`` marks the wait that ended in the session's first answer: the sample for
     speed of answer. Waits that ended before a poll saw them and did not reach an agent
-    (short abandons) cannot be seen at all.
+    (short abandons) cannot be seen at all. NA: first_seen and last_seen for an unseen wait,
+    upper_s for an unbounded one, answered_at unless answered.
     """
     label = _label(states)
     sql = f"""WITH {_islands_cte(_ident(dataset), states)},
@@ -416,6 +458,7 @@ def abandonment(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET) 
     are missing; an agent chat shorter than the interval can go unseen. Short waits are rarely
     seen and mostly answered, so the abandoned share of these sessions overstates the rate;
     against every answered session (``waits(...).first_answer``) it understates it.
+    NA: ended_by unless abandoned or offered, upper_s when the last wait is unbounded.
     """
     label = _label(WAIT_STATES)
     live = f"state NOT IN ({_lit(_OVER)})"
@@ -452,6 +495,18 @@ def abandonment(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET) 
     return _df(con, sql)
 
 
+def abandonment_rates(abandon: pd.DataFrame, waits: pd.DataFrame) -> tuple[float, float]:
+    """The abandoned share two ways, from ``abandonment`` and ``waits``: against every
+    answered session (too low: short abandons are unseen) and among sessions seen waiting
+    (too high: short waits are rarely seen, and they are mostly answered). The truth usually
+    lies between. Either is NaN when it has nothing to divide by (nobody waited or was
+    answered): an empty queue has no abandonment rate, not a zero one."""
+    abandoned = int((abandon["outcome"] == "abandoned").sum())
+    seen = abandoned + int((abandon["outcome"] == "answered").sum())
+    every = abandoned + int(waits["first_answer"].sum())
+    return (abandoned / every if every else math.nan, abandoned / seen if seen else math.nan)
+
+
 def _agent_poll_cte(ds: str) -> str:
     return _runs_cte(ds) + f""",
     chats AS (
@@ -468,7 +523,8 @@ def _agent_poll_cte(ds: str) -> str:
 def agent_concurrency_per_poll(
     con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET
 ) -> pd.DataFrame:
-    """Chats per agent at each complete run, zero-filled for every agent ever seen.
+    """Chats per agent at each complete run, zero-filled for every agent ever seen (no NA;
+    no rows at all when no agent was ever seen).
 
     chats: sessions in ``agent`` with this agent; pending: sessions in ``waiting_for_agent``
     offered to it. An agent who never had a chat never appears: the API names agents only
@@ -519,7 +575,8 @@ def agent_occupancy(
     zone) fixes that for the agents on it: polls within a shift count, plus any poll where they
     had a chat, every interval of a shift appears even with zero chats, and capacity comes from
     the shift (off shift: the agent's largest; ``chats_per_agent`` when NULL). Agents seen but
-    not on the roster are counted as without one, with ``on_roster`` false.
+    not on the roster are counted as without one, with ``on_roster`` false. No NA: an
+    interval without a complete run has no row (a gap, for charts to reindex).
     """
     w = _seconds(interval)
     with _relation(con, roster) as rel:
@@ -576,8 +633,10 @@ def demand_per_interval(
     ``agent`` at its polls, which needs no per-chat timing and is unbiased even for chats
     shorter than a poll.
     Sessions shorter than a poll interval are mostly unseen, so arrivals are too low and
-    aht_s too high by roughly the same factor; the first and last intervals may be partial.
-    Gaps (no complete run) have n_polls 0 and NULL values.
+    aht_s too high by roughly the same factor; the first and last intervals of a stretch of
+    polls may be partial. NA: every column but n_polls in a gap (no complete run: n_polls 0;
+    arrivals and answered are ``Int64``); aht_s and its bounds also in an interval with no
+    ``agent`` island bounded on both sides (e.g. none began, or all touch a long gap).
     """
     label = _label(WAIT_STATES)
     w = _seconds(interval)
@@ -821,10 +880,10 @@ def truth_demand_per_interval(
 
 
 def has_events(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET) -> bool:
-    """Whether the job has loaded received session events (the ``session_timeline`` view)."""
+    """Whether the job has loaded received session events (the ``session_event_times`` view)."""
     found = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
-        "AND table_name = 'session_timeline'", [dataset]).fetchone()
+        "AND table_name = 'session_event_times'", [dataset]).fetchone()
     return bool(found and found[0])
 
 
@@ -843,5 +902,5 @@ def events_per_interval(
     SELECT to_timestamp({_bucket("epoch(began_at)", w)}) AS interval_start, {w} AS interval_s,
            count(*) AS began, count(agent_at) AS reached_agent,
            avg(epoch(agent_at) - epoch(began_at)) AS time_to_agent_s
-    FROM {_ident(dataset)}.session_timeline GROUP BY ALL ORDER BY 1"""
+    FROM {_ident(dataset)}.session_event_times GROUP BY ALL ORDER BY 1"""
     return _df(con, sql)

@@ -29,6 +29,10 @@ DEFAULT_BATCH_SIZE = 2000
 # DuckDB memory for loading the destination (its default is 80% of RAM).
 DESTINATION_MEMORY_LIMIT = "64MB"
 
+# How long a run waits for its database while another process holds it open, before it
+# gives up with exit code 3 (readers should read the published snapshot, never this file).
+DATABASE_LOCK_WAIT_S = 30.0
+
 DEFAULT_DATASET = "tencent_desk"
 PIPELINE_NAME = "tencent_desk"
 

@@ -1,0 +1,404 @@
+"""What readers read while the job writes: a snapshot the job publishes after every load.
+
+DuckDB lets one process write a file or any number read it, never both at once: a notebook
+kernel holding the job's database open, even read-only, would stop every run. So the
+job's database (``desk.duckdb``) is the job's alone, and after each load the job publishes
+what is loaded beside it:
+
+* ``desk.read/``: Parquet files, a folder per table and day, never changed once written,
+  and ``manifest.json``, the list of current files (replaced atomically);
+* ``desk.read.duckdb``: views over the current files (replaced atomically). Anything may
+  hold it open, read-only or not: the job never opens it, it renames a new one over it.
+
+A run's rows appear together with its ``runs`` row, in one step: never half a run. The
+cost of a publish follows the new data, not the history: a table of runs' rows gains one
+file per day a run touched, a day's files are compacted into one once there are
+``COMPACT_AT``, and a table whose rows change (``runs``) rewrites only the days that
+changed. Files a publish replaces are removed ``RETAIN_S`` later, so that queries under
+way on them finish; :class:`Reader` refreshes its views whenever a newer snapshot exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+# A day's files are merged into one when there are this many: a notebook reads a day in a
+# few files, and a run rewrites a whole day only once every COMPACT_AT runs.
+COMPACT_AT = 16
+# Replaced files stay this long, for views made before (a kernel idle since yesterday
+# morning reads a day-old snapshot rather than failing).
+RETAIN_S = 24 * 3600.0
+WHOLE = "all"  # the one partition of a table that has no day
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a table is cut into days, and whether a run only ever adds rows to it.
+
+    A row's day must never change once written (a changed row replaces the one in its
+    day's files): ``run_id`` (its first 8 characters are the run's UTC day), a time that
+    is fixed for the row, or a ``day`` text column the table keeps fixed itself.
+    """
+
+    column: str
+    appended: bool
+
+    def day_sql(self) -> str:
+        if self.column == "run_id":
+            return ("coalesce(strftime(try_strptime(left(run_id, 8), '%Y%m%d'), '%Y-%m-%d'),"
+                    " 'undated')")
+        if self.column == "day":
+            return "coalesce(day, 'undated')"
+        return f"coalesce(strftime({self.column}, '%Y-%m-%d'), 'undated')"
+
+    def day_filter(self, day: str) -> str:
+        """Rows of one day, as a range the column's zone maps can skip by."""
+        if day == "undated" or self.column == "day":
+            return f"({self.day_sql()}) = '{day}'"
+        nxt = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+        if self.column == "run_id":
+            return f"run_id >= '{day.replace('-', '')}' AND run_id < '{nxt.replace('-', '')}'"
+        return f"{self.column} >= TIMESTAMPTZ '{day}' AND {self.column} < TIMESTAMPTZ '{nxt}'"
+
+
+# What is new in a table is found through ``runs``: every table the job writes carries the
+# run_id of the run that (last) wrote its rows. Tables not named here have one partition,
+# rewritten whenever a load touched them.
+LAYOUTS: dict[str, Layout] = {
+    "runs": Layout("run_id", appended=False),
+    "session_states": Layout("run_id", appended=True),
+    "seed_rejects": Layout("run_id", appended=True),
+    "session_timeline": Layout("day", appended=False),
+    # Merged on request_id: a reloaded event replaces itself, in the day of its event_time.
+    "session_events": Layout("event_time", appended=False),
+}
+
+
+def paths(database: Path) -> tuple[Path, Path]:
+    """The snapshot's folder and catalog for a database: ``desk.read/``, ``desk.read.duckdb``."""
+    stem = database.with_suffix("") if database.suffix == ".duckdb" else database
+    folder = stem.with_name(stem.name + ".read")
+    return folder, folder.with_name(folder.name + ".duckdb")
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((folder / MANIFEST).read_bytes())
+    except FileNotFoundError:
+        return {"version": FORMAT_VERSION, "generation": 0, "schemas": {}, "retired": []}
+    if data.get("version") != FORMAT_VERSION:
+        raise ValueError(f"{folder / MANIFEST}: unknown snapshot format {data.get('version')!r}"
+                         "; delete the folder and run `desk-sessions publish` to rebuild it")
+    return data
+
+
+# --- the writer's side ------------------------------------------------------------------
+
+
+class Publisher:
+    """Publishes, from the job's open connection, what was loaded since the last publish."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, database: Path,
+                 now: Callable[[], float] = time.time) -> None:
+        self.con = con
+        self.folder, self.catalog = paths(database)
+        self.now = now
+        self.folder.mkdir(exist_ok=True)
+        self.manifest = read_manifest(self.folder)
+        self.written = 0
+
+    def dataset(self, dataset: str) -> int:
+        """Publish a dlt dataset's loads since the last publish; returns the rows written."""
+        entry = self.manifest["schemas"].setdefault(dataset, {"tables": {}})
+        watermark = entry.get("load_id", "")
+        tables = self._tables(dataset)
+        if "_dlt_loads" not in tables:
+            return 0
+        ds = _quote(dataset)
+        (top,) = self.con.execute(
+            f"SELECT max(load_id) FROM {ds}._dlt_loads WHERE status = 0 AND load_id > ?",
+            [watermark]).fetchone() or (None,)
+        if top is None:
+            return 0
+        loads = (watermark, top)
+        new_runs = "FALSE"
+        if "runs" in tables:
+            ids = sorted(r for (r,) in self.con.execute(
+                f"SELECT run_id FROM {ds}.runs WHERE _dlt_load_id > ? AND _dlt_load_id <= ?",
+                [watermark, top]).fetchall())
+            if ids:  # the range lets DuckDB skip the history by its zone maps
+                new_runs = (f"run_id >= {_lit(ids[0])} AND run_id <= {_lit(ids[-1])} AND "
+                            f"run_id IN ({', '.join(map(_lit, ids))})")
+        before = self.written
+        for table in tables:
+            if table.startswith("_"):  # dlt's own, and the job's bookkeeping
+                continue
+            layout = LAYOUTS.get(table)
+            if table != "runs" and "run_id" in tables[table]:
+                changed = new_runs
+            elif "_dlt_load_id" in tables[table]:
+                changed = (f"_dlt_load_id > {_lit(loads[0])} AND _dlt_load_id <= "
+                           f"{_lit(loads[1])}")
+            else:
+                changed = "TRUE"
+            self._table(dataset, table, tables[table], layout, changed)
+        self._views(dataset)
+        entry["load_id"] = top
+        return self.written - before
+
+    def whole(self, schema: str, table: str) -> None:
+        """Publish a table outside the dataset (the simulator's truth) in full."""
+        columns = self._tables(schema).get(table)
+        if columns is not None:
+            self.manifest["schemas"].setdefault(schema, {"tables": {}})
+            self._table(schema, table, columns, None, "TRUE")
+
+    def commit(self) -> None:
+        """Make what was published visible: the manifest, then the catalog; then tidy up."""
+        self.manifest["generation"] = int(self.manifest.get("generation", 0)) + 1
+        self.manifest["published_at"] = datetime.fromtimestamp(self.now()).astimezone(
+            ).isoformat()
+        self._sweep()
+        _write_atomically(self.folder / MANIFEST,
+                          json.dumps(self.manifest, separators=(",", ":")).encode())
+        self._write_catalog()
+        self._remove_retired()
+
+    def _tables(self, schema: str) -> dict[str, dict[str, str]]:
+        rows = self.con.execute(
+            "SELECT c.table_name, c.column_name, c.data_type FROM information_schema.columns c"
+            " JOIN information_schema.tables t USING (table_catalog, table_schema, table_name)"
+            " WHERE c.table_schema = ? AND t.table_type = 'BASE TABLE'"
+            " AND t.table_catalog = current_database() ORDER BY c.table_name, c.ordinal_position",
+            [schema]).fetchall()
+        out: dict[str, dict[str, str]] = {}
+        for table, column, kind in rows:
+            out.setdefault(table, {})[column] = kind
+        return out
+
+    def _table(self, schema: str, table: str, columns: dict[str, str], layout: Layout | None,
+               changed: str) -> None:
+        entry = self.manifest["schemas"][schema]["tables"].setdefault(table, {"days": {}})
+        entry["columns"] = list(columns.items())
+        days: dict[str, list[str]] = entry["days"]
+        source = f"{_quote(schema)}.{_quote(table)}"
+        day_sql = layout.day_sql() if layout else _lit(WHOLE)
+        touched = [d for (d,) in self.con.execute(
+            f"SELECT DISTINCT {day_sql} FROM {source} WHERE {changed}").fetchall()]
+        if not touched:
+            return
+        add = [d for d in touched if layout and layout.appended
+               and len(days.get(d, [])) + 1 < COMPACT_AT]
+        rewrite = [d for d in touched if d not in add]
+        if add:
+            self._copy(schema, table, f"SELECT *, {day_sql} AS __day FROM {source} "
+                       f"WHERE ({changed})", days, replace=False)
+        if rewrite:
+            where = " OR ".join(f"({layout.day_filter(d)})" for d in rewrite) if layout \
+                else "TRUE"
+            self._copy(schema, table, f"SELECT *, {day_sql} AS __day FROM {source} "
+                       f"WHERE {where}", days, replace=True, only=set(rewrite))
+
+    def _copy(self, schema: str, table: str, select: str, days: dict[str, list[str]], *,
+              replace: bool, only: set[str] | None = None) -> None:
+        """One pass over the table writes every day's new file (DuckDB partitions it)."""
+        tmp = self.folder / f".tmp-{uuid.uuid4().hex[:12]}"
+        if only is not None:
+            select = f"SELECT * FROM ({select}) WHERE __day IN ({', '.join(map(_lit, only))})"
+        (n,) = self.con.execute(
+            f"COPY ({select}) TO {_lit(str(tmp))} (FORMAT parquet, COMPRESSION zstd, "
+            "PARTITION_BY (__day), FILENAME_PATTERN 'part-{uuid}')").fetchone() or (0,)
+        self.written += int(n)
+        stamp = f"{int(self.now() * 1000):013d}"
+        for part in sorted(tmp.glob("__day=*")):
+            day = part.name.split("=", 1)[1]
+            target = self.folder / schema / table / day
+            target.mkdir(parents=True, exist_ok=True)
+            names = []
+            for file in sorted(part.glob("*.parquet")):
+                name = f"{schema}/{table}/{day}/{stamp}-{file.stem[5:13]}.parquet"
+                with open(file, "rb") as f:
+                    os.fsync(f.fileno())
+                os.replace(file, self.folder / name)
+                names.append(name)
+            _fsync_dir(target)
+            if replace:
+                self._retire(days.get(day, []))
+                days[day] = names
+            else:
+                days.setdefault(day, []).extend(names)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def _views(self, schema: str) -> None:
+        """The dataset's views (e.g. session_state_latest), made again over the snapshot."""
+        views = self.con.execute(
+            "SELECT view_name, sql FROM duckdb_views() WHERE schema_name = ? AND NOT internal "
+            "AND database_name = current_database()", [schema]).fetchall()
+        self.manifest["schemas"][schema]["views"] = dict(sorted(views))
+
+    def _retire(self, names: Iterable[str]) -> None:
+        at = self.now()
+        self.manifest.setdefault("retired", []).extend([n, at] for n in names)
+
+    def _sweep(self) -> None:
+        """Files no manifest lists (a publish killed half-way) are retired like replaced ones."""
+        known = {n for s in self.manifest["schemas"].values() for t in s["tables"].values()
+                 for files in t["days"].values() for n in files}
+        known |= {n for n, _ in self.manifest.get("retired", [])}
+        for schema in self.manifest["schemas"]:
+            for file in (self.folder / schema).glob("*/*/*.parquet"):
+                name = file.relative_to(self.folder).as_posix()
+                if name not in known:
+                    self._retire([name])
+        for stale in self.folder.glob(".tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+
+    def _remove_retired(self) -> None:
+        keep = []
+        for name, at in self.manifest.get("retired", []):
+            if self.now() - at >= RETAIN_S:
+                (self.folder / name).unlink(missing_ok=True)
+            else:
+                keep.append([name, at])
+        if len(keep) != len(self.manifest.get("retired", [])):
+            self.manifest["retired"] = keep
+            _write_atomically(self.folder / MANIFEST,
+                              json.dumps(self.manifest, separators=(",", ":")).encode())
+
+    def _write_catalog(self) -> None:
+        tmp = self.catalog.with_name(f".{self.catalog.name}.{uuid.uuid4().hex[:8]}.tmp")
+        con = duckdb.connect(str(tmp))
+        try:
+            for sql in view_statements(self.manifest, self.folder):
+                con.execute(sql)
+        finally:
+            con.close()
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, self.catalog)
+        _fsync_dir(self.catalog.parent)
+
+
+def publish(con: duckdb.DuckDBPyConnection, database: Path, datasets: Sequence[str],
+            whole: Sequence[tuple[str, str]] = ()) -> int:
+    """Publish the given datasets (and whole tables); returns the rows written."""
+    publisher = Publisher(con, database)
+    rows = sum(publisher.dataset(d) for d in datasets)
+    for schema, table in whole:
+        publisher.whole(schema, table)
+    publisher.commit()
+    return rows
+
+
+# --- the readers' side ------------------------------------------------------------------
+
+
+def view_statements(manifest: dict[str, Any], folder: Path,
+                    days: Callable[[str, str], Callable[[str], bool]] | None = None
+                    ) -> list[str]:
+    """SQL making every published table a view over its files (an empty table where it has
+    none), then the dataset's own views. ``days(schema, table)`` keeps the days it accepts."""
+    out: list[str] = []
+    for schema, entry in manifest["schemas"].items():
+        out.append(f"DROP SCHEMA IF EXISTS {_quote(schema)} CASCADE")
+        out.append(f"CREATE SCHEMA {_quote(schema)}")
+        for table, spec in entry["tables"].items():
+            keep = days(schema, table) if days else (lambda _d: True)
+            files = [str(folder / n) for d, names in sorted(spec["days"].items()) if keep(d)
+                     for n in names]
+            name = f"{_quote(schema)}.{_quote(table)}"
+            if files:
+                cols = ", ".join(_quote(c) for c, _ in spec["columns"])
+                out.append(f"CREATE VIEW {name} AS SELECT {cols} FROM read_parquet("
+                           f"[{', '.join(map(_lit, files))}], union_by_name = true)")
+            else:
+                cols = ", ".join(f"{_quote(c)} {t}" for c, t in spec["columns"])
+                out.append(f"CREATE TABLE {name} ({cols})")
+        for sql in entry.get("views", {}).values():
+            out.append(sql)
+    return out
+
+
+class Reader:
+    """An in-memory DuckDB whose views read the latest snapshot, optionally a window of days.
+
+    It holds no file lock: the job never waits for it, and it never waits for the job.
+    :meth:`connection` makes the views again when a newer snapshot was published, so a
+    kernel left open all day reads fresh data and never a file since removed.
+    """
+
+    def __init__(self, database: Path, since: datetime | date | None = None,
+                 until: datetime | date | None = None) -> None:
+        self.folder, self.catalog = paths(database)
+        self.since, self.until = since, until
+        self._con = duckdb.connect(":memory:")
+        self._generation = -1
+
+    @staticmethod
+    def available(database: Path) -> bool:
+        return (paths(database)[0] / MANIFEST).exists()
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        manifest = read_manifest(self.folder)
+        if manifest["generation"] != self._generation:
+            for sql in view_statements(manifest, self.folder, self._days):
+                self._con.execute(sql)
+            self._generation = manifest["generation"]
+        return self._con
+
+    def _days(self, _schema: str, _table: str) -> Callable[[str], bool]:
+        # A day partition holds the rows of runs started that UTC day; a day either side
+        # keeps rows of a run that straddles midnight or a window in another time zone.
+        lo = _day(self.since, -1)
+        hi = _day(self.until, +1)
+        return lambda d: d in (WHOLE, "undated") or ((lo is None or d >= lo)
+                                                     and (hi is None or d <= hi))
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def _day(at: datetime | date | None, shift: int) -> str | None:
+    if at is None:
+        return None
+    day = at.date() if isinstance(at, datetime) else at
+    return (day + timedelta(days=shift)).isoformat()

@@ -1,0 +1,224 @@
+"""Readers and the scheduled job share the data: a kernel holding the published snapshot
+open never stops a run, and a query never sees half a run (see ``snapshot.py``)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.tencent_desk import snapshot
+from pipelines.tencent_desk.cli import main
+from pipelines.tencent_desk.notebook import open_desk
+
+from .support import cli, harness
+from .support.harness import DATASET
+
+RUNS = 20
+
+
+@pytest.fixture(scope="module")
+def pop():
+    return harness.population(seed=5, sessions=600)
+
+
+@pytest.fixture
+def sim(pop):
+    with harness.serve(pop) as (app, url):
+        yield app, url
+
+
+@pytest.fixture
+def seed(tmp_path, pop) -> Path:
+    t = pop.config.day_start + harness.MODEL_HOUR * 3600
+    keys = harness.pick_keys(pop, t, live=12, other=4, pairs=4)
+    return harness.write_seed(tmp_path / "seed.csv", keys.rows)
+
+
+def cli_run(tmp_path: Path, seed: Path, db: Path, url: str) -> None:
+    proc = cli.run(cli.run_argv(seed, db, url, tmp_path / "dlt", "--lock-wait", "0"),
+                   tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def consistent(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """Every run a reader sees is whole: complete, with all its rows and no row of a run it
+    does not see. Returns (runs, rows)."""
+    runs = dict(con.execute(f"SELECT run_id, rows FROM {DATASET}.runs").fetchall())
+    assert set(con.execute(f"SELECT DISTINCT status FROM {DATASET}.runs").fetchall()) <= {
+        ("complete",)}
+    counts = dict(con.execute(f"SELECT run_id, count(*) FROM {DATASET}.session_states "
+                              "GROUP BY 1").fetchall())
+    assert counts == {r: n for r, n in runs.items() if n}, "half a run is visible"
+    return len(runs), sum(counts.values())
+
+
+def test_a_kernel_holding_the_snapshot_never_stops_a_run(tmp_path, sim, seed, monkeypatch):
+    """An analyst's kernel (the notebook helper) and a plain read-only DuckDB connection
+    stay open across 20 scheduled runs of the real CLI: every run exits 0, and a fresh
+    query afterwards sees every run's rows."""
+    _app, url = sim
+    db = tmp_path / "desk.duckdb"
+    cli_run(tmp_path, seed, db, url)
+    catalog = snapshot.paths(db)[1]
+    held = duckdb.connect(str(catalog), read_only=True)  # as a kernel keeps it all day
+    monkeypatch.setenv("DESK_DUCKDB", str(db))
+    desk = open_desk()
+    first = held.execute(f"SELECT count(*) FROM {DATASET}.session_states").fetchone()
+    try:
+        for n in range(2, RUNS + 2):
+            cli_run(tmp_path, seed, db, url)
+            assert consistent(desk.con)[0] == n  # the kernel's views follow each run
+        # the held connection still answers (the snapshot it opened, kept RETAIN_S)
+        assert held.execute(f"SELECT count(*) FROM {DATASET}.session_states").fetchone() \
+            == first
+    finally:
+        held.close()
+    fresh = duckdb.connect(str(catalog), read_only=True)
+    runs, rows = consistent(fresh)
+    fresh.close()
+    assert runs == RUNS + 1
+    assert rows == harness.query(db, f"SELECT count(*) FROM {DATASET}.session_states")[0][0]
+    assert rows == harness.query(db, f"SELECT sum(rows) FROM {DATASET}.runs")[0][0] > 0
+
+
+def test_queries_while_runs_load_see_whole_runs_only(tmp_path, sim, seed):
+    """A notebook querying in a loop while runs load: no query fails, and each sees the
+    rows of complete runs only, never part of one."""
+    _app, url = sim
+    db = tmp_path / "desk.duckdb"
+    cli_run(tmp_path, seed, db, url)
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def job() -> None:
+        try:
+            for _ in range(6):
+                cli_run(tmp_path, seed, db, url)
+        except BaseException as exc:  # reported by the test below
+            failures.append(exc)
+        finally:
+            done.set()
+
+    writer = threading.Thread(target=job)
+    writer.start()
+    reader = snapshot.Reader(db)
+    seen: list[int] = []
+    catalog = snapshot.paths(db)[1]
+    while not done.is_set():
+        seen.append(consistent(reader.connection())[0])
+        with duckdb.connect(str(catalog), read_only=True) as con:  # a fresh one each time
+            consistent(con)
+    writer.join()
+    assert not failures, failures
+    assert seen == sorted(seen) and len(set(seen)) > 1  # it saw runs arrive, in order
+    assert consistent(reader.connection())[0] == 7
+
+
+def test_a_window_reads_only_its_days(tmp_path):
+    """A reader for a window opens only the files of the days it needs (a year of history
+    costs what its days cost)."""
+    db = tmp_path / "desk.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(f"CREATE SCHEMA {DATASET}")
+    con.execute(f"CREATE TABLE {DATASET}._dlt_loads (load_id VARCHAR, status INT)")
+    con.execute(f"CREATE TABLE {DATASET}.runs (run_id VARCHAR, status VARCHAR, rows INT, "
+                "_dlt_load_id VARCHAR)")
+    con.execute(f"CREATE TABLE {DATASET}.session_states (run_id VARCHAR, state VARCHAR)")
+    for day in range(1, 31):
+        run_id, load = f"202611{day:02d}T120000Z-0000", f"{day:04d}"
+        con.execute(f"INSERT INTO {DATASET}._dlt_loads VALUES (?, 0)", [load])
+        con.execute(f"INSERT INTO {DATASET}.runs VALUES (?, 'complete', 2, ?)", [run_id, load])
+        con.execute(f"INSERT INTO {DATASET}.session_states VALUES (?, 'queuing'), "
+                    "(?, 'agent')", [run_id, run_id])
+        snapshot.publish(con, db, [DATASET])
+    con.close()
+    from datetime import date
+
+    reader = snapshot.Reader(db, since=date(2026, 11, 10), until=date(2026, 11, 12))
+    runs = reader.connection().execute(f"SELECT run_id FROM {DATASET}.runs ORDER BY 1"
+                                       ).fetchall()
+    # the window's days and one either side
+    assert [r[0][:8] for r in runs] == [f"202611{d:02d}" for d in range(9, 14)]
+    manifest = json.loads((snapshot.paths(db)[0] / snapshot.MANIFEST).read_text())
+    assert len(manifest["schemas"][DATASET]["tables"]["session_states"]["days"]) == 30
+
+
+def test_a_day_is_compacted_and_replaced_files_are_kept_a_while(tmp_path):
+    db = tmp_path / "desk.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(f"CREATE SCHEMA {DATASET}")
+    con.execute(f"CREATE TABLE {DATASET}._dlt_loads (load_id VARCHAR, status INT)")
+    con.execute(f"CREATE TABLE {DATASET}.runs (run_id VARCHAR, status VARCHAR, rows INT, "
+                "_dlt_load_id VARCHAR)")
+    con.execute(f"CREATE TABLE {DATASET}.session_states (run_id VARCHAR, n INT)")
+    clock = [1_000_000.0]
+    folder = snapshot.paths(db)[0]
+
+    def one_run(i: int) -> list[str]:
+        run_id, load = f"20261201T{i:06d}Z-0000", f"{i:04d}"
+        con.execute(f"INSERT INTO {DATASET}._dlt_loads VALUES (?, 0)", [load])
+        con.execute(f"INSERT INTO {DATASET}.runs VALUES (?, 'complete', 1, ?)", [run_id, load])
+        con.execute(f"INSERT INTO {DATASET}.session_states VALUES (?, ?)", [run_id, i])
+        publisher = snapshot.Publisher(con, db, now=lambda: clock[0])
+        publisher.dataset(DATASET)
+        publisher.commit()
+        return publisher.manifest["schemas"][DATASET]["tables"]["session_states"]["days"][
+            "2026-12-01"]
+
+    for i in range(1, snapshot.COMPACT_AT):
+        files = one_run(i)
+    assert len(files) == snapshot.COMPACT_AT - 1
+    files = one_run(snapshot.COMPACT_AT)
+    assert len(files) == 1  # the day in one file again
+    reader = snapshot.Reader(db)
+    assert reader.connection().execute(
+        f"SELECT count(*), sum(n) FROM {DATASET}.session_states").fetchone() == (
+        snapshot.COMPACT_AT, sum(range(1, snapshot.COMPACT_AT + 1)))
+    parquet = list(folder.rglob("*.parquet"))
+    assert len(parquet) > 2  # replaced files are still there for earlier views
+    clock[0] += snapshot.RETAIN_S
+    one_run(snapshot.COMPACT_AT + 1)
+    manifest = json.loads((folder / snapshot.MANIFEST).read_text())
+    live = {folder / n for t in manifest["schemas"][DATASET]["tables"].values()
+            for fs in t["days"].values() for n in fs}
+    # what was replaced before is gone; what this publish replaced stays a while
+    assert {at for _, at in manifest["retired"]} == {clock[0]}
+    assert set(folder.rglob("*.parquet")) == live | {folder / n for n, _ in manifest["retired"]}
+    con.close()
+
+
+def test_a_publish_that_failed_is_done_by_the_next_run(tmp_path, sim, seed, monkeypatch):
+    """A run whose publish dies after writing files (disk full): the run is loaded, readers
+    keep the previous snapshot, the files it left are tidied like replaced ones, and the
+    next run publishes both runs."""
+    _app, url = sim
+    db = tmp_path / "desk.duckdb"
+    cli_run(tmp_path, seed, db, url)
+    folder, catalog = snapshot.paths(db)
+    before = (folder / snapshot.MANIFEST).read_bytes()
+
+    def full(self: snapshot.Publisher) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(snapshot.Publisher, "commit", full)
+    for name, value in cli.env().items():
+        monkeypatch.setenv(name, value)
+    code = main(cli.run_argv(seed, db, url, tmp_path / "dlt")[1:])
+    monkeypatch.undo()
+    assert code == 3
+    assert (folder / snapshot.MANIFEST).read_bytes() == before
+    orphans = {p.relative_to(folder).as_posix() for p in folder.rglob("*.parquet")} - {
+        n for t in json.loads(before)["schemas"][DATASET]["tables"].values()
+        for fs in t["days"].values() for n in fs}
+    assert orphans  # what the failed publish wrote
+    assert harness.query(db, f"SELECT count(*) FROM {DATASET}.runs WHERE status = "
+                         "'complete'")[0][0] == 2
+    cli_run(tmp_path, seed, db, url)
+    with duckdb.connect(str(catalog), read_only=True) as fresh:
+        assert consistent(fresh)[0] == 3
+    retired = {n for n, _ in json.loads((folder / snapshot.MANIFEST).read_text())["retired"]}
+    assert orphans <= retired
