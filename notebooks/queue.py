@@ -277,9 +277,9 @@ else:
 # %%
 if metrics.has_events(con, DATASET):
     per_hour = metrics.events_per_interval(con, DATASET, interval="1h")
-    per_hour["time_to_agent_min"] = per_hour.time_to_agent_s / 60
+    per_hour["time_to_agent_min"] = (per_hour.time_to_agent_s / 60).round(2)
     print(per_hour[["interval_start", "began", "reached_agent", "time_to_agent_min"]]
-          .round(2).to_string(index=False))
+          .to_string(index=False))
 else:
     print("no session events in this database (desk-sessions listen was not running)")
 
