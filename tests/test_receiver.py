@@ -28,7 +28,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.tencent_desk import callback, events, metrics
+from pipelines.tencent_desk import callback, events, metrics, snapshot
 from pipelines.tencent_desk.clock import VirtualClock
 from pipelines.tencent_desk.job import RunOptions, run
 from pipelines.tencent_desk.receiver import Receiver, ReceiverConfig
@@ -401,6 +401,12 @@ def test_run_without_seed_polls_every_open_session_and_no_ended_one(tmp_path) ->
     truth = Counter(int((pop.segments(s)[0].start - day) // 3600) for s in keys
                     if pop.segments(s)[0].start <= day + 14 * 3600)
     assert from_events == dict(truth)
+    # Readers see the same events in the snapshot the job publishes.
+    published = duckdb.connect(str(snapshot.paths(db)[1]), read_only=True)
+    assert published.execute("SELECT count(*) FROM tencent_desk.session_events").fetchall() \
+        == [(sum(loaded(db).values()),)]
+    assert len(metrics.events_per_interval(published)) == len(per_hour)
+    published.close()
     # Time to an agent, exact: the truth's agent start minus its arrival, per hour.
     served = {s: pop.segments(s) for s in keys if pop.segments(s)[0].start <= day + 14 * 3600}
     to_agent: dict[int, list[float]] = {}
