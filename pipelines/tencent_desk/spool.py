@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .snapshot import _fsync_dir  # one copy of it (renames are durable once it returns)
+
 log = logging.getLogger("desk_sessions.spool")
 
 SEAL_BYTES = 64 * 1024 * 1024
@@ -35,14 +37,6 @@ SEAL_AFTER_S = 2.0
 
 def spool_dir(database: Path) -> Path:
     return database.with_name(database.name + ".spool")
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def seal_orphans(directory: Path) -> int:
