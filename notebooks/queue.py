@@ -272,6 +272,23 @@ else:
     print("no simulator truth in this database: nothing to check against")
 
 # %% [markdown]
+# ## Exact times from session events
+#
+# With `desk-sessions listen` receiving Desk's session event callbacks, every session's start
+# (its first event) and the moment an agent took it (its first event naming an agent) are
+# known to the millisecond: no poll-interval bounds, and sessions too short for any poll
+# are counted too.
+
+# %%
+if metrics.has_events(con, DATASET):
+    per_hour = metrics.events_per_interval(con, DATASET, interval="1h")
+    per_hour["time_to_agent_min"] = (per_hour.time_to_agent_s / 60).round(2)
+    print(per_hour[["interval_start", "began", "reached_agent", "time_to_agent_min"]]
+          .to_string(index=False))
+else:
+    print("no session events in this database (desk-sessions listen was not running)")
+
+# %% [markdown]
 # ## What to keep in mind
 #
 # - Every duration is known only to within about one poll interval at each end; shorten the

@@ -295,7 +295,8 @@ def _options(tmp_path: Path, url: str, seed: Path | None = None, **records: Any)
     overrides = {"api_url": url, "sdkappid": SDKAPPID, "identifier": ADMIN,
                  "secret_key": SECRET_KEY, "max_qps": 5000, "max_concurrency": 16,
                  "records": True, **records}
-    return RunOptions(seed=str(seed) if seed else None, database=tmp_path / "desk.duckdb",
+    return RunOptions(seed=str(seed) if seed else None, poll=seed is not None,
+                      database=tmp_path / "desk.duckdb",
                       pipelines_dir=str(tmp_path / "dlt"), overrides=overrides,
                       progress=False)
 

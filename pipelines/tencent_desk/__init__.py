@@ -78,6 +78,7 @@ def tencent_desk(
     records_since: int = settings.DEFAULT_RECORDS_SINCE_S,
     records_settle: int = settings.DEFAULT_RECORDS_SETTLE_S,
     keep_nicknames: bool = False,
+    extra_seed: str | None = None,
 ) -> list[DltResource]:
     """The ``session_states`` resource (it also fills ``seed_rejects`` and ``runs``).
 
@@ -107,6 +108,7 @@ def tencent_desk(
             ``records_settle`` seconds before now.
         records_from, records_until: a backfill of that span (ISO 8601) instead.
         keep_nicknames: store ClientUserNickName (personal data; off by default).
+        extra_seed: a Parquet file of more keys to ask (the sessions known from events).
     """
     config = ClientConfig(
         sdkappid=_int(sdkappid, "sdkappid"), identifier=str(identifier),
@@ -134,7 +136,7 @@ def tencent_desk(
                                            list(interrupted or ())),
                              name=RECORDS_TABLE, write_disposition="merge",
                              primary_key="session_id")]
-    spec = SeedSpec(Path(seed), seed_table)
+    spec = SeedSpec(Path(seed), seed_table, Path(extra_seed) if extra_seed else None)
     spec.format  # noqa: B018  (fails early on an unknown seed format)
     return [dlt.resource(
         _poll(spec, config, sigs, repoll_ended, batch_size, clock, on_batch, on_run, region,

@@ -5,6 +5,7 @@
   desk-sessions publish --database FILE.duckdb          (re)publish what readers read
   desk-sessions demo                                     a simulated day, no account needed
   desk-sessions simulate --port PORT                     a local stand-in for the Desk API
+  desk-sessions listen --database FILE.duckdb            receive Desk's session event callbacks
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 from . import redact, settings, snapshot
+from .spool import SEAL_AFTER_S
 
 EPILOG = """\
 Credentials and settings come from dlt config: .dlt/config.toml and .dlt/secrets.toml
@@ -35,8 +37,8 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
                        description="Poll every key of the seed table once; load "
                        "session_states, seed_rejects and runs into a DuckDB file.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seed", required=True, help="seed file: .csv, .parquet, .jsonl, or a "
-                   ".duckdb database (with --seed-table)")
+    p.add_argument("--seed", help="seed file: .csv, .parquet, .jsonl, or a .duckdb database "
+                   "(with --seed-table); added to the sessions known from received events")
     p.add_argument("--seed-table", help="table holding the seed in a DuckDB seed database")
     _database_and_api(p)
     p.add_argument("--repoll-ended", action="store_true",
@@ -47,6 +49,9 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
                    help="exit 6 when more than this share of the keys end in error "
                    f"(default: config, else {settings.DEFAULT_MAX_ERROR_SHARE:g}; 1 turns it "
                    "off)")
+    p.add_argument("--max-session-age", type=float, default=settings.DEFAULT_MAX_SESSION_AGE_H,
+                   metavar="HOURS", help="sessions from events: ask those that began within "
+                   "this many hours and are not known to have ended (default %(default)g)")
     p.add_argument("--pipelines-dir", help="dlt's working folder (default: dlt's)")
     _common(p)
 
@@ -78,6 +83,24 @@ def _database_and_api(p: argparse.ArgumentParser) -> None:
     p.add_argument("--region", help="data centre: " + ", ".join(settings.REGIONS))
     p.add_argument("--api-url", help="any other API root, e.g. a simulator on loopback")
     _lock_wait(p)
+
+
+def _listen_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("listen", help="receive Desk's SessionEventNotify callbacks",
+                       description="Receive Desk.SessionEventNotify callbacks (behind a "
+                       "TLS-terminating proxy) into a durable spool next to the database; "
+                       "desk-sessions run loads them into session_events. Settings under "
+                       "[sources.tencent_desk]: sdkappid; callback_token (secret, optional: "
+                       "checks each callback's Sign); keep_message_content (default false).",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--database", required=True, type=Path,
+                   help="the DuckDB file the job loads (the spool is FILE.spool/)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s)")
+    p.add_argument("--port", type=int, default=8080, help="port (default %(default)s)")
+    p.add_argument("--seal-after", type=float, default=SEAL_AFTER_S, metavar="SECONDS",
+                   help="a spool segment is handed to the job after this long (default "
+                   "%(default)g)")
+    _common(p)
 
 
 def _lock_wait(p: argparse.ArgumentParser) -> None:
@@ -146,6 +169,11 @@ def _simulate_parser(sub: argparse._SubParsersAction) -> None:
                    "instead of a fixed day, so that incremental record loads find records")
     p.add_argument("--agent-groups", type=int, default=1,
                    help="agent groups, each with its own agents and queue (default 1)")
+    p.add_argument("--callback-url", help="also POST the day's session events to this "
+                   "receiver, as Desk would (desk-sessions listen)")
+    for knob in ("lost", "repeated", "reordered", "delayed"):
+        p.add_argument(f"--callback-{knob}", type=float, default=0.0, metavar="SHARE",
+                       help=f"share of callbacks {knob}")
     for kind in ("internal_error", "http_502", "http_503", "truncated", "non_json", "slow",
                  "drop", "throttle", "chaos"):
         p.add_argument(f"--{kind.replace('_', '-')}", type=float, default=0.0,
@@ -170,6 +198,7 @@ def parser() -> argparse.ArgumentParser:
     _publish_parser(sub)
     _demo_parser(sub)
     _simulate_parser(sub)
+    _listen_parser(sub)
     return p
 
 
@@ -203,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
             from .demo import run_demo
 
             return run_demo(args)
+        if args.command == "listen":
+            from .listen import listen
+
+            return listen(args)
         from .simulator.cli import simulate
 
         return simulate(args)
@@ -229,7 +262,9 @@ def _run(args: argparse.Namespace) -> int:
                          seed_table=getattr(args, "seed_table", None), database=args.database,
                          dataset=args.dataset, repoll_ended=getattr(args, "repoll_ended", False),
                          pipelines_dir=args.pipelines_dir, overrides=overrides,
-                         progress=args.progress, lock_wait_s=args.lock_wait)
+                         progress=args.progress, lock_wait_s=args.lock_wait, poll=not records,
+                         max_session_age_s=getattr(args, "max_session_age",
+                                                   settings.DEFAULT_MAX_SESSION_AGE_H) * 3600.0)
     try:
         row = run(options)
     except JobError as exc:

@@ -1,9 +1,9 @@
 """``desk-sessions demo``: a simulated working day, polled by the real job, in one minute.
 
 The simulator serves a seeded day of sessions on loopback. Every 5-15 simulated minutes
-the demo does what a scheduled deployment does: the seed table gains the sessions that
-started since the last poll (a real deployment learns them from Desk's
-SessionEventNotify callbacks), and one ``desk-sessions run`` polls them into the database.
+the demo does what a scheduled deployment does: Desk's SessionEventNotify callbacks of the
+events since the last poll reach the receiver (``desk-sessions listen``, on loopback too),
+and one ``desk-sessions run`` with no seed file loads them and polls the open sessions.
 Rows are stamped with the simulator's virtual clock, so they span the simulated day. The
 simulator's true state history is written beside them (schema ``desk_simulator``) so the
 notebooks can compare what polling saw with what really happened.
@@ -27,7 +27,10 @@ import pyarrow as pa
 from . import settings, snapshot
 from .clock import VirtualClock
 from .job import RunOptions, run
+from .receiver import Receiver, ReceiverConfig
 from .simulator import Population, PopulationConfig, SimulatorApp, SimulatorConfig, serve_in_thread
+from .simulator.callbacks import Callback, Sender, plan, send_due
+from .spool import spool_dir
 
 log = logging.getLogger("desk_sessions")
 
@@ -42,6 +45,7 @@ def run_demo(args: argparse.Namespace) -> int:
     for stale in (database, database.with_name(database.name + ".wal"), catalog):
         stale.unlink(missing_ok=True)
     shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(spool_dir(database), ignore_errors=True)
     population = Population(PopulationConfig(seed=args.seed, sessions_per_day=args.sessions,
                                              agents=args.agents))
     day = population.config.day_start
@@ -51,8 +55,8 @@ def run_demo(args: argparse.Namespace) -> int:
     key = secrets.token_hex(32)
     app = SimulatorApp(population, SimulatorConfig(DEMO_SDKAPPID, DEMO_ADMIN, key,
                                                    seed=args.seed), model_clock=clock)
-    arrivals = sorted((population.segments(k.session_id)[0].start, k)
-                      for k in population.session_keys())
+    callbacks = plan(population)
+    receiver = Receiver(ReceiverConfig(DEMO_SDKAPPID, spool_dir(database), seal_after_s=0.2))
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="desk-demo-"))
     t0, polls, rows = time.monotonic(), 0, 0
@@ -60,16 +64,15 @@ def run_demo(args: argparse.Namespace) -> int:
              time.strftime("%Y-%m-%d", time.gmtime(day)), len(population),
              args.start_hour, args.end_hour)
     try:
-        with serve_in_thread(app) as url:
-            seed = work / "seed.csv"
+        with serve_in_thread(app) as url, serve_in_thread(receiver) as listener:
+            sender = Sender(listener + "/desk/callback", DEMO_SDKAPPID)
             overrides = {"api_url": url, "sdkappid": DEMO_SDKAPPID, "identifier": DEMO_ADMIN,
                          "secret_key": key, "max_qps": 1000, "max_concurrency": 32}
             t = start
             while t <= end:
                 clock.set(t)
-                known = [k for a, k in arrivals if a <= t]
-                _write_seed(seed, known, rng)
-                row = run(RunOptions(seed=str(seed), database=database,
+                callbacks = _deliver(sender, callbacks, t, database)
+                row = run(RunOptions(seed=None, database=database,
                                      pipelines_dir=str(work / "dlt"), overrides=overrides,
                                      progress=False), clock=clock)
                 polls += 1
@@ -101,23 +104,23 @@ def _load_records(database: Path, work: Path, overrides: dict, clock: VirtualClo
     """The day's session records up to an hour after the last poll, as a backfill."""
     clock.advance(3600)
     until = datetime.fromtimestamp(clock.time(), UTC).isoformat()
-    row = run(RunOptions(seed=None, database=database, pipelines_dir=str(work / "dlt"),
-                         progress=False, overrides={
+    row = run(RunOptions(seed=None, poll=False, database=database,
+                         pipelines_dir=str(work / "dlt"), progress=False, overrides={
                              **overrides, "records": True, "records_until": until,
                              "records_from": datetime.fromtimestamp(day, UTC).isoformat()}),
               clock=clock)
     return int(row["records"])
 
 
-def _write_seed(path: Path, known: list, rng: random.Random) -> None:
-    """Every session known by now; for a quarter of them, the pair instead, as a deployment
-    that tracks users rather than sessions would ask."""
-    with path.open("w", encoding="utf-8") as f:
-        f.write("session_id,client_user_id,customer_service_id\n")
-        for k in known:
-            f.write(f"{k.session_id},{k.client_user_id},{k.customer_service_id}\n")
-            if rng.random() < 0.05:
-                f.write(f",{k.client_user_id},{k.customer_service_id}\n")
+def _deliver(sender: Sender, callbacks: list[Callback], until: float,
+             database: Path) -> list[Callback]:
+    """POST the callbacks due by ``until``, then wait for the receiver to seal them (the
+    job loads sealed segments only). Returns those not yet due."""
+    rest = send_due(sender, callbacks, until)
+    deadline = time.monotonic() + 10
+    while any(spool_dir(database).glob("active-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return rest
 
 
 def _write_truth(database: Path, population: Population) -> None:

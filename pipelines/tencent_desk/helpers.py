@@ -25,10 +25,11 @@ from .seeds import SeedCounts
 log = logging.getLogger(__name__)
 
 
-# Where the destination knows a session is over: polls that saw it end (141005), and its
-# session record (only ended sessions have one).
+# Where the destination knows a session is over: polls that saw it end (141005), its
+# session record (only ended sessions have one), and a closing event received.
 ENDED_FROM = {"session_states": "state = 'ended' AND session_id IS NOT NULL",
-              "session_records": "session_id IS NOT NULL"}
+              "session_records": "session_id IS NOT NULL",
+              "session_event_times": "closed"}
 
 
 def ended_sessions(pipeline: Any, chunk: int = 100_000) -> Iterator[pa.Table]:

@@ -3,6 +3,7 @@ summary, and one clear line for every fatal problem."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import hashlib
@@ -11,6 +12,7 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,11 +30,13 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from . import redact, settings, snapshot, states, tencent_desk
 from .client import ConfigError, FatalError, first_error
 from .clock import SystemClock, utc
+from .event_load import EventsLoaded, load_events, write_open_sessions
 from .helpers import OUTAGE, after_load, final_status, new_run_id
 from .metrics import TRUTH_SCHEMA
 from .outage import Outage
 from .record_source import summary_line as records_summary
 from .seeds import SeedError
+from .spool import spool_dir
 
 log = logging.getLogger("desk_sessions")
 
@@ -56,7 +60,7 @@ class JobError(Exception):
 
 @dataclass
 class RunOptions:
-    seed: str | None  # None: no polling (``desk-sessions records``)
+    seed: str | None  # None: only the sessions known from received events
     database: Path
     dataset: str = settings.DEFAULT_DATASET
     seed_table: str | None = None
@@ -66,7 +70,9 @@ class RunOptions:
     # Not in repr: it may hold secret_key or usersig.
     overrides: dict[str, Any] = field(default_factory=dict, repr=False)
     progress: bool | None = None  # None: a bar on a terminal, log lines otherwise
+    max_session_age_s: float = settings.DEFAULT_MAX_SESSION_AGE_H * 3600.0
     lock_wait_s: float = settings.DATABASE_LOCK_WAIT_S
+    poll: bool = True  # False: load session records only (``desk-sessions records``)
 
 
 @functools.cache
@@ -238,7 +244,7 @@ def run(options: RunOptions, *, clock: Any = None) -> dict[str, Any]:
     _lean_arrow_pool()
     database = options.database.expanduser().absolute()
     check_folder(database)
-    with Journal(database) as journal:
+    with Journal(database) as journal, contextlib.ExitStack() as cleanup:
         check_database(database, options.lock_wait_s)
         pipeline = pipeline_for(database, options.dataset, options.pipelines_dir)
         progress = Progress(options.progress)
@@ -246,7 +252,12 @@ def run(options: RunOptions, *, clock: Any = None) -> dict[str, Any]:
         clock = clock or SystemClock()
         run_id = new_run_id(clock)
 
+        received = EventsLoaded()
+
         def fetched(row: dict[str, Any]) -> None:
+            row.update(events_loaded=received.records, events_unknown=received.unknown)
+            if options.poll and options.seed is None:
+                row["seed"] = "sessions from events"
             runs.append(row)
             journal.write(run_id=run_id, phase="loading")
 
@@ -257,10 +268,20 @@ def run(options: RunOptions, *, clock: Any = None) -> dict[str, Any]:
                 log.warning("loading what an interrupted run left behind first")
                 pipeline.run()
                 after_load(pipeline)
+            received = load_events(pipeline, spool_dir(database), run_id)
             interrupted = journal.interrupted()
             journal.write(run_id=run_id, phase="fetching", started_at=utc(clock).isoformat(),
-                          kind="poll" if options.seed else "records")
-            source = tencent_desk(seed=options.seed, seed_table=options.seed_table,
+                          kind="poll" if options.poll else "records")
+            seed, extra = None, None
+            if options.poll:
+                work = Path(tempfile.mkdtemp(prefix="desk-events-"))
+                cleanup.callback(shutil.rmtree, work, ignore_errors=True)
+                from_events = work / "sessions_from_events.parquet"
+                write_open_sessions(pipeline, from_events, now_s=clock.time(),
+                                    max_age_s=options.max_session_age_s)
+                seed, extra = (options.seed, str(from_events)) if options.seed else (
+                    str(from_events), None)
+            source = tencent_desk(seed=seed, seed_table=options.seed_table, extra_seed=extra,
                                   repoll_ended=options.repoll_ended, clock=clock,
                                   on_batch=progress, on_run=fetched, run_id=run_id,
                                   interrupted=interrupted, **options.overrides)
@@ -372,6 +393,9 @@ def summary(row: dict[str, Any], database: Path, dataset: str) -> str:
         records_summary(row),
         f"  data: {database} dataset {dataset} (tables session_states, "
         "session_state_latest, runs, seed_rejects)",
+        *([f"  events: {row['events_loaded']} received events loaded into session_events, "
+           f"{row.get('events_unknown', 0)} with unknown names"]
+          if row.get("events_loaded") else []),
         f"  read it from: {snapshot.paths(database)[1]} (or DESK_DUCKDB={database} for the "
         "notebooks); never open the job's file itself",
     ]))

@@ -877,3 +877,33 @@ def truth_demand_per_interval(
     LEFT JOIN load l USING (b0)
     ORDER BY b0"""
     return _df(con, sql)
+
+
+# --- Session events (desk-sessions listen): exact times, no poll-interval bounds. ---------
+
+
+def has_events(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET) -> bool:
+    """Whether the job has loaded received session events (the ``session_event_times`` view)."""
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
+        "AND table_name = 'session_event_times'", [dataset]).fetchone()
+    return bool(found and found[0])
+
+
+def events_per_interval(
+    con: duckdb.DuckDBPyConnection,
+    dataset: str = DEFAULT_DATASET,
+    interval: str | timedelta | float = "1h",
+) -> pd.DataFrame:
+    """Per interval, from session events: ``began`` (sessions whose first event is in it),
+    ``reached_agent`` (of those, how many had an event with an agent) and
+    ``time_to_agent_s`` (their mean time from first event to first event with an agent).
+    Exact to the millisecond, whatever the event names; a lost callback can only make a
+    session begin late or reach its agent late."""
+    w = _seconds(interval)
+    sql = f"""
+    SELECT to_timestamp({_bucket("epoch(began_at)", w)}) AS interval_start, {w} AS interval_s,
+           count(*) AS began, count(agent_at) AS reached_agent,
+           avg(epoch(agent_at) - epoch(began_at)) AS time_to_agent_s
+    FROM {_ident(dataset)}.session_event_times GROUP BY ALL ORDER BY 1"""
+    return _df(con, sql)

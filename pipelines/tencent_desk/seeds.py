@@ -44,6 +44,7 @@ class SeedError(Exception):
 class SeedSpec:
     path: Path
     table: str | None = None
+    extra: Path | None = None  # a Parquet file of more keys (sessions known from events)
 
     @property
     def format(self) -> str:
@@ -54,7 +55,8 @@ class SeedSpec:
         return fmt
 
     def describe(self) -> str:
-        return str(self.path) + (f" (table {self.table})" if self.table else "")
+        return str(self.path) + (f" (table {self.table})" if self.table else "") + (
+            " + sessions from events" if self.extra else "")
 
 
 def quote_table(name: str) -> str:
@@ -166,6 +168,11 @@ class PreparedSeed:
                 self.con.execute(f"CREATE TABLE raw AS {reader()}")
         except duckdb.Error as exc:
             raise SeedError(f"cannot read seed {spec.describe()}: {_first_line(exc)}") from None
+        if spec.extra is not None:
+            self.con.execute(f"""
+                INSERT INTO raw SELECT (SELECT coalesce(max(row_no), 0) FROM raw)
+                    + row_number() OVER (), session_id, client_user_id, customer_service_id,
+                    NULL, NULL FROM read_parquet('{_sql_str(spec.extra)}')""")
         self.counts.rows = self._scalar("SELECT count(*) FROM raw")
 
     def _select(self, source: str, found: dict[str, str], types: dict[str, str]) -> str:

@@ -53,3 +53,6 @@ RECORDS_MAX_PER_WINDOW = 5_000      # ... and halved while they hold more (50 pa
 RECORDS_MAX_REPAGES = 5             # a window whose TotalCount keeps changing: give up after
 RECORDS_MAX_BAD_PAGES = 4           # a page malformed this many times in a row: give up
 RECORDS_WINDOWS_AHEAD = 4           # windows read at once (their pages share the limiter)
+
+# Sessions from received events: those that began within this many hours are asked about.
+DEFAULT_MAX_SESSION_AGE_H = 12.0

@@ -85,6 +85,8 @@ LAYOUTS: dict[str, Layout] = {
     "session_states": Layout("run_id", appended=True),
     "seed_rejects": Layout("run_id", appended=True),
     "session_timeline": Layout("day", appended=False),
+    # Merged on request_id: a reloaded event replaces itself, in the day of its event_time.
+    "session_events": Layout("event_time", appended=False),
 }
 
 

@@ -43,11 +43,11 @@ def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("desk-sessions: error:")]
 
 
-def start_server(argv: list[str], log: IO[str] | int = subprocess.DEVNULL
+def start_server(argv: list[str], log: IO[str] | int = subprocess.DEVNULL, **extra_env: str
                  ) -> tuple[subprocess.Popen, int]:
     """``argv --port P`` in a child on a free loopback port P, once it accepts connections."""
     port = closed_port()
-    proc = subprocess.Popen([*argv, "--port", str(port)], env=env(), stdout=log,
+    proc = subprocess.Popen([*argv, "--port", str(port)], env=env(**extra_env), stdout=log,
                             stderr=subprocess.STDOUT, cwd=ROOT)
     deadline = time.monotonic() + 60
     while True:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import threading
 import time
 
 import dlt
 
+from ..callback import expected_sign
 from ..job import JobError
-from .app import FAULT_KINDS, SimulatorConfig
+from ..listen import setting
+from .app import FAULT_KINDS, SimulatorApp, SimulatorConfig
+from .callbacks import Knobs, Sender, plan, send_due
 from .model import DAY_START, Population, PopulationConfig
 from .server import build_app, serve, write_seed_csv
 
@@ -50,6 +54,8 @@ def simulate(args: argparse.Namespace) -> int:
         log.info("wrote %d seed rows to %s", rows, args.seed_out)
     app = build_app(config, population, speed=1.0 if args.today else args.speed,
                     start=now if args.today else day + args.start_hour * 3600)
+    if args.callback_url:
+        _start_callbacks(app, args)
     log.info("simulating %d sessions for SDKAppID %d on http://%s:%d (rate limit %s)",
              len(population), sdkappid, args.host, args.port, args.rate_limit or "none")
     try:
@@ -57,3 +63,28 @@ def simulate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise JobError(str(exc)) from None
     return 0
+
+
+def _start_callbacks(app: SimulatorApp, args: argparse.Namespace) -> None:
+    """POST the day's session events to ``--callback-url`` as the model clock reaches them."""
+    knobs = Knobs(lost=args.callback_lost, repeated=args.callback_repeated,
+                  reordered=args.callback_reordered, delayed=args.callback_delayed,
+                  seed=args.seed)
+    token = str(setting("callback_token", secret=True) or "") or None
+
+    def sign() -> dict[str, str]:
+        now = str(int(time.time()))
+        return {"RequestTime": now, "Sign": expected_sign(token, now)} if token else {}
+
+    sender = Sender(args.callback_url, app.config.sdkappid, sign=sign)
+    pending = plan(app.population, knobs)
+
+    def loop() -> None:
+        nonlocal pending
+        while pending:
+            pending = send_due(sender, pending, app.model_clock.time())
+            time.sleep(0.5)
+
+    threading.Thread(target=loop, name="desk-callbacks", daemon=True).start()
+    log.info("posting %d session event callbacks to %s as the simulated day goes",
+             len(pending), args.callback_url)

@@ -65,3 +65,14 @@ if _SPEC:
 
     _client.RunnableLoadJob.run_managed = run_managed
     _client.RunnableLoadJob._release = _release_with_crash
+
+# ``DESK_TEST_CRASH=retire:``: the job dies while retiring loaded spool segments, after
+# deleting the first (their load is recorded; the rest are loaded again next run).
+if _SPEC.startswith("retire:"):
+    from pipelines.tencent_desk import spool as _spool
+
+    def _retire_then_crash(paths):  # type: ignore[no-untyped-def]
+        _spool.Path(paths[0]).unlink()
+        _crash()
+
+    _spool.retire = _retire_then_crash

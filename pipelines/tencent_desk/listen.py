@@ -1,0 +1,63 @@
+"""``desk-sessions listen``: the receiver in the foreground, configured like a pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+from pathlib import Path
+
+import dlt
+
+from . import redact
+from .job import JobError
+from .receiver import Receiver, ReceiverConfig
+from .spool import spool_dir
+
+
+def setting(name: str, secret: bool = False) -> object:
+    """An optional value of ``sources.tencent_desk`` in dlt config (None when unset)."""
+    store = dlt.secrets if secret else dlt.config
+    try:
+        return store[f"sources.tencent_desk.{name}"]
+    except KeyError:
+        return None
+
+
+def receiver_config(database: Path, seal_after_s: float) -> ReceiverConfig:
+    """The receiver's settings from dlt config: ``sdkappid``, ``callback_token`` (secret,
+    optional), ``keep_message_content`` (default false)."""
+    sdkappid = setting("sdkappid")
+    if sdkappid in (None, ""):
+        raise JobError("missing configuration: sdkappid: set it under [sources.tencent_desk] "
+                       "in .dlt/config.toml or as SOURCES__TENCENT_DESK__SDKAPPID")
+    try:
+        app = int(str(sdkappid).strip())
+    except ValueError:
+        raise JobError("sdkappid must be a number (the SDKAppID from the Chat console)") from None
+    token = setting("callback_token", secret=True)
+    token = str(token) if token not in (None, "") else None
+    redact.register(token)
+    keep = str(setting("keep_message_content") or "false").strip().lower() in ("true", "1")
+    database = database.expanduser().absolute()
+    if not database.parent.is_dir():
+        raise JobError(f"folder {database.parent} does not exist: create it or choose "
+                       "another --database path", exit_code=3)
+    return ReceiverConfig(sdkappid=app, spool=spool_dir(database), token=token,
+                          keep_message_content=keep, seal_after_s=seal_after_s)
+
+
+def listen(args: argparse.Namespace) -> int:
+    from .simulator.server import serve
+
+    if not args.seal_after > 0:
+        raise JobError("--seal-after must be a number of seconds above 0")
+    config = receiver_config(args.database, args.seal_after)
+    try:  # uvicorn would exit on its own with a bare log line: say it in ours
+        socket.create_server((args.host, args.port), reuse_port=False).close()
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise JobError(f"cannot listen on {args.host}:{args.port}: {reason}: choose "
+                       "another --port or stop what uses it", exit_code=3) from None
+    serve(Receiver(config), args.host, args.port, allow_remote=True)
+    return 0

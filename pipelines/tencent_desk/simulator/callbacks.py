@@ -1,0 +1,158 @@
+"""The simulated day's truth as Desk's ``SessionEventNotify`` callbacks, and a sender that
+POSTs them as Desk would (URL parameters and body as documented, retrying what is not
+acknowledged), with knobs for lost, repeated, reordered and delayed callbacks.
+
+Event names beyond the three our sources name come from ``events.EVENT_NAMES`` (the
+entries marked ``documented=False``: our assumption).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import aiohttp
+
+from pipelines.tencent_desk import states
+from pipelines.tencent_desk.events import CALLBACK_COMMAND
+from pipelines.tencent_desk.simulator.model import Population
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """One callback: when Desk sends it (simulated seconds), its RequestID and body."""
+
+    send_at: float
+    request_id: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Knobs:
+    lost: float = 0.0        # never sent
+    repeated: float = 0.0    # sent twice, same RequestID
+    reordered: float = 0.0   # sent after the next callback
+    delayed: float = 0.0     # sent late, by up to delay_s
+    delay_s: float = 120.0
+    seed: int = 0
+
+
+def session_events(population: Population) -> Iterable[tuple[float, dict[str, object]]]:
+    """(time, body) of every event of the day, session by session, times in seconds."""
+    for key in population.session_keys():
+        segs = population.segments(key.session_id)
+        end = population.ended_at(key.session_id)
+        base = {"CallbackCommand": CALLBACK_COMMAND, "SessionId": key.session_id,
+                "ChannelType": "SDK", "ClientUserId": key.client_user_id,
+                "CustomerServiceId": key.customer_service_id, "IsContactUser": False}
+        begin = segs[0].start
+        bot_end = segs[0].end
+        out = [(begin, "SessionBegin", None),
+               (begin + (bot_end - begin) / 3, "ChatBot.UserSendMsg", None),
+               (begin + 2 * (bot_end - begin) / 3, "ChatBot.RobotSendMsg", None)]
+        agent = None
+        for seg in segs[1:]:
+            if seg.state == states.QUEUING:
+                out.append((seg.start, "TransferToAgent.Start", None))
+            elif seg.state == states.AGENT:
+                agent = seg.agent_id
+                out.append((seg.start, "TransferToAgent.Success", agent))
+                out.append((seg.start + (end - seg.start) / 2, "Agent.UserSendMsg", agent))
+        closing = "UserTimeout" if segs[-1].state == states.QUEUING else "SessionEnd"
+        out.append((end, closing, agent))
+        for t, name, agent_id in out:
+            body = {**base, "Event": name, "EventTime": int(t * 1000)}
+            if agent_id:
+                body["AgentId"] = agent_id
+            if name.endswith("SendMsg"):
+                body["MsgKey"] = f"{key.session_id[:8]}_{int(t * 1000)}"
+                body["MsgBody"] = [{"MsgType": "TIMTextElem",
+                                    "MsgContent": {"Text": f"message at {int(t)}"}}]
+            yield t, body
+
+
+def plan(population: Population, knobs: Knobs = Knobs()) -> list[Callback]:
+    """Every callback of the day in the order Desk sends it, the knobs applied."""
+    rng = random.Random(knobs.seed)
+    timeline = sorted(session_events(population), key=lambda e: e[0])
+    out: list[Callback] = []
+    for n, (t, body) in enumerate(timeline):
+        draw = rng.random()
+        if draw < knobs.lost:
+            continue
+        send_at = t + (rng.random() * knobs.delay_s if draw > 1 - knobs.delayed else 0.0)
+        cb = Callback(send_at, f"sim-{knobs.seed}-{n:08d}", json.dumps(body).encode())
+        out.append(cb)
+        if rng.random() < knobs.repeated:
+            out.append(Callback(send_at + rng.random() * 30, cb.request_id, cb.body))
+    out.sort(key=lambda c: c.send_at)
+    for i in range(len(out) - 1):
+        if rng.random() < knobs.reordered:
+            out[i], out[i + 1] = out[i + 1], out[i]
+    return out
+
+
+class Sender:
+    """POSTs callbacks to a receiver URL as Desk does; a callback not acknowledged (no
+    answer, a 5xx) is retried, up to ``attempts`` times. Counts answers by status."""
+
+    def __init__(self, url: str, sdkappid: int, *, concurrency: int = 16,
+                 attempts: int = 50, retry_s: float = 0.2,
+                 sign: Callable[[], dict[str, str]] | None = None) -> None:
+        self.url, self.sdkappid = url, sdkappid
+        self.concurrency, self.attempts, self.retry_s = concurrency, attempts, retry_s
+        self.sign = sign
+        self.statuses: Counter[int] = Counter()
+        self.acknowledged: list[str] = []  # RequestIDs answered 200
+
+    def params(self, request_id: str) -> dict[str, str]:
+        params = {"SdkAppid": str(self.sdkappid), "CallbackCommand": CALLBACK_COMMAND,
+                  "contenttype": "json", "ClientIP": "127.0.0.1", "OptPlatform": "Web",
+                  "RequestID": request_id}
+        return {**params, **(self.sign() if self.sign else {})}
+
+    async def send(self, callbacks: Sequence[Callback]) -> None:
+        queue: asyncio.Queue[Callback] = asyncio.Queue()
+        for cb in callbacks:
+            queue.put_nowait(cb)
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            await asyncio.gather(*(self._worker(http, queue)
+                                   for _ in range(self.concurrency)))
+
+    async def _worker(self, http: aiohttp.ClientSession, queue: asyncio.Queue[Callback]
+                      ) -> None:
+        while not queue.empty():
+            cb = queue.get_nowait()
+            for attempt in range(1, self.attempts + 1):
+                status = await self._post(http, cb)
+                if status is not None and status < 500:
+                    self.statuses[status] += 1
+                    if status == 200:
+                        self.acknowledged.append(cb.request_id)
+                    break
+                if attempt < self.attempts:
+                    await asyncio.sleep(self.retry_s)
+
+    async def _post(self, http: aiohttp.ClientSession, cb: Callback) -> int | None:
+        try:
+            async with http.post(self.url, params=self.params(cb.request_id), data=cb.body,
+                                 headers={"Content-Type": "application/json"}) as resp:
+                await resp.read()
+                if resp.status >= 500:
+                    self.statuses[resp.status] += 1
+                return resp.status
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+
+
+def send_due(sender: Sender, callbacks: list[Callback], until: float) -> list[Callback]:
+    """POST the callbacks due by ``until`` (simulated seconds); returns those not yet due."""
+    k = next((i for i, cb in enumerate(callbacks) if cb.send_at > until), len(callbacks))
+    if k:
+        asyncio.run(sender.send(callbacks[:k]))
+    return callbacks[k:]
