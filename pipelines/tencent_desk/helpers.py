@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
 
-from . import snapshot, states
+from . import snapshot, states, timeline
 from .client import ClientConfig, Stats
 from .clock import Clock, utc
 from .record_source import RUNS_TABLE as RECORD_RUNS
@@ -83,8 +83,9 @@ RUN_TABLES = {
 
 def after_load(pipeline: Any, whole: Sequence[tuple[str, str]] = ()) -> None:
     """What a load leaves to do: runs whose package is fully loaded become ``complete``,
-    ``session_state_latest`` (the latest row per key) is (re)made, and, on DuckDB, what
-    was loaded is published for readers (see :mod:`snapshot`), with the ``whole`` tables
+    ``session_state_latest`` (the latest row per key) is (re)made, and, on DuckDB, the
+    sessions the load touched are brought up to date in ``session_timeline`` and what was
+    loaded is published for readers (see :mod:`snapshot`), with the ``whole`` tables
     (schema, table) of other schemas."""
     with pipeline.sql_client() as client:
         if not client.has_dataset():
@@ -105,6 +106,7 @@ def after_load(pipeline: Any, whole: Sequence[tuple[str, str]] = ()) -> None:
         except DestinationUndefinedEntity:  # nothing polled yet: no such tables
             pass
         if pipeline.destination.destination_name == "duckdb":
+            timeline.upkeep(client.native_connection, pipeline.dataset_name)
             snapshot.publish(client.native_connection, Path(client.credentials.database),
                              [pipeline.dataset_name], whole)
 

@@ -55,10 +55,10 @@ def session_events(population: Population) -> Iterable[tuple[float, dict[str, ob
                (begin + (bot_end - begin) / 3, "ChatBot.UserSendMsg", None),
                (begin + 2 * (bot_end - begin) / 3, "ChatBot.RobotSendMsg", None)]
         agent = None
-        for seg in segs[1:]:
-            if seg.state == states.QUEUING:
+        for n, seg in enumerate(segs[1:]):
+            if n == 0:  # the bot hands over, whether or not a queue forms
                 out.append((seg.start, "TransferToAgent.Start", None))
-            elif seg.state == states.AGENT:
+            if seg.state == states.AGENT:
                 agent = seg.agent_id
                 out.append((seg.start, "TransferToAgent.Success", agent))
                 out.append((seg.start + (end - seg.start) / 2, "Agent.UserSendMsg", agent))

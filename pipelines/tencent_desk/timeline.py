@@ -1,0 +1,269 @@
+"""One row per session, fused from every source: ``session_timeline``.
+
+Each time of a session (began, queued, offered, answered, ended) comes from the best source
+that has it: Desk's callbacks (``session_events``, exact to the millisecond), else its
+session records (``session_records``, exact to the second, under the Timestamp/Duration
+assumption of ``record_rows``), else the polls (``session_states``): a time between the
+last poll that had not seen it happen and the first that had, kept as both bounds with
+the midpoint as its value. ``<time>_source`` says which; ``<time>_lo``/``<time>_hi`` are
+the bounds (equal to the time for exact sources). The agent group, end status and rating
+come from records first (the richest), then events, then polls.
+
+Upkeep follows the new data, not the history: a run recomputes only the sessions its loads
+touched, from their sources' rows within ``LOOKBACK`` of the new data (zone maps skip the
+rest), and replaces their rows. Polls alone keep working: a user with no callbacks and no
+records gets a timeline of bounds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import duckdb
+
+from . import events, snapshot, states
+
+TABLE = "session_timeline"
+STATE_TABLE = "_timeline_state"  # the upkeep's watermark: the last run it saw
+TIMES = ("began", "queued", "offered", "answered", "ended")
+# A session's rows lie within this span of the newest: older rows are not read on upkeep.
+LOOKBACK = "2 days"
+
+# Polls: a time has happened by a poll that answered one of these states. An agent answering
+# implies the session was queued and offered before (Desk routes through the queue).
+_LIVE = (states.CHATBOT, states.QUEUING, states.WAITING_FOR_AGENT, states.AGENT)
+_OVER = (states.ENDED, states.NOT_IN_SESSION)
+POLL_STATES: dict[str, tuple[str, ...]] = {
+    "began": _LIVE + _OVER,
+    "queued": (states.QUEUING, states.WAITING_FOR_AGENT, states.AGENT),
+    "offered": (states.WAITING_FOR_AGENT, states.AGENT),
+    "answered": (states.AGENT,),
+    "ended": _OVER,
+}
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Which source tables exist in the dataset."""
+
+    tables: frozenset[str]
+
+    @property
+    def events(self) -> bool:
+        return "session_events" in self.tables
+
+    @property
+    def records(self) -> bool:
+        return "session_records" in self.tables
+
+    @property
+    def polls(self) -> bool:
+        return {"session_states", "runs"} <= self.tables
+
+
+def _lit(values: Sequence[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values) or "NULL"
+
+
+def _names(meaning: str) -> str:
+    return _lit([n for n, e in events.EVENT_NAMES.items() if e.meaning == meaning])
+
+
+def _from_events(ds: str) -> str:
+    """Per session from its callbacks. A named event gives a time exactly (``_x``); without
+    it (a lost callback, a name we do not know) the events still bound it: the first event
+    is no earlier than the start, the first one carrying an ``AgentId`` no earlier than
+    the answer, and the last one no later than the end (``_ub``, ``_lb``)."""
+    return f"""
+    ev AS (
+        SELECT session_id,
+            min(event_time) FILTER (WHERE event IN ({_names("start")})) AS began_x,
+            min(event_time) AS began_ub,
+            min(event_time) FILTER (WHERE event IN ({_names("transfer_started")})) AS queued_x,
+            min(event_time) FILTER (WHERE event IN ({_names("transfer_succeeded")})
+                                    OR coalesce(agent_id, '') <> '') AS queued_ub,
+            NULL::TIMESTAMPTZ AS offered_x,
+            min(event_time) FILTER (WHERE event IN ({_names("transfer_succeeded")})
+                                    OR coalesce(agent_id, '') <> '') AS offered_ub,
+            min(event_time) FILTER (WHERE event IN ({_names("transfer_succeeded")}))
+                AS answered_x,
+            min(event_time) FILTER (WHERE coalesce(agent_id, '') <> '') AS answered_ub,
+            min(event_time) FILTER (WHERE event IN ({_names("closed")})) AS ended_x,
+            max(event_time) AS ended_lb,
+            arg_max(agent_id, event_time) FILTER (WHERE coalesce(agent_id, '') <> '')
+                AS agent_id,
+            any_value(client_user_id) FILTER (WHERE client_user_id IS NOT NULL)
+                AS client_user_id,
+            arg_min(event, event_time) FILTER (WHERE event IN ({_names("closed")}))
+                AS end_status,
+            arg_max(satisfaction, event_time) FILTER (WHERE satisfaction > 0) AS satisfaction
+        FROM {ds}.session_events
+        WHERE session_id IN (SELECT session_id FROM touched)
+            AND event_time >= (SELECT h FROM horizon)
+        GROUP BY session_id
+    )"""
+
+
+def _from_records(ds: str) -> str:
+    return f"""
+    rec AS (
+        SELECT session_id, started_at AS began_x, NULL::TIMESTAMPTZ AS queued_x,
+               NULL::TIMESTAMPTZ AS offered_x, NULL::TIMESTAMPTZ AS answered_x,
+               ended_at AS ended_x, agent_id, client_user_id, agent_group_id,
+               agent_group_name, end_status, nullif(satisfaction, 0) AS satisfaction
+        FROM {ds}.session_records
+        WHERE session_id IN (SELECT session_id FROM touched)
+    )"""
+
+
+def _from_polls(ds: str) -> str:
+    """Per session from the polls of complete runs: for each time, the first poll that saw
+    it happened (hi) and the poll before it, or the run before when the session was not
+    seen earlier (lo)."""
+    firsts = ",\n".join(
+        f"min(t) FILTER (WHERE state IN ({_lit(s)})) AS {name}_hi,\n"
+        f"arg_min_null(lo, t) FILTER (WHERE state IN ({_lit(s)})) AS {name}_lo"
+        for name, s in POLL_STATES.items())
+    return f"""
+    complete_runs AS (
+        SELECT run_id, started_at,
+               lag(started_at) OVER (ORDER BY started_at, run_id) AS before
+        FROM {ds}.runs WHERE status = 'complete'
+            AND started_at >= (SELECT h FROM horizon) - INTERVAL {LOOKBACK}
+    ),
+    obs AS (
+        SELECT s.session_id, s.polled_at AS t, s.state, s.agent_id, s.client_user_id,
+               coalesce(lag(s.polled_at) OVER (PARTITION BY s.session_id
+                                                ORDER BY s.polled_at), r.before) AS lo
+        FROM {ds}.session_states s JOIN complete_runs r USING (run_id)
+        WHERE s.session_id IN (SELECT session_id FROM touched)
+            AND s.polled_at >= (SELECT h FROM horizon)
+            AND s.state NOT IN ('error', 'unknown')
+    ),
+    po AS (
+        SELECT session_id, {firsts},
+            arg_max(agent_id, t) FILTER (WHERE state = 'agent') AS agent_id,
+            any_value(client_user_id) FILTER (WHERE client_user_id IS NOT NULL)
+                AS client_user_id
+        FROM obs GROUP BY session_id
+    )"""
+
+
+def _time(name: str, src: Sources) -> str:
+    """A time, its source and bounds. Exact first: a named event, then a record. Else the
+    bounds of the polls, narrowed by what the events bound (an ended time only for a
+    session the polls saw over: the last event of a live session is no end)."""
+    null = "NULL::TIMESTAMPTZ"
+    exact = [f"{p}.{name}_x" for p, use in (("ev", src.events), ("rec", src.records)) if use]
+    first = f"coalesce({', '.join(exact)})" if exact else null
+    kind = (f"CASE WHEN ev.{name}_x IS NOT NULL THEN 'event' ELSE 'record' END"
+            if src.events and src.records else ("'event'" if src.events else "'record'"))
+    p_lo, p_hi = (f"po.{name}_lo", f"po.{name}_hi") if src.polls else (null, null)
+    e_lo = f"ev.{name}_lb" if src.events and name == "ended" else null
+    e_hi = f"ev.{name}_ub" if src.events and name != "ended" else null
+    if name == "ended":
+        lo, hi = f"CASE WHEN {p_hi} IS NOT NULL THEN greatest({p_lo}, {e_lo}) END", p_hi
+    else:
+        lo, hi = p_lo, f"least({p_hi}, {e_hi})"
+    guess = f"CASE WHEN {lo} IS NOT NULL AND {hi} IS NOT NULL THEN {lo} + ({hi} - {lo}) / 2 " \
+            f"ELSE coalesce({hi}, {lo}) END"
+    return f"""
+        coalesce({first}, {guess}) AS {name}_at,
+        CASE WHEN {first} IS NOT NULL THEN {kind} WHEN {p_hi} IS NOT NULL THEN 'poll'
+             WHEN {guess} IS NOT NULL THEN 'event' END AS {name}_source,
+        CASE WHEN {first} IS NOT NULL THEN {first} ELSE {lo} END AS {name}_lo,
+        CASE WHEN {first} IS NOT NULL THEN {first} ELSE {hi} END AS {name}_hi"""
+
+
+def _pick(column: str, order: Sequence[str], cast: str = "VARCHAR") -> str:
+    return f"coalesce({', '.join(f'{s}.{column}' for s in order)}, NULL::{cast}) AS {column}"
+
+
+def select_sql(ds: str, src: Sources) -> str:
+    """The timeline rows of the sessions in temp table ``touched`` (reads ``horizon``)."""
+    ctes = [c for use, c in ((src.events, _from_events(ds)), (src.records, _from_records(ds)),
+                             (src.polls, _from_polls(ds))) if use]
+    parts = [n for n, use in (("ev", src.events), ("rec", src.records), ("po", src.polls))
+             if use]
+    joins = " ".join(f"LEFT JOIN {p} USING (session_id)" for p in parts)
+    times = ",".join(_time(n, src) for n in TIMES)
+    group = "rec.agent_group_id" if src.records else "NULL::VARCHAR"
+    group_name = "rec.agent_group_name" if src.records else "NULL::VARCHAR"
+    rich = [p for p in ("rec", "ev", "po") if p in parts]
+    agents = [p for p in ("ev", "rec", "po") if p in parts]
+    ended_by_poll = "CASE WHEN po.ended_hi IS NOT NULL THEN 'ended' END" if src.polls \
+        else "NULL"
+    status = [f"{p}.end_status" for p in ("rec", "ev") if p in parts]
+    satisfaction = [f"{p}.satisfaction" for p in ("rec", "ev") if p in parts]
+    return f"""
+    WITH {",".join(ctes)}
+    SELECT touched.session_id,
+        {_pick("client_user_id", rich)},
+        {group} AS agent_group_id, {group_name} AS agent_group_name,
+        {_pick("agent_id", agents)},
+        {times},
+        coalesce({", ".join([*status, ended_by_poll])}) AS end_status,
+        coalesce({", ".join([*satisfaction, "NULL::INTEGER"])}) AS satisfaction
+    FROM touched {joins}
+    """
+
+
+def sources(con: duckdb.DuckDBPyConnection, dataset: str) -> Sources:
+    return Sources(frozenset(r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
+        "AND table_catalog = current_database() AND table_type = 'BASE TABLE'",
+        [dataset]).fetchall()))
+
+
+def upkeep(con: duckdb.DuckDBPyConnection, dataset: str) -> int:
+    """Bring ``session_timeline`` up to date with the runs loaded since the last upkeep;
+    returns the sessions (re)written. Every source row carries the ``run_id`` of the run
+    that loaded it, so what is new is what the newly complete runs brought."""
+    src = sources(con, dataset)
+    logs = [t for t in snapshot.RUN_LOGS if t in src.tables]
+    if not logs or not (src.events or src.records or src.polls):
+        return 0
+    ds = f'"{dataset}"'
+    con.execute(f"CREATE TABLE IF NOT EXISTS {ds}.{STATE_TABLE} (load_id VARCHAR)")
+    (watermark,) = con.execute(f"SELECT max(load_id) FROM {ds}.{STATE_TABLE}").fetchone() or (
+        None,)
+    finished = " UNION ALL ".join(
+        f"SELECT run_id, _dlt_load_id FROM {ds}.{t} WHERE status <> 'loading'" for t in logs)
+    new = [r for (r,) in con.execute(
+        f"SELECT run_id FROM ({finished}) WHERE _dlt_load_id > ? ORDER BY run_id",
+        [watermark or ""]).fetchall()]
+    if not new:
+        return 0
+    # the range lets DuckDB skip the history by its zone maps
+    runs = f"run_id BETWEEN {_lit([new[0]])} AND {_lit([new[-1]])} AND run_id IN ({_lit(new)})"
+    parts = []
+    if src.polls:
+        parts.append(f"SELECT session_id, min(polled_at) AS t FROM {ds}.session_states "
+                     f"WHERE {runs} AND coalesce(session_id, '') <> '' GROUP BY 1")
+    if src.records:
+        parts.append(f"SELECT session_id, min(started_at) FROM {ds}.session_records "
+                     f"WHERE {runs} GROUP BY 1")
+    if src.events:
+        parts.append(f"SELECT session_id, min(event_time) FROM {ds}.session_events "
+                     f"WHERE {runs} GROUP BY 1")
+    con.execute("CREATE OR REPLACE TEMP TABLE new_data AS " + " UNION ALL ".join(parts))
+    con.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT session_id "
+                "FROM new_data")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE horizon AS SELECT min(t) - INTERVAL {LOOKBACK} "
+                "AS h FROM new_data")
+    con.execute("CREATE OR REPLACE TEMP TABLE fresh AS " + select_sql(ds, src))
+    table = f"{ds}.{TABLE}"
+    con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT *, NULL::VARCHAR AS day, "
+                "NULL::VARCHAR AS run_id FROM fresh WHERE false")
+    # A session keeps the day it was first filed under: readers' files are cut by it.
+    con.execute("CREATE OR REPLACE TEMP TABLE kept AS SELECT session_id, day FROM "
+                f"{table} WHERE session_id IN (SELECT session_id FROM touched)")
+    con.execute(f"DELETE FROM {table} WHERE session_id IN (SELECT session_id FROM touched)")
+    (n,) = con.execute(
+        f"INSERT INTO {table} BY NAME SELECT fresh.*, coalesce(kept.day, "
+        "strftime(fresh.began_at, '%Y-%m-%d'), 'undated') AS day, ? AS run_id "
+        "FROM fresh LEFT JOIN kept USING (session_id)", [new[-1]]).fetchone() or (0,)
+    con.execute(f"DELETE FROM {ds}.{STATE_TABLE}")
+    con.execute(f"INSERT INTO {ds}.{STATE_TABLE} SELECT max(_dlt_load_id) FROM ({finished})")
+    return int(n)

@@ -1,0 +1,192 @@
+"""Contact-centre figures from ``session_timeline``, for a window and per agent group.
+
+Every figure comes as ``value`` with ``lo``/``hi`` bounds: equal where the times it rests on
+are exact (callbacks, records), apart where they come from polls; and with ``exact_share``,
+the share of the sessions behind it whose times are all exact. Sessions are taken by when
+they began (``began_at`` in ``[since, until)``); a window with no session gives no row, not
+a zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from .settings import DEFAULT_DATASET
+from .timeline import TABLE
+
+EXACT = ("event", "record")
+
+
+def _exact(*names: str) -> str:
+    return " AND ".join(f"{n}_source IN ('event', 'record')" for n in names)
+
+
+def sessions(con: duckdb.DuckDBPyConnection, since: datetime | None = None,
+             until: datetime | None = None, dataset: str = DEFAULT_DATASET) -> pd.DataFrame:
+    """The timeline rows of the sessions that began in the window, with the derived spans
+    (seconds): ``wait`` (queued to answered) and ``handle`` (answered to ended), each with
+    its bounds, and ``abandoned`` (queued, never answered, ended)."""
+    where = " AND ".join(c for c in (
+        "began_at >= ?" if since else "", "began_at < ?" if until else "") if c) or "TRUE"
+    params = [p for p in (since, until) if p]
+    return con.execute(f"""
+        SELECT *,
+            epoch(answered_at - queued_at) AS wait_s,
+            greatest(epoch(answered_lo - queued_hi), 0) AS wait_lo_s,
+            epoch(answered_hi - queued_lo) AS wait_hi_s,
+            {_exact("queued", "answered")} AS wait_exact,
+            epoch(ended_at - answered_at) AS handle_s,
+            greatest(epoch(ended_lo - answered_hi), 0) AS handle_lo_s,
+            epoch(ended_hi - answered_lo) AS handle_hi_s,
+            {_exact("answered", "ended")} AS handle_exact,
+            queued_at IS NOT NULL AND answered_at IS NULL AND ended_at IS NOT NULL
+                AS abandoned
+        FROM "{dataset}".{TABLE} WHERE {where}""", params).df()
+
+
+def _groups(df: pd.DataFrame, by: str | None) -> list[tuple[str, pd.DataFrame]]:
+    if by is None:
+        return [("all", df)]
+    return [(str(k), g) for k, g in df.groupby(df[by].fillna("(none)"), sort=True)]
+
+
+def _stat(values: pd.Series, lo: pd.Series, hi: pd.Series, how: str) -> tuple[float, ...]:
+    """A statistic and its bounds: the statistic of the lower and of the upper bounds
+    (mean, median and quantiles are monotone); an unbounded upper end gives inf."""
+    def f(x: pd.Series) -> float:
+        x = x.astype(float).fillna(np.inf)
+        if how == "mean":
+            return float(x.mean())
+        return float(x.quantile(float(how[1:]) / 100 if how.startswith("p") else 0.5,
+                                interpolation="lower"))
+    return f(values), f(lo.fillna(0)), f(hi)
+
+
+def speed_of_answer(df: pd.DataFrame, by: str | None = None,
+                    stats: Sequence[str] = ("mean", "median", "p90")) -> pd.DataFrame:
+    """Seconds from queued to answered over answered sessions: one row per group and
+    statistic (``value``, ``lo``, ``hi``, ``n``, ``exact_share``)."""
+    rows = []
+    for key, g in _groups(df[df["wait_s"].notna()], by):
+        for how in stats:
+            v, lo, hi = _stat(g["wait_s"], g["wait_lo_s"], g["wait_hi_s"], how)
+            rows.append({"group": key, "stat": how, "value": v, "lo": lo, "hi": hi,
+                         "n": len(g), "exact_share": float(g["wait_exact"].mean())})
+    return pd.DataFrame(rows)
+
+
+def handling_time(df: pd.DataFrame, by: str | None = None,
+                  stats: Sequence[str] = ("mean", "median", "p90")) -> pd.DataFrame:
+    """Seconds from answered to ended over ended, answered sessions (as speed_of_answer)."""
+    rows = []
+    for key, g in _groups(df[df["handle_s"].notna()], by):
+        for how in stats:
+            v, lo, hi = _stat(g["handle_s"], g["handle_lo_s"], g["handle_hi_s"], how)
+            rows.append({"group": key, "stat": how, "value": v, "lo": lo, "hi": hi,
+                         "n": len(g), "exact_share": float(g["handle_exact"].mean())})
+    return pd.DataFrame(rows)
+
+
+def service_level(df: pd.DataFrame, threshold_s: float = 60.0,
+                  by: str | None = None) -> pd.DataFrame:
+    """Share of answered sessions answered within ``threshold_s``: ``lo`` counts only the
+    waits surely within it, ``hi`` every wait that may be."""
+    rows = []
+    for key, g in _groups(df[df["wait_s"].notna()], by):
+        rows.append({"group": key, "threshold_s": threshold_s,
+                     "value": float((g["wait_s"] <= threshold_s).mean()),
+                     "lo": float((g["wait_hi_s"].fillna(np.inf) <= threshold_s).mean()),
+                     "hi": float((g["wait_lo_s"].fillna(0) <= threshold_s).mean()),
+                     "n": len(g), "exact_share": float(g["wait_exact"].mean())})
+    return pd.DataFrame(rows)
+
+
+def abandonment(df: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
+    """Of the sessions that queued and are over, the share that ended unanswered."""
+    rows = []
+    over = df[df["queued_at"].notna() & (df["ended_at"].notna() | df["answered_at"].notna())]
+    for key, g in _groups(over, by):
+        rows.append({"group": key, "queued": len(g), "abandoned": int(g["abandoned"].sum()),
+                     "value": float(g["abandoned"].mean()),
+                     "exact_share": float(g["queued_source"].isin(EXACT).mean())})
+    return pd.DataFrame(rows)
+
+
+def arrivals(df: pd.DataFrame, interval: str = "1h", by: str | None = None) -> pd.DataFrame:
+    """Sessions begun per interval (``n``), and how many of those times are exact. Intervals
+    inside the data's span with no arrival are there with n = 0; none are invented outside."""
+    out = []
+    for key, g in _groups(df[df["began_at"].notna()], by):
+        at = pd.to_datetime(g["began_at"], utc=True).dt.floor(interval)
+        counts = pd.DataFrame({"n": at.value_counts(),
+                               "n_exact": at[g["began_source"].isin(EXACT).to_numpy()
+                                             ].value_counts()}).fillna(0).astype(int)
+        full = pd.date_range(at.min(), at.max(), freq=interval)
+        counts = counts.reindex(full, fill_value=0).rename_axis("interval_start").reset_index()
+        counts.insert(0, "group", key)
+        out.append(counts)
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(
+        columns=["group", "interval_start", "n", "n_exact"])
+
+
+def queue_length(df: pd.DataFrame, at: Sequence[datetime] | pd.DatetimeIndex,
+                 by: str | None = None) -> pd.DataFrame:
+    """Customers waiting for a human at each instant: ``value`` from the best times, ``lo``
+    those surely waiting (queued_hi <= t < answered_lo), ``hi`` those that may be."""
+    instants = pd.DatetimeIndex(pd.to_datetime(list(at), utc=True))
+    rows = []
+    for key, g in _groups(df[df["queued_at"].notna()], by):
+        def col(name: str, fill: pd.Timestamp, frame: pd.DataFrame = g) -> np.ndarray:
+            s = pd.to_datetime(frame[name], utc=True)
+            return s.fillna(fill).to_numpy(dtype="datetime64[ns]")
+        far = pd.Timestamp.max.tz_localize("UTC")
+        near = pd.Timestamp.min.tz_localize("UTC")
+        out_at = np.minimum(col("answered_at", far), col("ended_at", far))
+        out_lo = np.minimum(col("answered_lo", far), col("ended_lo", far))
+        out_hi = np.minimum(col("answered_hi", far), col("ended_hi", far))
+        q_at, q_lo, q_hi = col("queued_at", far), col("queued_lo", near), col("queued_hi", far)
+        for t in instants.to_numpy(dtype="datetime64[ns]"):
+            rows.append({"group": key, "at": pd.Timestamp(t, tz="UTC"),
+                         "value": int(((q_at <= t) & (t < out_at)).sum()),
+                         "lo": int(((q_hi <= t) & (t < out_lo)).sum()),
+                         "hi": int(((q_lo <= t) & (t < out_hi)).sum())})
+    return pd.DataFrame(rows)
+
+
+def agent_concurrency(df: pd.DataFrame, at: Sequence[datetime] | pd.DatetimeIndex
+                      ) -> pd.DataFrame:
+    """Chats each agent held at each instant (answered <= t < ended), from the best times."""
+    instants = pd.DatetimeIndex(pd.to_datetime(list(at), utc=True))
+    served = df[df["answered_at"].notna() & df["agent_id"].notna()]
+    far = pd.Timestamp.max.tz_localize("UTC")
+    start = pd.to_datetime(served["answered_at"], utc=True).to_numpy(dtype="datetime64[ns]")
+    end = pd.to_datetime(served["ended_at"], utc=True).fillna(far).to_numpy(
+        dtype="datetime64[ns]")
+    agents = served["agent_id"].to_numpy()
+    rows = []
+    for t in instants.to_numpy(dtype="datetime64[ns]"):
+        live = agents[(start <= t) & (t < end)]
+        names, counts = np.unique(live, return_counts=True)
+        rows += [{"at": pd.Timestamp(t, tz="UTC"), "agent_id": a, "chats": int(c)}
+                 for a, c in zip(names, counts, strict=True)]
+    return pd.DataFrame(rows, columns=["at", "agent_id", "chats"])
+
+
+def occupancy(df: pd.DataFrame, since: datetime, until: datetime, capacity: int = 3,
+              by: str | None = "agent_id") -> pd.DataFrame:
+    """Per agent (or group): chat-seconds held within the window ÷ (capacity × window)."""
+    served = df[df["answered_at"].notna() & df["agent_id"].notna()].copy()
+    lo, hi = pd.Timestamp(since).tz_convert("UTC"), pd.Timestamp(until).tz_convert("UTC")
+    start = pd.to_datetime(served["answered_at"], utc=True).clip(lower=lo, upper=hi)
+    end = pd.to_datetime(served["ended_at"], utc=True).fillna(hi).clip(lower=lo, upper=hi)
+    served["held_s"] = (end - start).dt.total_seconds()
+    span = (hi - lo).total_seconds()
+    out = served.groupby(served[by].fillna("(none)"))["held_s"].sum().rename("held_s")
+    agents = served.groupby(served[by].fillna("(none)"))["agent_id"].nunique()
+    return pd.DataFrame({"held_s": out, "agents": agents,
+                         "occupancy": out / (agents * capacity * span)}).reset_index()
