@@ -20,6 +20,9 @@ from pipelines.tencent_desk.simulator import (
 )
 from pipelines.tencent_desk.usersig import UserSigProvider
 
+# pop, sim, seed: one small simulated desk, for the tests of the job and its database
+pytest_plugins = ["tests.support.fixtures"]
+
 # Tests speak to loopback only: no usage reports from dlt.
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 

@@ -20,7 +20,7 @@ import pytest
 from pipelines.tencent_desk.cli import main
 from pipelines.tencent_desk.job import RunOptions, run
 
-from .support import cli, harness
+from .support import cli
 from .support.harness import ADMIN, DATASET, SDKAPPID, SECRET_KEY
 
 HOLD = """
@@ -31,24 +31,6 @@ print("ready", flush=True)
 sys.stdin.read()                           # until the test closes our stdin
 con.close()
 """
-
-
-@pytest.fixture(scope="module")
-def pop():
-    return harness.population(seed=3, sessions=600)
-
-
-@pytest.fixture
-def sim(pop):
-    with harness.serve(pop) as (app, url):
-        yield app, url
-
-
-@pytest.fixture
-def seed(tmp_path, pop) -> Path:
-    t = pop.config.day_start + harness.MODEL_HOUR * 3600
-    keys = harness.pick_keys(pop, t, live=40, other=60, pairs=10)
-    return harness.write_seed(tmp_path / "seed.csv", keys.rows)
 
 
 class Holder:

@@ -8,7 +8,6 @@ import threading
 from pathlib import Path
 
 import duckdb
-import pytest
 
 from pipelines.tencent_desk import snapshot
 from pipelines.tencent_desk.cli import main
@@ -18,24 +17,6 @@ from .support import cli, harness
 from .support.harness import DATASET
 
 RUNS = 20
-
-
-@pytest.fixture(scope="module")
-def pop():
-    return harness.population(seed=5, sessions=600)
-
-
-@pytest.fixture
-def sim(pop):
-    with harness.serve(pop) as (app, url):
-        yield app, url
-
-
-@pytest.fixture
-def seed(tmp_path, pop) -> Path:
-    t = pop.config.day_start + harness.MODEL_HOUR * 3600
-    keys = harness.pick_keys(pop, t, live=12, other=4, pairs=4)
-    return harness.write_seed(tmp_path / "seed.csv", keys.rows)
 
 
 def cli_run(tmp_path: Path, seed: Path, db: Path, url: str) -> None:
@@ -118,16 +99,22 @@ def test_queries_while_runs_load_see_whole_runs_only(tmp_path, sim, seed):
     assert consistent(reader.connection())[0] == 7
 
 
-def test_a_window_reads_only_its_days(tmp_path):
-    """A reader for a window opens only the files of the days it needs (a year of history
-    costs what its days cost)."""
-    db = tmp_path / "desk.duckdb"
+def job_tables(db: Path, states: str) -> duckdb.DuckDBPyConnection:
+    """A database in the job's layout, by hand: loads, runs, and states with ``states``."""
     con = duckdb.connect(str(db))
     con.execute(f"CREATE SCHEMA {DATASET}")
     con.execute(f"CREATE TABLE {DATASET}._dlt_loads (load_id VARCHAR, status INT)")
     con.execute(f"CREATE TABLE {DATASET}.runs (run_id VARCHAR, status VARCHAR, rows INT, "
                 "_dlt_load_id VARCHAR)")
-    con.execute(f"CREATE TABLE {DATASET}.session_states (run_id VARCHAR, state VARCHAR)")
+    con.execute(f"CREATE TABLE {DATASET}.session_states (run_id VARCHAR, {states})")
+    return con
+
+
+def test_a_window_reads_only_its_days(tmp_path):
+    """A reader for a window opens only the files of the days it needs (a year of history
+    costs what its days cost)."""
+    db = tmp_path / "desk.duckdb"
+    con = job_tables(db, "state VARCHAR")
     for day in range(1, 31):
         run_id, load = f"202611{day:02d}T120000Z-0000", f"{day:04d}"
         con.execute(f"INSERT INTO {DATASET}._dlt_loads VALUES (?, 0)", [load])
@@ -149,12 +136,7 @@ def test_a_window_reads_only_its_days(tmp_path):
 
 def test_a_day_is_compacted_and_replaced_files_are_kept_a_while(tmp_path):
     db = tmp_path / "desk.duckdb"
-    con = duckdb.connect(str(db))
-    con.execute(f"CREATE SCHEMA {DATASET}")
-    con.execute(f"CREATE TABLE {DATASET}._dlt_loads (load_id VARCHAR, status INT)")
-    con.execute(f"CREATE TABLE {DATASET}.runs (run_id VARCHAR, status VARCHAR, rows INT, "
-                "_dlt_load_id VARCHAR)")
-    con.execute(f"CREATE TABLE {DATASET}.session_states (run_id VARCHAR, n INT)")
+    con = job_tables(db, "n INT")
     clock = [1_000_000.0]
     folder = snapshot.paths(db)[0]
 

@@ -213,3 +213,24 @@ def test_events_and_records_make_the_figures_exact(polled, tmp_path, setup):
     print(f"\n[timeline] {setup}: arrivals {int(got.sum())} (truth {int(want.sum())}); mean "
           f"speed of answer {mean_wait:.2f} s (truth {true_wait.mean():.2f}); mean handling "
           f"{mean_handle:.1f} s (truth {true_handle.mean():.1f})")
+
+
+def test_records_alone_make_a_timeline(polled, tmp_path):
+    """A desk that only loads records (``desk-sessions records``: no polls, no callbacks)
+    still gets exact begin and end times from them."""
+    pop, _db = polled
+    end = pop.config.day_start + END_H * 3600
+    ended = [pop.record(i) for i, k in enumerate(pop.session_keys())
+             if pop.ended_at(k.session_id) <= end]
+    with duckdb.connect(str(tmp_path / "records.duckdb")) as con:
+        con.execute(f"CREATE SCHEMA {DS}")
+        con.execute(f"CREATE TABLE {DS}.record_runs (run_id VARCHAR, status VARCHAR, "
+                    "_dlt_load_id VARCHAR)")
+        con.execute(f"INSERT INTO {DS}.record_runs VALUES ('r1', 'complete', '1')")
+        con.register("rec", record_rows.to_table(ended, "r1"))
+        con.execute(f"CREATE TABLE {DS}.session_records AS SELECT * FROM rec")
+        assert timeline.upkeep(con, DS) == len(ended)
+        got = frame(con)
+    true = truth(pop).reindex(got.index)
+    assert set(got.began_source) == set(got.ended_source) == {"record"}
+    assert (abs(got.ended_at.map(lambda x: x.timestamp()) - true.ended) < 1).all()

@@ -242,10 +242,10 @@ def upkeep(con: duckdb.DuckDBPyConnection, dataset: str) -> int:
         parts.append(f"SELECT session_id, min(polled_at) AS t FROM {ds}.session_states "
                      f"WHERE {runs} AND coalesce(session_id, '') <> '' GROUP BY 1")
     if src.records:
-        parts.append(f"SELECT session_id, min(started_at) FROM {ds}.session_records "
+        parts.append(f"SELECT session_id, min(started_at) AS t FROM {ds}.session_records "
                      f"WHERE {runs} GROUP BY 1")
     if src.events:
-        parts.append(f"SELECT session_id, min(event_time) FROM {ds}.session_events "
+        parts.append(f"SELECT session_id, min(event_time) AS t FROM {ds}.session_events "
                      f"WHERE {runs} GROUP BY 1")
     con.execute("CREATE OR REPLACE TEMP TABLE new_data AS " + " UNION ALL ".join(parts))
     con.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT session_id "

@@ -67,29 +67,29 @@ def _stat(values: pd.Series, lo: pd.Series, hi: pd.Series, how: str) -> tuple[fl
     return f(values), f(lo.fillna(0)), f(hi)
 
 
+def _spans(df: pd.DataFrame, span: str, by: str | None,
+           stats: Sequence[str]) -> pd.DataFrame:
+    """Statistics of a span (``wait`` or ``handle``) over the sessions that have it."""
+    rows = []
+    for key, g in _groups(df[df[f"{span}_s"].notna()], by):
+        for how in stats:
+            v, lo, hi = _stat(g[f"{span}_s"], g[f"{span}_lo_s"], g[f"{span}_hi_s"], how)
+            rows.append({"group": key, "stat": how, "value": v, "lo": lo, "hi": hi,
+                         "n": len(g), "exact_share": float(g[f"{span}_exact"].mean())})
+    return pd.DataFrame(rows)
+
+
 def speed_of_answer(df: pd.DataFrame, by: str | None = None,
                     stats: Sequence[str] = ("mean", "median", "p90")) -> pd.DataFrame:
     """Seconds from queued to answered over answered sessions: one row per group and
     statistic (``value``, ``lo``, ``hi``, ``n``, ``exact_share``)."""
-    rows = []
-    for key, g in _groups(df[df["wait_s"].notna()], by):
-        for how in stats:
-            v, lo, hi = _stat(g["wait_s"], g["wait_lo_s"], g["wait_hi_s"], how)
-            rows.append({"group": key, "stat": how, "value": v, "lo": lo, "hi": hi,
-                         "n": len(g), "exact_share": float(g["wait_exact"].mean())})
-    return pd.DataFrame(rows)
+    return _spans(df, "wait", by, stats)
 
 
 def handling_time(df: pd.DataFrame, by: str | None = None,
                   stats: Sequence[str] = ("mean", "median", "p90")) -> pd.DataFrame:
     """Seconds from answered to ended over ended, answered sessions (as speed_of_answer)."""
-    rows = []
-    for key, g in _groups(df[df["handle_s"].notna()], by):
-        for how in stats:
-            v, lo, hi = _stat(g["handle_s"], g["handle_lo_s"], g["handle_hi_s"], how)
-            rows.append({"group": key, "stat": how, "value": v, "lo": lo, "hi": hi,
-                         "n": len(g), "exact_share": float(g["handle_exact"].mean())})
-    return pd.DataFrame(rows)
+    return _spans(df, "handle", by, stats)
 
 
 def service_level(df: pd.DataFrame, threshold_s: float = 60.0,
