@@ -12,6 +12,7 @@ client's CPU is measured alone; every case bounded in calls and time):
   scale   ``desk-sessions run`` on large seeds of random keys: peak RSS and its growth
   snapshot what publishing the readers' snapshot costs a run, at 10k and 1M rows of history
   records ``desk-sessions records``: a backfill of 1,000,000 session records (bench_records)
+  timeline keeping session_timeline up to date after a run, by days of history (500 open)
 
   .venv/bin/python benchmarks/run.py                 everything (~10 min on 2 cores)
   .venv/bin/python benchmarks/run.py --quick         small sizes: a smoke test (~3 min)
@@ -38,8 +39,11 @@ import common
 import profiles
 from common import DESK, OUT, Watch, random_ids, run_child, seed_session_ids, simulator
 
-SECTIONS = ("limits", "cpu", "peers", "load", "scale", "snapshot", "records")
+SECTIONS = ("limits", "cpu", "peers", "load", "scale", "snapshot", "records", "timeline")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+# Sections that, run alone (--only), write their figures under their own heading of RESULTS.md
+SECTION_TITLES = {"records": "Session records backfill", "snapshot": "Readers' snapshot",
+                  "timeline": "Timeline upkeep"}
 
 
 @dataclass
@@ -414,6 +418,23 @@ def section_snapshot(rep: Report, quick: bool) -> None:
                     r["cases"]) + ".")
 
 
+# ----------------------------------------------------------------------------- timeline
+def section_timeline(rep: Report, quick: bool) -> None:
+    days = [1, 3] if quick else [1, 30]
+    r = common.worker("bench_timeline.py", {"days": days, "runs": 5}, timeout=900)
+    for c in r["cases"]:
+        case = f"timeline upkeep after a run, 500 open, {c['days']} d ({c['state_rows']:,} rows)"
+        rep.add("timeline", case, "seconds per run (median)", c["upkeep_median_s"], "s",
+                "absolute", "<= 1")
+    small, big = r["cases"][0], r["cases"][-1]
+    rep.add("timeline", f"{big['days']} days ÷ {small['days']} day of history",
+            "upkeep seconds per run ratio (median)",
+            big["upkeep_median_s"] / small["upkeep_median_s"], "", "ratio")
+    rep.notes.append("timeline: 500 sessions open at any time, polled every minute, each an "
+                     "hour long; first upkeep over the whole history: " + "; ".join(
+                         f"{c['days']} d {c['first_upkeep_s']:.1f} s" for c in r["cases"]))
+
+
 # --------------------------------------------------------------------------------- main
 def write_results(rep: Report, machine: dict, total_s: float, argv: list[str],
                   path: Path = RESULTS) -> None:
@@ -558,6 +579,8 @@ def main(argv: list[str] | None = None) -> int:
                 section_load(rep, args.quick)
             elif section == "snapshot":
                 section_snapshot(rep, args.quick)
+            elif section == "timeline":
+                section_timeline(rep, args.quick)
             elif section == "records":
                 from bench_records import section_records
 
@@ -577,8 +600,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine, "total_s": total, "quick": rep.quick,
         "figures": [f.__dict__ for f in rep.figures], "notes": rep.notes,
         "profiles": rep.profiles, "timings": rep.timings, "errors": rep.errors}, indent=1))
-    if not args.no_write and chosen == ["records"]:
-        write_section(rep, machine, total, args.results, "Session records backfill")
+    if not args.no_write and len(chosen) == 1 and chosen[0] in SECTION_TITLES:
+        write_section(rep, machine, total, args.results, SECTION_TITLES[chosen[0]])
     elif not args.no_write:
         write_results(rep, machine, total, sys.argv[1:] if argv is None else argv,
                       args.results)
