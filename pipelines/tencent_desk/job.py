@@ -392,7 +392,7 @@ def summary(row: dict[str, Any], database: Path, dataset: str) -> str:
         f"{row['calls_per_second']:.1f} calls/s at max_qps {row['max_qps']:g}",
         records_summary(row),
         f"  data: {database} dataset {dataset} (tables session_states, "
-        "session_state_latest, runs, seed_rejects)",
+        "session_state_latest, runs, seed_rejects, session_events, session_timeline)",
         *([f"  events: {row['events_loaded']} received events loaded into session_events, "
            f"{row.get('events_unknown', 0)} with unknown names"]
           if row.get("events_loaded") else []),
