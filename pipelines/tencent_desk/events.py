@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import settings
+from .sql import literals
 
 
 @dataclass(frozen=True)
@@ -130,10 +131,6 @@ def _small_int(value: Any) -> int | None:
     return value if isinstance(value, int) and -(2**31) <= value < 2**31 else None
 
 
-def _sql_list(names: tuple[str, ...]) -> str:
-    return ", ".join("'" + n.replace("'", "''") + "'" for n in names)
-
-
 # One row per session from its events: the derived times, whether a closing name was seen.
 EVENT_TIMES_VIEW = f"""
 CREATE OR REPLACE VIEW {{view}} AS
@@ -145,7 +142,7 @@ SELECT session_id,
        min(event_time) FILTER (WHERE agent_id IS NOT NULL) AS agent_at,
        arg_min(agent_id, event_time) FILTER (WHERE agent_id IS NOT NULL) AS first_agent_id,
        max(event_time) AS last_event_at,
-       bool_or(event IN ({_sql_list(CLOSING)})) AS closed,
+       bool_or(event IN ({literals(CLOSING)})) AS closed,
        count(*) AS events
 FROM {{table}}
 GROUP BY session_id

@@ -3,6 +3,7 @@ and the ``runs`` row."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 import warnings
@@ -91,35 +92,33 @@ def after_load(pipeline: Any, whole: Sequence[tuple[str, str]] = ()) -> None:
         if not client.has_dataset():
             return
         name = client.make_qualified_table_name
-        _complete(client, RECORD_RUNS)
+        loaded = (f"WHERE status = 'loading' AND _dlt_load_id IN "
+                  f"(SELECT load_id FROM {name('_dlt_loads')} WHERE status = 0)")
+        # An outage run has its error; a records-only run has none, so it completes.
+        status = f"CASE WHEN error IS NULL THEN '{COMPLETE}' ELSE '{OUTAGE}' END"
+        with contextlib.suppress(DestinationUndefinedEntity):  # no records run yet
+            client.execute_sql(f"UPDATE {name(RECORD_RUNS)} SET status = {status} {loaded}")
         try:
-            loaded = (f"WHERE status = 'loading' AND _dlt_load_id IN "
-                      f"(SELECT load_id FROM {name('_dlt_loads')} WHERE status = 0)")
             for run in client.execute_sql(
                     f"SELECT run_id, rows, rejects FROM {name('runs')} {loaded}"):
                 _drop_reloaded(client, *run)
-            client.execute_sql(f"UPDATE {name('runs')} SET status = CASE WHEN error IS NULL "
-                               f"THEN '{COMPLETE}' ELSE '{OUTAGE}' END {loaded}")
+            client.execute_sql(f"UPDATE {name('runs')} SET status = {status} {loaded}")
             client.execute_sql(LATEST_VIEW.format(
                 view=name("session_state_latest"), table=name("session_states"),
                 columns=", ".join(SESSION_STATES.names)))
         except DestinationUndefinedEntity:  # nothing polled yet: no such tables
             pass
         if pipeline.destination.destination_name == "duckdb":
-            timeline.upkeep(client.native_connection, pipeline.dataset_name)
-            snapshot.publish(client.native_connection, Path(client.credentials.database),
-                             [pipeline.dataset_name], whole)
+            for_readers(client.native_connection, Path(client.credentials.database),
+                        pipeline.dataset_name, whole)
 
 
-def _complete(client: Any, table: str) -> None:
-    """Runs of ``table`` whose package is fully loaded become ``complete``."""
-    name = client.make_qualified_table_name
-    try:
-        client.execute_sql(
-            f"UPDATE {name(table)} SET status = 'complete' WHERE status = 'loading' AND "
-            f"_dlt_load_id IN (SELECT load_id FROM {name('_dlt_loads')} WHERE status = 0)")
-    except DestinationUndefinedEntity:  # no such runs yet
-        return
+def for_readers(con: Any, database: Path, dataset: str,
+                whole: Sequence[tuple[str, str]] = ()) -> int:
+    """On the job's DuckDB: the sessions the new loads touched brought up to date in
+    ``session_timeline``, then everything new published for readers; returns rows published."""
+    timeline.upkeep(con, dataset)
+    return snapshot.publish(con, database, [dataset], whole)
 
 
 def _drop_reloaded(client: Any, run_id: str, rows: int, rejects: int) -> None:

@@ -31,7 +31,7 @@ from . import redact, settings, snapshot, states, tencent_desk
 from .client import ConfigError, FatalError, first_error
 from .clock import SystemClock, utc
 from .event_load import EventsLoaded, load_events, write_open_sessions
-from .helpers import OUTAGE, after_load, final_status, new_run_id
+from .helpers import OUTAGE, after_load, final_status, for_readers, new_run_id
 from .metrics import TRUTH_SCHEMA
 from .outage import Outage
 from .record_source import summary_line as records_summary
@@ -335,7 +335,7 @@ def publish(database: Path, dataset: str = settings.DEFAULT_DATASET, rebuild: bo
                 others = con.execute(
                     "SELECT table_schema, table_name FROM information_schema.tables WHERE "
                     "table_schema = ? AND table_type = 'BASE TABLE'", [TRUTH_SCHEMA]).fetchall()
-                return snapshot.publish(con, database, [dataset], others)
+                return for_readers(con, database, dataset, others)
         except (duckdb.Error, OSError) as exc:
             raise JobError(redact.redact(database_problem(database, exc)), 3) from None
 
@@ -374,13 +374,16 @@ def summary(row: dict[str, Any], database: Path, dataset: str) -> str:
     counts = ", ".join(f"{s} {row.get(f'n_{s}', 0)}" for s in states.ALL
                        if row.get(f"n_{s}"))
     took = (row["finished_at"] - row["started_at"]).total_seconds()
+    read_from = (f"  read it from: {snapshot.paths(database)[1]} (or DESK_DUCKDB={database} "
+                 "for the notebooks); never open the job's file itself")
     if row.get("seed") == "-":  # records only
         return "\n".join([
             f"run {row['run_id']}: {row['records']} session records in {took:.1f} s",
             records_summary(row),
             f"  calls: {row['calls']} ({row['retries']} retries, {row['throttled']} "
             f"throttled), {row['calls_per_second']:.1f} calls/s at max_qps {row['max_qps']:g}",
-            f"  data: {database} dataset {dataset} (tables session_records, record_runs)"])
+            f"  data: {database} dataset {dataset} (tables session_records, record_runs)",
+            read_from])
     return "\n".join(filter(None, [
         f"run {row['run_id']}: {row['rows']} rows from {row['keys']} keys in {took:.1f} s",
         f"  states: {counts or 'none'}",
@@ -396,6 +399,5 @@ def summary(row: dict[str, Any], database: Path, dataset: str) -> str:
         *([f"  events: {row['events_loaded']} received events loaded into session_events, "
            f"{row.get('events_unknown', 0)} with unknown names"]
           if row.get("events_loaded") else []),
-        f"  read it from: {snapshot.paths(database)[1]} (or DESK_DUCKDB={database} for the "
-        "notebooks); never open the job's file itself",
+        read_from,
     ]))

@@ -50,6 +50,8 @@ import pandas as pd
 
 from . import states as st
 from .settings import DEFAULT_DATASET
+from .sql import ident as _ident
+from .sql import literals as _lit
 
 TRUTH_SCHEMA = "desk_simulator"
 # A customer waits for an answer in both: queued, then offered to an agent who has not accepted.
@@ -63,14 +65,6 @@ _OVER = (st.ENDED, st.NOT_IN_SESSION, ABSENT)
 LONG_GAP = 2
 # Identity of a row for counting: its session, or its (user, service account) pair.
 _KEY = "coalesce(nullif(session_id, ''), client_user_id || chr(31) || customer_service_id)"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(values: Sequence[str]) -> str:
-    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
 
 
 def _label(states: Sequence[str]) -> str:

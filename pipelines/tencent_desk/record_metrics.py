@@ -22,18 +22,12 @@ import pandas as pd
 from . import states as st
 from .record_rows import END_STATUS_KINDS
 from .settings import DEFAULT_DATASET
+from .sql import ident as _ident
+from .sql import literals as _lit
 
 # Kinds of end that mean the customer asked for a human (they went through a queue).
 QUEUED_KINDS = ("agent_ended", "user_ended", "user_timeout", "abandoned", "other")
 _PRE_AGENT = (st.CHATBOT, st.QUEUING, st.WAITING_FOR_AGENT)
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(values: tuple[str, ...] | list[str]) -> str:
-    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
 
 
 def _kind_sql(column: str = "end_status") -> str:

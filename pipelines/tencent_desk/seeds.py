@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from . import settings
 from .client import Key
+from .sql import ident as _ident
 
 COLUMNS = ("session_id", "client_user_id", "customer_service_id")
 # The API's own names (SessionId, ...) are accepted as well as ours, in any case.
@@ -69,10 +70,6 @@ def quote_table(name: str) -> str:
 
 def _sql_str(value: object) -> str:
     return str(value).replace("'", "''")
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def key_columns(names: list[str], where: str) -> dict[str, str]:

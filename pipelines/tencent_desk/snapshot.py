@@ -33,6 +33,9 @@ from typing import Any
 
 import duckdb
 
+from .sql import ident as _quote
+from .sql import literal as _lit
+
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 # A day's files are merged into one when there are this many: a notebook reads a day in a
@@ -97,14 +100,6 @@ def paths(database: Path) -> tuple[Path, Path]:
     return folder, folder.with_name(folder.name + ".duckdb")
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _write_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     with open(tmp, "wb") as f:
@@ -162,7 +157,6 @@ class Publisher:
             [watermark]).fetchone() or (None,)
         if top is None:
             return 0
-        loads = (watermark, top)
         new_runs = "FALSE"
         logs = [t for t in RUN_LOGS if t in tables]
         if logs:
@@ -180,8 +174,8 @@ class Publisher:
             if table not in RUN_LOGS and "run_id" in tables[table]:
                 changed = new_runs
             elif "_dlt_load_id" in tables[table]:
-                changed = (f"_dlt_load_id > {_lit(loads[0])} AND _dlt_load_id <= "
-                           f"{_lit(loads[1])}")
+                changed = (f"_dlt_load_id > {_lit(watermark)} AND _dlt_load_id <= "
+                           f"{_lit(top)}")
             else:
                 changed = "TRUE"
             self._table(dataset, table, tables[table], layout, changed)
@@ -202,10 +196,10 @@ class Publisher:
         self.manifest["published_at"] = datetime.fromtimestamp(self.now()).astimezone(
             ).isoformat()
         self._sweep()
+        self._remove_retired()
         _write_atomically(self.folder / MANIFEST,
                           json.dumps(self.manifest, separators=(",", ":")).encode())
         self._write_catalog()
-        self._remove_retired()
 
     def _tables(self, schema: str) -> dict[str, dict[str, str]]:
         rows = self.con.execute(
@@ -297,16 +291,14 @@ class Publisher:
             shutil.rmtree(stale, ignore_errors=True)
 
     def _remove_retired(self) -> None:
+        """Files retired RETAIN_S ago go (no manifest lists them as current any more)."""
         keep = []
         for name, at in self.manifest.get("retired", []):
             if self.now() - at >= RETAIN_S:
                 (self.folder / name).unlink(missing_ok=True)
             else:
                 keep.append([name, at])
-        if len(keep) != len(self.manifest.get("retired", [])):
-            self.manifest["retired"] = keep
-            _write_atomically(self.folder / MANIFEST,
-                              json.dumps(self.manifest, separators=(",", ":")).encode())
+        self.manifest["retired"] = keep
 
     def _write_catalog(self) -> None:
         tmp = self.catalog.with_name(f".{self.catalog.name}.{uuid.uuid4().hex[:8]}.tmp")

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import duckdb
 
 from . import events, snapshot, states
+from .sql import literals as _lit
 
 TABLE = "session_timeline"
 STATE_TABLE = "_timeline_state"  # the upkeep's watermark: the last run it saw
@@ -60,10 +61,6 @@ class Sources:
     @property
     def polls(self) -> bool:
         return {"session_states", "runs"} <= self.tables
-
-
-def _lit(values: Sequence[str]) -> str:
-    return ", ".join("'" + v.replace("'", "''") + "'" for v in values) or "NULL"
 
 
 def _names(meaning: str) -> str:
@@ -176,8 +173,8 @@ def _time(name: str, src: Sources) -> str:
         CASE WHEN {first} IS NOT NULL THEN {first} ELSE {hi} END AS {name}_hi"""
 
 
-def _pick(column: str, order: Sequence[str], cast: str = "VARCHAR") -> str:
-    return f"coalesce({', '.join(f'{s}.{column}' for s in order)}, NULL::{cast}) AS {column}"
+def _pick(column: str, order: Sequence[str]) -> str:
+    return f"coalesce({', '.join(f'{s}.{column}' for s in order)}, NULL::VARCHAR) AS {column}"
 
 
 def select_sql(ds: str, src: Sources) -> str:
