@@ -21,9 +21,8 @@ from pathlib import Path
 
 import uvloop
 from common import IDENTIFIER, SDKAPPID, SECRET_KEY, random_ids, seed_session_ids
-
-from pipelines.tencent_desk.client import ClientConfig, DeskClient, Key
-from pipelines.tencent_desk.usersig import UserSigProvider
+from tencent_desk.api.client import ClientConfig, DeskClient, Key
+from tencent_desk.api.usersig import UserSigProvider
 
 
 def keys_for(args: dict) -> list[Key]:

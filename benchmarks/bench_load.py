@@ -23,9 +23,10 @@ from datetime import UTC, datetime
 
 import dlt
 from common import OUT
-
-from pipelines.tencent_desk import codes, rows, settings, states
-from pipelines.tencent_desk.client import Answer, Key
+from tencent_desk import settings
+from tencent_desk.api import codes, states
+from tencent_desk.api.client import Answer, Key
+from tencent_desk.job import rows
 
 _LIVE = [("Chatbot", None), ("Queuing", None), ("Queueing", None),
          ("WaitingForAgentAnswering", "agent03@example.com"), ("Agent", "agent05@example.com"),

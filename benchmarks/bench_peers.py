@@ -28,8 +28,7 @@ API_PATH = "v4/desk_http_svc/get_session_state"
 
 def peer_loop(args: dict, ids: list[str]) -> dict:
     import httpx
-
-    from pipelines.tencent_desk import usersig
+    from tencent_desk.api import usersig
 
     codes: Counter[int] = Counter()
     url = f"{args['url']}/{API_PATH}"
@@ -52,8 +51,7 @@ def peer_rest_api(args: dict, ids: list[str]) -> dict:
     from dlt.common.configuration import configspec
     from dlt.sources.helpers.rest_client.auth import AuthConfigBase
     from dlt.sources.rest_api import rest_api_source
-
-    from pipelines.tencent_desk import usersig
+    from tencent_desk.api import usersig
 
     @configspec
     class DeskUserSigAuth(AuthConfigBase):

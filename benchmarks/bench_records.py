@@ -19,10 +19,10 @@ SINCE, UNTIL = "2026-01-05T00:00:00Z", "2026-01-06T05:59:59Z"  # the day and its
 
 def total_count(url: str, since: str, until: str) -> int:
     """What the server says the span holds: one page's TotalCount."""
-    from pipelines.tencent_desk.client import ClientConfig, DeskClient
-    from pipelines.tencent_desk.record_source import parse_time
-    from pipelines.tencent_desk.records import RecordsPage, Window
-    from pipelines.tencent_desk.usersig import UserSigProvider
+    from tencent_desk.api.client import ClientConfig, DeskClient
+    from tencent_desk.api.records import RecordsPage, Window
+    from tencent_desk.api.usersig import UserSigProvider
+    from tencent_desk.job.record_source import parse_time
 
     async def ask() -> int:
         sigs = UserSigProvider(common.SDKAPPID, common.IDENTIFIER,

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import duckdb
 from common import OUT
-
-from pipelines.tencent_desk import snapshot
+from tencent_desk.job import snapshot
 
 DS = "tencent_desk"
 RUN_EVERY_S = 300

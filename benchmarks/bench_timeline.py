@@ -16,8 +16,7 @@ import time
 
 import duckdb
 from common import OUT
-
-from pipelines.tencent_desk import timeline
+from tencent_desk.analysis import timeline
 
 DS = "tencent_desk"
 OPEN = 500

@@ -1,6 +1,6 @@
 """A second, independent server of ``get_session_state``, written from the reference alone.
 
-It shares no code with ``pipelines.tencent_desk`` (not its simulator, not its UserSig module)
+It shares no code with ``tencent_desk`` (not its simulator, not its UserSig module)
 and uses another HTTP stack (aiohttp.web, not uvicorn): a benchmark against it shows the
 client is not tuned to the quirks of our own simulator. Its frequency limit is read the
 other common way: fixed calendar seconds that count every arrival, refused ones too.

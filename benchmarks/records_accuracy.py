@@ -19,9 +19,10 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.tencent_desk import cli, metrics, record_metrics
-from pipelines.tencent_desk.demo import run_demo
-from pipelines.tencent_desk.simulator.model import DAY_START
+from tencent_desk import cli
+from tencent_desk.analysis import metrics, record_metrics
+from tencent_desk.demo import run_demo
+from tencent_desk.simulator.model import DAY_START
 
 
 def _weighted(values, weights) -> float:  # type: ignore[no-untyped-def]

@@ -42,9 +42,8 @@ sys.path[:] = [p for p in sys.path if p and not p.rstrip("/").endswith("notebook
 
 import matplotlib.pyplot as plt
 import pandas as pd
-
-from pipelines.tencent_desk import metrics
-from pipelines.tencent_desk.notebook import describe, heatmap, open_desk, time_axis, with_breaks
+from tencent_desk.analysis import metrics
+from tencent_desk.analysis.notebook import describe, heatmap, open_desk, time_axis, with_breaks
 
 desk = open_desk()
 con, DB, DATASET = desk.con, desk.path, desk.dataset

@@ -38,9 +38,8 @@ sys.path[:] = [p for p in sys.path if p and not p.rstrip("/").endswith("notebook
 
 import matplotlib.pyplot as plt
 import pandas as pd
-
-from pipelines.tencent_desk import metrics
-from pipelines.tencent_desk.notebook import (
+from tencent_desk.analysis import metrics
+from tencent_desk.analysis.notebook import (
     describe,
     open_desk,
     plottable,

@@ -40,9 +40,8 @@ sys.path[:] = [p for p in sys.path if p and not p.rstrip("/").endswith("notebook
 
 import matplotlib.pyplot as plt
 import pandas as pd
-
-from pipelines.tencent_desk import erlang, metrics
-from pipelines.tencent_desk.notebook import describe, open_desk, plottable, shade_gaps, time_axis
+from tencent_desk.analysis import erlang, metrics
+from tencent_desk.analysis.notebook import describe, open_desk, plottable, shade_gaps, time_axis
 
 desk = open_desk()
 con, DB, DATASET = desk.con, desk.path, desk.dataset

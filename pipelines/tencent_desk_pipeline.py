@@ -6,9 +6,8 @@ progress and one-line errors.
 """
 
 import dlt
-
-from pipelines.tencent_desk import tencent_desk
-from pipelines.tencent_desk.helpers import after_load
+from tencent_desk import tencent_desk
+from tencent_desk.helpers import after_load
 
 
 def load_session_states(seed: str = "seed.csv", database: str = "desk.duckdb") -> None:

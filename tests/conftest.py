@@ -8,17 +8,16 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
-from pipelines.tencent_desk.client import ClientConfig, DeskClient
-from pipelines.tencent_desk.clock import VirtualClock
-from pipelines.tencent_desk.simulator import (
+from tencent_desk.api.client import ClientConfig, DeskClient
+from tencent_desk.api.usersig import UserSigProvider
+from tencent_desk.clock import VirtualClock
+from tencent_desk.simulator import (
     Population,
     PopulationConfig,
     SimulatorApp,
     SimulatorConfig,
     serve_in_thread,
 )
-from pipelines.tencent_desk.usersig import UserSigProvider
 
 # pop, sim, seed: one small simulated desk, for the tests of the job and its database
 pytest_plugins = ["tests.support.fixtures"]

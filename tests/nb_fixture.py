@@ -18,10 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
-
-from pipelines.tencent_desk import cli
-from pipelines.tencent_desk import states as st
-from pipelines.tencent_desk.demo import TRUTH_SCHEMA, run_demo
+from tencent_desk import cli
+from tencent_desk.api import states as st
+from tencent_desk.demo import TRUTH_SCHEMA, run_demo
 
 DS = "tencent_desk"
 # Statuses of runs that stopped before loading: failed and interrupted as the job writes

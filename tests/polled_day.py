@@ -11,10 +11,9 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-
-from pipelines.tencent_desk.client import Key
-from pipelines.tencent_desk.rows import to_table
-from pipelines.tencent_desk.simulator import Population
+from tencent_desk.api.client import Key
+from tencent_desk.job.rows import to_table
+from tencent_desk.simulator import Population
 
 from .conftest import Sim, make_client
 

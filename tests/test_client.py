@@ -7,9 +7,8 @@ import json
 import logging
 
 import pytest
-
-from pipelines.tencent_desk import codes, states
-from pipelines.tencent_desk.client import (
+from tencent_desk.api import codes, states
+from tencent_desk.api.client import (
     ClientConfig,
     ConfigError,
     FatalError,
@@ -17,10 +16,10 @@ from pipelines.tencent_desk.client import (
     base_urls,
     parse,
 )
-from pipelines.tencent_desk.clock import VirtualClock
-from pipelines.tencent_desk.codes import Action
-from pipelines.tencent_desk.rows import state_of
-from pipelines.tencent_desk.usersig import UserSigProvider
+from tencent_desk.api.codes import Action
+from tencent_desk.api.usersig import UserSigProvider
+from tencent_desk.clock import VirtualClock
+from tencent_desk.job.rows import state_of
 
 from .conftest import ADMIN, SDKAPPID, SECRET_KEY, make_client
 from .support.harness import closed_port

@@ -83,7 +83,7 @@ class Job:
 
     def run_here(self, capfd, monkeypatch) -> subprocess.CompletedProcess:
         """The same command through the CLI's ``main`` in this process (no start-up)."""
-        from pipelines.tencent_desk.cli import main
+        from tencent_desk.cli import main
 
         for name, value in cli.env().items():
             if name.startswith(("SOURCES__", "RUNTIME__")):

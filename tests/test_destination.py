@@ -16,9 +16,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
-from pipelines.tencent_desk.cli import main
-from pipelines.tencent_desk.job import RunOptions, run
+from tencent_desk.cli import main
+from tencent_desk.job.runner import RunOptions, run
 
 from .support import cli
 from .support.harness import ADMIN, DATASET, SDKAPPID, SECRET_KEY

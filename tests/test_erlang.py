@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hs
-
-from pipelines.tencent_desk import erlang as e
+from tencent_desk.analysis import erlang as e
 
 # The textbook example: 100 contacts per 30 minutes, AHT 3 minutes, 80% answered in 20 s.
 LOAD = e.offered_load(100, 180, 1800)

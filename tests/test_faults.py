@@ -19,14 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-import pipelines.tencent_desk as source_module
-from pipelines.tencent_desk import codes, states
-from pipelines.tencent_desk.client import ClientConfig
-from pipelines.tencent_desk.clock import VirtualClock
-from pipelines.tencent_desk.job import EXIT_OUTAGE, JobError, RunOptions, run
-from pipelines.tencent_desk.simulator import FAULT_KINDS
-from pipelines.tencent_desk.usersig import DEFAULT_EXPIRE, UserSigProvider
+import tencent_desk as source_module
+from tencent_desk.api import codes, states
+from tencent_desk.api.client import ClientConfig
+from tencent_desk.api.usersig import DEFAULT_EXPIRE, UserSigProvider
+from tencent_desk.clock import VirtualClock
+from tencent_desk.job.runner import EXIT_OUTAGE, JobError, RunOptions, run
+from tencent_desk.simulator import FAULT_KINDS
 
 from .support import harness
 from .support.harness import ADMIN, SDKAPPID, SECRET_KEY, SeedKeys

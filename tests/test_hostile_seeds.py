@@ -26,10 +26,9 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from pipelines.tencent_desk.cli import main
-from pipelines.tencent_desk.client import Key
-from pipelines.tencent_desk.seeds import (
+from tencent_desk.api.client import Key
+from tencent_desk.cli import main
+from tencent_desk.job.seeds import (
     ALIASES,
     COLUMNS,
     PreparedSeed,

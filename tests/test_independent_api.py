@@ -13,9 +13,8 @@ from collections.abc import Iterator
 import duckdb
 import httpx
 import pytest
+from tencent_desk.api.states import normalize
 from TLSSigAPIv2 import TLSSigAPIv2
-
-from pipelines.tencent_desk.states import normalize
 
 from .support import cli
 from .support.harness import ADMIN, DATASET, SDKAPPID, SECRET_KEY

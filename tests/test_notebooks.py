@@ -17,10 +17,10 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+from tencent_desk.analysis import metrics
+from tencent_desk.analysis.notebook import plottable, shade_gaps, time_axis, with_breaks
+from tencent_desk.job.runner import publish
 
-from pipelines.tencent_desk import metrics
-from pipelines.tencent_desk.job import publish
-from pipelines.tencent_desk.notebook import plottable, shade_gaps, time_axis, with_breaks
 from tests.nb_fixture import SHAPES, build_demo_day, build_shape
 
 from .support.notebooks import KERNEL, NAMES, NOTEBOOKS, execute, install_kernel_spec

@@ -6,10 +6,10 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from pipelines.tencent_desk.clock import VirtualClock
-from pipelines.tencent_desk.demo import _write_truth
-from pipelines.tencent_desk.job import RunOptions, run
-from pipelines.tencent_desk.simulator import (
+from tencent_desk.clock import VirtualClock
+from tencent_desk.demo import _write_truth
+from tencent_desk.job.runner import RunOptions, run
+from tencent_desk.simulator import (
     Population,
     PopulationConfig,
     SimulatorApp,

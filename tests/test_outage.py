@@ -20,12 +20,15 @@ from typing import Any
 
 import duckdb
 import pytest
-
-import pipelines.tencent_desk as source_module
-from pipelines.tencent_desk import codes, metrics, states
-from pipelines.tencent_desk.client import Answer, ClientConfig, DeskClient, Key
-from pipelines.tencent_desk.clock import VirtualClock
-from pipelines.tencent_desk.job import (
+import tencent_desk as source_module
+from tencent_desk.analysis import metrics
+from tencent_desk.api import codes, states
+from tencent_desk.api.client import Answer, ClientConfig, DeskClient, Key
+from tencent_desk.api.outage import Outage, OutageBreaker, Verdict
+from tencent_desk.api.usersig import UserSigProvider
+from tencent_desk.clock import VirtualClock
+from tencent_desk.job.rows import state_of
+from tencent_desk.job.runner import (
     EXIT_OUTAGE,
     EXIT_TOO_MANY_ERRORS,
     JobError,
@@ -33,9 +36,6 @@ from pipelines.tencent_desk.job import (
     alert_of,
     run,
 )
-from pipelines.tencent_desk.outage import Outage, OutageBreaker, Verdict
-from pipelines.tencent_desk.rows import state_of
-from pipelines.tencent_desk.usersig import UserSigProvider
 
 from .support import cli, harness
 from .support.harness import ADMIN, SDKAPPID, SECRET_KEY

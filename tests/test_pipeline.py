@@ -12,9 +12,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-from pipelines.tencent_desk import cli, states
-from pipelines.tencent_desk.job import JobError, RunOptions, run
+from tencent_desk import cli
+from tencent_desk.api import states
+from tencent_desk.job.runner import JobError, RunOptions, run
 
 from .conftest import ADMIN, SDKAPPID, SECRET_KEY
 

@@ -6,8 +6,8 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
-from pipelines.tencent_desk.clock import VirtualClock
-from pipelines.tencent_desk.ratelimit import AdaptiveRateLimiter
+from tencent_desk.api.ratelimit import AdaptiveRateLimiter
+from tencent_desk.clock import VirtualClock
 
 
 def _max_in_window(times: list[float], span: float = 1.0) -> int:

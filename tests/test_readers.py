@@ -8,10 +8,9 @@ import threading
 from pathlib import Path
 
 import duckdb
-
-from pipelines.tencent_desk import snapshot
-from pipelines.tencent_desk.cli import main
-from pipelines.tencent_desk.notebook import open_desk
+from tencent_desk.analysis.notebook import open_desk
+from tencent_desk.cli import main
+from tencent_desk.job import snapshot
 
 from .support import cli, harness
 from .support.harness import DATASET

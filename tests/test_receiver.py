@@ -27,20 +27,21 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from pipelines.tencent_desk import callback, events, metrics, snapshot
-from pipelines.tencent_desk.clock import VirtualClock
-from pipelines.tencent_desk.job import RunOptions, run
-from pipelines.tencent_desk.receiver import Receiver, ReceiverConfig
-from pipelines.tencent_desk.simulator import (
+from tencent_desk.analysis import metrics
+from tencent_desk.clock import VirtualClock
+from tencent_desk.intake import callback, events
+from tencent_desk.intake.receiver import Receiver, ReceiverConfig
+from tencent_desk.intake.spool import read_records, spool_dir
+from tencent_desk.job import snapshot
+from tencent_desk.job.runner import RunOptions, run
+from tencent_desk.simulator import (
     Population,
     PopulationConfig,
     SimulatorApp,
     SimulatorConfig,
     serve_in_thread,
 )
-from pipelines.tencent_desk.simulator.callbacks import Callback, Knobs, Sender, plan
-from pipelines.tencent_desk.spool import read_records, spool_dir
+from tencent_desk.simulator.callbacks import Callback, Knobs, Sender, plan
 
 from .support import cli
 from .support.cli import CLI

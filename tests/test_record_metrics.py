@@ -8,11 +8,12 @@ import contextlib
 
 import duckdb
 import pytest
-
-from pipelines.tencent_desk import record_metrics, record_rows, states
-from pipelines.tencent_desk.clock import VirtualClock
-from pipelines.tencent_desk.records import cut_windows, read_windows
-from pipelines.tencent_desk.simulator import (
+from tencent_desk.analysis import record_metrics
+from tencent_desk.api import states
+from tencent_desk.api.records import cut_windows, read_windows
+from tencent_desk.clock import VirtualClock
+from tencent_desk.job import record_rows
+from tencent_desk.simulator import (
     Population,
     PopulationConfig,
     SimulatorApp,

@@ -12,12 +12,9 @@ from typing import Any
 
 import duckdb
 import pytest
-
-from pipelines.tencent_desk import cli, record_metrics, record_rows, settings
-from pipelines.tencent_desk.clock import VirtualClock
-from pipelines.tencent_desk.job import JobError, RunOptions, run
-from pipelines.tencent_desk.record_rows import BadRecord, check, record_span, record_times
-from pipelines.tencent_desk.records import (
+from tencent_desk import cli, settings
+from tencent_desk.analysis import record_metrics
+from tencent_desk.api.records import (
     RecordsError,
     RecordsPage,
     Window,
@@ -25,7 +22,11 @@ from pipelines.tencent_desk.records import (
     plan,
     read_windows,
 )
-from pipelines.tencent_desk.simulator import (
+from tencent_desk.clock import VirtualClock
+from tencent_desk.job import record_rows
+from tencent_desk.job.record_rows import BadRecord, check, record_span, record_times
+from tencent_desk.job.runner import JobError, RunOptions, run
+from tencent_desk.simulator import (
     Population,
     PopulationConfig,
     SimulatorApp,

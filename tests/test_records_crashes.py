@@ -10,9 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
-from pipelines.tencent_desk.record_rows import record_times
-from pipelines.tencent_desk.simulator import Population, PopulationConfig
+from tencent_desk.job.record_rows import record_times
+from tencent_desk.simulator import Population, PopulationConfig
 
 from .support import cli
 from .support.cli import CLI

@@ -25,10 +25,9 @@ from urllib.parse import quote
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-
-from pipelines.tencent_desk import redact, usersig
-from pipelines.tencent_desk.cli import main
-from pipelines.tencent_desk.client import (
+from tencent_desk import redact
+from tencent_desk.api import usersig
+from tencent_desk.api.client import (
     ClientConfig,
     ConfigError,
     DeskClient,
@@ -36,10 +35,11 @@ from pipelines.tencent_desk.client import (
     Key,
     base_urls,
 )
-from pipelines.tencent_desk.job import JobError, RunOptions, run
-from pipelines.tencent_desk.simulator import SimulatorConfig, serve_in_thread
-from pipelines.tencent_desk.simulator.server import _check_host
-from pipelines.tencent_desk.usersig import UserSigProvider
+from tencent_desk.api.usersig import UserSigProvider
+from tencent_desk.cli import main
+from tencent_desk.job.runner import JobError, RunOptions, run
+from tencent_desk.simulator import SimulatorConfig, serve_in_thread
+from tencent_desk.simulator.server import _check_host
 
 from .support import cli, harness
 from .support.harness import ADMIN, SDKAPPID, SECRET_KEY

@@ -14,12 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
-from TLSSigAPIv2 import TLSSigAPIv2
-
-from pipelines.tencent_desk import states, usersig
-from pipelines.tencent_desk.clock import VirtualClock
-from pipelines.tencent_desk.settings import API_PATH
-from pipelines.tencent_desk.simulator import (
+from tencent_desk.api import states, usersig
+from tencent_desk.clock import VirtualClock
+from tencent_desk.settings import API_PATH
+from tencent_desk.simulator import (
     CHAOS_SHAPES,
     Population,
     PopulationConfig,
@@ -31,7 +29,8 @@ from pipelines.tencent_desk.simulator import (
     serve_in_thread,
     write_seed_csv,
 )
-from pipelines.tencent_desk.simulator.app import FAULT_HEADER
+from tencent_desk.simulator.app import FAULT_HEADER
+from TLSSigAPIv2 import TLSSigAPIv2
 
 SDKAPPID = 1400000001
 ADMIN = "administrator"

@@ -10,11 +10,12 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-
-from pipelines.tencent_desk import event_load, events, record_rows, timeline
-from pipelines.tencent_desk import timeline_metrics as tm
-from pipelines.tencent_desk.clock import VirtualClock
-from pipelines.tencent_desk.simulator import (
+from tencent_desk.analysis import timeline
+from tencent_desk.analysis import timeline_metrics as tm
+from tencent_desk.clock import VirtualClock
+from tencent_desk.intake import events
+from tencent_desk.job import event_load, record_rows
+from tencent_desk.simulator import (
     Population,
     PopulationConfig,
     SimulatorApp,

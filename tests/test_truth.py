@@ -13,10 +13,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-
-from pipelines.tencent_desk import metrics
-from pipelines.tencent_desk.clock import VirtualClock
-from pipelines.tencent_desk.simulator import (
+from tencent_desk.analysis import metrics
+from tencent_desk.clock import VirtualClock
+from tencent_desk.simulator import (
     Population,
     PopulationConfig,
     SimulatorApp,

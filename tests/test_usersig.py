@@ -10,10 +10,9 @@ import zlib
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tencent_desk.api import usersig
+from tencent_desk.clock import VirtualClock
 from TLSSigAPIv2 import TLSSigAPIv2
-
-from pipelines.tencent_desk import usersig
-from pipelines.tencent_desk.clock import VirtualClock
 
 # The vector of the reference (computed with TLSSigAPIv2's algorithm).
 VECTOR_KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"

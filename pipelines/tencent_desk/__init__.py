@@ -31,19 +31,18 @@ import dlt
 import pyarrow as pa
 from dlt.common.typing import TSecretStrValue
 from dlt.sources import DltResource
-
-from . import settings
-from .client import ClientConfig, ConfigError, DeskClient, base_urls
-from .clock import Clock, SystemClock, utc
-from .helpers import ended_sessions, new_run_id, run_row
-from .outage import Outage
-from .poller import Poller
-from .record_source import RUNS_TABLE as RECORD_RUNS
-from .record_source import TABLE as RECORDS_TABLE
-from .record_source import RecordsLoad, parse_time
-from .rows import to_table
-from .seeds import PreparedSeed, SeedCounts, SeedSpec
-from .usersig import UserSigProvider
+from tencent_desk import settings
+from tencent_desk.api.client import ClientConfig, ConfigError, DeskClient, base_urls
+from tencent_desk.api.outage import Outage
+from tencent_desk.api.usersig import UserSigProvider
+from tencent_desk.clock import Clock, SystemClock, utc
+from tencent_desk.helpers import ended_sessions, new_run_id, run_row
+from tencent_desk.job.poller import Poller
+from tencent_desk.job.record_source import RUNS_TABLE as RECORD_RUNS
+from tencent_desk.job.record_source import TABLE as RECORDS_TABLE
+from tencent_desk.job.record_source import RecordsLoad, parse_time
+from tencent_desk.job.rows import to_table
+from tencent_desk.job.seeds import PreparedSeed, SeedCounts, SeedSpec
 
 log = logging.getLogger(__name__)
 

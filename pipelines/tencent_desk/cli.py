@@ -16,8 +16,9 @@ import os
 import sys
 from pathlib import Path
 
-from . import redact, settings, snapshot
-from .spool import SEAL_AFTER_S
+from tencent_desk import redact, settings
+from tencent_desk.intake.spool import SEAL_AFTER_S
+from tencent_desk.job import snapshot
 
 EPILOG = """\
 Credentials and settings come from dlt config: .dlt/config.toml and .dlt/secrets.toml
@@ -217,26 +218,26 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     args = parser().parse_args(argv)
     setup_logging(args.log_level)
-    from .job import JobError
+    from tencent_desk.job.runner import JobError
 
     try:
         if args.command in ("run", "records"):
             return _run(args)
         if args.command == "publish":
-            from .job import publish
+            from tencent_desk.job.runner import publish
 
             rows = publish(args.database, args.dataset, args.rebuild, args.lock_wait)
             print(f"published {rows} rows for readers: {snapshot.paths(args.database)[1]}")
             return 0
         if args.command == "demo":
-            from .demo import run_demo
+            from tencent_desk.demo import run_demo
 
             return run_demo(args)
         if args.command == "listen":
-            from .listen import listen
+            from tencent_desk.intake.listen import listen
 
             return listen(args)
-        from .simulator.cli import simulate
+        from tencent_desk.simulator.cli import simulate
 
         return simulate(args)
     except JobError as exc:
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .job import JobError, RunOptions, run, summary
+    from tencent_desk.job.runner import JobError, RunOptions, run, summary
 
     records = args.command == "records"
     overrides = {k: v for k, v in {

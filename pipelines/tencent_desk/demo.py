@@ -23,14 +23,20 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-
-from . import settings, snapshot
-from .clock import VirtualClock
-from .job import RunOptions, run
-from .receiver import Receiver, ReceiverConfig
-from .simulator import Population, PopulationConfig, SimulatorApp, SimulatorConfig, serve_in_thread
-from .simulator.callbacks import Callback, Sender, plan, send_due
-from .spool import spool_dir
+from tencent_desk import settings
+from tencent_desk.clock import VirtualClock
+from tencent_desk.intake.receiver import Receiver, ReceiverConfig
+from tencent_desk.intake.spool import spool_dir
+from tencent_desk.job import snapshot
+from tencent_desk.job.runner import RunOptions, run
+from tencent_desk.simulator import (
+    Population,
+    PopulationConfig,
+    SimulatorApp,
+    SimulatorConfig,
+    serve_in_thread,
+)
+from tencent_desk.simulator.callbacks import Callback, Sender, plan, send_due
 
 log = logging.getLogger("desk_sessions")
 

@@ -15,13 +15,14 @@ from typing import Any
 
 import pyarrow as pa
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
-
-from . import snapshot, states, timeline
-from .client import ClientConfig, Stats
-from .clock import Clock, utc
-from .record_source import RUNS_TABLE as RECORD_RUNS
-from .rows import SESSION_STATES
-from .seeds import SeedCounts
+from tencent_desk.analysis import timeline
+from tencent_desk.api import states
+from tencent_desk.api.client import ClientConfig, Stats
+from tencent_desk.clock import Clock, utc
+from tencent_desk.job import snapshot
+from tencent_desk.job.record_source import RUNS_TABLE as RECORD_RUNS
+from tencent_desk.job.rows import SESSION_STATES
+from tencent_desk.job.seeds import SeedCounts
 
 log = logging.getLogger(__name__)
 

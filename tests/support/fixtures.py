@@ -26,3 +26,19 @@ def seed(tmp_path, pop) -> Path:
     t = pop.config.day_start + harness.MODEL_HOUR * 3600
     keys = harness.pick_keys(pop, t, live=40, other=60, pairs=10)
     return harness.write_seed(tmp_path / "seed.csv", keys.rows)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server on loopback for the whole session (see ``postgres.py``)."""
+    from . import postgres
+
+    with postgres.running() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request) -> str:
+    """A fresh database of that server for one test: its URL."""
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:55]
+    return postgres_server.create_database(name)

@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-
-from pipelines.tencent_desk import codes, states
-from pipelines.tencent_desk.client import Key, parse
-from pipelines.tencent_desk.clock import VirtualClock
-from pipelines.tencent_desk.rows import state_of
-from pipelines.tencent_desk.simulator import (
+from tencent_desk.api import codes, states
+from tencent_desk.api.client import Key, parse
+from tencent_desk.clock import VirtualClock
+from tencent_desk.job.rows import state_of
+from tencent_desk.simulator import (
     Population,
     PopulationConfig,
     SimulatorApp,
@@ -352,9 +351,9 @@ def rows_via_client(url: str, seed: SeedKeys, t: float, **config: Any) -> tuple[
     the client's stats."""
     import asyncio
 
-    from pipelines.tencent_desk.client import ClientConfig, DeskClient
-    from pipelines.tencent_desk.rows import to_table
-    from pipelines.tencent_desk.usersig import UserSigProvider
+    from tencent_desk.api.client import ClientConfig, DeskClient
+    from tencent_desk.api.usersig import UserSigProvider
+    from tencent_desk.job.rows import to_table
 
     keys = [Key(s or None, u, c) if s else Key(None, u, c) for s, u, c in seed.rows]
     cfg = ClientConfig(SDKAPPID, ADMIN, (url,), **config)

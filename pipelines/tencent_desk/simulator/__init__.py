@@ -1,20 +1,20 @@
 """A local Tencent Cloud Desk ``get_session_state``: a seeded day of sessions behind a fast
 ASGI app with injectable faults, for tests, demos and benchmarks."""
 
-from pipelines.tencent_desk.simulator.app import (
+from tencent_desk.simulator.app import (
     CHAOS_SHAPES,
     FAULT_KINDS,
     SimulatorApp,
     SimulatorConfig,
     Stats,
 )
-from pipelines.tencent_desk.simulator.model import (
+from tencent_desk.simulator.model import (
     Population,
     PopulationConfig,
     Segment,
     SessionKey,
 )
-from pipelines.tencent_desk.simulator.server import (
+from tencent_desk.simulator.server import (
     build_app,
     serve,
     serve_in_thread,

@@ -24,10 +24,10 @@ from itertools import count
 from typing import Any
 from urllib.parse import unquote_plus
 
-from pipelines.tencent_desk import states, usersig
-from pipelines.tencent_desk.clock import Clock, SystemClock, VirtualClock
-from pipelines.tencent_desk.settings import API_PATH, RECORDS_API_PATH, RECORDS_PAGE_LIMIT
-from pipelines.tencent_desk.simulator.model import Population, Segment
+from tencent_desk.api import states, usersig
+from tencent_desk.clock import Clock, SystemClock, VirtualClock
+from tencent_desk.settings import API_PATH, RECORDS_API_PATH, RECORDS_PAGE_LIMIT
+from tencent_desk.simulator.model import Population, Segment
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]

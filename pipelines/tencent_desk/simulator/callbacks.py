@@ -16,10 +16,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import aiohttp
-
-from pipelines.tencent_desk import states
-from pipelines.tencent_desk.events import CALLBACK_COMMAND
-from pipelines.tencent_desk.simulator.model import Population
+from tencent_desk.api import states
+from tencent_desk.intake.events import CALLBACK_COMMAND
+from tencent_desk.simulator.model import Population
 
 
 @dataclass(frozen=True, slots=True)

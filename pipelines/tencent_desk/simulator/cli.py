@@ -8,10 +8,10 @@ import threading
 import time
 
 import dlt
+from tencent_desk.intake.callback import expected_sign
+from tencent_desk.intake.listen import setting
+from tencent_desk.job.runner import JobError
 
-from ..callback import expected_sign
-from ..job import JobError
-from ..listen import setting
 from .app import FAULT_KINDS, SimulatorApp, SimulatorConfig
 from .callbacks import Knobs, Sender, plan, send_due
 from .model import DAY_START, Population, PopulationConfig

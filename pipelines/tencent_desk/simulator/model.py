@@ -22,9 +22,8 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 import numpy as np
-
-from pipelines.tencent_desk import states
-from pipelines.tencent_desk.record_rows import record_times
+from tencent_desk.api import states
+from tencent_desk.job.record_rows import record_times
 
 DAY_START = 1_767_571_200.0  # 2026-01-05 00:00 UTC, a Monday
 

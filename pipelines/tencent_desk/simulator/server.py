@@ -13,15 +13,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
-
-from pipelines.tencent_desk.clock import Clock, VirtualClock
-from pipelines.tencent_desk.simulator.app import (
+from tencent_desk.clock import Clock, VirtualClock
+from tencent_desk.simulator.app import (
     DEFAULT_START_OFFSET_S,
     ASGIApp,
     SimulatorApp,
     SimulatorConfig,
 )
-from pipelines.tencent_desk.simulator.model import Population
+from tencent_desk.simulator.model import Population
 
 SEED_COLUMNS = ("session_id", "client_user_id", "customer_service_id")
 

@@ -69,7 +69,7 @@ if _SPEC:
 # ``DESK_TEST_CRASH=retire:``: the job dies while retiring loaded spool segments, after
 # deleting the first (their load is recorded; the rest are loaded again next run).
 if _SPEC.startswith("retire:"):
-    from pipelines.tencent_desk import spool as _spool
+    from tencent_desk.intake import spool as _spool
 
     def _retire_then_crash(paths):  # type: ignore[no-untyped-def]
         _spool.Path(paths[0]).unlink()

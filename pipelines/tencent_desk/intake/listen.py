@@ -8,11 +8,10 @@ import socket
 from pathlib import Path
 
 import dlt
-
-from . import redact
-from .job import JobError
-from .receiver import Receiver, ReceiverConfig
-from .spool import spool_dir
+from tencent_desk import redact
+from tencent_desk.intake.receiver import Receiver, ReceiverConfig
+from tencent_desk.intake.spool import spool_dir
+from tencent_desk.job.runner import JobError
 
 
 def setting(name: str, secret: bool = False) -> object:
@@ -48,7 +47,7 @@ def receiver_config(database: Path, seal_after_s: float) -> ReceiverConfig:
 
 
 def listen(args: argparse.Namespace) -> int:
-    from .simulator.server import serve
+    from tencent_desk.simulator.server import serve
 
     if not args.seal_after > 0:
         raise JobError("--seal-after must be a number of seconds above 0")

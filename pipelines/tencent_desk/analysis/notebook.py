@@ -15,10 +15,10 @@ from matplotlib.axes import Axes
 from matplotlib.collections import QuadMesh
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
+from tencent_desk.analysis import metrics
+from tencent_desk.job import snapshot
 
-from . import metrics, snapshot
-
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]  # the repository, for the demo database
 
 
 @dataclass

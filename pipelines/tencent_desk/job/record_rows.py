@@ -12,8 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
-
-from .rows import _array as arrow_column
+from tencent_desk.job.rows import _array as arrow_column
 
 # ASSUMPTION (undocumented): what ``Timestamp`` marks and what ``Duration`` covers.
 # "end": Timestamp is when the session ended and Duration the whole session, from the

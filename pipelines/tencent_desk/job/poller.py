@@ -10,8 +10,8 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 
-from .client import Answer, DeskClient, Key
-from .outage import Outage
+from tencent_desk.api.client import Answer, DeskClient, Key
+from tencent_desk.api.outage import Outage
 
 try:  # uvloop halves the event loop's CPU per call; optional on platforms without it
     import uvloop

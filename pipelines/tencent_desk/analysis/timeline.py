@@ -21,9 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import duckdb
-
-from . import events, snapshot, states
-from .sql import literals as _lit
+from tencent_desk.api import states
+from tencent_desk.intake import events
+from tencent_desk.job import snapshot
+from tencent_desk.sql import literals as _lit
 
 TABLE = "session_timeline"
 STATE_TABLE = "_timeline_state"  # the upkeep's watermark: the last run it saw

@@ -19,9 +19,8 @@ import dlt
 import pyarrow as pa
 import pyarrow.parquet as pq
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
-
-from . import events
-from .spool import read_records, retire, sealed_segments
+from tencent_desk.intake import events
+from tencent_desk.intake.spool import read_records, retire, sealed_segments
 
 log = logging.getLogger("desk_sessions")
 

@@ -16,13 +16,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dlt
-
-from . import settings
-from .client import ClientConfig, DeskClient
-from .clock import Clock
-from .record_rows import to_table
-from .records import RecordsPager, cut_windows, plan
-from .usersig import UserSigProvider
+from tencent_desk import settings
+from tencent_desk.api.client import ClientConfig, DeskClient
+from tencent_desk.api.records import RecordsPager, cut_windows, plan
+from tencent_desk.api.usersig import UserSigProvider
+from tencent_desk.clock import Clock
+from tencent_desk.job.record_rows import to_table
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +86,7 @@ def parse_time(value: str | None, name: str) -> int | None:
     """An ISO 8601 time (UTC unless it says otherwise) as Unix seconds."""
     if value in (None, ""):
         return None
-    from .client import ConfigError
+    from tencent_desk.api.client import ConfigError
 
     try:
         moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))

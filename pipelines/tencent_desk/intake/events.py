@@ -15,8 +15,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from . import settings
-from .sql import literals
+from tencent_desk import settings
+from tencent_desk.sql import literals
 
 
 @dataclass(frozen=True)

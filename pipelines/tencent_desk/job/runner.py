@@ -26,17 +26,18 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.exceptions import DltException
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.exceptions import PipelineStepFailed
-
-from . import redact, settings, snapshot, states, tencent_desk
-from .client import ConfigError, FatalError, first_error
-from .clock import SystemClock, utc
-from .event_load import EventsLoaded, load_events, write_open_sessions
-from .helpers import OUTAGE, after_load, final_status, for_readers, new_run_id
-from .metrics import TRUTH_SCHEMA
-from .outage import Outage
-from .record_source import summary_line as records_summary
-from .seeds import SeedError
-from .spool import spool_dir
+from tencent_desk import redact, settings, tencent_desk
+from tencent_desk.analysis.metrics import TRUTH_SCHEMA
+from tencent_desk.api import states
+from tencent_desk.api.client import ConfigError, FatalError, first_error
+from tencent_desk.api.outage import Outage
+from tencent_desk.clock import SystemClock, utc
+from tencent_desk.helpers import OUTAGE, after_load, final_status, for_readers, new_run_id
+from tencent_desk.intake.spool import spool_dir
+from tencent_desk.job import snapshot
+from tencent_desk.job.event_load import EventsLoaded, load_events, write_open_sessions
+from tencent_desk.job.record_source import summary_line as records_summary
+from tencent_desk.job.seeds import SeedError
 
 log = logging.getLogger("desk_sessions")
 

@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-
-from .sql import ident as _quote
-from .sql import literal as _lit
+from tencent_desk.durable import fsync_dir, write_atomically
+from tencent_desk.sql import ident as _quote
+from tencent_desk.sql import literal as _lit
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -98,24 +98,6 @@ def paths(database: Path) -> tuple[Path, Path]:
     stem = database.with_suffix("") if database.suffix == ".duckdb" else database
     folder = stem.with_name(stem.name + ".read")
     return folder, folder.with_name(folder.name + ".duckdb")
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
@@ -197,7 +179,7 @@ class Publisher:
             ).isoformat()
         self._sweep()
         self._remove_retired()
-        _write_atomically(self.folder / MANIFEST,
+        write_atomically(self.folder / MANIFEST,
                           json.dumps(self.manifest, separators=(",", ":")).encode())
         self._write_catalog()
 
@@ -258,7 +240,7 @@ class Publisher:
                     os.fsync(f.fileno())
                 os.replace(file, self.folder / name)
                 names.append(name)
-            _fsync_dir(target)
+            fsync_dir(target)
             if replace:
                 self._retire(days.get(day, []))
                 days[day] = names
@@ -311,7 +293,7 @@ class Publisher:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, self.catalog)
-        _fsync_dir(self.catalog.parent)
+        fsync_dir(self.catalog.parent)
 
 
 def publish(con: duckdb.DuckDBPyConnection, database: Path, datasets: Sequence[str],

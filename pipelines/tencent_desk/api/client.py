@@ -21,13 +21,20 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 from urllib.parse import quote, urlsplit
 
-from . import codes, redact, settings
-from .clock import Clock, SystemClock
-from .codes import Action
-from .outage import OUTAGE_MIN_FAILURES, OUTAGE_QUIET_S, Outage, OutageBreaker, Verdict
-from .ratelimit import AdaptiveRateLimiter
-from .transport import Sender, SendError, make_sender
-from .usersig import UserSigProvider
+from tencent_desk import redact, settings
+from tencent_desk.api import codes
+from tencent_desk.api.codes import Action
+from tencent_desk.api.outage import (
+    OUTAGE_MIN_FAILURES,
+    OUTAGE_QUIET_S,
+    Outage,
+    OutageBreaker,
+    Verdict,
+)
+from tencent_desk.api.ratelimit import AdaptiveRateLimiter
+from tencent_desk.api.transport import Sender, SendError, make_sender
+from tencent_desk.api.usersig import UserSigProvider
+from tencent_desk.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 

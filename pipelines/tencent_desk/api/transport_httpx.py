@@ -8,9 +8,8 @@ from collections.abc import Callable
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
-
-from . import codes
-from .transport import _HEADERS, SendError, _text
+from tencent_desk.api import codes
+from tencent_desk.api.transport import _HEADERS, SendError, _text
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 import aiohttp
 import yarl
-
-from . import codes, redact
+from tencent_desk import redact
+from tencent_desk.api import codes
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,9 @@ def make_sender(kind: str, max_connections: int, timeout: float) -> Sender:
     if kind == "aiohttp":
         return AiohttpSender(max_connections, timeout)
     if kind in ("httpx-aiohttp", "httpx"):
-        from .transport_httpx import HttpxSender  # imported on demand: ~0.2 s of start-up
+        from tencent_desk.api.transport_httpx import (
+            HttpxSender,  # imported on demand: ~0.2 s of start-up
+        )
 
         return HttpxSender(max_connections, timeout, over_aiohttp=kind == "httpx-aiohttp")
     raise ValueError(f"transport must be one of {', '.join(KINDS)}, not {kind!r}")

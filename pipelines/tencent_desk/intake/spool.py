@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .snapshot import _fsync_dir  # one copy of it (renames are durable once it returns)
+from tencent_desk.durable import fsync_dir
 
 log = logging.getLogger("desk_sessions.spool")
 
@@ -60,7 +60,7 @@ def seal_orphans(directory: Path) -> int:
         finally:
             os.close(fd)
     if sealed:
-        _fsync_dir(directory)
+        fsync_dir(directory)
         log.warning("sealed %d spool segments a stopped receiver left open", sealed)
     return sealed
 
@@ -93,7 +93,7 @@ def retire(paths: list[Path]) -> None:
     for path in paths:
         path.unlink(missing_ok=True)
     if paths:
-        _fsync_dir(paths[0].parent)
+        fsync_dir(paths[0].parent)
 
 
 class SpoolWriter:
@@ -194,7 +194,7 @@ class SpoolWriter:
         fcntl.flock(fd, fcntl.LOCK_EX)  # before it is named active: no one seals it under us
         self._path = self.directory / f"active-{name}"
         os.rename(tmp, self._path)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         self._fd, self._size, self._opened = fd, 0, time.monotonic()
 
     def _seal(self) -> None:
@@ -202,6 +202,6 @@ class SpoolWriter:
         # Renamed while still locked: an orphan sweep never sees it active and unlocked.
         os.rename(self._path, self._path.with_name(
             "sealed-" + self._path.name.removeprefix("active-")))
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         os.close(self._fd)
         self._fd, self._path = -1, None

@@ -7,10 +7,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
-
-from . import states
-from .client import Answer
-from .codes import Action
+from tencent_desk.api import states
+from tencent_desk.api.client import Answer
+from tencent_desk.api.codes import Action
 
 SESSION_STATES = pa.schema([
     ("run_id", pa.string()),

@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from . import codes, settings
-from .client import DeskClient, DeskError, first_error
-from .codes import Action
-from .poller import Poller
-from .record_rows import BadRecord, check_page
+from tencent_desk import settings
+from tencent_desk.api import codes
+from tencent_desk.api.client import DeskClient, DeskError, first_error
+from tencent_desk.api.codes import Action
+from tencent_desk.job.poller import Poller
+from tencent_desk.job.record_rows import BadRecord, check_page
 
 log = logging.getLogger(__name__)
 

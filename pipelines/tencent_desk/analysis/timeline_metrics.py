@@ -15,9 +15,8 @@ from datetime import datetime
 import duckdb
 import numpy as np
 import pandas as pd
-
-from .settings import DEFAULT_DATASET
-from .timeline import TABLE
+from tencent_desk.analysis.timeline import TABLE
+from tencent_desk.settings import DEFAULT_DATASET
 
 EXACT = ("event", "record")
 
