@@ -19,6 +19,7 @@ from pathlib import Path
 from tencent_desk import redact, settings
 from tencent_desk.intake.spool import SEAL_AFTER_S
 from tencent_desk.job import snapshot
+from tencent_desk.job.destination import DESTINATIONS
 
 EPILOG = """\
 Credentials and settings come from dlt config: .dlt/config.toml and .dlt/secrets.toml
@@ -71,11 +72,22 @@ def _records_parser(sub: argparse._SubParsersAction) -> None:
     _common(p)
 
 
-def _database_and_api(p: argparse.ArgumentParser) -> None:
-    """What ``run`` and ``records`` share: where to load, and how to reach the API."""
-    p.add_argument("--database", required=True, type=Path, help="the DuckDB file to load")
+def _destination(p: argparse.ArgumentParser, database_help: str) -> None:
+    """Where to load: a DuckDB file, or a server with a local state folder."""
+    p.add_argument("--destination", choices=DESTINATIONS, default=DESTINATIONS[0],
+                   help="where to load (default %(default)s); postgres: credentials from "
+                   "[destination.postgres.credentials] in .dlt/secrets.toml or "
+                   "DESTINATION__POSTGRES__CREDENTIALS")
+    p.add_argument("--database", type=Path, help=database_help)
+    p.add_argument("--state-dir", type=Path, help="with --destination postgres: the local "
+                   "folder for the job's lock and the receiver's spool")
     p.add_argument("--dataset", default=settings.DEFAULT_DATASET,
                    help="schema for the tables (default %(default)s)")
+
+
+def _database_and_api(p: argparse.ArgumentParser) -> None:
+    """What ``run`` and ``records`` share: where to load, and how to reach the API."""
+    _destination(p, "the DuckDB file to load (--destination duckdb)")
     p.add_argument("--max-qps", type=float, help="calls per second, never exceeded in any "
                    f"one-second window (default: config, else {settings.DEFAULT_MAX_QPS:g})")
     p.add_argument("--max-concurrency", type=int, help="calls in flight at most (default: "
@@ -94,8 +106,10 @@ def _listen_parser(sub: argparse._SubParsersAction) -> None:
                        "[sources.tencent_desk]: sdkappid; callback_token (secret, optional: "
                        "checks each callback's Sign); keep_message_content (default false).",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--database", required=True, type=Path,
+    p.add_argument("--database", type=Path,
                    help="the DuckDB file the job loads (the spool is FILE.spool/)")
+    p.add_argument("--state-dir", type=Path, help="instead, with a server destination: "
+                   "the job's --state-dir (the spool is DIR/desk.spool/)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s)")
     p.add_argument("--port", type=int, default=8080, help="port (default %(default)s)")
     p.add_argument("--seal-after", type=float, default=SEAL_AFTER_S, metavar="SECONDS",
@@ -117,10 +131,9 @@ def _publish_parser(sub: argparse._SubParsersAction) -> None:
                        "files in FILE.read/ and the views in FILE.read.duckdb. This does it "
                        "without a run; --rebuild starts over from the whole database (after "
                        "deleting the snapshot, or upgrading from a version without one).")
-    p.add_argument("--database", required=True, type=Path, help="the job's DuckDB file")
-    p.add_argument("--dataset", default=settings.DEFAULT_DATASET,
-                   help="schema of the tables (default %(default)s)")
+    _destination(p, "the job's DuckDB file")
     p.add_argument("--rebuild", action="store_true", help="start the snapshot over")
+    p.add_argument("--pipelines-dir", help="dlt's working folder (default: dlt's)")
     _lock_wait(p)
     _common(p)
 
@@ -224,11 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("run", "records"):
             return _run(args)
         if args.command == "publish":
-            from tencent_desk.job.runner import publish
-
-            rows = publish(args.database, args.dataset, args.rebuild, args.lock_wait)
-            print(f"published {rows} rows for readers: {snapshot.paths(args.database)[1]}")
-            return 0
+            return _publish(args)
         if args.command == "demo":
             from tencent_desk.demo import run_demo
 
@@ -248,8 +257,25 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _publish(args: argparse.Namespace) -> int:
+    from tencent_desk.job.runner import JobError, RunOptions, publish, publish_on_server
+
+    if args.destination == DESTINATIONS[0]:
+        if args.database is None:
+            raise JobError("--database is required: the job's DuckDB file")
+        rows = publish(args.database, args.dataset, args.rebuild, args.lock_wait)
+        print(f"published {rows} rows for readers: {snapshot.paths(args.database)[1]}")
+        return 0
+    n = publish_on_server(RunOptions(
+        seed=None, database=None, dataset=args.dataset, pipelines_dir=args.pipelines_dir,
+        destination=args.destination, state_dir=args.state_dir))
+    print(f"session_timeline: {n} sessions brought up to date; no snapshot on "
+          f"{args.destination}: readers read the server itself")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
-    from tencent_desk.job.runner import JobError, RunOptions, run, summary
+    from tencent_desk.job.runner import JobError, RunOptions, location, run, summary
 
     records = args.command == "records"
     overrides = {k: v for k, v in {
@@ -264,15 +290,16 @@ def _run(args: argparse.Namespace) -> int:
                          dataset=args.dataset, repoll_ended=getattr(args, "repoll_ended", False),
                          pipelines_dir=args.pipelines_dir, overrides=overrides,
                          progress=args.progress, lock_wait_s=args.lock_wait, poll=not records,
+                         destination=args.destination, state_dir=args.state_dir,
                          max_session_age_s=getattr(args, "max_session_age",
                                                    settings.DEFAULT_MAX_SESSION_AGE_H) * 3600.0)
     try:
         row = run(options)
     except JobError as exc:
         if exc.row is not None:  # loaded all the same: what it did, then the error line
-            print(summary(exc.row, args.database, args.dataset))
+            print(summary(exc.row, args.database, args.dataset, location(options)))
         raise
-    print(summary(row, args.database, args.dataset))
+    print(summary(row, args.database, args.dataset, location(options)))
     return 0
 
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import pyarrow as pa
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
-from tencent_desk.analysis import timeline
+from tencent_desk import dialect
+from tencent_desk.analysis import timeline, timeline_remote
 from tencent_desk.api import states
 from tencent_desk.api.client import ClientConfig, Stats
 from tencent_desk.clock import Clock, utc
@@ -53,7 +54,7 @@ def ended_sessions(pipeline: Any, chunk: int = 100_000) -> Iterator[pa.Table]:
             if not parts:
                 return
             with client.execute_query(
-                    f"SELECT DISTINCT session_id FROM ({' UNION ALL '.join(parts)})"
+                    f"SELECT DISTINCT session_id FROM ({' UNION ALL '.join(parts)}) AS e"
                     ) as cursor, warnings.catch_warnings():
                 # dlt's DuckDB cursor uses an API DuckDB 2 warns about; harmless here.
                 warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
@@ -63,7 +64,7 @@ def ended_sessions(pipeline: Any, chunk: int = 100_000) -> Iterator[pa.Table]:
 
 
 LATEST_VIEW = """
-CREATE OR REPLACE VIEW {view} AS
+CREATE VIEW {view} AS
 SELECT {columns} FROM (
     SELECT s.*, row_number() OVER (
         PARTITION BY key_type,
@@ -102,16 +103,21 @@ def after_load(pipeline: Any, whole: Sequence[tuple[str, str]] = ()) -> None:
         try:
             for run in client.execute_sql(
                     f"SELECT run_id, rows, rejects FROM {name('runs')} {loaded}"):
-                _drop_reloaded(client, *run)
+                _drop_reloaded(client, *run, row_id=dialect.ROW_ID[dialect.of(pipeline)])
             client.execute_sql(f"UPDATE {name('runs')} SET status = {status} {loaded}")
+            # dropped first: PostgreSQL replaces a view only when its columns stay the same
+            client.execute_sql(f"DROP VIEW IF EXISTS {name('session_state_latest')}")
             client.execute_sql(LATEST_VIEW.format(
                 view=name("session_state_latest"), table=name("session_states"),
                 columns=", ".join(SESSION_STATES.names)))
         except DestinationUndefinedEntity:  # nothing polled yet: no such tables
             pass
-        if pipeline.destination.destination_name == "duckdb":
+        if dialect.of(pipeline) == dialect.DUCKDB:
             for_readers(client.native_connection, Path(client.credentials.database),
                         pipeline.dataset_name, whole)
+            return
+    # elsewhere readers read the destination itself: no snapshot, the timeline kept there
+    timeline_remote.upkeep(pipeline)
 
 
 def for_readers(con: Any, database: Path, dataset: str,
@@ -122,7 +128,7 @@ def for_readers(con: Any, database: Path, dataset: str,
     return snapshot.publish(con, database, [dataset], whole)
 
 
-def _drop_reloaded(client: Any, run_id: str, rows: int, rejects: int) -> None:
+def _drop_reloaded(client: Any, run_id: str, rows: int, rejects: int, row_id: str) -> None:
     """dlt loads at least once: a load job that committed just before a crash, unrecorded,
     is loaded again by the next run. Its second copy goes (rows of a run are unique)."""
     expected = {"rows": rows, "rejects": rejects}
@@ -137,8 +143,8 @@ def _drop_reloaded(client: Any, run_id: str, rows: int, rejects: int) -> None:
             log.warning("run %s: %d rows of %s were loaded twice; dropping the copies",
                         run_id, count - expected[column], table)
             client.execute_sql(
-                f"DELETE FROM {qualified} WHERE run_id = %s AND rowid NOT IN ("
-                f"SELECT min(rowid) FROM {qualified} WHERE run_id = %s GROUP BY {unique})",
+                f"DELETE FROM {qualified} WHERE run_id = %s AND {row_id} NOT IN ("
+                f"SELECT min({row_id}) FROM {qualified} WHERE run_id = %s GROUP BY {unique})",
                 run_id, run_id)
 
 

@@ -30,7 +30,8 @@ TABLE = "session_timeline"
 STATE_TABLE = "_timeline_state"  # the upkeep's watermark: the last run it saw
 TIMES = ("began", "queued", "offered", "answered", "ended")
 # A session's rows lie within this span of the newest: older rows are not read on upkeep.
-LOOKBACK = "2 days"
+LOOKBACK_DAYS = 2
+LOOKBACK = f"{LOOKBACK_DAYS} days"
 
 # Polls: a time has happened by a poll that answered one of these states. An agent answering
 # implies the session was queued and offered before (Desk routes through the queue).
@@ -207,11 +208,44 @@ def select_sql(ds: str, src: Sources) -> str:
     """
 
 
+# The tables of a dataset (DuckDB and PostgreSQL alike).
+TABLES_SQL = ("SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
+              "AND table_catalog = current_database() AND table_type = 'BASE TABLE'")
+
+
 def sources(con: duckdb.DuckDBPyConnection, dataset: str) -> Sources:
     return Sources(frozenset(r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
-        "AND table_catalog = current_database() AND table_type = 'BASE TABLE'",
-        [dataset]).fetchall()))
+        TABLES_SQL.replace("%s", "?"), [dataset]).fetchall()))
+
+
+def finished_sql(ds: str, logs: Sequence[str]) -> str:
+    """Runs (and their load ids) no longer loading, from the runs' logs."""
+    return " UNION ALL ".join(
+        f"SELECT run_id, _dlt_load_id FROM {ds}.{t} WHERE status <> 'loading'" for t in logs)
+
+
+def new_data_sql(ds: str, src: Sources, new: Sequence[str]) -> str:
+    """Per source, the sessions the runs ``new`` brought rows of, with their earliest time
+    (``session_id``, ``t``)."""
+    # the range lets DuckDB skip the history by its zone maps
+    runs = f"run_id BETWEEN {_lit([new[0]])} AND {_lit([new[-1]])} AND run_id IN ({_lit(new)})"
+    parts = []
+    if src.polls:
+        parts.append(f"SELECT session_id, min(polled_at) AS t FROM {ds}.session_states "
+                     f"WHERE {runs} AND coalesce(session_id, '') <> '' GROUP BY 1")
+    if src.records:
+        parts.append(f"SELECT session_id, min(started_at) AS t FROM {ds}.session_records "
+                     f"WHERE {runs} GROUP BY 1")
+    if src.events:
+        parts.append(f"SELECT session_id, min(event_time) AS t FROM {ds}.session_events "
+                     f"WHERE {runs} GROUP BY 1")
+    return " UNION ALL ".join(parts)
+
+
+# The rows to write: ``fresh`` with the day each session was first filed under (readers'
+# files are cut by it) from ``kept``, and the run that wrote them (parameter).
+ROWS_SQL = ("SELECT fresh.*, coalesce(kept.day, strftime(fresh.began_at, '%Y-%m-%d'), "
+            "'undated') AS day, ? AS run_id FROM fresh LEFT JOIN kept USING (session_id)")
 
 
 def upkeep(con: duckdb.DuckDBPyConnection, dataset: str) -> int:
@@ -226,26 +260,13 @@ def upkeep(con: duckdb.DuckDBPyConnection, dataset: str) -> int:
     con.execute(f"CREATE TABLE IF NOT EXISTS {ds}.{STATE_TABLE} (load_id VARCHAR)")
     (watermark,) = con.execute(f"SELECT max(load_id) FROM {ds}.{STATE_TABLE}").fetchone() or (
         None,)
-    finished = " UNION ALL ".join(
-        f"SELECT run_id, _dlt_load_id FROM {ds}.{t} WHERE status <> 'loading'" for t in logs)
+    finished = finished_sql(ds, logs)
     new = [r for (r,) in con.execute(
-        f"SELECT run_id FROM ({finished}) WHERE _dlt_load_id > ? ORDER BY run_id",
+        f"SELECT run_id FROM ({finished}) AS f WHERE _dlt_load_id > ? ORDER BY run_id",
         [watermark or ""]).fetchall()]
     if not new:
         return 0
-    # the range lets DuckDB skip the history by its zone maps
-    runs = f"run_id BETWEEN {_lit([new[0]])} AND {_lit([new[-1]])} AND run_id IN ({_lit(new)})"
-    parts = []
-    if src.polls:
-        parts.append(f"SELECT session_id, min(polled_at) AS t FROM {ds}.session_states "
-                     f"WHERE {runs} AND coalesce(session_id, '') <> '' GROUP BY 1")
-    if src.records:
-        parts.append(f"SELECT session_id, min(started_at) AS t FROM {ds}.session_records "
-                     f"WHERE {runs} GROUP BY 1")
-    if src.events:
-        parts.append(f"SELECT session_id, min(event_time) AS t FROM {ds}.session_events "
-                     f"WHERE {runs} GROUP BY 1")
-    con.execute("CREATE OR REPLACE TEMP TABLE new_data AS " + " UNION ALL ".join(parts))
+    con.execute("CREATE OR REPLACE TEMP TABLE new_data AS " + new_data_sql(ds, src, new))
     con.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT session_id "
                 "FROM new_data")
     con.execute(f"CREATE OR REPLACE TEMP TABLE horizon AS SELECT min(t) - INTERVAL {LOOKBACK} "
@@ -258,10 +279,7 @@ def upkeep(con: duckdb.DuckDBPyConnection, dataset: str) -> int:
     con.execute("CREATE OR REPLACE TEMP TABLE kept AS SELECT session_id, day FROM "
                 f"{table} WHERE session_id IN (SELECT session_id FROM touched)")
     con.execute(f"DELETE FROM {table} WHERE session_id IN (SELECT session_id FROM touched)")
-    (n,) = con.execute(
-        f"INSERT INTO {table} BY NAME SELECT fresh.*, coalesce(kept.day, "
-        "strftime(fresh.began_at, '%Y-%m-%d'), 'undated') AS day, ? AS run_id "
-        "FROM fresh LEFT JOIN kept USING (session_id)", [new[-1]]).fetchone() or (0,)
+    (n,) = con.execute(f"INSERT INTO {table} BY NAME {ROWS_SQL}", [new[-1]]).fetchone() or (0,)
     con.execute(f"DELETE FROM {ds}.{STATE_TABLE}")
     con.execute(f"INSERT INTO {ds}.{STATE_TABLE} SELECT max(_dlt_load_id) FROM ({finished})")
     return int(n)

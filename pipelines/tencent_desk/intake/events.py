@@ -133,14 +133,13 @@ def _small_int(value: Any) -> int | None:
 
 # One row per session from its events: the derived times, whether a closing name was seen.
 EVENT_TIMES_VIEW = f"""
-CREATE OR REPLACE VIEW {{view}} AS
+CREATE VIEW {{view}} AS
 SELECT session_id,
-       any_value(client_user_id) FILTER (WHERE client_user_id IS NOT NULL) AS client_user_id,
-       any_value(customer_service_id) FILTER (WHERE customer_service_id IS NOT NULL)
-           AS customer_service_id,
+       min(client_user_id) AS client_user_id,
+       min(customer_service_id) AS customer_service_id,
        min(event_time) AS began_at,
        min(event_time) FILTER (WHERE agent_id IS NOT NULL) AS agent_at,
-       arg_min(agent_id, event_time) FILTER (WHERE agent_id IS NOT NULL) AS first_agent_id,
+       {{first_agent_id}} AS first_agent_id,
        max(event_time) AS last_event_at,
        bool_or(event IN ({literals(CLOSING)})) AS closed,
        count(*) AS events

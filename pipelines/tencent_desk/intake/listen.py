@@ -11,6 +11,7 @@ import dlt
 from tencent_desk import redact
 from tencent_desk.intake.receiver import Receiver, ReceiverConfig
 from tencent_desk.intake.spool import spool_dir
+from tencent_desk.job.destination import ANCHOR
 from tencent_desk.job.runner import JobError
 
 
@@ -51,7 +52,11 @@ def listen(args: argparse.Namespace) -> int:
 
     if not args.seal_after > 0:
         raise JobError("--seal-after must be a number of seconds above 0")
-    config = receiver_config(args.database, args.seal_after)
+    if (args.database is None) == (args.state_dir is None):
+        raise JobError("give --database (the DuckDB file the job loads) or --state-dir (the "
+                       "job's, with a server destination), one of them")
+    anchor = args.database if args.state_dir is None else args.state_dir / ANCHOR
+    config = receiver_config(anchor, args.seal_after)
     try:  # uvicorn would exit on its own with a bare log line: say it in ours
         socket.create_server((args.host, args.port), reuse_port=False).close()
     except OSError as exc:

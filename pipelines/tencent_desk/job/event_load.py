@@ -19,6 +19,7 @@ import dlt
 import pyarrow as pa
 import pyarrow.parquet as pq
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
+from tencent_desk import dialect
 from tencent_desk.intake import events
 from tencent_desk.intake.spool import read_records, retire, sealed_segments
 
@@ -100,8 +101,11 @@ def load_events(pipeline: Any, spool: Path, run_id: str) -> EventsLoaded:
     pipeline.run(events_source(paths, tally, run_id))
     with pipeline.sql_client() as client:
         name = client.make_qualified_table_name
-        client.execute_sql(events.EVENT_TIMES_VIEW.format(view=name(EVENT_TIMES),
-                                                          table=name(TABLE)))
+        first_agent = dialect.first_by(dialect.of(pipeline), "agent_id", "event_time",
+                                       "agent_id IS NOT NULL")
+        client.execute_sql(f"DROP VIEW IF EXISTS {name(EVENT_TIMES)}")
+        client.execute_sql(events.EVENT_TIMES_VIEW.format(
+            view=name(EVENT_TIMES), table=name(TABLE), first_agent_id=first_agent))
     retire(paths)
     log.info("loaded %d received events from %d spool segments (%d with unknown names)",
              tally.records, len(paths), tally.unknown)

@@ -27,6 +27,7 @@ from dlt.common.exceptions import DltException
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.exceptions import PipelineStepFailed
 from tencent_desk import redact, settings, tencent_desk
+from tencent_desk.analysis import timeline_remote
 from tencent_desk.analysis.metrics import TRUTH_SCHEMA
 from tencent_desk.api import states
 from tencent_desk.api.client import ConfigError, FatalError, first_error
@@ -34,7 +35,7 @@ from tencent_desk.api.outage import Outage
 from tencent_desk.clock import SystemClock, utc
 from tencent_desk.helpers import OUTAGE, after_load, final_status, for_readers, new_run_id
 from tencent_desk.intake.spool import spool_dir
-from tencent_desk.job import snapshot
+from tencent_desk.job import destination, snapshot
 from tencent_desk.job.event_load import EventsLoaded, load_events, write_open_sessions
 from tencent_desk.job.record_source import summary_line as records_summary
 from tencent_desk.job.seeds import SeedError
@@ -62,7 +63,7 @@ class JobError(Exception):
 @dataclass
 class RunOptions:
     seed: str | None  # None: only the sessions known from received events
-    database: Path
+    database: Path | None  # the DuckDB file (None with a server destination)
     dataset: str = settings.DEFAULT_DATASET
     seed_table: str | None = None
     pipelines_dir: str | None = None
@@ -74,13 +75,21 @@ class RunOptions:
     max_session_age_s: float = settings.DEFAULT_MAX_SESSION_AGE_H * 3600.0
     lock_wait_s: float = settings.DATABASE_LOCK_WAIT_S
     poll: bool = True  # False: load session records only (``desk-sessions records``)
+    destination: str = destination.DUCKDB  # or postgres: credentials from dlt's config
+    state_dir: Path | None = None  # with a server: the job's lock, journal and spool
 
 
 @functools.cache
-def pipeline_for(database: Path, dataset: str, pipelines_dir: str | None = None
-                 ) -> dlt.Pipeline:
-    """One dlt pipeline (working folder, state) per database file and dataset; kept for
-    the process, as building one resolves much of dlt's configuration."""
+def pipeline_for(database: Path, dataset: str, pipelines_dir: str | None = None,
+                 kind: str = destination.DUCKDB) -> dlt.Pipeline:
+    """One dlt pipeline (working folder, state) per database file (or, with a server, per
+    state folder's anchor) and dataset; kept for the process, as building one resolves
+    much of dlt's configuration."""
+    if kind != destination.DUCKDB:
+        tag = hashlib.sha1(f"{database.resolve()}|{dataset}|{kind}".encode()).hexdigest()[:8]
+        return dlt.pipeline(pipeline_name=f"{settings.PIPELINE_NAME}_{tag}",
+                            destination=kind, dataset_name=dataset,
+                            pipelines_dir=pipelines_dir)
     tag = hashlib.sha1(f"{database.resolve()}|{dataset}".encode()).hexdigest()[:8]
     # DuckDB's default memory_limit is 80% of RAM: loading one run's rows would otherwise
     # hold them all in memory at once (+170 MB at 1M rows; about +65 MB with this limit).
@@ -155,14 +164,26 @@ class Journal:
                  "kind": last.get("kind", "poll")}]
 
 
-def check_folder(database: Path) -> None:
+def check_folder(database: Path, option: str = "--database path") -> None:
     folder = database.parent
     if not folder.is_dir():
         raise JobError(f"folder {folder} does not exist: create it or choose another "
-                       "--database path", exit_code=3)
+                       f"{option}", exit_code=3)
     if not os.access(folder, os.W_OK):
-        raise JobError(f"folder {folder} is not writable: choose another --database path",
+        raise JobError(f"folder {folder} is not writable: choose another {option}",
                        exit_code=3)
+
+
+def local_anchor(options: RunOptions) -> Path:
+    """The DuckDB file, or with a server ``--state-dir``'s anchor (see :mod:`destination`),
+    its folder checked."""
+    try:
+        anchor = destination.anchor(options.destination, options.database, options.state_dir)
+    except ValueError as exc:
+        raise JobError(str(exc), exit_code=2) from None
+    on_server = options.destination != destination.DUCKDB
+    check_folder(anchor, "--state-dir" if on_server else "--database path")
+    return anchor
 
 
 def check_database(database: Path, wait_s: float = settings.DATABASE_LOCK_WAIT_S,
@@ -243,11 +264,13 @@ def run(options: RunOptions, *, clock: Any = None) -> dict[str, Any]:
     """Run the pipeline once; returns the ``runs`` row. Raises :class:`JobError`."""
     redact.install()
     _lean_arrow_pool()
-    database = options.database.expanduser().absolute()
-    check_folder(database)
+    database = local_anchor(options)
+    on_server = options.destination != destination.DUCKDB
     with Journal(database) as journal, contextlib.ExitStack() as cleanup:
-        check_database(database, options.lock_wait_s)
-        pipeline = pipeline_for(database, options.dataset, options.pipelines_dir)
+        if not on_server:
+            check_database(database, options.lock_wait_s)
+        pipeline = pipeline_for(database, options.dataset, options.pipelines_dir,
+                                options.destination)
         progress = Progress(options.progress)
         runs: list[dict[str, Any]] = []
         clock = clock or SystemClock()
@@ -263,6 +286,8 @@ def run(options: RunOptions, *, clock: Any = None) -> dict[str, Any]:
             journal.write(run_id=run_id, phase="loading")
 
         try:
+            if on_server:
+                destination.check_server(pipeline)
             if pipeline.has_pending_data:
                 # A run that died while loading left its package: load it first (dlt's
                 # run() would load it *instead of* this run's data).
@@ -352,6 +377,8 @@ def explain(exc: BaseException, database: Path) -> tuple[str, int]:
             break
     if isinstance(cause, KeyboardInterrupt):
         return "interrupted: nothing of this run was loaded", 130
+    if isinstance(cause, ConfigFieldMissingException) and "Postgres" in str(cause.spec_name):
+        return f"missing PostgreSQL credentials: set {destination.CREDENTIALS}", 2
     if isinstance(cause, ConfigFieldMissingException):
         missing = ", ".join(cause.fields)
         env = ", ".join(f"SOURCES__TENCENT_DESK__{f.upper()}" for f in cause.fields)
@@ -363,6 +390,8 @@ def explain(exc: BaseException, database: Path) -> tuple[str, int]:
         return redact.redact(str(cause)), EXIT_OUTAGE
     if isinstance(cause, ConfigError | SeedError):
         return redact.redact(str(cause)), 2
+    if (server := destination.problem(cause)) is not None:
+        return server
     if isinstance(cause, duckdb.Error | OSError):
         return redact.redact(database_problem(database, cause)), 3
     text = redact.redact(str(cause).strip().splitlines()[0] if str(cause).strip() else "")
@@ -370,20 +399,48 @@ def explain(exc: BaseException, database: Path) -> tuple[str, int]:
            "--log-level DEBUG for details)", 1
 
 
-def summary(row: dict[str, Any], database: Path, dataset: str) -> str:
-    """The closing lines of a run, for people."""
+def location(options: RunOptions) -> str | None:
+    """Where a server destination is (never its password); None for a DuckDB file."""
+    if options.destination == destination.DUCKDB:
+        return None
+    anchor = local_anchor(options)
+    with pipeline_for(anchor, options.dataset, options.pipelines_dir,
+                      options.destination).sql_client() as client:
+        c = client.credentials
+        return f"PostgreSQL {c.username}@{c.host}:{c.port}/{c.database}"
+
+
+def publish_on_server(options: RunOptions) -> int:
+    """``publish`` with a server destination: no snapshot (readers read the server), the
+    timeline brought up to date as a run does; returns the sessions rewritten."""
+    anchor = local_anchor(options)
+    with Journal(anchor):
+        pipeline = pipeline_for(anchor, options.dataset, options.pipelines_dir,
+                                options.destination)
+        try:
+            destination.check_server(pipeline)
+            return timeline_remote.upkeep(pipeline)
+        except Exception as exc:
+            raise JobError(*explain(exc, anchor)) from None
+
+
+def summary(row: dict[str, Any], database: Path, dataset: str,
+            where: str | None = None) -> str:
+    """The closing lines of a run, for people. ``where``: a server destination."""
     counts = ", ".join(f"{s} {row.get(f'n_{s}', 0)}" for s in states.ALL
                        if row.get(f"n_{s}"))
     took = (row["finished_at"] - row["started_at"]).total_seconds()
     read_from = (f"  read it from: {snapshot.paths(database)[1]} (or DESK_DUCKDB={database} "
-                 "for the notebooks); never open the job's file itself")
+                 "for the notebooks); never open the job's file itself") if where is None \
+        else "  no snapshot published: readers read the server itself"
+    data = where or str(database)
     if row.get("seed") == "-":  # records only
         return "\n".join([
             f"run {row['run_id']}: {row['records']} session records in {took:.1f} s",
             records_summary(row),
             f"  calls: {row['calls']} ({row['retries']} retries, {row['throttled']} "
             f"throttled), {row['calls_per_second']:.1f} calls/s at max_qps {row['max_qps']:g}",
-            f"  data: {database} dataset {dataset} (tables session_records, record_runs)",
+            f"  data: {data} dataset {dataset} (tables session_records, record_runs)",
             read_from])
     return "\n".join(filter(None, [
         f"run {row['run_id']}: {row['rows']} rows from {row['keys']} keys in {took:.1f} s",
@@ -395,7 +452,7 @@ def summary(row: dict[str, Any], database: Path, dataset: str) -> str:
         f"  calls: {row['calls']} ({row['retries']} retries, {row['throttled']} throttled), "
         f"{row['calls_per_second']:.1f} calls/s at max_qps {row['max_qps']:g}",
         records_summary(row),
-        f"  data: {database} dataset {dataset} (tables session_states, "
+        f"  data: {data} dataset {dataset} (tables session_states, "
         "session_state_latest, runs, seed_rejects, session_events, session_timeline)",
         *([f"  events: {row['events_loaded']} received events loaded into session_events, "
            f"{row.get('events_unknown', 0)} with unknown names"]
