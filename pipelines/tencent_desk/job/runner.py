@@ -88,7 +88,7 @@ def pipeline_for(database: Path, dataset: str, pipelines_dir: str | None = None,
     if kind != destination.DUCKDB:
         tag = hashlib.sha1(f"{database.resolve()}|{dataset}|{kind}".encode()).hexdigest()[:8]
         return dlt.pipeline(pipeline_name=f"{settings.PIPELINE_NAME}_{tag}",
-                            destination=kind, dataset_name=dataset,
+                            destination=destination.server(), dataset_name=dataset,
                             pipelines_dir=pipelines_dir)
     tag = hashlib.sha1(f"{database.resolve()}|{dataset}".encode()).hexdigest()[:8]
     # DuckDB's default memory_limit is 80% of RAM: loading one run's rows would otherwise
