@@ -53,6 +53,11 @@ class Target:
             return ["--database", str(self.database)]
         return ["--destination", "postgres", "--state-dir", str(self.folder)]
 
+    def listen_argv(self) -> list[str]:
+        """``desk-sessions listen``'s arguments that say where the job's spool is."""
+        return ["--database", str(self.database)] if self.duckdb else [
+            "--state-dir", str(self.folder)]
+
     def env(self) -> dict[str, str]:
         """dlt's spelling of the credentials, for the job (child or this process)."""
         return {} if self.duckdb else {"DESTINATION__POSTGRES__CREDENTIALS": str(self.url)}
@@ -73,6 +78,22 @@ class Target:
                 return cur.fetchall() if cur.description else []
         finally:
             con.close()
+
+    def text(self) -> bytes:
+        """Every value of every table and view (and dlt's state, decompressed), as text:
+        for searching what the job stored."""
+        from dlt.common.versioned_state import decompress_state
+
+        chunks = []
+        for schema, table in self.query(
+                "SELECT table_schema, table_name FROM information_schema.tables WHERE "
+                "table_schema NOT IN ('information_schema', 'pg_catalog')"):
+            rows = self.query(f'SELECT * FROM "{schema}"."{table}"')
+            chunks.append(repr(rows).encode())
+            if table == "_dlt_pipeline_state":
+                states = self.query(f'SELECT state FROM "{schema}"."{table}"')
+                chunks += [repr(decompress_state(state)).encode() for (state,) in states]
+        return b"\n".join(chunks)
 
     def tables(self, dataset: str = "tencent_desk") -> set[str]:
         if self.duckdb and not self.database.exists():  # type: ignore[union-attr]
