@@ -75,7 +75,9 @@ class Target:
         try:
             with con.cursor() as cur:
                 cur.execute(sql.replace("%", "%%").replace("?", "%s"), params or None)
-                return cur.fetchall() if cur.description else []
+                found = cur.fetchall() if cur.description else []
+            con.commit()
+            return found
         finally:
             con.close()
 
