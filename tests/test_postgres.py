@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -213,3 +214,17 @@ def test_publish_on_a_server_keeps_the_timeline_and_says_there_is_no_snapshot(
     assert "no snapshot" in proc.stdout and f"{before[0][0]} sessions" in proc.stdout
     assert target.query("SELECT count(*) FROM tencent_desk.session_timeline") == before
     assert not list(tmp_path.glob("*.read*"))  # nothing published for DuckDB readers
+
+
+def test_the_example_pipeline_loads_into_postgres(tmp_path, sim, seed, postgres_url):
+    _app, api = sim
+    target = Target("postgres", tmp_path, postgres_url)
+    script = cli.ROOT / "pipelines" / "tencent_desk_pipeline.py"
+    proc = cli.run([sys.executable, str(script), str(seed), "postgres"], tmp_path,
+                   HOME=str(tmp_path), SOURCES__TENCENT_DESK__API_URL=api,
+                   SOURCES__TENCENT_DESK__MAX_QPS="2000", **target.env())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ((status, rows),) = target.query("SELECT status, rows FROM tencent_desk.runs")
+    assert status == "complete" and rows > 0
+    assert target.query("SELECT count(*) FROM tencent_desk.session_state_latest") == [(rows,)]
+    assert target.query("SELECT count(*) FROM tencent_desk.session_timeline")[0][0] > 0

@@ -1,4 +1,5 @@
-"""``desk-sessions``: poll Tencent Cloud Desk session states into DuckDB.
+"""``desk-sessions``: poll Tencent Cloud Desk session states into DuckDB (or PostgreSQL:
+--destination postgres --state-dir DIR instead of --database).
 
   desk-sessions run --seed SEED --database FILE.duckdb   one run of the batch job (cron)
   desk-sessions records --database FILE.duckdb          load session records (incremental)
@@ -27,7 +28,10 @@ under [sources.tencent_desk], or environment variables SOURCES__TENCENT_DESK__SD
 SOURCES__TENCENT_DESK__IDENTIFIER, SOURCES__TENCENT_DESK__SECRET_KEY (or __USERSIG),
 SOURCES__TENCENT_DESK__REGION (or __API_URL), __MAX_QPS, __MAX_CONCURRENCY,
 __MAX_ERROR_SHARE.
-Exit codes: 0 done; 2 configuration or seed to fix; 3 database in use or not writable;
+--destination postgres: credentials from [destination.postgres.credentials] in
+.dlt/secrets.toml or DESTINATION__POSTGRES__CREDENTIALS; --state-dir holds the job's lock.
+Exit codes: 0 done; 2 configuration or seed to fix (with PostgreSQL also credentials
+refused); 3 database in use or not writable (PostgreSQL: unreachable, or no permission);
 4 the Desk API refused the credentials or the app; 5 the Desk API cannot be reached (run
 stopped early, what was polled is loaded); 6 more keys ended in error than
 max_error_share (run loaded); 1 anything else.

@@ -86,10 +86,14 @@ RUN_TABLES = {
 
 def after_load(pipeline: Any, whole: Sequence[tuple[str, str]] = ()) -> None:
     """What a load leaves to do: runs whose package is fully loaded become ``complete``,
-    ``session_state_latest`` (the latest row per key) is (re)made, and, on DuckDB, the
-    sessions the load touched are brought up to date in ``session_timeline`` and what was
-    loaded is published for readers (see :mod:`snapshot`), with the ``whole`` tables
-    (schema, table) of other schemas."""
+    ``session_state_latest`` (the latest row per key) is (re)made, and the sessions the load
+    touched are brought up to date in ``session_timeline``; on DuckDB what was loaded is
+    then published for readers (see :mod:`snapshot`), with the ``whole`` tables (schema,
+    table) of other schemas; on PostgreSQL readers read the server itself."""
+    if dialect.of(pipeline) not in dialect.ROW_ID:
+        raise ValueError(f"after_load keeps runs, session_state_latest and session_timeline "
+                         f"on {' and '.join(dialect.ROW_ID)} only, not on "
+                         f"{dialect.of(pipeline)}: load into one of them")
     with pipeline.sql_client() as client:
         if not client.has_dataset():
             return
