@@ -19,6 +19,7 @@ import pytest
 from tencent_desk.cli import main
 from tencent_desk.clock import VirtualClock
 from tencent_desk.intake.receiver import Receiver, ReceiverConfig
+from tencent_desk.job import destination
 from tencent_desk.job.runner import RunOptions, run
 from tencent_desk.simulator import (
     Population,
@@ -159,6 +160,29 @@ def test_server_trouble_is_one_line_with_its_exit_code(tmp_path, sim, seed, post
     for secret in ("any-pw-77", "wrong-pw-31", "reader-pw-4242", postgres_server.password):
         assert secret not in proc.stderr + proc.stdout
     assert app.stats.codes.total() == calls  # stopped before asking the API anything
+
+
+def test_one_run_per_dataset_on_a_server_whatever_its_state_dir(tmp_path, sim, seed,
+                                                                postgres_url, capfd,
+                                                                monkeypatch):
+    app, api = sim
+    other = psycopg2.connect(postgres_url)  # another run, from another --state-dir
+    try:
+        with other.cursor() as cur:
+            cur.execute(destination.LOCK_SQL, [destination.lock_key("tencent_desk")])
+            assert cur.fetchone() == (True,)
+        calls = app.stats.codes.total()
+        proc = _in_process(_run_argv(tmp_path, seed, api), capfd, monkeypatch,
+                           **{CREDENTIALS: postgres_url})
+        assert proc.returncode == 3, proc.stderr
+        (line,) = cli.error_lines(proc.stderr)
+        assert "another desk-sessions run is writing dataset tencent_desk" in line
+        assert app.stats.codes.total() == calls
+    finally:
+        other.close()  # the lock goes with the connection, as with a killed run
+    proc = _in_process(_run_argv(tmp_path, seed, api), capfd, monkeypatch,
+                       **{CREDENTIALS: postgres_url})
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_what_a_server_needs_is_said_in_one_line(tmp_path, sim, seed, capfd, monkeypatch):

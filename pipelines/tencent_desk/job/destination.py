@@ -10,6 +10,8 @@ pipeline: ``[destination.postgres.credentials]`` or ``DESTINATION__POSTGRES__CRE
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +61,39 @@ def check_server(pipeline: Any) -> None:
             client.create_dataset()  # fails now, not after polling, without CREATE rights
 
 
+class Busy(Exception):
+    """Another run holds the dataset on the server (exit code 3)."""
+
+
+# One run per dataset on a server, whatever the --state-dir of each: a session-level
+# advisory lock, held by one connection for the run and released when it closes (with the
+# process, even on kill -9).
+LOCK_SQL = "SELECT pg_try_advisory_lock(hashtext(%s))"
+
+
+@contextlib.contextmanager
+def server_lock(pipeline: Any) -> Iterator[None]:
+    with pipeline.sql_client() as client:
+        ((got,),) = client.execute_sql(LOCK_SQL, lock_key(pipeline.dataset_name))
+        if not got:
+            raise Busy(f"another desk-sessions run is writing dataset "
+                       f"{pipeline.dataset_name} on this PostgreSQL server (from another "
+                       "--state-dir or host): wait for it to finish")
+        yield
+
+
+def lock_key(dataset: str) -> str:
+    return f"desk-sessions|{dataset}"
+
+
 def problem(exc: BaseException) -> tuple[str, int] | None:
     """The one line (and exit code) for a PostgreSQL error, or None for any other."""
     try:
         import psycopg2
     except ImportError:  # pragma: no cover - the postgres extra is a dependency
         return None
+    if isinstance(exc, Busy):
+        return str(exc), 3
     if not isinstance(exc, psycopg2.Error):
         return None
     text = redact.redact(str(exc).strip())

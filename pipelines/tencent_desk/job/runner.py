@@ -288,6 +288,7 @@ def run(options: RunOptions, *, clock: Any = None) -> dict[str, Any]:
         try:
             if on_server:
                 destination.check_server(pipeline)
+                cleanup.enter_context(destination.server_lock(pipeline))
             if pipeline.has_pending_data:
                 # A run that died while loading left its package: load it first (dlt's
                 # run() would load it *instead of* this run's data).
@@ -419,7 +420,8 @@ def publish_on_server(options: RunOptions) -> int:
                                 options.destination)
         try:
             destination.check_server(pipeline)
-            return timeline_remote.upkeep(pipeline)
+            with destination.server_lock(pipeline):
+                return timeline_remote.upkeep(pipeline)
         except Exception as exc:
             raise JobError(*explain(exc, anchor)) from None
 
