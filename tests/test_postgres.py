@@ -30,7 +30,7 @@ from tencent_desk.simulator import (
 )
 from tencent_desk.simulator.callbacks import Knobs, Sender, plan
 
-from .support import cli
+from .support import cli, postgres
 from .support.harness import ADMIN, SDKAPPID, SECRET_KEY, closed_port
 from .support.targets import Target
 
@@ -183,6 +183,35 @@ def test_one_run_per_dataset_on_a_server_whatever_its_state_dir(tmp_path, sim, s
     proc = _in_process(_run_argv(tmp_path, seed, api), capfd, monkeypatch,
                        **{CREDENTIALS: postgres_url})
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_server_going_down_mid_run_then_the_next_run_loads_what_was_left(
+        tmp_path, sim, seed, capfd, monkeypatch):
+    """The server stops (immediate shutdown) while the job polls: the load fails in one
+    line; the rows wait in dlt's package, and once the server is back the next run loads
+    them: every run complete, with all its rows, none twice."""
+    app, api = sim
+    with postgres.running(private=True) as server:
+        env = {CREDENTIALS: server.create_database("going_down")}
+        target = Target("postgres", tmp_path, env[CREDENTIALS])
+        argv = _run_argv(tmp_path, seed, api)
+        assert _in_process(argv, capfd, monkeypatch, **env).returncode == 0
+        at = app._n_calls + 5  # the fifth call of the run
+        app.on_call = lambda n: server.ctl("stop") if n == at else None  # type: ignore
+        proc = _in_process(argv, capfd, monkeypatch, **env)
+        app.on_call = None
+        assert proc.returncode == 3, proc.stderr
+        (line,) = cli.error_lines(proc.stderr)
+        assert "the PostgreSQL server cannot be reached" in line and "Traceback" not in \
+            proc.stderr
+        server.ctl("start")
+        again = _in_process(argv, capfd, monkeypatch, **env)
+        assert again.returncode == 0, again.stderr
+        runs = target.query("SELECT run_id, status, rows FROM tencent_desk.runs")
+        assert len(runs) == 3 and {r[1] for r in runs} == {"complete"}
+        loaded = dict(target.query("SELECT run_id, count(*) FROM tencent_desk.session_states "
+                                   "GROUP BY 1"))
+        assert {r[0]: r[2] for r in runs} == loaded
 
 
 def test_what_a_server_needs_is_said_in_one_line(tmp_path, sim, seed, capfd, monkeypatch):

@@ -404,11 +404,10 @@ def location(options: RunOptions) -> str | None:
     """Where a server destination is (never its password); None for a DuckDB file."""
     if options.destination == destination.DUCKDB:
         return None
-    anchor = local_anchor(options)
-    with pipeline_for(anchor, options.dataset, options.pipelines_dir,
-                      options.destination).sql_client() as client:
-        c = client.credentials
-        return f"PostgreSQL {c.username}@{c.host}:{c.port}/{c.database}"
+    pipeline = pipeline_for(local_anchor(options), options.dataset, options.pipelines_dir,
+                            options.destination)
+    c = pipeline.sql_client().credentials  # resolved, not connected
+    return f"PostgreSQL {c.username}@{c.host}:{c.port}/{c.database}"
 
 
 def publish_on_server(options: RunOptions) -> int:
