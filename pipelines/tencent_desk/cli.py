@@ -29,7 +29,8 @@ __MAX_ERROR_SHARE.
 Exit codes: 0 done; 2 configuration or seed to fix; 3 database in use or not writable;
 4 the Desk API refused the credentials or the app; 5 the Desk API cannot be reached (run
 stopped early, what was polled is loaded); 6 more keys ended in error than
-max_error_share (run loaded); 1 anything else.
+max_error_share (run loaded); 7 several apps: some failed or must alert (named in the
+line), the others loaded; 1 anything else.
 """
 
 
@@ -83,6 +84,8 @@ def _database_and_api(p: argparse.ArgumentParser) -> None:
                    "100/s, 500 at 1000/s)")
     p.add_argument("--region", help="data centre: " + ", ".join(settings.REGIONS))
     p.add_argument("--api-url", help="any other API root, e.g. a simulator on loopback")
+    p.add_argument("--app", action="append", metavar="NAME", help="only this app of those "
+                   "under [sources.tencent_desk.apps.<name>] (repeat for more; default: all)")
     _lock_wait(p)
 
 
@@ -249,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tencent_desk.job.runner import JobError, RunOptions, run, summary
+    from tencent_desk.job.runner import JobError, RunOptions, run_all, summary
 
     records = args.command == "records"
     overrides = {k: v for k, v in {
@@ -264,15 +267,17 @@ def _run(args: argparse.Namespace) -> int:
                          dataset=args.dataset, repoll_ended=getattr(args, "repoll_ended", False),
                          pipelines_dir=args.pipelines_dir, overrides=overrides,
                          progress=args.progress, lock_wait_s=args.lock_wait, poll=not records,
+                         apps=args.app,
                          max_session_age_s=getattr(args, "max_session_age",
                                                    settings.DEFAULT_MAX_SESSION_AGE_H) * 3600.0)
     try:
-        row = run(options)
+        rows = run_all(options)
     except JobError as exc:
-        if exc.row is not None:  # loaded all the same: what it did, then the error line
-            print(summary(exc.row, args.database, args.dataset))
+        for row in exc.rows:  # loaded all the same: what it did, then the error line
+            print(summary(row, args.database, args.dataset))
         raise
-    print(summary(row, args.database, args.dataset))
+    for row in rows:
+        print(summary(row, args.database, args.dataset))
     return 0
 
 

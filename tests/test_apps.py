@@ -1,0 +1,290 @@
+"""Several Desk apps in one place: their configuration, one run covering them all (each at
+its own limit, one app's refused credentials reported while the others load), ``sdkappid``
+on every table, and keys that never mix two apps' sessions.
+
+Real parts: one simulator per app on loopback (each knows its own app and limit), the real
+receiver, the job into real DuckDB files, and the real CLI in a child process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+from tencent_desk import apps
+from tencent_desk.api.client import ConfigError
+from tencent_desk.clock import VirtualClock
+from tencent_desk.intake.receiver import Receiver, ReceiverConfig
+from tencent_desk.intake.spool import spool_dir
+from tencent_desk.job.runner import RunOptions, run_all
+from tencent_desk.simulator import (
+    Population,
+    PopulationConfig,
+    SimulatorApp,
+    SimulatorConfig,
+    serve_in_thread,
+)
+from tencent_desk.simulator.callbacks import Knobs, Sender, plan
+
+from .support import cli, harness
+
+ADMIN = "administrator"
+APPS = {"eu": (1400000101, "k3y-of-app-eu-0d9c8b7a6f5e4d3c2b1a"),
+        "asia": (1400000202, "k3y-of-app-asia-1a2b3c4d5e6f7a8b9c0d")}
+ENV = "SOURCES__TENCENT_DESK__APPS__"
+
+
+def app_env(name: str, url: str, **more: object) -> dict[str, str]:
+    sdkappid, key = APPS[name]
+    out = {f"{ENV}{name.upper()}__SDKAPPID": str(sdkappid),
+           f"{ENV}{name.upper()}__SECRET_KEY": key, f"{ENV}{name.upper()}__API_URL": url}
+    out.update({f"{ENV}{name.upper()}__{k.upper()}": str(v) for k, v in more.items()})
+    return out
+
+
+@pytest.fixture
+def no_single_app(monkeypatch):
+    """The environment of these tests: no single-app settings but the identifier."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("SOURCES__"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("SOURCES__TENCENT_DESK__IDENTIFIER", ADMIN)
+    return monkeypatch
+
+
+@contextlib.contextmanager
+def desks(pop: Population, clock: VirtualClock, limits: dict[str, float | None]
+          ) -> Iterator[dict[str, SimulatorApp | str]]:
+    """One simulator per app, all over the same population (so the apps share session ids),
+    each with its own credentials and frequency limit: name -> (app, url)."""
+    with contextlib.ExitStack() as stack:
+        out = {}
+        for name, limit in limits.items():
+            sdkappid, key = APPS[name]
+            sim = SimulatorApp(pop, SimulatorConfig(sdkappid, ADMIN, key, rate_limit=limit),
+                               model_clock=clock)
+            out[name] = (sim, stack.enter_context(serve_in_thread(sim)))
+        yield out
+
+
+def _q(db: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+# -- configuration -----------------------------------------------------------------------
+def test_named_apps_inherit_the_common_settings_but_not_credentials(no_single_app) -> None:
+    env = {**app_env("eu", "http://127.0.0.1:1", max_qps=40),
+           **app_env("asia", "http://127.0.0.1:2")}
+    for k, v in env.items():
+        no_single_app.setenv(k, v)
+    no_single_app.setenv("SOURCES__TENCENT_DESK__MAX_QPS", "75")
+    no_single_app.setenv("SOURCES__TENCENT_DESK__SECRET_KEY", "the-top-level-key-not-theirs")
+    got = {a.name: a for a in apps.resolve()}
+    assert list(got) == ["asia", "eu"]
+    assert float(got["eu"].values["max_qps"]) == 40 and float(got["asia"].values["max_qps"]) == 75
+    assert got["eu"].values["identifier"] == ADMIN  # inherited
+    assert got["asia"].values["secret_key"] == APPS["asia"][1]  # its own, never the top one
+    assert APPS["eu"][1] not in repr(got)  # no secret in a repr
+    assert [a.name for a in apps.resolve({"max_qps": 10}, ["eu"])] == ["eu"]
+    assert apps.resolve({"max_qps": 10}, ["eu"])[0].values["max_qps"] == 10  # the CLI wins
+    assert apps.legacy_sdkappid(list(got.values())) is None  # several, no top-level one
+    no_single_app.setenv("SOURCES__TENCENT_DESK__SDKAPPID", "1400999999")
+    assert apps.legacy_sdkappid(list(got.values())) == 1400999999
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({f"{ENV}EU__SECRET_KEY": "x" * 10}, "app eu has no sdkappid"),
+    ({f"{ENV}EU__SDKAPPID": "abc", f"{ENV}EU__SECRET_KEY": "x" * 10}, "must be a number"),
+    ({f"{ENV}EU__SDKAPPID": "14"}, "app eu has no secret_key"),
+    ({f"{ENV}EU__SDKAPPID": "14", f"{ENV}EU__SECRET_KEY": "x" * 10,
+      f"{ENV}ASIA__SDKAPPID": "14", f"{ENV}ASIA__SECRET_KEY": "y" * 10}, "the same sdkappid"),
+    ({"SOURCES__TENCENT_DESK__APPS__E-U__SDKAPPID": "14"}, "app name 'e-u'"),
+])
+def test_a_bad_app_configuration_is_one_clear_line(no_single_app, env, message) -> None:
+    for k, v in env.items():
+        no_single_app.setenv(k, v)
+    with pytest.raises(ConfigError, match=message) as info:
+        apps.resolve()
+    assert "\n" not in str(info.value)
+
+
+def test_an_unknown_app_asked_for_is_named(no_single_app) -> None:
+    for k, v in app_env("eu", "http://127.0.0.1:1").items():
+        no_single_app.setenv(k, v)
+    with pytest.raises(ConfigError, match="'mars' is not configured: the apps are eu"):
+        apps.resolve(only=["mars"])
+
+
+# -- one run, several apps ---------------------------------------------------------------
+LIMITS = {"eu": 40.0, "asia": 100.0}
+SECONDS = 5.0
+
+
+@contextlib.contextmanager
+def two_limits(tmp_path: Path, env, pace: dict[str, VirtualClock] | None = None
+               ) -> Iterator[tuple[dict, VirtualClock, Path]]:
+    """Apps eu and asia, limited to 40 and 100 calls/s by their simulators (on the apps'
+    pace clocks when given), each with a seed of SECONDS at its limit."""
+    pop = Population(PopulationConfig(seed=5, sessions_per_day=3000))
+    clock = VirtualClock(pop.config.day_start + 11 * 3600)
+    sessions = [k.session_id for k in pop.session_keys()]
+    with contextlib.ExitStack() as stack:
+        sims = {}
+        for name, limit in LIMITS.items():
+            sdkappid, key = APPS[name]
+            sim = SimulatorApp(pop, SimulatorConfig(sdkappid, ADMIN, key, rate_limit=limit),
+                               model_clock=clock, limit_clock=(pace or {}).get(name))
+            sims[name] = (sim, stack.enter_context(serve_in_thread(sim)))
+            seed = harness.write_seed(tmp_path / f"{name}.csv", [
+                (s, "", "") for s in sessions[:int(limit * SECONDS)]])
+            # on virtual clocks one call at a time: it reaches the server at the virtual
+            # instant it was sent, so both count the same windows
+            for k, v in app_env(name, sims[name][1], max_qps=limit, seed=seed,
+                                max_concurrency=1 if pace else 8).items():
+                env(k, v)
+        yield sims, clock, tmp_path / "desk.duckdb"
+
+
+def check_limits(rows: list[dict], sims: dict, wall: bool) -> dict[str, float]:
+    """Each app complete, every key once, at >= 0.95 of its own limit and never above it;
+    on the wall clock, the two polls overlapping. Returns each app's share of its limit."""
+    by_app = {r["app"]: r for r in rows}
+    assert set(by_app) == set(LIMITS)
+    shares = {}
+    for name, limit in LIMITS.items():
+        row, sim = by_app[name], sims[name][0]
+        assert row["status"] == "complete" and row["sdkappid"] == APPS[name][0]
+        assert row["rows"] == row["keys"] == int(limit * SECONDS) and row["errors"] == 0
+        shares[name] = row["calls_per_second"] / limit
+        print(f"\n[apps] app {name}: {row['calls']} calls at {row['calls_per_second']:.2f}/s "
+              f"= {shares[name]:.3f} of its limit {limit:g}/s, {row['throttled']} throttled")
+        assert shares[name] >= 0.95, (name, row["calls_per_second"])
+        assert sim.stats.max_in_window() <= limit  # never over its own limit
+    if wall:  # one run: neither app waited for the other
+        assert max(r["started_at"] for r in rows) < min(r["finished_at"] for r in rows)
+    return shares
+
+
+def test_two_apps_each_keep_their_own_limit_in_one_run(tmp_path, no_single_app) -> None:
+    """40 and 100 calls/s in one run, each app paced on its own virtual clock (as the rate
+    limiter's tests are): each keeps >= 0.95 of its own limit, never above it."""
+    pace = {name: VirtualClock(0.0) for name in LIMITS}
+    with two_limits(tmp_path, no_single_app.setenv, pace) as (sims, clock, db):
+        rows = run_all(RunOptions(seed=None, database=db, pipelines_dir=str(tmp_path / "dlt"),
+                                  progress=False), clock=clock, pace_clocks=pace)
+        shares = check_limits(rows, sims, wall=False)
+    assert min(shares.values()) >= 0.97  # on virtual clocks: the limiter's own figure
+    got = dict(_q(db, "SELECT sdkappid, count(*) FROM tencent_desk.session_states GROUP BY 1"))
+    assert got == {APPS[n][0]: int(limit * SECONDS) for n, limit in LIMITS.items()}
+    # the same session ids in two apps stay two keys
+    assert _q(db, "SELECT count(*) FROM tencent_desk.session_state_latest") == [
+        (sum(int(limit * SECONDS) for limit in LIMITS.values()),)]
+
+
+@pytest.mark.slow
+def test_two_apps_keep_their_own_limit_on_the_wall_clock(tmp_path, no_single_app) -> None:
+    """The same with the real CLI in a child process and real time: what a user sees."""
+    env: dict[str, str] = {}
+    with two_limits(tmp_path, env.__setitem__) as (sims, _clock, db):
+        done = cli.run([cli.CLI, "run", "--database", str(db), "--pipelines-dir",
+                        str(tmp_path / "dlt"), "--no-progress"], cwd=tmp_path,
+                       SOURCES__TENCENT_DESK__SDKAPPID="", **env)
+        assert done.returncode == 0, done.stderr
+        with duckdb.connect(str(db), read_only=True) as con:
+            cur = con.execute("SELECT * FROM tencent_desk.runs")
+            names = [d[0] for d in cur.description]
+            rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        check_limits(rows, sims, wall=True)
+
+
+def test_refused_credentials_of_one_app_are_reported_while_the_other_loads(
+        tmp_path, no_single_app) -> None:
+    """The real CLI: app asia's key is wrong (its simulator refuses every UserSig); app eu
+    is polled, loaded and complete; the exit code says some apps failed (7)."""
+    pop = harness.population(seed=3, sessions=600)
+    clock = VirtualClock(pop.config.day_start + 11 * 3600)
+    t = clock.time()
+    keys = harness.pick_keys(pop, t, live=30, other=20, pairs=6)
+    seed = harness.write_seed(tmp_path / "seed.csv", keys.rows)
+    with desks(pop, clock, {"eu": None, "asia": None}) as sims:
+        env = {**app_env("eu", sims["eu"][1], seed=seed),
+               **app_env("asia", sims["asia"][1], seed=seed,
+                         secret_key="not-the-key-of-asia-0000")}
+        db = tmp_path / "desk.duckdb"
+        done = cli.run([cli.CLI, "run", "--database", str(db), "--pipelines-dir",
+                        str(tmp_path / "dlt"), "--no-progress"], cwd=tmp_path,
+                       SOURCES__TENCENT_DESK__SDKAPPID="", **env)
+    assert done.returncode == 7, done.stderr
+    (line,) = cli.error_lines(done.stderr)
+    assert "app asia:" in line and "refused" in line and "UserSig" in line
+    assert "loaded and complete: eu" in line and "app eu:" not in line
+    assert "not-the-key-of-asia" not in done.stdout + done.stderr
+    assert "(app eu, sdkappid 1400000101)" in done.stdout  # a summary per app
+    assert "app asia, sdkappid 1400000202): failed" in done.stdout
+    runs = dict(_q(db, "SELECT app, status FROM tencent_desk.runs"))
+    assert runs == {"eu": "complete", "asia": "failed"}
+    ((error,),) = _q(db, "SELECT error FROM tencent_desk.runs WHERE app = 'asia'")
+    assert "refused" in error
+    got = _q(db, "SELECT sdkappid, count(*) FROM tencent_desk.session_states GROUP BY 1")
+    assert got == [(APPS["eu"][0], len(keys.keys))]
+    # eu's rows are what its simulator answered: the true state of every key
+    names = ("session_id", "client_user_id", "customer_service_id", "key_type", "state",
+             "error_code", "agent_id")
+    for values in _q(db, f"SELECT {', '.join(names)} FROM tencent_desk.session_states"):
+        row = dict(zip(names, values, strict=True))
+        key = harness.key_of_row(row["session_id"], row["client_user_id"],
+                                 row["customer_service_id"], row["key_type"])
+        harness.check_truth(key, row, pop, t)
+
+
+def test_two_apps_with_the_same_session_ids_never_mix(tmp_path, no_single_app) -> None:
+    """Both apps' callbacks (the same session ids and RequestIDs) come to one receiver; one
+    run without seed polls each app's open sessions and loads its records: every table has
+    sdkappid, and each app keeps its own rows, records, events and timeline."""
+    pop = Population(PopulationConfig(seed=3, sessions_per_day=800, agents=5))
+    day = pop.config.day_start
+    clock = VirtualClock(day + 11 * 3600)
+    db = tmp_path / "desk.duckdb"
+    receiver = Receiver(ReceiverConfig(APPS["eu"][0], spool_dir(db), seal_after_s=0.05,
+                                       more_apps={APPS["asia"][0]: None}))
+    due = [c for c in plan(pop, Knobs(seed=2)) if c.send_at <= clock.time()]
+    with desks(pop, clock, {"eu": None, "asia": None}) as sims, \
+            serve_in_thread(receiver) as listener:
+        for name in APPS:
+            asyncio.run(Sender(listener + "/cb", APPS[name][0]).send(due))
+            for k, v in app_env(name, sims[name][1], records="true").items():
+                no_single_app.setenv(k, v)
+        asyncio.run(Sender(listener + "/cb", 1400000303).send(due[:3]))  # no app of ours
+        while any(spool_dir(db).glob("active-*")):
+            time.sleep(0.02)
+        rows = run_all(RunOptions(seed=None, database=db, pipelines_dir=str(tmp_path / "dlt"),
+                                  progress=False), clock=clock)
+    assert receiver.counts["accepted"] == 2 * len(due) and receiver.counts["rejected:app"] == 3
+    assert {r["status"] for r in rows} == {"complete"} and all(r["rows"] for r in rows)
+    assert all(r["records"] for r in rows)
+    ids = sorted(a for a, _ in APPS.values())
+    tables = [t for (t,) in _q(db, "SELECT table_name FROM information_schema.tables WHERE "
+                                   "table_schema = 'tencent_desk' AND table_type = 'BASE TABLE' "
+                                   "AND table_name NOT LIKE '\\_%' ESCAPE '\\'")]
+    assert {"session_states", "runs", "session_records", "session_events",
+            "session_timeline"} <= set(tables)
+    for table in tables:
+        got = [a for (a,) in _q(db, f"SELECT DISTINCT sdkappid FROM tencent_desk.{table} "
+                                    "ORDER BY 1")]
+        assert got == ids, table
+    # the same session in both apps: one row per app wherever a table has one per session
+    for table, key in (("session_records", "session_id"), ("session_timeline", "session_id"),
+                       ("session_events", "request_id"), ("session_state_latest",
+                                                          "session_id")):
+        ((per_app, both),) = _q(db, f"SELECT count(*), count(DISTINCT {key}) FROM "
+                                    f"tencent_desk.{table}")
+        assert per_app == 2 * both, table
+    assert len(_q(db, "SELECT * FROM tencent_desk.session_events")) == 2 * len(due)
