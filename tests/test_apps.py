@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -288,3 +289,88 @@ def test_two_apps_with_the_same_session_ids_never_mix(tmp_path, no_single_app) -
                                     f"tencent_desk.{table}")
         assert per_app == 2 * both, table
     assert len(_q(db, "SELECT * FROM tencent_desk.session_events")) == 2 * len(due)
+
+
+# -- a database made by the previous version -----------------------------------------------
+OLD = Path(__file__).resolve().parent / "fixtures" / "single_app_database"
+OLD_APP, OLD_KEY = 1400555000, "k3y-of-the-old-single-app-7c1d"  # see make_single_app_...
+
+
+def old_database(tmp_path: Path) -> Path:
+    """The previous version's database (no sdkappid anywhere) and its unloaded spool."""
+    db = tmp_path / "desk.duckdb"
+    export = OLD / "export"
+    with duckdb.connect(str(db)) as con:
+        con.execute((export / "schema.sql").read_text())
+        con.execute((export / "load.sql").read_text().replace(" FROM '", f" FROM '{export}/"))
+    shutil.copytree(OLD / "spool", spool_dir(db))
+    return db
+
+
+def old_desk(pop_seed: int = 9) -> tuple[Population, VirtualClock]:
+    pop = Population(PopulationConfig(seed=pop_seed, sessions_per_day=400, agents=4))
+    return pop, VirtualClock(pop.config.day_start + 11.5 * 3600)
+
+
+def test_the_previous_versions_database_runs_and_its_rows_get_their_app(tmp_path) -> None:
+    """The single-app configuration, unchanged, on a database the previous version made:
+    the real CLI runs (exit 0), every old row gets the configured app's sdkappid, the
+    events it left in the spool too, and the merges do not double what was there."""
+    db = old_database(tmp_path)
+    before = dict(_q(db, "SELECT 'records', count(*) FROM tencent_desk.session_records UNION "
+                         "ALL SELECT 'states', count(*) FROM tencent_desk.session_states"))
+    pop, clock = old_desk()
+    sim = SimulatorApp(pop, SimulatorConfig(OLD_APP, ADMIN, OLD_KEY), model_clock=clock)
+    seed = harness.write_seed(tmp_path / "seed.csv", [
+        (k.session_id, "", "") for k in pop.session_keys()
+        if pop.state_at(k.session_id, clock.time())][:30])
+    with serve_in_thread(sim) as api:
+        done = cli.run([cli.CLI, "run", "--seed", str(seed), "--database", str(db),
+                        "--api-url", api, "--pipelines-dir", str(tmp_path / "dlt"),
+                        "--no-progress", "--records"], cwd=tmp_path,
+                       SOURCES__TENCENT_DESK__SDKAPPID=str(OLD_APP),
+                       SOURCES__TENCENT_DESK__SECRET_KEY=OLD_KEY,
+                       SOURCES__TENCENT_DESK__RECORDS_SINCE=str(4 * 3600))
+    assert done.returncode == 0, done.stderr
+    assert "upgraded" in done.stderr and f"their rows are app {OLD_APP}" in done.stderr
+    tables = [t for (t,) in _q(db, "SELECT table_name FROM information_schema.tables WHERE "
+                                   "table_schema = 'tencent_desk' AND table_type = 'BASE TABLE'")
+              if not t.startswith("_")]
+    assert {"session_states", "runs", "seed_rejects", "session_records", "session_events",
+            "session_timeline"} <= set(tables)
+    for table in tables:
+        assert _q(db, f"SELECT DISTINCT sdkappid FROM tencent_desk.{table}") == [(OLD_APP,)], \
+            table
+    # the spooled events of the old receiver were loaded, as this app's
+    assert _q(db, "SELECT count(*) FROM tencent_desk.session_events WHERE run_id = "
+                  "(SELECT max(run_id) FROM tencent_desk.runs)")[0][0] > 0
+    # records merged on (sdkappid, session_id): the sessions loaded before are not doubled
+    ((rows, sessions),) = _q(db, "SELECT count(*), count(DISTINCT session_id) FROM "
+                                 "tencent_desk.session_records")
+    assert rows == sessions >= before["records"]
+    ((rows, sessions),) = _q(db, "SELECT count(*), count(DISTINCT session_id) FROM "
+                                 "tencent_desk.session_timeline")
+    assert rows == sessions
+    assert _q(db, "SELECT count(*) FROM tencent_desk.session_states")[0][0] > before["states"]
+    assert _q(db, "SELECT count(DISTINCT status) FROM tencent_desk.runs") == [(1,)]
+
+
+def test_an_old_database_with_several_apps_keeps_its_rows_apart(tmp_path, no_single_app
+                                                              ) -> None:
+    """Named apps only: which app the old rows belong to is not known; they keep NULL (an
+    app of their own) and the run of both apps completes."""
+    db = old_database(tmp_path)
+    pop, clock = old_desk()
+    with desks(pop, clock, {"eu": None, "asia": None}) as sims:
+        seed = harness.write_seed(tmp_path / "seed.csv", [
+            (k.session_id, "", "") for k in pop.session_keys()[:20]])
+        for name in APPS:
+            for k, v in app_env(name, sims[name][1], seed=seed).items():
+                no_single_app.setenv(k, v)
+        rows = run_all(RunOptions(seed=None, database=db, pipelines_dir=str(tmp_path / "dlt"),
+                                  progress=False), clock=clock)
+    assert sorted(r["status"] for r in rows) == ["complete", "complete"]
+    got = dict(_q(db, "SELECT coalesce(sdkappid, 0), count(*) FROM tencent_desk.session_states "
+                      "GROUP BY 1"))
+    assert set(got) == {0, *(a for a, _ in APPS.values())}
+    assert got[APPS["eu"][0]] == got[APPS["asia"][0]] == 20

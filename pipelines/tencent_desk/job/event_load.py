@@ -94,8 +94,10 @@ def events_source(paths: list[Path], tally: EventsLoaded, run_id: str,
                   legacy: int | None = None) -> Any:
     @dlt.source(name="tencent_desk", max_table_nesting=0)
     def tencent_desk_events() -> Any:
+        # NULL: spooled by a receiver older than the field, with no app known to own it
         return dlt.resource(_tables(paths, tally, run_id, legacy), name=TABLE,
-                            write_disposition="merge", primary_key=MERGE_KEY)
+                            write_disposition="merge", primary_key=MERGE_KEY,
+                            columns={"sdkappid": {"data_type": "bigint", "nullable": True}})
 
     return tencent_desk_events()
 
