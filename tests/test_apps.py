@@ -374,3 +374,53 @@ def test_an_old_database_with_several_apps_keeps_its_rows_apart(tmp_path, no_sin
                       "GROUP BY 1"))
     assert set(got) == {0, *(a for a, _ in APPS.values())}
     assert got[APPS["eu"][0]] == got[APPS["asia"][0]] == 20
+
+
+def test_notebooks_choose_an_app_and_compare_them(tmp_path, no_single_app) -> None:
+    """DESK_APP (a name or an sdkappid) makes every table the notebooks read show one app;
+    ``timeline_metrics.compare_apps`` puts the apps side by side (by="sdkappid")."""
+    from tencent_desk.analysis import notebook
+    from tencent_desk.analysis import timeline_metrics as tm
+
+    pop = Population(PopulationConfig(seed=3, sessions_per_day=800, agents=5))
+    clock = VirtualClock(pop.config.day_start + 11 * 3600)
+    db = tmp_path / "desk.duckdb"
+    live = [(k.session_id, "", "") for k in pop.session_keys()
+            if pop.state_at(k.session_id, clock.time())]
+    with desks(pop, clock, {"eu": None, "asia": None}) as sims:
+        for name, keys in (("eu", live), ("asia", live[: len(live) // 2])):
+            seed = harness.write_seed(tmp_path / f"{name}.csv", keys)
+            for k, v in app_env(name, sims[name][1], seed=seed, records="true").items():
+                no_single_app.setenv(k, v)
+        run_all(RunOptions(seed=None, database=db, pipelines_dir=str(tmp_path / "dlt"),
+                           progress=False), clock=clock)
+    no_single_app.setenv("DESK_DUCKDB", str(db))
+    whole = notebook.open_desk().con
+    counts = dict(whole.execute("SELECT sdkappid, count(*) FROM tencent_desk.session_states "
+                                "GROUP BY 1").fetchall())
+    assert counts == {APPS["eu"][0]: len(live), APPS["asia"][0]: len(live) // 2}
+    for chosen in ("eu", str(APPS["eu"][0])):
+        no_single_app.setenv("DESK_APP", chosen)
+        desk = notebook.open_desk()
+        assert desk.sdkappid == APPS["eu"][0] and f"(app {APPS['eu'][0]})" in notebook.describe(
+            desk)
+        for table in ("session_states", "runs", "session_timeline", "session_records",
+                      "session_state_latest"):
+            assert desk.con.execute(f"SELECT DISTINCT sdkappid FROM tencent_desk.{table}"
+                                    ).fetchall() == [(APPS["eu"][0],)], table
+        assert len(tm.sessions(desk.con)) == len(tm.sessions(whole).query(
+            f"sdkappid == {APPS['eu'][0]}"))
+    no_single_app.setenv("DESK_APP", "mars")
+    with pytest.raises(ValueError, match=r"DESK_APP='mars': no app of that name.*asia, eu"):
+        notebook.open_desk()
+    # side by side: each app's figures are its own sessions' figures
+    df = tm.sessions(whole)
+    side = tm.compare_apps(df).set_index("sdkappid")
+    assert sorted(side.index) == sorted(str(a) for a, _ in APPS.values())
+    for name in APPS:
+        own = df[df.sdkappid == APPS[name][0]]
+        row = side.loc[str(APPS[name][0])]
+        assert row["sessions"] == len(own)
+        alone = tm.speed_of_answer(own, stats=("mean",)).iloc[0]
+        assert row["speed_of_answer_s"] == pytest.approx(alone["value"])
+        assert row["abandonment"] == pytest.approx(tm.abandonment(own).iloc[0]["value"])
