@@ -424,3 +424,33 @@ def test_notebooks_choose_an_app_and_compare_them(tmp_path, no_single_app) -> No
         alone = tm.speed_of_answer(own, stats=("mean",)).iloc[0]
         assert row["speed_of_answer_s"] == pytest.approx(alone["value"])
         assert row["abandonment"] == pytest.approx(tm.abandonment(own).iloc[0]["value"])
+
+
+def test_the_cli_simulates_each_app_and_runs_them_all(tmp_path) -> None:
+    """`desk-sessions simulate --app NAME` stands in for one app (its own credentials and
+    --rate-limit, one per port); `desk-sessions run` covers both in one run."""
+    base = {f"{ENV}{n.upper()}__{k}": v for n, (a, key) in APPS.items()
+            for k, v in (("SDKAPPID", str(a)), ("SECRET_KEY", key))}
+    base.update(SOURCES__TENCENT_DESK__SDKAPPID="", SOURCES__TENCENT_DESK__SECRET_KEY="")
+    servers = []
+    try:
+        for name, limit in (("eu", "40"), ("asia", "100")):
+            seed = tmp_path / f"{name}.csv"
+            proc, port = cli.start_server([cli.CLI, "simulate", "--app", name, "--rate-limit",
+                                           limit, "--seed-out", str(seed), "--sessions", "80"],
+                                          **base)
+            servers.append(proc)
+            base[f"{ENV}{name.upper()}__API_URL"] = f"http://127.0.0.1:{port}"
+            base[f"{ENV}{name.upper()}__MAX_QPS"] = limit
+            base[f"{ENV}{name.upper()}__SEED"] = str(seed)
+        db = tmp_path / "desk.duckdb"
+        done = cli.run([cli.CLI, "run", "--database", str(db), "--pipelines-dir",
+                        str(tmp_path / "dlt"), "--no-progress"], cwd=tmp_path, **base)
+    finally:
+        for proc in servers:
+            cli.stop_server(proc)
+    assert done.returncode == 0, done.stderr
+    got = _q(db, "SELECT app, sdkappid, status, max_qps, throttled, keys = rows FROM "
+                 "tencent_desk.runs ORDER BY app")
+    assert got == [("asia", APPS["asia"][0], "complete", 100.0, 0, True),
+                   ("eu", APPS["eu"][0], "complete", 40.0, 0, True)]

@@ -175,6 +175,9 @@ def _simulate_parser(sub: argparse._SubParsersAction) -> None:
                    help="agent groups, each with its own agents and queue (default 1)")
     p.add_argument("--callback-url", help="also POST the day's session events to this "
                    "receiver, as Desk would (desk-sessions listen)")
+    p.add_argument("--app", help="stand in for this app of [sources.tencent_desk.apps.<name>] "
+                   "(its sdkappid, identifier, secret_key); one simulator per app, each on "
+                   "its own --port and --rate-limit")
     for knob in ("lost", "repeated", "reordered", "delayed"):
         p.add_argument(f"--callback-{knob}", type=float, default=0.0, metavar="SHARE",
                        help=f"share of callbacks {knob}")
