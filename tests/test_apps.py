@@ -392,11 +392,20 @@ def test_notebooks_choose_an_app_and_compare_them(tmp_path, no_single_app) -> No
             seed = harness.write_seed(tmp_path / f"{name}.csv", keys)
             for k, v in app_env(name, sims[name][1], seed=seed, records="true").items():
                 no_single_app.setenv(k, v)
-        run_all(RunOptions(seed=None, database=db, pipelines_dir=str(tmp_path / "dlt"),
-                           progress=False), clock=clock)
+        options = RunOptions(seed=None, database=db, pipelines_dir=str(tmp_path / "dlt"),
+                             progress=False)
+        first = {r["app"]: r for r in run_all(options, clock=clock)}
+        clock.advance(3600)
+        second = {r["app"]: r for r in run_all(options, clock=clock)}
+    # each app's records go on from where its own last load ended (its own dlt state)
+    for name in APPS:
+        assert first[name]["records"] > 0
+        assert (second[name]["records_from"] - first[name]["records_until"]).total_seconds() == 1
     no_single_app.setenv("DESK_DUCKDB", str(db))
     whole = notebook.open_desk().con
     counts = dict(whole.execute("SELECT sdkappid, count(*) FROM tencent_desk.session_states "
+                                "WHERE run_id IN (SELECT run_id FROM tencent_desk.runs WHERE "
+                                "started_at = (SELECT min(started_at) FROM tencent_desk.runs)) "
                                 "GROUP BY 1").fetchall())
     assert counts == {APPS["eu"][0]: len(live), APPS["asia"][0]: len(live) // 2}
     for chosen in ("eu", str(APPS["eu"][0])):
@@ -454,3 +463,39 @@ def test_the_cli_simulates_each_app_and_runs_them_all(tmp_path) -> None:
                  "tencent_desk.runs ORDER BY app")
     assert got == [("asia", APPS["asia"][0], "complete", 100.0, 0, True),
                    ("eu", APPS["eu"][0], "complete", 40.0, 0, True)]
+
+
+def test_the_receiver_takes_every_apps_callbacks_with_its_own_token(tmp_path, no_single_app
+                                                                    ) -> None:
+    from tencent_desk import redact
+    from tencent_desk.intake.listen import receiver_config
+
+    for name in APPS:
+        for k, v in app_env(name, "http://127.0.0.1:1").items():
+            no_single_app.setenv(k, v)
+    no_single_app.setenv(f"{ENV}EU__CALLBACK_TOKEN", "token-of-eu-4b7c9d")
+    config = receiver_config(tmp_path / "desk.duckdb", 1.0)
+    tokens = {config.sdkappid: config.token, **config.more_apps}
+    assert tokens == {APPS["asia"][0]: None, APPS["eu"][0]: "token-of-eu-4b7c9d"}
+    assert "token-of-eu" not in repr(config)
+    assert redact.redact("x token-of-eu-4b7c9d y") != "x token-of-eu-4b7c9d y"
+
+
+def test_the_exit_code_of_a_run_of_several_apps() -> None:
+    from tencent_desk.job.runner import EXIT_SOME_APPS, apps_alert
+
+    def row(app: str, status: str = "complete", error: str | None = None, errors: int = 0
+            ) -> dict:
+        return {"app": app, "run_id": f"r-{app}", "status": status, "error": error,
+                "rows": 10, "keys": 10, "errors": errors, "not_asked": 0,
+                "max_error_share": 0.05}
+
+    assert apps_alert([row("eu"), row("asia")], {}) is None
+    refused = row("asia", "failed", "the Desk API refused the run: ...")
+    line, code = apps_alert([row("eu"), refused], {"asia": 4})
+    assert code == EXIT_SOME_APPS and line.startswith("app asia: the Desk API refused")
+    assert line.endswith("(loaded and complete: eu)")
+    both = [refused, row("eu", "failed", "the Desk API refused the run: ...")]
+    assert apps_alert(both, {"asia": 4, "eu": 4})[1] == 4  # the same problem everywhere
+    assert apps_alert([refused, row("eu", errors=5)], {"asia": 4})[1] == EXIT_SOME_APPS
+    assert apps_alert([row("eu", errors=5), row("asia", errors=9)], {})[1] == 6
