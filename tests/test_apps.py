@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import shutil
 import time
 from collections.abc import Iterator
@@ -397,6 +398,12 @@ def test_notebooks_choose_an_app_and_compare_them(tmp_path, no_single_app) -> No
         first = {r["app"]: r for r in run_all(options, clock=clock)}
         clock.advance(3600)
         second = {r["app"]: r for r in run_all(options, clock=clock)}
+        clock.advance(3600)  # `desk-sessions records`: each app's records, its record_runs row
+        only = run_all(dataclasses.replace(options, poll=False), clock=clock)
+    assert sorted((r["app"], r["status"]) for r in only) == [("asia", "complete"),
+                                                            ("eu", "complete")]
+    assert sorted(_q(db, "SELECT app, sdkappid FROM tencent_desk.record_runs")) == sorted(
+        (n, a) for n, (a, _) in APPS.items())
     # each app's records go on from where its own last load ended (its own dlt state)
     for name in APPS:
         assert first[name]["records"] > 0

@@ -25,7 +25,8 @@ Credentials and settings come from dlt config: .dlt/config.toml and .dlt/secrets
 under [sources.tencent_desk], or environment variables SOURCES__TENCENT_DESK__SDKAPPID,
 SOURCES__TENCENT_DESK__IDENTIFIER, SOURCES__TENCENT_DESK__SECRET_KEY (or __USERSIG),
 SOURCES__TENCENT_DESK__REGION (or __API_URL), __MAX_QPS, __MAX_CONCURRENCY,
-__MAX_ERROR_SHARE.
+__MAX_ERROR_SHARE. Several apps: each under [sources.tencent_desk.apps.<name>] (or
+SOURCES__TENCENT_DESK__APPS__<NAME>__<KEY>), all covered by one run (--app to pick).
 Exit codes: 0 done; 2 configuration or seed to fix; 3 database in use or not writable;
 4 the Desk API refused the credentials or the app; 5 the Desk API cannot be reached (run
 stopped early, what was polled is loaded); 6 more keys ended in error than
