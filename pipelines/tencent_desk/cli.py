@@ -27,14 +27,16 @@ Credentials and settings come from dlt config: .dlt/config.toml and .dlt/secrets
 under [sources.tencent_desk], or environment variables SOURCES__TENCENT_DESK__SDKAPPID,
 SOURCES__TENCENT_DESK__IDENTIFIER, SOURCES__TENCENT_DESK__SECRET_KEY (or __USERSIG),
 SOURCES__TENCENT_DESK__REGION (or __API_URL), __MAX_QPS, __MAX_CONCURRENCY,
-__MAX_ERROR_SHARE.
+__MAX_ERROR_SHARE. Several apps: each under [sources.tencent_desk.apps.<name>] (or
+SOURCES__TENCENT_DESK__APPS__<NAME>__<KEY>), all covered by one run (--app to pick).
 --destination postgres: credentials from [destination.postgres.credentials] in
 .dlt/secrets.toml or DESTINATION__POSTGRES__CREDENTIALS; --state-dir holds the job's lock.
 Exit codes: 0 done; 2 configuration or seed to fix (with PostgreSQL also credentials
 refused); 3 database in use or not writable (PostgreSQL: unreachable, or no permission);
 4 the Desk API refused the credentials or the app; 5 the Desk API cannot be reached (run
 stopped early, what was polled is loaded); 6 more keys ended in error than
-max_error_share (run loaded); 1 anything else.
+max_error_share (run loaded); 7 several apps: some failed or must alert (named in the
+line), the others loaded; 1 anything else.
 """
 
 
@@ -99,6 +101,8 @@ def _database_and_api(p: argparse.ArgumentParser) -> None:
                    "100/s, 500 at 1000/s)")
     p.add_argument("--region", help="data centre: " + ", ".join(settings.REGIONS))
     p.add_argument("--api-url", help="any other API root, e.g. a simulator on loopback")
+    p.add_argument("--app", action="append", metavar="NAME", help="only this app of those "
+                   "under [sources.tencent_desk.apps.<name>] (repeat for more; default: all)")
     _lock_wait(p)
 
 
@@ -189,6 +193,9 @@ def _simulate_parser(sub: argparse._SubParsersAction) -> None:
                    help="agent groups, each with its own agents and queue (default 1)")
     p.add_argument("--callback-url", help="also POST the day's session events to this "
                    "receiver, as Desk would (desk-sessions listen)")
+    p.add_argument("--app", help="stand in for this app of [sources.tencent_desk.apps.<name>] "
+                   "(its sdkappid, identifier, secret_key); one simulator per app, each on "
+                   "its own --port and --rate-limit")
     for knob in ("lost", "repeated", "reordered", "delayed"):
         p.add_argument(f"--callback-{knob}", type=float, default=0.0, metavar="SHARE",
                        help=f"share of callbacks {knob}")
@@ -279,7 +286,7 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tencent_desk.job.runner import JobError, RunOptions, location, run, summary
+    from tencent_desk.job.runner import JobError, RunOptions, location, run_all, summary
 
     records = args.command == "records"
     overrides = {k: v for k, v in {
@@ -295,15 +302,17 @@ def _run(args: argparse.Namespace) -> int:
                          pipelines_dir=args.pipelines_dir, overrides=overrides,
                          progress=args.progress, lock_wait_s=args.lock_wait, poll=not records,
                          destination=args.destination, state_dir=args.state_dir,
+                         apps=args.app,
                          max_session_age_s=getattr(args, "max_session_age",
                                                    settings.DEFAULT_MAX_SESSION_AGE_H) * 3600.0)
     try:
-        row = run(options)
+        rows = run_all(options)
     except JobError as exc:
-        if exc.row is not None:  # loaded all the same: what it did, then the error line
-            print(summary(exc.row, args.database, args.dataset, location(options)))
+        for row in exc.rows:  # loaded all the same: what it did, then the error line
+            print(summary(row, args.database, args.dataset, location(options)))
         raise
-    print(summary(row, args.database, args.dataset, location(options)))
+    for row in rows:
+        print(summary(row, args.database, args.dataset, location(options)))
     return 0
 
 

@@ -35,8 +35,10 @@ ENDED_FROM = {"session_states": "state = 'ended' AND session_id IS NOT NULL",
               "session_event_times": "closed"}
 
 
-def ended_sessions(pipeline: Any, chunk: int = 100_000) -> Iterator[pa.Table]:
-    """Session ids the destination knows ended, in Arrow chunks; none on a first run."""
+def ended_sessions(pipeline: Any, chunk: int = 100_000, sdkappid: int | None = None
+                   ) -> Iterator[pa.Table]:
+    """Session ids (of app ``sdkappid``, if given) the destination knows ended, in Arrow
+    chunks; none on a first run."""
     if not pipeline.destination:
         return
     try:
@@ -50,7 +52,8 @@ def ended_sessions(pipeline: Any, chunk: int = 100_000) -> Iterator[pa.Table]:
                     client.execute_sql(f"SELECT 1 FROM {name} LIMIT 0")
                 except DestinationUndefinedEntity:
                     continue
-                parts.append(f"SELECT session_id FROM {name} WHERE {where}")
+                app = "" if sdkappid is None else f" AND sdkappid = {int(sdkappid)}"
+                parts.append(f"SELECT session_id FROM {name} WHERE {where}{app}")
             if not parts:
                 return
             with client.execute_query(
@@ -67,7 +70,7 @@ LATEST_VIEW = """
 CREATE VIEW {view} AS
 SELECT {columns} FROM (
     SELECT s.*, row_number() OVER (
-        PARTITION BY key_type,
+        PARTITION BY sdkappid, key_type,
             CASE WHEN key_type = 'session' THEN session_id END,
             CASE WHEN key_type = 'pair' THEN client_user_id END,
             CASE WHEN key_type = 'pair' THEN customer_service_id END
@@ -157,19 +160,23 @@ def new_run_id(clock: Clock) -> str:
     return f"{utc(clock):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
-# A loaded run's status: complete, or cut short by an outage (its ``error`` says why).
-COMPLETE, OUTAGE = "complete", "outage"
+# A loaded run's status: complete, or cut short by an outage (its ``error`` says why); one
+# app of several that could not run (credentials refused, its seed ...) is ``failed``.
+COMPLETE, OUTAGE, FAILED = "complete", "outage", "failed"
 
 
 def final_status(row: dict[str, Any]) -> str:
     """What ``after_load`` makes of a loaded run's status (the same rule as its SQL)."""
+    if row.get("status") == FAILED:
+        return FAILED
     return COMPLETE if row.get("error") is None else OUTAGE
 
 
 def run_row(*, run_id: str, started_at: datetime, finished_at: datetime, seed: str,
             counts: SeedCounts, tally: Counter[str], stats: Stats | None,
             config: ClientConfig, region: str, rejects: int, error: str | None = None,
-            max_error_share: float | None = None) -> dict[str, object]:
+            max_error_share: float | None = None, app: str | None = None
+            ) -> dict[str, object]:
     """The ``runs`` row: what a run did, with the configuration that matters (no secret).
     ``error``: why the run stopped before asking every key (an outage)."""
     stats = stats or Stats()
@@ -180,6 +187,8 @@ def run_row(*, run_id: str, started_at: datetime, finished_at: datetime, seed: s
         # load jobs must not leave a run that says complete without its rows.
         "status": "loading",
         "error": error,
+        "sdkappid": config.sdkappid,
+        "app": app,  # the name of a named app ([sources.tencent_desk.apps.<name>])
         "started_at": started_at,
         "finished_at": finished_at,
         "seed": seed,

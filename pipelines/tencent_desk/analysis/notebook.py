@@ -28,6 +28,7 @@ class Desk:
     dataset: str
     has_truth: bool
     poll_s: float | None
+    sdkappid: int | None = None  # DESK_APP: the one app shown (several in one database)
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -67,7 +68,8 @@ def describe(desk: Desk) -> str:
                 f"to {last:%Y-%m-%d %H:%M} UTC")
     every = (f"polls every {desk.poll_s:.0f} s (median)" if desk.poll_s is not None
              else "no poll interval (fewer than two snapshots)")
-    return (f"{desk.path} / {desk.dataset}: {seen}; {every}; "
+    app = f" (app {desk.sdkappid})" if desk.sdkappid is not None else ""
+    return (f"{desk.path} / {desk.dataset}{app}: {seen}; {every}; "
             f"simulator truth: {'yes' if desk.has_truth else 'no'}")
 
 
@@ -156,10 +158,33 @@ def open_desk() -> Desk:
     path = database()
     dataset = os.environ.get("DESK_DATASET", "tencent_desk")
     source: snapshot.Reader | duckdb.DuckDBPyConnection
+    app = os.environ.get("DESK_APP", "").strip() or None
+    sdkappid = None
     if snapshot.Reader.available(path):
         source = snapshot.Reader(path)
+        if app is not None:  # every table and view shows that app's rows only
+            sdkappid = app_id(source.connection(), dataset, app)
+            source = snapshot.Reader(path, sdkappid=sdkappid)
         con = source.connection()
+    elif app is not None:
+        raise ValueError(f"DESK_APP needs the snapshot a run publishes beside {path}: run "
+                         f"`desk-sessions publish --database {path}` once")
     else:  # a database no job published: read it directly (this blocks a writer)
         source = con = duckdb.connect(str(path), read_only=True)
     return Desk(source, path, dataset, metrics.has_truth(con),
-                metrics.poll_interval_s(con, dataset))
+                metrics.poll_interval_s(con, dataset), sdkappid)
+
+
+def app_id(con: duckdb.DuckDBPyConnection, dataset: str, app: str) -> int:
+    """``DESK_APP`` as an sdkappid: a number, or the name of an app (as its runs record)."""
+    if app.isdigit():
+        return int(app)
+    known = dict(con.execute(
+        f'SELECT DISTINCT app, sdkappid FROM "{dataset}".runs WHERE app IS NOT NULL'
+    ).fetchall()) if "app" in {c for (c,) in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND "
+        "table_name = 'runs'", [dataset]).fetchall()} else {}
+    if app not in known:
+        raise ValueError(f"DESK_APP={app!r}: no app of that name in {dataset}.runs; give its "
+                         f"sdkappid or one of: {', '.join(sorted(known)) or 'none recorded'}")
+    return int(known[app])

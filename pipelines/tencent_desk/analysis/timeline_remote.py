@@ -3,8 +3,8 @@
 The same SQL as on DuckDB (:mod:`timeline`), run in a local in-memory DuckDB over what it
 reads: the server finds the sessions the newly finished runs touched and hands over only
 their rows within the lookback, as Arrow; the rows made are merged back with dlt on
-``session_id``. The watermark moves only once they are loaded: a run killed in between
-recomputes the same rows next time, and the merge makes that harmless.
+(``sdkappid``, ``session_id``). The watermark moves only once they are loaded: a run killed
+in between recomputes the same rows next time, and the merge makes that harmless.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from tencent_desk.analysis import timeline
 from tencent_desk.job import event_load, record_rows, rows, snapshot
 from tencent_desk.sql import ident
 
-_TOUCHED = "session_id IN (SELECT session_id FROM touched)"
+_TOUCHED = timeline.touched("x")  # every table is read as ``x``
 _RUNS = pa.schema([rows.SESSION_STATES.field("run_id"), ("started_at", pa.timestamp(
     "us", tz="UTC")), ("status", pa.string())])
 
@@ -31,19 +31,20 @@ def _columns(schema: pa.Schema, names: str) -> pa.Schema:
 # What the timeline reads of each source, as which types, and which rows: (columns, filter,
 # its parameter: the horizon ``h``, the runs' horizon ``r``, or none), as on DuckDB.
 READS: dict[str, tuple[pa.Schema, str, str]] = {
-    "session_events": (_columns(event_load.SCHEMA, "session_id event event_time agent_id "
+    "session_events": (_columns(event_load.SCHEMA, "sdkappid session_id event event_time agent_id "
                                 "client_user_id satisfaction"),
                        f"{_TOUCHED} AND event_time >= %s", "h"),
-    "session_records": (_columns(record_rows.SESSION_RECORDS, "session_id started_at "
+    "session_records": (_columns(record_rows.SESSION_RECORDS, "sdkappid session_id started_at "
                                  "ended_at agent_id client_user_id agent_group_id "
                                  "agent_group_name end_status satisfaction"),
                         _TOUCHED, ""),
-    "session_states": (_columns(rows.SESSION_STATES, "session_id polled_at state agent_id "
+    "session_states": (_columns(rows.SESSION_STATES, "sdkappid session_id polled_at state agent_id "
                                 "client_user_id run_id"),
                        f"{_TOUCHED} AND polled_at >= %s AND state NOT IN ('error', "
                        "'unknown')", "h"),
     "runs": (_RUNS, "status = 'complete' AND started_at >= %s", "r"),
 }
+KEY = ("sdkappid", "session_id")
 # PostgreSQL has no zone maps: without these, finding a run's rows reads the whole history.
 INDEXED = {"session_states": ("run_id", "session_id"),
            "session_events": ("run_id", "session_id"),
@@ -89,8 +90,9 @@ def upkeep(pipeline: Any) -> int:
 def _compute(client: Any, ds: str, src: timeline.Sources, new: list[str]) -> pa.Table | None:
     """The timeline rows of the sessions the runs ``new`` touched, made locally (None when
     they touched none)."""
-    client.execute_sql(f"CREATE TEMP TABLE touched AS SELECT session_id, min(t) AS t FROM "
-                       f"({timeline.new_data_sql(ds, src, new)}) AS n GROUP BY session_id")
+    client.execute_sql(f"CREATE TEMP TABLE touched AS SELECT sdkappid, session_id, min(t) AS t "
+                       f"FROM ({timeline.new_data_sql(ds, src, new)}) AS n "
+                       "GROUP BY sdkappid, session_id")
     ((first,),) = client.execute_sql("SELECT min(t) FROM touched")
     if first is None:
         return None
@@ -103,12 +105,15 @@ def _compute(client: Any, ds: str, src: timeline.Sources, new: list[str]) -> pa.
         for table, (schema, where, param) in READS.items():
             if table in src.tables:
                 _pull(client, local, f"{ds}.{table}", schema,
-                      f"SELECT {', '.join(schema.names)} FROM {ds}.{table} WHERE {where}",
+                      f"SELECT {', '.join(schema.names)} FROM {ds}.{table} AS x WHERE {where}",
                       params[param])
-        kept = pa.schema([("session_id", pa.string()), ("day", pa.string())])
-        _pull(client, local, "touched", kept.remove(1), "SELECT session_id FROM touched", [])
-        _pull(client, local, "kept", kept, f"SELECT session_id, day FROM {ds}.{timeline.TABLE} "
-              f"WHERE {_TOUCHED}" if timeline.TABLE in src.tables else None, [])
+        kept = pa.schema([("sdkappid", pa.int64()), ("session_id", pa.string()),
+                          ("day", pa.string())])
+        _pull(client, local, "touched", kept.remove(2), "SELECT sdkappid, session_id FROM "
+              "touched", [])
+        _pull(client, local, "kept", kept, f"SELECT sdkappid, session_id, day FROM "
+              f"{ds}.{timeline.TABLE} AS x WHERE {_TOUCHED}"
+              if timeline.TABLE in src.tables else None, [])
         local.execute("CREATE TABLE horizon AS SELECT ?::TIMESTAMPTZ AS h", [horizon])
         local.execute("CREATE TABLE fresh AS " + timeline.select_sql(ds, src))
         return local.sql(timeline.ROWS_SQL, params=[new[-1]]).to_arrow_table()
@@ -129,12 +134,13 @@ def _pull(client: Any, local: duckdb.DuckDBPyConnection, name: str, schema: pa.S
 
 
 def _timeline_source(made: pa.Table) -> Any:
-    key = made.schema.get_field_index("session_id")  # the merge key: never null (dlt's hint)
-    made = made.cast(made.schema.set(key, made.schema.field(key).with_nullable(False)))
+    for name in KEY:  # the merge key: never null (dlt's hint)
+        i = made.schema.get_field_index(name)
+        made = made.cast(made.schema.set(i, made.schema.field(i).with_nullable(False)))
 
     @dlt.source(name="tencent_desk", max_table_nesting=0)
     def tencent_desk_timeline() -> Any:
         return dlt.resource(made, name=timeline.TABLE, write_disposition="merge",
-                            primary_key="session_id")
+                            primary_key=KEY)
 
     return tencent_desk_timeline()

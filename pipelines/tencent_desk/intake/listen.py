@@ -8,7 +8,8 @@ import socket
 from pathlib import Path
 
 import dlt
-from tencent_desk import redact
+from tencent_desk import apps, redact
+from tencent_desk.api.client import ConfigError
 from tencent_desk.intake.receiver import Receiver, ReceiverConfig
 from tencent_desk.intake.spool import spool_dir
 from tencent_desk.job.destination import ANCHOR
@@ -26,25 +27,36 @@ def setting(name: str, secret: bool = False) -> object:
 
 def receiver_config(database: Path, seal_after_s: float) -> ReceiverConfig:
     """The receiver's settings from dlt config: ``sdkappid``, ``callback_token`` (secret,
-    optional), ``keep_message_content`` (default false)."""
+    optional), ``keep_message_content`` (default false); and every named app's
+    ``sdkappid`` and ``callback_token`` (one receiver, one URL, for all the apps)."""
+    try:
+        tokens = apps.callback_tokens()
+    except ConfigError as exc:
+        raise JobError(str(exc)) from None
     sdkappid = setting("sdkappid")
-    if sdkappid in (None, ""):
+    if sdkappid in (None, "") and not tokens:
         raise JobError("missing configuration: sdkappid: set it under [sources.tencent_desk] "
                        "in .dlt/config.toml or as SOURCES__TENCENT_DESK__SDKAPPID")
-    try:
-        app = int(str(sdkappid).strip())
-    except ValueError:
-        raise JobError("sdkappid must be a number (the SDKAppID from the Chat console)") from None
-    token = setting("callback_token", secret=True)
-    token = str(token) if token not in (None, "") else None
-    redact.register(token)
+    if sdkappid not in (None, ""):
+        try:
+            app = int(str(sdkappid).strip())
+        except ValueError:
+            raise JobError("sdkappid must be a number (the SDKAppID from the Chat console)"
+                           ) from None
+        token = setting("callback_token", secret=True)
+        token = str(token) if token not in (None, "") else None
+    else:
+        app, token = next(iter(tokens.items()))
+    tokens.pop(app, None)
+    redact.register(token, *tokens.values())
     keep = str(setting("keep_message_content") or "false").strip().lower() in ("true", "1")
     database = database.expanduser().absolute()
     if not database.parent.is_dir():
         raise JobError(f"folder {database.parent} does not exist: create it or choose "
                        "another --database path", exit_code=3)
     return ReceiverConfig(sdkappid=app, spool=spool_dir(database), token=token,
-                          keep_message_content=keep, seal_after_s=seal_after_s)
+                          keep_message_content=keep, seal_after_s=seal_after_s,
+                          more_apps=tokens)
 
 
 def listen(args: argparse.Namespace) -> int:
