@@ -506,3 +506,34 @@ def test_the_exit_code_of_a_run_of_several_apps() -> None:
     assert apps_alert(both, {"asia": 4, "eu": 4})[1] == 4  # the same problem everywhere
     assert apps_alert([refused, row("eu", errors=5)], {"asia": 4})[1] == EXIT_SOME_APPS
     assert apps_alert([row("eu", errors=5), row("asia", errors=9)], {})[1] == 6
+
+
+def test_an_app_whose_api_cannot_be_reached_does_not_stop_the_other(tmp_path, no_single_app
+                                                                     ) -> None:
+    """App asia's API root is a closed port (an outage): its run stops and is loaded as
+    `outage`; app eu completes in the same run; the job says so with exit code 7."""
+    from tencent_desk.job.runner import JobError
+
+    pop = harness.population(seed=3, sessions=600)
+    clock = VirtualClock(pop.config.day_start + 11 * 3600)
+    keys = harness.pick_keys(pop, clock.time(), live=30, other=10, pairs=4)
+    seed = harness.write_seed(tmp_path / "seed.csv", keys.rows)
+    with desks(pop, clock, {"eu": None}) as sims:
+        for k, v in {**app_env("eu", sims["eu"][1], seed=seed),
+                     **app_env("asia", f"http://127.0.0.1:{harness.closed_port()}",
+                               seed=seed)}.items():
+            no_single_app.setenv(k, v)
+        with pytest.raises(JobError) as info:
+            run_all(RunOptions(seed=None, database=tmp_path / "desk.duckdb",
+                               pipelines_dir=str(tmp_path / "dlt"), progress=False),
+                    clock=clock)
+    assert info.value.exit_code == 7
+    assert "app asia: the Desk API cannot be reached" in str(info.value)
+    assert "loaded and complete: eu" in str(info.value)
+    got = {r["app"]: r for r in info.value.rows}
+    assert (got["eu"]["status"], got["eu"]["rows"]) == ("complete", len(keys.keys))
+    assert got["asia"]["status"] == "outage" and "cannot be reached" in got["asia"]["error"]
+    assert got["asia"]["n_error"] == got["asia"]["rows"]  # what it asked, none answered
+    assert _q(tmp_path / "desk.duckdb", "SELECT app, status FROM tencent_desk.runs "
+                                        "ORDER BY app") == [("asia", "outage"),
+                                                            ("eu", "complete")]
