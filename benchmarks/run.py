@@ -13,6 +13,9 @@ client's CPU is measured alone; every case bounded in calls and time):
   snapshot what publishing the readers' snapshot costs a run, at 10k and 1M rows of history
   records ``desk-sessions records``: a backfill of 1,000,000 session records (bench_records)
   timeline keeping session_timeline up to date after a run, by days of history (500 open)
+  history 90 days of 1-minute polls (500 open at the peak) in the job's tables: one run's
+          after_load (upkeep, publish) at 1/30/90 days, each notebook opened on one day
+          (bench_history, bench_notebooks; the history is built once, cached in out/history)
 
   .venv/bin/python benchmarks/run.py                 everything (~10 min on 2 cores)
   .venv/bin/python benchmarks/run.py --quick         small sizes: a smoke test (~3 min)
@@ -31,6 +34,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,11 +43,12 @@ import common
 import profiles
 from common import DESK, OUT, Watch, random_ids, run_child, seed_session_ids, simulator
 
-SECTIONS = ("limits", "cpu", "peers", "load", "scale", "snapshot", "records", "timeline")
+SECTIONS = ("limits", "cpu", "peers", "load", "scale", "snapshot", "records", "timeline",
+            "history")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 # Sections that, run alone (--only), write their figures under their own heading of RESULTS.md
 SECTION_TITLES = {"records": "Session records backfill", "snapshot": "Readers' snapshot",
-                  "timeline": "Timeline upkeep"}
+                  "timeline": "Timeline upkeep", "history": "90 days of history"}
 
 
 @dataclass
@@ -435,6 +440,74 @@ def section_timeline(rep: Report, quick: bool) -> None:
                          f"{c['days']} d {c['first_upkeep_s']:.1f} s" for c in r["cases"]))
 
 
+# ------------------------------------------------------------------------------ history
+def section_history(rep: Report, quick: bool) -> None:
+    days = [1, 3] if quick else [1, 30, 90]
+    r = common.worker("bench_history.py", {"days": days, "runs": 5}, timeout=7200)
+    for c in r["cases"]:
+        case = f"{c['days']} d of 1-minute polls, {c['state_rows']:,} state rows"
+        rep.add("history", case, "build (0 when cached)", 0.0 if c["cached"] else c["build_s"],
+                "s", "absolute")
+        rep.add("history", case, "database / snapshot on disk",
+                c["database_mb"], "MB", "absolute", note=f"snapshot {c['snapshot_mb']:,.0f} MB")
+        case = f"one run, {c['open_sessions']:.0f} open, {c['days']} d of history"
+        rep.add("history", case, "timeline upkeep (median)", c["upkeep_median_s"], "s",
+                "absolute", "<= 1")
+        rep.add("history", case, "publish (median)", c["publish_median_s"], "s", "absolute")
+        rep.add("history", case, "whole after_load (median)", c["after_load_median_s"], "s",
+                "absolute", "<= 1", note=f"max {c['after_load_max_s']:.2f} s")
+        rep.notes.append(
+            f"history {c['days']} d: {c['runs']:,} runs, {c['sessions']:,} sessions, "
+            f"{c['state_rows']:,} state rows, {c['events']:,} events, {c['records']:,} "
+            f"records; built in {c['build_s']:.0f} s (day by day, each published as the job "
+            f"does: {c['publish_s']:.0f} s of it){' earlier, cached' if c['cached'] else ''}.")
+    small, big = r["cases"][0], r["cases"][-1]
+    for key, label in (("upkeep", "timeline upkeep"), ("after_load", "whole after_load")):
+        rep.add("history", f"{big['days']} d ÷ {small['days']} d of history",
+                f"{label} ratio (median)",
+                big[f"{key}_median_s"] / small[f"{key}_median_s"], "", "ratio", "<= 1.5")
+    cases = [notebook_case(c) for c in (small, big)]
+    nb = common.worker("bench_notebooks.py", {"cases": cases}, timeout=7200)
+    walls: dict[str, dict[int, float]] = {}
+    for c, days in zip(nb["cases"], (small["days"], big["days"]), strict=True):
+        for b in c["notebooks"]:
+            case = f"notebooks/{b['notebook']}.ipynb on {c['day']}, {days} d of history"
+            note = b.get("error") or ""
+            rep.add("history", case, "wall (kernel start to shutdown)", b.get("wall_s"), "s",
+                    "absolute", "<= 5", note[:120])
+            rep.add("history", case, "kernel peak RSS", b.get("kernel_peak_mb"), "MB",
+                    "absolute", "<= 1000")
+            if b.get("wall_s") and not note:
+                walls.setdefault(b["notebook"], {})[days] = b["wall_s"]
+        a = c["analysis"]
+        case = f"Reader + timeline_metrics on {c['day']}, {days} d of history"
+        rep.add("history", case, "wall", a.get("total_s"), "s", "absolute", "<= 5",
+                a.get("error", f"{a.get('sessions', 0):,} sessions"))
+        rep.add("history", case, "peak RSS", a.get("peak_mb"), "MB", "absolute", "<= 1000")
+    for name, w in walls.items():
+        if len(w) == 2:
+            rep.add("history", f"notebooks/{name}.ipynb, {big['days']} d ÷ {small['days']} d",
+                    "wall ratio", w[big["days"]] / w[small["days"]], "", "ratio")
+    rep.notes.append(
+        "history: each notebook runs in a child process as the tests run them (nbclient, a "
+        "kernel of the venv's interpreter), with DESK_DUCKDB=<the history> and DESK_FROM = "
+        "DESK_TO = the day; its wall includes the kernel's start. The day is the last whole "
+        "weekday of the history (of the 1-day history: its first day, 10:00 to midnight).")
+
+
+def notebook_case(c: dict) -> dict:
+    """The day a notebook is opened on: the last whole weekday of the history."""
+    import history
+
+    end = datetime.fromtimestamp(history.START + c["days"] * 86400, UTC)
+    day = end.date() - timedelta(days=1)
+    while day.weekday() >= 5 and day > end.date() - timedelta(days=c["days"]):
+        day -= timedelta(days=1)
+    since = datetime.combine(day, datetime.min.time(), UTC)
+    return {"database": c["database"], "day": day.isoformat(), "since": since.isoformat(),
+            "until": (since + timedelta(days=1)).isoformat()}
+
+
 # --------------------------------------------------------------------------------- main
 def write_results(rep: Report, machine: dict, total_s: float, argv: list[str],
                   path: Path = RESULTS) -> None:
@@ -581,6 +654,8 @@ def main(argv: list[str] | None = None) -> int:
                 section_snapshot(rep, args.quick)
             elif section == "timeline":
                 section_timeline(rep, args.quick)
+            elif section == "history":
+                section_history(rep, args.quick)
             elif section == "records":
                 from bench_records import section_records
 
