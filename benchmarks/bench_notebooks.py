@@ -1,10 +1,10 @@
 """Worker: each notebook opened on one day of a history, and the analysis under it.
 
-``python benchmarks/bench_notebooks.py '{"cases": [{"label": "90 d", "database": PATH,
-"day": "2026-04-03", "since": ISO, "until": ISO}]}'`` prints one JSON line. For each case:
+``python benchmarks/bench_notebooks.py '{"cases": [{"database": PATH, "from": "2026-04-03",
+"to": "2026-04-03", "since": ISO, "until": ISO}]}'`` prints one JSON line. For each case:
 
 * every notebook of ``notebooks/`` is executed as the tests do (nbclient, a kernel of this
-  interpreter) in a child process with ``DESK_DUCKDB=PATH DESK_FROM=day DESK_TO=day``:
+  interpreter) in a child process with ``DESK_DUCKDB=PATH DESK_FROM=from DESK_TO=to``:
   wall time from start to the kernel's shutdown, the cells' own time (nbclient's timings),
   and the kernel's peak RSS (``RUSAGE_CHILDREN`` once it is reaped). A kernel past
   ``KILL_MB`` is stopped, so that a notebook reading everything cannot take the machine.
@@ -135,8 +135,8 @@ def main() -> None:
     jupyter = install_kernel_spec(OUT / "kernel")
     out = []
     for case in args["cases"]:
-        day = {"DESK_DUCKDB": case["database"], "DESK_FROM": case["day"],
-               "DESK_TO": case["day"], "JUPYTER_PATH": str(jupyter)}
+        day = {"DESK_DUCKDB": case["database"], "DESK_FROM": case["from"],
+               "DESK_TO": case["to"], "JUPYTER_PATH": str(jupyter)}
         books = [{**child(["notebook", name], day), "notebook": name}
                  for name in notebook_names()]
         reader = child(["analysis", case["database"], case["since"], case["until"]], {})

@@ -471,7 +471,8 @@ def section_history(rep: Report, quick: bool) -> None:
     walls: dict[str, dict[int, float]] = {}
     for c, days in zip(nb["cases"], (small["days"], big["days"]), strict=True):
         for b in c["notebooks"]:
-            case = f"notebooks/{b['notebook']}.ipynb on {c['day']}, {days} d of history"
+            on = c["from"] if c["from"] == c["to"] else f"{c['from']}..{c['to']}"
+            case = f"notebooks/{b['notebook']}.ipynb on {on}, {days} d of history"
             note = b.get("error") or ""
             rep.add("history", case, "wall (kernel start to shutdown)", b.get("wall_s"), "s",
                     "absolute", "<= 5", note[:120])
@@ -480,7 +481,7 @@ def section_history(rep: Report, quick: bool) -> None:
             if b.get("wall_s") and not note:
                 walls.setdefault(b["notebook"], {})[days] = b["wall_s"]
         a = c["analysis"]
-        case = f"Reader + timeline_metrics on {c['day']}, {days} d of history"
+        case = f"Reader + timeline_metrics, {c['since'][:16]}..{c['until'][:16]}, {days} d"
         rep.add("history", case, "wall", a.get("total_s"), "s", "absolute", "<= 5",
                 a.get("error", f"{a.get('sessions', 0):,} sessions"))
         rep.add("history", case, "peak RSS", a.get("peak_mb"), "MB", "absolute", "<= 1000")
@@ -490,22 +491,30 @@ def section_history(rep: Report, quick: bool) -> None:
                     "wall ratio", w[big["days"]] / w[small["days"]], "", "ratio")
     rep.notes.append(
         "history: each notebook runs in a child process as the tests run them (nbclient, a "
-        "kernel of the venv's interpreter), with DESK_DUCKDB=<the history> and DESK_FROM = "
-        "DESK_TO = the day; its wall includes the kernel's start. The day is the last whole "
-        "weekday of the history (of the 1-day history: its first day, 10:00 to midnight).")
+        "kernel of the venv's interpreter), with DESK_DUCKDB=<the history>, DESK_FROM and "
+        "DESK_TO the first and last day (inclusive); its wall includes the kernel's start. "
+        "The day is the last whole weekday of the history; the 1-day history (15:00 to "
+        "15:00) is opened whole.")
 
 
 def notebook_case(c: dict) -> dict:
-    """The day a notebook is opened on: the last whole weekday of the history."""
+    """What a notebook is opened on: the last whole weekday of the history; a history of
+    one day (15:00 to 15:00) is opened whole."""
     import history
 
-    end = datetime.fromtimestamp(history.START + c["days"] * 86400, UTC)
-    day = end.date() - timedelta(days=1)
-    while day.weekday() >= 5 and day > end.date() - timedelta(days=c["days"]):
-        day -= timedelta(days=1)
-    since = datetime.combine(day, datetime.min.time(), UTC)
-    return {"database": c["database"], "day": day.isoformat(), "since": since.isoformat(),
-            "until": (since + timedelta(days=1)).isoformat()}
+    start = datetime.fromtimestamp(history.START, UTC)
+    end = start + timedelta(days=c["days"])
+    if c["days"] == 1:
+        since, until = start, end
+    else:
+        day = end.date() - timedelta(days=1)
+        while day.weekday() >= 5:
+            day -= timedelta(days=1)
+        since = datetime.combine(day, datetime.min.time(), UTC)
+        until = since + timedelta(days=1)
+    return {"database": c["database"], "from": since.date().isoformat(),
+            "to": (until - timedelta(seconds=1)).date().isoformat(),
+            "since": since.isoformat(), "until": until.isoformat()}
 
 
 # --------------------------------------------------------------------------------- main

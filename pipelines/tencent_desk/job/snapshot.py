@@ -58,6 +58,11 @@ class Layout:
 
     column: str
     appended: bool
+    # Merged on this key (one row per key, a reload replaces it): a run's rows are added
+    # to their days as new files unless one of them replaces a row already published
+    # there, which has the day rewritten. Rows are mostly new, so a run writes what it
+    # brought rather than its whole day again.
+    key: str | None = None
 
     def day_sql(self) -> str:
         if self.column == "run_id":
@@ -89,7 +94,7 @@ LAYOUTS: dict[str, Layout] = {
     "seed_rejects": Layout("run_id", appended=True),
     "session_timeline": Layout("day", appended=False),
     # Merged on request_id: a reloaded event replaces itself, in the day of its event_time.
-    "session_events": Layout("event_time", appended=False),
+    "session_events": Layout("event_time", appended=False, key="request_id"),
 }
 
 
@@ -206,8 +211,10 @@ class Publisher:
             f"SELECT DISTINCT {day_sql} FROM {source} WHERE {changed}").fetchall()]
         if not touched:
             return
-        add = [d for d in touched if layout and layout.appended
-               and len(days.get(d, [])) + 1 < COMPACT_AT]
+        appended = layout is not None and (layout.appended or (
+            layout.key in columns and self._only_new(
+                layout, source, changed, [n for d in touched for n in days.get(d, [])])))
+        add = [d for d in touched if appended and len(days.get(d, [])) + 1 < COMPACT_AT]
         rewrite = [d for d in touched if d not in add]
         if add:
             self._copy(schema, table, f"SELECT *, {day_sql} AS __day FROM {source} "
@@ -217,6 +224,17 @@ class Publisher:
                 else "TRUE"
             self._copy(schema, table, f"SELECT *, {day_sql} AS __day FROM {source} "
                        f"WHERE {where}", days, replace=True, only=set(rewrite))
+
+    def _only_new(self, layout: Layout, source: str, changed: str, files: list[str]) -> bool:
+        """A merged table's changed rows replace none already published in ``files``."""
+        if not files:
+            return True
+        key = _quote(str(layout.key))
+        paths = ", ".join(_lit(str(self.folder / n)) for n in files)
+        (clash,) = self.con.execute(
+            f"SELECT count(*) FROM read_parquet([{paths}]) WHERE {key} IN "
+            f"(SELECT {key} FROM {source} WHERE {changed})").fetchone() or (0,)
+        return clash == 0
 
     def _copy(self, schema: str, table: str, select: str, days: dict[str, list[str]], *,
               replace: bool, only: set[str] | None = None) -> None:
