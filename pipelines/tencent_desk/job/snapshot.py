@@ -202,7 +202,9 @@ class Publisher:
 
     def _table(self, schema: str, table: str, columns: dict[str, str], layout: Layout | None,
                changed: str) -> None:
-        entry = self.manifest["schemas"][schema]["tables"].setdefault(table, {"days": {}})
+        entry = self.manifest["schemas"][schema]["tables"].setdefault(
+            table, {"days": {}, "mixed": False})
+        self._note_columns(entry, list(columns))
         entry["columns"] = list(columns.items())
         days: dict[str, list[str]] = entry["days"]
         source = f"{_quote(schema)}.{_quote(table)}"
@@ -224,6 +226,22 @@ class Publisher:
                 else "TRUE"
             self._copy(schema, table, f"SELECT *, {day_sql} AS __day FROM {source} "
                        f"WHERE {where}", days, replace=True, only=set(rewrite))
+
+    def _note_columns(self, entry: dict[str, Any], names: list[str]) -> None:
+        """Whether the table's files may differ in columns (``mixed``): then readers read
+        them with ``union_by_name``, which opens every file to read its schema; otherwise
+        the first one only (a view over 90 days of files binds in milliseconds, not half a
+        second). A manifest from before this was noted: the files' schemas are read once."""
+        files = [n for names_ in entry["days"].values() for n in names_]
+        changed = bool(files) and [c for c, _ in entry.get("columns", [])] != names
+        if "mixed" not in entry and files and not changed:
+            paths = ", ".join(_lit(str(self.folder / n)) for n in files)
+            (kinds,) = self.con.execute(
+                f"SELECT count(DISTINCT cols) FROM (SELECT file_name, string_agg(name, ',' "
+                f"ORDER BY name) AS cols FROM parquet_schema([{paths}]) WHERE num_children IS "
+                "NULL GROUP BY file_name)").fetchone() or (0,)
+            changed = kinds > 1
+        entry["mixed"] = bool(entry.get("mixed")) or changed
 
     def _only_new(self, layout: Layout, source: str, changed: str, files: list[str]) -> bool:
         """A merged table's changed rows replace none already published in ``files``."""
@@ -344,8 +362,9 @@ def view_statements(manifest: dict[str, Any], folder: Path,
             name = f"{_quote(schema)}.{_quote(table)}"
             if files:
                 cols = ", ".join(_quote(c) for c, _ in spec["columns"])
+                by_name = "true" if spec.get("mixed", True) else "false"
                 out.append(f"CREATE VIEW {name} AS SELECT {cols} FROM read_parquet("
-                           f"[{', '.join(map(_lit, files))}], union_by_name = true)")
+                           f"[{', '.join(map(_lit, files))}], union_by_name = {by_name})")
             else:
                 cols = ", ".join(f"{_quote(c)} {t}" for c, t in spec["columns"])
                 out.append(f"CREATE TABLE {name} ({cols})")
