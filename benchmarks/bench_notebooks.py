@@ -6,7 +6,7 @@
 * every notebook of ``notebooks/`` is executed as the tests do (nbclient, a kernel of this
   interpreter) in a child process with ``DESK_DUCKDB=PATH DESK_FROM=from DESK_TO=to``:
   wall time from start to the kernel's shutdown, the cells' own time (nbclient's timings),
-  and the kernel's peak RSS (``RUSAGE_CHILDREN`` once it is reaped). A kernel past
+  and the kernel's CPU time and peak RSS (``RUSAGE_CHILDREN`` once it is reaped). A kernel past
   ``KILL_MB`` is stopped, so that a notebook reading everything cannot take the machine.
 * ``snapshot.Reader(db, since, until)`` and the ``timeline_metrics`` functions on that
   window, in a child process too: wall time and peak RSS.
@@ -91,8 +91,10 @@ def one_notebook(name: str) -> dict:
                       ).total_seconds()
     if len(peak) > 1:
         error = f"stopped: the kernel went past {KILL_MB} MB"
+    kernel = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"notebook": name, "wall_s": wall, "cells_s": cells if nb else None,
-            "kernel_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+            "kernel_cpu_s": kernel.ru_utime + kernel.ru_stime,
+            "kernel_peak_mb": kernel.ru_maxrss / 1024,
             "sampled_peak_mb": peak[0], "error": error}
 
 

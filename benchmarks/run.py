@@ -443,7 +443,8 @@ def section_timeline(rep: Report, quick: bool) -> None:
 # ------------------------------------------------------------------------------ history
 def section_history(rep: Report, quick: bool) -> None:
     days = [1, 3] if quick else [1, 30, 90]
-    r = common.worker("bench_history.py", {"days": days, "runs": 5}, timeout=7200)
+    with Watch() as w:
+        r = common.worker("bench_history.py", {"days": days, "runs": 5}, timeout=7200)
     for c in r["cases"]:
         case = f"{c['days']} d of 1-minute polls, {c['state_rows']:,} state rows"
         rep.add("history", case, "build (0 when cached)", 0.0 if c["cached"] else c["build_s"],
@@ -452,10 +453,14 @@ def section_history(rep: Report, quick: bool) -> None:
                 c["database_mb"], "MB", "absolute", note=f"snapshot {c['snapshot_mb']:,.0f} MB")
         case = f"one run, {c['open_sessions']:.0f} open, {c['days']} d of history"
         rep.add("history", case, "timeline upkeep (median)", c["upkeep_median_s"], "s",
-                "absolute", "<= 1")
+                "absolute", "<= 1", load_note(w))
+        rep.add("history", case, "timeline upkeep CPU (median)", c["upkeep_cpu_median_s"],
+                "s", "absolute")
         rep.add("history", case, "publish (median)", c["publish_median_s"], "s", "absolute")
         rep.add("history", case, "whole after_load (median)", c["after_load_median_s"], "s",
                 "absolute", "<= 1", note=f"max {c['after_load_max_s']:.2f} s")
+        rep.add("history", case, "whole after_load CPU (median)",
+                c["after_load_cpu_median_s"], "s", "absolute")
         rep.notes.append(
             f"history {c['days']} d: {c['runs']:,} runs, {c['sessions']:,} sessions, "
             f"{c['state_rows']:,} state rows, {c['events']:,} events, {c['records']:,} "
@@ -467,7 +472,8 @@ def section_history(rep: Report, quick: bool) -> None:
                 f"{label} ratio (median)",
                 big[f"{key}_median_s"] / small[f"{key}_median_s"], "", "ratio", "<= 1.5")
     cases = [notebook_case(c) for c in (small, big)]
-    nb = common.worker("bench_notebooks.py", {"cases": cases}, timeout=7200)
+    with Watch() as w:
+        nb = common.worker("bench_notebooks.py", {"cases": cases}, timeout=7200)
     walls: dict[str, dict[int, float]] = {}
     for c, days in zip(nb["cases"], (small["days"], big["days"]), strict=True):
         for b in c["notebooks"]:
@@ -475,7 +481,8 @@ def section_history(rep: Report, quick: bool) -> None:
             case = f"notebooks/{b['notebook']}.ipynb on {on}, {days} d of history"
             note = b.get("error") or ""
             rep.add("history", case, "wall (kernel start to shutdown)", b.get("wall_s"), "s",
-                    "absolute", "<= 5", note[:120])
+                    "absolute", "<= 5", note[:120] or load_note(w))
+            rep.add("history", case, "kernel CPU", b.get("kernel_cpu_s"), "s", "absolute")
             rep.add("history", case, "kernel peak RSS", b.get("kernel_peak_mb"), "MB",
                     "absolute", "<= 1000")
             if b.get("wall_s") and not note:
