@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from tests.support.notebooks import NOTEBOOKS, execute, install_kernel_spec
 
 KILL_MB = 6000
-TIMEOUT_S = 120  # per notebook (the goal is 5 s): past it, stopped and said so
+TIMEOUT_S = 60  # per notebook (the goal is 5 s): past it, stopped and said so
 
 
 def notebook_names() -> list[str]:

@@ -17,7 +17,9 @@ client's CPU is measured alone; every case bounded in calls and time):
           after_load (upkeep, publish) at 1/30/90 days, each notebook opened on one day
           (bench_history, bench_notebooks; the history is built once, cached in out/history)
 
-  .venv/bin/python benchmarks/run.py                 everything (~10 min on 2 cores)
+  .venv/bin/python benchmarks/run.py                 everything (~25 min on 2 cores; the
+                                                     first time, ~25 min more to build the
+                                                     history, then cached)
   .venv/bin/python benchmarks/run.py --quick         small sizes: a smoke test (~3 min)
   .venv/bin/python benchmarks/run.py --only cpu,load  some sections
 Writes benchmarks/RESULTS.md (unless --no-write); scratch files go to
@@ -441,8 +443,8 @@ def section_timeline(rep: Report, quick: bool) -> None:
 
 
 # ------------------------------------------------------------------------------ history
-def section_history(rep: Report, quick: bool) -> None:
-    days = [1, 3] if quick else [1, 30, 90]
+def section_history(rep: Report, quick: bool, days: list[int]) -> None:
+    days = [1, 3] if quick else days
     with Watch() as w:
         r = common.worker("bench_history.py", {"days": days, "runs": 5}, timeout=7200)
     for c in r["cases"]:
@@ -635,6 +637,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="seed sizes of the scale section (default %(default)s: 1M keys take "
                    "~8 min on a 2-core machine, too much for the 10-minute budget; run it with "
                    "--only scale --scale-sizes 100000,1000000)")
+    p.add_argument("--history-days", default="1,30,90",
+                   help="days of history of the history section (default %(default)s; the "
+                   "notebooks are opened on the first and the last)")
     p.add_argument("--profile", action="store_true",
                    help="profile the client even when its CPU goal is met")
     p.add_argument("--no-write", action="store_true", help="do not rewrite RESULTS.md")
@@ -671,7 +676,8 @@ def main(argv: list[str] | None = None) -> int:
             elif section == "timeline":
                 section_timeline(rep, args.quick)
             elif section == "history":
-                section_history(rep, args.quick)
+                section_history(rep, args.quick,
+                                [int(d) for d in args.history_days.split(",") if d.strip()])
             elif section == "records":
                 from bench_records import section_records
 
