@@ -444,6 +444,8 @@ def section_timeline(rep: Report, quick: bool) -> None:
 
 # ------------------------------------------------------------------------------ history
 def section_history(rep: Report, quick: bool, days: list[int]) -> None:
+    import history
+
     days = [1, 3] if quick else days
     with Watch() as w:
         r = common.worker("bench_history.py", {"days": days, "runs": 5}, timeout=7200)
@@ -466,8 +468,9 @@ def section_history(rep: Report, quick: bool, days: list[int]) -> None:
         rep.notes.append(
             f"history {c['days']} d: {c['runs']:,} runs, {c['sessions']:,} sessions, "
             f"{c['state_rows']:,} state rows, {c['events']:,} events, {c['records']:,} "
-            f"records; built in {c['build_s']:.0f} s (day by day, each published as the job "
-            f"does: {c['publish_s']:.0f} s of it){' earlier, cached' if c['cached'] else ''}.")
+            f"records; built in {c['build_s']:.0f} s (a day at a time, brought up to date and "
+            f"published as the job does every {history.PUBLISH_DAYS} days: "
+            f"{c['publish_s']:.0f} s of it){', earlier: cached' if c['cached'] else ''}.")
     small, big = r["cases"][0], r["cases"][-1]
     for key, label in (("upkeep", "timeline upkeep"), ("after_load", "whole after_load")):
         rep.add("history", f"{big['days']} d ÷ {small['days']} d of history",
