@@ -68,7 +68,7 @@ def case(days: int, runs: int, seed: int) -> dict:
         minute = days * 1440 + j
         con = history.open_generator(db, p, sess)
         try:
-            got = history.add_minutes(con, minute, minute + 1, "loading",
+            got = history.add_minutes(con, p.start, minute, minute + 1, "loading",
                                       built.get("schema_hash", ""))
         finally:
             con.close()

@@ -31,10 +31,11 @@ from tencent_desk.simulator.model import DAY_START, HOURLY_PROFILE, PopulationCo
 
 DS = "tencent_desk"
 # Bump when what is generated changes: the cached history is rebuilt.
-VERSION = "2"
+VERSION = "3"
 CACHE = BENCH / "out" / "history"
-START = DAY_START + 15 * 3600  # the history starts, and so ends, at 15:00 UTC: a peak, late
-# in the day (a day's files are rewritten whole by a publish: the most rows then)
+# A history ends at 15:00 UTC on a Wednesday, where its runs are measured: a peak, late in
+# a weekday (a day's files rewritten by a publish hold the most rows then).
+END_HOUR, END_WEEKDAY = 15, 2
 # Days loaded between two upkeeps+publishes while building: each day still gets its own
 # files (a publish cuts tables by day), in a tenth of the publishes.
 PUBLISH_DAYS = 10
@@ -55,6 +56,11 @@ class Params:
     open: int = 500          # sessions open at the daily peak
     seed: int = 1
     extra_min: int = 60      # minutes of population past the history (the measured runs)
+
+    @property
+    def start(self) -> float:
+        """When the history starts (DAY_START is a Monday)."""
+        return DAY_START + END_HOUR * 3600 + 86400 * ((END_WEEKDAY - self.days) % 7)
 
     def key(self) -> str:
         return f"v{VERSION}-d{self.days}-o{self.open}-s{self.seed}"
@@ -83,12 +89,12 @@ def _lives(cfg: PopulationConfig, rng: np.random.Generator, arrive: np.ndarray
 
 
 def population(p: Params) -> pa.Table:
-    """Sessions arriving from START over the history and ``extra_min`` beyond: times as
+    """Sessions arriving from the start over the history and ``extra_min`` beyond: times as
     epoch seconds, and the minute index (run) of each one's first and last poll."""
-    cfg = PopulationConfig()
+    cfg, start = PopulationConfig(), p.start
     rng = np.random.default_rng(p.seed)
     minutes = p.days * 1440 + p.extra_min
-    t = START + 60.0 * np.arange(minutes)
+    t = start + 60.0 * np.arange(minutes)
     hour = (t - DAY_START) % 86400 / 3600 + 1 / 120
     profile = np.interp(hour, np.arange(-0.5, 25.0), (HOURLY_PROFILE[-1], *HOURLY_PROFILE,
                                                      HOURLY_PROFILE[0]))
@@ -102,7 +108,7 @@ def population(p: Params) -> pa.Table:
     bot_only, abandoned, ended = life["bot_only"], life["abandoned"], life["ended"]
     served_mask = ~bot_only & ~abandoned
     end_lost = rng.random(n) < 0.02  # its closing callback lost: a poll sees it ended
-    after_end = np.ceil((ended - START) / 60).astype(np.int64)
+    after_end = np.ceil((ended - start) / 60).astype(np.int64)
     kind = np.where(bot_only, "ChatbotEnded", np.where(
         abandoned, "UserTimeout", np.where(rng.random(n) < cfg.agent_ended_share,
                                            "AgentEndedSession", "UserEndedSession")))
@@ -117,7 +123,7 @@ def population(p: Params) -> pa.Table:
         "answered": pa.array(life["answered"], mask=~served_mask),
         "ended": ended, "end_status": kind,
         "satisfaction": pa.array(rng.integers(1, 6, n), mask=~rated),
-        "end_lost": end_lost, "p0": np.ceil((arrive - START) / 60).astype(np.int64),
+        "end_lost": end_lost, "p0": np.ceil((arrive - start) / 60).astype(np.int64),
         "p1": np.where(end_lost, after_end, after_end - 1),
     })
 
@@ -146,31 +152,31 @@ def _sid(n: str) -> str:
 
 def _run_ids(con: duckdb.DuckDBPyConnection, p: Params) -> None:
     """Every poll run (one a minute) and records run (hh:10:30, the hour before) by index."""
-    minutes = p.days * 1440 + p.extra_min
+    minutes, start = p.days * 1440 + p.extra_min, p.start
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE poll_runs AS
-        SELECT i, {START} + 60 * i AS at_,
-               strftime({_ts(f'{START} + 60 * i')}, '%Y%m%dT%H%M%SZ') || '-' ||
+        SELECT i, {start} + 60 * i AS at_,
+               strftime({_ts(f'{start} + 60 * i')}, '%Y%m%dT%H%M%SZ') || '-' ||
                    substr(md5('run-{p.seed}-' || i), 1, 8) AS run_id,
-               printf('%d.%06d', CAST({START} + 60 * i + 5 AS BIGINT), i % 1000000) AS load_id
+               printf('%d.%06d', CAST({start} + 60 * i + 5 AS BIGINT), i % 1000000) AS load_id
         FROM range({minutes}) t(i)""")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE record_runs_ AS
-        SELECT h, {START} + 3600 * (h + 1) + 630 AS at_,
-               strftime({_ts(f'{START} + 3600 * (h + 1) + 630')}, '%Y%m%dT%H%M%SZ') || '-' ||
+        SELECT h, {start} + 3600 * (h + 1) + 630 AS at_,
+               strftime({_ts(f'{start} + 3600 * (h + 1) + 630')}, '%Y%m%dT%H%M%SZ') || '-' ||
                    substr(md5('records-{p.seed}-' || h), 1, 8) AS run_id,
-               printf('%d.%06d', CAST({START} + 3600 * (h + 1) + 640 AS BIGINT), h) AS load_id
+               printf('%d.%06d', CAST({start} + 3600 * (h + 1) + 640 AS BIGINT), h) AS load_id
         FROM range({minutes // 60}) t(h)""")
 
 
-def add_minutes(con: duckdb.DuckDBPyConnection, m0: int, m1: int, status: str,
+def add_minutes(con: duckdb.DuckDBPyConnection, start: float, m0: int, m1: int, status: str,
                 hash_: str) -> dict[str, int]:
     """Load the runs of minutes [m0, m1) (and the records runs among them) as the job
     would: their polls, the callbacks they loaded, the records, then their runs rows and
     dlt's load rows. Reads the temp tables of :func:`_run_ids` and view ``sess``."""
-    t0, t1 = START + 60 * m0, START + 60 * m1
+    t0, t1 = start + 60 * m0, start + 60 * m1
     live = f"FROM sess WHERE p0 < {m1} AND p1 >= {m0}"
-    poll_t = f"{START} + 60 * i"
+    poll_t = f"{start} + 60 * i"
     state = f"""CASE WHEN {poll_t} >= ended THEN 'ended'
         WHEN queued IS NULL OR {poll_t} < queued THEN 'chatbot'
         WHEN offered IS NULL OR {poll_t} < offered THEN 'queuing'
@@ -208,7 +214,7 @@ def add_minutes(con: duckdb.DuckDBPyConnection, m0: int, m1: int, status: str,
             CASE WHEN web THEN 'Web' ELSE 'SDK' END AS channel_type,
             false AS is_contact_user, e.satisfaction, 'sim-' || n || '-' || k AS request_id,
             {_ts('r.at_ + 0.1')} AS received_at, r.run_id
-        FROM ({events}) e JOIN poll_runs r ON r.i = CAST(ceil((et - {START}) / 60) AS BIGINT)
+        FROM ({events}) e JOIN poll_runs r ON r.i = CAST(ceil((et - {start}) / 60) AS BIGINT)
         WHERE r.i >= {m0} AND r.i < {m1}""")
     records = _insert(con, "session_records", f"""
         SELECT {_sid('n')} AS session_id, 'user' || lpad(CAST(user_n AS VARCHAR), 7, '0')
@@ -220,7 +226,7 @@ def add_minutes(con: duckdb.DuckDBPyConnection, m0: int, m1: int, status: str,
             {_ts('round(ended)')} AS record_timestamp,
             {_ts('round(ended) - round(ended - arrive)')} AS started_at,
             {_ts('round(ended)')} AS ended_at, r.run_id
-        FROM sess JOIN record_runs_ r ON r.h = CAST(floor((ended - {START}) / 3600) AS BIGINT)
+        FROM sess JOIN record_runs_ r ON r.h = CAST(floor((ended - {start}) / 3600) AS BIGINT)
         WHERE r.at_ >= {t0} AND r.at_ < {t1}""")
     counts = ", ".join(f"count(*) FILTER (WHERE s.state = '{x}') AS n_{x}" for x in states.ALL)
     # The chunk's runs as constants: zone maps then skip the history in the counts below.
@@ -247,8 +253,8 @@ def add_minutes(con: duckdb.DuckDBPyConnection, m0: int, m1: int, status: str,
     _insert(con, "record_runs", f"""
         SELECT r.run_id, '{status}' AS status, {_ts('r.at_')} AS started_at,
             {_ts('r.at_ + 5')} AS finished_at, 'custom' AS region, 0 AS rows,
-            coalesce(x.n, 0) AS records, {_ts(f'{START} + 3600 * r.h')} AS records_from,
-            {_ts(f'{START} + 3600 * (r.h + 1)')} AS records_until,
+            coalesce(x.n, 0) AS records, {_ts(f'{start} + 3600 * r.h')} AS records_from,
+            {_ts(f'{start} + 3600 * (r.h + 1)')} AS records_until,
             r.load_id AS _dlt_load_id, substr(md5(r.run_id), 1, 14) AS _dlt_id
         FROM record_runs_ r
         LEFT JOIN (SELECT run_id, count(*) AS n FROM {DS}.session_records WHERE {recs}
@@ -323,7 +329,7 @@ def build(p: Params, log: bool = True) -> dict:
     try:
         for day in range(p.days):
             t = time.perf_counter()
-            got = add_minutes(con, day * 1440, (day + 1) * 1440, "complete", hash_)
+            got = add_minutes(con, p.start, day * 1440, (day + 1) * 1440, "complete", hash_)
             totals = {k: totals[k] + got[k] for k in totals}
             line = f"  history day {day + 1}/{p.days}: generated in {time.perf_counter() - t:.1f} s"
             if (day + 1) % PUBLISH_DAYS == 0 or day + 1 == p.days:

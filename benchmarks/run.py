@@ -514,7 +514,7 @@ def notebook_case(c: dict) -> dict:
     one day (15:00 to 15:00) is opened whole."""
     import history
 
-    start = datetime.fromtimestamp(history.START, UTC)
+    start = datetime.fromtimestamp(history.Params(days=c["days"]).start, UTC)
     end = start + timedelta(days=c["days"])
     if c["days"] == 1:
         since, until = start, end
