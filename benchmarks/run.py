@@ -13,8 +13,13 @@ client's CPU is measured alone; every case bounded in calls and time):
   snapshot what publishing the readers' snapshot costs a run, at 10k and 1M rows of history
   records ``desk-sessions records``: a backfill of 1,000,000 session records (bench_records)
   timeline keeping session_timeline up to date after a run, by days of history (500 open)
+  history 90 days of 1-minute polls (500 open at the peak) in the job's tables: one run's
+          after_load (upkeep, publish) at 1/30/90 days, each notebook opened on one day
+          (bench_history, bench_notebooks; the history is built once, cached in out/history)
 
-  .venv/bin/python benchmarks/run.py                 everything (~10 min on 2 cores)
+  .venv/bin/python benchmarks/run.py                 everything (~25 min on 2 cores; the
+                                                     first time, ~25 min more to build the
+                                                     history, then cached)
   .venv/bin/python benchmarks/run.py --quick         small sizes: a smoke test (~3 min)
   .venv/bin/python benchmarks/run.py --only cpu,load  some sections
 Writes benchmarks/RESULTS.md (unless --no-write); scratch files go to
@@ -31,6 +36,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,11 +45,12 @@ import common
 import profiles
 from common import DESK, OUT, Watch, random_ids, run_child, seed_session_ids, simulator
 
-SECTIONS = ("limits", "cpu", "peers", "load", "scale", "snapshot", "records", "timeline")
+SECTIONS = ("limits", "cpu", "peers", "load", "scale", "snapshot", "records", "timeline",
+            "history")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 # Sections that, run alone (--only), write their figures under their own heading of RESULTS.md
 SECTION_TITLES = {"records": "Session records backfill", "snapshot": "Readers' snapshot",
-                  "timeline": "Timeline upkeep"}
+                  "timeline": "Timeline upkeep", "history": "90 days of history"}
 
 
 @dataclass
@@ -435,6 +442,93 @@ def section_timeline(rep: Report, quick: bool) -> None:
                          f"{c['days']} d {c['first_upkeep_s']:.1f} s" for c in r["cases"]))
 
 
+# ------------------------------------------------------------------------------ history
+def section_history(rep: Report, quick: bool, days: list[int]) -> None:
+    import history
+
+    days = [1, 3] if quick else days
+    with Watch() as w:
+        r = common.worker("bench_history.py", {"days": days, "runs": 5}, timeout=7200)
+    for c in r["cases"]:
+        case = f"{c['days']} d of 1-minute polls, {c['state_rows']:,} state rows"
+        rep.add("history", case, "build (0 when cached)", 0.0 if c["cached"] else c["build_s"],
+                "s", "absolute")
+        rep.add("history", case, "database / snapshot on disk",
+                c["database_mb"], "MB", "absolute", note=f"snapshot {c['snapshot_mb']:,.0f} MB")
+        case = f"one run, {c['open_sessions']:.0f} open, {c['days']} d of history"
+        rep.add("history", case, "timeline upkeep (median)", c["upkeep_median_s"], "s",
+                "absolute", "<= 1", load_note(w))
+        rep.add("history", case, "timeline upkeep CPU (median)", c["upkeep_cpu_median_s"],
+                "s", "absolute")
+        rep.add("history", case, "publish (median)", c["publish_median_s"], "s", "absolute")
+        rep.add("history", case, "whole after_load (median)", c["after_load_median_s"], "s",
+                "absolute", "<= 1", note=f"max {c['after_load_max_s']:.2f} s")
+        rep.add("history", case, "whole after_load CPU (median)",
+                c["after_load_cpu_median_s"], "s", "absolute")
+        rep.notes.append(
+            f"history {c['days']} d: {c['runs']:,} runs, {c['sessions']:,} sessions, "
+            f"{c['state_rows']:,} state rows, {c['events']:,} events, {c['records']:,} "
+            f"records; built in {c['build_s']:.0f} s (a day at a time, brought up to date and "
+            f"published as the job does every {history.PUBLISH_DAYS} days: "
+            f"{c['publish_s']:.0f} s of it){', earlier: cached' if c['cached'] else ''}.")
+    small, big = r["cases"][0], r["cases"][-1]
+    for key, label in (("upkeep", "timeline upkeep"), ("after_load", "whole after_load")):
+        rep.add("history", f"{big['days']} d ÷ {small['days']} d of history",
+                f"{label} ratio (median)",
+                big[f"{key}_median_s"] / small[f"{key}_median_s"], "", "ratio", "<= 1.5")
+    cases = [notebook_case(c) for c in (small, big)]
+    with Watch() as w:
+        nb = common.worker("bench_notebooks.py", {"cases": cases}, timeout=7200)
+    walls: dict[str, dict[int, float]] = {}
+    for c, days in zip(nb["cases"], (small["days"], big["days"]), strict=True):
+        for b in c["notebooks"]:
+            on = c["from"] if c["from"] == c["to"] else f"{c['from']}..{c['to']}"
+            case = f"notebooks/{b['notebook']}.ipynb on {on}, {days} d of history"
+            note = b.get("error") or ""
+            rep.add("history", case, "wall (kernel start to shutdown)", b.get("wall_s"), "s",
+                    "absolute", "<= 5", note[:120] or load_note(w))
+            rep.add("history", case, "kernel CPU", b.get("kernel_cpu_s"), "s", "absolute")
+            rep.add("history", case, "kernel peak RSS", b.get("kernel_peak_mb"), "MB",
+                    "absolute", "<= 1000")
+            if b.get("wall_s") and not note:
+                walls.setdefault(b["notebook"], {})[days] = b["wall_s"]
+        a = c["analysis"]
+        case = f"Reader + timeline_metrics, {c['since'][:16]}..{c['until'][:16]}, {days} d"
+        rep.add("history", case, "wall", a.get("total_s"), "s", "absolute", "<= 5",
+                a.get("error", f"{a.get('sessions', 0):,} sessions"))
+        rep.add("history", case, "peak RSS", a.get("peak_mb"), "MB", "absolute", "<= 1000")
+    for name, w in walls.items():
+        if len(w) == 2:
+            rep.add("history", f"notebooks/{name}.ipynb, {big['days']} d ÷ {small['days']} d",
+                    "wall ratio", w[big["days"]] / w[small["days"]], "", "ratio")
+    rep.notes.append(
+        "history: each notebook runs in a child process as the tests run them (nbclient, a "
+        "kernel of the venv's interpreter), with DESK_DUCKDB=<the history>, DESK_FROM and "
+        "DESK_TO the first and last day (inclusive); its wall includes the kernel's start. "
+        "The day is the last whole weekday of the history; the 1-day history (15:00 to "
+        "15:00) is opened whole.")
+
+
+def notebook_case(c: dict) -> dict:
+    """What a notebook is opened on: the last whole weekday of the history; a history of
+    one day (15:00 to 15:00) is opened whole."""
+    import history
+
+    start = datetime.fromtimestamp(history.Params(days=c["days"]).start, UTC)
+    end = start + timedelta(days=c["days"])
+    if c["days"] == 1:
+        since, until = start, end
+    else:
+        day = end.date() - timedelta(days=1)
+        while day.weekday() >= 5:
+            day -= timedelta(days=1)
+        since = datetime.combine(day, datetime.min.time(), UTC)
+        until = since + timedelta(days=1)
+    return {"database": c["database"], "from": since.date().isoformat(),
+            "to": (until - timedelta(seconds=1)).date().isoformat(),
+            "since": since.isoformat(), "until": until.isoformat()}
+
+
 # --------------------------------------------------------------------------------- main
 def write_results(rep: Report, machine: dict, total_s: float, argv: list[str],
                   path: Path = RESULTS) -> None:
@@ -546,6 +640,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="seed sizes of the scale section (default %(default)s: 1M keys take "
                    "~8 min on a 2-core machine, too much for the 10-minute budget; run it with "
                    "--only scale --scale-sizes 100000,1000000)")
+    p.add_argument("--history-days", default="1,30,90",
+                   help="days of history of the history section (default %(default)s; the "
+                   "notebooks are opened on the first and the last)")
     p.add_argument("--profile", action="store_true",
                    help="profile the client even when its CPU goal is met")
     p.add_argument("--no-write", action="store_true", help="do not rewrite RESULTS.md")
@@ -581,6 +678,9 @@ def main(argv: list[str] | None = None) -> int:
                 section_snapshot(rep, args.quick)
             elif section == "timeline":
                 section_timeline(rep, args.quick)
+            elif section == "history":
+                section_history(rep, args.quick,
+                                [int(d) for d in args.history_days.split(",") if d.strip()])
             elif section == "records":
                 from bench_records import section_records
 

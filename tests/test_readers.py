@@ -172,6 +172,79 @@ def test_a_day_is_compacted_and_replaced_files_are_kept_a_while(tmp_path):
     con.close()
 
 
+def test_new_events_are_added_and_a_reloaded_one_rewrites_its_day(tmp_path):
+    """Events are merged on request_id: a run of new ones adds a file to their day (a run
+    writes what it brought, not its day again); one that replaces an event already
+    published has the day written again, so a reader sees it once."""
+    db = tmp_path / "desk.duckdb"
+    con = job_tables(db, "state VARCHAR")
+    con.execute(f"CREATE TABLE {DATASET}.session_events (request_id VARCHAR, event VARCHAR, "
+                "event_time TIMESTAMPTZ, run_id VARCHAR)")
+    folder = snapshot.paths(db)[0]
+
+    def run(i: int, events: list[tuple[str, str]]) -> list[str]:
+        run_id, load = f"20261201T{i:06d}Z-0000", f"{i:04d}"
+        con.execute(f"INSERT INTO {DATASET}._dlt_loads VALUES (?, 0)", [load])
+        con.execute(f"INSERT INTO {DATASET}.runs VALUES (?, 'complete', 0, ?)", [run_id, load])
+        for request_id, event in events:  # as dlt merges: the key's row replaced
+            con.execute(f"DELETE FROM {DATASET}.session_events WHERE request_id = ?",
+                        [request_id])
+            con.execute(f"INSERT INTO {DATASET}.session_events VALUES (?, ?, TIMESTAMPTZ "
+                        f"'2026-12-01 10:00:0{i}+00', ?)", [request_id, event, run_id])
+        snapshot.publish(con, db, [DATASET])
+        manifest = json.loads((folder / snapshot.MANIFEST).read_text())
+        return manifest["schemas"][DATASET]["tables"]["session_events"]["days"]["2026-12-01"]
+
+    first = run(1, [("a", "SessionBegin"), ("b", "SessionBegin")])
+    second = run(2, [("c", "SessionBegin")])
+    assert second[:1] == first and len(second) == 2  # added, the day left as it was
+    third = run(3, [("b", "SessionEnd"), ("d", "SessionBegin")])
+    assert len(third) == 1 and not set(third) & set(second)  # the day written again
+    got = snapshot.Reader(db).connection().execute(
+        f"SELECT request_id, event FROM {DATASET}.session_events ORDER BY 1").fetchall()
+    assert got == [("a", "SessionBegin"), ("b", "SessionEnd"), ("c", "SessionBegin"),
+                   ("d", "SessionBegin")]
+    con.close()
+
+
+def test_a_column_added_later_is_read_from_every_file(tmp_path):
+    """Files with the same columns are read without matching names across files (binding a
+    view then opens one file, not all); once a column is added, by name (old files give
+    NULL for it)."""
+    db = tmp_path / "desk.duckdb"
+    con = job_tables(db, "state VARCHAR")
+    folder, catalog = snapshot.paths(db)
+
+    def run(day: int) -> str:
+        run_id, load = f"202612{day:02d}T120000Z-0000", f"{day:04d}"
+        con.execute(f"INSERT INTO {DATASET}._dlt_loads VALUES (?, 0)", [load])
+        con.execute(f"INSERT INTO {DATASET}.runs BY NAME SELECT ? AS run_id, 'complete' AS "
+                    "status, 1 AS rows, ? AS _dlt_load_id", [run_id, load])
+        con.execute(f"INSERT INTO {DATASET}.session_states BY NAME SELECT ? AS run_id, "
+                    "'agent' AS state", [run_id])
+        snapshot.publish(con, db, [DATASET])
+        with duckdb.connect(str(catalog), read_only=True) as cat:
+            (sql,) = cat.execute("SELECT sql FROM duckdb_views() WHERE view_name = "
+                                 "'session_states'").fetchone() or ("",)
+        return sql
+
+    assert "union_by_name = false" in run(1) and "union_by_name = false" in run(2)
+    manifest = json.loads((folder / snapshot.MANIFEST).read_text())
+    for table in manifest["schemas"][DATASET]["tables"].values():
+        del table["mixed"]  # as a manifest written before it was noted
+    (folder / snapshot.MANIFEST).write_text(json.dumps(manifest))
+    assert "union_by_name = false" in run(3)  # the files' schemas read, found alike
+    con.execute(f"ALTER TABLE {DATASET}.session_states ADD COLUMN sdkappid VARCHAR")
+    con.execute(f"ALTER TABLE {DATASET}.runs ADD COLUMN sdkappid VARCHAR")
+    assert "union_by_name = true" in run(4)
+    manifest = json.loads((folder / snapshot.MANIFEST).read_text())
+    assert manifest["schemas"][DATASET]["tables"]["session_states"]["mixed"] is True
+    got = snapshot.Reader(db).connection().execute(
+        f"SELECT run_id, sdkappid FROM {DATASET}.session_states ORDER BY 1").fetchall()
+    assert [r[1] for r in got] == [None] * 4
+    con.close()
+
+
 def test_a_publish_that_failed_is_done_by_the_next_run(tmp_path, sim, seed, monkeypatch):
     """A run whose publish dies after writing files (disk full): the run is loaded, readers
     keep the previous snapshot, the files it left are tidied like replaced ones, and the

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import duckdb
 from tencent_desk.api import states
@@ -85,7 +86,7 @@ def _names(meaning: str) -> str:
     return _lit([n for n, e in events.EVENT_NAMES.items() if e.meaning == meaning])
 
 
-def _from_events(ds: str) -> str:
+def _from_events(ds: str, since: str) -> str:
     """Per session from its callbacks. A named event gives a time exactly (``_x``); without
     it (a lost callback, a name we do not know) the events still bound it: the first event
     is no earlier than the start, the first one carrying an ``AgentId`` no earlier than
@@ -115,12 +116,12 @@ def _from_events(ds: str) -> str:
             arg_max(satisfaction, event_time) FILTER (WHERE satisfaction > 0) AS satisfaction
         FROM {ds}.session_events AS x
         WHERE {touched("x")}
-            AND event_time >= (SELECT h FROM horizon)
+            AND event_time >= {since}
         GROUP BY sdkappid, session_id
     )"""
 
 
-def _from_records(ds: str) -> str:
+def _from_records(ds: str, since: str) -> str:
     return f"""
     rec AS (
         SELECT sdkappid, session_id, started_at AS began_x, NULL::TIMESTAMPTZ AS queued_x,
@@ -129,10 +130,11 @@ def _from_records(ds: str) -> str:
                agent_group_name, end_status, nullif(satisfaction, 0) AS satisfaction
         FROM {ds}.session_records AS x
         WHERE {touched("x")}
+            AND started_at >= {since}
     )"""
 
 
-def _from_polls(ds: str) -> str:
+def _from_polls(ds: str, since: str) -> str:
     """Per session from the polls of complete runs: for each time, the first poll that saw
     it happened (hi) and the poll before it, or the run before when the session was not
     seen earlier (lo)."""
@@ -145,7 +147,7 @@ def _from_polls(ds: str) -> str:
         SELECT run_id, started_at,
                lag(started_at) OVER (ORDER BY started_at, run_id) AS before
         FROM {ds}.runs WHERE status = 'complete'
-            AND started_at >= (SELECT h FROM horizon) - INTERVAL {LOOKBACK}
+            AND started_at >= {since} - INTERVAL {LOOKBACK}
     ),
     obs AS (
         SELECT s.sdkappid, s.session_id, s.polled_at AS t, s.state, s.agent_id,
@@ -154,7 +156,7 @@ def _from_polls(ds: str) -> str:
                                                 ORDER BY s.polled_at), r.before) AS lo
         FROM {ds}.session_states s JOIN complete_runs r USING (run_id)
         WHERE {touched("s")}
-            AND s.polled_at >= (SELECT h FROM horizon)
+            AND s.polled_at >= {since}
             AND s.state NOT IN ('error', 'unknown')
     ),
     po AS (
@@ -196,10 +198,19 @@ def _pick(column: str, order: Sequence[str]) -> str:
     return f"coalesce({', '.join(f'{s}.{column}' for s in order)}, NULL::VARCHAR) AS {column}"
 
 
-def select_sql(ds: str, src: Sources) -> str:
-    """The timeline rows of the sessions in temp table ``touched`` (reads ``horizon``)."""
-    ctes = [c for use, c in ((src.events, _from_events(ds)), (src.records, _from_records(ds)),
-                             (src.polls, _from_polls(ds))) if use]
+def since_sql(horizon: datetime | None) -> str:
+    """The horizon as a constant of the SQL (a parameter or subquery would be applied only
+    after reading every block)."""
+    return (f"TIMESTAMPTZ {_lit([horizon.isoformat()])}" if horizon is not None
+            else "NULL::TIMESTAMPTZ")
+
+
+def select_sql(ds: str, src: Sources, since: str) -> str:
+    """The timeline rows of the sessions in temp table ``touched``, from source rows since
+    ``since`` (a constant: DuckDB then skips older row groups by their zone maps)."""
+    ctes = [c for use, c in ((src.events, _from_events(ds, since)),
+                             (src.records, _from_records(ds, since)),
+                             (src.polls, _from_polls(ds, since))) if use]
     parts = [n for n, use in (("ev", src.events), ("rec", src.records), ("po", src.polls))
              if use]
     joins = " ".join(f"LEFT JOIN {p} ON {_same(p, 'touched')}" for p in parts)
@@ -287,17 +298,22 @@ def upkeep(con: duckdb.DuckDBPyConnection, dataset: str) -> int:
     con.execute("CREATE OR REPLACE TEMP TABLE new_data AS " + new_data_sql(ds, src, new))
     con.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT sdkappid, "
                 "session_id FROM new_data")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE horizon AS SELECT min(t) - INTERVAL {LOOKBACK} "
-                "AS h FROM new_data")
-    con.execute("CREATE OR REPLACE TEMP TABLE fresh AS " + select_sql(ds, src))
+    (horizon,) = con.execute(f"SELECT min(t) - INTERVAL {LOOKBACK} FROM new_data"
+                             ).fetchone() or (None,)
+    since = since_sql(horizon)
+    con.execute("CREATE OR REPLACE TEMP TABLE fresh AS " + select_sql(ds, src, since))
     table = f"{ds}.{TABLE}"
     con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT *, NULL::VARCHAR AS day, "
                 "NULL::VARCHAR AS run_id FROM fresh WHERE false")
     _add_app_column(con, table)
     # A session keeps the day it was first filed under: readers' files are cut by it.
+    # A touched session's row: its began_hi is one of its source rows' times, so within
+    # LOOKBACK of its new rows (none at all for a session with no time).
+    filed = (f"{touched('x')} AND (x.began_hi >= {since} - INTERVAL {LOOKBACK} "
+             "OR x.began_hi IS NULL)")
     con.execute("CREATE OR REPLACE TEMP TABLE kept AS SELECT sdkappid, session_id, day FROM "
-                f"{table} AS x WHERE {touched('x')}")
-    con.execute(f"DELETE FROM {table} AS x WHERE {touched('x')}")
+                f"{table} AS x WHERE {filed}")
+    con.execute(f"DELETE FROM {table} AS x WHERE {filed}")
     (n,) = con.execute(f"INSERT INTO {table} BY NAME {ROWS_SQL}", [new[-1]]).fetchone() or (0,)
     con.execute(f"DELETE FROM {ds}.{STATE_TABLE}")
     con.execute(f"INSERT INTO {ds}.{STATE_TABLE} SELECT max(_dlt_load_id) FROM ({finished})")

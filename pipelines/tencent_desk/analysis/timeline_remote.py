@@ -48,7 +48,8 @@ KEY = ("sdkappid", "session_id")
 # PostgreSQL has no zone maps: without these, finding a run's rows reads the whole history.
 INDEXED = {"session_states": ("run_id", "session_id"),
            "session_events": ("run_id", "session_id"),
-           "session_records": ("run_id", "session_id")}
+           "session_records": ("run_id", "session_id"),
+           timeline.TABLE: ("session_id",)}  # its rows kept (their day) and merged
 
 
 def upkeep(pipeline: Any) -> int:
@@ -114,8 +115,8 @@ def _compute(client: Any, ds: str, src: timeline.Sources, new: list[str]) -> pa.
         _pull(client, local, "kept", kept, f"SELECT sdkappid, session_id, day FROM "
               f"{ds}.{timeline.TABLE} AS x WHERE {_TOUCHED}"
               if timeline.TABLE in src.tables else None, [])
-        local.execute("CREATE TABLE horizon AS SELECT ?::TIMESTAMPTZ AS h", [horizon])
-        local.execute("CREATE TABLE fresh AS " + timeline.select_sql(ds, src))
+        local.execute("CREATE TABLE fresh AS " + timeline.select_sql(
+            ds, src, timeline.since_sql(horizon)))
         return local.sql(timeline.ROWS_SQL, params=[new[-1]]).to_arrow_table()
     finally:
         local.close()

@@ -58,6 +58,11 @@ class Layout:
 
     column: str
     appended: bool
+    # Merged on this key (one row per key, a reload replaces it): a run's rows are added
+    # to their days as new files unless one of them replaces a row already published
+    # there, which has the day rewritten. Rows are mostly new, so a run writes what it
+    # brought rather than its whole day again.
+    key: str | None = None
 
     def day_sql(self) -> str:
         if self.column == "run_id":
@@ -89,7 +94,7 @@ LAYOUTS: dict[str, Layout] = {
     "seed_rejects": Layout("run_id", appended=True),
     "session_timeline": Layout("day", appended=False),
     # Merged on request_id: a reloaded event replaces itself, in the day of its event_time.
-    "session_events": Layout("event_time", appended=False),
+    "session_events": Layout("event_time", appended=False, key="request_id"),
 }
 
 
@@ -197,7 +202,9 @@ class Publisher:
 
     def _table(self, schema: str, table: str, columns: dict[str, str], layout: Layout | None,
                changed: str) -> None:
-        entry = self.manifest["schemas"][schema]["tables"].setdefault(table, {"days": {}})
+        entry = self.manifest["schemas"][schema]["tables"].setdefault(
+            table, {"days": {}, "mixed": False})
+        self._note_columns(entry, list(columns))
         entry["columns"] = list(columns.items())
         days: dict[str, list[str]] = entry["days"]
         source = f"{_quote(schema)}.{_quote(table)}"
@@ -206,8 +213,10 @@ class Publisher:
             f"SELECT DISTINCT {day_sql} FROM {source} WHERE {changed}").fetchall()]
         if not touched:
             return
-        add = [d for d in touched if layout and layout.appended
-               and len(days.get(d, [])) + 1 < COMPACT_AT]
+        appended = layout is not None and (layout.appended or (
+            layout.key in columns and self._only_new(
+                layout, source, changed, [n for d in touched for n in days.get(d, [])])))
+        add = [d for d in touched if appended and len(days.get(d, [])) + 1 < COMPACT_AT]
         rewrite = [d for d in touched if d not in add]
         if add:
             self._copy(schema, table, f"SELECT *, {day_sql} AS __day FROM {source} "
@@ -217,6 +226,33 @@ class Publisher:
                 else "TRUE"
             self._copy(schema, table, f"SELECT *, {day_sql} AS __day FROM {source} "
                        f"WHERE {where}", days, replace=True, only=set(rewrite))
+
+    def _note_columns(self, entry: dict[str, Any], names: list[str]) -> None:
+        """Whether the table's files may differ in columns (``mixed``): then readers read
+        them with ``union_by_name``, which opens every file to read its schema; otherwise
+        the first one only (a view over 90 days of files binds in milliseconds, not half a
+        second). A manifest from before this was noted: the files' schemas are read once."""
+        files = [n for names_ in entry["days"].values() for n in names_]
+        changed = bool(files) and [c for c, _ in entry.get("columns", [])] != names
+        if "mixed" not in entry and files and not changed:
+            paths = ", ".join(_lit(str(self.folder / n)) for n in files)
+            (kinds,) = self.con.execute(
+                f"SELECT count(DISTINCT cols) FROM (SELECT file_name, string_agg(name, ',' "
+                f"ORDER BY name) AS cols FROM parquet_schema([{paths}]) WHERE num_children IS "
+                "NULL GROUP BY file_name)").fetchone() or (0,)
+            changed = kinds > 1
+        entry["mixed"] = bool(entry.get("mixed")) or changed
+
+    def _only_new(self, layout: Layout, source: str, changed: str, files: list[str]) -> bool:
+        """A merged table's changed rows replace none already published in ``files``."""
+        if not files:
+            return True
+        key = _quote(str(layout.key))
+        paths = ", ".join(_lit(str(self.folder / n)) for n in files)
+        (clash,) = self.con.execute(
+            f"SELECT count(*) FROM read_parquet([{paths}]) WHERE {key} IN "
+            f"(SELECT {key} FROM {source} WHERE {changed})").fetchone() or (0,)
+        return clash == 0
 
     def _copy(self, schema: str, table: str, select: str, days: dict[str, list[str]], *,
               replace: bool, only: set[str] | None = None) -> None:
@@ -329,8 +365,9 @@ def view_statements(manifest: dict[str, Any], folder: Path,
                 cols = ", ".join(_quote(c) for c, _ in spec["columns"])
                 only = f" WHERE sdkappid = {int(sdkappid)}" if sdkappid is not None and any(
                     c == "sdkappid" for c, _ in spec["columns"]) else ""
+                by_name = "true" if spec.get("mixed", True) else "false"
                 out.append(f"CREATE VIEW {name} AS SELECT {cols} FROM read_parquet("
-                           f"[{', '.join(map(_lit, files))}], union_by_name = true){only}")
+                           f"[{', '.join(map(_lit, files))}], union_by_name = {by_name}){only}")
             else:
                 cols = ", ".join(f"{_quote(c)} {t}" for c, t in spec["columns"])
                 out.append(f"CREATE TABLE {name} ({cols})")
