@@ -124,7 +124,7 @@ class Reader:
                         f"dataset {self.dataset_name!r} not found on {self.where}: load it "
                         "first (desk-sessions run --destination ...) or set DESK_DATASET")
                 yield client
-        except DestinationError:
+        except (DestinationError, duckdb.Error):  # ours, and the local side's
             raise
         except ConfigFieldMissingException:
             name = self.where.upper()
