@@ -13,6 +13,8 @@ client's CPU is measured alone; every case bounded in calls and time):
   snapshot what publishing the readers' snapshot costs a run, at 10k and 1M rows of history
   records ``desk-sessions records``: a backfill of 1,000,000 session records (bench_records)
   timeline keeping session_timeline up to date after a run, by days of history (500 open)
+  postgres analysis from PostgreSQL: dlt's load rate there vs DuckDB, and a notebook's read
+          of one day with a year of history there vs the DuckDB snapshot (bench_postgres)
 
   .venv/bin/python benchmarks/run.py                 everything (~10 min on 2 cores)
   .venv/bin/python benchmarks/run.py --quick         small sizes: a smoke test (~3 min)
@@ -39,11 +41,12 @@ import common
 import profiles
 from common import DESK, OUT, Watch, random_ids, run_child, seed_session_ids, simulator
 
-SECTIONS = ("limits", "cpu", "peers", "load", "scale", "snapshot", "records", "timeline")
+SECTIONS = ("limits", "cpu", "peers", "load", "scale", "snapshot", "records", "timeline",
+            "postgres")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 # Sections that, run alone (--only), write their figures under their own heading of RESULTS.md
 SECTION_TITLES = {"records": "Session records backfill", "snapshot": "Readers' snapshot",
-                  "timeline": "Timeline upkeep"}
+                  "timeline": "Timeline upkeep", "postgres": "Analysis from PostgreSQL"}
 
 
 @dataclass
@@ -581,6 +584,10 @@ def main(argv: list[str] | None = None) -> int:
                 section_snapshot(rep, args.quick)
             elif section == "timeline":
                 section_timeline(rep, args.quick)
+            elif section == "postgres":
+                from bench_postgres import section_postgres
+
+                section_postgres(rep, args.quick)
             elif section == "records":
                 from bench_records import section_records
 

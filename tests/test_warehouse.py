@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import dlt
 import duckdb
 import pytest
 from tencent_desk.analysis import warehouse
@@ -98,8 +99,7 @@ def test_a_new_load_is_pulled_and_nothing_new_is_not(on_server, tmp_path):
 
 def test_indexes_on_the_windowed_columns(on_server):
     _db, url = on_server
-    dataset = warehouse.Reader(warehouse.destination("postgres", url), DATASET)._dataset
-    with dataset.sql_client as client:
+    with dlt.dataset(warehouse.destination("postgres", url), DATASET).sql_client as client:
         assert warehouse.create_indexes(client) == ["runs", "session_states", "session_events"]
         assert warehouse.create_indexes(client) == ["runs", "session_states", "session_events"]
         found = client.execute_sql("SELECT tablename, indexdef FROM pg_indexes WHERE "

@@ -158,7 +158,8 @@ def _utc(times: pd.Index | pd.Series | list) -> pd.DatetimeIndex:
 
 
 def open_desk() -> Desk:
-    """The database read-only, its dataset (``DESK_DATASET``), and plot defaults."""
+    """The database read-only (or a window of a server destination: ``DESK_DESTINATION``),
+    its dataset (``DESK_DATASET``), and plot defaults."""
     import matplotlib
 
     if "ipykernel" not in sys.modules:
@@ -168,16 +169,15 @@ def open_desk() -> Desk:
     plt.rcParams.update({"figure.figsize": (11, 3.8), "axes.grid": True, "grid.alpha": 0.3})
     dataset = os.environ.get("DESK_DATASET", "tencent_desk")
     source: snapshot.Reader | warehouse.Reader | duckdb.DuckDBPyConnection
+    where: Path | str
     remote = server_reader(dataset)
     if remote is not None:
-        con = remote.connection()
-        return Desk(remote, remote.where, dataset, metrics.has_truth(con),
-                    metrics.poll_interval_s(con, dataset))
-    path = database()
-    if snapshot.Reader.available(path):
-        source = snapshot.Reader(path)
-        con = source.connection()
-    else:  # a database no job published: read it directly (this blocks a writer)
-        source = con = duckdb.connect(str(path), read_only=True)
-    return Desk(source, path, dataset, metrics.has_truth(con),
+        source, where = remote, remote.where
+    else:
+        where = path = database()
+        # a database no job published is read directly (this blocks a writer)
+        source = snapshot.Reader(path) if snapshot.Reader.available(path) \
+            else duckdb.connect(str(path), read_only=True)
+    con = source if isinstance(source, duckdb.DuckDBPyConnection) else source.connection()
+    return Desk(source, where, dataset, metrics.has_truth(con),
                 metrics.poll_interval_s(con, dataset))
