@@ -41,9 +41,11 @@ def month(db: Path, first_day: int = 1, days: int = DAYS) -> Path:
         con.execute(f"INSERT INTO {DATASET}._dlt_loads VALUES (?, 0)", [load])
         con.execute(f"INSERT INTO {DATASET}.runs VALUES (?, 'complete', ?, 2, ?)",
                     [run_id, at, load])
+        # an empty string and a NULL must come back as they are
         con.execute(f"INSERT INTO {DATASET}.session_states BY NAME SELECT * FROM (VALUES "
-                    "(?, ?, 'queuing', ?), (?, ?, 'agent', ?)) v(run_id, session_id, state, "
-                    "polled_at)", [run_id, f"s{day}", at, run_id, f"t{day}", at])
+                    "(?, ?, 'queuing', ?, '', 41.25), (?, ?, 'agent', ?, NULL, NULL)) "
+                    "v(run_id, session_id, state, polled_at, error_info, latency_ms)",
+                    [run_id, f"s{day}", at, run_id, f"t{day}", at])
         con.execute(f"INSERT INTO {DATASET}.session_events VALUES (?, ?, 'Start', ?, NULL, "
                     "'u', 'cs')", [f"r{day}", f"s{day}", at])
     snapshot.publish(con, db, [DATASET])
@@ -62,10 +64,12 @@ def on_server(tmp_path: Path, postgres_url: str) -> tuple[Path, str]:
     return db, postgres_url
 
 
-def test_a_window_pulls_only_its_days_and_the_same_rows_as_the_snapshot(on_server):
+@pytest.mark.parametrize("by_copy", [True, False], ids=["copy", "arrow"])
+def test_a_window_pulls_only_its_days_and_the_same_rows_as_the_snapshot(on_server, by_copy):
     db, url = on_server
     since, until = date(2026, 11, 10), date(2026, 11, 12)
     remote = warehouse.Reader(warehouse.destination("postgres", url), DATASET, since, until)
+    remote._postgres = by_copy  # False: the path of any other SQL destination
     con = remote.connection()
     # the window's days and one either side, in every windowed table
     assert remote.pulled == {"runs": 5, "session_states": 10, "session_events": 5}
@@ -73,6 +77,9 @@ def test_a_window_pulls_only_its_days_and_the_same_rows_as_the_snapshot(on_serve
     local = snapshot.Reader(db, since, until).connection()
     for table in ("runs", "session_states", "session_events"):
         assert rows(con, table) == rows(local, table), table
+    assert con.execute(f"SELECT count(*) FILTER (WHERE error_info = ''), count(*) FILTER "
+                       f"(WHERE error_info IS NULL) FROM {DATASET}.session_states"
+                       ).fetchone() == (5, 5)
     # the job's views are made again over the pulled rows
     assert con.execute(f"SELECT count(*) FROM {DATASET}.session_event_times").fetchone() == (5,)
     whole = warehouse.Reader(warehouse.destination("postgres", url), DATASET)
