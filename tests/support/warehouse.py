@@ -29,6 +29,8 @@ def copy_dataset(database: Path, destination: str, credentials: str, dataset: st
                             destination=dlt.destinations.postgres(credentials=credentials)
                             if destination == "postgres" else destination,
                             dataset_name=dataset)
+    # insert_values: dlt's default for Arrow into PostgreSQL (csv, COPY) loads an empty
+    # string as NULL, and the copy must hold exactly what DuckDB does
     pipeline.run([dlt.resource(arrow, name=t, write_disposition="append")
-                  for t, arrow in data.items()])
+                  for t, arrow in data.items()], loader_file_format="insert_values")
     return {t: arrow.num_rows for t, arrow in data.items()}
