@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -211,4 +212,6 @@ def section_postgres(rep: Any, quick: bool) -> None:
         "history as in the snapshot section (runs of 100 keys every 5 minutes) copied in by "
         f"COPY ({r['postgres_copy_s']:.0f} s); the queue figures are complete_runs, "
         "queue_per_poll, queue_per_interval, waits + wait_stats, abandonment, "
-        "demand_per_interval; medians of 3, each from a new reader.")
+        "demand_per_interval; medians of 3, each from a new reader. Load average at the "
+        f"end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other work on a shared "
+        "machine makes the absolute seconds pessimistic and noisy; the ratios hold).")
