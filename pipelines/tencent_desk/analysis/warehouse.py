@@ -6,7 +6,7 @@ destination's sql_client, so other SQL destinations can follow), only the window
 each table, as Arrow, into an in-memory DuckDB under the same schema and table names the
 snapshot :class:`~tencent_desk.job.snapshot.Reader` offers. Every metric's SQL then runs
 unchanged, and a year in the warehouse costs a notebook what its window costs, provided
-the windowed columns are indexed there (:func:`create_indexes`, which the job calls after
+the windowed columns are indexed there (:func:`create_indexes`, for the job to call after
 a load).
 
 Which column windows which table is the snapshot's ``LAYOUTS``, and the window's days are
@@ -105,7 +105,9 @@ class Reader:
         self._postgres = dest.destination_type.endswith(".postgres")
 
     def connection(self) -> duckdb.DuckDBPyConnection:
-        with self._client() as client:
+        with self._client() as client, client.begin_transaction():
+            if self._postgres:  # every table as of one instant: never half of a load
+                client.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             key = self._freshness(client)
             if key != self._key:
                 self._pull(client)
