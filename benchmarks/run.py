@@ -14,7 +14,7 @@ client's CPU is measured alone; every case bounded in calls and time):
   records ``desk-sessions records``: a backfill of 1,000,000 session records (bench_records)
   timeline keeping session_timeline up to date after a run, by days of history (500 open)
   postgres analysis from PostgreSQL: dlt's load rate there vs DuckDB, and a notebook's read
-          of one day with a year of history there vs the DuckDB snapshot (bench_postgres)
+          of one day with a year of history there vs the DuckDB snapshot (bench_postgres_read)
 
   .venv/bin/python benchmarks/run.py                 everything (~10 min on 2 cores)
   .venv/bin/python benchmarks/run.py --quick         small sizes: a smoke test (~3 min)
@@ -585,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
             elif section == "timeline":
                 section_timeline(rep, args.quick)
             elif section == "postgres":
-                from bench_postgres import section_postgres
+                from bench_postgres_read import section_postgres
 
                 section_postgres(rep, args.quick)
             elif section == "records":

@@ -9,7 +9,7 @@
    and the poll metrics the queue notebook computes. PostgreSQL is timed without and with
    the window indexes (``warehouse.create_indexes``), and with a week of history only.
 
-``python benchmarks/bench_postgres.py '{"days": 365, "run_rows": 100, "load_rows": 200000}'``
+``python benchmarks/bench_postgres_read.py '{"days": 365, "run_rows": 100, "load_rows": 200000}'``
 prints one JSON line.
 """
 
@@ -181,7 +181,7 @@ def section_postgres(rep: Any, quick: bool) -> None:
     import common
 
     days = 30 if quick else 365
-    r = common.worker("bench_postgres.py", {"days": days, "run_rows": 100,
+    r = common.worker("bench_postgres_read.py", {"days": days, "run_rows": 100,
                                             "load_rows": 50_000 if quick else 200_000},
                       timeout=1800)
     load = r["load_rows_per_s"]
