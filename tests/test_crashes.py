@@ -23,6 +23,7 @@ import pytest
 from .support import cli
 from .support.cli import CLI
 from .support.harness import DATASET
+from .support.targets import Target
 
 CRASHPOINT = str(Path(__file__).resolve().parent / "support" / "crashpoint")
 KILLED = (137, -signal.SIGKILL)
@@ -57,16 +58,16 @@ def desk(tmp_path_factory) -> DeskSimulator:
 
 
 class Job:
-    """One folder: a DuckDB file, dlt's pipelines folder, and runs of the real CLI."""
+    """One folder: the destination (a DuckDB file there, or a PostgreSQL database), dlt's
+    pipelines folder, and runs of the real CLI."""
 
-    def __init__(self, folder: Path, desk: DeskSimulator) -> None:
-        self.folder, self.desk = folder, desk
-        self.db = folder / "desk.duckdb"
-        self.pipelines = folder / "dlt"
-        self.note = folder / "crash-note"
+    def __init__(self, target: Target, desk: DeskSimulator) -> None:
+        self.target, self.folder, self.desk = target, target.folder, desk
+        self.pipelines = self.folder / "dlt"
+        self.note = self.folder / "crash-note"
 
     def argv(self, max_qps: int) -> list[str]:
-        return [CLI, "run", "--seed", str(self.desk.seed), "--database", str(self.db),
+        return [CLI, "run", "--seed", str(self.desk.seed), *self.target.argv(),
                 "--api-url", self.desk.url, "--pipelines-dir", str(self.pipelines),
                 "--max-qps", str(max_qps), "--max-concurrency", "8", "--no-progress"]
 
@@ -74,7 +75,8 @@ class Job:
         return subprocess.Popen(
             self.argv(max_qps), cwd=self.folder, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True,
-            env=cli.env(PYTHONPATH=CRASHPOINT, DESK_TEST_CRASH_NOTE=str(self.note), **env))
+            env=cli.env(PYTHONPATH=CRASHPOINT, DESK_TEST_CRASH_NOTE=str(self.note),
+                        **self.target.env(), **env))
 
     def run(self, max_qps: int = 2000, **env: str) -> subprocess.CompletedProcess:
         proc = self.start(max_qps, **env)
@@ -96,18 +98,10 @@ class Job:
 
     # -- what the database shows ----------------------------------------------------
     def query(self, sql: str) -> list[tuple]:
-        con = duckdb.connect(str(self.db), read_only=True)
-        try:
-            return con.execute(sql).fetchall()
-        finally:
-            con.close()
+        return self.target.query(sql)
 
     def tables(self) -> set[str]:
-        if not self.db.exists():
-            return set()
-        return {r[0] for r in self.query(
-            f"SELECT table_name FROM information_schema.tables WHERE table_schema = "
-            f"'{DATASET}'")}
+        return self.target.tables(DATASET)
 
     def runs(self) -> dict[str, tuple]:
         if "runs" not in self.tables():
@@ -125,7 +119,7 @@ class Job:
         if "session_states" not in self.tables():
             return []
         return self.query(f"""SELECT run_id, key_type, {KEY}, count(*) FROM
-            {DATASET}.session_states GROUP BY ALL HAVING count(*) > 1 LIMIT 5""")
+            {DATASET}.session_states GROUP BY 1, 2, 3, 4, 5 HAVING count(*) > 1 LIMIT 5""")
 
     def pending_packages(self) -> list[str]:
         found = []
@@ -138,8 +132,9 @@ class Job:
 
     def dishonesty(self) -> list[str]:
         """What the database shows that is not so: a run saying complete without all its
-        rows, a key twice in a run. Opens the database for writing first."""
-        duckdb.connect(str(self.db)).close()
+        rows, a key twice in a run. Opens a DuckDB file for writing first."""
+        if self.target.duckdb and self.target.database.exists():
+            duckdb.connect(str(self.target.database)).close()
         found = []
         rows = self.rows_per_run()
         for run_id, (status, n_rows, _keys) in self.runs().items():
@@ -194,8 +189,8 @@ def kill_while_fetching(job: Job, desk: DeskSimulator) -> subprocess.Popen:
 
 @pytest.mark.slow  # the chain test below does this too, after a crash while loading
 @pytest.mark.parametrize("earlier_run", [False, True])
-def test_killed_while_fetching_then_the_next_run_completes(tmp_path, desk, earlier_run):
-    job = Job(tmp_path, desk)
+def test_killed_while_fetching_then_the_next_run_completes(target, desk, earlier_run):
+    job = Job(target, desk)
     done = []
     if earlier_run:  # data already loaded must come through untouched
         first = job.run()
@@ -232,8 +227,8 @@ def test_killed_while_fetching_then_the_next_run_completes(tmp_path, desk, earli
     pytest.param("runs", "after:session_states", id="committed-not-recorded",
                  marks=pytest.mark.slow),
 ])
-def test_a_crash_while_loading_then_the_next_run_completes(tmp_path, desk, hold, crash):
-    job = Job(tmp_path, desk)
+def test_a_crash_while_loading_then_the_next_run_completes(target, desk, hold, crash):
+    job = Job(target, desk)
     crashed = job.run(DESK_TEST_CRASH=crash, DESK_TEST_HOLD=hold)
     assert crashed.returncode in KILLED, crashed.stderr
     assert job.note.read_text().split() == [crash]  # it died where it was meant to
@@ -252,7 +247,7 @@ def test_a_crash_while_loading_then_the_next_run_completes(tmp_path, desk, hold,
     assert problems == []
 
 
-def test_a_crash_while_loading_a_kill_while_fetching_then_a_clean_run(tmp_path, desk, capfd,
+def test_a_crash_while_loading_a_kill_while_fetching_then_a_clean_run(target, desk, capfd,
                                                                      monkeypatch):
     """The default suite's crash case, three runs of the real CLI in a row:
 
@@ -260,7 +255,7 @@ def test_a_crash_while_loading_a_kill_while_fetching_then_a_clean_run(tmp_path, 
     2. loads what run 1 left (so run 1 is complete now), then is killed while fetching;
     3. completes, and records run 2 as interrupted (in this process, to save a start-up).
     """
-    job = Job(tmp_path, desk)
+    job = Job(target, desk)
     crash = "recorded:session_states"
     first = job.run(DESK_TEST_CRASH=crash, DESK_TEST_HOLD="runs")
     assert first.returncode in KILLED, first.stderr

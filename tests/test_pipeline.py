@@ -26,12 +26,12 @@ BAD_ROWS = [
 ]
 
 
-def _options(tmp_path: Path, sim, seed: Path, **extra) -> RunOptions:
+def _options(tmp_path: Path, sim, seed: Path, target=None, **extra) -> RunOptions:
     overrides = {"api_url": sim.url, "sdkappid": SDKAPPID, "identifier": ADMIN,
                  "secret_key": SECRET_KEY, "max_qps": 5000, "max_concurrency": 16}
-    return RunOptions(seed=str(seed), database=tmp_path / "desk.duckdb",
-                      pipelines_dir=str(tmp_path / "dlt"), overrides=overrides,
-                      progress=False, **extra)
+    where = target.options() if target else {"database": tmp_path / "desk.duckdb"}
+    return RunOptions(seed=str(seed), pipelines_dir=str(tmp_path / "dlt"),
+                      overrides=overrides, progress=False, **where, **extra)
 
 
 def _seed_rows(sim, n_live=40, n_done=15, n_pairs=10):
@@ -60,16 +60,15 @@ def _query(db: Path, sql: str):
         con.close()
 
 
-def test_every_valid_key_lands_once_with_the_true_state(tmp_path, simulator):
+def test_every_valid_key_lands_once_with_the_true_state(tmp_path, simulator, target):
     sim = simulator(spelling="mixed")
     rows = _seed_rows(sim)
     seed = _write_csv(tmp_path / "seed.csv", rows + BAD_ROWS)
-    run_row = run(_options(tmp_path, sim, seed), clock=sim.clock)
-    db = tmp_path / "desk.duckdb"
+    run_row = run(_options(tmp_path, sim, seed, target), clock=sim.clock)
 
-    got = _query(db, "SELECT key_type, session_id, client_user_id, customer_service_id, state, "
-                     "raw_state, agent_id, error_code, polled_at, attempts, request_id "
-                     "FROM tencent_desk.session_states")
+    got = target.query("SELECT key_type, session_id, client_user_id, customer_service_id, "
+                       "state, raw_state, agent_id, error_code, polled_at, attempts, "
+                       "request_id FROM tencent_desk.session_states")
     valid_keys = {r[0] or (r[1], r[2]) for r in rows}
     assert len(got) == len(valid_keys) == run_row["rows"] == run_row["keys"]
     t, pop = sim.clock.time(), sim.population
@@ -92,33 +91,32 @@ def test_every_valid_key_lands_once_with_the_true_state(tmp_path, simulator):
             assert agent == truth.agent_id
         assert attempts >= 1 and rid.startswith("Id-")
 
-    rejects = _query(db, "SELECT reason FROM tencent_desk.seed_rejects ORDER BY row_no")
+    rejects = target.query("SELECT reason FROM tencent_desk.seed_rejects ORDER BY row_no")
     assert len(rejects) == len(BAD_ROWS) == run_row["rejects"]
     reasons = " | ".join(r[0] for r in rejects)
     for word in ("no key", "half a pair", "control characters", "longer than"):
         assert word in reasons
-    runs = _query(db, "SELECT status, keys, rows, duplicates, calls, n_ended, max_qps "
-                      "FROM tencent_desk.runs")
+    runs = target.query("SELECT status, keys, rows, duplicates, calls, n_ended, max_qps "
+                        "FROM tencent_desk.runs")
     assert runs == [("complete", len(valid_keys), len(valid_keys), 2, run_row["calls"],
                      run_row["n_ended"], 5000.0)]
-    latest = _query(db, "SELECT count(*) FROM tencent_desk.session_state_latest")
+    latest = target.query("SELECT count(*) FROM tencent_desk.session_state_latest")
     assert latest == [(len(valid_keys),)]
 
 
-def test_a_rerun_skips_sessions_seen_ending_unless_asked(tmp_path, simulator):
+def test_a_rerun_skips_sessions_seen_ending_unless_asked(tmp_path, simulator, target):
     sim = simulator()
     seed = _write_csv(tmp_path / "seed.csv", _seed_rows(sim))
-    first = run(_options(tmp_path, sim, seed), clock=sim.clock)
+    first = run(_options(tmp_path, sim, seed, target), clock=sim.clock)
     assert first["n_ended"] > 0
-    second = run(_options(tmp_path, sim, seed), clock=sim.clock)
+    second = run(_options(tmp_path, sim, seed, target), clock=sim.clock)
     assert second["skipped_ended"] == first["n_ended"]
     assert second["keys"] == first["keys"] - first["n_ended"]
-    third = run(_options(tmp_path, sim, seed, repoll_ended=True), clock=sim.clock)
+    third = run(_options(tmp_path, sim, seed, target, repoll_ended=True), clock=sim.clock)
     assert third["keys"] == first["keys"] and third["skipped_ended"] == 0
-    db = tmp_path / "desk.duckdb"
-    assert _query(db, "SELECT count(*) FROM tencent_desk.runs") == [(3,)]
+    assert target.query("SELECT count(*) FROM tencent_desk.runs") == [(3,)]
     # the latest view keeps one row per key across runs
-    assert _query(db, "SELECT count(*) FROM tencent_desk.session_state_latest") == [
+    assert target.query("SELECT count(*) FROM tencent_desk.session_state_latest") == [
         (first["keys"],)]
 
 
@@ -234,17 +232,17 @@ def test_cli_run_prints_a_summary_and_exit_codes(tmp_path, simulator, monkeypatc
     assert "SOURCES__TENCENT_DESK__SDKAPPID" in capsys.readouterr().err
 
 
-def test_a_run_that_stopped_before_loading_is_recorded_by_the_next(tmp_path, simulator):
+def test_a_run_that_stopped_before_loading_is_recorded_by_the_next(tmp_path, simulator,
+                                                                   target):
     sim = simulator()
     seed = _write_csv(tmp_path / "seed.csv", _seed_rows(sim, 5, 0, 0))
-    bad = _options(tmp_path, sim, seed)
+    bad = _options(tmp_path, sim, seed, target)
     bad.overrides["secret_key"] = "not-the-right-key-42"
     with pytest.raises(JobError) as info:
         run(bad, clock=sim.clock)
     assert info.value.exit_code == 4
-    good = run(_options(tmp_path, sim, seed), clock=sim.clock)
-    got = _query(tmp_path / "desk.duckdb", "SELECT run_id, status, error FROM "
-                                           "tencent_desk.runs ORDER BY status")
+    good = run(_options(tmp_path, sim, seed, target), clock=sim.clock)
+    got = target.query("SELECT run_id, status, error FROM tencent_desk.runs ORDER BY status")
     assert [(r[1]) for r in got] == ["complete", "failed"]
     assert got[0][0] == good["run_id"] and "secret_key" in got[1][2]
     assert "not-the-right-key" not in got[1][2]

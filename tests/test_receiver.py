@@ -46,6 +46,7 @@ from tencent_desk.simulator.callbacks import Callback, Knobs, Sender, plan
 from .support import cli
 from .support.cli import CLI
 from .support.harness import ADMIN, SDKAPPID, SECRET_KEY
+from .support.targets import Target
 
 CRASHPOINT = str(Path(__file__).resolve().parent / "support" / "crashpoint")
 TOKEN = "webhook-t0ken-5e1f9c2a"
@@ -75,13 +76,14 @@ def valid_callbacks(n: int, sessions: int = 500, seed: int = 1) -> list[Callback
             for i in range(n)]
 
 
-def loaded(db: Path) -> Counter[str]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return Counter(r[0] for r in con.execute(
-            "SELECT request_id FROM tencent_desk.session_events").fetchall())
-    finally:
-        con.close()
+def as_target(where: Path | Target) -> Target:
+    """A DuckDB file's path stands for the DuckDB target of its folder."""
+    return where if isinstance(where, Target) else Target("duckdb", where.parent)
+
+
+def loaded(where: Path | Target) -> Counter[str]:
+    return Counter(r[0] for r in as_target(where).query(
+        "SELECT request_id FROM tencent_desk.session_events"))
 
 
 @pytest.fixture
@@ -91,9 +93,11 @@ def desk(population: Population) -> Iterator[str]:
         yield url
 
 
-def run_job(db: Path, url: str, seed: str | None = None, clock: VirtualClock | None = None,
-            max_age_h: float = 12.0) -> dict:
-    return run(RunOptions(seed=seed, database=db, pipelines_dir=str(db.parent / "dlt"),
+def run_job(where: Path | Target, url: str, seed: str | None = None,
+            clock: VirtualClock | None = None, max_age_h: float = 12.0) -> dict:
+    target = as_target(where)
+    return run(RunOptions(seed=seed, **target.options(),
+                          pipelines_dir=str(target.folder / "dlt"),
                           overrides={"api_url": url, "sdkappid": SDKAPPID,
                                      "identifier": ADMIN, "secret_key": SECRET_KEY,
                                      "max_qps": 5000, "max_concurrency": 16},
@@ -188,9 +192,9 @@ def hostile(url: str, sdkappid: int) -> list[tuple[str, int, Counter]]:
     return out
 
 
-def flood(tmp_path: Path, desk: str, n: int) -> None:
-    db = tmp_path / "desk.duckdb"
-    receiver = Receiver(ReceiverConfig(SDKAPPID, spool_dir(db), token=TOKEN, seal_after_s=0.2))
+def flood(target: Target, desk: str, n: int) -> None:
+    spool = target.spool
+    receiver = Receiver(ReceiverConfig(SDKAPPID, spool, token=TOKEN, seal_after_s=0.2))
     valid = valid_callbacks(n)
     rng = random.Random(5)
     repeats = [c for c in valid if rng.random() < 0.05]
@@ -208,34 +212,35 @@ def flood(tmp_path: Path, desk: str, n: int) -> None:
     assert sender.statuses == Counter({200: len(valid) + len(repeats)})
     assert foreign.statuses == Counter({403: len(others)})
     assert receiver.counts["accepted"] + receiver.counts["repeats"] == len(valid) + len(repeats)
-    assert not list(spool_dir(db).glob("active-*"))
-    stored = Counter(r["request_id"] for p in spool_dir(db).glob("sealed-*")
+    assert not list(spool.glob("active-*"))
+    stored = Counter(r["request_id"] for p in spool.glob("sealed-*")
                      for r in read_records(p))
     assert set(stored) == {c.request_id for c in valid}  # nothing rejected stored
-    row = run_job(db, desk)
+    row = run_job(target, desk)
     assert row["events_loaded"] == sum(stored.values()) and row["keys"] == 0
-    assert loaded(db) == Counter({c.request_id: 1 for c in valid})
-    assert not list(spool_dir(db).iterdir())  # retired once loaded
-    run_job(db, desk)  # a second run loads nothing again
-    assert loaded(db) == Counter({c.request_id: 1 for c in valid})
+    assert loaded(target) == Counter({c.request_id: 1 for c in valid})
+    assert not list(spool.iterdir())  # retired once loaded
+    run_job(target, desk)  # a second run loads nothing again
+    assert loaded(target) == Counter({c.request_id: 1 for c in valid})
 
 
-def test_valid_events_land_once_and_no_rejected_request_stores_anything(tmp_path, desk
+def test_valid_events_land_once_and_no_rejected_request_stores_anything(target, desk
                                                                          ) -> None:
-    flood(tmp_path, desk, 4000)
+    flood(target, desk, 4000)
 
 
 @pytest.mark.slow
 def test_100k_events_with_repeats_other_apps_and_hostile_requests(tmp_path, desk) -> None:
-    flood(tmp_path, desk, 100_000)
+    flood(as_target(tmp_path / "desk.duckdb"), desk, 100_000)
 
 
 # -- the real CLI: privacy, kill -9 ----------------------------------------------------
 class Listener:
     """``desk-sessions listen`` in a child process, its log in a file."""
 
-    def __init__(self, folder: Path, **env: str) -> None:
-        self.db = folder / "desk.duckdb"
+    def __init__(self, folder: Path, target: Target | None = None, **env: str) -> None:
+        self.target = target or Target("duckdb", folder)
+        self.db = self.target.anchor  # what its spool is named after
         self.log_path = folder / "listen.log"
         self.env = env
         self.start()
@@ -243,7 +248,7 @@ class Listener:
     def start(self) -> None:
         with self.log_path.open("a") as log:
             self.proc, port = cli.start_server(
-                [CLI, "listen", "--database", str(self.db), "--seal-after", "0.2",
+                [CLI, "listen", *self.target.listen_argv(), "--seal-after", "0.2",
                  "--log-level", "DEBUG"], log=log, **self.env)
         self.url = f"http://127.0.0.1:{port}/desk/callback"
 
@@ -278,8 +283,8 @@ def test_listen_on_a_taken_port_says_so_in_one_line(tmp_path) -> None:
         "choose another --port or stop what uses it"]
 
 
-def test_message_text_is_stored_nowhere_by_default(tmp_path, desk) -> None:
-    listener = Listener(tmp_path, SOURCES__TENCENT_DESK__CALLBACK_TOKEN=TOKEN)
+def test_message_text_is_stored_nowhere_by_default(tmp_path, desk, target) -> None:
+    listener = Listener(tmp_path, target, SOURCES__TENCENT_DESK__CALLBACK_TOKEN=TOKEN)
     try:
         sender = Sender(listener.url, SDKAPPID, sign=signed)
         asyncio.run(sender.send(valid_callbacks(300)))
@@ -290,12 +295,12 @@ def test_message_text_is_stored_nowhere_by_default(tmp_path, desk) -> None:
         assert len(spooled) > 0, (sender.statuses, listener.log_path.read_text()[-2000:])
     finally:
         listener.stop()
-    job = cli.run([CLI, "run", "--database", str(listener.db), "--api-url", desk,
+    job = cli.run([CLI, "run", *target.argv(), "--api-url", desk,
                    "--pipelines-dir", str(tmp_path / "dlt"), "--no-progress",
-                   "--log-level", "DEBUG"], cwd=tmp_path)
+                   "--log-level", "DEBUG"], cwd=tmp_path, **target.env())
     assert job.returncode == 0, job.stderr
-    assert sum(loaded(listener.db).values()) == 300
-    written = spooled + job.stdout.encode() + job.stderr.encode() + b"".join(
+    assert sum(loaded(target).values()) == 300
+    written = spooled + job.stdout.encode() + job.stderr.encode() + target.text() + b"".join(
         p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
     for secret in (SECRET_TEXT, "4111-SECRET", TOKEN):
         assert secret.encode() not in written, secret
@@ -339,27 +344,28 @@ def test_receiver_killed_under_load_loses_no_acknowledged_event(tmp_path, desk) 
 
 @pytest.mark.parametrize("crash", ["before:session_events", "after:session_events",
                                    "recorded:session_events", "retire:"])
-def test_job_killed_while_loading_events_loads_each_once(tmp_path, desk, crash) -> None:
-    db = tmp_path / "desk.duckdb"
-    receiver = Receiver(ReceiverConfig(SDKAPPID, spool_dir(db), seal_after_s=0.05))
+def test_job_killed_while_loading_events_loads_each_once(tmp_path, desk, crash, target
+                                                        ) -> None:
+    spool = target.spool
+    receiver = Receiver(ReceiverConfig(SDKAPPID, spool, seal_after_s=0.05))
     callbacks = valid_callbacks(1500, seed=4)
     with serve_in_thread(receiver) as url:
         for part in (callbacks[:700], callbacks[700:]):  # two segments at least
             asyncio.run(Sender(url, SDKAPPID).send(part))
             time.sleep(0.2)
-    assert len(list(spool_dir(db).glob("sealed-*"))) >= 2
-    argv = [CLI, "run", "--database", str(db), "--api-url", desk, "--pipelines-dir",
+    assert len(list(spool.glob("sealed-*"))) >= 2
+    argv = [CLI, "run", *target.argv(), "--api-url", desk, "--pipelines-dir",
             str(tmp_path / "dlt"), "--no-progress"]
     note = tmp_path / "note"
     crashed = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=240,
                              env=cli.env(PYTHONPATH=CRASHPOINT, DESK_TEST_CRASH=crash,
-                                         DESK_TEST_CRASH_NOTE=str(note)))
+                                         DESK_TEST_CRASH_NOTE=str(note), **target.env()))
     assert crashed.returncode == 137, crashed.stderr
     assert note.read_text().strip() == crash
-    again = cli.run(argv, cwd=tmp_path)
+    again = cli.run(argv, cwd=tmp_path, **target.env())
     assert again.returncode == 0, again.stderr
-    assert loaded(db) == Counter({c.request_id: 1 for c in callbacks})
-    assert not list(spool_dir(db).iterdir())
+    assert loaded(target) == Counter({c.request_id: 1 for c in callbacks})
+    assert not list(spool.iterdir())
 
 
 # -- the seed from events --------------------------------------------------------------
@@ -422,8 +428,8 @@ def test_run_without_seed_polls_every_open_session_and_no_ended_one(tmp_path) ->
             assert mean_s == pytest.approx(sum(to_agent[hour]) / len(to_agent[hour]), abs=0.01)
 
 
-def test_seed_file_adds_to_sessions_from_events(tmp_path, desk, population) -> None:
-    db = tmp_path / "desk.duckdb"
+def test_seed_file_adds_to_sessions_from_events(tmp_path, desk, population, target) -> None:
+    db = target.anchor
     clock = VirtualClock(population.config.day_start + 11 * 3600)
     now_ms = int(clock.time() * 1000)
     receiver = Receiver(ReceiverConfig(SDKAPPID, spool_dir(db), seal_after_s=0.05))
@@ -437,11 +443,8 @@ def test_seed_file_adds_to_sessions_from_events(tmp_path, desk, population) -> N
         time.sleep(0.3)
     seed = tmp_path / "seed.csv"
     seed.write_text("session_id\nfrom-the-seed\n")
-    row = run_job(db, desk, seed=str(seed), clock=clock)
-    con = duckdb.connect(str(db), read_only=True)
-    polled = {r[0] for r in con.execute(
-        "SELECT session_id FROM tencent_desk.session_states").fetchall()}
-    con.close()
+    row = run_job(target, desk, seed=str(seed), clock=clock)
+    polled = {r[0] for r in target.query("SELECT session_id FROM tencent_desk.session_states")}
     assert polled == {"from-events-open", "from-events-odd", "from-the-seed"}
     assert row["events_loaded"] == 5 and row["events_unknown"] == 1
     assert os.path.basename(row["seed"]) == "seed.csv + sessions from events"

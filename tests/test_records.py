@@ -292,14 +292,15 @@ def test_a_page_request_is_the_documented_body():
 
 # ------------------------------------------------------------- the resource and the job
 
-def _options(tmp_path: Path, url: str, seed: Path | None = None, **records: Any) -> RunOptions:
+def _options(tmp_path: Path, url: str, seed: Path | None = None, target: Any = None,
+             **records: Any) -> RunOptions:
     overrides = {"api_url": url, "sdkappid": SDKAPPID, "identifier": ADMIN,
                  "secret_key": SECRET_KEY, "max_qps": 5000, "max_concurrency": 16,
                  "records": True, **records}
+    where = target.options() if target else {"database": tmp_path / "desk.duckdb"}
     return RunOptions(seed=str(seed) if seed else None, poll=seed is not None,
-                      database=tmp_path / "desk.duckdb",
                       pipelines_dir=str(tmp_path / "dlt"), overrides=overrides,
-                      progress=False)
+                      progress=False, **where)
 
 
 def _rows(db: Path, sql: str) -> list[tuple]:
@@ -314,31 +315,33 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat()
 
 
-def test_backfills_twice_and_overlapping_leave_one_row_per_session(tmp_path, grouped):
+def test_backfills_twice_and_overlapping_leave_one_row_per_session(tmp_path, grouped, target):
     app, server = _serve(grouped)
     day = grouped.config.day_start
     clock = app.model_clock
     with server as url:
         for since, until in ((8, 11), (8, 11), (10, 13)):
-            run(_options(tmp_path, url, records_from=_iso(day + since * HOUR),
+            run(_options(tmp_path, url, target=target, records_from=_iso(day + since * HOUR),
                          records_until=_iso(day + until * HOUR - 1)), clock=clock)
-    db = tmp_path / "desk.duckdb"
     truth = _ended_between(grouped, int(day + 8 * HOUR), int(day + 13 * HOUR - 1),
                            clock.time())
-    got = _rows(db, "SELECT session_id, count(*) FROM tencent_desk.session_records GROUP BY 1")
+    got = target.query("SELECT session_id, count(*) FROM tencent_desk.session_records "
+                       "GROUP BY 1")
     assert {r[0] for r in got} == truth and all(r[1] == 1 for r in got)
     sid = next(iter(truth))
     truth_row = grouped.session_truth(sid)
-    (row,) = _rows(db, "SELECT agent_id, agent_group_name, end_status, satisfaction, "
-                       f"started_at, ended_at FROM tencent_desk.session_records "
-                       f"WHERE session_id = '{sid}'")
+    (row,) = target.query("SELECT agent_id, agent_group_name, end_status, satisfaction, "
+                          "started_at, ended_at FROM tencent_desk.session_records "
+                          "WHERE session_id = ?", [sid])
     assert row[:4] == (truth_row.agent_id, truth_row.agent_group_name, truth_row.end_status,
                        truth_row.satisfaction)
     assert int(row[4].timestamp()) == int(truth_row.arrived_at)
     assert int(row[5].timestamp()) == int(truth_row.ended_at)
-    statuses = _rows(db, "SELECT status, records FROM tencent_desk.record_runs ORDER BY run_id")
+    statuses = target.query("SELECT status, records FROM tencent_desk.record_runs "
+                            "ORDER BY run_id")
     assert [s for s, _ in statuses] == ["complete"] * 3
-    _check_metrics(db, grouped, truth)
+    if target.duckdb:  # the metrics read DuckDB (a reader of any destination is elsewhere)
+        _check_metrics(target.database, grouped, truth)
 
 
 def _check_metrics(db: Path, pop: Population, ids: set[str]) -> None:
@@ -369,22 +372,21 @@ def _check_metrics(db: Path, pop: Population, ids: set[str]) -> None:
         con.close()
 
 
-def test_incremental_runs_continue_where_the_last_load_ended(tmp_path, grouped):
+def test_incremental_runs_continue_where_the_last_load_ended(tmp_path, grouped, target):
     app, server = _serve(grouped, hour=10.0)
     clock = app.model_clock
     settle = settings.DEFAULT_RECORDS_SETTLE_S
     with server as url:
-        first = run(_options(tmp_path, url), clock=clock)
+        first = run(_options(tmp_path, url, target=target), clock=clock)
         clock.advance(2 * HOUR)
-        second = run(_options(tmp_path, url), clock=clock)
-        third = run(_options(tmp_path, url), clock=clock)  # nothing new has settled
+        second = run(_options(tmp_path, url, target=target), clock=clock)
+        third = run(_options(tmp_path, url, target=target), clock=clock)  # nothing settled
     assert int(second["records_from"].timestamp()) == int(first["records_until"].timestamp()) + 1
     assert third["records"] == 0 and third["records_from"] is None
     day = grouped.config.day_start
     truth = _ended_between(grouped, int(day + 10 * HOUR - 86_400), int(clock.time()) - settle,
                            clock.time())
-    db = tmp_path / "desk.duckdb"
-    got = _rows(db, "SELECT session_id FROM tencent_desk.session_records")
+    got = target.query("SELECT session_id FROM tencent_desk.session_records")
     assert len(got) == len(truth) == first["records"] + second["records"]
     assert {r[0] for r in got} == truth
 
@@ -405,19 +407,19 @@ def test_sessions_with_a_record_are_not_polled_again(tmp_path, grouped):
     assert repolled["keys"] == 50
 
 
-def test_run_with_records_polls_then_loads_records_in_one_run(tmp_path, grouped):
+def test_run_with_records_polls_then_loads_records_in_one_run(tmp_path, grouped, target):
     app, server = _serve(grouped)
     t = app.model_clock.time()
     live = [k for k in grouped.session_keys() if grouped.state_at(k.session_id, t)][:20]
     seed = tmp_path / "seed.csv"
     seed.write_text("session_id\n" + "".join(f"{k.session_id}\n" for k in live))
     with server as url:
-        row = run(_options(tmp_path, url, seed), clock=app.model_clock)
+        row = run(_options(tmp_path, url, seed, target), clock=app.model_clock)
     assert row["keys"] == len(live) > 10 and row["records"] > 100
-    db = tmp_path / "desk.duckdb"
-    assert _rows(db, "SELECT count(*) FROM tencent_desk.session_states") == [(len(live),)]
-    assert _rows(db, "SELECT count(*) FROM tencent_desk.session_records") == [(row["records"],)]
-    ((status, records),) = _rows(db, "SELECT status, records FROM tencent_desk.runs")
+    q = target.query
+    assert q("SELECT count(*) FROM tencent_desk.session_states") == [(len(live),)]
+    assert q("SELECT count(*) FROM tencent_desk.session_records") == [(row["records"],)]
+    ((status, records),) = q("SELECT status, records FROM tencent_desk.runs")
     assert status == "complete" and records == row["records"]
 
 
@@ -436,20 +438,19 @@ def test_config_key_records_makes_every_run_load_records(tmp_path, grouped, monk
 
 
 def test_a_failed_records_run_says_what_was_missed_and_the_next_one_loads_it(tmp_path,
-                                                                            grouped):
+                                                                            grouped, target):
     app, server = _serve(grouped, app_class=BadPagesApp)
     app.mode = "missing_field"
     with server as url:
         with pytest.raises(JobError) as info:
-            run(_options(tmp_path, url), clock=app.model_clock)
+            run(_options(tmp_path, url, target=target), clock=app.model_clock)
         assert info.value.exit_code == 1 and "has no Duration" in str(info.value)
         app.mode = ""
-        good = run(_options(tmp_path, url), clock=app.model_clock)
-    db = tmp_path / "desk.duckdb"
-    runs = _rows(db, "SELECT status, error FROM tencent_desk.record_runs ORDER BY status")
+        good = run(_options(tmp_path, url, target=target), clock=app.model_clock)
+    runs = target.query("SELECT status, error FROM tencent_desk.record_runs ORDER BY status")
     assert runs[0][0] == "complete" and runs[1][0] == "failed"
     assert "nothing of this window or later was loaded" in runs[1][1]
-    assert _rows(db, "SELECT count(*) FROM tencent_desk.session_records") == [
+    assert target.query("SELECT count(*) FROM tencent_desk.session_records") == [
         (good["records"],)]
 
 

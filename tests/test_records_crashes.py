@@ -63,7 +63,7 @@ class RecordsJob(Job):
     desk: TodayDesk  # type: ignore[assignment]
 
     def argv(self, max_qps: int) -> list[str]:
-        return [CLI, "records", "--database", str(self.db), "--api-url", self.desk.url,
+        return [CLI, "records", *self.target.argv(), "--api-url", self.desk.url,
                 "--pipelines-dir", str(self.pipelines), "--max-qps", str(max_qps),
                 "--no-progress"]
 
@@ -79,8 +79,8 @@ class RecordsJob(Job):
         assert {s for s, _ in got} == truth and len(truth) > 500
 
 
-def test_killed_while_paging_then_the_next_run_loads_everything_once(tmp_path, today):
-    job = RecordsJob(tmp_path, today)  # type: ignore[arg-type]
+def test_killed_while_paging_then_the_next_run_loads_everything_once(target, today):
+    job = RecordsJob(target, today)  # type: ignore[arg-type]
     proc = job.start(max_qps=4)  # some 40 pages at 4/s: ten seconds of paging
     deadline = time.monotonic() + 120
     paged = 0
@@ -94,8 +94,7 @@ def test_killed_while_paging_then_the_next_run_loads_everything_once(tmp_path, t
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()
     assert proc.returncode in KILLED
-    assert not job.db.exists() or "session_records" not in {r[0] for r in job.query(
-        "SELECT table_name FROM information_schema.tables")}
+    assert "session_records" not in job.tables()
 
     nxt = job.run(max_qps=500)
     assert nxt.returncode == 0, nxt.stderr
@@ -106,8 +105,8 @@ def test_killed_while_paging_then_the_next_run_loads_everything_once(tmp_path, t
 
 
 @pytest.mark.slow
-def test_a_crash_while_loading_records_then_the_next_run_completes(tmp_path, today):
-    job = RecordsJob(tmp_path, today)  # type: ignore[arg-type]
+def test_a_crash_while_loading_records_then_the_next_run_completes(target, today):
+    job = RecordsJob(target, today)  # type: ignore[arg-type]
     crashed = job.run(DESK_TEST_CRASH="after:session_records")
     assert crashed.returncode in KILLED, crashed.stderr
     assert job.note.read_text().split() == ["after:session_records"]

@@ -20,6 +20,7 @@ from .support.warehouse import copy_dataset
 
 DATASET = "tencent_desk"
 DAYS = 30
+APPS = (1400000001, 1400000002)  # two Desk apps in one dataset
 
 
 def month(db: Path, first_day: int = 1, days: int = DAYS) -> Path:
@@ -33,8 +34,8 @@ def month(db: Path, first_day: int = 1, days: int = DAYS) -> Path:
     empty = SESSION_STATES.empty_table()  # noqa: F841 (read by DuckDB below)
     con.execute(f"CREATE TABLE IF NOT EXISTS {DATASET}.session_states AS FROM empty")
     con.execute(f"CREATE TABLE IF NOT EXISTS {DATASET}.session_events (request_id VARCHAR, "
-                "session_id VARCHAR, event VARCHAR, event_time TIMESTAMPTZ, agent_id VARCHAR, "
-                "client_user_id VARCHAR, customer_service_id VARCHAR)")
+                "sdkappid BIGINT, session_id VARCHAR, event VARCHAR, event_time TIMESTAMPTZ, "
+                "agent_id VARCHAR, client_user_id VARCHAR, customer_service_id VARCHAR)")
     for day in range(first_day, first_day + days):
         run_id, load = f"202611{day:02d}T120000Z-0000", f"{day:04d}"
         at = f"2026-11-{day:02d} 12:00Z"
@@ -43,11 +44,12 @@ def month(db: Path, first_day: int = 1, days: int = DAYS) -> Path:
                     [run_id, at, load])
         # an empty string and a NULL must come back as they are
         con.execute(f"INSERT INTO {DATASET}.session_states BY NAME SELECT * FROM (VALUES "
-                    "(?, ?, 'queuing', ?, '', 41.25), (?, ?, 'agent', ?, NULL, NULL)) "
-                    "v(run_id, session_id, state, polled_at, error_info, latency_ms)",
+                    f"(?, ?, 'queuing', ?, '', 41.25, {APPS[0]}), "
+                    f"(?, ?, 'agent', ?, NULL, NULL, {APPS[1]})) "
+                    "v(run_id, session_id, state, polled_at, error_info, latency_ms, sdkappid)",
                     [run_id, f"s{day}", at, run_id, f"t{day}", at])
-        con.execute(f"INSERT INTO {DATASET}.session_events VALUES (?, ?, 'Start', ?, NULL, "
-                    "'u', 'cs')", [f"r{day}", f"s{day}", at])
+        con.execute(f"INSERT INTO {DATASET}.session_events VALUES (?, {APPS[0]}, ?, 'Start', "
+                    "?, NULL, 'u', 'cs')", [f"r{day}", f"s{day}", at])
     snapshot.publish(con, db, [DATASET])
     con.close()
     return db
@@ -85,6 +87,17 @@ def test_a_window_pulls_only_its_days_and_the_same_rows_as_the_snapshot(on_serve
     whole = warehouse.Reader(warehouse.destination("postgres", url), DATASET)
     whole.connection()
     assert whole.pulled["session_states"] == 2 * DAYS
+
+
+def test_one_app_is_filtered_on_the_server(on_server):
+    _db, url = on_server
+    remote = warehouse.Reader(warehouse.destination("postgres", url), DATASET,
+                              date(2026, 11, 10), date(2026, 11, 12), sdkappid=APPS[1])
+    con = remote.connection()
+    # runs have no sdkappid here: the window's, whole; the others that app's rows only
+    assert remote.pulled == {"runs": 5, "session_states": 5, "session_events": 0}
+    assert con.execute(f"SELECT DISTINCT sdkappid FROM {DATASET}.session_states"
+                       ).fetchall() == [(APPS[1],)]
 
 
 def test_a_new_load_is_pulled_and_nothing_new_is_not(on_server, tmp_path):

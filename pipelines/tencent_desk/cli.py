@@ -1,4 +1,5 @@
-"""``desk-sessions``: poll Tencent Cloud Desk session states into DuckDB.
+"""``desk-sessions``: poll Tencent Cloud Desk session states into DuckDB (or PostgreSQL:
+--destination postgres --state-dir DIR instead of --database).
 
   desk-sessions run --seed SEED --database FILE.duckdb   one run of the batch job (cron)
   desk-sessions records --database FILE.duckdb          load session records (incremental)
@@ -19,17 +20,23 @@ from pathlib import Path
 from tencent_desk import redact, settings
 from tencent_desk.intake.spool import SEAL_AFTER_S
 from tencent_desk.job import snapshot
+from tencent_desk.job.destination import DESTINATIONS
 
 EPILOG = """\
 Credentials and settings come from dlt config: .dlt/config.toml and .dlt/secrets.toml
 under [sources.tencent_desk], or environment variables SOURCES__TENCENT_DESK__SDKAPPID,
 SOURCES__TENCENT_DESK__IDENTIFIER, SOURCES__TENCENT_DESK__SECRET_KEY (or __USERSIG),
 SOURCES__TENCENT_DESK__REGION (or __API_URL), __MAX_QPS, __MAX_CONCURRENCY,
-__MAX_ERROR_SHARE.
-Exit codes: 0 done; 2 configuration or seed to fix; 3 database in use or not writable;
+__MAX_ERROR_SHARE. Several apps: each under [sources.tencent_desk.apps.<name>] (or
+SOURCES__TENCENT_DESK__APPS__<NAME>__<KEY>), all covered by one run (--app to pick).
+--destination postgres: credentials from [destination.postgres.credentials] in
+.dlt/secrets.toml or DESTINATION__POSTGRES__CREDENTIALS; --state-dir holds the job's lock.
+Exit codes: 0 done; 2 configuration or seed to fix (with PostgreSQL also credentials
+refused); 3 database in use or not writable (PostgreSQL: unreachable, or no permission);
 4 the Desk API refused the credentials or the app; 5 the Desk API cannot be reached (run
 stopped early, what was polled is loaded); 6 more keys ended in error than
-max_error_share (run loaded); 1 anything else.
+max_error_share (run loaded); 7 several apps: some failed or must alert (named in the
+line), the others loaded; 1 anything else.
 """
 
 
@@ -71,11 +78,22 @@ def _records_parser(sub: argparse._SubParsersAction) -> None:
     _common(p)
 
 
-def _database_and_api(p: argparse.ArgumentParser) -> None:
-    """What ``run`` and ``records`` share: where to load, and how to reach the API."""
-    p.add_argument("--database", required=True, type=Path, help="the DuckDB file to load")
+def _destination(p: argparse.ArgumentParser, database_help: str) -> None:
+    """Where to load: a DuckDB file, or a server with a local state folder."""
+    p.add_argument("--destination", choices=DESTINATIONS, default=DESTINATIONS[0],
+                   help="where to load (default %(default)s); postgres: credentials from "
+                   "[destination.postgres.credentials] in .dlt/secrets.toml or "
+                   "DESTINATION__POSTGRES__CREDENTIALS")
+    p.add_argument("--database", type=Path, help=database_help)
+    p.add_argument("--state-dir", type=Path, help="with --destination postgres: the local "
+                   "folder for the job's lock and the receiver's spool")
     p.add_argument("--dataset", default=settings.DEFAULT_DATASET,
                    help="schema for the tables (default %(default)s)")
+
+
+def _database_and_api(p: argparse.ArgumentParser) -> None:
+    """What ``run`` and ``records`` share: where to load, and how to reach the API."""
+    _destination(p, "the DuckDB file to load (--destination duckdb)")
     p.add_argument("--max-qps", type=float, help="calls per second, never exceeded in any "
                    f"one-second window (default: config, else {settings.DEFAULT_MAX_QPS:g})")
     p.add_argument("--max-concurrency", type=int, help="calls in flight at most (default: "
@@ -83,6 +101,8 @@ def _database_and_api(p: argparse.ArgumentParser) -> None:
                    "100/s, 500 at 1000/s)")
     p.add_argument("--region", help="data centre: " + ", ".join(settings.REGIONS))
     p.add_argument("--api-url", help="any other API root, e.g. a simulator on loopback")
+    p.add_argument("--app", action="append", metavar="NAME", help="only this app of those "
+                   "under [sources.tencent_desk.apps.<name>] (repeat for more; default: all)")
     _lock_wait(p)
 
 
@@ -94,8 +114,10 @@ def _listen_parser(sub: argparse._SubParsersAction) -> None:
                        "[sources.tencent_desk]: sdkappid; callback_token (secret, optional: "
                        "checks each callback's Sign); keep_message_content (default false).",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--database", required=True, type=Path,
+    p.add_argument("--database", type=Path,
                    help="the DuckDB file the job loads (the spool is FILE.spool/)")
+    p.add_argument("--state-dir", type=Path, help="instead, with a server destination: "
+                   "the job's --state-dir (the spool is DIR/desk.spool/)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s)")
     p.add_argument("--port", type=int, default=8080, help="port (default %(default)s)")
     p.add_argument("--seal-after", type=float, default=SEAL_AFTER_S, metavar="SECONDS",
@@ -117,10 +139,9 @@ def _publish_parser(sub: argparse._SubParsersAction) -> None:
                        "files in FILE.read/ and the views in FILE.read.duckdb. This does it "
                        "without a run; --rebuild starts over from the whole database (after "
                        "deleting the snapshot, or upgrading from a version without one).")
-    p.add_argument("--database", required=True, type=Path, help="the job's DuckDB file")
-    p.add_argument("--dataset", default=settings.DEFAULT_DATASET,
-                   help="schema of the tables (default %(default)s)")
+    _destination(p, "the job's DuckDB file")
     p.add_argument("--rebuild", action="store_true", help="start the snapshot over")
+    p.add_argument("--pipelines-dir", help="dlt's working folder (default: dlt's)")
     _lock_wait(p)
     _common(p)
 
@@ -172,6 +193,9 @@ def _simulate_parser(sub: argparse._SubParsersAction) -> None:
                    help="agent groups, each with its own agents and queue (default 1)")
     p.add_argument("--callback-url", help="also POST the day's session events to this "
                    "receiver, as Desk would (desk-sessions listen)")
+    p.add_argument("--app", help="stand in for this app of [sources.tencent_desk.apps.<name>] "
+                   "(its sdkappid, identifier, secret_key); one simulator per app, each on "
+                   "its own --port and --rate-limit")
     for knob in ("lost", "repeated", "reordered", "delayed"):
         p.add_argument(f"--callback-{knob}", type=float, default=0.0, metavar="SHARE",
                        help=f"share of callbacks {knob}")
@@ -224,11 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("run", "records"):
             return _run(args)
         if args.command == "publish":
-            from tencent_desk.job.runner import publish
-
-            rows = publish(args.database, args.dataset, args.rebuild, args.lock_wait)
-            print(f"published {rows} rows for readers: {snapshot.paths(args.database)[1]}")
-            return 0
+            return _publish(args)
         if args.command == "demo":
             from tencent_desk.demo import run_demo
 
@@ -248,8 +268,25 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _publish(args: argparse.Namespace) -> int:
+    from tencent_desk.job.runner import JobError, RunOptions, publish, publish_on_server
+
+    if args.destination == DESTINATIONS[0]:
+        if args.database is None:
+            raise JobError("--database is required: the job's DuckDB file")
+        rows = publish(args.database, args.dataset, args.rebuild, args.lock_wait)
+        print(f"published {rows} rows for readers: {snapshot.paths(args.database)[1]}")
+        return 0
+    n = publish_on_server(RunOptions(
+        seed=None, database=None, dataset=args.dataset, pipelines_dir=args.pipelines_dir,
+        destination=args.destination, state_dir=args.state_dir))
+    print(f"session_timeline: {n} sessions brought up to date; no snapshot on "
+          f"{args.destination}: readers read the server itself")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
-    from tencent_desk.job.runner import JobError, RunOptions, run, summary
+    from tencent_desk.job.runner import JobError, RunOptions, location, run_all, summary
 
     records = args.command == "records"
     overrides = {k: v for k, v in {
@@ -264,15 +301,18 @@ def _run(args: argparse.Namespace) -> int:
                          dataset=args.dataset, repoll_ended=getattr(args, "repoll_ended", False),
                          pipelines_dir=args.pipelines_dir, overrides=overrides,
                          progress=args.progress, lock_wait_s=args.lock_wait, poll=not records,
+                         destination=args.destination, state_dir=args.state_dir,
+                         apps=args.app,
                          max_session_age_s=getattr(args, "max_session_age",
                                                    settings.DEFAULT_MAX_SESSION_AGE_H) * 3600.0)
     try:
-        row = run(options)
+        rows = run_all(options)
     except JobError as exc:
-        if exc.row is not None:  # loaded all the same: what it did, then the error line
-            print(summary(exc.row, args.database, args.dataset))
+        for row in exc.rows:  # loaded all the same: what it did, then the error line
+            print(summary(row, args.database, args.dataset, location(options)))
         raise
-    print(summary(row, args.database, args.dataset))
+    for row in rows:
+        print(summary(row, args.database, args.dataset, location(options)))
     return 0
 
 

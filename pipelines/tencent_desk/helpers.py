@@ -15,7 +15,8 @@ from typing import Any
 
 import pyarrow as pa
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
-from tencent_desk.analysis import timeline
+from tencent_desk import dialect
+from tencent_desk.analysis import timeline, timeline_remote
 from tencent_desk.api import states
 from tencent_desk.api.client import ClientConfig, Stats
 from tencent_desk.clock import Clock, utc
@@ -34,8 +35,10 @@ ENDED_FROM = {"session_states": "state = 'ended' AND session_id IS NOT NULL",
               "session_event_times": "closed"}
 
 
-def ended_sessions(pipeline: Any, chunk: int = 100_000) -> Iterator[pa.Table]:
-    """Session ids the destination knows ended, in Arrow chunks; none on a first run."""
+def ended_sessions(pipeline: Any, chunk: int = 100_000, sdkappid: int | None = None
+                   ) -> Iterator[pa.Table]:
+    """Session ids (of app ``sdkappid``, if given) the destination knows ended, in Arrow
+    chunks; none on a first run."""
     if not pipeline.destination:
         return
     try:
@@ -49,11 +52,12 @@ def ended_sessions(pipeline: Any, chunk: int = 100_000) -> Iterator[pa.Table]:
                     client.execute_sql(f"SELECT 1 FROM {name} LIMIT 0")
                 except DestinationUndefinedEntity:
                     continue
-                parts.append(f"SELECT session_id FROM {name} WHERE {where}")
+                app = "" if sdkappid is None else f" AND sdkappid = {int(sdkappid)}"
+                parts.append(f"SELECT session_id FROM {name} WHERE {where}{app}")
             if not parts:
                 return
             with client.execute_query(
-                    f"SELECT DISTINCT session_id FROM ({' UNION ALL '.join(parts)})"
+                    f"SELECT DISTINCT session_id FROM ({' UNION ALL '.join(parts)}) AS e"
                     ) as cursor, warnings.catch_warnings():
                 # dlt's DuckDB cursor uses an API DuckDB 2 warns about; harmless here.
                 warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
@@ -63,10 +67,10 @@ def ended_sessions(pipeline: Any, chunk: int = 100_000) -> Iterator[pa.Table]:
 
 
 LATEST_VIEW = """
-CREATE OR REPLACE VIEW {view} AS
+CREATE VIEW {view} AS
 SELECT {columns} FROM (
     SELECT s.*, row_number() OVER (
-        PARTITION BY key_type,
+        PARTITION BY sdkappid, key_type,
             CASE WHEN key_type = 'session' THEN session_id END,
             CASE WHEN key_type = 'pair' THEN client_user_id END,
             CASE WHEN key_type = 'pair' THEN customer_service_id END
@@ -85,10 +89,14 @@ RUN_TABLES = {
 
 def after_load(pipeline: Any, whole: Sequence[tuple[str, str]] = ()) -> None:
     """What a load leaves to do: runs whose package is fully loaded become ``complete``,
-    ``session_state_latest`` (the latest row per key) is (re)made, and, on DuckDB, the
-    sessions the load touched are brought up to date in ``session_timeline`` and what was
-    loaded is published for readers (see :mod:`snapshot`), with the ``whole`` tables
-    (schema, table) of other schemas."""
+    ``session_state_latest`` (the latest row per key) is (re)made, and the sessions the load
+    touched are brought up to date in ``session_timeline``; on DuckDB what was loaded is
+    then published for readers (see :mod:`snapshot`), with the ``whole`` tables (schema,
+    table) of other schemas; on PostgreSQL readers read the server itself."""
+    if dialect.of(pipeline) not in dialect.ROW_ID:
+        raise ValueError(f"after_load keeps runs, session_state_latest and session_timeline "
+                         f"on {' and '.join(dialect.ROW_ID)} only, not on "
+                         f"{dialect.of(pipeline)}: load into one of them")
     with pipeline.sql_client() as client:
         if not client.has_dataset():
             return
@@ -102,16 +110,21 @@ def after_load(pipeline: Any, whole: Sequence[tuple[str, str]] = ()) -> None:
         try:
             for run in client.execute_sql(
                     f"SELECT run_id, rows, rejects FROM {name('runs')} {loaded}"):
-                _drop_reloaded(client, *run)
+                _drop_reloaded(client, *run, row_id=dialect.ROW_ID[dialect.of(pipeline)])
             client.execute_sql(f"UPDATE {name('runs')} SET status = {status} {loaded}")
+            # dropped first: PostgreSQL replaces a view only when its columns stay the same
+            client.execute_sql(f"DROP VIEW IF EXISTS {name('session_state_latest')}")
             client.execute_sql(LATEST_VIEW.format(
                 view=name("session_state_latest"), table=name("session_states"),
                 columns=", ".join(SESSION_STATES.names)))
         except DestinationUndefinedEntity:  # nothing polled yet: no such tables
             pass
-        if pipeline.destination.destination_name == "duckdb":
+        if dialect.of(pipeline) == dialect.DUCKDB:
             for_readers(client.native_connection, Path(client.credentials.database),
                         pipeline.dataset_name, whole)
+            return
+    # elsewhere readers read the destination itself: no snapshot, the timeline kept there
+    timeline_remote.upkeep(pipeline)
 
 
 def for_readers(con: Any, database: Path, dataset: str,
@@ -122,7 +135,7 @@ def for_readers(con: Any, database: Path, dataset: str,
     return snapshot.publish(con, database, [dataset], whole)
 
 
-def _drop_reloaded(client: Any, run_id: str, rows: int, rejects: int) -> None:
+def _drop_reloaded(client: Any, run_id: str, rows: int, rejects: int, row_id: str) -> None:
     """dlt loads at least once: a load job that committed just before a crash, unrecorded,
     is loaded again by the next run. Its second copy goes (rows of a run are unique)."""
     expected = {"rows": rows, "rejects": rejects}
@@ -137,8 +150,8 @@ def _drop_reloaded(client: Any, run_id: str, rows: int, rejects: int) -> None:
             log.warning("run %s: %d rows of %s were loaded twice; dropping the copies",
                         run_id, count - expected[column], table)
             client.execute_sql(
-                f"DELETE FROM {qualified} WHERE run_id = %s AND rowid NOT IN ("
-                f"SELECT min(rowid) FROM {qualified} WHERE run_id = %s GROUP BY {unique})",
+                f"DELETE FROM {qualified} WHERE run_id = %s AND {row_id} NOT IN ("
+                f"SELECT min({row_id}) FROM {qualified} WHERE run_id = %s GROUP BY {unique})",
                 run_id, run_id)
 
 
@@ -147,19 +160,23 @@ def new_run_id(clock: Clock) -> str:
     return f"{utc(clock):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
-# A loaded run's status: complete, or cut short by an outage (its ``error`` says why).
-COMPLETE, OUTAGE = "complete", "outage"
+# A loaded run's status: complete, or cut short by an outage (its ``error`` says why); one
+# app of several that could not run (credentials refused, its seed ...) is ``failed``.
+COMPLETE, OUTAGE, FAILED = "complete", "outage", "failed"
 
 
 def final_status(row: dict[str, Any]) -> str:
     """What ``after_load`` makes of a loaded run's status (the same rule as its SQL)."""
+    if row.get("status") == FAILED:
+        return FAILED
     return COMPLETE if row.get("error") is None else OUTAGE
 
 
 def run_row(*, run_id: str, started_at: datetime, finished_at: datetime, seed: str,
             counts: SeedCounts, tally: Counter[str], stats: Stats | None,
             config: ClientConfig, region: str, rejects: int, error: str | None = None,
-            max_error_share: float | None = None) -> dict[str, object]:
+            max_error_share: float | None = None, app: str | None = None
+            ) -> dict[str, object]:
     """The ``runs`` row: what a run did, with the configuration that matters (no secret).
     ``error``: why the run stopped before asking every key (an outage)."""
     stats = stats or Stats()
@@ -170,6 +187,8 @@ def run_row(*, run_id: str, started_at: datetime, finished_at: datetime, seed: s
         # load jobs must not leave a run that says complete without its rows.
         "status": "loading",
         "error": error,
+        "sdkappid": config.sdkappid,
+        "app": app,  # the name of a named app ([sources.tencent_desk.apps.<name>])
         "started_at": started_at,
         "finished_at": finished_at,
         "seed": seed,

@@ -40,5 +40,24 @@ def postgres_server():
 @pytest.fixture
 def postgres_url(postgres_server, request) -> str:
     """A fresh database of that server for one test: its URL."""
-    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:55]
+    import hashlib
+
+    # parametrized names differ at their end: a hash of the whole keeps them apart
+    tag = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:8]
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:45]
+    name += "_" + tag
     return postgres_server.create_database(name)
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def target(request, tmp_path, monkeypatch):
+    """Where the job loads, once per destination (see ``targets.py``); the credentials of
+    a server are in this process's environment, as dlt reads them."""
+    from .targets import Target
+
+    if request.param == "duckdb":
+        return Target("duckdb", tmp_path)
+    found = Target("postgres", tmp_path, request.getfixturevalue("postgres_url"))
+    for name, value in found.env().items():
+        monkeypatch.setenv(name, value)
+    return found

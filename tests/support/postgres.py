@@ -15,8 +15,8 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PASSWORD = "desk-test-pw"  # a throw-away server on loopback; the tests check it stays secret
@@ -30,6 +30,8 @@ class Server:
     user: str
     password: str
     database: str
+    # pg_ctl "stop" (immediate) or "start" for a server started here; None for a given one
+    ctl: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
     def url(self, database: str | None = None, password: str | None = None) -> str:
         pw = self.password if password is None else password
@@ -73,9 +75,10 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def running() -> Iterator[Server]:
-    """A server for the length of the block: the given one, or one started here."""
-    given = os.environ.get("DESK_TEST_POSTGRES")
+def running(private: bool = False) -> Iterator[Server]:
+    """A server for the length of the block: the given one, or one started here (always
+    with ``private``: one a test may stop and start)."""
+    given = None if private else os.environ.get("DESK_TEST_POSTGRES")
     if given:
         from urllib.parse import urlparse
 
@@ -103,11 +106,16 @@ def running() -> Iterator[Server]:
     # fsync off: a test server's durability is not under test, its speed is a cost
     opts = (f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={top} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-    pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(top / "log"), "-o", opts,
-       "-w", "start")
+
+    def ctl(action: str) -> None:
+        more = ["-l", str(top / "log"), "-o", opts] if action == "start" else [
+            "-m", "immediate"]
+        pg(str(bin_dir / "pg_ctl"), "-D", str(data), *more, "-w", action)
+
+    ctl("start")
     try:
-        yield Server("127.0.0.1", port, USER, PASSWORD, "postgres")
+        yield Server("127.0.0.1", port, USER, PASSWORD, "postgres", ctl)
     finally:
         with contextlib.suppress(subprocess.CalledProcessError):
-            pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+            ctl("stop")
         shutil.rmtree(top, ignore_errors=True)

@@ -29,6 +29,7 @@ class Desk:
     dataset: str
     has_truth: bool
     poll_s: float | None
+    sdkappid: int | None = None  # DESK_APP: the one app shown (several in one database)
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -80,7 +81,8 @@ def describe(desk: Desk) -> str:
                 f"to {last:%Y-%m-%d %H:%M} UTC")
     every = (f"polls every {desk.poll_s:.0f} s (median)" if desk.poll_s is not None
              else "no poll interval (fewer than two snapshots)")
-    return (f"{desk.path} / {desk.dataset}: {seen}; {every}; "
+    app = f" (app {desk.sdkappid})" if desk.sdkappid is not None else ""
+    return (f"{desk.path} / {desk.dataset}{app}: {seen}; {every}; "
             f"simulator truth: {'yes' if desk.has_truth else 'no'}")
 
 
@@ -170,14 +172,38 @@ def open_desk() -> Desk:
     dataset = os.environ.get("DESK_DATASET", "tencent_desk")
     source: snapshot.Reader | warehouse.Reader | duckdb.DuckDBPyConnection
     where: Path | str
+    app = os.environ.get("DESK_APP", "").strip() or None
+    sdkappid = None
     remote = server_reader(dataset)
     if remote is not None:
         source, where = remote, remote.where
-    else:
-        where = path = database()
-        # a database no job published is read directly (this blocks a writer)
-        source = snapshot.Reader(path) if snapshot.Reader.available(path) \
-            else duckdb.connect(str(path), read_only=True)
+        if app is not None:  # that app's rows only, filtered on the server
+            sdkappid = remote.sdkappid = app_id(remote.connection(), dataset, app)
+    elif snapshot.Reader.available(path := database()):
+        source, where = snapshot.Reader(path), path
+        if app is not None:  # every table and view shows that app's rows only
+            sdkappid = app_id(source.connection(), dataset, app)
+            source = snapshot.Reader(path, sdkappid=sdkappid)
+    elif app is not None:
+        raise ValueError(f"DESK_APP needs the snapshot a run publishes beside {path}: run "
+                         f"`desk-sessions publish --database {path}` once")
+    else:  # a database no job published: read it directly (this blocks a writer)
+        source, where = duckdb.connect(str(path), read_only=True), path
     con = source if isinstance(source, duckdb.DuckDBPyConnection) else source.connection()
     return Desk(source, where, dataset, metrics.has_truth(con),
-                metrics.poll_interval_s(con, dataset))
+                metrics.poll_interval_s(con, dataset), sdkappid)
+
+
+def app_id(con: duckdb.DuckDBPyConnection, dataset: str, app: str) -> int:
+    """``DESK_APP`` as an sdkappid: a number, or the name of an app (as its runs record)."""
+    if app.isdigit():
+        return int(app)
+    known = dict(con.execute(
+        f'SELECT DISTINCT app, sdkappid FROM "{dataset}".runs WHERE app IS NOT NULL'
+    ).fetchall()) if "app" in {c for (c,) in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND "
+        "table_name = 'runs'", [dataset]).fetchall()} else {}
+    if app not in known:
+        raise ValueError(f"DESK_APP={app!r}: no app of that name in {dataset}.runs; give its "
+                         f"sdkappid or one of: {', '.join(sorted(known)) or 'none recorded'}")
+    return int(known[app])

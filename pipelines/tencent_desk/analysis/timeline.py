@@ -30,7 +30,8 @@ TABLE = "session_timeline"
 STATE_TABLE = "_timeline_state"  # the upkeep's watermark: the last run it saw
 TIMES = ("began", "queued", "offered", "answered", "ended")
 # A session's rows lie within this span of the newest: older rows are not read on upkeep.
-LOOKBACK = "2 days"
+LOOKBACK_DAYS = 2
+LOOKBACK = f"{LOOKBACK_DAYS} days"
 
 # Polls: a time has happened by a poll that answered one of these states. An agent answering
 # implies the session was queued and offered before (Desk routes through the queue).
@@ -64,6 +65,22 @@ class Sources:
         return {"session_states", "runs"} <= self.tables
 
 
+def _same(a: str, b: str) -> str:
+    """The same session of the same app; NULL apps (rows older than the sdkappid column that
+    no app could be given) are one app of their own."""
+    return f"{a}.session_id = {b}.session_id AND {a}.sdkappid IS NOT DISTINCT FROM {b}.sdkappid"
+
+
+def touched(alias: str) -> str:
+    """Rows of ``alias`` whose session is in the temp table ``touched``."""
+    return f"EXISTS (SELECT 1 FROM touched WHERE {_same('touched', alias)})"
+
+
+def _add_app_column(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """A timeline made before several apps gets the column (its rows: no app known)."""
+    con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS sdkappid BIGINT")
+
+
 def _names(meaning: str) -> str:
     return _lit([n for n, e in events.EVENT_NAMES.items() if e.meaning == meaning])
 
@@ -75,7 +92,7 @@ def _from_events(ds: str) -> str:
     the answer, and the last one no later than the end (``_ub``, ``_lb``)."""
     return f"""
     ev AS (
-        SELECT session_id,
+        SELECT sdkappid, session_id,
             min(event_time) FILTER (WHERE event IN ({_names("start")})) AS began_x,
             min(event_time) AS began_ub,
             min(event_time) FILTER (WHERE event IN ({_names("transfer_started")})) AS queued_x,
@@ -96,22 +113,22 @@ def _from_events(ds: str) -> str:
             arg_min(event, event_time) FILTER (WHERE event IN ({_names("closed")}))
                 AS end_status,
             arg_max(satisfaction, event_time) FILTER (WHERE satisfaction > 0) AS satisfaction
-        FROM {ds}.session_events
-        WHERE session_id IN (SELECT session_id FROM touched)
+        FROM {ds}.session_events AS x
+        WHERE {touched("x")}
             AND event_time >= (SELECT h FROM horizon)
-        GROUP BY session_id
+        GROUP BY sdkappid, session_id
     )"""
 
 
 def _from_records(ds: str) -> str:
     return f"""
     rec AS (
-        SELECT session_id, started_at AS began_x, NULL::TIMESTAMPTZ AS queued_x,
+        SELECT sdkappid, session_id, started_at AS began_x, NULL::TIMESTAMPTZ AS queued_x,
                NULL::TIMESTAMPTZ AS offered_x, NULL::TIMESTAMPTZ AS answered_x,
                ended_at AS ended_x, agent_id, client_user_id, agent_group_id,
                agent_group_name, end_status, nullif(satisfaction, 0) AS satisfaction
-        FROM {ds}.session_records
-        WHERE session_id IN (SELECT session_id FROM touched)
+        FROM {ds}.session_records AS x
+        WHERE {touched("x")}
     )"""
 
 
@@ -131,20 +148,21 @@ def _from_polls(ds: str) -> str:
             AND started_at >= (SELECT h FROM horizon) - INTERVAL {LOOKBACK}
     ),
     obs AS (
-        SELECT s.session_id, s.polled_at AS t, s.state, s.agent_id, s.client_user_id,
-               coalesce(lag(s.polled_at) OVER (PARTITION BY s.session_id
+        SELECT s.sdkappid, s.session_id, s.polled_at AS t, s.state, s.agent_id,
+               s.client_user_id,
+               coalesce(lag(s.polled_at) OVER (PARTITION BY s.sdkappid, s.session_id
                                                 ORDER BY s.polled_at), r.before) AS lo
         FROM {ds}.session_states s JOIN complete_runs r USING (run_id)
-        WHERE s.session_id IN (SELECT session_id FROM touched)
+        WHERE {touched("s")}
             AND s.polled_at >= (SELECT h FROM horizon)
             AND s.state NOT IN ('error', 'unknown')
     ),
     po AS (
-        SELECT session_id, {firsts},
+        SELECT sdkappid, session_id, {firsts},
             arg_max(agent_id, t) FILTER (WHERE state = 'agent') AS agent_id,
             any_value(client_user_id) FILTER (WHERE client_user_id IS NOT NULL)
                 AS client_user_id
-        FROM obs GROUP BY session_id
+        FROM obs GROUP BY sdkappid, session_id
     )"""
 
 
@@ -184,7 +202,7 @@ def select_sql(ds: str, src: Sources) -> str:
                              (src.polls, _from_polls(ds))) if use]
     parts = [n for n, use in (("ev", src.events), ("rec", src.records), ("po", src.polls))
              if use]
-    joins = " ".join(f"LEFT JOIN {p} USING (session_id)" for p in parts)
+    joins = " ".join(f"LEFT JOIN {p} ON {_same(p, 'touched')}" for p in parts)
     times = ",".join(_time(n, src) for n in TIMES)
     group = "rec.agent_group_id" if src.records else "NULL::VARCHAR"
     group_name = "rec.agent_group_name" if src.records else "NULL::VARCHAR"
@@ -196,7 +214,7 @@ def select_sql(ds: str, src: Sources) -> str:
     satisfaction = [f"{p}.satisfaction" for p in ("rec", "ev") if p in parts]
     return f"""
     WITH {",".join(ctes)}
-    SELECT touched.session_id,
+    SELECT touched.sdkappid, touched.session_id,
         {_pick("client_user_id", rich)},
         {group} AS agent_group_id, {group_name} AS agent_group_name,
         {_pick("agent_id", agents)},
@@ -207,11 +225,45 @@ def select_sql(ds: str, src: Sources) -> str:
     """
 
 
+# The tables of a dataset (DuckDB and PostgreSQL alike).
+TABLES_SQL = ("SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
+              "AND table_catalog = current_database() AND table_type = 'BASE TABLE'")
+
+
 def sources(con: duckdb.DuckDBPyConnection, dataset: str) -> Sources:
     return Sources(frozenset(r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
-        "AND table_catalog = current_database() AND table_type = 'BASE TABLE'",
-        [dataset]).fetchall()))
+        TABLES_SQL.replace("%s", "?"), [dataset]).fetchall()))
+
+
+def finished_sql(ds: str, logs: Sequence[str]) -> str:
+    """Runs (and their load ids) no longer loading, from the runs' logs."""
+    return " UNION ALL ".join(
+        f"SELECT run_id, _dlt_load_id FROM {ds}.{t} WHERE status <> 'loading'" for t in logs)
+
+
+def new_data_sql(ds: str, src: Sources, new: Sequence[str]) -> str:
+    """Per source, the sessions the runs ``new`` brought rows of, with their earliest time
+    (``sdkappid``, ``session_id``, ``t``)."""
+    # the range lets DuckDB skip the history by its zone maps
+    runs = f"run_id BETWEEN {_lit([new[0]])} AND {_lit([new[-1]])} AND run_id IN ({_lit(new)})"
+    parts = []
+    if src.polls:
+        parts.append(f"SELECT sdkappid, session_id, min(polled_at) AS t FROM "
+                     f"{ds}.session_states WHERE {runs} AND coalesce(session_id, '') <> '' "
+                     "GROUP BY 1, 2")
+    if src.records:
+        parts.append(f"SELECT sdkappid, session_id, min(started_at) AS t FROM "
+                     f"{ds}.session_records WHERE {runs} GROUP BY 1, 2")
+    if src.events:
+        parts.append(f"SELECT sdkappid, session_id, min(event_time) AS t FROM "
+                     f"{ds}.session_events WHERE {runs} GROUP BY 1, 2")
+    return " UNION ALL ".join(parts)
+
+
+# The rows to write: ``fresh`` with the day each session was first filed under (readers'
+# files are cut by it) from ``kept``, and the run that wrote them (parameter).
+ROWS_SQL = ("SELECT fresh.*, coalesce(kept.day, strftime(fresh.began_at, '%Y-%m-%d'), "
+            "'undated') AS day, ? AS run_id FROM fresh LEFT JOIN kept ON " + _same("fresh", "kept"))
 
 
 def upkeep(con: duckdb.DuckDBPyConnection, dataset: str) -> int:
@@ -226,42 +278,27 @@ def upkeep(con: duckdb.DuckDBPyConnection, dataset: str) -> int:
     con.execute(f"CREATE TABLE IF NOT EXISTS {ds}.{STATE_TABLE} (load_id VARCHAR)")
     (watermark,) = con.execute(f"SELECT max(load_id) FROM {ds}.{STATE_TABLE}").fetchone() or (
         None,)
-    finished = " UNION ALL ".join(
-        f"SELECT run_id, _dlt_load_id FROM {ds}.{t} WHERE status <> 'loading'" for t in logs)
+    finished = finished_sql(ds, logs)
     new = [r for (r,) in con.execute(
-        f"SELECT run_id FROM ({finished}) WHERE _dlt_load_id > ? ORDER BY run_id",
+        f"SELECT run_id FROM ({finished}) AS f WHERE _dlt_load_id > ? ORDER BY run_id",
         [watermark or ""]).fetchall()]
     if not new:
         return 0
-    # the range lets DuckDB skip the history by its zone maps
-    runs = f"run_id BETWEEN {_lit([new[0]])} AND {_lit([new[-1]])} AND run_id IN ({_lit(new)})"
-    parts = []
-    if src.polls:
-        parts.append(f"SELECT session_id, min(polled_at) AS t FROM {ds}.session_states "
-                     f"WHERE {runs} AND coalesce(session_id, '') <> '' GROUP BY 1")
-    if src.records:
-        parts.append(f"SELECT session_id, min(started_at) AS t FROM {ds}.session_records "
-                     f"WHERE {runs} GROUP BY 1")
-    if src.events:
-        parts.append(f"SELECT session_id, min(event_time) AS t FROM {ds}.session_events "
-                     f"WHERE {runs} GROUP BY 1")
-    con.execute("CREATE OR REPLACE TEMP TABLE new_data AS " + " UNION ALL ".join(parts))
-    con.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT session_id "
-                "FROM new_data")
+    con.execute("CREATE OR REPLACE TEMP TABLE new_data AS " + new_data_sql(ds, src, new))
+    con.execute("CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT sdkappid, "
+                "session_id FROM new_data")
     con.execute(f"CREATE OR REPLACE TEMP TABLE horizon AS SELECT min(t) - INTERVAL {LOOKBACK} "
                 "AS h FROM new_data")
     con.execute("CREATE OR REPLACE TEMP TABLE fresh AS " + select_sql(ds, src))
     table = f"{ds}.{TABLE}"
     con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT *, NULL::VARCHAR AS day, "
                 "NULL::VARCHAR AS run_id FROM fresh WHERE false")
+    _add_app_column(con, table)
     # A session keeps the day it was first filed under: readers' files are cut by it.
-    con.execute("CREATE OR REPLACE TEMP TABLE kept AS SELECT session_id, day FROM "
-                f"{table} WHERE session_id IN (SELECT session_id FROM touched)")
-    con.execute(f"DELETE FROM {table} WHERE session_id IN (SELECT session_id FROM touched)")
-    (n,) = con.execute(
-        f"INSERT INTO {table} BY NAME SELECT fresh.*, coalesce(kept.day, "
-        "strftime(fresh.began_at, '%Y-%m-%d'), 'undated') AS day, ? AS run_id "
-        "FROM fresh LEFT JOIN kept USING (session_id)", [new[-1]]).fetchone() or (0,)
+    con.execute("CREATE OR REPLACE TEMP TABLE kept AS SELECT sdkappid, session_id, day FROM "
+                f"{table} AS x WHERE {touched('x')}")
+    con.execute(f"DELETE FROM {table} AS x WHERE {touched('x')}")
+    (n,) = con.execute(f"INSERT INTO {table} BY NAME {ROWS_SQL}", [new[-1]]).fetchone() or (0,)
     con.execute(f"DELETE FROM {ds}.{STATE_TABLE}")
     con.execute(f"INSERT INTO {ds}.{STATE_TABLE} SELECT max(_dlt_load_id) FROM ({finished})")
     return int(n)

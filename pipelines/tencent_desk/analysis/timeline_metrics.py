@@ -157,6 +157,24 @@ def queue_length(df: pd.DataFrame, at: Sequence[datetime] | pd.DatetimeIndex,
     return pd.DataFrame(rows)
 
 
+def compare_apps(df: pd.DataFrame, threshold_s: float = 60.0) -> pd.DataFrame:
+    """Several apps side by side (``df``: :func:`sessions` of a database holding them): one
+    row per ``sdkappid`` with its sessions, mean speed of answer and handling time (with
+    bounds), service level within ``threshold_s`` and abandonment."""
+    by = "sdkappid"
+    out = pd.DataFrame({"sessions": df.groupby(df[by].fillna("(none)").astype(str)).size()})
+    for name, frame in (("speed_of_answer_s", speed_of_answer(df, by, ("mean",))),
+                        ("handling_s", handling_time(df, by, ("mean",))),
+                        ("service_level", service_level(df, threshold_s, by))):
+        if not frame.empty:
+            out = out.join(frame.set_index("group")[["value", "lo", "hi"]].add_prefix(
+                f"{name}_").rename(columns={f"{name}_value": name}))
+    abandon = abandonment(df, by)
+    if not abandon.empty:
+        out = out.join(abandon.set_index("group")["value"].rename("abandonment"))
+    return out.rename_axis(by).reset_index()
+
+
 def agent_concurrency(df: pd.DataFrame, at: Sequence[datetime] | pd.DatetimeIndex
                       ) -> pd.DataFrame:
     """Chats each agent held at each instant (answered <= t < ended), from the best times."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
@@ -27,19 +27,19 @@ import dlt
 import duckdb
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.destination.reference import Destination
-from tencent_desk import helpers, redact
-from tencent_desk.intake import events
+from tencent_desk import dialect, helpers, redact
 from tencent_desk.job import event_load, snapshot
 from tencent_desk.job.rows import SESSION_STATES
 from tencent_desk.sql import ident, literal
 
 CHUNK_ROWS = 100_000  # rows per Arrow batch pulled: bounded memory on the way in
 # The dataset's views, made again locally over the pulled rows with the job's own SQL
-# (pulling the server's views would pull them whole): view -> (table it reads, its SQL).
-VIEWS: dict[str, tuple[str, str]] = {
-    "session_state_latest": ("session_states", helpers.LATEST_VIEW.replace(
-        "{columns}", ", ".join(SESSION_STATES.names))),
-    event_load.EVENT_TIMES: (event_load.TABLE, events.EVENT_TIMES_VIEW),
+# (pulling the server's views would pull them whole): view -> (table it reads, its maker).
+VIEWS: dict[str, tuple[str, Callable[[str, str], str]]] = {
+    "session_state_latest": ("session_states", lambda view, table: helpers.LATEST_VIEW.format(
+        view=view, table=table, columns=", ".join(SESSION_STATES.names))),
+    event_load.EVENT_TIMES: (event_load.TABLE, lambda view, table: event_load.event_times_view(
+        dialect.DUCKDB, view, table)),
 }
 # information_schema's data types (PostgreSQL's spelling) -> DuckDB's; anything else VARCHAR.
 DUCKDB_TYPES = {
@@ -94,8 +94,9 @@ class Reader:
 
     def __init__(self, dest: Destination, dataset: str,  # type: ignore[type-arg]
                  since: datetime | date | None = None,
-                 until: datetime | date | None = None) -> None:
+                 until: datetime | date | None = None, sdkappid: int | None = None) -> None:
         self.dataset_name = dataset
+        self.sdkappid = sdkappid  # one app's rows only (several apps in one dataset)
         self.first, self.last = snapshot.window_days(since, until)
         self._dataset = dlt.dataset(dest, dataset)
         self._con = duckdb.connect(":memory:")
@@ -108,7 +109,7 @@ class Reader:
         with self._client() as client, client.begin_transaction():
             if self._postgres:  # every table as of one instant: never half of a load
                 client.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            key = self._freshness(client)
+            key = (self.sdkappid, *self._freshness(client))
             if key != self._key:
                 self._pull(client)
                 self._key = key
@@ -179,15 +180,16 @@ class Reader:
             by_copy = self._postgres and all(t != "BLOB" for _, t in columns)
             self.pulled[table] = (_by_copy if by_copy else _by_arrow)(
                 client, select, con, target, columns)
-        for view, (table, sql) in VIEWS.items():
+        for view, (table, make) in VIEWS.items():
             if table in tables:
-                con.execute(sql.format(view=f"{local}.{ident(view)}",
-                                       table=f"{local}.{ident(table)}"))
+                con.execute(make(f"{local}.{ident(view)}", f"{local}.{ident(table)}"))
 
     def select(self, client: Any, table: str, columns: list[str]) -> str:
         """The server-side query for a table's window (the whole table if it has no layout)."""
         layout = snapshot.LAYOUTS.get(table)
         where = layout.window_filter(self.first, self.last) if layout else "TRUE"
+        if self.sdkappid is not None and "sdkappid" in columns:
+            where += f" AND sdkappid = {int(self.sdkappid)}"
         return (f"SELECT {', '.join(ident(c) for c in columns)} FROM "
                 f"{client.make_qualified_table_name(table)} WHERE {where}")
 

@@ -48,7 +48,7 @@ _MAX_EVENT_TIME_MS = 32_503_680_000_000
 # The columns of ``session_events`` (spool records carry the same keys, times in ms).
 COLUMNS = ("session_id", "event", "event_time", "client_user_id", "customer_service_id",
            "agent_id", "forward_from_agent_id", "channel_type", "is_contact_user",
-           "satisfaction", "msg_key", "request_id", "received_at")
+           "satisfaction", "msg_key", "request_id", "received_at", "sdkappid")
 CONTENT_COLUMNS = ("msg_body", "cloud_custom_data")  # only with keep_message_content
 _TEXT_FIELDS = {"client_user_id": "ClientUserId", "customer_service_id": "CustomerServiceId",
                 "agent_id": "AgentId", "forward_from_agent_id": "ForwardFromAgentId",
@@ -70,7 +70,7 @@ def meaning(name: str | None) -> str:
 
 
 def to_record(doc: Any, request_id: str, received_ms: int, *,
-              keep_content: bool = False) -> dict[str, Any]:
+              keep_content: bool = False, sdkappid: int | None = None) -> dict[str, Any]:
     """A spool record (a ``session_events`` row, times in ms) from a parsed callback body.
     Raises :class:`BadEvent` for a body that is not a Desk session event.
 
@@ -104,6 +104,7 @@ def to_record(doc: Any, request_id: str, received_ms: int, *,
         "satisfaction": _small_int(doc.get("SatisfactionSelected")),
         "request_id": request_id,
         "received_at": received_ms,
+        "sdkappid": sdkappid,  # the app whose callback it was (the URL's SdkAppid)
     }
     if keep_content:
         body = doc.get("MsgBody")
@@ -133,17 +134,16 @@ def _small_int(value: Any) -> int | None:
 
 # One row per session from its events: the derived times, whether a closing name was seen.
 EVENT_TIMES_VIEW = f"""
-CREATE OR REPLACE VIEW {{view}} AS
-SELECT session_id,
-       any_value(client_user_id) FILTER (WHERE client_user_id IS NOT NULL) AS client_user_id,
-       any_value(customer_service_id) FILTER (WHERE customer_service_id IS NOT NULL)
-           AS customer_service_id,
+CREATE VIEW {{view}} AS
+SELECT sdkappid, session_id,
+       min(client_user_id) AS client_user_id,
+       min(customer_service_id) AS customer_service_id,
        min(event_time) AS began_at,
        min(event_time) FILTER (WHERE agent_id IS NOT NULL) AS agent_at,
-       arg_min(agent_id, event_time) FILTER (WHERE agent_id IS NOT NULL) AS first_agent_id,
+       {{first_agent_id}} AS first_agent_id,
        max(event_time) AS last_event_at,
        bool_or(event IN ({literals(CLOSING)})) AS closed,
        count(*) AS events
 FROM {{table}}
-GROUP BY session_id
+GROUP BY sdkappid, session_id
 """

@@ -8,9 +8,11 @@ import socket
 from pathlib import Path
 
 import dlt
-from tencent_desk import redact
+from tencent_desk import apps, redact
+from tencent_desk.api.client import ConfigError
 from tencent_desk.intake.receiver import Receiver, ReceiverConfig
 from tencent_desk.intake.spool import spool_dir
+from tencent_desk.job.destination import ANCHOR
 from tencent_desk.job.runner import JobError
 
 
@@ -25,25 +27,36 @@ def setting(name: str, secret: bool = False) -> object:
 
 def receiver_config(database: Path, seal_after_s: float) -> ReceiverConfig:
     """The receiver's settings from dlt config: ``sdkappid``, ``callback_token`` (secret,
-    optional), ``keep_message_content`` (default false)."""
+    optional), ``keep_message_content`` (default false); and every named app's
+    ``sdkappid`` and ``callback_token`` (one receiver, one URL, for all the apps)."""
+    try:
+        tokens = apps.callback_tokens()
+    except ConfigError as exc:
+        raise JobError(str(exc)) from None
     sdkappid = setting("sdkappid")
-    if sdkappid in (None, ""):
+    if sdkappid in (None, "") and not tokens:
         raise JobError("missing configuration: sdkappid: set it under [sources.tencent_desk] "
                        "in .dlt/config.toml or as SOURCES__TENCENT_DESK__SDKAPPID")
-    try:
-        app = int(str(sdkappid).strip())
-    except ValueError:
-        raise JobError("sdkappid must be a number (the SDKAppID from the Chat console)") from None
-    token = setting("callback_token", secret=True)
-    token = str(token) if token not in (None, "") else None
-    redact.register(token)
+    if sdkappid not in (None, ""):
+        try:
+            app = int(str(sdkappid).strip())
+        except ValueError:
+            raise JobError("sdkappid must be a number (the SDKAppID from the Chat console)"
+                           ) from None
+        token = setting("callback_token", secret=True)
+        token = str(token) if token not in (None, "") else None
+    else:
+        app, token = next(iter(tokens.items()))
+    tokens.pop(app, None)
+    redact.register(token, *tokens.values())
     keep = str(setting("keep_message_content") or "false").strip().lower() in ("true", "1")
     database = database.expanduser().absolute()
     if not database.parent.is_dir():
         raise JobError(f"folder {database.parent} does not exist: create it or choose "
                        "another --database path", exit_code=3)
     return ReceiverConfig(sdkappid=app, spool=spool_dir(database), token=token,
-                          keep_message_content=keep, seal_after_s=seal_after_s)
+                          keep_message_content=keep, seal_after_s=seal_after_s,
+                          more_apps=tokens)
 
 
 def listen(args: argparse.Namespace) -> int:
@@ -51,7 +64,11 @@ def listen(args: argparse.Namespace) -> int:
 
     if not args.seal_after > 0:
         raise JobError("--seal-after must be a number of seconds above 0")
-    config = receiver_config(args.database, args.seal_after)
+    if (args.database is None) == (args.state_dir is None):
+        raise JobError("give --database (the DuckDB file the job loads) or --state-dir (the "
+                       "job's, with a server destination), one of them")
+    anchor = args.database if args.state_dir is None else args.state_dir / ANCHOR
+    config = receiver_config(anchor, args.seal_after)
     try:  # uvicorn would exit on its own with a bare log line: say it in ours
         socket.create_server((args.host, args.port), reuse_port=False).close()
     except OSError as exc:

@@ -42,6 +42,9 @@ class ReceiverConfig:
     keep_message_content: bool = False
     seal_after_s: float = SEAL_AFTER_S
     report_every_s: float = 60.0
+    # More apps (sdkappid -> webhook token or None) whose callbacks come to this URL too:
+    # each callback's SdkAppid says whose it is.
+    more_apps: dict[int, str | None] = field(default_factory=dict, repr=False)
 
 
 class _Rejected(Exception):
@@ -61,7 +64,8 @@ class Receiver:
         self._recent: set[str] = set()
         self._order: deque[str] = deque()
         self._writing: dict[str, asyncio.Future[None]] = {}
-        self._sdkappid = str(config.sdkappid)
+        self._tokens = {str(app): token for app, token in
+                        {config.sdkappid: config.token, **config.more_apps}.items()}
         self._reporter: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -70,11 +74,11 @@ class Receiver:
         for path in sealed_segments(self.config.spool)[-8:]:  # repeats of recent events
             with contextlib.suppress(FileNotFoundError):  # retired by the job meanwhile
                 for record in read_records(path):
-                    self._remember(str(record.get("request_id")))
+                    self._remember(f"{record.get('sdkappid')}:{record.get('request_id')}")
         self._reporter = asyncio.create_task(self._report_loop())
         log.info("receiving SessionEventNotify for SDKAppID %s into %s (token check %s, "
-                 "message content %s)", self._sdkappid, self.config.spool,
-                 "on" if self.config.token else "off",
+                 "message content %s)", ", ".join(self._tokens), self.config.spool,
+                 ", ".join("on" if t else "off" for t in self._tokens.values()),
                  "kept" if self.config.keep_message_content else "not stored")
 
     async def shutdown(self) -> None:
@@ -127,9 +131,10 @@ class Receiver:
         params = dict(parse_qsl(scope["query_string"].decode("latin-1")))
         if params.get("CallbackCommand") != events.CALLBACK_COMMAND:
             raise _Rejected(400, "command", f"CallbackCommand is not {events.CALLBACK_COMMAND}")
-        if params.get("SdkAppid") != self._sdkappid:
-            raise _Rejected(403, "app", "SdkAppid is not this receiver's app")
-        token = self.config.token
+        app = params.get("SdkAppid", "")
+        if app not in self._tokens:
+            raise _Rejected(403, "app", "SdkAppid is not an app of this receiver")
+        token = self._tokens[app]
         if token and not callback.sign_ok(token, params.get("RequestTime"), params.get("Sign")):
             raise _Rejected(401, "token", "Sign does not match the webhook token")
         headers = dict(scope["headers"])
@@ -148,9 +153,11 @@ class Receiver:
         rid = callback.request_id(params, raw)
         try:
             record = events.to_record(doc, rid, int(time.time() * 1000),
-                                      keep_content=self.config.keep_message_content)
+                                      keep_content=self.config.keep_message_content,
+                                      sdkappid=int(app))
         except events.BadEvent as exc:
             raise _Rejected(400, exc.reason, str(exc)) from None
+        rid = f"{app}:{rid}"  # a repeat is the same RequestID of the same app
         if rid in self._recent:
             self.counts["repeats"] += 1
             return callback.ACK

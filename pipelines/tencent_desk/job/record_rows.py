@@ -47,6 +47,7 @@ SESSION_RECORDS = pa.schema([
     ("started_at", pa.timestamp("us", tz="UTC")),
     ("ended_at", pa.timestamp("us", tz="UTC")),
     ("run_id", pa.string()),
+    ("sdkappid", pa.int64()),  # with session_id, the merge key
 ])
 
 # field -> (type, may it be absent or empty)
@@ -119,7 +120,7 @@ def _sid(raw: Mapping) -> str:
 
 
 def to_table(records: Sequence[Mapping[str, Any]], run_id: str, *,
-             keep_nicknames: bool = False) -> pa.Table:
+             keep_nicknames: bool = False, sdkappid: int | None = None) -> pa.Table:
     """Checked records (see :func:`check`) -> ``session_records`` rows. The nickname is
     personal data: no column at all unless ``keep_nicknames``."""
     cols: dict[str, list] = {f.name: [] for f in SESSION_RECORDS}
@@ -139,6 +140,7 @@ def to_table(records: Sequence[Mapping[str, Any]], run_id: str, *,
         cols["started_at"].append(start * _US)
         cols["ended_at"].append(end * _US)
         cols["run_id"].append(run_id)
+        cols["sdkappid"].append(sdkappid)
     schema = SESSION_RECORDS if keep_nicknames else SESSION_RECORDS.remove(
         SESSION_RECORDS.get_field_index("client_user_nickname"))
     return pa.Table.from_arrays([arrow_column(cols[f.name], f.type) for f in schema],

@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 
 TABLE = "session_records"
 RUNS_TABLE = "record_runs"  # the runs of `desk-sessions records`, as ``runs`` for `run`
-HINTS = {"table_name": TABLE, "write_disposition": "merge", "primary_key": "session_id"}
+# One row per session of an app: two apps' sessions never replace each other.
+MERGE_KEY = ("sdkappid", "session_id")
+HINTS = {"table_name": TABLE, "write_disposition": "merge", "primary_key": MERGE_KEY}
 STATE_KEY = "session_records"
 
 @dataclass
@@ -43,10 +45,11 @@ class RecordsLoad:
     settle_s: int = settings.DEFAULT_RECORDS_SETTLE_S
     first_back_s: int = settings.DEFAULT_RECORDS_SINCE_S
     keep_nicknames: bool = False
+    state_key: str = STATE_KEY  # where in the source's state this app's position is
 
     def rows(self) -> Generator[Any, None, dict[str, Any]]:
         """Yields each window's rows; returns the ``records_*`` columns of the runs row."""
-        state = dlt.current.source_state().setdefault(STATE_KEY, {})
+        state = dlt.current.source_state().setdefault(self.state_key, {})
         span = plan(now=self.clock.time(), next_start=state.get("next_start"),
                     since=self.since, until=self.until, settle_s=self.settle_s,
                     first_back_s=self.first_back_s)
@@ -63,7 +66,8 @@ class RecordsLoad:
         for got in pager:
             if got.records:
                 yield dlt.mark.with_hints(
-                    to_table(got.records, self.run_id, keep_nicknames=self.keep_nicknames),
+                    to_table(got.records, self.run_id, keep_nicknames=self.keep_nicknames,
+                             sdkappid=self.config.sdkappid),
                     dlt.mark.make_hints(**HINTS), create_table_variant=True)
             if self.since is None:  # a backfill leaves the incremental position alone
                 state["next_start"] = got.window.end + 1

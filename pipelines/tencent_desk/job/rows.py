@@ -26,6 +26,7 @@ SESSION_STATES = pa.schema([
     ("polled_at", pa.timestamp("us", tz="UTC")),
     ("latency_ms", pa.float64()),
     ("attempts", pa.int32()),
+    ("sdkappid", pa.int64()),  # the app asked: several apps share the tables
 ])
 
 
@@ -37,8 +38,9 @@ def state_of(answer: Answer) -> str:
     return states.ERROR
 
 
-def to_table(answers: Sequence[Answer], run_id: str, tally: Counter[str]) -> pa.Table:
-    """One row per answer; ``tally`` counts the rows per state."""
+def to_table(answers: Sequence[Answer], run_id: str, tally: Counter[str],
+             sdkappid: int | None = None) -> pa.Table:
+    """One row per answer of app ``sdkappid``; ``tally`` counts the rows per state."""
     n = len(answers)
     cols: dict[str, list] = {f.name: [None] * n for f in SESSION_STATES}
     for i, a in enumerate(answers):
@@ -63,6 +65,7 @@ def to_table(answers: Sequence[Answer], run_id: str, tally: Counter[str]) -> pa.
         cols["latency_ms"][i] = round(a.latency_ms, 3)
         cols["attempts"][i] = a.attempts
     cols["run_id"] = [run_id] * n
+    cols["sdkappid"] = [sdkappid] * n
     return pa.Table.from_arrays([_array(cols[f.name], f.type) for f in SESSION_STATES],
                                 schema=SESSION_STATES)
 

@@ -330,10 +330,11 @@ def publish(con: duckdb.DuckDBPyConnection, database: Path, datasets: Sequence[s
 
 
 def view_statements(manifest: dict[str, Any], folder: Path,
-                    days: Callable[[str, str], Callable[[str], bool]] | None = None
-                    ) -> list[str]:
+                    days: Callable[[str, str], Callable[[str], bool]] | None = None,
+                    sdkappid: int | None = None) -> list[str]:
     """SQL making every published table a view over its files (an empty table where it has
-    none), then the dataset's own views. ``days(schema, table)`` keeps the days it accepts."""
+    none), then the dataset's own views. ``days(schema, table)`` keeps the days it accepts;
+    ``sdkappid``: only that app's rows, in every table that has the column."""
     out: list[str] = []
     for schema, entry in manifest["schemas"].items():
         out.append(f"DROP SCHEMA IF EXISTS {_quote(schema)} CASCADE")
@@ -345,8 +346,10 @@ def view_statements(manifest: dict[str, Any], folder: Path,
             name = f"{_quote(schema)}.{_quote(table)}"
             if files:
                 cols = ", ".join(_quote(c) for c, _ in spec["columns"])
+                only = f" WHERE sdkappid = {int(sdkappid)}" if sdkappid is not None and any(
+                    c == "sdkappid" for c, _ in spec["columns"]) else ""
                 out.append(f"CREATE VIEW {name} AS SELECT {cols} FROM read_parquet("
-                           f"[{', '.join(map(_lit, files))}], union_by_name = true)")
+                           f"[{', '.join(map(_lit, files))}], union_by_name = true){only}")
             else:
                 cols = ", ".join(f"{_quote(c)} {t}" for c, t in spec["columns"])
                 out.append(f"CREATE TABLE {name} ({cols})")
@@ -364,9 +367,10 @@ class Reader:
     """
 
     def __init__(self, database: Path, since: datetime | date | None = None,
-                 until: datetime | date | None = None) -> None:
+                 until: datetime | date | None = None, sdkappid: int | None = None) -> None:
         self.folder, self.catalog = paths(database)
         self.since, self.until = since, until
+        self.sdkappid = sdkappid  # one app's rows only (several apps in one database)
         self._con = duckdb.connect(":memory:")
         self._generation = -1
 
@@ -377,7 +381,7 @@ class Reader:
     def connection(self) -> duckdb.DuckDBPyConnection:
         manifest = read_manifest(self.folder)
         if manifest["generation"] != self._generation:
-            for sql in view_statements(manifest, self.folder, self._days):
+            for sql in view_statements(manifest, self.folder, self._days, self.sdkappid):
                 self._con.execute(sql)
             self._generation = manifest["generation"]
         return self._con

@@ -8,6 +8,8 @@ import threading
 import time
 
 import dlt
+from tencent_desk import apps
+from tencent_desk.api.client import ConfigError
 from tencent_desk.intake.callback import expected_sign
 from tencent_desk.intake.listen import setting
 from tencent_desk.job.runner import JobError
@@ -34,14 +36,32 @@ def credential(name: str, secret: bool = False) -> str:
     return str(value)
 
 
-def simulate(args: argparse.Namespace) -> int:
+def app_credentials(name: str) -> tuple[int, str, str, str | None]:
+    """(sdkappid, identifier, secret_key, callback_token) of the app ``--app NAME``."""
     try:
-        sdkappid = int(credential("sdkappid"))
-    except ValueError:
-        raise JobError("sdkappid must be a number") from None
+        (app,) = apps.resolve(only=[name])
+    except ConfigError as exc:
+        raise JobError(str(exc)) from None
+    if "identifier" not in app.values or "secret_key" not in app.values:
+        raise JobError(f"app {name}: the simulator needs its identifier and secret_key")
+    token = app.values.get("callback_token")
+    return (app.sdkappid, str(app.values["identifier"]), str(app.values["secret_key"]),
+            None if token is None else str(token))
+
+
+def simulate(args: argparse.Namespace) -> int:
+    if args.app:  # one app of several: run one simulator per app, each on its own port
+        sdkappid, identifier, secret_key, token = app_credentials(args.app)
+    else:
+        try:
+            sdkappid = int(credential("sdkappid"))
+        except ValueError:
+            raise JobError("sdkappid must be a number") from None
+        identifier = credential("identifier")
+        secret_key = credential("secret_key", secret=True)
+        token = str(setting("callback_token", secret=True) or "") or None
     config = SimulatorConfig(
-        sdkappid=sdkappid, identifier=credential("identifier"),
-        secret_key=credential("secret_key", secret=True),
+        sdkappid=sdkappid, identifier=identifier, secret_key=secret_key,
         rate_limit=args.rate_limit or None, latency_s=args.latency_ms / 1000.0,
         seed=args.seed, **{k: getattr(args, k) for k in FAULT_KINDS})
     now = time.time()
@@ -55,7 +75,7 @@ def simulate(args: argparse.Namespace) -> int:
     app = build_app(config, population, speed=1.0 if args.today else args.speed,
                     start=now if args.today else day + args.start_hour * 3600)
     if args.callback_url:
-        _start_callbacks(app, args)
+        _start_callbacks(app, args, token)
     log.info("simulating %d sessions for SDKAppID %d on http://%s:%d (rate limit %s)",
              len(population), sdkappid, args.host, args.port, args.rate_limit or "none")
     try:
@@ -65,12 +85,12 @@ def simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_callbacks(app: SimulatorApp, args: argparse.Namespace) -> None:
+def _start_callbacks(app: SimulatorApp, args: argparse.Namespace, token: str | None
+                     ) -> None:
     """POST the day's session events to ``--callback-url`` as the model clock reaches them."""
     knobs = Knobs(lost=args.callback_lost, repeated=args.callback_repeated,
                   reordered=args.callback_reordered, delayed=args.callback_delayed,
                   seed=args.seed)
-    token = str(setting("callback_token", secret=True) or "") or None
 
     def sign() -> dict[str, str]:
         now = str(int(time.time()))

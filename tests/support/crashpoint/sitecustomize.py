@@ -76,3 +76,7 @@ if _SPEC.startswith("retire:"):
         _crash()
 
     _spool.retire = _retire_then_crash
+    # where the job calls it (imported by name, maybe before this ran)
+    from tencent_desk.job import event_load as _event_load
+
+    _event_load.retire = _retire_then_crash
