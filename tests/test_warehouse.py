@@ -123,7 +123,7 @@ def test_indexes_on_the_windowed_columns(on_server):
         assert warehouse.create_indexes(client) == ["runs", "session_states", "session_events"]
         assert warehouse.create_indexes(client) == ["runs", "session_states", "session_events"]
         found = client.execute_sql("SELECT tablename, indexdef FROM pg_indexes WHERE "
-                                   f"schemaname = '{DATASET}' AND indexname LIKE '%_window'")
+                                   f"schemaname = '{DATASET}' AND indexname LIKE '%\\_idx'")
     assert sorted(t for t, _ in found) == ["runs", "session_events", "session_states"]
     assert any("(event_time)" in d for _, d in found)
 

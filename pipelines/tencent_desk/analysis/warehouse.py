@@ -6,8 +6,8 @@ destination's sql_client, so other SQL destinations can follow), only the window
 each table, as Arrow, into an in-memory DuckDB under the same schema and table names the
 snapshot :class:`~tencent_desk.job.snapshot.Reader` offers. Every metric's SQL then runs
 unchanged, and a year in the warehouse costs a notebook what its window costs, provided
-the windowed columns are indexed there (:func:`create_indexes`, for the job to call after
-a load).
+the windowed columns are indexed there (:func:`create_indexes`, which the job calls after
+each load).
 
 Which column windows which table is the snapshot's ``LAYOUTS``, and the window's days are
 the snapshot Reader's (a day either side), so both readers see the same rows.
@@ -230,8 +230,10 @@ def _by_copy(client: Any, select: str, con: duckdb.DuckDBPyConnection, target: s
 
 def create_indexes(client: Any) -> list[str]:
     """Indexes on the columns windows are read by (``snapshot.LAYOUTS``), for the tables
-    the dataset has; idempotent, cheap when they exist. For the job to call after a load
-    on a server destination (``client``: its dlt sql_client). Returns the tables indexed."""
+    the dataset has; idempotent, cheap when they exist. Named as the timeline upkeep names
+    its own (``timeline_remote.INDEXED``), so a column both need gets one index. The job
+    calls it after each load on a server (``client``: its dlt sql_client). Returns the
+    tables indexed."""
     done = []
     for table, layout in snapshot.LAYOUTS.items():
         columns = client.execute_sql(
@@ -240,7 +242,7 @@ def create_indexes(client: Any) -> list[str]:
             f"AND column_name = {literal(layout.column)}") or []
         if columns:
             client.execute_sql(
-                f"CREATE INDEX IF NOT EXISTS {ident(f'{table}_{layout.column}_window')} "
+                f"CREATE INDEX IF NOT EXISTS {ident(f'{table}_{layout.column}_idx')} "
                 f"ON {client.make_qualified_table_name(table)} ({ident(layout.column)})")
             done.append(table)
     return done
