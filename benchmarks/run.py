@@ -16,6 +16,8 @@ client's CPU is measured alone; every case bounded in calls and time):
   history 90 days of 1-minute polls (500 open at the peak) in the job's tables: one run's
           after_load (upkeep, publish) at 1/30/90 days, each notebook opened on one day
           (bench_history, bench_notebooks; the history is built once, cached in out/history)
+  postgres analysis from PostgreSQL: dlt's load rate there vs DuckDB, and a notebook's read
+          of one day with a year of history there vs the DuckDB snapshot (bench_postgres_read)
 
   .venv/bin/python benchmarks/run.py                 everything (~25 min on 2 cores; the
                                                      first time, ~25 min more to build the
@@ -46,11 +48,12 @@ import profiles
 from common import DESK, OUT, Watch, random_ids, run_child, seed_session_ids, simulator
 
 SECTIONS = ("limits", "cpu", "peers", "load", "scale", "snapshot", "records", "timeline",
-            "history")
+            "history", "postgres")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 # Sections that, run alone (--only), write their figures under their own heading of RESULTS.md
 SECTION_TITLES = {"records": "Session records backfill", "snapshot": "Readers' snapshot",
-                  "timeline": "Timeline upkeep", "history": "90 days of history"}
+                  "timeline": "Timeline upkeep", "history": "90 days of history",
+                  "postgres": "Analysis from PostgreSQL"}
 
 
 @dataclass
@@ -681,6 +684,10 @@ def main(argv: list[str] | None = None) -> int:
             elif section == "history":
                 section_history(rep, args.quick,
                                 [int(d) for d in args.history_days.split(",") if d.strip()])
+            elif section == "postgres":
+                from bench_postgres_read import section_postgres
+
+                section_postgres(rep, args.quick)
             elif section == "records":
                 from bench_records import section_records
 

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import jupytext
@@ -17,19 +18,24 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-from tencent_desk.analysis import metrics
+from tencent_desk.analysis import metrics, record_metrics, timeline_metrics, warehouse
 from tencent_desk.analysis.notebook import plottable, shade_gaps, time_axis, with_breaks
+from tencent_desk.job import snapshot
 from tencent_desk.job.runner import publish
 
 from tests.nb_fixture import SHAPES, build_demo_day, build_shape
 
 from .support.notebooks import KERNEL, NAMES, NOTEBOOKS, execute, install_kernel_spec
+from .support.postgres import Server
+from .support.warehouse import copy_dataset
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 # Shapes with waits and chats to draw: every figure of every notebook appears.
 FULL = {"one_day", "several_days", "failed_day"}
+# Shapes also loaded into a real PostgreSQL, for the notebooks to read from there.
+ON_POSTGRES = ("one_day", "several_days")
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +54,18 @@ def shapes(demo_day: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     return out
 
 
+@pytest.fixture(scope="session")
+def pg_shapes(shapes: dict[str, Path], postgres_server: Server,
+              tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Those shapes loaded into PostgreSQL by dlt, one database each: their URLs."""
+    out = {}
+    for name in ON_POSTGRES:
+        out[name] = postgres_server.create_database(f"nb_{name}")
+        copy_dataset(shapes[name], "postgres", out[name],
+                     pipelines_dir=tmp_path_factory.mktemp(f"dlt_{name}"))
+    return out
+
+
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A kernel spec running this interpreter (the venv's), found before any other."""
@@ -58,11 +76,18 @@ def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield KERNEL
 
 
-@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("shape, destination", [(s, "duckdb") for s in SHAPES]
+                         + [(s, "postgres") for s in ON_POSTGRES])
 @pytest.mark.parametrize("name", NAMES)
-def test_notebook_runs_and_draws(name: str, shape: str, shapes: dict[str, Path], kernel: str,
+def test_notebook_runs_and_draws(name: str, shape: str, destination: str,
+                                 request: pytest.FixtureRequest, kernel: str,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DESK_DUCKDB", str(shapes[shape]))
+    if destination == "duckdb":
+        monkeypatch.setenv("DESK_DUCKDB", str(request.getfixturevalue("shapes")[shape]))
+    else:
+        monkeypatch.setenv("DESK_DESTINATION", destination)
+        monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS",
+                           request.getfixturevalue("pg_shapes")[shape])
     nb = execute(name)  # raises on the first cell that fails
     outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
     assert not [out for out in outputs if out.output_type == "error"]
@@ -204,3 +229,27 @@ def test_metrics_used_for_gaps(shapes: dict[str, Path]) -> None:
     gaps = demand[demand.n_polls == 0]
     assert len(gaps) > 48 and gaps.arrivals.isna().all() and gaps.aht_s.isna().all()
     assert set(stopped.status) == {"failed", "interrupted", "outage"}
+
+
+@pytest.mark.parametrize("shape", ON_POSTGRES)
+@pytest.mark.parametrize("window", [None, (date(2026, 1, 5), date(2026, 1, 5))])
+def test_metrics_on_postgres_equal_metrics_on_duckdb(shape: str, window: tuple | None,
+                                                      shapes: dict[str, Path],
+                                                      pg_shapes: dict[str, str]) -> None:
+    """The same window read from PostgreSQL and from the DuckDB snapshot gives the same
+    figures, every metric's SQL run unchanged."""
+    since, until = window or (None, None)
+    remote = warehouse.Reader(warehouse.destination("postgres", pg_shapes[shape]),
+                              metrics.DEFAULT_DATASET, since, until)
+    pg, local = remote.connection(), snapshot.Reader(shapes[shape], since, until).connection()
+    assert remote.pulled["session_states"] > 0
+    for figure in (metrics.complete_runs, metrics.incomplete_runs, metrics.queue_per_poll,
+                   metrics.queue_per_interval, metrics.waits, metrics.abandonment,
+                   metrics.agent_concurrency_per_poll, metrics.demand_per_interval,
+                   metrics.events_per_interval, metrics.state_islands,
+                   timeline_metrics.sessions, record_metrics.sessions):
+        a, b = (figure(con) for con in (pg, local))
+        key = list(a.columns)
+        pd.testing.assert_frame_equal(a.sort_values(key).reset_index(drop=True),
+                                      b.sort_values(key).reset_index(drop=True))
+        assert len(a) > 0 or figure is metrics.incomplete_runs

@@ -14,12 +14,14 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 import psycopg2
 import pytest
+from tencent_desk.analysis import metrics, record_metrics, timeline_metrics, warehouse
 from tencent_desk.cli import main
 from tencent_desk.clock import VirtualClock
 from tencent_desk.intake.receiver import Receiver, ReceiverConfig
-from tencent_desk.job import destination
+from tencent_desk.job import destination, snapshot
 from tencent_desk.job.runner import RunOptions, run
 from tencent_desk.simulator import (
     Population,
@@ -94,6 +96,21 @@ def test_the_timeline_on_postgres_equals_the_one_in_duckdb(tmp_path, postgres_ur
     # kept up to date run by run: the last run rewrote only what it touched
     assert pg.query("SELECT count(DISTINCT run_id) FROM tencent_desk.session_timeline") == [
         (len(HOURS),)]
+    # the notebooks' figures read from the server equal those read from the DuckDB snapshot
+    remote = warehouse.Reader(warehouse.destination("postgres", postgres_url), "tencent_desk")
+    local = snapshot.Reader(duck.database).connection()
+    for figure in (metrics.complete_runs, metrics.waits, metrics.abandonment,
+                   metrics.demand_per_interval, metrics.events_per_interval,
+                   timeline_metrics.sessions, record_metrics.sessions):
+        a, b = (figure(con).drop(columns=["run_id"], errors="ignore")
+                for con in (remote.connection(), local))
+        assert len(a) > 0 or figure is metrics.abandonment  # three polls: none abandoned
+        pd.testing.assert_frame_equal(a.sort_values(list(a.columns)).reset_index(drop=True),
+                                      b.sort_values(list(b.columns)).reset_index(drop=True))
+    # and the job indexed what windows are read by
+    assert {i for (i,) in pg.query("SELECT indexname FROM pg_indexes")} >= {
+        "runs_run_id_idx", "session_states_run_id_idx", "session_events_event_time_idx",
+        "session_records_started_at_idx", "session_timeline_day_idx"}
 
 
 # -- one-line errors ---------------------------------------------------------------------

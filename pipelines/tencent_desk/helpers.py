@@ -125,6 +125,10 @@ def after_load(pipeline: Any, whole: Sequence[tuple[str, str]] = ()) -> None:
             return
     # elsewhere readers read the destination itself: no snapshot, the timeline kept there
     timeline_remote.upkeep(pipeline)
+    from tencent_desk.analysis import warehouse  # it reads this module's view SQL
+
+    with pipeline.sql_client() as client:  # what a notebook's window is read by
+        warehouse.create_indexes(client)
 
 
 def for_readers(con: Any, database: Path, dataset: str,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -15,7 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.collections import QuadMesh
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
-from tencent_desk.analysis import metrics
+from tencent_desk.analysis import metrics, warehouse
 from tencent_desk.job import snapshot
 
 ROOT = Path(__file__).resolve().parents[3]  # the repository, for the demo database
@@ -23,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[3]  # the repository, for the demo datab
 
 @dataclass
 class Desk:
-    source: snapshot.Reader | duckdb.DuckDBPyConnection
-    path: Path
+    source: snapshot.Reader | warehouse.Reader | duckdb.DuckDBPyConnection
+    path: Path | str  # the DuckDB file, or ``destination:dataset``
     dataset: str
     has_truth: bool
     poll_s: float | None
@@ -32,11 +33,12 @@ class Desk:
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
-        """The latest published snapshot (views made again after each run), or the database
-        itself, read-only, where nothing was ever published."""
-        if isinstance(self.source, snapshot.Reader):
-            return self.source.connection()
-        return self.source
+        """The latest published snapshot (views made again after each run), the window
+        pulled from a destination server (again after each load), or the database itself,
+        read-only, where nothing was ever published."""
+        if isinstance(self.source, duckdb.DuckDBPyConnection):
+            return self.source
+        return self.source.connection()
 
 
 def database() -> Path:
@@ -50,6 +52,17 @@ def database() -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run `make demo` or set DESK_DUCKDB")
     return path
+
+
+def server_reader(dataset: str, since: datetime | date | None = None,
+                  until: datetime | date | None = None) -> warehouse.Reader | None:
+    """``DESK_DESTINATION`` (e.g. ``postgres``, credentials as the job's: dlt config and
+    secrets, or ``DESTINATION__POSTGRES__CREDENTIALS``): the window pulled from there;
+    None when it is unset or ``duckdb`` (``DESK_DUCKDB`` is read)."""
+    name = os.environ.get("DESK_DESTINATION", "").strip().lower()
+    if name in ("", "duckdb"):
+        return None
+    return warehouse.Reader(warehouse.destination(name), dataset, since, until)
 
 
 # --- Plotting helpers: every chart's time axis and gaps (no complete run) are drawn here,
@@ -147,7 +160,8 @@ def _utc(times: pd.Index | pd.Series | list) -> pd.DatetimeIndex:
 
 
 def open_desk() -> Desk:
-    """The database read-only, its dataset (``DESK_DATASET``), and plot defaults."""
+    """The database read-only (or a window of a server destination: ``DESK_DESTINATION``),
+    its dataset (``DESK_DATASET``), and plot defaults."""
     import matplotlib
 
     if "ipykernel" not in sys.modules:
@@ -155,23 +169,28 @@ def open_desk() -> Desk:
     import matplotlib.pyplot as plt
 
     plt.rcParams.update({"figure.figsize": (11, 3.8), "axes.grid": True, "grid.alpha": 0.3})
-    path = database()
     dataset = os.environ.get("DESK_DATASET", "tencent_desk")
-    source: snapshot.Reader | duckdb.DuckDBPyConnection
+    source: snapshot.Reader | warehouse.Reader | duckdb.DuckDBPyConnection
+    where: Path | str
     app = os.environ.get("DESK_APP", "").strip() or None
     sdkappid = None
-    if snapshot.Reader.available(path):
-        source = snapshot.Reader(path)
+    remote = server_reader(dataset)
+    if remote is not None:
+        source, where = remote, remote.where
+        if app is not None:  # that app's rows only, filtered on the server
+            sdkappid = remote.sdkappid = app_id(remote.connection(), dataset, app)
+    elif snapshot.Reader.available(path := database()):
+        source, where = snapshot.Reader(path), path
         if app is not None:  # every table and view shows that app's rows only
             sdkappid = app_id(source.connection(), dataset, app)
             source = snapshot.Reader(path, sdkappid=sdkappid)
-        con = source.connection()
     elif app is not None:
         raise ValueError(f"DESK_APP needs the snapshot a run publishes beside {path}: run "
                          f"`desk-sessions publish --database {path}` once")
     else:  # a database no job published: read it directly (this blocks a writer)
-        source = con = duckdb.connect(str(path), read_only=True)
-    return Desk(source, path, dataset, metrics.has_truth(con),
+        source, where = duckdb.connect(str(path), read_only=True), path
+    con = source if isinstance(source, duckdb.DuckDBPyConnection) else source.connection()
+    return Desk(source, where, dataset, metrics.has_truth(con),
                 metrics.poll_interval_s(con, dataset), sdkappid)
 
 

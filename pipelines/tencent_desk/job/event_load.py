@@ -123,11 +123,15 @@ def load_events(pipeline: Any, spool: Path, run_id: str, legacy: int | None = No
 def make_event_times(pipeline: Any, client: Any) -> None:
     """(Re)make the view of each session's times from its events, in the destination's SQL."""
     name = client.make_qualified_table_name
-    first_agent = dialect.first_by(dialect.of(pipeline), "agent_id", "event_time",
-                                   "agent_id IS NOT NULL")
     client.execute_sql(f"DROP VIEW IF EXISTS {name(EVENT_TIMES)}")
-    client.execute_sql(events.EVENT_TIMES_VIEW.format(
-        view=name(EVENT_TIMES), table=name(TABLE), first_agent_id=first_agent))
+    client.execute_sql(event_times_view(dialect.of(pipeline), name(EVENT_TIMES), name(TABLE)))
+
+
+def event_times_view(sql_dialect: str, view: str, table: str) -> str:
+    """The SQL making the event-times view ``view`` over the events table ``table``."""
+    first_agent = dialect.first_by(sql_dialect, "agent_id", "event_time",
+                                   "agent_id IS NOT NULL")
+    return events.EVENT_TIMES_VIEW.format(view=view, table=table, first_agent_id=first_agent)
 
 
 def write_open_sessions(pipeline: Any, out: Path, *, now_s: float, max_age_s: float,

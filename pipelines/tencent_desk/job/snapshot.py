@@ -81,6 +81,25 @@ class Layout:
             return f"run_id >= '{day.replace('-', '')}' AND run_id < '{nxt.replace('-', '')}'"
         return f"{self.column} >= TIMESTAMPTZ '{day}' AND {self.column} < TIMESTAMPTZ '{nxt}'"
 
+    def window_filter(self, first: str | None, last: str | None) -> str:
+        """Rows of the days ``first``..``last`` (ISO dates, inclusive; None: open), and the
+        undated ones, as the Reader keeps them: plain comparisons with literals, valid SQL on
+        DuckDB and PostgreSQL alike, that an index on the column serves."""
+        col, parts = _quote(self.column), []
+        for day, op in ((first, ">="), (_next_day(last), "<")):
+            if day is None:
+                continue
+            if self.column == "run_id":
+                parts.append(f"{col} {op} {_lit(day.replace('-', ''))}")
+            elif self.column == "day":
+                parts.append(f"{col} {op} {_lit(day)}")
+            else:  # UTC midnight, whatever the session's time zone
+                parts.append(f"{col} {op} CAST({_lit(day + ' 00:00:00+00')} AS TIMESTAMPTZ)")
+        if not parts:
+            return "TRUE"
+        undated = f"{col} IS NULL" + (f" OR {col} = 'undated'" if self.column == "day" else "")
+        return f"(({' AND '.join(parts)}) OR {undated})"
+
 
 # What is new in a table is found through the runs' logs: every table the job writes carries
 # the run_id of the run that (last) wrote its rows.
@@ -405,15 +424,24 @@ class Reader:
         return self._con
 
     def _days(self, _schema: str, _table: str) -> Callable[[str], bool]:
-        # A day partition holds the rows of runs started that UTC day; a day either side
-        # keeps rows of a run that straddles midnight or a window in another time zone.
-        lo = _day(self.since, -1)
-        hi = _day(self.until, +1)
+        lo, hi = window_days(self.since, self.until)
         return lambda d: d in (WHOLE, "undated") or ((lo is None or d >= lo)
                                                      and (hi is None or d <= hi))
 
     def close(self) -> None:
         self._con.close()
+
+
+def window_days(since: datetime | date | None, until: datetime | date | None
+                ) -> tuple[str | None, str | None]:
+    """The first and last day (ISO) whose rows a window needs. A day partition holds the rows
+    of runs started that UTC day; a day either side keeps rows of a run that straddles
+    midnight or a window in another time zone."""
+    return _day(since, -1), _day(until, +1)
+
+
+def _next_day(day: str | None) -> str | None:
+    return None if day is None else (date.fromisoformat(day) + timedelta(days=1)).isoformat()
 
 
 def _day(at: datetime | date | None, shift: int) -> str | None:
