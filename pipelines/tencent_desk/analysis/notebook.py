@@ -1,11 +1,14 @@
-"""What every analysis notebook does first: find the database, open the snapshot the job
+"""What every analysis notebook does first: find the database, choose the window to read
+(``DESK_FROM``/``DESK_TO``/``DESK_COMPARE``), open only that window of the snapshot the job
 publishes beside it (so the job can keep writing), and set up headless-safe plots."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -19,23 +22,127 @@ from tencent_desk.analysis import metrics
 from tencent_desk.job import snapshot
 
 ROOT = Path(__file__).resolve().parents[3]  # the repository, for the demo database
+DAY, WEEK = timedelta(days=1), timedelta(days=7)
+COMPARE = ("auto", "day", "week", "none")
+# Tables whose days say whether a day has data (partitions of the published snapshot).
+DATA_TABLES = ("runs", "session_states", "session_events", "session_records", "session_timeline")
+FORMS = ("an ISO date (2026-01-05) or date-time (2026-01-05T09:30, 2026-01-05 09:30:00Z, "
+         "2026-01-05T17:30+08:00; UTC when no offset)")
+
+
+@dataclass(frozen=True)
+class Window:
+    """What a notebook reads and draws: ``[since, until)`` in UTC, and the window its key
+    figures are compared with (``previous``: None when not compared)."""
+
+    since: datetime
+    until: datetime
+    compare: str = "auto"
+
+    @property
+    def span(self) -> timedelta:
+        return self.until - self.since
+
+    @property
+    def shift(self) -> timedelta | None:
+        """How far back the comparison window lies: whole days covering the window
+        (day-over-day), or whole weeks (week-over-week: ``auto`` for a week or longer)."""
+        unit = {"day": DAY, "week": WEEK, "none": None,
+                "auto": WEEK if self.span >= WEEK else DAY}[self.compare]
+        return None if unit is None else -(-self.span // unit) * unit
+
+    @property
+    def previous(self) -> Window | None:
+        shift = self.shift
+        return None if shift is None else Window(self.since - shift, self.until - shift, "none")
+
+    def __str__(self) -> str:
+        return f"{_stamp(self.since)} to {_stamp(self.until)} UTC"
+
+
+def _stamp(at: datetime) -> str:
+    return f"{at:%Y-%m-%d}" if at.time() == datetime.min.time() else f"{at:%Y-%m-%d %H:%M}"
+
+
+def parse_time(name: str, text: str) -> tuple[datetime, bool]:
+    """An ISO date or date-time (UTC when it names no zone) -> (UTC instant, was a date)."""
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC), True
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not a time: give {FORMS}") from None
+    return (at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)), False
+
+
+def window(env: Mapping[str, str], latest: date | None,
+           today: date | None = None) -> Window:
+    """The window from ``DESK_FROM``, ``DESK_TO`` and ``DESK_COMPARE``. ``DESK_TO`` as a date
+    means through the end of that day. Without ``DESK_FROM``: the day ``DESK_TO`` ends in,
+    else the latest day with data (``latest``; today when there is none); without
+    ``DESK_TO``: through the end of that latest day (or of ``DESK_FROM``'s day if later)."""
+    fallback = latest or today or datetime.now(UTC).date()
+    start = datetime(fallback.year, fallback.month, fallback.day, tzinfo=UTC)
+    given_from, given_to = env.get("DESK_FROM", "").strip(), env.get("DESK_TO", "").strip()
+    until = None
+    if given_to:
+        until, is_date = parse_time("DESK_TO", given_to)
+        until += DAY if is_date else timedelta(0)
+    since = parse_time("DESK_FROM", given_from)[0] if given_from else None
+    if since is None:
+        since = _midnight(until - timedelta(microseconds=1)) if until else start
+    if until is None:
+        until = max(start, _midnight(since)) + DAY
+    compare = env.get("DESK_COMPARE", "auto").strip().lower() or "auto"
+    if compare not in COMPARE:
+        raise ValueError(f"DESK_COMPARE={compare!r}: give one of {', '.join(COMPARE)}")
+    if since >= until:
+        raise ValueError(f"DESK_FROM ({_stamp(since)}) must be before DESK_TO "
+                         f"({_stamp(until)}, exclusive); give {FORMS}")
+    return Window(since, until, compare)
+
+
+def _midnight(at: datetime) -> datetime:
+    return at.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def latest_day(database: Path) -> date | None:
+    """The latest UTC day with data in the published snapshot (from its file list alone)."""
+    manifest = snapshot.read_manifest(snapshot.paths(database)[0])
+    days = [d for entry in manifest["schemas"].values()
+            for table, spec in entry["tables"].items() if table in DATA_TABLES
+            for d, files in spec["days"].items() if files and d[:1].isdigit()]
+    return date.fromisoformat(max(days)) if days else None
 
 
 @dataclass
 class Desk:
-    source: snapshot.Reader | duckdb.DuckDBPyConnection
+    source: snapshot.Reader
     path: Path
     dataset: str
     has_truth: bool
     poll_s: float | None
+    window: Window
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
-        """The latest published snapshot (views made again after each run), or the database
-        itself, read-only, where nothing was ever published."""
-        if isinstance(self.source, snapshot.Reader):
-            return self.source.connection()
-        return self.source
+        """The window of the latest published snapshot (views made again after each run)."""
+        return self.source.connection()
+
+    @property
+    def since(self) -> datetime:
+        return self.window.since
+
+    @property
+    def until(self) -> datetime:
+        return self.window.until
+
+    def previous(self) -> Desk | None:
+        """The same database read for the comparison window, or None when not compared."""
+        before = self.window.previous
+        return None if before is None else _open(self.path, self.dataset, before)
 
 
 def database() -> Path:
@@ -67,7 +174,7 @@ def describe(desk: Desk) -> str:
                 f"to {last:%Y-%m-%d %H:%M} UTC")
     every = (f"polls every {desk.poll_s:.0f} s (median)" if desk.poll_s is not None
              else "no poll interval (fewer than two snapshots)")
-    return (f"{desk.path} / {desk.dataset}: {seen}; {every}; "
+    return (f"{desk.path} / {desk.dataset}, window {desk.window}: {seen}; {every}; "
             f"simulator truth: {'yes' if desk.has_truth else 'no'}")
 
 
@@ -145,7 +252,8 @@ def _utc(times: pd.Index | pd.Series | list) -> pd.DatetimeIndex:
 
 
 def open_desk() -> Desk:
-    """The database read-only, its dataset (``DESK_DATASET``), and plot defaults."""
+    """The window (``DESK_FROM``, ``DESK_TO``, ``DESK_COMPARE``) of the database's snapshot,
+    its dataset (``DESK_DATASET``), and plot defaults."""
     import matplotlib
 
     if "ipykernel" not in sys.modules:
@@ -154,12 +262,15 @@ def open_desk() -> Desk:
 
     plt.rcParams.update({"figure.figsize": (11, 3.8), "axes.grid": True, "grid.alpha": 0.3})
     path = database()
+    if not snapshot.Reader.available(path):  # reading the job's own file would block it
+        raise FileNotFoundError(f"{path} has no published snapshot beside it: run "
+                                f"`desk-sessions publish --database {path}` once")
     dataset = os.environ.get("DESK_DATASET", "tencent_desk")
-    source: snapshot.Reader | duckdb.DuckDBPyConnection
-    if snapshot.Reader.available(path):
-        source = snapshot.Reader(path)
-        con = source.connection()
-    else:  # a database no job published: read it directly (this blocks a writer)
-        source = con = duckdb.connect(str(path), read_only=True)
-    return Desk(source, path, dataset, metrics.has_truth(con),
-                metrics.poll_interval_s(con, dataset))
+    return _open(path, dataset, window(os.environ, latest_day(path)))
+
+
+def _open(path: Path, dataset: str, win: Window) -> Desk:
+    reader = snapshot.Reader(path, win.since, win.until)
+    con = reader.connection()
+    return Desk(reader, path, dataset, metrics.has_truth(con),
+                metrics.poll_interval_s(con, dataset), win)
