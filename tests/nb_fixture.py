@@ -34,6 +34,7 @@ NOT_COMPLETE = ("failed", "interrupted", "outage")
 # A quiet desk: sessions come and go with the chatbot, nobody queues or reaches an agent.
 QUIET_STATES = (st.CHATBOT, st.NOT_IN_SESSION, st.ENDED)
 STOPPED = "stopped before loading (test fixture)"
+GROUP_2 = "Second line"
 
 
 def build_demo_day(path: Path) -> Path:
@@ -111,9 +112,16 @@ def _fail_runs(con: duckdb.DuckDBPyConnection, nth: list[int]) -> None:
 
 
 def _several_days(con: duckdb.DuckDBPyConnection) -> None:
-    # Thursday and Friday before the Monday: nights and a weekend without runs.
+    # Thursday and Friday before the Monday: nights and a weekend without runs. The records
+    # name two agent groups: every other agent (by id) serves in the second.
     _copy_day(con, 4)
     _copy_day(con, 3)
+    con.execute(f"""
+        UPDATE {DS}.session_records SET agent_group_id = 'second', agent_group_name = '{GROUP_2}'
+        WHERE agent_id IN (SELECT agent_id FROM (SELECT DISTINCT agent_id FROM
+                           {DS}.session_records WHERE agent_id IS NOT NULL)
+                           QUALIFY row_number() OVER (ORDER BY agent_id) % 2 = 0)
+    """)
 
 
 def _failed_day(con: duckdb.DuckDBPyConnection) -> None:

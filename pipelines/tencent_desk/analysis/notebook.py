@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.collections import QuadMesh
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
-from tencent_desk.analysis import metrics
+from tencent_desk.analysis import metrics, timeline_metrics
 from tencent_desk.job import snapshot
 
 ROOT = Path(__file__).resolve().parents[3]  # the repository, for the demo database
@@ -187,11 +187,17 @@ def plottable(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+# A tick label ("09:00", "Jan 05") needs about this many inches of axis to stay apart.
+TICK_IN = 0.9
+
+
 def time_axis(ax: Axes, shown: pd.Index | pd.Series | None = None) -> None:
     """Readable time ticks on the x axis for any span: minutes or hours within a day, days
-    across days, with the date once at the side (UTC, as the data). ``shown``: times that
-    must be in view, padded so that even a single one gets a readable window."""
-    locator = AutoDateLocator(minticks=3, maxticks=8)
+    across days, with the date once at the side (UTC, as the data), as many as the axis is
+    wide enough for. ``shown``: times that must be in view, padded so that even a single
+    one gets a readable window."""
+    width_in = ax.get_position().width * ax.figure.get_figwidth()
+    locator = AutoDateLocator(minticks=3, maxticks=max(3, min(8, int(width_in / TICK_IN))))
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     ax.set_xlabel(ax.get_xlabel() or "UTC")
@@ -244,6 +250,42 @@ def heatmap(ax: Axes, grid: pd.DataFrame, width: pd.Timedelta, **style: object) 
     ax.grid(False)
     time_axis(ax)
     return mesh
+
+
+def instants(win: Window, most: int = 600) -> pd.DatetimeIndex:
+    """Instants across the window at which to count queues and chats: every 5 minutes, or
+    fewer over a long window (at most ``most``, on whole minutes)."""
+    step = max(pd.Timedelta(minutes=5), pd.Timedelta(win.span / most).ceil("min"))
+    return pd.date_range(win.since, win.until, freq=step, inclusive="left")
+
+
+def source_note(exact_share: float) -> str:
+    """What a figure rests on, from the share of its sessions with exact times."""
+    if pd.isna(exact_share):
+        return "no sessions"
+    if exact_share >= 1:
+        return "exact (callbacks / records)"
+    if exact_share <= 0:
+        return "bounded by polls"
+    return f"{exact_share:.0%} exact, the rest bounded by polls"
+
+
+def compared(desk: Desk, target_s: float = 60.0) -> pd.DataFrame:
+    """The key figures of the window (with bounds and what they rest on) next to those of
+    its comparison window (``DESK_COMPARE``) and the change."""
+    now = timeline_metrics.key_figures(
+        timeline_metrics.sessions(desk.con, desk.since, desk.until, desk.dataset), target_s)
+    table = now.assign(rests_on=now.exact_share.map(source_note))
+    before_desk = desk.previous()
+    if before_desk is not None:
+        with_before = timeline_metrics.key_figures(timeline_metrics.sessions(
+            before_desk.con, before_desk.since, before_desk.until, desk.dataset), target_s)
+        before_desk.source.close()
+        # a window with no session at all is a gap in the data, not a desk with nothing
+        had = with_before.loc["sessions", "value"] > 0
+        table[f"previous ({before_desk.window})"] = with_before.value if had else float("nan")
+        table["change"] = now.value - with_before.value
+    return table
 
 
 def _utc(times: pd.Index | pd.Series | list) -> pd.DatetimeIndex:
