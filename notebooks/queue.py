@@ -61,9 +61,7 @@ print(describe(desk))
 # the window's sessions; those begun the day before too, for who was still waiting at its start
 sessions = tm.sessions(con, desk.since, desk.until, DATASET)
 around = tm.sessions(con, desk.since - pd.Timedelta(days=1), desk.until, DATASET)
-POLLS_ONLY = not (metrics.has_events(con, DATASET) or "session_records" in set(
-    con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
-                [DATASET]).df().table_name))
+POLLS_ONLY = desk.polls_only
 stopped = metrics.incomplete_runs(con, DATASET)
 GROUPS = sessions.agent_group_name.dropna().nunique()
 print(f"{len(sessions)} sessions began in the window; times rest on: "

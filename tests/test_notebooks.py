@@ -58,11 +58,27 @@ def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield KERNEL
 
 
-@pytest.mark.parametrize("shape", list(SHAPES))
+# Charts each notebook draws whatever the data (an empty one says so), and those it draws
+# only with data: staffing's busiest hour, the records notebook's with records in the window.
+ALWAYS = {"queue": 4, "agent_occupancy": 3, "staffing": 1, "records": 0}
+WITH_DATA = {"queue": 0, "agent_occupancy": 0, "staffing": 1, "records": 4}
+HAS_RECORDS = {"one_day", "several_days", "single_run"}  # failed_only's record run failed
+# The several days' window: Thursday to Monday, the weekend between without any run.
+WINDOW = {"DESK_FROM": "2026-01-01", "DESK_TO": "2026-01-05"}
+CASES = [(shape, {}) for shape in SHAPES] + [("several_days", WINDOW), ("failed_day", WINDOW)]
+
+
+@pytest.mark.parametrize("shape, env", CASES,
+                         ids=[s + ("-window" if e else "") for s, e in CASES])
 @pytest.mark.parametrize("name", NAMES)
-def test_notebook_runs_and_draws(name: str, shape: str, shapes: dict[str, Path], kernel: str,
+def test_notebook_runs_and_draws(name: str, shape: str, env: dict[str, str],
+                                 shapes: dict[str, Path], kernel: str,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DESK_DUCKDB", str(shapes[shape]))
+    for key in ("DESK_FROM", "DESK_TO", "DESK_COMPARE"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
     nb = execute(name)  # raises on the first cell that fails
     outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
     assert not [out for out in outputs if out.output_type == "error"]
@@ -70,10 +86,18 @@ def test_notebook_runs_and_draws(name: str, shape: str, shapes: dict[str, Path],
     warned = [out.text for out in outputs
               if out.output_type == "stream" and out.name == "stderr" and "Warning" in out.text]
     assert not warned, warned
+    text = "\n".join(out.get("text", "") + out.get("data", {}).get("text/plain", "")
+                      for out in outputs)
+    # the window read: the one asked for, else the latest day with data (the Monday)
+    assert ("2026-01-01 to 2026-01-06 UTC" if env else "2026-01-05 to 2026-01-06 UTC") in text
+    if name == "queue" and shape in FULL | {"nothing_queued"}:
+        # each figure says what it rests on: callbacks and records, or polls alone
+        polls_only = shape in {"failed_day", "nothing_queued"}
+        assert ("bounded by polls" if polls_only else "exact (callbacks / records)") in text
     images = [out for out in outputs if "image/png" in out.get("data", {})]
-    assert len(images) >= (3 if name == "queue" else 2 if shape in FULL else 1), (
-        f"{name} drew {len(images)} figures on {shape}"
-    )
+    has_data = shape in FULL and (name != "records" or shape in HAS_RECORDS)
+    expected = ALWAYS[name] + (WITH_DATA[name] if has_data else 0)
+    assert len(images) == expected, f"{name} drew {len(images)} figures on {shape}"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -182,6 +206,28 @@ def test_time_axis_labels_are_few_and_apart(start: str, end: str, freq: str) -> 
              <= ax.get_xlim()[1]]
     assert 3 <= len(boxes) <= 10
     assert all(a.x1 < b.x0 for a, b in itertools.pairwise(boxes))
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("start, end", [
+    ("2026-01-05 00:00", "2026-01-05 13:00"),   # a day by the hour
+    ("2026-01-01 00:00", "2026-01-05 13:00"),   # days
+])
+def test_time_axis_labels_stay_apart_on_narrow_axes(start: str, end: str) -> None:
+    """Two charts side by side (the staffing notebook's hourly demand) keep labels apart."""
+    hours = pd.date_range(start, end, freq="1h", tz="UTC")
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    for ax in axes:
+        ax.bar(hours, np.arange(len(hours)), width=pd.Timedelta(hours=0.9), align="edge")
+        time_axis(ax, hours)
+    fig.tight_layout()
+    fig.canvas.draw()
+    for ax in axes:
+        boxes = [label.get_window_extent() for label in ax.get_xticklabels()
+                 if label.get_text() and ax.get_xlim()[0] <= label.get_position()[0]
+                 <= ax.get_xlim()[1]]
+        assert len(boxes) >= 3
+        assert all(a.x1 + 5 < b.x0 for a, b in itertools.pairwise(boxes))
     plt.close(fig)
 
 

@@ -132,6 +132,15 @@ class Desk:
         return self.source.connection()
 
     @property
+    def polls_only(self) -> bool:
+        """No callbacks and no records in the window's snapshot: every time is bounded by
+        polls, and time without a complete run is a gap."""
+        tables = {t for (t,) in self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+            [self.dataset]).fetchall()}
+        return not tables & {"session_events", "session_records"}
+
+    @property
     def since(self) -> datetime:
         return self.window.since
 
@@ -187,17 +196,11 @@ def plottable(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-# A tick label ("09:00", "Jan 05") needs about this many inches of axis to stay apart.
-TICK_IN = 0.9
-
-
 def time_axis(ax: Axes, shown: pd.Index | pd.Series | None = None) -> None:
     """Readable time ticks on the x axis for any span: minutes or hours within a day, days
-    across days, with the date once at the side (UTC, as the data), as many as the axis is
-    wide enough for. ``shown``: times that must be in view, padded so that even a single
-    one gets a readable window."""
-    width_in = ax.get_position().width * ax.figure.get_figwidth()
-    locator = AutoDateLocator(minticks=3, maxticks=max(3, min(8, int(width_in / TICK_IN))))
+    across days, with the date once at the side (UTC, as the data). ``shown``: times that
+    must be in view, padded so that even a single one gets a readable window."""
+    locator = AutoDateLocator(minticks=3, maxticks=8)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     ax.set_xlabel(ax.get_xlabel() or "UTC")

@@ -274,9 +274,12 @@ def demand(df: pd.DataFrame, interval: str = "1h", by: str | None = None) -> pd.
         frame.insert(0, "group", key)
         frame["interval_s"] = width.total_seconds()
         out.append(frame)
-    columns = ["group", "interval_start", "arrivals", "answered", "aht_s", "aht_lo_s",
-               "aht_hi_s", "exact_share", "interval_s"]
-    return pd.concat(out, ignore_index=True)[columns] if out else pd.DataFrame(columns=columns)
+    columns = {"group": "object", "interval_start": "datetime64[ns, UTC]", "arrivals": "int64",
+               "answered": "int64", "aht_s": "float64", "aht_lo_s": "float64",
+               "aht_hi_s": "float64", "exact_share": "float64", "interval_s": "float64"}
+    if not out:
+        return pd.DataFrame(columns=list(columns)).astype(columns)
+    return pd.concat(out, ignore_index=True)[list(columns)]
 
 
 def key_figures(df: pd.DataFrame, target_s: float = 60.0) -> pd.DataFrame:
