@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import jupytext
@@ -17,8 +18,9 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-from tencent_desk.analysis import metrics
+from tencent_desk.analysis import metrics, notebook
 from tencent_desk.analysis.notebook import plottable, shade_gaps, time_axis, with_breaks
+from tencent_desk.job import snapshot
 from tencent_desk.job.runner import publish
 
 from tests.nb_fixture import SHAPES, build_demo_day, build_shape
@@ -250,3 +252,98 @@ def test_metrics_used_for_gaps(shapes: dict[str, Path]) -> None:
     gaps = demand[demand.n_polls == 0]
     assert len(gaps) > 48 and gaps.arrivals.isna().all() and gaps.aht_s.isna().all()
     assert set(stopped.status) == {"failed", "interrupted", "outage"}
+
+
+# --- The window ---------------------------------------------------------------------------
+
+
+def _w(env: dict[str, str], latest: str | None = "2026-01-05") -> notebook.Window:
+    return notebook.window(env, None if latest is None else date.fromisoformat(latest))
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def test_window_defaults_to_the_latest_day_with_data() -> None:
+    win = _w({})
+    assert (win.since, win.until) == (_utc("2026-01-05"), _utc("2026-01-06"))
+    # day over day by default; a day with no data in it compares with nothing later
+    assert win.previous == notebook.Window(_utc("2026-01-04"), _utc("2026-01-05"), "none")
+    empty = _w({}, latest=None)  # nothing published yet: today
+    assert empty.span == timedelta(days=1)
+
+
+def test_window_dates_and_date_times() -> None:
+    # DESK_TO as a date: through the end of that day
+    win = _w({"DESK_FROM": "2026-01-01", "DESK_TO": "2026-01-05"})
+    assert (win.since, win.until) == (_utc("2026-01-01"), _utc("2026-01-06"))
+    win = _w({"DESK_FROM": "2026-01-05T09:30", "DESK_TO": "2026-01-05 12:00:00Z"})
+    assert (win.since, win.until) == (_utc("2026-01-05T09:30"), _utc("2026-01-05T12:00"))
+    # an offset is honoured, and the result is UTC
+    win = _w({"DESK_FROM": "2026-01-05T17:30+08:00", "DESK_TO": "2026-01-05T18:30+08:00"})
+    assert (win.since, win.until) == (_utc("2026-01-05T09:30"), _utc("2026-01-05T10:30"))
+    # one end given: the other from that end's day, or the latest day with data
+    assert _w({"DESK_TO": "2026-01-02"}).since == _utc("2026-01-02")
+    assert _w({"DESK_TO": "2026-01-02T10:00"}).since == _utc("2026-01-02")
+    assert _w({"DESK_FROM": "2026-01-01"}).until == _utc("2026-01-06")
+    assert _w({"DESK_FROM": "2026-01-09"}).until == _utc("2026-01-10")
+
+
+def test_window_comparison() -> None:
+    week = _w({"DESK_FROM": "2026-01-05", "DESK_TO": "2026-01-11"})
+    assert week.shift == timedelta(days=7)  # a week or longer: week over week
+    two = _w({"DESK_FROM": "2026-01-04", "DESK_TO": "2026-01-05"})
+    assert two.shift == timedelta(days=2)  # the two days before, not overlapping
+    same_weekday = _w({"DESK_COMPARE": "week"})
+    assert same_weekday.previous is not None
+    assert same_weekday.previous.since == _utc("2025-12-29")
+    assert _w({"DESK_COMPARE": "none"}).previous is None
+
+
+@pytest.mark.parametrize("env, says", [
+    ({"DESK_FROM": "yesterday"}, "DESK_FROM='yesterday' is not a time: give an ISO date"),
+    ({"DESK_TO": "2026-13-01"}, "DESK_TO='2026-13-01' is not a time"),
+    ({"DESK_FROM": "2026-01-05", "DESK_TO": "2026-01-04"}, "must be before DESK_TO"),
+    ({"DESK_FROM": "2026-01-05T10:00", "DESK_TO": "2026-01-05T10:00"}, "must be before"),
+    ({"DESK_COMPARE": "month"}, "DESK_COMPARE='month': give one of auto, day, week, none"),
+])
+def test_window_bad_values_say_what_is_accepted(env: dict[str, str], says: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        _w(env)
+    assert says in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_latest_day_with_data(shapes: dict[str, Path]) -> None:
+    assert notebook.latest_day(shapes["several_days"]) == date(2026, 1, 5)
+
+
+def test_a_window_limits_what_is_read(shapes: dict[str, Path]) -> None:
+    """The Reader for a window reads the files of its days (one either side) only, and its
+    views hold only the window's rows."""
+    db = shapes["several_days"]
+    reader = snapshot.Reader(db, _utc("2026-01-01T10:00"), _utc("2026-01-01T11:00"))
+    con = reader.connection()
+    views = "\n".join(sql for (sql,) in con.execute(
+        "SELECT sql FROM duckdb_views() WHERE schema_name = 'tencent_desk'").fetchall())
+    assert "/2026-01-01/" in views and "/2026-01-05/" not in views
+    for table, column in snapshot.WINDOW_TIMES.items():
+        lo, hi, n = con.execute(
+            f"SELECT min({column}), max({column}), count(*) FROM tencent_desk.{table}").fetchone()
+        if table == "record_runs":  # the day's one records run started after the window
+            assert n == 0
+            continue
+        assert n > 0 and lo >= _utc("2026-01-01T10:00") and hi < _utc("2026-01-01T11:00"), table
+    # the timeline is read by day (figures at an instant need sessions begun before it)
+    days = {d for (d,) in con.execute(
+        "SELECT DISTINCT began_at::DATE::VARCHAR FROM tencent_desk.session_timeline").fetchall()}
+    assert days == {"2026-01-01", "2026-01-02"}
+    reader.close()
+
+
+def test_a_notebook_with_a_bad_window_says_so(shapes: dict[str, Path], tmp_path: Path) -> None:
+    env = os.environ | {"DESK_DUCKDB": str(shapes["one_day"]), "DESK_FROM": "last monday"}
+    done = subprocess.run([sys.executable, str(NOTEBOOKS / "queue.py")], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode != 0
+    assert "ValueError: DESK_FROM='last monday' is not a time" in done.stderr
