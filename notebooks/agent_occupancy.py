@@ -14,22 +14,22 @@
 # ---
 
 # %% [markdown]
-# # Agent occupancy, seen through snapshots
+# # Agent occupancy: concurrency per agent and per agent group
 #
-# `get_session_state` names an agent only through a session: `AgentId` is set while a session
-# is offered to an agent (`waiting_for_agent`) or chatting with one (`agent`). So at each
-# complete run we know, per agent, how many chats it had: its **concurrency**. From that:
+# From `session_timeline`, an agent holds a chat from its answer to its end: at any instant
+# we know how many chats each agent had (its **concurrency**), and over any span the share
+# of its capacity it used (**occupancy** = chat-seconds held / (capacity x span)). With
+# callbacks or records those times are exact; with polls alone they are the best estimates
+# between two polls (each figure says which it rests on). The agent group comes from
+# session records.
 #
-# - **busy share**: the share of polls where the agent had at least one chat;
-# - **occupancy**: chats against a capacity (chats an agent can take at once).
+# What the data never shows is an agent with no chat: idle time cannot be told from time
+# off shift. Only a roster (who was on shift, with what capacity) makes idle time visible:
+# pass one as a CSV in `DESK_ROSTER` (columns agent_id, capacity, shift_start, shift_end).
 #
-# What the API never shows is an agent with no chat. Idle time cannot be told from time off
-# shift, and an agent idle all day does not exist in this data. Only a roster (who was on shift,
-# with what capacity) makes idle time visible: pass one as a CSV in `DESK_ROSTER` (columns
-# agent_id, capacity, shift_start, shift_end).
-#
-# Set `DESK_DUCKDB` (default `demo.duckdb` at the repository root), `DESK_DATASET` (default
-# `tencent_desk`) and `DESK_CHATS_PER_AGENT` (default 3).
+# `DESK_FROM`, `DESK_TO` choose the window (ISO dates or date-times; default the latest day
+# with data; see the queue notebook), `DESK_DUCKDB` the database (default `demo.duckdb`),
+# `DESK_DATASET` its dataset, `DESK_CHATS_PER_AGENT` the capacity (default 3).
 
 # %%
 # %matplotlib inline
@@ -42,84 +42,146 @@ sys.path[:] = [p for p in sys.path if p and not p.rstrip("/").endswith("notebook
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import display
 from tencent_desk.analysis import metrics
-from tencent_desk.analysis.notebook import describe, heatmap, open_desk, time_axis, with_breaks
+from tencent_desk.analysis import timeline_metrics as tm
+from tencent_desk.analysis.notebook import (
+    describe,
+    heatmap,
+    instants,
+    open_desk,
+    plottable,
+    source_note,
+    time_axis,
+)
 
 desk = open_desk()
-con, DB, DATASET = desk.con, desk.path, desk.dataset
-HAS_TRUTH, POLL_S = desk.has_truth, desk.poll_s
+con, DATASET, HAS_TRUTH = desk.con, desk.dataset, desk.has_truth
 CHATS_PER_AGENT = float(os.environ.get("DESK_CHATS_PER_AGENT", "3"))
 print(describe(desk))
 print(f"capacity {CHATS_PER_AGENT:g} chats per agent")
+# chats begun the day before may still be held at the window's start
+around = tm.sessions(con, desk.since - pd.Timedelta(days=1), desk.until, DATASET)
+served = around[around.answered_at.notna() & around.agent_id.notna()]
+in_window = served[(served.answered_at < desk.until)
+                   & (served.ended_at.isna() | (served.ended_at > desk.since))]
+print(f"{in_window.agent_id.nunique()} agents held {len(in_window)} chats in the window; "
+      f"their times rest on: {source_note(in_window.handle_exact.astype(float).mean())}")
 
 # %% [markdown]
-# ## Chats per agent at each poll
+# ## Chats per agent over time
 #
-# Each band is one agent's chats in `agent` state. The top line is the desk's total: the
-# number of chats in progress, which is also the carried load in Erlangs. Runs that did not
-# complete, nights and outages are gaps.
+# Each band is one agent's chats; the top is the desk's total, the carried load in Erlangs.
+# The dots are the totals the complete polls saw, the polls-only view of the same thing.
 
 # %%
+at = instants(desk.window)
+chats = tm.agent_concurrency(around, at).pivot(index="at", columns="agent_id",
+                                                values="chats")
+chats = chats.reindex(at).fillna(0)
 per_poll = metrics.agent_concurrency_per_poll(con, DATASET)
-snapshots = metrics.complete_runs(con, DATASET).snapshot_at
-chats = (per_poll.pivot(index="snapshot_at", columns="agent_id", values="chats")
-         .reindex(snapshots).sort_index())
-print(f"{chats.shape[1]} agents seen with at least one chat")
-shown = with_breaks(chats.assign(total=chats.sum(axis=1)),
-                    metrics.incomplete_runs(con, DATASET).started_at, POLL_S)
-
 fig, ax = plt.subplots()
 if chats.shape[1]:
-    ax.stackplot(shown.index, shown[chats.columns].T.to_numpy(), labels=chats.columns,
-                 step="post", alpha=0.8)
-ax.step(shown.index, shown.total, "k-", where="post", lw=0.8, label="desk total")
-if HAS_TRUTH:
-    true_chats = metrics.truth_agent_concurrency_at(con, chats.index)
-    true_total = true_chats.groupby("snapshot_at").chats.sum()
-    ax.plot(true_total.index, true_total.to_numpy(), "k.", ms=4, label="truth (total)")
+    ax.stackplot(chats.index, chats.T.to_numpy(), labels=chats.columns, step="post", alpha=0.8)
+else:
+    ax.text(0.5, 0.5, "no chat in the window", ha="center", transform=ax.transAxes)
+if len(per_poll):
+    at_polls = per_poll.groupby("snapshot_at").chats.sum()
+    ax.plot(at_polls.index, at_polls.to_numpy(), "k.", ms=4, label="desk total at a poll")
+if HAS_TRUTH and len(at):
+    true_total = metrics.truth_agent_concurrency_at(con, at).groupby("snapshot_at").chats.sum()
+    ax.plot(true_total.index, true_total.to_numpy(), "r-", lw=0.8, label="truth (total)")
 ax.set_ylabel("chats with an agent")
-ax.set_title("Concurrent chats per agent at each complete run")
-time_axis(ax, shown.index)
-ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+ax.set_title(f"Concurrent chats per agent, {desk.window}")
+time_axis(ax, pd.Series([desk.since, desk.until]))
+if chats.shape[1] or len(per_poll):
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small", ncol=1)
 fig.tight_layout()
 
 # %% [markdown]
-# ## Per agent and hour
+# ## Per agent group
 #
-# Without a roster, every poll of an hour counts for an agent seen in that hour, and hours
-# where an agent was never seen are missing: a zero may be idle time or time off shift, and a
-# fully idle agent is absent altogether. Occupancy = mean chats / capacity.
+# Chats per group over time (without records every chat is in `(none)`).
 
 # %%
-hourly = metrics.agent_occupancy(con, DATASET, "1h", chats_per_agent=CHATS_PER_AGENT)
+by_group = tm.agent_concurrency(around, at, by="agent_group_name")
+groups = by_group.pivot(index="at", columns="agent_group_name", values="chats")
+groups = groups.reindex(at).fillna(0)
+fig, ax = plt.subplots()
+for name in groups.columns:
+    ax.step(groups.index, groups[name], where="post", label=name)
+if not groups.shape[1]:
+    ax.text(0.5, 0.5, "no chat in the window", ha="center", transform=ax.transAxes)
+else:
+    ax.legend(loc="upper left", fontsize="small")
+ax.set_ylabel("chats")
+ax.set_title("Concurrent chats per agent group")
+time_axis(ax, pd.Series([desk.since, desk.until]))
+fig.tight_layout()
+
+# %% [markdown]
+# ## Occupancy per agent and hour
+#
+# Chat-seconds held in each hour over the capacity for the hour. Blank: the agent held no
+# chat that hour, idle or off shift (the data cannot tell which).
+
+# %%
+HOUR = pd.Timedelta(hours=1)
+hourly = tm.occupancy_per_interval(around, desk.since, desk.until, "1h", CHATS_PER_AGENT)
 grid = hourly.pivot(index="agent_id", columns="interval_start", values="occupancy")
 fig, ax = plt.subplots(figsize=(11, 0.35 * len(grid) + 1.5))
 if grid.empty:
-    ax.text(0.5, 0.5, "no agent seen with a chat", ha="center", transform=ax.transAxes)
+    ax.text(0.5, 0.5, "no agent held a chat", ha="center", transform=ax.transAxes)
 else:
-    mesh = heatmap(ax, grid, pd.Timedelta(hours=1), cmap="viridis", vmin=0, vmax=1)
+    mesh = heatmap(ax, grid, HOUR, cmap="viridis", vmin=0, vmax=1)
     fig.colorbar(mesh, label=f"occupancy (chats / {CHATS_PER_AGENT:g})")
-ax.set_title("Occupancy per agent and hour (blank: agent not seen that hour)")
+ax.set_title("Occupancy per agent and hour (blank: no chat that hour)")
 fig.tight_layout()
 
+# %% [markdown]
+# ## Over the window: per agent and per agent group
+#
+# Occupancy over the hours each agent (group) held at least one chat: hours with no chat at
+# all are left out, since they may be off shift. `agents`: agents with a chat in those hours.
+
 # %%
-hourly.assign(hour=hourly.interval_start.dt.strftime("%m-%d %H:%M"))[
-    ["agent_id", "hour", "n_polls", "mean_chats", "max_chats", "busy_share", "occupancy"]
-].round(2)
+def over_window(by: str) -> pd.DataFrame:
+    """Occupancy over the hours with a chat, per agent or group, with what it rests on."""
+    hours = tm.occupancy_per_interval(around, desk.since, desk.until, "1h",
+                                      CHATS_PER_AGENT, by=by)
+    if hours.empty:
+        return pd.DataFrame()
+    capacity = hours.agents * CHATS_PER_AGENT * HOUR.total_seconds()
+    out = hours.assign(capacity_s=capacity).groupby(by).agg(
+        held_s=("held_s", "sum"), capacity_s=("capacity_s", "sum"),
+        hours=("interval_start", "nunique"), agents=("agents", "max"))
+    exact = in_window.groupby(in_window[by].fillna("(none)")).handle_exact.agg(
+        lambda x: x.astype(float).mean())
+    return out.assign(occupancy=out.held_s / out.capacity_s,
+                      rests_on=exact.reindex(out.index).map(source_note)).round(3)
+
+
+display(over_window("agent_id"))
+display(over_window("agent_group_name"))
 
 # %% [markdown]
-# ## The desk as a whole
+# ## From the polls alone: busy share per hour
 #
-# Averaged over agents seen in each hour. `busy share` is an upper bound on how busy the desk
-# was: agents who were on shift but never had a chat are not in the denominator.
+# Polls see each agent's chats at an instant: the share of polls where an agent had at
+# least one chat (**busy share**), averaged per hour. It needs no callbacks or records, and
+# checks the timeline where both exist.
 
 # %%
-desk = hourly.groupby("interval_start").agg(
+snapshots = metrics.complete_runs(con, DATASET).snapshot_at
+polled = (per_poll.pivot(index="snapshot_at", columns="agent_id", values="chats")
+          .reindex(snapshots).sort_index())
+busy = metrics.agent_occupancy(con, DATASET, "1h", chats_per_agent=CHATS_PER_AGENT)
+whole = busy.groupby("interval_start").agg(
     agents_seen=("agent_id", "nunique"), mean_chats=("mean_chats", "sum"),
     busy_share=("busy_share", "mean"), occupancy=("occupancy", "mean"),
 )
-desk.index = desk.index.strftime("%m-%d %H:%M")
-desk.round(2)
+whole.index = whole.index.strftime("%m-%d %H:%M")
+plottable(whole).round(2)
 
 # %% [markdown]
 # ## With a roster
@@ -136,7 +198,7 @@ if os.environ.get("DESK_ROSTER"):
 else:
     window = per_poll.snapshot_at
     roster = pd.DataFrame({
-        "agent_id": chats.columns,
+        "agent_id": polled.columns,
         "capacity": CHATS_PER_AGENT,
         "shift_start": window.min(),
         "shift_end": window.max() + pd.Timedelta(seconds=1),
@@ -158,7 +220,7 @@ def per_agent(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-pd.concat({"with roster": per_agent(rostered), "without": per_agent(hourly)}, axis=1).round(2)
+pd.concat({"with roster": per_agent(rostered), "without": per_agent(busy)}, axis=1).round(2)
 
 # %% [markdown]
 # ## Estimate against the simulator's truth
@@ -167,17 +229,19 @@ pd.concat({"with roster": per_agent(rostered), "without": per_agent(hourly)}, ax
 # sampled as finely as we like: here every 30 seconds, close to the true time average.
 
 # %%
-if HAS_TRUTH:
-    lo, hi = chats.index.min(), chats.index.max()
+if HAS_TRUTH and len(polled):
+    lo, hi = polled.index.min(), polled.index.max()
     fine = pd.date_range(lo, hi, freq="30s")
     true_fine = metrics.truth_agent_concurrency_at(con, fine)
+    true_chats = metrics.truth_agent_concurrency_at(con, polled.index)
     check = pd.DataFrame({
-        "polls: mean chats": chats.mean(),
+        "timeline: mean chats": chats.loc[lo:hi].mean(),
+        "polls: mean chats": polled.mean(),
         "truth at the polls": true_chats.groupby("agent_id").chats.mean(),
         "truth, time average": true_fine.groupby("agent_id").chats.mean(),
     })
     exact = (true_chats.pivot(index="snapshot_at", columns="agent_id", values="chats")
-             .reindex_like(chats).eq(chats).to_numpy().mean())
+             .reindex_like(polled).eq(polled).to_numpy().mean())
     print(f"chats per agent at the polls equal the truth in {exact:.1%} of cases "
           "(failed calls hide a chat)")
     print(check.round(2).to_string())

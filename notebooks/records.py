@@ -23,8 +23,10 @@
 # polled estimates and, on a simulated day, the truth.
 #
 # Times rest on one reading of the docs (`RECORD_TIMES` in
-# `pipelines/tencent_desk/record_rows.py`: `Timestamp` is the end, `Duration` the whole
-# session). Set `DESK_DUCKDB` to the database (default `demo.duckdb`, made by `make demo`).
+# `pipelines/tencent_desk/job/record_rows.py`: `Timestamp` is the end, `Duration` the whole
+# session). Set `DESK_DUCKDB` to the database (default `demo.duckdb`, made by `make demo`);
+# `DESK_FROM` and `DESK_TO` choose the window (sessions that started in it, and the polls
+# made in it; default the latest day with data; see the queue notebook).
 
 # %%
 # %matplotlib inline
@@ -36,14 +38,14 @@ from tencent_desk.analysis.notebook import open_desk, plottable, time_axis
 
 desk = open_desk()
 con, ds = desk.con, desk.dataset
-HAS_RECORDS = record_metrics.has_records(con, ds)
+sessions = record_metrics.sessions(con, ds) if record_metrics.has_records(con, ds) else None
+HAS_RECORDS = sessions is not None and len(sessions) > 0
 if HAS_RECORDS:
-    sessions = record_metrics.sessions(con, ds)
-    print(f"{desk.path}: {len(sessions)} recorded sessions, "
+    print(f"{desk.path}, window {desk.window}: {len(sessions)} recorded sessions, "
           f"{sessions.started_at.min():%Y-%m-%d %H:%M} to {sessions.ended_at.max():%H:%M} UTC")
 else:  # every cell below waits for records
-    print(f"{desk.path} has no session_records yet: load them with `desk-sessions records "
-          "--database ...` or `desk-sessions run ... --records`")
+    print(f"{desk.path} has no session_records in the window {desk.window}: load them with "
+          "`desk-sessions records --database ...` or `desk-sessions run ... --records`")
 
 # %% [markdown]
 # ## How sessions end

@@ -14,20 +14,21 @@
 # ---
 
 # %% [markdown]
-# # Staffing from snapshots: Erlang C and Erlang A
+# # Staffing: Erlang C and Erlang A from the timeline
 #
 # How many agents does each hour need? Erlang C answers from three inputs: arrivals per hour,
 # average handling time (AHT) and a service-level target ("80% answered within 60 s"). Erlang A
 # adds customers who give up after a while, which chat customers do.
 #
-# The inputs come from the snapshots: arrivals are sessions first seen waiting or with an
-# agent, AHT the length of chats with an agent (bounded by the poll interval, estimated by the
-# middle of the bounds). Both are biased the same way: sessions shorter than a poll interval
-# are mostly unseen, so arrivals come out low and AHT high. The measured load (mean chats in
-# progress) needs no timing and is a check on their product.
+# The inputs come from `session_timeline`: arrivals are the sessions that asked for a human,
+# AHT the time from answer to end. With callbacks or records both are exact; with polls
+# alone sessions shorter than a poll interval are mostly unseen (arrivals come out low) and
+# handling times are bounded between polls. The load the polls saw (mean chats in progress)
+# needs no timing and is a check on their product.
 #
-# Set `DESK_DUCKDB` (default `demo.duckdb` at the repository root), `DESK_DATASET` (default
-# `tencent_desk`) and `DESK_CHATS_PER_AGENT` (default 3).
+# `DESK_FROM`, `DESK_TO` choose the window (ISO dates or date-times; default the latest day
+# with data; see the queue notebook), `DESK_DUCKDB` the database (default `demo.duckdb`),
+# `DESK_DATASET` its dataset, `DESK_CHATS_PER_AGENT` the capacity (default 3).
 
 # %%
 # %matplotlib inline
@@ -41,11 +42,12 @@ sys.path[:] = [p for p in sys.path if p and not p.rstrip("/").endswith("notebook
 import matplotlib.pyplot as plt
 import pandas as pd
 from tencent_desk.analysis import erlang, metrics
+from tencent_desk.analysis import timeline_metrics as tm
 from tencent_desk.analysis.notebook import describe, open_desk, plottable, shade_gaps, time_axis
 
 desk = open_desk()
-con, DB, DATASET = desk.con, desk.path, desk.dataset
-HAS_TRUTH, POLL_S = desk.has_truth, desk.poll_s
+con, DATASET, HAS_TRUTH = desk.con, desk.dataset, desk.has_truth
+POLLS_ONLY = desk.polls_only
 CHATS_PER_AGENT = float(os.environ.get("DESK_CHATS_PER_AGENT", "3"))
 TARGET_S, TARGET_SL, SHRINKAGE = 60.0, 0.8, 0.3
 print(describe(desk))
@@ -75,70 +77,99 @@ print(f"agents needed: {needed}; scheduled with 30% shrinkage: "
       f"{erlang.agents_needed(load, 180, 20, 0.8, shrinkage=0.3)}")
 
 # %% [markdown]
-# ## Demand per hour, measured from the snapshots
+# ## Demand per hour, from the timeline
 #
-# Hours without a complete run (nights, weekends, outages) are gaps, shaded grey; an hour
-# with polls but no chat bounded on both sides has no AHT.
+# Arrivals: sessions that asked for a human (queued), by the hour they did. AHT: the mean
+# handling time (answer to end) of those of them that were answered and are over, with its
+# bounds; `exact_share` says how much of it rests on exact times (callbacks, records) rather
+# than polls. With polls alone an hour without a complete run is a gap, shaded grey.
 
 # %%
 HOUR = pd.Timedelta(hours=1)
-demand = metrics.demand_per_interval(con, DATASET, "1h")
+sessions = tm.sessions(con, desk.since, desk.until, DATASET)
+demand = tm.demand(sessions, "1h")
 demand["offered_erlangs"] = demand.arrivals * demand.aht_s / demand.interval_s
-polled = demand[demand.n_polls > 0].reset_index(drop=True)  # for the tables
-hours = polled.interval_start.dt.strftime("%m-%d %H:%M")
-demand = plottable(demand)
-mid = demand.interval_start + HOUR / 2
+polls = metrics.demand_per_interval(con, DATASET, "1h")
+demand["load_erlangs"] = demand.interval_start.map(
+    polls.set_index("interval_start").load_erlangs.astype(float))
+hours = demand.interval_start.dt.strftime("%m-%d %H:%M")
+shown = plottable(demand)
+mid = shown.interval_start + HOUR / 2
+upper = shown.aht_hi_s.where(shown.aht_hi_s < float("inf"), shown.aht_s)  # open: no bar
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 3.8))
-ax1.bar(demand.interval_start, demand.arrivals, width=0.9 * HOUR, align="edge",
-        label="estimated")
-ax1.set_title("Arrivals per hour")
-ax2.errorbar(mid, demand.aht_s / 60,
-             yerr=[(demand.aht_s - demand.aht_lower_s) / 60,
-                   (demand.aht_upper_s - demand.aht_s) / 60],
-             fmt="o", capsize=4, label="estimated, with mean bounds")
+ax1.bar(shown.interval_start, shown.arrivals, width=0.9 * HOUR, align="edge",
+        label="timeline")
+ax1.set_title("Arrivals per hour (asked for a human)")
+ax2.errorbar(mid, shown.aht_s / 60,
+             yerr=[(shown.aht_s - shown.aht_lo_s).clip(lower=0) / 60,
+                   (upper - shown.aht_s).clip(lower=0) / 60],
+             fmt="o", capsize=4, label="timeline, with its bounds")
 ax2.set_title("Average handling time (minutes)")
 if HAS_TRUTH:
     truth = metrics.truth_demand_per_interval(con, "1h")
-    truth = truth[truth.interval_start.isin(polled.interval_start)]
+    truth = truth[truth.interval_start.isin(demand.interval_start)]
     ax1.plot(truth.interval_start + HOUR / 2, truth.arrivals, "k_", ms=12, mew=2, label="truth")
     ax2.plot(truth.interval_start + HOUR / 2, truth.aht_s / 60, "k_", ms=12, mew=2,
              label="truth")
 for ax in (ax1, ax2):
-    shade_gaps(ax, demand.interval_start[demand.n_polls == 0], HOUR)
-    time_axis(ax)
+    if POLLS_ONLY:
+        shade_gaps(ax, polls.interval_start[polls.n_polls == 0], HOUR)
+    time_axis(ax, pd.concat([shown.interval_start, shown.interval_start + HOUR])
+              if len(shown) else pd.Series([desk.since, desk.until]))
     ax.legend(loc="best", fontsize="small", framealpha=0.6)
 fig.tight_layout()
 
 # %%
-polled.assign(hour=hours)[
-    ["hour", "n_polls", "arrivals", "aht_s", "aht_lower_s", "aht_upper_s", "offered_erlangs",
-     "load_erlangs"]
-].round(1)
+demand.assign(hour=hours)[
+    ["hour", "arrivals", "answered", "aht_s", "aht_lo_s", "aht_hi_s", "exact_share",
+     "offered_erlangs", "load_erlangs"]
+].round(2)
 
 # %% [markdown]
-# `offered_erlangs` (arrivals x AHT) and `load_erlangs` (chats seen in progress, averaged) should
-# be close: the undercount of arrivals and the overestimate of AHT largely cancel. The first and
-# last hours (of the data, and of each stretch of polling) may be partly observed. Hours
-# without a complete run are left out of the tables.
+# `offered_erlangs` (arrivals x AHT) and `load_erlangs` (chats the polls saw in progress,
+# averaged; needs no timing) should be close. The first and last hours of the window may hold
+# chats begun or ended outside it. The truth's AHT is by the hour a chat was answered, the
+# timeline's by the hour it asked for a human (what Erlang needs), so hours differ a little.
 #
 # ## Agents needed per hour
 #
-# Each chat slot is a server; an agent takes `CHATS_PER_AGENT` chats at once (the AHT measured
-# from snapshots already includes the slowdown of concurrent chats). `agents_seen` is how many
-# agents had at least one chat that hour, a lower bound on who was working.
+# Each chat slot is a server; an agent takes `CHATS_PER_AGENT` chats at once (the measured
+# AHT already includes the slowdown of concurrent chats). `agents_seen` is how many agents
+# held at least one chat that hour, a lower bound on who was working.
 
 # %%
 table = erlang.staffing_table(
-    polled, TARGET_S, TARGET_SL, shrinkage=SHRINKAGE, chats_per_agent=CHATS_PER_AGENT
+    demand, TARGET_S, TARGET_SL, shrinkage=SHRINKAGE, chats_per_agent=CHATS_PER_AGENT
 )
-seen = metrics.agent_occupancy(con, DATASET, "1h", chats_per_agent=CHATS_PER_AGENT)
-seen_per_hour = seen.groupby("interval_start").agent_id.nunique()
-table["agents_seen"] = table.interval_start.map(seen_per_hour).fillna(0).astype(int)
+seen = tm.occupancy_per_interval(sessions, desk.since, desk.until, "1h", CHATS_PER_AGENT)
+table["agents_seen"] = table.interval_start.map(
+    seen.groupby("interval_start").agent_id.nunique()).fillna(0).astype(int)
 table.assign(hour=hours)[
     ["hour", "arrivals", "aht_s", "offered_load", "slots", "agents", "scheduled", "agents_seen",
      "service_level", "asa_s", "occupancy"]
 ].round(2)
+
+# %% [markdown]
+# ## Per agent group
+#
+# The same for each agent group (from session records), for the busiest hour of each.
+
+# %%
+by_group = tm.demand(sessions, "1h", by="agent_group_name")
+by_group = by_group[by_group.arrivals > 0]
+if by_group.empty:
+    print("no arrival in the window")
+else:
+    groups = erlang.staffing_table(by_group, TARGET_S, TARGET_SL, shrinkage=SHRINKAGE,
+                                   chats_per_agent=CHATS_PER_AGENT)
+    groups[["group", "exact_share"]] = by_group[["group", "exact_share"]]
+    sized = groups.dropna(subset=["offered_load"])
+    busiest_per_group = sized.loc[sized.groupby("group").offered_load.idxmax()]
+    busiest_per_group.assign(hour=busiest_per_group.interval_start.dt.strftime("%m-%d %H:%M"))[
+        ["group", "hour", "arrivals", "aht_s", "exact_share", "offered_load", "agents",
+         "scheduled", "service_level"]
+    ].round(2)
 
 # %% [markdown]
 # ## Erlang A: when customers give up

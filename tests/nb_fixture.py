@@ -7,8 +7,12 @@ unique, the simulator's truth dropped (a real account has none), whole days and 
 without runs, runs that did not complete (and so loaded nothing: a whole day of them, or
 every run so far), quiet days.
 
-Only ``runs`` and ``session_states`` are reshaped; the per-run counters in ``runs``
-(``rows``, ``n_<state>``) are left as copied, since no notebook reads them.
+A copied day keeps its callbacks and session records (times shifted, ids made unique, run
+ids dated by the day they moved to, as the job's are); ``failed_day`` and ``nothing_queued``
+are polling-only deployments (no events, no records). Every shape's ``session_timeline`` is
+made again from what it holds by the job's own upkeep when it is published. The per-run
+counters in ``runs`` (``rows``, ``n_<state>``) are left as copied, since no notebook reads
+them.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 
 import duckdb
 from tencent_desk import cli
+from tencent_desk.analysis import timeline
 from tencent_desk.api import states as st
 from tencent_desk.demo import TRUTH_SCHEMA, run_demo
 
@@ -29,6 +34,7 @@ NOT_COMPLETE = ("failed", "interrupted", "outage")
 # A quiet desk: sessions come and go with the chatbot, nobody queues or reaches an agent.
 QUIET_STATES = (st.CHATBOT, st.NOT_IN_SESSION, st.ENDED)
 STOPPED = "stopped before loading (test fixture)"
+GROUP_2 = "Second line"
 
 
 def build_demo_day(path: Path) -> Path:
@@ -50,22 +56,58 @@ def _copy_day(con: duckdb.DuckDBPyConnection, days_back: int, complete: bool = T
     """The base day again ``days_back`` days earlier with every id made unique. Not
     ``complete``: each run stopped before loading (statuses in turn), so it has no rows."""
     tag, shift = f"-d{days_back}", f"INTERVAL {days_back} DAY"
+    # a run id starts with its UTC day (readers' files are cut by it): moved with the run
+    run_id = (f"strftime(strptime(left(run_id, 8), '%Y%m%d') - {shift}, '%Y%m%d') "
+              f"|| substr(run_id, 9) || '{tag}' AS run_id")
     status, error = ("status", "error") if complete else (_cycle("started_at"), f"'{STOPPED}'")
     con.execute(f"""
         INSERT INTO {DS}.runs BY NAME
-        SELECT * REPLACE (run_id || '{tag}' AS run_id, started_at - {shift} AS started_at,
+        SELECT * REPLACE ({run_id}, started_at - {shift} AS started_at,
                           finished_at - {shift} AS finished_at, {status} AS status,
                           {error} AS error, _dlt_id || '{tag}' AS _dlt_id)
         FROM base_day;
     """)
-    if complete:
-        con.execute(f"""
-            INSERT INTO {DS}.session_states BY NAME
-            SELECT * REPLACE (run_id || '{tag}' AS run_id, session_id || '{tag}' AS session_id,
-                              client_user_id || '{tag}' AS client_user_id,
-                              polled_at - {shift} AS polled_at)
-            FROM {DS}.session_states WHERE run_id IN (SELECT run_id FROM base_day);
-        """)
+    if not complete:
+        return
+    ids = f"session_id || '{tag}' AS session_id, client_user_id || '{tag}' AS client_user_id"
+    con.execute(f"""
+        INSERT INTO {DS}.session_states BY NAME
+        SELECT * REPLACE ({run_id}, {ids}, polled_at - {shift} AS polled_at)
+        FROM {DS}.session_states WHERE run_id IN (SELECT run_id FROM base_day);
+        INSERT INTO {DS}.record_runs BY NAME
+        SELECT * REPLACE ({run_id}, started_at - {shift} AS started_at,
+                          finished_at - {shift} AS finished_at, _dlt_id || '{tag}' AS _dlt_id)
+        FROM base_records;
+        INSERT INTO {DS}.session_events BY NAME
+        SELECT * REPLACE ({run_id}, {ids}, event_time - {shift} AS event_time,
+                          received_at - {shift} AS received_at,
+                          request_id || '{tag}' AS request_id)
+        FROM base_events;
+        INSERT INTO {DS}.session_records BY NAME
+        SELECT * REPLACE ({run_id}, {ids}, started_at - {shift} AS started_at,
+                          ended_at - {shift} AS ended_at,
+                          record_timestamp - {shift} AS record_timestamp)
+        FROM base_record_rows;
+    """)
+
+
+def _polls_only(con: duckdb.DuckDBPyConnection) -> None:
+    """A deployment without the receiver and without records: polls are all it has. The
+    demo stopped asking about a session once its closing callback came; with a seed instead,
+    the next complete run sees it ended (141005), so that answer is added."""
+    con.execute(f"""
+        INSERT INTO {DS}.session_states BY NAME
+        SELECT r.run_id, c.session_id, c.client_user_id, 'session' AS key_type,
+               '{st.ENDED}' AS state, 141005 AS error_code, r.started_at AS polled_at,
+               1 AS attempts
+        FROM (SELECT session_id, client_user_id, last_event_at FROM {DS}.session_event_times
+              WHERE closed AND session_id IN (SELECT session_id FROM {DS}.session_states)) c
+        ASOF JOIN (SELECT run_id, started_at FROM {DS}.runs WHERE status = 'complete') r
+            ON c.last_event_at <= r.started_at
+    """)
+    con.execute(f"DROP VIEW {DS}.session_event_times")
+    for table in ("session_events", "session_records", "record_runs"):
+        con.execute(f"DROP TABLE {DS}.{table}")
 
 
 def _fail_runs(con: duckdb.DuckDBPyConnection, nth: list[int]) -> None:
@@ -82,9 +124,16 @@ def _fail_runs(con: duckdb.DuckDBPyConnection, nth: list[int]) -> None:
 
 
 def _several_days(con: duckdb.DuckDBPyConnection) -> None:
-    # Thursday and Friday before the Monday: nights and a weekend without runs.
+    # Thursday and Friday before the Monday: nights and a weekend without runs. The records
+    # name two agent groups: every other agent (by id) serves in the second.
     _copy_day(con, 4)
     _copy_day(con, 3)
+    con.execute(f"""
+        UPDATE {DS}.session_records SET agent_group_id = 'second', agent_group_name = '{GROUP_2}'
+        WHERE agent_id IN (SELECT agent_id FROM (SELECT DISTINCT agent_id FROM
+                           {DS}.session_records WHERE agent_id IS NOT NULL)
+                           QUALIFY row_number() OVER (ORDER BY agent_id) % 2 = 0)
+    """)
 
 
 def _failed_day(con: duckdb.DuckDBPyConnection) -> None:
@@ -93,18 +142,21 @@ def _failed_day(con: duckdb.DuckDBPyConnection) -> None:
     _copy_day(con, 4)
     _copy_day(con, 3, complete=False)
     _fail_runs(con, [5, 12, 13])
+    _polls_only(con)
 
 
 def _failed_only(con: duckdb.DuckDBPyConnection) -> None:
     # A new deployment whose every run so far stopped: not a single snapshot yet.
     runs = con.execute("SELECT count(*) FROM base_day").fetchall()[0][0]
     _fail_runs(con, list(range(runs)))
+    con.execute(f"UPDATE {DS}.record_runs SET status = 'failed', error = '{STOPPED}'")
 
 
 def _nothing_queued(con: duckdb.DuckDBPyConnection) -> None:
     # A quiet day: runs complete, but nobody waited or reached an agent.
     con.execute(f"DELETE FROM {DS}.session_states WHERE state NOT IN "
                 f"({', '.join(repr(s) for s in QUIET_STATES)})")
+    _polls_only(con)
 
 
 def _single_run(con: duckdb.DuckDBPyConnection) -> None:
@@ -133,10 +185,30 @@ def build_shape(base: Path, shape: str, path: Path) -> Path:
     shutil.copyfile(base, path)
     con = duckdb.connect(str(path))
     try:
-        con.execute(f"CREATE TEMP TABLE base_day AS SELECT * FROM {DS}.runs")
+        con.execute(f"""
+            CREATE TEMP TABLE base_day AS SELECT * FROM {DS}.runs;
+            CREATE TEMP TABLE base_records AS SELECT * FROM {DS}.record_runs;
+            CREATE TEMP TABLE base_events AS SELECT * FROM {DS}.session_events;
+            CREATE TEMP TABLE base_record_rows AS SELECT * FROM {DS}.session_records;
+        """)
         reshape(con)
+        _loaded_only(con)
         if not truth:
             con.execute(f"DROP SCHEMA {TRUTH_SCHEMA} CASCADE")
+        # made again from what the shape holds, by the job's upkeep when published
+        con.execute(f"DROP TABLE {DS}.{timeline.TABLE}; DROP TABLE {DS}.{timeline.STATE_TABLE}")
     finally:
         con.close()
     return path
+
+
+def _loaded_only(con: duckdb.DuckDBPyConnection) -> None:
+    """Callbacks and records stay only where a run that completed loaded them."""
+    tables = {t for (t,) in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+        [DS]).fetchall()}
+    logs = " UNION ALL ".join(f"SELECT run_id FROM {DS}.{t} WHERE status = 'complete'"
+                              for t in ("runs", "record_runs") if t in tables)
+    for table in ("session_events", "session_records"):
+        if table in tables:
+            con.execute(f"DELETE FROM {DS}.{table} WHERE run_id NOT IN ({logs})")

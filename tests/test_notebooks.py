@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import jupytext
@@ -18,7 +18,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-from tencent_desk.analysis import metrics, record_metrics, timeline_metrics, warehouse
+from tencent_desk.analysis import metrics, notebook, record_metrics, timeline_metrics, warehouse
 from tencent_desk.analysis.notebook import plottable, shade_gaps, time_axis, with_breaks
 from tencent_desk.job import snapshot
 from tencent_desk.job.runner import publish
@@ -76,10 +76,23 @@ def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield KERNEL
 
 
-@pytest.mark.parametrize("shape, destination", [(s, "duckdb") for s in SHAPES]
-                         + [(s, "postgres") for s in ON_POSTGRES])
+# Charts each notebook draws whatever the data (an empty one says so), and those it draws
+# only with data: staffing's busiest hour, the records notebook's with records in the window.
+ALWAYS = {"queue": 4, "agent_occupancy": 3, "staffing": 1, "records": 0}
+WITH_DATA = {"queue": 0, "agent_occupancy": 0, "staffing": 1, "records": 4}
+HAS_RECORDS = {"one_day", "several_days", "single_run"}  # failed_only's record run failed
+# The several days' window: Thursday to Monday, the weekend between without any run.
+WINDOW = {"DESK_FROM": "2026-01-01", "DESK_TO": "2026-01-05"}
+CASES = ([(shape, {}, "duckdb") for shape in SHAPES]
+         + [("several_days", WINDOW, "duckdb"), ("failed_day", WINDOW, "duckdb")]
+         + [(shape, {}, "postgres") for shape in ON_POSTGRES]
+         + [("several_days", WINDOW, "postgres")])
+
+
+@pytest.mark.parametrize("shape, env, destination", CASES, ids=[
+    s + ("-window" if e else "") + ("" if d == "duckdb" else f"-{d}") for s, e, d in CASES])
 @pytest.mark.parametrize("name", NAMES)
-def test_notebook_runs_and_draws(name: str, shape: str, destination: str,
+def test_notebook_runs_and_draws(name: str, shape: str, env: dict[str, str], destination: str,
                                  request: pytest.FixtureRequest, kernel: str,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     if destination == "duckdb":
@@ -88,6 +101,10 @@ def test_notebook_runs_and_draws(name: str, shape: str, destination: str,
         monkeypatch.setenv("DESK_DESTINATION", destination)
         monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS",
                            request.getfixturevalue("pg_shapes")[shape])
+    for key in ("DESK_FROM", "DESK_TO", "DESK_COMPARE"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
     nb = execute(name)  # raises on the first cell that fails
     outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
     assert not [out for out in outputs if out.output_type == "error"]
@@ -95,10 +112,19 @@ def test_notebook_runs_and_draws(name: str, shape: str, destination: str,
     warned = [out.text for out in outputs
               if out.output_type == "stream" and out.name == "stderr" and "Warning" in out.text]
     assert not warned, warned
+    text = "\n".join(out.get("text", "") + out.get("data", {}).get("text/plain", "")
+                      for out in outputs)
+    # the window read: the one asked for, else the latest day with data (the Monday)
+    assert ("2026-01-01 to 2026-01-06 UTC" if env else "2026-01-05 to 2026-01-06 UTC") in text
+    if name == "queue" and shape in FULL | {"nothing_queued"}:
+        # each figure says what it rests on: callbacks and records, or polls alone
+        polls_only = shape in {"failed_day", "nothing_queued"}
+        assert ("bounded by polls" if polls_only else "exact (callbacks / records)") in text
     images = [out for out in outputs if "image/png" in out.get("data", {})]
-    assert len(images) >= (3 if name == "queue" else 2 if shape in FULL else 1), (
-        f"{name} drew {len(images)} figures on {shape}"
-    )
+    # a single run loaded the morning's callbacks and records: the timeline is full
+    has_data = shape in FULL | {"single_run"} and (name != "records" or shape in HAS_RECORDS)
+    expected = ALWAYS[name] + (WITH_DATA[name] if has_data else 0)
+    assert len(images) == expected, f"{name} drew {len(images)} figures on {shape}"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -210,6 +236,28 @@ def test_time_axis_labels_are_few_and_apart(start: str, end: str, freq: str) -> 
     plt.close(fig)
 
 
+@pytest.mark.parametrize("start, end", [
+    ("2026-01-05 00:00", "2026-01-05 13:00"),   # a day by the hour
+    ("2026-01-01 00:00", "2026-01-05 13:00"),   # days
+])
+def test_time_axis_labels_stay_apart_on_narrow_axes(start: str, end: str) -> None:
+    """Two charts side by side (the staffing notebook's hourly demand) keep labels apart."""
+    hours = pd.date_range(start, end, freq="1h", tz="UTC")
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    for ax in axes:
+        ax.bar(hours, np.arange(len(hours)), width=pd.Timedelta(hours=0.9), align="edge")
+        time_axis(ax, hours)
+    fig.tight_layout()
+    fig.canvas.draw()
+    for ax in axes:
+        boxes = [label.get_window_extent() for label in ax.get_xticklabels()
+                 if label.get_text() and ax.get_xlim()[0] <= label.get_position()[0]
+                 <= ax.get_xlim()[1]]
+        assert len(boxes) >= 3
+        assert all(a.x1 + 5 < b.x0 for a, b in itertools.pairwise(boxes))
+    plt.close(fig)
+
+
 def test_time_axis_gives_a_single_poll_a_window() -> None:
     fig, ax = plt.subplots()
     ax.plot([_t("2026-01-05 09:00")], [2], "o")
@@ -253,3 +301,98 @@ def test_metrics_on_postgres_equal_metrics_on_duckdb(shape: str, window: tuple |
         pd.testing.assert_frame_equal(a.sort_values(key).reset_index(drop=True),
                                       b.sort_values(key).reset_index(drop=True))
         assert len(a) > 0 or figure is metrics.incomplete_runs
+
+
+# --- The window ---------------------------------------------------------------------------
+
+
+def _w(env: dict[str, str], latest: str | None = "2026-01-05") -> notebook.Window:
+    return notebook.window(env, None if latest is None else date.fromisoformat(latest))
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def test_window_defaults_to_the_latest_day_with_data() -> None:
+    win = _w({})
+    assert (win.since, win.until) == (_utc("2026-01-05"), _utc("2026-01-06"))
+    # day over day by default; a day with no data in it compares with nothing later
+    assert win.previous == notebook.Window(_utc("2026-01-04"), _utc("2026-01-05"), "none")
+    empty = _w({}, latest=None)  # nothing published yet: today
+    assert empty.span == timedelta(days=1)
+
+
+def test_window_dates_and_date_times() -> None:
+    # DESK_TO as a date: through the end of that day
+    win = _w({"DESK_FROM": "2026-01-01", "DESK_TO": "2026-01-05"})
+    assert (win.since, win.until) == (_utc("2026-01-01"), _utc("2026-01-06"))
+    win = _w({"DESK_FROM": "2026-01-05T09:30", "DESK_TO": "2026-01-05 12:00:00Z"})
+    assert (win.since, win.until) == (_utc("2026-01-05T09:30"), _utc("2026-01-05T12:00"))
+    # an offset is honoured, and the result is UTC
+    win = _w({"DESK_FROM": "2026-01-05T17:30+08:00", "DESK_TO": "2026-01-05T18:30+08:00"})
+    assert (win.since, win.until) == (_utc("2026-01-05T09:30"), _utc("2026-01-05T10:30"))
+    # one end given: the other from that end's day, or the latest day with data
+    assert _w({"DESK_TO": "2026-01-02"}).since == _utc("2026-01-02")
+    assert _w({"DESK_TO": "2026-01-02T10:00"}).since == _utc("2026-01-02")
+    assert _w({"DESK_FROM": "2026-01-01"}).until == _utc("2026-01-06")
+    assert _w({"DESK_FROM": "2026-01-09"}).until == _utc("2026-01-10")
+
+
+def test_window_comparison() -> None:
+    week = _w({"DESK_FROM": "2026-01-05", "DESK_TO": "2026-01-11"})
+    assert week.shift == timedelta(days=7)  # a week or longer: week over week
+    two = _w({"DESK_FROM": "2026-01-04", "DESK_TO": "2026-01-05"})
+    assert two.shift == timedelta(days=2)  # the two days before, not overlapping
+    same_weekday = _w({"DESK_COMPARE": "week"})
+    assert same_weekday.previous is not None
+    assert same_weekday.previous.since == _utc("2025-12-29")
+    assert _w({"DESK_COMPARE": "none"}).previous is None
+
+
+@pytest.mark.parametrize("env, says", [
+    ({"DESK_FROM": "yesterday"}, "DESK_FROM='yesterday' is not a time: give an ISO date"),
+    ({"DESK_TO": "2026-13-01"}, "DESK_TO='2026-13-01' is not a time"),
+    ({"DESK_FROM": "2026-01-05", "DESK_TO": "2026-01-04"}, "must be before DESK_TO"),
+    ({"DESK_FROM": "2026-01-05T10:00", "DESK_TO": "2026-01-05T10:00"}, "must be before"),
+    ({"DESK_COMPARE": "month"}, "DESK_COMPARE='month': give one of auto, day, week, none"),
+])
+def test_window_bad_values_say_what_is_accepted(env: dict[str, str], says: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        _w(env)
+    assert says in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_latest_day_with_data(shapes: dict[str, Path]) -> None:
+    assert notebook.latest_day(shapes["several_days"]) == date(2026, 1, 5)
+
+
+def test_a_window_limits_what_is_read(shapes: dict[str, Path]) -> None:
+    """The Reader for a window reads the files of its days (one either side) only, and its
+    views hold only the window's rows."""
+    db = shapes["several_days"]
+    reader = snapshot.Reader(db, _utc("2026-01-01T10:00"), _utc("2026-01-01T11:00"))
+    con = reader.connection()
+    views = "\n".join(sql for (sql,) in con.execute(
+        "SELECT sql FROM duckdb_views() WHERE schema_name = 'tencent_desk'").fetchall())
+    assert "/2026-01-01/" in views and "/2026-01-05/" not in views
+    for table, column in snapshot.WINDOW_TIMES.items():
+        lo, hi, n = con.execute(
+            f"SELECT min({column}), max({column}), count(*) FROM tencent_desk.{table}").fetchone()
+        if table == "record_runs":  # the day's one records run started after the window
+            assert n == 0
+            continue
+        assert n > 0 and lo >= _utc("2026-01-01T10:00") and hi < _utc("2026-01-01T11:00"), table
+    # the timeline is read by day (figures at an instant need sessions begun before it)
+    days = {d for (d,) in con.execute(
+        "SELECT DISTINCT began_at::DATE::VARCHAR FROM tencent_desk.session_timeline").fetchall()}
+    assert days == {"2026-01-01", "2026-01-02"}
+    reader.close()
+
+
+def test_a_notebook_with_a_bad_window_says_so(shapes: dict[str, Path], tmp_path: Path) -> None:
+    env = os.environ | {"DESK_DUCKDB": str(shapes["one_day"]), "DESK_FROM": "last monday"}
+    done = subprocess.run([sys.executable, str(NOTEBOOKS / "queue.py")], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode != 0
+    assert "ValueError: DESK_FROM='last monday' is not a time" in done.stderr

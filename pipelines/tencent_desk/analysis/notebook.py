@@ -1,12 +1,14 @@
-"""What every analysis notebook does first: find the database, open the snapshot the job
+"""What every analysis notebook does first: find the database, choose the window to read
+(``DESK_FROM``/``DESK_TO``/``DESK_COMPARE``), open only that window of the snapshot the job
 publishes beside it (so the job can keep writing), and set up headless-safe plots."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -16,29 +18,143 @@ from matplotlib.axes import Axes
 from matplotlib.collections import QuadMesh
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
-from tencent_desk.analysis import metrics, warehouse
+from tencent_desk.analysis import metrics, timeline_metrics, warehouse
 from tencent_desk.job import snapshot
 
 ROOT = Path(__file__).resolve().parents[3]  # the repository, for the demo database
+DAY, WEEK = timedelta(days=1), timedelta(days=7)
+COMPARE = ("auto", "day", "week", "none")
+# Tables whose days say whether a day has data (partitions of the published snapshot).
+DATA_TABLES = ("runs", "session_states", "session_events", "session_records", "session_timeline")
+FORMS = ("an ISO date (2026-01-05) or date-time (2026-01-05T09:30, 2026-01-05 09:30:00Z, "
+         "2026-01-05T17:30+08:00; UTC when no offset)")
+
+
+@dataclass(frozen=True)
+class Window:
+    """What a notebook reads and draws: ``[since, until)`` in UTC, and the window its key
+    figures are compared with (``previous``: None when not compared)."""
+
+    since: datetime
+    until: datetime
+    compare: str = "auto"
+
+    @property
+    def span(self) -> timedelta:
+        return self.until - self.since
+
+    @property
+    def shift(self) -> timedelta | None:
+        """How far back the comparison window lies: whole days covering the window
+        (day-over-day), or whole weeks (week-over-week: ``auto`` for a week or longer)."""
+        unit = {"day": DAY, "week": WEEK, "none": None,
+                "auto": WEEK if self.span >= WEEK else DAY}[self.compare]
+        return None if unit is None else -(-self.span // unit) * unit
+
+    @property
+    def previous(self) -> Window | None:
+        shift = self.shift
+        return None if shift is None else Window(self.since - shift, self.until - shift, "none")
+
+    def __str__(self) -> str:
+        return f"{_stamp(self.since)} to {_stamp(self.until)} UTC"
+
+
+def _stamp(at: datetime) -> str:
+    return f"{at:%Y-%m-%d}" if at.time() == datetime.min.time() else f"{at:%Y-%m-%d %H:%M}"
+
+
+def parse_time(name: str, text: str) -> tuple[datetime, bool]:
+    """An ISO date or date-time (UTC when it names no zone) -> (UTC instant, was a date)."""
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC), True
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not a time: give {FORMS}") from None
+    return (at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)), False
+
+
+def window(env: Mapping[str, str], latest: date | None,
+           today: date | None = None) -> Window:
+    """The window from ``DESK_FROM``, ``DESK_TO`` and ``DESK_COMPARE``. ``DESK_TO`` as a date
+    means through the end of that day. Without ``DESK_FROM``: the day ``DESK_TO`` ends in,
+    else the latest day with data (``latest``; today when there is none); without
+    ``DESK_TO``: through the end of that latest day (or of ``DESK_FROM``'s day if later)."""
+    fallback = latest or today or datetime.now(UTC).date()
+    start = datetime(fallback.year, fallback.month, fallback.day, tzinfo=UTC)
+    given_from, given_to = env.get("DESK_FROM", "").strip(), env.get("DESK_TO", "").strip()
+    until = None
+    if given_to:
+        until, is_date = parse_time("DESK_TO", given_to)
+        until += DAY if is_date else timedelta(0)
+    since = parse_time("DESK_FROM", given_from)[0] if given_from else None
+    if since is None:
+        since = _midnight(until - timedelta(microseconds=1)) if until else start
+    if until is None:
+        until = max(start, _midnight(since)) + DAY
+    compare = env.get("DESK_COMPARE", "auto").strip().lower() or "auto"
+    if compare not in COMPARE:
+        raise ValueError(f"DESK_COMPARE={compare!r}: give one of {', '.join(COMPARE)}")
+    if since >= until:
+        raise ValueError(f"DESK_FROM ({_stamp(since)}) must be before DESK_TO "
+                         f"({_stamp(until)}, exclusive); give {FORMS}")
+    return Window(since, until, compare)
+
+
+def _midnight(at: datetime) -> datetime:
+    return at.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def latest_day(database: Path) -> date | None:
+    """The latest UTC day with data in the published snapshot (from its file list alone)."""
+    manifest = snapshot.read_manifest(snapshot.paths(database)[0])
+    days = [d for entry in manifest["schemas"].values()
+            for table, spec in entry["tables"].items() if table in DATA_TABLES
+            for d, files in spec["days"].items() if files and d[:1].isdigit()]
+    return date.fromisoformat(max(days)) if days else None
 
 
 @dataclass
 class Desk:
-    source: snapshot.Reader | warehouse.Reader | duckdb.DuckDBPyConnection
-    path: Path | str  # the DuckDB file, or ``destination:dataset``
+    source: snapshot.Reader | warehouse.Reader
+    path: Path | str  # the DuckDB file, or the destination's name
     dataset: str
     has_truth: bool
     poll_s: float | None
+    window: Window
     sdkappid: int | None = None  # DESK_APP: the one app shown (several in one database)
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
-        """The latest published snapshot (views made again after each run), the window
-        pulled from a destination server (again after each load), or the database itself,
-        read-only, where nothing was ever published."""
-        if isinstance(self.source, duckdb.DuckDBPyConnection):
-            return self.source
+        """The window of the latest published snapshot (views made again after each run), or
+        of a destination server (pulled again after each load)."""
         return self.source.connection()
+
+    @property
+    def polls_only(self) -> bool:
+        """No callbacks and no records in the window's data: every time is bounded by
+        polls, and time without a complete run is a gap."""
+        tables = {t for (t,) in self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+            [self.dataset]).fetchall()}
+        return not tables & {"session_events", "session_records"}
+
+    @property
+    def since(self) -> datetime:
+        return self.window.since
+
+    @property
+    def until(self) -> datetime:
+        return self.window.until
+
+    def previous(self) -> Desk | None:
+        """The same data read for the comparison window, or None when not compared."""
+        before = self.window.previous
+        return None if before is None else _open(self.path, self.dataset, before,
+                                                 self.sdkappid)
 
 
 def database() -> Path:
@@ -52,17 +168,6 @@ def database() -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run `make demo` or set DESK_DUCKDB")
     return path
-
-
-def server_reader(dataset: str, since: datetime | date | None = None,
-                  until: datetime | date | None = None) -> warehouse.Reader | None:
-    """``DESK_DESTINATION`` (e.g. ``postgres``, credentials as the job's: dlt config and
-    secrets, or ``DESTINATION__POSTGRES__CREDENTIALS``): the window pulled from there;
-    None when it is unset or ``duckdb`` (``DESK_DUCKDB`` is read)."""
-    name = os.environ.get("DESK_DESTINATION", "").strip().lower()
-    if name in ("", "duckdb"):
-        return None
-    return warehouse.Reader(warehouse.destination(name), dataset, since, until)
 
 
 # --- Plotting helpers: every chart's time axis and gaps (no complete run) are drawn here,
@@ -82,7 +187,7 @@ def describe(desk: Desk) -> str:
     every = (f"polls every {desk.poll_s:.0f} s (median)" if desk.poll_s is not None
              else "no poll interval (fewer than two snapshots)")
     app = f" (app {desk.sdkappid})" if desk.sdkappid is not None else ""
-    return (f"{desk.path} / {desk.dataset}{app}: {seen}; {every}; "
+    return (f"{desk.path} / {desk.dataset}{app}, window {desk.window}: {seen}; {every}; "
             f"simulator truth: {'yes' if desk.has_truth else 'no'}")
 
 
@@ -154,13 +259,50 @@ def heatmap(ax: Axes, grid: pd.DataFrame, width: pd.Timedelta, **style: object) 
     return mesh
 
 
+def instants(win: Window, most: int = 600) -> pd.DatetimeIndex:
+    """Instants across the window at which to count queues and chats: every 5 minutes, or
+    fewer over a long window (at most ``most``, on whole minutes)."""
+    step = max(pd.Timedelta(minutes=5), pd.Timedelta(win.span / most).ceil("min"))
+    return pd.date_range(win.since, win.until, freq=step, inclusive="left")
+
+
+def source_note(exact_share: float) -> str:
+    """What a figure rests on, from the share of its sessions with exact times."""
+    if pd.isna(exact_share):
+        return "no sessions"
+    if exact_share >= 1:
+        return "exact (callbacks / records)"
+    if exact_share <= 0:
+        return "bounded by polls"
+    return f"{exact_share:.0%} exact, the rest bounded by polls"
+
+
+def compared(desk: Desk, target_s: float = 60.0) -> pd.DataFrame:
+    """The key figures of the window (with bounds and what they rest on) next to those of
+    its comparison window (``DESK_COMPARE``) and the change."""
+    now = timeline_metrics.key_figures(
+        timeline_metrics.sessions(desk.con, desk.since, desk.until, desk.dataset), target_s)
+    table = now.assign(rests_on=now.exact_share.map(source_note))
+    before_desk = desk.previous()
+    if before_desk is not None:
+        with_before = timeline_metrics.key_figures(timeline_metrics.sessions(
+            before_desk.con, before_desk.since, before_desk.until, desk.dataset), target_s)
+        before_desk.source.close()
+        # a window with no session at all is a gap in the data, not a desk with nothing
+        had = with_before.loc["sessions", "value"] > 0
+        table[f"previous ({before_desk.window})"] = with_before.value if had else float("nan")
+        table["change"] = now.value - with_before.value
+    return table
+
+
 def _utc(times: pd.Index | pd.Series | list) -> pd.DatetimeIndex:
     index = pd.DatetimeIndex(times)
     return index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
 
 
 def open_desk() -> Desk:
-    """The database read-only (or a window of a server destination: ``DESK_DESTINATION``),
+    """The window (``DESK_FROM``, ``DESK_TO``, ``DESK_COMPARE``) of the database's snapshot
+    (or of a server destination: ``DESK_DESTINATION``), one app of several (``DESK_APP``),
     its dataset (``DESK_DATASET``), and plot defaults."""
     import matplotlib
 
@@ -170,28 +312,38 @@ def open_desk() -> Desk:
 
     plt.rcParams.update({"figure.figsize": (11, 3.8), "axes.grid": True, "grid.alpha": 0.3})
     dataset = os.environ.get("DESK_DATASET", "tencent_desk")
-    source: snapshot.Reader | warehouse.Reader | duckdb.DuckDBPyConnection
-    where: Path | str
     app = os.environ.get("DESK_APP", "").strip() or None
-    sdkappid = None
-    remote = server_reader(dataset)
-    if remote is not None:
-        source, where = remote, remote.where
-        if app is not None:  # that app's rows only, filtered on the server
-            sdkappid = remote.sdkappid = app_id(remote.connection(), dataset, app)
-    elif snapshot.Reader.available(path := database()):
-        source, where = snapshot.Reader(path), path
-        if app is not None:  # every table and view shows that app's rows only
-            sdkappid = app_id(source.connection(), dataset, app)
-            source = snapshot.Reader(path, sdkappid=sdkappid)
-    elif app is not None:
-        raise ValueError(f"DESK_APP needs the snapshot a run publishes beside {path}: run "
-                         f"`desk-sessions publish --database {path}` once")
-    else:  # a database no job published: read it directly (this blocks a writer)
-        source, where = duckdb.connect(str(path), read_only=True), path
-    con = source if isinstance(source, duckdb.DuckDBPyConnection) else source.connection()
-    return Desk(source, where, dataset, metrics.has_truth(con),
-                metrics.poll_interval_s(con, dataset), sdkappid)
+    server = os.environ.get("DESK_DESTINATION", "").strip().lower()
+    where: Path | str
+    if server not in ("", "duckdb"):
+        where = server
+        latest = warehouse.Reader(warehouse.destination(server), dataset).latest_day()
+    else:
+        where = database()
+        if not snapshot.Reader.available(where):  # reading the job's own file would block it
+            raise FileNotFoundError(f"{where} has no published snapshot beside it: run "
+                                    f"`desk-sessions publish --database {where}` once")
+        latest = latest_day(where)
+    win = window(os.environ, latest)
+    # an app's name is looked up in the window's runs (a number is taken as it is)
+    sdkappid = None if app is None else app_id(
+        _reader(where, dataset, win).connection(), dataset, app)
+    return _open(where, dataset, win, sdkappid)
+
+
+def _reader(where: Path | str, dataset: str, win: Window | None = None,
+            sdkappid: int | None = None) -> snapshot.Reader | warehouse.Reader:
+    since, until = (win.since, win.until) if win else (None, None)
+    if isinstance(where, Path):
+        return snapshot.Reader(where, since, until, sdkappid=sdkappid)
+    return warehouse.Reader(warehouse.destination(where), dataset, since, until, sdkappid)
+
+
+def _open(where: Path | str, dataset: str, win: Window, sdkappid: int | None) -> Desk:
+    reader = _reader(where, dataset, win, sdkappid)
+    con = reader.connection()
+    return Desk(reader, where, dataset, metrics.has_truth(con),
+                metrics.poll_interval_s(con, dataset), win, sdkappid)
 
 
 def app_id(con: duckdb.DuckDBPyConnection, dataset: str, app: str) -> int:

@@ -49,8 +49,8 @@ def sessions(con: duckdb.DuckDBPyConnection, since: datetime | None = None,
 
 
 def _groups(df: pd.DataFrame, by: str | None) -> list[tuple[str, pd.DataFrame]]:
-    if by is None:
-        return [("all", df)]
+    if by is None:  # no session: no row (as the docstring says), not a NaN one
+        return [("all", df)] if len(df) else []
     return [(str(k), g) for k, g in df.groupby(df[by].fillna("(none)"), sort=True)]
 
 
@@ -175,23 +175,24 @@ def compare_apps(df: pd.DataFrame, threshold_s: float = 60.0) -> pd.DataFrame:
     return out.rename_axis(by).reset_index()
 
 
-def agent_concurrency(df: pd.DataFrame, at: Sequence[datetime] | pd.DatetimeIndex
-                      ) -> pd.DataFrame:
-    """Chats each agent held at each instant (answered <= t < ended), from the best times."""
+def agent_concurrency(df: pd.DataFrame, at: Sequence[datetime] | pd.DatetimeIndex,
+                      by: str = "agent_id") -> pd.DataFrame:
+    """Chats each agent (or group: ``by``) held at each instant (answered <= t < ended), from
+    the best times; an agent with no chat at an instant has no row."""
     instants = pd.DatetimeIndex(pd.to_datetime(list(at), utc=True))
     served = df[df["answered_at"].notna() & df["agent_id"].notna()]
     far = pd.Timestamp.max.tz_localize("UTC")
     start = pd.to_datetime(served["answered_at"], utc=True).to_numpy(dtype="datetime64[ns]")
     end = pd.to_datetime(served["ended_at"], utc=True).fillna(far).to_numpy(
         dtype="datetime64[ns]")
-    agents = served["agent_id"].to_numpy()
+    agents = served[by].fillna("(none)").astype(str).to_numpy()
     rows = []
     for t in instants.to_numpy(dtype="datetime64[ns]"):
         live = agents[(start <= t) & (t < end)]
         names, counts = np.unique(live, return_counts=True)
-        rows += [{"at": pd.Timestamp(t, tz="UTC"), "agent_id": a, "chats": int(c)}
+        rows += [{"at": pd.Timestamp(t, tz="UTC"), by: a, "chats": int(c)}
                  for a, c in zip(names, counts, strict=True)]
-    return pd.DataFrame(rows, columns=["at", "agent_id", "chats"])
+    return pd.DataFrame(rows, columns=["at", by, "chats"])
 
 
 def occupancy(df: pd.DataFrame, since: datetime, until: datetime, capacity: int = 3,
@@ -207,3 +208,130 @@ def occupancy(df: pd.DataFrame, since: datetime, until: datetime, capacity: int 
     agents = served.groupby(served[by].fillna("(none)"))["agent_id"].nunique()
     return pd.DataFrame({"held_s": out, "agents": agents,
                          "occupancy": out / (agents * capacity * span)}).reset_index()
+
+
+def occupancy_per_interval(df: pd.DataFrame, since: datetime, until: datetime,
+                           interval: str = "1h", capacity: int = 3,
+                           by: str = "agent_id") -> pd.DataFrame:
+    """``occupancy`` for each interval of ``[since, until)`` (``interval_start`` added),
+    counting in a group only the agents with a chat in that interval; an agent (or group)
+    with no chat in an interval has no row there."""
+    end = pd.Timestamp(until).tz_convert("UTC")
+    starts = pd.date_range(pd.Timestamp(since).tz_convert("UTC"), end, freq=interval,
+                           inclusive="left")
+    width = pd.Timedelta(interval)
+    answered = pd.to_datetime(df["answered_at"], utc=True)
+    ended = pd.to_datetime(df["ended_at"], utc=True)
+    parts = []
+    for t in starts:
+        live = df[(answered < t + width) & (ended.isna() | (ended > t))]
+        parts.append(occupancy(live, t, min(t + width, end), capacity, by)
+                     .assign(interval_start=t))
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=[by, "held_s", "agents", "occupancy", "interval_start"])
+    return out[out["held_s"] > 0].reset_index(drop=True)
+
+
+def _waits_to_end(df: pd.DataFrame) -> pd.DataFrame:
+    """Every wait with an end: queued until answered, or until it ended unanswered (an
+    abandon waited too), with its bounds (an open upper end: inf)."""
+    w = df[df["queued_at"].notna()]
+    answered = w["answered_at"].notna()
+    end = {k: w[f"answered_{k}"].where(answered, w[f"ended_{k}"]) for k in ("at", "lo", "hi")}
+    out = pd.DataFrame({
+        "queued_at": pd.to_datetime(w["queued_at"], utc=True),
+        "wait_s": (end["at"] - w["queued_at"]).dt.total_seconds(),
+        "lo": (end["lo"] - w["queued_hi"]).dt.total_seconds().clip(lower=0),
+        "hi": (end["hi"] - w["queued_lo"]).dt.total_seconds().fillna(np.inf),
+        "exact": w["queued_source"].isin(EXACT) & w["answered_source"].where(
+            answered, w["ended_source"]).isin(EXACT),
+    }, index=w.index)
+    for col in ("agent_group_name", "agent_id"):
+        out[col] = w[col]
+    return out[out["wait_s"].notna()]
+
+
+def longest_wait(df: pd.DataFrame, interval: str = "15min", by: str | None = None
+                 ) -> pd.DataFrame:
+    """The longest wait of the sessions that queued in each interval (answered or given
+    up), seconds, with bounds: ``lo`` the longest that surely lasted so long, ``hi`` the
+    longest any may have lasted. Intervals with no such wait have no row."""
+    waits = _waits_to_end(df)
+    rows = []
+    for key, g in _groups(waits, by):
+        for start, h in g.groupby(g["queued_at"].dt.floor(interval)):
+            rows.append({"group": key, "interval_start": start, "value": h["wait_s"].max(),
+                         "lo": h["lo"].max(), "hi": h["hi"].max(), "n": len(h),
+                         "exact_share": float(h["exact"].mean())})
+    return pd.DataFrame(rows, columns=["group", "interval_start", "value", "lo", "hi", "n",
+                                       "exact_share"])
+
+
+def demand(df: pd.DataFrame, interval: str = "1h", by: str | None = None) -> pd.DataFrame:
+    """What a staffing model needs, per interval of the time sessions asked for a human
+    (``queued_at``): ``arrivals``, ``answered``, their mean handling time ``aht_s`` with
+    its bounds (``aht_lo_s``, ``aht_hi_s``), ``exact_share`` of those handling times and
+    ``interval_s``; the columns ``erlang.staffing_table`` reads. Intervals inside the span
+    with no arrival are there with 0 arrivals and no aht_s."""
+    width = pd.Timedelta(interval)
+    out = []
+    for key, g in _groups(df[df["queued_at"].notna()], by):
+        at = pd.to_datetime(g["queued_at"], utc=True).dt.floor(width)
+        handled = g[g["handle_s"].notna()].groupby(at)
+        frame = pd.DataFrame({
+            "arrivals": at.value_counts(),
+            "answered": g["answered_at"].notna().groupby(at).sum(),
+            "aht_s": handled["handle_s"].mean(),
+            "aht_lo_s": handled["handle_lo_s"].mean(),
+            "aht_hi_s": handled["handle_hi_s"].apply(lambda x: x.fillna(np.inf).mean()),
+            "exact_share": handled["handle_exact"].mean(),
+        })
+        full = pd.date_range(at.min(), at.max(), freq=width)
+        frame = frame.reindex(full).rename_axis("interval_start").reset_index()
+        frame[["arrivals", "answered"]] = frame[["arrivals", "answered"]].fillna(0).astype(int)
+        frame.insert(0, "group", key)
+        frame["interval_s"] = width.total_seconds()
+        out.append(frame)
+    columns = {"group": "object", "interval_start": "datetime64[ns, UTC]", "arrivals": "int64",
+               "answered": "int64", "aht_s": "float64", "aht_lo_s": "float64",
+               "aht_hi_s": "float64", "exact_share": "float64", "interval_s": "float64"}
+    if not out:
+        return pd.DataFrame(columns=list(columns)).astype(columns)
+    return pd.concat(out, ignore_index=True)[list(columns)]
+
+
+def key_figures(df: pd.DataFrame, target_s: float = 60.0) -> pd.DataFrame:
+    """The figures a desk is judged by, one row each (``value``, ``lo``, ``hi``,
+    ``exact_share``), for comparing one window with another: sessions, arrivals (asked for a
+    human), speed of answer (mean, median, p90), service level within ``target_s``,
+    abandonment, mean handling time. A figure with nothing to rest on is NaN."""
+    nan = float("nan")
+    rows = [
+        {"figure": "sessions", "value": len(df), "lo": len(df), "hi": len(df),
+         "exact_share": float(df["began_source"].isin(EXACT).mean()) if len(df) else nan},
+    ]
+    queued = df[df["queued_at"].notna()]
+    rows.append({"figure": "arrivals (asked for a human)", "value": len(queued),
+                 "lo": len(queued), "hi": len(queued),
+                 "exact_share": float(queued["queued_source"].isin(EXACT).mean())
+                 if len(queued) else nan})
+    asa = speed_of_answer(df).set_index("stat") if df["wait_s"].notna().any() else None
+    for stat in ("mean", "median", "p90"):
+        found = asa is not None and stat in asa.index
+        rows.append({"figure": f"speed of answer, {stat} (s)",
+                     **(asa.loc[stat, ["value", "lo", "hi", "exact_share"]].to_dict()
+                        if found else {"value": nan, "lo": nan, "hi": nan, "exact_share": nan})})
+    level = service_level(df, target_s)
+    aband = abandonment(df)
+    handle = handling_time(df, stats=("mean",))
+    for name, frame in ((f"service level ({target_s:g} s)", level),
+                        ("abandonment", aband), ("handling time, mean (s)", handle)):
+        if frame.empty:
+            rows.append({"figure": name, "value": nan, "lo": nan, "hi": nan,
+                         "exact_share": nan})
+            continue
+        row = frame.iloc[0]
+        rows.append({"figure": name, "value": row["value"],
+                     "lo": row.get("lo", row["value"]), "hi": row.get("hi", row["value"]),
+                     "exact_share": row["exact_share"]})
+    return pd.DataFrame(rows).set_index("figure").astype(float)

@@ -19,7 +19,7 @@ import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -114,6 +114,14 @@ class Reader:
                 self._pull(client)
                 self._key = key
         return self._con
+
+    def latest_day(self) -> date | None:
+        """The latest UTC day with data on the server (its latest run's start), read there
+        without pulling anything."""
+        with self._client() as client:
+            ((at,),) = client.execute_sql(
+                f"SELECT max(started_at) FROM {client.make_qualified_table_name('runs')}")
+        return at.astimezone(UTC).date() if at is not None else None
 
     def close(self) -> None:
         self._con.close()

@@ -115,6 +115,15 @@ LAYOUTS: dict[str, Layout] = {
     # Merged on request_id: a reloaded event replaces itself, in the day of its event_time.
     "session_events": Layout("event_time", appended=False, key="request_id"),
 }
+# A Reader for a window keeps, of these tables, only the rows whose time is in it. The
+# timeline is left whole (by day): figures at an instant need sessions begun before it.
+WINDOW_TIMES: dict[str, str] = {
+    "runs": "started_at",
+    "record_runs": "started_at",
+    "session_states": "polled_at",
+    "session_events": "event_time",
+    "session_records": "started_at",
+}
 
 
 def paths(database: Path) -> tuple[Path, Path]:
@@ -367,10 +376,12 @@ def publish(con: duckdb.DuckDBPyConnection, database: Path, datasets: Sequence[s
 
 def view_statements(manifest: dict[str, Any], folder: Path,
                     days: Callable[[str, str], Callable[[str], bool]] | None = None,
+                    rows: Callable[[str], str] | None = None,
                     sdkappid: int | None = None) -> list[str]:
     """SQL making every published table a view over its files (an empty table where it has
-    none), then the dataset's own views. ``days(schema, table)`` keeps the days it accepts;
-    ``sdkappid``: only that app's rows, in every table that has the column."""
+    none), then the dataset's own views. ``days(schema, table)`` keeps the days it accepts,
+    ``rows(table)`` the rows its condition accepts ("TRUE": all); ``sdkappid``: only that
+    app's rows, in every table that has the column."""
     out: list[str] = []
     for schema, entry in manifest["schemas"].items():
         out.append(f"DROP SCHEMA IF EXISTS {_quote(schema)} CASCADE")
@@ -382,11 +393,13 @@ def view_statements(manifest: dict[str, Any], folder: Path,
             name = f"{_quote(schema)}.{_quote(table)}"
             if files:
                 cols = ", ".join(_quote(c) for c, _ in spec["columns"])
-                only = f" WHERE sdkappid = {int(sdkappid)}" if sdkappid is not None and any(
-                    c == "sdkappid" for c, _ in spec["columns"]) else ""
+                where = rows(table) if rows else "TRUE"
+                if sdkappid is not None and any(c == "sdkappid" for c, _ in spec["columns"]):
+                    where += f" AND sdkappid = {int(sdkappid)}"
                 by_name = "true" if spec.get("mixed", True) else "false"
                 out.append(f"CREATE VIEW {name} AS SELECT {cols} FROM read_parquet("
-                           f"[{', '.join(map(_lit, files))}], union_by_name = {by_name}){only}")
+                           f"[{', '.join(map(_lit, files))}], union_by_name = {by_name}) "
+                           f"WHERE {where}")
             else:
                 cols = ", ".join(f"{_quote(c)} {t}" for c, t in spec["columns"])
                 out.append(f"CREATE TABLE {name} ({cols})")
@@ -396,7 +409,9 @@ def view_statements(manifest: dict[str, Any], folder: Path,
 
 
 class Reader:
-    """An in-memory DuckDB whose views read the latest snapshot, optionally a window of days.
+    """An in-memory DuckDB whose views read the latest snapshot, optionally a window: the
+    days it touches, and of the tables in ``WINDOW_TIMES`` only the rows within
+    ``[since, until)`` when those are date-times.
 
     It holds no file lock: the job never waits for it, and it never waits for the job.
     :meth:`connection` makes the views again when a newer snapshot was published, so a
@@ -418,7 +433,8 @@ class Reader:
     def connection(self) -> duckdb.DuckDBPyConnection:
         manifest = read_manifest(self.folder)
         if manifest["generation"] != self._generation:
-            for sql in view_statements(manifest, self.folder, self._days, self.sdkappid):
+            for sql in view_statements(manifest, self.folder, self._days, self._rows,
+                                       self.sdkappid):
                 self._con.execute(sql)
             self._generation = manifest["generation"]
         return self._con
@@ -427,6 +443,13 @@ class Reader:
         lo, hi = window_days(self.since, self.until)
         return lambda d: d in (WHOLE, "undated") or ((lo is None or d >= lo)
                                                      and (hi is None or d <= hi))
+
+    def _rows(self, table: str) -> str:
+        column = WINDOW_TIMES.get(table)
+        bounds = [f"{_quote(column)} {op} TIMESTAMPTZ {_lit(at.isoformat())}"
+                  for op, at in ((">=", self.since), ("<", self.until))
+                  if column and isinstance(at, datetime)]
+        return " AND ".join(bounds) or "TRUE"
 
     def close(self) -> None:
         self._con.close()

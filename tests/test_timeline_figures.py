@@ -1,0 +1,109 @@
+"""The notebooks' figures from ``session_timeline`` on a few sessions whose answers are
+known by hand: exact times from callbacks, and bounds from polls."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from tencent_desk.analysis import timeline_metrics as tm
+
+DS = "tencent_desk"
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+TIMES = ("began", "queued", "offered", "answered", "ended")
+
+
+def _t(minutes: float | None) -> pd.Timestamp | None:
+    return None if minutes is None else pd.Timestamp(T0) + pd.Timedelta(minutes=minutes)
+
+
+def session(sid: str, group: str, agent: str | None, began: float, queued: float | None,
+            answered: float | None, ended: float | None, source: str = "event",
+            slack: float = 0.0) -> dict[str, object]:
+    """A timeline row: every time exact, or (``source`` poll) ``slack`` minutes each side."""
+    row: dict[str, object] = {"session_id": sid, "agent_group_name": group, "agent_id": agent}
+    for name, at in zip(TIMES, (began, queued, answered if answered is not None else None,
+                                answered, ended), strict=True):
+        row[f"{name}_at"] = _t(at)
+        row[f"{name}_source"] = None if at is None else source
+        row[f"{name}_lo"] = _t(None if at is None else at - slack)
+        row[f"{name}_hi"] = _t(None if at is None else at + slack)
+    return row
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    rows = [
+        # answered after 1 min, held 10 min by a1 (group A)
+        session("s1", "A", "a1", 0, 1, 2, 12),
+        # answered after 3 min, held 20 min by a2 (group B)
+        session("s2", "B", "a2", 5, 6, 9, 29),
+        # waited 4 min, gave up
+        session("s3", "A", None, 10, 11, None, 15),
+        # polls only: queued ~20, answered ~22, ended ~32, each +-1 min; a1
+        session("s4", "A", "a1", 19, 20, 22, 32, source="poll", slack=1),
+        # the chatbot only, an hour later
+        session("s5", "A", None, 70, None, None, 75),
+    ]
+    con = duckdb.connect()
+    con.execute(f"CREATE SCHEMA {DS}")
+    table = pd.DataFrame(rows)
+    for name in TIMES:
+        for part in ("at", "lo", "hi"):
+            table[f"{name}_{part}"] = pd.to_datetime(table[f"{name}_{part}"], utc=True)
+    con.register("rows", table)
+    con.execute(f"CREATE TABLE {DS}.session_timeline AS SELECT * FROM rows")
+    return tm.sessions(con, T0, T0 + pd.Timedelta(hours=2), DS)
+
+
+def test_longest_wait_per_interval(frame: pd.DataFrame) -> None:
+    longest = tm.longest_wait(frame, "15min").set_index("interval_start")
+    first = longest.loc[pd.Timestamp(T0)]
+    # s1 (1 min), s2 (3 min), s3 (4 min, gave up): the abandon waited longest
+    assert first.value == 240 and first.lo == 240 and first.hi == 240 and first.n == 3
+    assert first.exact_share == 1
+    second = longest.loc[pd.Timestamp(T0) + pd.Timedelta(minutes=15)]
+    # s4: 2 min at best, surely >= 0 (answered_lo - queued_hi), at most 4 min
+    assert (second.value, second.lo, second.hi, second.exact_share) == (120, 0, 240, 0)
+    by = tm.longest_wait(frame, "1h", by="agent_group_name")
+    assert dict(zip(by.group, by.value, strict=True)) == {"A": 240, "B": 180}
+
+
+def test_demand_feeds_erlang(frame: pd.DataFrame) -> None:
+    demand = tm.demand(frame, "1h")
+    assert demand.interval_start.tolist() == [pd.Timestamp(T0)]  # s5 never asked for a human
+    row = demand.iloc[0]
+    assert (row.arrivals, row.answered, row.interval_s) == (4, 3, 3600)
+    assert row.aht_s == pytest.approx((600 + 1200 + 600) / 3)
+    assert row.aht_lo_s == pytest.approx((600 + 1200 + 480) / 3)  # s4 at least 8 min
+    assert row.aht_hi_s == pytest.approx((600 + 1200 + 720) / 3)  # and at most 12
+    assert row.exact_share == pytest.approx(2 / 3)
+    empty = tm.demand(frame.iloc[:0], "1h")
+    assert empty.empty and str(empty.interval_start.dtype) == "datetime64[ns, UTC]"
+
+
+def test_key_figures(frame: pd.DataFrame) -> None:
+    figures = tm.key_figures(frame, target_s=120)
+    assert figures.loc["sessions", "value"] == 5
+    assert figures.loc["arrivals (asked for a human)", "value"] == 4
+    assert figures.loc["speed of answer, mean (s)", "value"] == pytest.approx((60 + 180 + 120) / 3)
+    assert figures.loc["service level (120 s)", "value"] == pytest.approx(2 / 3)
+    assert figures.loc["abandonment", "value"] == pytest.approx(1 / 4)
+    assert figures.loc["handling time, mean (s)", "exact_share"] == pytest.approx(2 / 3)
+    nothing = tm.key_figures(frame.iloc[:0])
+    assert nothing.loc["sessions", "value"] == 0
+    assert np.isnan(nothing.loc["speed of answer, mean (s)", "value"])
+
+
+def test_concurrency_and_occupancy_per_group(frame: pd.DataFrame) -> None:
+    at = [pd.Timestamp(T0) + pd.Timedelta(minutes=m) for m in (10, 25)]
+    per_group = tm.agent_concurrency(frame, at, by="agent_group_name")
+    assert per_group.values.tolist() == [[at[0], "A", 1], [at[0], "B", 1],
+                                         [at[1], "A", 1], [at[1], "B", 1]]
+    hourly = tm.occupancy_per_interval(frame, T0, T0 + pd.Timedelta(hours=2), "1h", capacity=2)
+    assert hourly.interval_start.nunique() == 1  # nobody held a chat in the second hour
+    a1 = hourly.set_index("agent_id").loc["a1"]
+    assert a1.held_s == 600 + 600 and a1.occupancy == pytest.approx(1200 / (2 * 3600))
