@@ -97,10 +97,11 @@ def _polls_only(con: duckdb.DuckDBPyConnection) -> None:
     the next complete run sees it ended (141005), so that answer is added."""
     con.execute(f"""
         INSERT INTO {DS}.session_states BY NAME
-        SELECT r.run_id, c.session_id, c.client_user_id, 'session' AS key_type,
+        SELECT r.run_id, c.sdkappid, c.session_id, c.client_user_id, 'session' AS key_type,
                '{st.ENDED}' AS state, 141005 AS error_code, r.started_at AS polled_at,
                1 AS attempts
-        FROM (SELECT session_id, client_user_id, last_event_at FROM {DS}.session_event_times
+        FROM (SELECT sdkappid, session_id, client_user_id, last_event_at
+              FROM {DS}.session_event_times
               WHERE closed AND session_id IN (SELECT session_id FROM {DS}.session_states)) c
         ASOF JOIN (SELECT run_id, started_at FROM {DS}.runs WHERE status = 'complete') r
             ON c.last_event_at <= r.started_at
