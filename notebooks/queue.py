@@ -79,6 +79,19 @@ print(f"{len(sessions)} sessions began in the window; times rest on: "
 compared(desk, TARGET_S).round(3)
 
 # %% [markdown]
+# ## Apps side by side
+#
+# With several Desk apps in one database (see the README, "Several apps in one place") and
+# no `DESK_APP` set, the window's figures of each app (`sdkappid`) next to each other.
+
+# %%
+if sessions.sdkappid.nunique(dropna=False) > 1:
+    display(tm.compare_apps(sessions, TARGET_S).round(3))
+else:
+    print(f"one app in the window ({sessions.sdkappid.dropna().unique().tolist() or 'none'}); "
+          "set DESK_APP to choose one of several")
+
+# %% [markdown]
 # ## Arrivals per hour
 #
 # Sessions that began, and those that asked for a human (queued), per hour of the window.

@@ -280,7 +280,10 @@ def test_metrics_used_for_gaps(shapes: dict[str, Path]) -> None:
 
 
 @pytest.mark.parametrize("shape", ON_POSTGRES)
-@pytest.mark.parametrize("window", [None, (date(2026, 1, 5), date(2026, 1, 5))])
+@pytest.mark.parametrize("window", [
+    None, (date(2026, 1, 5), date(2026, 1, 5)),
+    # date-times, as the notebooks' window gives: the rows inside it, on either side
+    (datetime(2026, 1, 5, 9, 30, tzinfo=UTC), datetime(2026, 1, 5, 11, tzinfo=UTC))])
 def test_metrics_on_postgres_equal_metrics_on_duckdb(shape: str, window: tuple | None,
                                                       shapes: dict[str, Path],
                                                       pg_shapes: dict[str, str]) -> None:

@@ -97,6 +97,7 @@ class Reader:
                  until: datetime | date | None = None, sdkappid: int | None = None) -> None:
         self.dataset_name = dataset
         self.sdkappid = sdkappid  # one app's rows only (several apps in one dataset)
+        self.since, self.until = since, until
         self.first, self.last = snapshot.window_days(since, until)
         self._dataset = dlt.dataset(dest, dataset)
         self._con = duckdb.connect(":memory:")
@@ -196,6 +197,8 @@ class Reader:
         """The server-side query for a table's window (the whole table if it has no layout)."""
         layout = snapshot.LAYOUTS.get(table)
         where = layout.window_filter(self.first, self.last) if layout else "TRUE"
+        # the same rows as the snapshot's Reader keeps: figures equal on every destination
+        where += f" AND {snapshot.window_rows(table, self.since, self.until)}"
         if self.sdkappid is not None and "sdkappid" in columns:
             where += f" AND sdkappid = {int(self.sdkappid)}"
         return (f"SELECT {', '.join(ident(c) for c in columns)} FROM "

@@ -126,6 +126,17 @@ WINDOW_TIMES: dict[str, str] = {
 }
 
 
+def window_rows(table: str, since: datetime | date | None,
+                until: datetime | date | None) -> str:
+    """SQL (DuckDB's and PostgreSQL's) keeping a table's rows of ``[since, until)`` by its
+    ``WINDOW_TIMES`` column; "TRUE" for other tables, or bounds given as dates (whole days)."""
+    column = WINDOW_TIMES.get(table)
+    bounds = [f"{_quote(column)} {op} TIMESTAMPTZ {_lit(at.isoformat())}"
+              for op, at in ((">=", since), ("<", until))
+              if column and isinstance(at, datetime)]
+    return " AND ".join(bounds) or "TRUE"
+
+
 def paths(database: Path) -> tuple[Path, Path]:
     """The snapshot's folder and catalog for a database: ``desk.read/``, ``desk.read.duckdb``."""
     stem = database.with_suffix("") if database.suffix == ".duckdb" else database
@@ -445,11 +456,7 @@ class Reader:
                                                      and (hi is None or d <= hi))
 
     def _rows(self, table: str) -> str:
-        column = WINDOW_TIMES.get(table)
-        bounds = [f"{_quote(column)} {op} TIMESTAMPTZ {_lit(at.isoformat())}"
-                  for op, at in ((">=", self.since), ("<", self.until))
-                  if column and isinstance(at, datetime)]
-        return " AND ".join(bounds) or "TRUE"
+        return window_rows(table, self.since, self.until)
 
     def close(self) -> None:
         self._con.close()
