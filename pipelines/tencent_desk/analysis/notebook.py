@@ -331,12 +331,13 @@ def open_desk() -> Desk:
     return _open(where, dataset, win, sdkappid)
 
 
-def _reader(where: Path | str, dataset: str, win: Window | None = None,
+def _reader(where: Path | str, dataset: str, win: Window,
             sdkappid: int | None = None) -> snapshot.Reader | warehouse.Reader:
-    since, until = (win.since, win.until) if win else (None, None)
+    """The window of a DuckDB file's snapshot, or of the destination server named."""
     if isinstance(where, Path):
-        return snapshot.Reader(where, since, until, sdkappid=sdkappid)
-    return warehouse.Reader(warehouse.destination(where), dataset, since, until, sdkappid)
+        return snapshot.Reader(where, win.since, win.until, sdkappid=sdkappid)
+    return warehouse.Reader(warehouse.destination(where), dataset, win.since, win.until,
+                            sdkappid)
 
 
 def _open(where: Path | str, dataset: str, win: Window, sdkappid: int | None) -> Desk:
