@@ -327,7 +327,8 @@ def _run_row(row: dict[str, Any], on_run: Callable[[dict[str, Any]], None] | Non
                          "app": {"data_type": "text", "nullable": True},
                          "sdkappid": {"data_type": "bigint", "nullable": True},
                          "rows": {"data_type": "bigint", "nullable": True},
-                         "rejects": {"data_type": "bigint", "nullable": True}}),
+                         "rejects": {"data_type": "bigint", "nullable": True},
+                         "max_error_share": {"data_type": "double", "nullable": True}}),
             create_table_variant=True)
 
 

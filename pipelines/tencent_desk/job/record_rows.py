@@ -47,7 +47,7 @@ SESSION_RECORDS = pa.schema([
     ("started_at", pa.timestamp("us", tz="UTC")),
     ("ended_at", pa.timestamp("us", tz="UTC")),
     ("run_id", pa.string()),
-    ("sdkappid", pa.int64()),  # with session_id, the merge key
+    pa.field("sdkappid", pa.int64(), nullable=False),  # with session_id, the merge key
 ])
 
 # field -> (type, may it be absent or empty)
