@@ -40,6 +40,7 @@ import sys
 # would stand in for the standard library's queue module: drop it (the package is installed).
 sys.path[:] = [p for p in sys.path if p and not p.rstrip("/").endswith("notebooks")]
 
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
@@ -82,7 +83,10 @@ chats = chats.reindex(at).fillna(0)
 per_poll = metrics.agent_concurrency_per_poll(con, DATASET)
 fig, ax = plt.subplots()
 if chats.shape[1]:
-    ax.stackplot(chats.index, chats.T.to_numpy(), labels=chats.columns, step="post", alpha=0.8)
+    # dates as numbers once, not once per band (the axis still gets the date units)
+    ax.xaxis.update_units(chats.index)
+    ax.stackplot(mdates.date2num(chats.index), chats.T.to_numpy(), labels=chats.columns,
+                 step="post", alpha=0.8)
 else:
     ax.text(0.5, 0.5, "no chat in the window", ha="center", transform=ax.transAxes)
 if len(per_poll):
