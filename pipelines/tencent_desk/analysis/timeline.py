@@ -77,11 +77,6 @@ def touched(alias: str) -> str:
     return f"EXISTS (SELECT 1 FROM touched WHERE {_same('touched', alias)})"
 
 
-def _add_app_column(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """A timeline made before several apps gets the column (its rows: no app known)."""
-    con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS sdkappid BIGINT")
-
-
 def _names(meaning: str) -> str:
     return _lit([n for n, e in events.EVENT_NAMES.items() if e.meaning == meaning])
 
@@ -305,7 +300,6 @@ def upkeep(con: duckdb.DuckDBPyConnection, dataset: str) -> int:
     table = f"{ds}.{TABLE}"
     con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT *, NULL::VARCHAR AS day, "
                 "NULL::VARCHAR AS run_id FROM fresh WHERE false")
-    _add_app_column(con, table)
     # A session keeps the day it was first filed under: readers' files are cut by it.
     # A touched session's row: its began_hi is one of its source rows' times, so within
     # LOOKBACK of its new rows (none at all for a session with no time).
