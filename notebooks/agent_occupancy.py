@@ -54,6 +54,7 @@ from tencent_desk.analysis.notebook import (
     plottable,
     source_note,
     time_axis,
+    top_columns,
 )
 
 desk = open_desk()
@@ -72,7 +73,8 @@ print(f"{in_window.agent_id.nunique()} agents held {len(in_window)} chats in the
 # %% [markdown]
 # ## Chats per agent over time
 #
-# Each band is one agent's chats; the top is the desk's total, the carried load in Erlangs.
+# Each band is one agent's chats, for the ten who held the most; one band sums the other
+# agents. The top is the desk's total, the carried load in Erlangs.
 # The dots are the totals the complete polls saw, the polls-only view of the same thing.
 
 # %%
@@ -84,8 +86,9 @@ per_poll = metrics.agent_concurrency_per_poll(con, DATASET)
 fig, ax = plt.subplots()
 if chats.shape[1]:
     # dates as numbers once, not once per band (the axis still gets the date units)
-    ax.xaxis.update_units(chats.index)
-    ax.stackplot(mdates.date2num(chats.index), chats.T.to_numpy(), labels=chats.columns,
+    shown = top_columns(chats, 10, "other agents")
+    ax.xaxis.update_units(shown.index)
+    ax.stackplot(mdates.date2num(shown.index), shown.T.to_numpy(), labels=shown.columns,
                  step="post", alpha=0.8)
 else:
     ax.text(0.5, 0.5, "no chat in the window", ha="center", transform=ax.transAxes)

@@ -59,8 +59,8 @@ con, DATASET, HAS_TRUTH = desk.con, desk.dataset, desk.has_truth
 TARGET_S = 60.0
 print(describe(desk))
 # the window's sessions; those begun the day before too, for who was still waiting at its start
-sessions = tm.sessions(con, desk.since, desk.until, DATASET)
 around = tm.sessions(con, desk.since - pd.Timedelta(days=1), desk.until, DATASET)
+sessions = around[around.began_at >= desk.since].reset_index(drop=True)
 POLLS_ONLY = desk.polls_only
 stopped = metrics.incomplete_runs(con, DATASET)
 GROUPS = sessions.agent_group_name.dropna().nunique()
@@ -76,7 +76,7 @@ print(f"{len(sessions)} sessions began in the window; times rest on: "
 # window without any session is a gap (NaN), not a quiet desk.
 
 # %%
-compared(desk, TARGET_S).round(3)
+compared(desk, sessions, TARGET_S).round(3)
 
 # %% [markdown]
 # ## Apps side by side
@@ -132,7 +132,7 @@ fig.tight_layout()
 # %%
 at = instants(desk.window)
 queue = tm.queue_length(around, at)
-per_poll = metrics.queue_per_poll(con, DATASET)
+per_poll = metrics.waiting_per_poll(con, DATASET)
 fig, ax = plt.subplots()
 if queue.empty:
     ax.text(0.5, 0.5, "nobody queued in the window", ha="center", transform=ax.transAxes)

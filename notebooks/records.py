@@ -135,10 +135,16 @@ if HAS_RECORDS:
     by_agent = record_metrics.ratings(con, ds, "agent_id")
     by_group = record_metrics.ratings(con, ds, "agent_group_name")
     display(by_group)
+    # lowest first, at most 30 bars: the agents to look at, with labels one can read
+    rated = by_agent[by_agent.rated > 0].sort_values(["mean_rating", "rated"],
+                                                     ascending=[True, False], kind="stable")
+    shown = rated.head(30)
     fig, ax = plt.subplots()
-    ax.bar(by_agent.agent_id.str.split("@").str[0], by_agent.mean_rating)
+    ax.bar(shown.agent_id.str.split("@").str[0], shown.mean_rating)
     ax.set_ylabel("mean rating (1-5)")
-    ax.set_title("Rating by agent")
+    ax.set_title("Rating by agent, lowest first" + (
+        f" (the {len(shown)} lowest of {len(rated)} rated agents)" if len(rated) > len(shown)
+        else ""))
     ax.tick_params(axis="x", rotation=45)
     plt.show()
 

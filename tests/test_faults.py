@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import tencent_desk as source_module
+import tencent_desk.source as source_module
 from tencent_desk.api import codes, states
 from tencent_desk.api.client import ClientConfig
 from tencent_desk.api.usersig import DEFAULT_EXPIRE, UserSigProvider

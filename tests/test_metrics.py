@@ -185,6 +185,9 @@ def test_queue_per_poll_counts_and_longest_wait(con: duckdb.DuckDBPyConnection) 
     assert list(q.longest_wait_lower_s) == [0, 300, 600, 600, 0, 300]
     # D and J wait since before the first poll: no upper bound on the longest wait then
     assert [_none(v) for v in q.longest_wait_upper_s] == [None, None, None, 900, 300, 600]
+    # the counts alone, without following each session's history, are the same counts
+    counts = ["run_id", "snapshot_at", "queuing", "waiting_for_agent", "waiting"]
+    pd.testing.assert_frame_equal(m.waiting_per_poll(con), q[counts])
 
 
 def test_queue_per_poll_zero_fills_empty_polls(tmp_path: Path) -> None:
@@ -192,6 +195,7 @@ def test_queue_per_poll_zero_fills_empty_polls(tmp_path: Path) -> None:
                   [(0, "A", "queuing"), (5, "A", "agent", "a1"), (10, "B", "queuing")])
     q = m.queue_per_poll(con)
     assert list(q.waiting) == [1, 0]
+    assert list(m.waiting_per_poll(con).waiting) == [1, 0]
     assert list(q.longest_wait_lower_s) == [0, 0]
     assert [_none(v) for v in q.longest_wait_upper_s] == [None, 0]
 
@@ -354,6 +358,7 @@ def test_demand_per_interval(con: duckdb.DuckDBPyConnection) -> None:
     assert r.aht_s == pytest.approx(450) and r.aht_lower_s == pytest.approx(150)
     assert r.aht_upper_s == pytest.approx(750)
     assert r.load_erlangs == pytest.approx(8 / 6)
+    assert m.load_per_interval(con, interval="1h").load_erlangs.tolist() == [r.load_erlangs]
 
 
 def _two_evenings(tmp_path: Path) -> duckdb.DuckDBPyConnection:
@@ -393,6 +398,9 @@ def test_gaps_are_na_never_zero(tmp_path: Path) -> None:
     for column in ("arrivals", "answered", "aht_s", "aht_lower_s", "aht_upper_s",
                    "load_erlangs"):
         assert gaps[column].isna().all(), column
+    # the load alone, without following each session's history, is the same, gaps included
+    load = ["interval_start", "n_polls", "load_erlangs"]
+    pd.testing.assert_frame_equal(m.load_per_interval(con, interval="1h"), d[load])
     assert list(polled.arrivals) == [1, 1] and polled.arrivals.dtype == "Int64"
     q = m.queue_per_interval(con, interval="1h")
     assert q[q.n_polls == 0].drop(columns=["interval_start", "n_polls"]).isna().all().all()

@@ -20,7 +20,7 @@ from typing import Any
 
 import duckdb
 import pytest
-import tencent_desk as source_module
+import tencent_desk.source as source_module
 from tencent_desk.analysis import metrics
 from tencent_desk.api import codes, states
 from tencent_desk.api.client import Answer, ClientConfig, DeskClient, Key

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import dlt
 import duckdb
+import psycopg2
 import pytest
-from tencent_desk.analysis import warehouse
+from tencent_desk.analysis import notebook, warehouse
 from tencent_desk.job import snapshot
 from tencent_desk.job.rows import SESSION_STATES
 from tencent_desk.job.snapshot import LAYOUTS, Layout
@@ -98,6 +99,27 @@ def test_one_app_is_filtered_on_the_server(on_server):
     assert remote.pulled == {"runs": 5, "session_states": 5, "session_events": 0}
     assert con.execute(f"SELECT DISTINCT sdkappid FROM {DATASET}.session_states"
                        ).fetchall() == [(APPS[1],)]
+
+
+def test_app_names_are_read_on_the_server_without_pulling(on_server, monkeypatch):
+    """DESK_APP=<name> on a server: the name is looked up in the server's runs, nothing
+    pulled for it; then the window is pulled for that app."""
+    _db, url = on_server
+    remote = warehouse.Reader(warehouse.destination("postgres", url), DATASET)
+    assert remote.apps() == {}  # runs from before apps had names
+    with psycopg2.connect(url) as pg, pg.cursor() as cur:
+        cur.execute(f"ALTER TABLE {DATASET}.runs ADD COLUMN app VARCHAR, "
+                    "ADD COLUMN sdkappid BIGINT")
+        cur.execute(f"UPDATE {DATASET}.runs SET app = 'eu', sdkappid = {APPS[0]} "
+                    "WHERE started_at < '2026-11-15'")
+    pg.close()
+    assert remote.apps() == {"eu": APPS[0]} and remote.pulled == {}
+    for name, value in {"DESK_DESTINATION": "postgres", "DESTINATION__POSTGRES__CREDENTIALS": url,
+                        "DESK_APP": "eu", "DESK_FROM": "2026-11-10",
+                        "DESK_TO": "2026-11-12"}.items():
+        monkeypatch.setenv(name, value)
+    desk = notebook.open_desk()
+    assert desk.sdkappid == APPS[0] and desk.source.pulled["session_states"] == 3
 
 
 def test_a_new_load_is_pulled_and_nothing_new_is_not(on_server, tmp_path):

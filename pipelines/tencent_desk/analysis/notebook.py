@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
@@ -18,8 +19,11 @@ from matplotlib.axes import Axes
 from matplotlib.collections import QuadMesh
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
-from tencent_desk.analysis import metrics, timeline_metrics, warehouse
+from tencent_desk.analysis import metrics, timeline_metrics
 from tencent_desk.job import snapshot
+
+if TYPE_CHECKING:  # imported where used: it brings dlt (~0.5 s) that a DuckDB file never needs
+    from tencent_desk.analysis import warehouse
 
 ROOT = Path(__file__).resolve().parents[3]  # the repository, for the demo database
 DAY, WEEK = timedelta(days=1), timedelta(days=7)
@@ -259,6 +263,17 @@ def heatmap(ax: Axes, grid: pd.DataFrame, width: pd.Timedelta, **style: object) 
     return mesh
 
 
+def top_columns(frame: pd.DataFrame, n: int = 10, rest: str = "others") -> pd.DataFrame:
+    """The ``n`` columns with the largest totals, largest first, then one column summing
+    the rest (named ``"<rest> (<how many>)"``): a chart of 150 agents with a legend one can
+    read, and the same stacked total."""
+    order = frame.sum().sort_values(ascending=False, kind="stable").index
+    if len(order) <= n + 1:  # one column left over is shown as itself
+        return frame[order]
+    return frame[order[:n]].assign(
+        **{f"{rest} ({len(order) - n})": frame[order[n:]].sum(axis=1)})
+
+
 def instants(win: Window, most: int = 600) -> pd.DatetimeIndex:
     """Instants across the window at which to count queues and chats: every 5 minutes, or
     fewer over a long window (at most ``most``, on whole minutes)."""
@@ -277,11 +292,11 @@ def source_note(exact_share: float) -> str:
     return f"{exact_share:.0%} exact, the rest bounded by polls"
 
 
-def compared(desk: Desk, target_s: float = 60.0) -> pd.DataFrame:
-    """The key figures of the window (with bounds and what they rest on) next to those of
-    its comparison window (``DESK_COMPARE``) and the change."""
-    now = timeline_metrics.key_figures(
-        timeline_metrics.sessions(desk.con, desk.since, desk.until, desk.dataset), target_s)
+def compared(desk: Desk, sessions: pd.DataFrame, target_s: float = 60.0) -> pd.DataFrame:
+    """The key figures of the window's ``sessions`` (``timeline_metrics.sessions``, with
+    bounds and what they rest on) next to those of its comparison window
+    (``DESK_COMPARE``) and the change."""
+    now = timeline_metrics.key_figures(sessions, target_s)
     table = now.assign(rests_on=now.exact_share.map(source_note))
     before_desk = desk.previous()
     if before_desk is not None:
@@ -316,6 +331,8 @@ def open_desk() -> Desk:
     server = os.environ.get("DESK_DESTINATION", "").strip().lower()
     where: Path | str
     if server not in ("", "duckdb"):
+        from tencent_desk.analysis import warehouse
+
         where = server
         latest = warehouse.Reader(warehouse.destination(server), dataset).latest_day()
     else:
@@ -325,9 +342,7 @@ def open_desk() -> Desk:
                                     f"`desk-sessions publish --database {where}` once")
         latest = latest_day(where)
     win = window(os.environ, latest)
-    # an app's name is looked up in the window's runs (a number is taken as it is)
-    sdkappid = None if app is None else app_id(
-        _reader(where, dataset, win).connection(), dataset, app)
+    sdkappid = None if app is None else app_id(where, dataset, app)
     return _open(where, dataset, win, sdkappid)
 
 
@@ -336,6 +351,8 @@ def _reader(where: Path | str, dataset: str, win: Window,
     """The window of a DuckDB file's snapshot, or of the destination server named."""
     if isinstance(where, Path):
         return snapshot.Reader(where, win.since, win.until, sdkappid=sdkappid)
+    from tencent_desk.analysis import warehouse
+
     return warehouse.Reader(warehouse.destination(where), dataset, win.since, win.until,
                             sdkappid)
 
@@ -347,16 +364,32 @@ def _open(where: Path | str, dataset: str, win: Window, sdkappid: int | None) ->
                 metrics.poll_interval_s(con, dataset), win, sdkappid)
 
 
-def app_id(con: duckdb.DuckDBPyConnection, dataset: str, app: str) -> int:
-    """``DESK_APP`` as an sdkappid: a number, or the name of an app (as its runs record)."""
+def app_id(where: Path | str, dataset: str, app: str) -> int:
+    """``DESK_APP`` as an sdkappid: a number, or the name of an app as its runs record it
+    (looked up in the runs alone: on a server, nothing is pulled for it)."""
     if app.isdigit():
         return int(app)
-    known = dict(con.execute(
-        f'SELECT DISTINCT app, sdkappid FROM "{dataset}".runs WHERE app IS NOT NULL'
-    ).fetchall()) if "app" in {c for (c,) in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND "
-        "table_name = 'runs'", [dataset]).fetchall()} else {}
+    if isinstance(where, Path):
+        reader = snapshot.Reader(where)
+        known = apps_in(reader.connection(), dataset)
+        reader.close()
+    else:
+        from tencent_desk.analysis import warehouse
+
+        known = warehouse.Reader(warehouse.destination(where), dataset).apps()
     if app not in known:
         raise ValueError(f"DESK_APP={app!r}: no app of that name in {dataset}.runs; give its "
                          f"sdkappid or one of: {', '.join(sorted(known)) or 'none recorded'}")
-    return int(known[app])
+    return known[app]
+
+
+def apps_in(con: duckdb.DuckDBPyConnection, dataset: str) -> dict[str, int]:
+    """The named apps of a dataset's runs and their sdkappid (none before runs had names)."""
+    columns = {c for (c,) in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND "
+        "table_name = 'runs'", [dataset]).fetchall()}
+    if "app" not in columns:
+        return {}
+    return {name: int(sdkappid) for name, sdkappid in con.execute(
+        f'SELECT DISTINCT app, sdkappid FROM "{dataset}".runs WHERE app IS NOT NULL'
+    ).fetchall()}

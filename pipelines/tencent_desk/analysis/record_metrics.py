@@ -18,6 +18,7 @@ from datetime import timedelta
 
 import duckdb
 import pandas as pd
+from tencent_desk.analysis.frames import frame
 from tencent_desk.api import states as st
 from tencent_desk.job.record_rows import END_STATUS_KINDS
 from tencent_desk.settings import DEFAULT_DATASET
@@ -51,21 +52,21 @@ def has_records(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET) 
 
 def sessions(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET) -> pd.DataFrame:
     """One row per recorded session, with ``end_kind`` (see END_STATUS_KINDS)."""
-    return con.execute(f"""SELECT session_id, agent_id, agent_group_id, agent_group_name,
+    return frame(con, f"""SELECT session_id, agent_id, agent_group_id, agent_group_name,
         channel_type, duration_s, end_status, {_kind_sql()} AS end_kind, satisfaction,
         started_at, ended_at FROM {_ident(dataset)}.session_records
-        ORDER BY started_at, session_id""").df()
+        ORDER BY started_at, session_id""")
 
 
 def end_status_mix(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET,
                    by: str | None = None) -> pd.DataFrame:
     """Sessions per end status (and per ``by``, e.g. agent_group_name), with their share."""
     group = f"{_ident(by)}, " if by else ""
-    return con.execute(f"""SELECT {group}end_status, {_kind_sql()} AS end_kind,
+    return frame(con, f"""SELECT {group}end_status, {_kind_sql()} AS end_kind,
         count(*) AS sessions,
         count(*) / sum(count(*)) OVER ({'PARTITION BY ' + _ident(by) if by else ''}) AS share
         FROM {_ident(dataset)}.session_records GROUP BY {group}end_status
-        ORDER BY {group}sessions DESC""").df()
+        ORDER BY {group}sessions DESC""")
 
 
 def ratings(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET,
@@ -74,24 +75,24 @@ def ratings(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET,
     mean rating and the share of low ones (1-2)."""
     if by not in ("agent_id", "agent_group_id", "agent_group_name", "channel_type"):
         raise ValueError(f"cannot cut ratings by {by!r}")
-    return con.execute(f"""SELECT {by}, count(*) AS served,
+    return frame(con, f"""SELECT {by}, count(*) AS served,
         count(satisfaction) AS rated, avg(satisfaction) AS mean_rating,
         avg(CASE WHEN satisfaction <= 2 THEN 1.0 ELSE 0.0 END)
             FILTER (WHERE satisfaction IS NOT NULL) AS low_share
         FROM {_ident(dataset)}.session_records WHERE agent_id IS NOT NULL
-        GROUP BY ALL ORDER BY {by}""").df()
+        GROUP BY ALL ORDER BY {by}""")
 
 
 def abandonment(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET,
                 by: str | None = None) -> pd.DataFrame:
     """Of the sessions that asked for a human, how many left the queue unserved."""
     group = f"{_ident(by)}, " if by else ""
-    return con.execute(f"""SELECT {group}count(*) AS queued,
+    return frame(con, f"""SELECT {group}count(*) AS queued,
         count(*) FILTER (WHERE {_kind_sql()} = 'abandoned') AS abandoned,
         abandoned / queued AS rate
         FROM {_ident(dataset)}.session_records
         WHERE {_kind_sql()} IN ({_lit(QUEUED_KINDS)}) GROUP BY ALL
-        {'ORDER BY ' + _ident(by) if by else ''}""").df()
+        {'ORDER BY ' + _ident(by) if by else ''}""")
 
 
 def arrivals_per_interval(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET,
@@ -101,12 +102,12 @@ def arrivals_per_interval(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT
     sessions that have ended)."""
     w = _seconds(interval)
     group = f"{_ident(by)}, " if by else ""
-    return con.execute(f"""SELECT {group}
+    return frame(con, f"""SELECT {group}
         to_timestamp(floor(epoch(started_at) / {w}) * {w}) AS interval_start,
         count(*) AS arrivals
         FROM {_ident(dataset)}.session_records
         WHERE {_kind_sql()} IN ({_lit(QUEUED_KINDS)}) GROUP BY ALL
-        ORDER BY {group}interval_start""").df()
+        ORDER BY {group}interval_start""")
 
 
 def handling_times(con: duckdb.DuckDBPyConnection,
@@ -133,7 +134,7 @@ def handling_times(con: duckdb.DuckDBPyConnection,
     if not (has_polls and has_polls[0]):
         polls = ("SELECT NULL::VARCHAR AS session_id, NULL::TIMESTAMPTZ AS first_agent, "
                  "NULL::TIMESTAMPTZ AS last_before WHERE false")
-    return con.execute(f"""WITH polls AS ({polls}),
+    return frame(con, f"""WITH polls AS ({polls}),
     bounds AS (
         SELECT r.session_id, r.agent_id, r.agent_group_name, r.started_at, r.ended_at,
                r.duration_s,
@@ -146,14 +147,14 @@ def handling_times(con: duckdb.DuckDBPyConnection,
         WHERE r.agent_id IS NOT NULL
     )
     SELECT *, (lower_s + greatest(upper_s, lower_s)) / 2 AS handling_s FROM bounds
-    ORDER BY started_at, session_id""").df()
+    ORDER BY started_at, session_id""")
 
 
 def handling_time_from_load(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET,
                             interval: str | timedelta | float = "1h") -> pd.DataFrame:
     """Mean handling time per interval by Little's law: agent-seconds over sessions served.
 
-    The polls' mean number of chats with an agent (``metrics.demand_per_interval``'s
+    The polls' mean number of chats with an agent (``metrics.load_per_interval``'s
     ``load_erlangs``, unbiased even for chats shorter than a poll) times the interval is
     the agent time spent in it; the records count exactly the served sessions that ended
     in it. Over a span of hours the two meet; an interval alone carries edge effects (a
@@ -162,12 +163,11 @@ def handling_time_from_load(con: duckdb.DuckDBPyConnection, dataset: str = DEFAU
     from tencent_desk.analysis import metrics
 
     w = _seconds(interval)
-    load = metrics.demand_per_interval(con, dataset, w)[["interval_start", "n_polls",
-                                                         "load_erlangs"]]
-    served = con.execute(f"""SELECT
+    load = metrics.load_per_interval(con, dataset, w)
+    served = frame(con, f"""SELECT
         to_timestamp(floor(epoch(ended_at) / {w}) * {w}) AS interval_start, count(*) AS served
         FROM {_ident(dataset)}.session_records WHERE agent_id IS NOT NULL
-        GROUP BY ALL""").df()
+        GROUP BY ALL""")
     out = load.merge(served, on="interval_start", how="left").fillna({"served": 0})
     out["agent_seconds"] = out.load_erlangs * w
     out["handling_s"] = out.agent_seconds / out.served.where(out.served > 0)

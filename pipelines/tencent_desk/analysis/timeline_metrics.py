@@ -15,6 +15,7 @@ from datetime import datetime
 import duckdb
 import numpy as np
 import pandas as pd
+from tencent_desk.analysis import frames
 from tencent_desk.analysis.timeline import TABLE
 from tencent_desk.settings import DEFAULT_DATASET
 
@@ -33,7 +34,7 @@ def sessions(con: duckdb.DuckDBPyConnection, since: datetime | None = None,
     where = " AND ".join(c for c in (
         "began_at >= ?" if since else "", "began_at < ?" if until else "") if c) or "TRUE"
     params = [p for p in (since, until) if p]
-    return con.execute(f"""
+    return frames.frame(con, f"""
         SELECT *,
             epoch(answered_at - queued_at) AS wait_s,
             greatest(epoch(answered_lo - queued_hi), 0) AS wait_lo_s,
@@ -45,7 +46,7 @@ def sessions(con: duckdb.DuckDBPyConnection, since: datetime | None = None,
             {_exact("answered", "ended")} AS handle_exact,
             queued_at IS NOT NULL AND answered_at IS NULL AND ended_at IS NOT NULL
                 AS abandoned
-        FROM "{dataset}".{TABLE} WHERE {where}""", params).df()
+        FROM "{dataset}".{TABLE} WHERE {where}""", params)
 
 
 def _groups(df: pd.DataFrame, by: str | None) -> list[tuple[str, pd.DataFrame]]:

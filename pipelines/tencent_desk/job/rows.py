@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 from tencent_desk.api import states
-from tencent_desk.api.client import Answer
 from tencent_desk.api.codes import Action
+
+if TYPE_CHECKING:  # the client (aiohttp) is not needed to read rows: analysis imports this
+    from tencent_desk.api.client import Answer
 
 SESSION_STATES = pa.schema([
     ("run_id", pa.string()),
