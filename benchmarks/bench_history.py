@@ -5,7 +5,7 @@ and copied aside; then ``runs`` more minute runs are loaded one at a time, each 
 ``loading`` as dlt leaves it, and the job's own ``helpers.after_load`` is run on the job's
 own pipeline (``runner.pipeline_for``: DuckDB at 64 MB, one thread): runs completed, the
 latest-state view, the timeline upkeep and the publish, each timed.
-``python benchmarks/bench_history.py '{"days": [1, 30, 90], "runs": 5}'`` prints one JSON
+``python benchmarks/bench_history.py '{"days": [1, 7, 90], "runs": 5}'`` prints one JSON
 line; the databases built are listed in it (``database``) for the notebooks' measures.
 """
 
@@ -87,7 +87,7 @@ def case(days: int, runs: int, seed: int) -> dict:
 def main() -> None:
     args = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
     print(json.dumps({"cases": [case(d, args.get("runs", 5), args.get("seed", 1))
-                                for d in args.get("days", [1, 30, 90])]}))
+                                for d in args.get("days", [1, 7, 90])]}))
 
 
 if __name__ == "__main__":

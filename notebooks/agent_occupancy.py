@@ -78,7 +78,7 @@ print(f"{in_window.agent_id.nunique()} agents held {len(in_window)} chats in the
 # The dots are the totals the complete polls saw, the polls-only view of the same thing.
 
 # %%
-at = instants(desk.window)
+at = instants(desk.shown)
 chats = tm.agent_concurrency(around, at).pivot(index="at", columns="agent_id",
                                                 values="chats")
 chats = chats.reindex(at).fillna(0)
@@ -87,9 +87,11 @@ fig, ax = plt.subplots()
 if chats.shape[1]:
     # dates as numbers once, not once per band (the axis still gets the date units)
     shown = top_columns(chats, 10, "other agents")
+    colors = ["lightgrey" if str(name).startswith("other agents") else f"C{i % 10}"
+              for i, name in enumerate(shown.columns)]
     ax.xaxis.update_units(shown.index)
     ax.stackplot(mdates.date2num(shown.index), shown.T.to_numpy(), labels=shown.columns,
-                 step="post", alpha=0.8)
+                 colors=colors, step="post", alpha=0.8)
 else:
     ax.text(0.5, 0.5, "no chat in the window", ha="center", transform=ax.transAxes)
 if len(per_poll):
@@ -130,19 +132,29 @@ fig.tight_layout()
 # ## Occupancy per agent and hour
 #
 # Chat-seconds held in each hour over the capacity for the hour. Blank: the agent held no
-# chat that hour, idle or off shift (the data cannot tell which).
+# chat that hour, idle or off shift (the data cannot tell which). With more than 40 agents,
+# the 20 most and the 20 least occupied over the window (the table below has them all).
 
 # %%
 HOUR = pd.Timedelta(hours=1)
 hourly = tm.occupancy_per_interval(around, desk.since, desk.until, "1h", CHATS_PER_AGENT)
 grid = hourly.pivot(index="agent_id", columns="interval_start", values="occupancy")
+MOST = 40  # rows one can read (and draw in a blink): the busiest and the idlest
+agents = len(grid)
+if agents > MOST:
+    order = grid.fillna(0).mean(axis=1).sort_values(ascending=False, kind="stable").index
+    grid = grid.loc[order[: MOST // 2].append(order[-(MOST // 2):])]
 fig, ax = plt.subplots(figsize=(11, 0.35 * len(grid) + 1.5))
 if grid.empty:
     ax.text(0.5, 0.5, "no agent held a chat", ha="center", transform=ax.transAxes)
 else:
     mesh = heatmap(ax, grid, HOUR, cmap="viridis", vmin=0, vmax=1)
     fig.colorbar(mesh, label=f"occupancy (chats / {CHATS_PER_AGENT:g})")
-ax.set_title("Occupancy per agent and hour (blank: no chat that hour)")
+    if agents > MOST:
+        ax.axhline(MOST // 2, color="white", lw=4)
+ax.set_title("Occupancy per agent and hour (blank: no chat that hour)" + (
+    f"\nthe {MOST // 2} most and {MOST // 2} least occupied of {agents} agents"
+    if agents > MOST else ""))
 fig.tight_layout()
 
 # %% [markdown]

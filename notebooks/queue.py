@@ -118,7 +118,8 @@ if POLLS_ONLY:
     shade_gaps(ax, per_hour.interval_start[per_hour.n_polls == 0], HOUR)
 ax.set_ylabel("sessions")
 ax.set_title(f"Arrivals per hour, {desk.window}")
-time_axis(ax, began.interval_start if len(began) else pd.Series([desk.since, desk.until]))
+time_axis(ax, pd.concat([began.interval_start, began.interval_start + HOUR]) if len(began)
+          else pd.Series([desk.since, desk.until]))
 fig.tight_layout()
 
 # %% [markdown]
@@ -130,7 +131,7 @@ fig.tight_layout()
 # waiting at its instant, and misses everyone who came and went in between.
 
 # %%
-at = instants(desk.window)
+at = instants(desk.shown)
 queue = tm.queue_length(around, at)
 per_poll = metrics.waiting_per_poll(con, DATASET)
 fig, ax = plt.subplots()

@@ -75,7 +75,8 @@ if HAS_RECORDS:
     table = pd.DataFrame({"records": arrivals.arrivals, "polls": polled.arrivals})
     if desk.has_truth:
         truth = metrics.truth_demand_per_interval(con).set_index("interval_start")
-        table["truth"] = truth.arrivals
+        whole = truth.index + pd.Timedelta(hours=1) <= desk.until  # hours the data saw whole
+        table["truth"] = truth.arrivals[whole]
     table = plottable(table.dropna(subset=["polls"]))
     HOUR = pd.Timedelta(hours=1)
     fig, ax = plt.subplots()
@@ -84,7 +85,7 @@ if HAS_RECORDS:
                width=0.9 * HOUR / len(table.columns), align="edge", label=column)
     ax.set_title("Arrivals per hour")
     ax.legend()
-    time_axis(ax, table.index)
+    time_axis(ax, table.index.append(table.index + HOUR))
     plt.show()
 
 # %%

@@ -108,7 +108,9 @@ ax2.errorbar(mid, shown.aht_s / 60,
 ax2.set_title("Average handling time (minutes)")
 if HAS_TRUTH:
     truth = metrics.truth_demand_per_interval(con, "1h")
-    truth = truth[truth.interval_start.isin(demand.interval_start)]
+    # the hours the data covers whole: the truth of a last, partly seen hour is no check
+    truth = truth[truth.interval_start.isin(demand.interval_start)
+                  & (truth.interval_start + HOUR <= desk.until)]
     ax1.plot(truth.interval_start + HOUR / 2, truth.arrivals, "k_", ms=12, mew=2, label="truth")
     ax2.plot(truth.interval_start + HOUR / 2, truth.aht_s / 60, "k_", ms=12, mew=2,
              label="truth")

@@ -220,6 +220,17 @@ def test_with_breaks_at_runs_not_complete_and_long_gaps() -> None:
                        None).waiting.tolist() == [1.0]
 
 
+def test_top_columns_keeps_the_total() -> None:
+    frame = pd.DataFrame({f"a{i}": [i, 2 * i] for i in range(15)})
+    top = notebook.top_columns(frame, 10, "other agents")
+    assert list(top.columns[:2]) == ["a14", "a13"] and top.columns[-1] == "other agents (5)"
+    assert len(top.columns) == 11 and list(top["other agents (5)"]) == [10, 20]
+    pd.testing.assert_series_equal(top.sum(axis=1), frame.sum(axis=1))
+    # one column left over is shown as itself, not as a band of one
+    assert list(notebook.top_columns(frame.iloc[:, :11], 10).columns) == [
+        f"a{i}" for i in range(10, -1, -1)]
+
+
 def test_shade_gaps_merges_a_night_into_one_span() -> None:
     fig, ax = plt.subplots()
     hour = pd.Timedelta(hours=1)
@@ -368,6 +379,27 @@ def test_window_comparison() -> None:
     assert _w({"DESK_COMPARE": "none"}).previous is None
 
 
+def _desk(horizon: str | None, poll_s: float | None = 60.0) -> notebook.Desk:
+    return notebook.Desk(None, Path("x.duckdb"), "tencent_desk", False, poll_s,  # type: ignore[arg-type]
+                         _w({}), horizon=None if horizon is None else _utc(horizon))
+
+
+def test_a_window_past_its_data_ends_where_the_data_does() -> None:
+    """Today at 15:04: nothing is counted past the last poll, and the comparison is
+    yesterday until the same minute, not all of yesterday against part of today."""
+    live = _desk("2026-01-05T15:04:00.250")
+    assert (live.since, live.until) == (_utc("2026-01-05"), _utc("2026-01-05T15:05"))
+    assert live.shown.previous == notebook.Window(_utc("2026-01-04"),
+                                                  _utc("2026-01-04T15:05"), "none")
+    assert notebook.instants(live.shown)[-1] == pd.Timestamp("2026-01-05T15:00Z")
+    # data to within a snapshot's reach of the end covers the window (a day polled to 23:59)
+    assert _desk("2026-01-05T23:59").until == _utc("2026-01-06")
+    assert _desk("2026-01-05T23:59", poll_s=None).until == _utc("2026-01-06T00:00")
+    # no data in the window, or data past it: the window as chosen
+    for horizon in (None, "2026-01-04T12:00", "2026-01-06T12:00"):
+        assert _desk(horizon).shown == _w({}), horizon
+
+
 @pytest.mark.parametrize("env, says", [
     ({"DESK_FROM": "yesterday"}, "DESK_FROM='yesterday' is not a time: give an ISO date"),
     ({"DESK_TO": "2026-13-01"}, "DESK_TO='2026-13-01' is not a time"),
@@ -383,6 +415,27 @@ def test_window_bad_values_say_what_is_accepted(env: dict[str, str], says: str) 
 
 def test_latest_day_with_data(shapes: dict[str, Path]) -> None:
     assert notebook.latest_day(shapes["several_days"]) == date(2026, 1, 5)
+
+
+def test_a_day_is_shown_to_its_last_observation(shapes: dict[str, Path],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo day's data stops in the afternoon: the notebooks show it to the minute
+    after its last complete run or callback (records, later, tell only of ended sessions),
+    and say so."""
+    for name in ("DESK_FROM", "DESK_TO", "DESK_APP", "DESK_DESTINATION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DESK_DUCKDB", str(shapes["one_day"]))
+    desk = notebook.open_desk()
+    con = desk.con
+    last = max(con.execute(sql).fetchone()[0] for sql in (
+        "SELECT max(started_at) FROM tencent_desk.runs WHERE status = 'complete'",
+        "SELECT max(event_time) FROM tencent_desk.session_events"))
+    records_end = con.execute("SELECT max(ended_at) FROM tencent_desk.session_records"
+                              ).fetchone()[0]
+    assert desk.horizon == last and desk.horizon.hour < 23 and records_end > last
+    assert desk.until == (pd.Timestamp(last).floor("min") + pd.Timedelta(minutes=1))
+    assert desk.window.until - desk.window.since == timedelta(days=1)
+    assert f"(data until {desk.until:%Y-%m-%d %H:%M})" in notebook.describe(desk)
 
 
 def test_a_window_limits_what_is_read(shapes: dict[str, Path]) -> None:

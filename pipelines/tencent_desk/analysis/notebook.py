@@ -130,6 +130,7 @@ class Desk:
     poll_s: float | None
     window: Window
     sdkappid: int | None = None  # DESK_APP: the one app shown (several in one database)
+    horizon: datetime | None = None  # the latest instant the window's data describes
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -147,16 +148,32 @@ class Desk:
         return not tables & {"session_events", "session_records"}
 
     @property
+    def shown(self) -> Window:
+        """The window as far as its data goes. A window reaching past its data (today, or a
+        day whose runs stopped at noon) ends at the minute after its last complete run or
+        callback (``horizon``): nothing is counted or drawn past what was seen (a customer
+        waiting at the last poll is not waiting all evening), and the comparison covers
+        the same hours. Data within a snapshot's reach of the end (``metrics.LONG_GAP``
+        poll intervals) covers the whole window."""
+        win = self.window
+        reach = timedelta(seconds=metrics.LONG_GAP * (self.poll_s or 0))
+        if self.horizon is None or not win.since < self.horizon < win.until - reach:
+            return win
+        end = pd.Timestamp(self.horizon).floor("min") + pd.Timedelta(minutes=1)
+        return Window(win.since, end.to_pydatetime(), win.compare)
+
+    @property
     def since(self) -> datetime:
         return self.window.since
 
     @property
     def until(self) -> datetime:
-        return self.window.until
+        return self.shown.until
 
     def previous(self) -> Desk | None:
-        """The same data read for the comparison window, or None when not compared."""
-        before = self.window.previous
+        """The same data read for the comparison window (of the hours shown), or None when
+        not compared."""
+        before = self.shown.previous
         return None if before is None else _open(self.path, self.dataset, before,
                                                  self.sdkappid)
 
@@ -191,8 +208,9 @@ def describe(desk: Desk) -> str:
     every = (f"polls every {desk.poll_s:.0f} s (median)" if desk.poll_s is not None
              else "no poll interval (fewer than two snapshots)")
     app = f" (app {desk.sdkappid})" if desk.sdkappid is not None else ""
-    return (f"{desk.path} / {desk.dataset}{app}, window {desk.window}: {seen}; {every}; "
-            f"simulator truth: {'yes' if desk.has_truth else 'no'}")
+    shown = "" if desk.shown == desk.window else f" (data until {_stamp(desk.until)})"
+    return (f"{desk.path} / {desk.dataset}{app}, window {desk.window}{shown}: {seen}; "
+            f"{every}; simulator truth: {'yes' if desk.has_truth else 'no'}")
 
 
 def plottable(frame: pd.DataFrame) -> pd.DataFrame:
@@ -361,7 +379,27 @@ def _open(where: Path | str, dataset: str, win: Window, sdkappid: int | None) ->
     reader = _reader(where, dataset, win, sdkappid)
     con = reader.connection()
     return Desk(reader, where, dataset, metrics.has_truth(con),
-                metrics.poll_interval_s(con, dataset), win, sdkappid)
+                metrics.poll_interval_s(con, dataset), win, sdkappid,
+                observed_until(con, dataset))
+
+
+def observed_until(con: duckdb.DuckDBPyConnection, dataset: str) -> datetime | None:
+    """The latest instant at which the data read saw every open session: its last complete
+    run or callback (None without either). Records do not count: they tell of the sessions
+    that ended, not of those still waiting."""
+    tables = {t for (t,) in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+        [dataset]).fetchall()}
+    ds = f'"{dataset}"'
+    latest = [f"SELECT max({column}) AS t FROM {ds}.{table}{where}"
+              for table, column, where in (("runs", "started_at", " WHERE status = 'complete'"),
+                                           ("session_events", "event_time", ""))
+              if table in tables]
+    if not latest:
+        return None
+    (at,) = con.execute(f"SELECT max(t) FROM ({' UNION ALL '.join(latest)})").fetchone() or (
+        None,)
+    return None if at is None else pd.Timestamp(at).tz_convert("UTC").to_pydatetime()
 
 
 def app_id(where: Path | str, dataset: str, app: str) -> int:
