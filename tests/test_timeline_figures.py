@@ -107,3 +107,19 @@ def test_concurrency_and_occupancy_per_group(frame: pd.DataFrame) -> None:
     assert hourly.interval_start.nunique() == 1  # nobody held a chat in the second hour
     a1 = hourly.set_index("agent_id").loc["a1"]
     assert a1.held_s == 600 + 600 and a1.occupancy == pytest.approx(1200 / (2 * 3600))
+
+
+def test_counting_spans_at_instants_equals_testing_each_span() -> None:
+    """queue_length and agent_concurrency count spans by sorting: the same counts as
+    testing every span at every instant, with empty and open spans and unsorted instants."""
+    rng = np.random.default_rng(7)
+    base = np.datetime64("2026-01-05T00:00", "ns")
+    start = base + rng.integers(0, 3600, 400).astype("timedelta64[s]")
+    end = start + rng.integers(-60, 900, 400).astype("timedelta64[s]")  # some empty or reversed
+    end[:20] = np.datetime64(pd.Timestamp.max.as_unit("ns").to_datetime64())  # still open
+    at = base + rng.permutation(np.arange(0, 4000, 37)).astype("timedelta64[s]")
+    owner = rng.integers(0, 5, 400)
+    brute = np.array([[int(((start <= t) & (t < end) & (owner == o)).sum()) for t in at]
+                      for o in range(5)])
+    assert (tm._held(start, end, at, owner, 5) == brute).all()
+    assert (tm._held(start, end, at) == brute.sum(axis=0)).all()
