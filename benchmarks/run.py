@@ -476,7 +476,7 @@ def section_history(rep: Report, quick: bool, days: list[int]) -> None:
             f"published as the job does every {history.PUBLISH_DAYS} days: "
             f"{c['publish_s']:.0f} s of it){', earlier: cached' if c['cached'] else ''}.")
     small, big = r["cases"][0], r["cases"][-1]
-    # Growth is judged between histories longer than the upkeep's look-back: a shorter one
+    # Growth is judged between histories over twice the upkeep's look-back: a shorter one
     # has less history within its reach, not less to skip.
     past = [c for c in r["cases"] if c["days"] > 2 * timeline.LOOKBACK_DAYS]
     base = past[0] if len(past) > 1 else small
@@ -653,7 +653,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--history-days", default="1,7,90",
                    help="days of history of the history section (default %(default)s; the "
                    "notebooks are opened on the first and the last; the upkeep's growth is "
-                   "the last over the first past the upkeep's look-back)")
+                   "the last over the first longer than twice the upkeep's look-back)")
     p.add_argument("--profile", action="store_true",
                    help="profile the client even when its CPU goal is met")
     p.add_argument("--no-write", action="store_true", help="do not rewrite RESULTS.md")

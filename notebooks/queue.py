@@ -76,7 +76,7 @@ print(f"{len(sessions)} sessions began in the window; times rest on: "
 # window without any session is a gap (NaN), not a quiet desk.
 
 # %%
-compared(desk, sessions, TARGET_S).round(3)
+compared(desk, TARGET_S, sessions).round(3)
 
 # %% [markdown]
 # ## Apps side by side

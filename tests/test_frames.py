@@ -30,6 +30,8 @@ def con() -> duckdb.DuckDBPyConnection:
     f"SELECT count(*) AS n, sum(id) AS total, 1.5::DECIMAL(4, 1) AS d, DATE '2026-04-07' AS day,"
     f" INTERVAL 1 HOUR AS span FROM {ROWS}",  # types Arrow converts otherwise: .df() itself
     f"SELECT epoch(stamp) AS s, id = 2 AS second, n IS NULL AND id > 1 AS neither FROM {ROWS}",
+    f"SELECT id, NULL::VARCHAR AS group_name FROM {ROWS}",  # text without a single value
+    f"SELECT id, id AS id FROM {ROWS}",  # a name twice: .df() calls the second id_1
 ])
 def test_frame_equals_df(con: duckdb.DuckDBPyConnection, sql: str) -> None:
     pd.testing.assert_frame_equal(frame(con, sql), con.execute(sql).df())

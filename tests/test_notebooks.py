@@ -379,9 +379,9 @@ def test_window_comparison() -> None:
     assert _w({"DESK_COMPARE": "none"}).previous is None
 
 
-def _desk(horizon: str | None, poll_s: float | None = 60.0) -> notebook.Desk:
-    return notebook.Desk(None, Path("x.duckdb"), "tencent_desk", False, poll_s,  # type: ignore[arg-type]
-                         _w({}), horizon=None if horizon is None else _utc(horizon))
+def _desk(horizon: str | None, window: dict[str, str] | None = None) -> notebook.Desk:
+    return notebook.Desk(None, Path("x.duckdb"), "tencent_desk", False, 60.0,  # type: ignore[arg-type]
+                         _w(window or {}), horizon=None if horizon is None else _utc(horizon))
 
 
 def test_a_window_past_its_data_ends_where_the_data_does() -> None:
@@ -389,13 +389,15 @@ def test_a_window_past_its_data_ends_where_the_data_does() -> None:
     yesterday until the same minute, not all of yesterday against part of today."""
     live = _desk("2026-01-05T15:04:00.250")
     assert (live.since, live.until) == (_utc("2026-01-05"), _utc("2026-01-05T15:05"))
-    assert live.shown.previous == notebook.Window(_utc("2026-01-04"),
-                                                  _utc("2026-01-04T15:05"), "none")
+    assert live.compared_with == notebook.Window(_utc("2026-01-04"),
+                                                 _utc("2026-01-04T15:05"), "none")
     assert notebook.instants(live.shown)[-1] == pd.Timestamp("2026-01-05T15:00Z")
-    # data to within a snapshot's reach of the end covers the window (a day polled to 23:59)
-    assert _desk("2026-01-05T23:59").until == _utc("2026-01-06")
-    assert _desk("2026-01-05T23:59", poll_s=None).until == _utc("2026-01-06T00:00")
-    # no data in the window, or data past it: the window as chosen
+    # this week so far against last week so far: the whole window says how far back
+    week = _desk("2026-01-08T15:04", window={"DESK_FROM": "2026-01-05", "DESK_TO": "2026-01-11"})
+    assert week.compared_with == notebook.Window(_utc("2025-12-29"),
+                                                 _utc("2026-01-01T15:05"), "none")
+    assert _desk("2026-01-05T23:59:30").until == _utc("2026-01-06")
+    # no horizon (an earlier window, shown whole), or data past the window: as chosen
     for horizon in (None, "2026-01-04T12:00", "2026-01-06T12:00"):
         assert _desk(horizon).shown == _w({}), horizon
 
@@ -436,6 +438,13 @@ def test_a_day_is_shown_to_its_last_observation(shapes: dict[str, Path],
     assert desk.until == (pd.Timestamp(last).floor("min") + pd.Timedelta(minutes=1))
     assert desk.window.until - desk.window.since == timedelta(days=1)
     assert f"(data until {desk.until:%Y-%m-%d %H:%M})" in notebook.describe(desk)
+    # an earlier day is shown whole, its quiet evening too: only the newest data is cut
+    monkeypatch.setenv("DESK_DUCKDB", str(shapes["several_days"]))
+    monkeypatch.setenv("DESK_FROM", "2026-01-02")
+    monkeypatch.setenv("DESK_TO", "2026-01-02")
+    earlier = notebook.open_desk()
+    assert earlier.horizon is None and earlier.until == _utc("2026-01-03")
+    assert "data until" not in notebook.describe(earlier)
 
 
 def test_a_window_limits_what_is_read(shapes: dict[str, Path]) -> None:

@@ -106,14 +106,14 @@ def test_app_names_are_read_on_the_server_without_pulling(on_server, monkeypatch
     pulled for it; then the window is pulled for that app."""
     _db, url = on_server
     remote = warehouse.Reader(warehouse.destination("postgres", url), DATASET)
-    assert remote.apps() == {}  # runs from before apps had names
+    assert remote.apps() == []  # runs from before apps had names
     with psycopg2.connect(url) as pg, pg.cursor() as cur:
         cur.execute(f"ALTER TABLE {DATASET}.runs ADD COLUMN app VARCHAR, "
                     "ADD COLUMN sdkappid BIGINT")
         cur.execute(f"UPDATE {DATASET}.runs SET app = 'eu', sdkappid = {APPS[0]} "
                     "WHERE started_at < '2026-11-15'")
     pg.close()
-    assert remote.apps() == {"eu": APPS[0]} and remote.pulled == {}
+    assert remote.apps() == [("eu", APPS[0])] and remote.pulled == {}
     for name, value in {"DESK_DESTINATION": "postgres", "DESTINATION__POSTGRES__CREDENTIALS": url,
                         "DESK_APP": "eu", "DESK_FROM": "2026-11-10",
                         "DESK_TO": "2026-11-12"}.items():

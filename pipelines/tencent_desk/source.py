@@ -1,7 +1,7 @@
-"""The dlt source itself (documented in the package's ``__init__``).
+"""The dlt source itself (documented in the package's ``__init__``, which imports it lazily).
 
-Its config section is named, not taken from this module's name, so keys stay under
-``sources.tencent_desk`` and the package can import it lazily.
+dlt names config sections and state after the module a source or resource is defined in;
+``__source_name__`` keeps them ``sources.tencent_desk``, as when this lived in ``__init__``.
 """
 
 from __future__ import annotations
@@ -39,11 +39,12 @@ from tencent_desk.job.rows import to_table
 from tencent_desk.job.seeds import PreparedSeed, SeedCounts, SeedSpec
 
 log = logging.getLogger(__name__)
+__source_name__ = "tencent_desk"
 
 __all__ = ["tencent_desk", "tencent_desk_apps"]
 
 
-@dlt.source(name="tencent_desk", section="tencent_desk", max_table_nesting=0)
+@dlt.source(name="tencent_desk", max_table_nesting=0)
 def tencent_desk(
     seed: str | None = None,
     sdkappid: int = dlt.config.value,
@@ -106,7 +107,7 @@ def tencent_desk(
     return _resources(**locals())
 
 
-@dlt.source(name="tencent_desk", section="tencent_desk", max_table_nesting=0)
+@dlt.source(name="tencent_desk", max_table_nesting=0)
 def tencent_desk_apps(apps: list[dict[str, Any]]) -> list[DltResource]:
     """Several Desk apps in one run and one load: ``apps`` holds, per app, the arguments of
     :func:`tencent_desk` plus ``app`` (its name) and ``on_failed`` (called with what stopped

@@ -3,8 +3,9 @@
 ``.df()`` spends most of its time on time-zone-aware timestamps: 0.4 s for a day's 120,000
 timeline rows, against 0.1 s through Arrow. Arrow's conversion equals ``.df()``'s for the
 types below, once integers and booleans with NULLs are made nullable (``Int32``,
-``boolean``) and text columns of no rows ``object``, as ``.df()`` makes them. Any other
-type (decimals, dates, intervals, lists) converts differently: such a result takes ``.df()``.
+``boolean``) and text columns without a value ``object``, as ``.df()`` makes them. Any
+other type (decimals, dates, intervals, lists) converts differently, and ``.df()`` renames
+repeated column names: such a result takes ``.df()``.
 """
 
 from __future__ import annotations
@@ -27,15 +28,16 @@ def frame(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> pd
     """The rows of ``sql`` (with ``?`` parameters) as ``con.execute(sql, params).df()``."""
     con.abort()  # a result left unfinished (fetchone) blocks sql(); execute() drops it too
     rel = con.sql(sql, params=params)
-    if not {str(t) for t in rel.types} <= _SAME:
-        return rel.df()
+    if not {str(t) for t in rel.types} <= _SAME or len(set(rel.columns)) < len(rel.columns):
+        return rel.df()  # .df() renames a repeated name (a, a_1); Arrow would keep both
     table = rel.to_arrow_table()
     df = table.to_pandas()
     for name, column in zip(table.column_names, table.columns, strict=True):
         if column.null_count and column.type in _NULLABLE:
             df[name] = column.to_pandas(types_mapper=_NULLABLE.get)
-        elif not table.num_rows and _is_text(column.type):
-            df[name] = df[name].astype(object)  # as .df() leaves a text column with no rows
+        elif _is_text(column.type) and column.null_count == table.num_rows:
+            # .df() gives a text column without a single value as objects (None), not str
+            df[name] = pd.Series([None] * table.num_rows, dtype=object)
     return df
 
 

@@ -130,7 +130,8 @@ class Desk:
     poll_s: float | None
     window: Window
     sdkappid: int | None = None  # DESK_APP: the one app shown (several in one database)
-    horizon: datetime | None = None  # the latest instant the window's data describes
+    # the latest instant its data describes, when the window reaches the newest data
+    horizon: datetime | None = None
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -149,15 +150,13 @@ class Desk:
 
     @property
     def shown(self) -> Window:
-        """The window as far as its data goes. A window reaching past its data (today, or a
-        day whose runs stopped at noon) ends at the minute after its last complete run or
+        """The window as far as its data goes. A window reaching past the newest data (today,
+        or the day the job stopped) ends at the minute after its last complete run or
         callback (``horizon``): nothing is counted or drawn past what was seen (a customer
         waiting at the last poll is not waiting all evening), and the comparison covers
-        the same hours. Data within a snapshot's reach of the end (``metrics.LONG_GAP``
-        poll intervals) covers the whole window."""
+        the same hours. An earlier window is shown whole, its quiet hours and gaps too."""
         win = self.window
-        reach = timedelta(seconds=metrics.LONG_GAP * (self.poll_s or 0))
-        if self.horizon is None or not win.since < self.horizon < win.until - reach:
+        if self.horizon is None or not win.since < self.horizon < win.until:
             return win
         end = pd.Timestamp(self.horizon).floor("min") + pd.Timedelta(minutes=1)
         return Window(win.since, end.to_pydatetime(), win.compare)
@@ -170,10 +169,17 @@ class Desk:
     def until(self) -> datetime:
         return self.shown.until
 
+    @property
+    def compared_with(self) -> Window | None:
+        """The comparison window: as far back as the whole window asks (a week: the week
+        before), over the hours shown; None when not compared."""
+        shift, shown = self.window.shift, self.shown
+        return None if shift is None else Window(shown.since - shift, shown.until - shift,
+                                                 "none")
+
     def previous(self) -> Desk | None:
-        """The same data read for the comparison window (of the hours shown), or None when
-        not compared."""
-        before = self.shown.previous
+        """The same data read for the comparison window, or None when not compared."""
+        before = self.compared_with
         return None if before is None else _open(self.path, self.dataset, before,
                                                  self.sdkappid)
 
@@ -310,10 +316,13 @@ def source_note(exact_share: float) -> str:
     return f"{exact_share:.0%} exact, the rest bounded by polls"
 
 
-def compared(desk: Desk, sessions: pd.DataFrame, target_s: float = 60.0) -> pd.DataFrame:
-    """The key figures of the window's ``sessions`` (``timeline_metrics.sessions``, with
-    bounds and what they rest on) next to those of its comparison window
-    (``DESK_COMPARE``) and the change."""
+def compared(desk: Desk, target_s: float = 60.0,
+             sessions: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The key figures of the window (with bounds and what they rest on) next to those of
+    its comparison window (``DESK_COMPARE``) and the change. ``sessions``: the window's
+    ``timeline_metrics.sessions`` when already read."""
+    if sessions is None:
+        sessions = timeline_metrics.sessions(desk.con, desk.since, desk.until, desk.dataset)
     now = timeline_metrics.key_figures(sessions, target_s)
     table = now.assign(rests_on=now.exact_share.map(source_note))
     before_desk = desk.previous()
@@ -352,7 +361,11 @@ def open_desk() -> Desk:
         from tencent_desk.analysis import warehouse
 
         where = server
-        latest = warehouse.Reader(warehouse.destination(server), dataset).latest_day()
+        server_reader = warehouse.Reader(warehouse.destination(server), dataset)
+        try:
+            latest = server_reader.latest_day()
+        finally:
+            server_reader.close()
     else:
         where = database()
         if not snapshot.Reader.available(where):  # reading the job's own file would block it
@@ -361,7 +374,7 @@ def open_desk() -> Desk:
         latest = latest_day(where)
     win = window(os.environ, latest)
     sdkappid = None if app is None else app_id(where, dataset, app)
-    return _open(where, dataset, win, sdkappid)
+    return _open(where, dataset, win, sdkappid, latest)
 
 
 def _reader(where: Path | str, dataset: str, win: Window,
@@ -375,12 +388,17 @@ def _reader(where: Path | str, dataset: str, win: Window,
                             sdkappid)
 
 
-def _open(where: Path | str, dataset: str, win: Window, sdkappid: int | None) -> Desk:
+def _open(where: Path | str, dataset: str, win: Window, sdkappid: int | None,
+          latest: date | None = None) -> Desk:
+    """The window read; ``latest`` (the newest day with data): a window reaching into it
+    is shown as far as its data goes (``Desk.shown``)."""
     reader = _reader(where, dataset, win, sdkappid)
     con = reader.connection()
+    live = latest is not None and win.until > datetime(latest.year, latest.month, latest.day,
+                                                       tzinfo=UTC)
     return Desk(reader, where, dataset, metrics.has_truth(con),
                 metrics.poll_interval_s(con, dataset), win, sdkappid,
-                observed_until(con, dataset))
+                observed_until(con, dataset) if live else None)
 
 
 def observed_until(con: duckdb.DuckDBPyConnection, dataset: str) -> datetime | None:
@@ -408,26 +426,37 @@ def app_id(where: Path | str, dataset: str, app: str) -> int:
     if app.isdigit():
         return int(app)
     if isinstance(where, Path):
-        reader = snapshot.Reader(where)
-        known = apps_in(reader.connection(), dataset)
-        reader.close()
+        files = snapshot.Reader(where)
+        try:
+            named = apps_in(files.connection(), dataset)
+        finally:
+            files.close()
     else:
         from tencent_desk.analysis import warehouse
 
-        known = warehouse.Reader(warehouse.destination(where), dataset).apps()
-    if app not in known:
+        server = warehouse.Reader(warehouse.destination(where), dataset)
+        try:
+            named = server.apps()
+        finally:
+            server.close()
+    ids = {int(sdkappid) for name, sdkappid in named if name == app}
+    if not ids:
+        known = sorted({name for name, _ in named})
         raise ValueError(f"DESK_APP={app!r}: no app of that name in {dataset}.runs; give its "
-                         f"sdkappid or one of: {', '.join(sorted(known)) or 'none recorded'}")
-    return known[app]
+                         f"sdkappid or one of: {', '.join(known) or 'none recorded'}")
+    if len(ids) > 1:  # the name was given to another app's credentials at some point
+        raise ValueError(f"DESK_APP={app!r} has named several apps ("
+                         f"{', '.join(map(str, sorted(ids)))}): give the sdkappid")
+    return ids.pop()
 
 
-def apps_in(con: duckdb.DuckDBPyConnection, dataset: str) -> dict[str, int]:
-    """The named apps of a dataset's runs and their sdkappid (none before runs had names)."""
+def apps_in(con: duckdb.DuckDBPyConnection, dataset: str) -> list[tuple[str, int]]:
+    """The (name, sdkappid) pairs of a dataset's runs (none before runs had names)."""
     columns = {c for (c,) in con.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND "
         "table_name = 'runs'", [dataset]).fetchall()}
     if "app" not in columns:
-        return {}
-    return {name: int(sdkappid) for name, sdkappid in con.execute(
+        return []
+    return con.execute(
         f'SELECT DISTINCT app, sdkappid FROM "{dataset}".runs WHERE app IS NOT NULL'
-    ).fetchall()}
+    ).fetchall()

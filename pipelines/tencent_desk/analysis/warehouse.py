@@ -124,16 +124,16 @@ class Reader:
                 f"SELECT max(started_at) FROM {client.make_qualified_table_name('runs')}")
         return at.astimezone(UTC).date() if at is not None else None
 
-    def apps(self) -> dict[str, int]:
-        """The named apps of the dataset's runs and their sdkappid, read on the server
-        without pulling anything (none before runs had names)."""
+    def apps(self) -> list[tuple[str, int]]:
+        """The (name, sdkappid) pairs of the dataset's runs, read on the server without
+        pulling anything (none before runs had names)."""
         with self._client() as client:
             if "app" not in {c for c, _ in self._server_tables(client).get("runs", [])}:
-                return {}
+                return []
             rows = client.execute_sql(
                 f"SELECT DISTINCT app, sdkappid FROM {client.make_qualified_table_name('runs')}"
                 " WHERE app IS NOT NULL") or []
-        return {name: int(sdkappid) for name, sdkappid in rows}
+        return [(name, int(sdkappid)) for name, sdkappid in rows]
 
     def close(self) -> None:
         self._con.close()
