@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -16,24 +17,38 @@ from tencent_desk.simulator import Population, PopulationConfig
 from .support import cli
 from .support.cli import CLI
 from .support.harness import DATASET
-from .test_crashes import KILLED, Job
+from .test_crashes import CRASHPOINT, KILLED, Job
 
 SESSIONS = 3000
 
 
+def afternoon_shift(now: float) -> float:
+    """Seconds to move the children's clocks by so that they read at least 3 hours into a
+    UTC day: a day's records to page through at any hour (early in the day: yesterday
+    afternoon)."""
+    into = now % 86400
+    return 0.0 if into >= 3 * 3600 else -(into + 9 * 3600)
+
+
 class TodayDesk:
-    """The simulator serving today, in real time, so that incremental loads find records."""
+    """The simulator serving today, in real time, so that incremental loads find records
+    (its clock and the job's moved back to yesterday afternoon in the small hours)."""
 
     def __init__(self, folder: Path) -> None:
         self.log = (folder / "simulator.log").open("w")
-        self.day = time.time() // 86400 * 86400
+        self.shift = afternoon_shift(time.time())
+        self.day = (time.time() + self.shift) // 86400 * 86400
         self.proc, self.port = cli.start_server(
             [CLI, "simulate", "--today", "--sessions", str(SESSIONS), "--seed", "7",
-             "--agent-groups", "3", "--log-level", "WARNING"], log=self.log)
+             "--agent-groups", "3", "--log-level", "WARNING"], log=self.log,
+            **self.clock_env())
         self.url = f"http://127.0.0.1:{self.port}"
         groups = ("Group 1", "Group 2", "Group 3")
         self.population = Population(PopulationConfig(
             seed=7, sessions_per_day=SESSIONS, day_start=self.day, agent_groups=groups))
+
+    def clock_env(self) -> dict[str, str]:
+        return {"PYTHONPATH": CRASHPOINT, "DESK_TEST_TIME_SHIFT_S": str(self.shift)}
 
     def truth(self, start: int, end: int) -> set[str]:
         out = set()
@@ -50,8 +65,6 @@ class TodayDesk:
 
 @pytest.fixture(scope="module")
 def today(tmp_path_factory) -> TodayDesk:
-    if time.time() % 86400 < 3 * 3600:
-        pytest.skip("too early in the UTC day for a day's records")
     desk = TodayDesk(tmp_path_factory.mktemp("desk-today"))
     yield desk
     desk.stop()
@@ -61,6 +74,9 @@ class RecordsJob(Job):
     """A folder and ``desk-sessions records`` runs (incremental) against today's desk."""
 
     desk: TodayDesk  # type: ignore[assignment]
+
+    def start(self, max_qps: int = 2000, **env: str) -> subprocess.Popen:
+        return super().start(max_qps, DESK_TEST_TIME_SHIFT_S=str(self.desk.shift), **env)
 
     def argv(self, max_qps: int) -> list[str]:
         return [CLI, "records", *self.target.argv(), "--api-url", self.desk.url,

@@ -18,6 +18,17 @@ machinery, not product code.
 
 import os
 
+# ``DESK_TEST_TIME_SHIFT_S``: this process's wall clock (``time.time``) moved by that many
+# seconds, so that a test needing a day's records can have the simulator (``--today``) and
+# the job agree that it is afternoon, whatever the hour. A clock mock: test machinery too.
+_SHIFT = float(os.environ.get("DESK_TEST_TIME_SHIFT_S") or 0)
+if _SHIFT:
+    import time as _time
+
+    _real_time, _real_time_ns = _time.time, _time.time_ns
+    _time.time = lambda: _real_time() + _SHIFT
+    _time.time_ns = lambda: _real_time_ns() + int(_SHIFT * 1e9)
+
 _SPEC = os.environ.get("DESK_TEST_CRASH", "")
 
 if _SPEC:
