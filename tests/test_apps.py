@@ -478,6 +478,7 @@ def test_the_receiver_takes_every_apps_callbacks_with_its_own_token(tmp_path, no
                                                                     ) -> None:
     from tencent_desk import redact
     from tencent_desk.intake.listen import receiver_config
+    from tencent_desk.job.runner import JobError
 
     for name in APPS:
         for k, v in app_env(name, "http://127.0.0.1:1").items():
@@ -488,6 +489,14 @@ def test_the_receiver_takes_every_apps_callbacks_with_its_own_token(tmp_path, no
     assert tokens == {APPS["asia"][0]: None, APPS["eu"][0]: "token-of-eu-4b7c9d"}
     assert "token-of-eu" not in repr(config)
     assert redact.redact("x token-of-eu-4b7c9d y") != "x token-of-eu-4b7c9d y"
+    # moving to named apps: the top-level sdkappid is also eu's, its token still checked
+    no_single_app.setenv("SOURCES__TENCENT_DESK__SDKAPPID", str(APPS["eu"][0]))
+    moved = receiver_config(tmp_path / "desk.duckdb", 1.0)
+    assert (moved.sdkappid, moved.token) == (APPS["eu"][0], "token-of-eu-4b7c9d")
+    assert moved.more_apps == {APPS["asia"][0]: None}
+    no_single_app.setenv("SOURCES__TENCENT_DESK__CALLBACK_TOKEN", "another-token-1f2e")
+    with pytest.raises(JobError, match="two callback_token values"):
+        receiver_config(tmp_path / "desk.duckdb", 1.0)
 
 
 def test_the_exit_code_of_a_run_of_several_apps() -> None:

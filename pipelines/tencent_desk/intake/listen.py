@@ -47,7 +47,11 @@ def receiver_config(database: Path, seal_after_s: float) -> ReceiverConfig:
         token = str(token) if token not in (None, "") else None
     else:
         app, token = next(iter(tokens.items()))
-    tokens.pop(app, None)
+    named = tokens.pop(app, None)  # the single-app form's sdkappid also named as an app
+    if token and named and token != named:
+        raise JobError(f"sdkappid {app} has two callback_token values, at the top of "
+                       "[sources.tencent_desk] and under its app: keep one")
+    token = token or named
     redact.register(token, *tokens.values())
     keep = str(setting("keep_message_content") or "false").strip().lower() in ("true", "1")
     database = database.expanduser().absolute()
