@@ -447,6 +447,26 @@ def test_a_day_is_shown_to_its_last_observation(shapes: dict[str, Path],
     assert "data until" not in notebook.describe(earlier)
 
 
+def test_key_figures_against_an_empty_comparison_window_are_a_gap(
+        shapes: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first day has no day before it: no previous figures and no change, not a
+    change against zero; the next day's change is against the first's figures."""
+    for name in ("DESK_APP", "DESK_DESTINATION", "DESK_COMPARE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DESK_DUCKDB", str(shapes["several_days"]))
+    tables = {}
+    for day in ("2026-01-01", "2026-01-02"):
+        monkeypatch.setenv("DESK_FROM", day)
+        monkeypatch.setenv("DESK_TO", day)
+        tables[day] = notebook.compared(notebook.open_desk())
+    first, second = tables["2026-01-01"], tables["2026-01-02"]
+    assert first.loc["sessions", "value"] > 0
+    assert first.iloc[:, -2:].isna().all().all()  # previous and change
+    pd.testing.assert_series_equal(second["change"], second.value - second.iloc[:, -2],
+                                   check_names=False)
+    assert second.iloc[:, -2].equals(first.value.rename(second.columns[-2]))
+
+
 def test_a_window_limits_what_is_read(shapes: dict[str, Path]) -> None:
     """The Reader for a window reads the files of its days (one either side) only, and its
     views hold only the window's rows."""

@@ -332,8 +332,9 @@ def compared(desk: Desk, target_s: float = 60.0,
         before_desk.source.close()
         # a window with no session at all is a gap in the data, not a desk with nothing
         had = with_before.loc["sessions", "value"] > 0
-        table[f"previous ({before_desk.window})"] = with_before.value if had else float("nan")
-        table["change"] = now.value - with_before.value
+        previous = with_before.value if had else float("nan")
+        table[f"previous ({before_desk.window})"] = previous
+        table["change"] = now.value - previous
     return table
 
 
