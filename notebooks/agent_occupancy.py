@@ -164,10 +164,9 @@ fig.tight_layout()
 # all are left out, since they may be off shift. `agents`: agents with a chat in those hours.
 
 # %%
-def over_window(by: str) -> pd.DataFrame:
-    """Occupancy over the hours with a chat, per agent or group, with what it rests on."""
-    hours = tm.occupancy_per_interval(around, desk.since, desk.until, "1h",
-                                      CHATS_PER_AGENT, by=by)
+def over_window(by: str, hours: pd.DataFrame) -> pd.DataFrame:
+    """Occupancy over the hours with a chat (``hours``: occupancy_per_interval by ``by``),
+    per agent or group, with what it rests on."""
     if hours.empty:
         return pd.DataFrame()
     capacity = hours.agents * CHATS_PER_AGENT * HOUR.total_seconds()
@@ -180,8 +179,9 @@ def over_window(by: str) -> pd.DataFrame:
                       rests_on=exact.reindex(out.index).map(source_note)).round(3)
 
 
-display(over_window("agent_id"))
-display(over_window("agent_group_name"))
+display(over_window("agent_id", hourly))
+display(over_window("agent_group_name", tm.occupancy_per_interval(
+    around, desk.since, desk.until, "1h", CHATS_PER_AGENT, by="agent_group_name")))
 
 # %% [markdown]
 # ## From the polls alone: busy share per hour

@@ -115,7 +115,7 @@ else:
             label="asked for a human")
     ax.legend(loc="upper left", fontsize="small")
 if POLLS_ONLY:
-    per_hour = metrics.queue_per_interval(con, DATASET, "1h")
+    per_hour = metrics.load_per_interval(con, DATASET, "1h")
     shade_gaps(ax, per_hour.interval_start[per_hour.n_polls == 0], HOUR)
 ax.set_ylabel("sessions")
 ax.set_title(f"Arrivals per hour, {desk.window}")

@@ -89,7 +89,7 @@ HOUR = pd.Timedelta(hours=1)
 sessions = tm.sessions(con, desk.since, desk.until, DATASET)
 demand = tm.demand(sessions, "1h")
 demand["offered_erlangs"] = demand.arrivals * demand.aht_s / demand.interval_s
-polls = metrics.demand_per_interval(con, DATASET, "1h")
+polls = metrics.load_per_interval(con, DATASET, "1h")
 demand["load_erlangs"] = demand.interval_start.map(
     polls.set_index("interval_start").load_erlangs.astype(float))
 hours = demand.interval_start.dt.strftime("%m-%d %H:%M")

@@ -404,6 +404,9 @@ def test_gaps_are_na_never_zero(tmp_path: Path) -> None:
     assert list(polled.arrivals) == [1, 1] and polled.arrivals.dtype == "Int64"
     q = m.queue_per_interval(con, interval="1h")
     assert q[q.n_polls == 0].drop(columns=["interval_start", "n_polls"]).isna().all().all()
+    # the notebooks shade gaps from the cheaper load_per_interval: the same hours
+    pd.testing.assert_frame_equal(q[["interval_start", "n_polls"]],
+                                  m.load_per_interval(con, interval="1h")[load[:2]])
     assert list(q[q.n_polls > 0].peak_waiting) == [1, 0]
     # the interrupted run is not a snapshot, and is listed as what it is
     assert list(m.incomplete_runs(con).status) == ["interrupted"]
