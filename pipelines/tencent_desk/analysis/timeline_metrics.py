@@ -151,7 +151,8 @@ def queue_length(df: pd.DataFrame, at: Sequence[datetime] | pd.DatetimeIndex,
     those surely waiting (queued_hi <= t < answered_lo), ``hi`` those that may be."""
     instants = pd.DatetimeIndex(pd.to_datetime(list(at), utc=True)).as_unit("ns")
     rows = []
-    for key, g in _groups(df[df["queued_at"].notna()], by):
+    times = [f"{t}_{k}" for t in ("queued", "answered", "ended") for k in ("at", "lo", "hi")]
+    for key, g in _groups(_rows(df, df["queued_at"].notna(), by, *times), by):
         def col(name: str, fill: pd.Timestamp, frame: pd.DataFrame = g) -> np.ndarray:
             s = pd.to_datetime(frame[name], utc=True)
             return s.fillna(fill).to_numpy(dtype="datetime64[ns]")
@@ -215,7 +216,8 @@ def agent_concurrency(df: pd.DataFrame, at: Sequence[datetime] | pd.DatetimeInde
     """Chats each agent (or group: ``by``) held at each instant (answered <= t < ended), from
     the best times; an agent with no chat at an instant has no row."""
     instants = pd.DatetimeIndex(pd.to_datetime(list(at), utc=True)).as_unit("ns")
-    served = df[df["answered_at"].notna() & df["agent_id"].notna()]
+    served = _rows(df, df["answered_at"].notna() & df["agent_id"].notna(), by,
+                   "answered_at", "ended_at")
     far = pd.Timestamp.max.tz_localize("UTC")
     start = pd.to_datetime(served["answered_at"], utc=True).to_numpy(dtype="datetime64[ns]")
     end = pd.to_datetime(served["ended_at"], utc=True).fillna(far).to_numpy(
@@ -231,7 +233,8 @@ def agent_concurrency(df: pd.DataFrame, at: Sequence[datetime] | pd.DatetimeInde
 def occupancy(df: pd.DataFrame, since: datetime, until: datetime, capacity: int = 3,
               by: str | None = "agent_id") -> pd.DataFrame:
     """Per agent (or group): chat-seconds held within the window ÷ (capacity × window)."""
-    served = df[df["answered_at"].notna() & df["agent_id"].notna()].copy()
+    served = _rows(df, df["answered_at"].notna() & df["agent_id"].notna(), by,
+                   "answered_at", "ended_at", "agent_id")
     lo, hi = pd.Timestamp(since).tz_convert("UTC"), pd.Timestamp(until).tz_convert("UTC")
     start = pd.to_datetime(served["answered_at"], utc=True).clip(lower=lo, upper=hi)
     end = pd.to_datetime(served["ended_at"], utc=True).fillna(hi).clip(lower=lo, upper=hi)
@@ -252,7 +255,8 @@ def occupancy_per_interval(df: pd.DataFrame, since: datetime, until: datetime,
     t0, end = pd.Timestamp(since).tz_convert("UTC"), pd.Timestamp(until).tz_convert("UTC")
     starts = pd.date_range(t0, end, freq=interval, inclusive="left")
     width = pd.Timedelta(interval)
-    served = df[df["answered_at"].notna() & df["agent_id"].notna()]
+    served = _rows(df, df["answered_at"].notna() & df["agent_id"].notna(), by,
+                   "answered_at", "ended_at", "agent_id")
     # one row per (chat, interval it overlaps) at once: a loop over intervals is O(n × k)
     w = width.value
     ended = pd.to_datetime(served["ended_at"], utc=True)
@@ -327,7 +331,9 @@ def demand(df: pd.DataFrame, interval: str = "1h", by: str | None = None) -> pd.
     with no arrival are there with 0 arrivals and no aht_s."""
     width = pd.Timedelta(interval)
     out = []
-    for key, g in _groups(df[df["queued_at"].notna()], by):
+    spans = _rows(df, df["queued_at"].notna(), by, "queued_at", "answered_at", "handle_s",
+                  "handle_lo_s", "handle_hi_s", "handle_exact")
+    for key, g in _groups(spans, by):
         at = pd.to_datetime(g["queued_at"], utc=True).dt.floor(width)
         handled = g[g["handle_s"].notna()].groupby(at)
         frame = pd.DataFrame({
