@@ -22,10 +22,9 @@ from typing import Any
 
 import history
 from common import OUT
-from tencent_desk import helpers
-from tencent_desk.analysis import timeline
-from tencent_desk.job import snapshot
-from tencent_desk.job.runner import pipeline_for
+from tencent_desk.models import snapshot, timeline
+from tencent_desk.run import post_load as helpers
+from tencent_desk.run.runner import pipeline_for
 
 TIMED = ("upkeep", "publish", "after_load", "upkeep_cpu", "publish_cpu", "after_load_cpu")
 

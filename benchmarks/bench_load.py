@@ -23,9 +23,9 @@ from datetime import UTC, datetime
 
 import dlt
 from common import OUT
-from tencent_desk import settings
 from tencent_desk.api import codes, states
 from tencent_desk.api.client import Answer, Key
+from tencent_desk.core import settings
 from tencent_desk.job import rows
 
 _LIVE = [("Chatbot", None), ("Queuing", None), ("Queueing", None),

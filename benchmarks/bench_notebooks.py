@@ -101,7 +101,7 @@ def one_notebook(name: str) -> dict:
 def analysis(database: str, since: str, until: str) -> dict:
     """In the child: the reader and the timeline figures for the window, timed."""
     from tencent_desk.analysis import timeline_metrics as tm
-    from tencent_desk.job import snapshot
+    from tencent_desk.models import snapshot
 
     t = time.perf_counter()
     lo, hi = datetime.fromisoformat(since), datetime.fromisoformat(until)

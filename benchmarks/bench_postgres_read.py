@@ -33,8 +33,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from bench_snapshot import DS, RUN_EVERY_S, T0, add_runs, make_history
 from common import OUT, ROOT
-from tencent_desk.analysis import metrics, warehouse
-from tencent_desk.job import snapshot
+from tencent_desk.analysis import poll_metrics as metrics
+from tencent_desk.models import snapshot
+from tencent_desk.readers import warehouse
 
 sys.path.insert(0, str(ROOT))
 from tests.support.postgres import Server, running

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 from common import OUT
-from tencent_desk.job import snapshot
+from tencent_desk.models import snapshot
 
 DS = "tencent_desk"
 RUN_EVERY_S = 300

@@ -16,7 +16,7 @@ import time
 
 import duckdb
 from common import OUT
-from tencent_desk.analysis import timeline
+from tencent_desk.models import timeline
 
 DS = "tencent_desk"
 OPEN = 500

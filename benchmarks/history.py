@@ -25,9 +25,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 from common import BENCH, DESK, env
-from tencent_desk import helpers
 from tencent_desk.api import states
 from tencent_desk.demo import DEMO_SDKAPPID as SDKAPPID  # every table carries the app
+from tencent_desk.run import post_load as helpers
 from tencent_desk.simulator.model import DAY_START, HOURLY_PROFILE, PopulationConfig
 
 DS = "tencent_desk"

@@ -20,7 +20,8 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tencent_desk import cli
-from tencent_desk.analysis import metrics, record_metrics
+from tencent_desk.analysis import poll_metrics as metrics
+from tencent_desk.analysis import record_metrics
 from tencent_desk.demo import run_demo
 from tencent_desk.simulator.model import DAY_START
 

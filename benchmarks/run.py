@@ -448,7 +448,7 @@ def section_timeline(rep: Report, quick: bool) -> None:
 # ------------------------------------------------------------------------------ history
 def section_history(rep: Report, quick: bool, days: list[int]) -> None:
     import history
-    from tencent_desk.analysis import timeline
+    from tencent_desk.models import timeline
 
     days = [1, 3] if quick else days
     with Watch() as w:

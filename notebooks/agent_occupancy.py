@@ -44,9 +44,9 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
-from tencent_desk.analysis import metrics
+from tencent_desk.analysis import poll_metrics as metrics
 from tencent_desk.analysis import timeline_metrics as tm
-from tencent_desk.analysis.notebook import (
+from tencent_desk.notebook import (
     describe,
     heatmap,
     instants,

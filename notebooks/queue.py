@@ -41,9 +41,9 @@ sys.path[:] = [p for p in sys.path if p and not p.rstrip("/").endswith("notebook
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
-from tencent_desk.analysis import metrics
+from tencent_desk.analysis import poll_metrics as metrics
 from tencent_desk.analysis import timeline_metrics as tm
-from tencent_desk.analysis.notebook import (
+from tencent_desk.notebook import (
     compared,
     describe,
     instants,

@@ -33,8 +33,9 @@
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
-from tencent_desk.analysis import metrics, record_metrics
-from tencent_desk.analysis.notebook import open_desk, plottable, time_axis
+from tencent_desk.analysis import poll_metrics as metrics
+from tencent_desk.analysis import record_metrics
+from tencent_desk.notebook import open_desk, plottable, time_axis
 
 desk = open_desk()
 con, ds = desk.con, desk.dataset

@@ -41,9 +41,10 @@ sys.path[:] = [p for p in sys.path if p and not p.rstrip("/").endswith("notebook
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from tencent_desk.analysis import erlang, metrics
+from tencent_desk.analysis import erlang
+from tencent_desk.analysis import poll_metrics as metrics
 from tencent_desk.analysis import timeline_metrics as tm
-from tencent_desk.analysis.notebook import describe, open_desk, plottable, shade_gaps, time_axis
+from tencent_desk.notebook import describe, open_desk, plottable, shade_gaps, time_axis
 
 desk = open_desk()
 con, DATASET, HAS_TRUTH = desk.con, desk.dataset, desk.has_truth

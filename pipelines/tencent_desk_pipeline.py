@@ -13,8 +13,8 @@ import sys
 
 import dlt
 from tencent_desk import tencent_desk
-from tencent_desk.helpers import after_load
 from tencent_desk.job.destination import server
+from tencent_desk.run.post_load import after_load
 
 
 def load_session_states(seed: str = "seed.csv", destination: str = "duckdb",

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from tencent_desk.api.client import ClientConfig, DeskClient
 from tencent_desk.api.usersig import UserSigProvider
-from tencent_desk.clock import VirtualClock
+from tencent_desk.core.clock import VirtualClock
 from tencent_desk.simulator import (
     Population,
     PopulationConfig,

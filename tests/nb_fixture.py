@@ -23,9 +23,9 @@ from pathlib import Path
 
 import duckdb
 from tencent_desk import cli
-from tencent_desk.analysis import timeline
 from tencent_desk.api import states as st
 from tencent_desk.demo import TRUTH_SCHEMA, run_demo
+from tencent_desk.models import timeline
 
 DS = "tencent_desk"
 # Statuses of runs that stopped before loading: failed and interrupted as the job writes

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from tencent_desk import apps
 from tencent_desk.api.client import ConfigError
-from tencent_desk.clock import VirtualClock
+from tencent_desk.core import apps
+from tencent_desk.core.clock import VirtualClock
 from tencent_desk.intake.receiver import Receiver, ReceiverConfig
 from tencent_desk.intake.spool import spool_dir
-from tencent_desk.job.runner import RunOptions, run_all
+from tencent_desk.run.runner import RunOptions, run_all
 from tencent_desk.simulator import (
     Population,
     PopulationConfig,
@@ -382,7 +382,7 @@ def test_an_old_database_with_several_apps_keeps_its_rows_apart(tmp_path, no_sin
 def test_notebooks_choose_an_app_and_compare_them(tmp_path, no_single_app) -> None:
     """DESK_APP (a name or an sdkappid) makes every table the notebooks read show one app;
     ``timeline_metrics.compare_apps`` puts the apps side by side (by="sdkappid")."""
-    from tencent_desk.analysis import notebook
+    from tencent_desk import notebook
     from tencent_desk.analysis import timeline_metrics as tm
 
     pop = Population(PopulationConfig(seed=3, sessions_per_day=800, agents=5))
@@ -476,9 +476,9 @@ def test_the_cli_simulates_each_app_and_runs_them_all(tmp_path) -> None:
 
 def test_the_receiver_takes_every_apps_callbacks_with_its_own_token(tmp_path, no_single_app
                                                                     ) -> None:
-    from tencent_desk import redact
+    from tencent_desk.core import redact
     from tencent_desk.intake.listen import receiver_config
-    from tencent_desk.job.runner import JobError
+    from tencent_desk.run.runner import JobError
 
     for name in APPS:
         for k, v in app_env(name, "http://127.0.0.1:1").items():
@@ -500,7 +500,7 @@ def test_the_receiver_takes_every_apps_callbacks_with_its_own_token(tmp_path, no
 
 
 def test_the_exit_code_of_a_run_of_several_apps() -> None:
-    from tencent_desk.job.runner import EXIT_SOME_APPS, apps_alert
+    from tencent_desk.run.runner import EXIT_SOME_APPS, apps_alert
 
     def row(app: str, status: str = "complete", error: str | None = None, errors: int = 0
             ) -> dict:
@@ -523,7 +523,7 @@ def test_an_app_whose_api_cannot_be_reached_does_not_stop_the_other(tmp_path, no
                                                                      ) -> None:
     """App asia's API root is a closed port (an outage): its run stops and is loaded as
     `outage`; app eu completes in the same run; the job says so with exit code 7."""
-    from tencent_desk.job.runner import JobError
+    from tencent_desk.run.runner import JobError
 
     pop = harness.population(seed=3, sessions=600)
     clock = VirtualClock(pop.config.day_start + 11 * 3600)

@@ -18,7 +18,7 @@ from tencent_desk.api.client import (
 )
 from tencent_desk.api.codes import Action
 from tencent_desk.api.usersig import UserSigProvider
-from tencent_desk.clock import VirtualClock
+from tencent_desk.core.clock import VirtualClock
 from tencent_desk.job.rows import state_of
 
 from .conftest import ADMIN, SDKAPPID, SECRET_KEY, make_client

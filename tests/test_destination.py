@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from tencent_desk.cli import main
-from tencent_desk.job.runner import RunOptions, run
+from tencent_desk.run.runner import RunOptions, run
 
 from .support import cli
 from .support.harness import ADMIN, DATASET, SDKAPPID, SECRET_KEY

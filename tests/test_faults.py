@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import tencent_desk.source as source_module
+import tencent_desk.job.source as source_module
 from tencent_desk.api import codes, states
 from tencent_desk.api.client import ClientConfig
 from tencent_desk.api.usersig import DEFAULT_EXPIRE, UserSigProvider
-from tencent_desk.clock import VirtualClock
-from tencent_desk.job.runner import EXIT_OUTAGE, JobError, RunOptions, run
+from tencent_desk.core.clock import VirtualClock
+from tencent_desk.run.runner import EXIT_OUTAGE, JobError, RunOptions, run
 from tencent_desk.simulator import FAULT_KINDS
 
 from .support import harness

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 import pytest
-from tencent_desk.analysis.frames import frame
+from tencent_desk.core.frames import frame
 
 ROWS = """(VALUES
     (1, 10::INTEGER, TRUE, 'a', 1.5::DOUBLE, TIMESTAMPTZ '2026-04-07 09:00:00+00',

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as hs
-from tencent_desk.analysis import metrics as m
+from tencent_desk.analysis import poll_metrics as m
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 WAIT = "+".join(m.WAIT_STATES)

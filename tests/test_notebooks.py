@@ -18,10 +18,13 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-from tencent_desk.analysis import metrics, notebook, record_metrics, timeline_metrics, warehouse
-from tencent_desk.analysis.notebook import plottable, shade_gaps, time_axis, with_breaks
-from tencent_desk.job import snapshot
-from tencent_desk.job.runner import publish
+from tencent_desk import notebook
+from tencent_desk.analysis import poll_metrics as metrics
+from tencent_desk.analysis import record_metrics, timeline_metrics
+from tencent_desk.models import snapshot
+from tencent_desk.notebook import plottable, shade_gaps, time_axis, with_breaks
+from tencent_desk.readers import warehouse
+from tencent_desk.run.runner import publish
 
 from tests.nb_fixture import SHAPES, build_demo_day, build_shape
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from tencent_desk.clock import VirtualClock
+from tencent_desk.core.clock import VirtualClock
 from tencent_desk.demo import _write_truth
-from tencent_desk.job.runner import RunOptions, run
+from tencent_desk.run.runner import RunOptions, run
 from tencent_desk.simulator import (
     Population,
     PopulationConfig,

@@ -20,15 +20,15 @@ from typing import Any
 
 import duckdb
 import pytest
-import tencent_desk.source as source_module
-from tencent_desk.analysis import metrics
+import tencent_desk.job.source as source_module
+from tencent_desk.analysis import poll_metrics as metrics
 from tencent_desk.api import codes, states
 from tencent_desk.api.client import Answer, ClientConfig, DeskClient, Key
 from tencent_desk.api.outage import Outage, OutageBreaker, Verdict
 from tencent_desk.api.usersig import UserSigProvider
-from tencent_desk.clock import VirtualClock
+from tencent_desk.core.clock import VirtualClock
 from tencent_desk.job.rows import state_of
-from tencent_desk.job.runner import (
+from tencent_desk.run.runner import (
     EXIT_OUTAGE,
     EXIT_TOO_MANY_ERRORS,
     JobError,

@@ -17,12 +17,15 @@ from pathlib import Path
 import pandas as pd
 import psycopg2
 import pytest
-from tencent_desk.analysis import metrics, record_metrics, timeline_metrics, warehouse
+from tencent_desk.analysis import poll_metrics as metrics
+from tencent_desk.analysis import record_metrics, timeline_metrics
 from tencent_desk.cli import main
-from tencent_desk.clock import VirtualClock
+from tencent_desk.core.clock import VirtualClock
 from tencent_desk.intake.receiver import Receiver, ReceiverConfig
-from tencent_desk.job import destination, snapshot
-from tencent_desk.job.runner import RunOptions, run
+from tencent_desk.job import destination
+from tencent_desk.models import snapshot
+from tencent_desk.readers import warehouse
+from tencent_desk.run.runner import RunOptions, run
 from tencent_desk.simulator import (
     Population,
     PopulationConfig,

@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Callable
 
 from tencent_desk.api.ratelimit import AdaptiveRateLimiter
-from tencent_desk.clock import VirtualClock
+from tencent_desk.core.clock import VirtualClock
 
 
 def _max_in_window(times: list[float], span: float = 1.0) -> int:

@@ -8,9 +8,9 @@ import threading
 from pathlib import Path
 
 import duckdb
-from tencent_desk.analysis.notebook import open_desk
 from tencent_desk.cli import main
-from tencent_desk.job import snapshot
+from tencent_desk.models import snapshot
+from tencent_desk.notebook import open_desk
 
 from .support import cli, harness
 from .support.harness import DATASET

@@ -27,13 +27,14 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tencent_desk.analysis import metrics
-from tencent_desk.clock import VirtualClock
-from tencent_desk.intake import callback, events
+from tencent_desk.analysis import poll_metrics as metrics
+from tencent_desk.api import callback
+from tencent_desk.core.clock import VirtualClock
+from tencent_desk.intake import events
 from tencent_desk.intake.receiver import Receiver, ReceiverConfig
 from tencent_desk.intake.spool import read_records, spool_dir
-from tencent_desk.job import snapshot
-from tencent_desk.job.runner import RunOptions, run
+from tencent_desk.models import snapshot
+from tencent_desk.run.runner import RunOptions, run
 from tencent_desk.simulator import (
     Population,
     PopulationConfig,

@@ -11,7 +11,7 @@ import pytest
 from tencent_desk.analysis import record_metrics
 from tencent_desk.api import states
 from tencent_desk.api.records import cut_windows, read_windows
-from tencent_desk.clock import VirtualClock
+from tencent_desk.core.clock import VirtualClock
 from tencent_desk.job import record_rows
 from tencent_desk.simulator import (
     Population,

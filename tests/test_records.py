@@ -12,7 +12,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from tencent_desk import cli, settings
+from tencent_desk import cli
 from tencent_desk.analysis import record_metrics
 from tencent_desk.api.records import (
     RecordsError,
@@ -22,10 +22,11 @@ from tencent_desk.api.records import (
     plan,
     read_windows,
 )
-from tencent_desk.clock import VirtualClock
+from tencent_desk.core import settings
+from tencent_desk.core.clock import VirtualClock
 from tencent_desk.job import record_rows
 from tencent_desk.job.record_rows import BadRecord, check, record_span, record_times
-from tencent_desk.job.runner import JobError, RunOptions, run
+from tencent_desk.run.runner import JobError, RunOptions, run
 from tencent_desk.simulator import (
     Population,
     PopulationConfig,

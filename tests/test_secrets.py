@@ -25,7 +25,6 @@ from urllib.parse import quote
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from tencent_desk import redact
 from tencent_desk.api import usersig
 from tencent_desk.api.client import (
     ClientConfig,
@@ -37,7 +36,8 @@ from tencent_desk.api.client import (
 )
 from tencent_desk.api.usersig import UserSigProvider
 from tencent_desk.cli import main
-from tencent_desk.job.runner import JobError, RunOptions, run
+from tencent_desk.core import redact
+from tencent_desk.run.runner import JobError, RunOptions, run
 from tencent_desk.simulator import SimulatorConfig, serve_in_thread
 from tencent_desk.simulator.server import _check_host
 

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 from tencent_desk.api import states, usersig
-from tencent_desk.clock import VirtualClock
-from tencent_desk.settings import API_PATH
+from tencent_desk.core.clock import VirtualClock
+from tencent_desk.core.settings import API_PATH
 from tencent_desk.simulator import (
     CHAOS_SHAPES,
     Population,

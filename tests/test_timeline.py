@@ -11,11 +11,11 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-from tencent_desk.analysis import timeline
 from tencent_desk.analysis import timeline_metrics as tm
-from tencent_desk.clock import VirtualClock
+from tencent_desk.core.clock import VirtualClock
 from tencent_desk.intake import events
 from tencent_desk.job import event_load, record_rows
+from tencent_desk.models import timeline
 from tencent_desk.simulator import (
     Population,
     PopulationConfig,

@@ -13,8 +13,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from tencent_desk.analysis import metrics
-from tencent_desk.clock import VirtualClock
+from tencent_desk.analysis import poll_metrics as metrics
+from tencent_desk.core.clock import VirtualClock
 from tencent_desk.simulator import (
     Population,
     PopulationConfig,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tencent_desk.api import usersig
-from tencent_desk.clock import VirtualClock
+from tencent_desk.core.clock import VirtualClock
 from TLSSigAPIv2 import TLSSigAPIv2
 
 # The vector of the reference (computed with TLSSigAPIv2's algorithm).

@@ -11,10 +11,11 @@ import dlt
 import duckdb
 import psycopg2
 import pytest
-from tencent_desk.analysis import notebook, warehouse
-from tencent_desk.job import snapshot
+from tencent_desk import notebook
 from tencent_desk.job.rows import SESSION_STATES
-from tencent_desk.job.snapshot import LAYOUTS, Layout
+from tencent_desk.models import snapshot
+from tencent_desk.models.snapshot import LAYOUTS, Layout
+from tencent_desk.readers import warehouse
 
 from .support.postgres import PASSWORD
 from .support.warehouse import copy_dataset

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tencent_desk.source import tencent_desk, tencent_desk_apps
+    from tencent_desk.job.source import tencent_desk, tencent_desk_apps
 
 __all__ = ["tencent_desk", "tencent_desk_apps"]
 
@@ -33,7 +33,7 @@ def __getattr__(name: str) -> Any:
     # Lazy: dlt and the API client cost about 0.6 s to import, and a notebook that only reads
     # the database (``tencent_desk.analysis``) should not pay for them.
     if name in __all__:
-        from tencent_desk import source
+        from tencent_desk.job import source
 
         return getattr(source, name)
     raise AttributeError(f"module 'tencent_desk' has no attribute {name!r}")

@@ -17,17 +17,17 @@ import os
 import sys
 from pathlib import Path
 
-from tencent_desk import redact, settings
+from tencent_desk.core import redact, settings
 from tencent_desk.intake.spool import SEAL_AFTER_S
-from tencent_desk.job import snapshot
 from tencent_desk.job.destination import DESTINATIONS
+from tencent_desk.models import snapshot
 
 EPILOG = """\
 Credentials and settings come from dlt config: .dlt/config.toml and .dlt/secrets.toml
 under [sources.tencent_desk], or environment variables SOURCES__TENCENT_DESK__SDKAPPID,
 SOURCES__TENCENT_DESK__IDENTIFIER, SOURCES__TENCENT_DESK__SECRET_KEY (or __USERSIG),
 SOURCES__TENCENT_DESK__REGION (or __API_URL), __MAX_QPS, __MAX_CONCURRENCY,
-__MAX_ERROR_SHARE. Several apps: each under [sources.tencent_desk.apps.<name>] (or
+__MAX_ERROR_SHARE. Several apps: each under [sources.tencent_desk.core.apps.<name>] (or
 SOURCES__TENCENT_DESK__APPS__<NAME>__<KEY>), all covered by one run (--app to pick).
 --destination postgres: credentials from [destination.postgres.credentials] in
 .dlt/secrets.toml or DESTINATION__POSTGRES__CREDENTIALS; --state-dir holds the job's lock.
@@ -102,7 +102,7 @@ def _database_and_api(p: argparse.ArgumentParser) -> None:
     p.add_argument("--region", help="data centre: " + ", ".join(settings.REGIONS))
     p.add_argument("--api-url", help="any other API root, e.g. a simulator on loopback")
     p.add_argument("--app", action="append", metavar="NAME", help="only this app of those "
-                   "under [sources.tencent_desk.apps.<name>] (repeat for more; default: all)")
+                   "under [sources.tencent_desk.core.apps.<name>] (repeat for more; default: all)")
     _lock_wait(p)
 
 
@@ -193,7 +193,7 @@ def _simulate_parser(sub: argparse._SubParsersAction) -> None:
                    help="agent groups, each with its own agents and queue (default 1)")
     p.add_argument("--callback-url", help="also POST the day's session events to this "
                    "receiver, as Desk would (desk-sessions listen)")
-    p.add_argument("--app", help="stand in for this app of [sources.tencent_desk.apps.<name>] "
+    p.add_argument("--app", help="stand in for this app of [sources.tencent_desk.core.apps.<name>] "
                    "(its sdkappid, identifier, secret_key); one simulator per app, each on "
                    "its own --port and --rate-limit")
     for knob in ("lost", "repeated", "reordered", "delayed"):
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     args = parser().parse_args(argv)
     setup_logging(args.log_level)
-    from tencent_desk.job.runner import JobError
+    from tencent_desk.run.runner import JobError
 
     try:
         if args.command in ("run", "records"):
@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from tencent_desk.job.runner import JobError, RunOptions, publish, publish_on_server
+    from tencent_desk.run.runner import JobError, RunOptions, publish, publish_on_server
 
     if args.destination == DESTINATIONS[0]:
         if args.database is None:
@@ -286,7 +286,7 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tencent_desk.job.runner import JobError, RunOptions, location, run_all, summary
+    from tencent_desk.run.runner import JobError, RunOptions, location, run_all, summary
 
     records = args.command == "records"
     overrides = {k: v for k, v in {

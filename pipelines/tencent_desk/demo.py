@@ -23,12 +23,12 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-from tencent_desk import settings
-from tencent_desk.clock import VirtualClock
+from tencent_desk.core import settings
+from tencent_desk.core.clock import VirtualClock
 from tencent_desk.intake.receiver import Receiver, ReceiverConfig
 from tencent_desk.intake.spool import spool_dir
-from tencent_desk.job import snapshot
-from tencent_desk.job.runner import RunOptions, run
+from tencent_desk.models import snapshot
+from tencent_desk.run.runner import RunOptions, run
 from tencent_desk.simulator import (
     Population,
     PopulationConfig,

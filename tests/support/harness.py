@@ -24,7 +24,7 @@ from typing import Any
 import duckdb
 from tencent_desk.api import codes, states
 from tencent_desk.api.client import Key, parse
-from tencent_desk.clock import VirtualClock
+from tencent_desk.core.clock import VirtualClock
 from tencent_desk.job.rows import state_of
 from tencent_desk.simulator import (
     Population,

@@ -18,12 +18,12 @@ from datetime import timedelta
 
 import duckdb
 import pandas as pd
-from tencent_desk.analysis.frames import frame
 from tencent_desk.api import states as st
+from tencent_desk.core.frames import frame
+from tencent_desk.core.settings import DEFAULT_DATASET
+from tencent_desk.core.sql import ident as _ident
+from tencent_desk.core.sql import literals as _lit
 from tencent_desk.job.record_rows import END_STATUS_KINDS
-from tencent_desk.settings import DEFAULT_DATASET
-from tencent_desk.sql import ident as _ident
-from tencent_desk.sql import literals as _lit
 
 # Kinds of end that mean the customer asked for a human (they went through a queue).
 QUEUED_KINDS = ("agent_ended", "user_ended", "user_timeout", "abandoned", "other")
@@ -160,7 +160,7 @@ def handling_time_from_load(con: duckdb.DuckDBPyConnection, dataset: str = DEFAU
     in it. Over a span of hours the two meet; an interval alone carries edge effects (a
     chat that started in one and ended in the next).
     """
-    from tencent_desk.analysis import metrics
+    from tencent_desk.analysis import poll_metrics as metrics
 
     w = _seconds(interval)
     load = metrics.load_per_interval(con, dataset, w)

@@ -15,9 +15,9 @@ from datetime import datetime
 import duckdb
 import numpy as np
 import pandas as pd
-from tencent_desk.analysis import frames
-from tencent_desk.analysis.timeline import TABLE
-from tencent_desk.settings import DEFAULT_DATASET
+from tencent_desk.core import frames
+from tencent_desk.core.settings import DEFAULT_DATASET
+from tencent_desk.models.timeline import TABLE
 
 EXACT = ("event", "record")
 

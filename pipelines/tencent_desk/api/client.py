@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 from urllib.parse import quote, urlsplit
 
-from tencent_desk import redact, settings
 from tencent_desk.api import codes
 from tencent_desk.api.codes import Action
 from tencent_desk.api.outage import (
@@ -34,7 +33,8 @@ from tencent_desk.api.outage import (
 from tencent_desk.api.ratelimit import AdaptiveRateLimiter
 from tencent_desk.api.transport import Sender, SendError, make_sender
 from tencent_desk.api.usersig import UserSigProvider
-from tencent_desk.clock import Clock, SystemClock
+from tencent_desk.core import redact, settings
+from tencent_desk.core.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import asyncio
 import math
 from collections import deque
 
-from tencent_desk.clock import Clock, SystemClock
+from tencent_desk.core.clock import Clock, SystemClock
 
 
 class AdaptiveRateLimiter:

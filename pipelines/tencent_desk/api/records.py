@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from tencent_desk import settings
 from tencent_desk.api import codes
 from tencent_desk.api.client import DeskClient, DeskError, first_error
 from tencent_desk.api.codes import Action
+from tencent_desk.core import settings
 from tencent_desk.job.poller import Poller
 from tencent_desk.job.record_rows import BadRecord, check_page
 

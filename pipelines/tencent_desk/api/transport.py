@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 import aiohttp
 import yarl
-from tencent_desk import redact
 from tencent_desk.api import codes
+from tencent_desk.core import redact
 
 log = logging.getLogger(__name__)
 

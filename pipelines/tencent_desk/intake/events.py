@@ -15,8 +15,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from tencent_desk import settings
-from tencent_desk.sql import literals
+from tencent_desk.core import settings
+from tencent_desk.core.sql import literals
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,12 @@ import socket
 from pathlib import Path
 
 import dlt
-from tencent_desk import apps, redact
 from tencent_desk.api.client import ConfigError
+from tencent_desk.core import apps, redact
 from tencent_desk.intake.receiver import Receiver, ReceiverConfig
 from tencent_desk.intake.spool import spool_dir
 from tencent_desk.job.destination import ANCHOR
-from tencent_desk.job.runner import JobError
+from tencent_desk.run.runner import JobError
 
 
 def setting(name: str, secret: bool = False) -> object:

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from tencent_desk.intake import callback, events
+from tencent_desk.api import callback
+from tencent_desk.intake import events
 from tencent_desk.intake.spool import SEAL_AFTER_S, SpoolWriter, read_records, sealed_segments
 
 log = logging.getLogger("desk_sessions.receiver")

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tencent_desk.durable import fsync_dir
+from tencent_desk.core.durable import fsync_dir
 
 log = logging.getLogger("desk_sessions.spool")
 

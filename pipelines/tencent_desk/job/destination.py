@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tencent_desk import redact
+from tencent_desk.core import redact
 
 DUCKDB, POSTGRES = "duckdb", "postgres"
 DESTINATIONS = (DUCKDB, POSTGRES)

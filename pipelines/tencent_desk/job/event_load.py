@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
-from tencent_desk import dialect
+from tencent_desk.core import dialect
 from tencent_desk.intake import events
 from tencent_desk.intake.spool import read_records, retire, sealed_segments
 

@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dlt
-from tencent_desk import settings
 from tencent_desk.api.client import ClientConfig, DeskClient
 from tencent_desk.api.records import RecordsPager, cut_windows, plan
 from tencent_desk.api.usersig import UserSigProvider
-from tencent_desk.clock import Clock
+from tencent_desk.core import settings
+from tencent_desk.core.clock import Clock
 from tencent_desk.job.record_rows import to_table
 
 log = logging.getLogger(__name__)

@@ -21,9 +21,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tencent_desk import settings
 from tencent_desk.api.client import Key
-from tencent_desk.sql import ident as _ident
+from tencent_desk.core import settings
+from tencent_desk.core.sql import ident as _ident
 
 COLUMNS = ("session_id", "client_user_id", "customer_service_id")
 # The API's own names (SessionId, ...) are accepted as well as ours, in any case.

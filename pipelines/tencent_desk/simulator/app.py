@@ -25,8 +25,8 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from tencent_desk.api import states, usersig
-from tencent_desk.clock import Clock, SystemClock, VirtualClock
-from tencent_desk.settings import API_PATH, RECORDS_API_PATH, RECORDS_PAGE_LIMIT
+from tencent_desk.core.clock import Clock, SystemClock, VirtualClock
+from tencent_desk.core.settings import API_PATH, RECORDS_API_PATH, RECORDS_PAGE_LIMIT
 from tencent_desk.simulator.model import Population, Segment
 
 Scope = dict[str, Any]

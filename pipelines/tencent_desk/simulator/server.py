@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
-from tencent_desk.clock import Clock, VirtualClock
+from tencent_desk.core.clock import Clock, VirtualClock
 from tencent_desk.simulator.app import (
     DEFAULT_START_OFFSET_S,
     ASGIApp,

@@ -23,9 +23,9 @@ from datetime import datetime
 
 import duckdb
 from tencent_desk.api import states
+from tencent_desk.core.sql import literals as _lit
 from tencent_desk.intake import events
-from tencent_desk.job import snapshot
-from tencent_desk.sql import literals as _lit
+from tencent_desk.models import snapshot
 
 TABLE = "session_timeline"
 STATE_TABLE = "_timeline_state"  # the upkeep's watermark: the last run it saw

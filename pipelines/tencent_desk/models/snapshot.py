@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from tencent_desk.durable import fsync_dir, write_atomically
-from tencent_desk.sql import ident as _quote
-from tencent_desk.sql import literal as _lit
+from tencent_desk.core.durable import fsync_dir, write_atomically
+from tencent_desk.core.sql import ident as _quote
+from tencent_desk.core.sql import literal as _lit
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1

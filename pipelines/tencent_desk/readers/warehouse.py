@@ -4,7 +4,7 @@ When the job loads into a warehouse (PostgreSQL first), the notebooks and metric
 run their SQL there: :class:`Reader` pulls, through dlt's dataset interface (the
 destination's sql_client, so other SQL destinations can follow), only the window's rows of
 each table, as Arrow, into an in-memory DuckDB under the same schema and table names the
-snapshot :class:`~tencent_desk.job.snapshot.Reader` offers. Every metric's SQL then runs
+snapshot :class:`~tencent_desk.models.snapshot.Reader` offers. Every metric's SQL then runs
 unchanged, and a year in the warehouse costs a notebook what its window costs, provided
 the windowed columns are indexed there (:func:`create_indexes`, which the job calls after
 each load).
@@ -27,10 +27,12 @@ import dlt
 import duckdb
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.destination.reference import Destination
-from tencent_desk import dialect, helpers, redact
-from tencent_desk.job import event_load, snapshot
+from tencent_desk.core import dialect, redact
+from tencent_desk.core.sql import ident, literal
+from tencent_desk.job import event_load
 from tencent_desk.job.rows import SESSION_STATES
-from tencent_desk.sql import ident, literal
+from tencent_desk.models import snapshot
+from tencent_desk.run import post_load as helpers
 
 CHUNK_ROWS = 100_000  # rows per Arrow batch pulled: bounded memory on the way in
 # The dataset's views, made again locally over the pulled rows with the job's own SQL

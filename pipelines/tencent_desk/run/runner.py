@@ -28,14 +28,20 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.exceptions import DltException
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.exceptions import PipelineStepFailed
-from tencent_desk import apps, redact, settings, tencent_desk, tencent_desk_apps
-from tencent_desk.analysis import timeline_remote
-from tencent_desk.analysis.metrics import TRUTH_SCHEMA
+from tencent_desk import tencent_desk, tencent_desk_apps
+from tencent_desk.analysis.poll_metrics import TRUTH_SCHEMA
 from tencent_desk.api import states
 from tencent_desk.api.client import ConfigError, FatalError, first_error
 from tencent_desk.api.outage import Outage
-from tencent_desk.clock import SystemClock, utc
-from tencent_desk.helpers import (
+from tencent_desk.core import apps, redact, settings
+from tencent_desk.core.clock import SystemClock, utc
+from tencent_desk.intake.spool import spool_dir
+from tencent_desk.job import destination, upgrade
+from tencent_desk.job.event_load import EventsLoaded, load_events, write_open_sessions
+from tencent_desk.job.record_source import summary_line as records_summary
+from tencent_desk.job.seeds import SeedError
+from tencent_desk.models import snapshot, timeline_remote
+from tencent_desk.run.post_load import (
     COMPLETE,
     FAILED,
     OUTAGE,
@@ -44,11 +50,6 @@ from tencent_desk.helpers import (
     for_readers,
     new_run_id,
 )
-from tencent_desk.intake.spool import spool_dir
-from tencent_desk.job import destination, snapshot, upgrade
-from tencent_desk.job.event_load import EventsLoaded, load_events, write_open_sessions
-from tencent_desk.job.record_source import summary_line as records_summary
-from tencent_desk.job.seeds import SeedError
 
 log = logging.getLogger("desk_sessions")
 
@@ -415,7 +416,7 @@ def _given_seed(options: RunOptions, configured: list[apps.App]) -> list[apps.Ap
         return configured
     if len(configured) > 1:
         raise ConfigError("--seed names no app: with several apps set seed under "
-                          "[sources.tencent_desk.apps.<name>], or pick one app with --app")
+                          "[sources.tencent_desk.core.apps.<name>], or pick one app with --app")
     (app,) = configured
     values = {**app.values, "seed": options.seed, "seed_table": options.seed_table}
     return [apps.App(app.name, app.sdkappid, values)]

@@ -47,11 +47,11 @@ from datetime import datetime, timedelta
 import duckdb
 import numpy as np
 import pandas as pd
-from tencent_desk.analysis.frames import frame
 from tencent_desk.api import states as st
-from tencent_desk.settings import DEFAULT_DATASET
-from tencent_desk.sql import ident as _ident
-from tencent_desk.sql import literals as _lit
+from tencent_desk.core.frames import frame
+from tencent_desk.core.settings import DEFAULT_DATASET
+from tencent_desk.core.sql import ident as _ident
+from tencent_desk.core.sql import literals as _lit
 
 TRUTH_SCHEMA = "desk_simulator"
 # A customer waits for an answer in both: queued, then offered to an agent who has not accepted.

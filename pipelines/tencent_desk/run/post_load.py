@@ -15,15 +15,14 @@ from typing import Any
 
 import pyarrow as pa
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
-from tencent_desk import dialect
-from tencent_desk.analysis import timeline, timeline_remote
 from tencent_desk.api import states
 from tencent_desk.api.client import ClientConfig, Stats
-from tencent_desk.clock import Clock, utc
-from tencent_desk.job import snapshot
+from tencent_desk.core import dialect
+from tencent_desk.core.clock import Clock, utc
 from tencent_desk.job.record_source import RUNS_TABLE as RECORD_RUNS
 from tencent_desk.job.rows import SESSION_STATES
 from tencent_desk.job.seeds import SeedCounts
+from tencent_desk.models import snapshot, timeline, timeline_remote
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +124,7 @@ def after_load(pipeline: Any, whole: Sequence[tuple[str, str]] = ()) -> None:
             return
     # elsewhere readers read the destination itself: no snapshot, the timeline kept there
     timeline_remote.upkeep(pipeline)
-    from tencent_desk.analysis import warehouse  # it reads this module's view SQL
+    from tencent_desk.readers import warehouse  # it reads this module's view SQL
 
     with pipeline.sql_client() as client:  # what a notebook's window is read by
         warehouse.create_indexes(client)
@@ -192,7 +191,7 @@ def run_row(*, run_id: str, started_at: datetime, finished_at: datetime, seed: s
         "status": "loading",
         "error": error,
         "sdkappid": config.sdkappid,
-        "app": app,  # the name of a named app ([sources.tencent_desk.apps.<name>])
+        "app": app,  # the name of a named app ([sources.tencent_desk.core.apps.<name>])
         "started_at": started_at,
         "finished_at": finished_at,
         "seed": seed,

@@ -17,7 +17,6 @@ import dlt
 import pyarrow as pa
 from dlt.common.typing import TSecretStrValue
 from dlt.sources import DltResource
-from tencent_desk import settings
 from tencent_desk.api.client import (
     ClientConfig,
     ConfigError,
@@ -27,8 +26,8 @@ from tencent_desk.api.client import (
 )
 from tencent_desk.api.outage import Outage
 from tencent_desk.api.usersig import UserSigProvider
-from tencent_desk.clock import Clock, SystemClock, utc
-from tencent_desk.helpers import FAILED, ended_sessions, new_run_id, run_row
+from tencent_desk.core import settings
+from tencent_desk.core.clock import Clock, SystemClock, utc
 from tencent_desk.job.poller import Poller
 from tencent_desk.job.record_source import MERGE_KEY as RECORDS_KEY
 from tencent_desk.job.record_source import RUNS_TABLE as RECORD_RUNS
@@ -37,6 +36,7 @@ from tencent_desk.job.record_source import TABLE as RECORDS_TABLE
 from tencent_desk.job.record_source import RecordsLoad, parse_time
 from tencent_desk.job.rows import to_table
 from tencent_desk.job.seeds import PreparedSeed, SeedCounts, SeedSpec
+from tencent_desk.run.post_load import FAILED, ended_sessions, new_run_id, run_row
 
 log = logging.getLogger(__name__)
 __source_name__ = "tencent_desk"

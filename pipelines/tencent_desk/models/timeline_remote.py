@@ -15,9 +15,9 @@ from typing import Any
 import dlt
 import duckdb
 import pyarrow as pa
-from tencent_desk.analysis import timeline
-from tencent_desk.job import event_load, record_rows, rows, snapshot
-from tencent_desk.sql import ident
+from tencent_desk.core.sql import ident
+from tencent_desk.job import event_load, record_rows, rows
+from tencent_desk.models import snapshot, timeline
 
 _TOUCHED = timeline.touched("x")  # every table is read as ``x``
 _RUNS = pa.schema([rows.SESSION_STATES.field("run_id"), ("started_at", pa.timestamp(

@@ -19,13 +19,14 @@ from matplotlib.axes import Axes
 from matplotlib.collections import QuadMesh
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
-from tencent_desk.analysis import metrics, timeline_metrics
-from tencent_desk.job import snapshot
+from tencent_desk.analysis import poll_metrics as metrics
+from tencent_desk.analysis import timeline_metrics
+from tencent_desk.models import snapshot
 
 if TYPE_CHECKING:  # imported where used: it brings dlt (~0.5 s) that a DuckDB file never needs
-    from tencent_desk.analysis import warehouse
+    from tencent_desk.readers import warehouse
 
-ROOT = Path(__file__).resolve().parents[3]  # the repository, for the demo database
+ROOT = Path(__file__).resolve().parents[2]  # the repository, for the demo database
 DAY, WEEK = timedelta(days=1), timedelta(days=7)
 COMPARE = ("auto", "day", "week", "none")
 # Tables whose days say whether a day has data (partitions of the published snapshot).
@@ -359,7 +360,7 @@ def open_desk() -> Desk:
     server = os.environ.get("DESK_DESTINATION", "").strip().lower()
     where: Path | str
     if server not in ("", "duckdb"):
-        from tencent_desk.analysis import warehouse
+        from tencent_desk.readers import warehouse
 
         where = server
         server_reader = warehouse.Reader(warehouse.destination(server), dataset)
@@ -383,7 +384,7 @@ def _reader(where: Path | str, dataset: str, win: Window,
     """The window of a DuckDB file's snapshot, or of the destination server named."""
     if isinstance(where, Path):
         return snapshot.Reader(where, win.since, win.until, sdkappid=sdkappid)
-    from tencent_desk.analysis import warehouse
+    from tencent_desk.readers import warehouse
 
     return warehouse.Reader(warehouse.destination(where), dataset, win.since, win.until,
                             sdkappid)
@@ -433,7 +434,7 @@ def app_id(where: Path | str, dataset: str, app: str) -> int:
         finally:
             files.close()
     else:
-        from tencent_desk.analysis import warehouse
+        from tencent_desk.readers import warehouse
 
         server = warehouse.Reader(warehouse.destination(where), dataset)
         try:
