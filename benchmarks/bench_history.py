@@ -2,7 +2,7 @@
 
 For each number of days, the history is built (or taken from the cache, see ``history.py``)
 and copied aside; then ``runs`` more minute runs are loaded one at a time, each marked
-``loading`` as dlt leaves it, and the job's own ``helpers.after_load`` is run on the job's
+``loading`` as dlt leaves it, and the job's own ``post_load.after_load`` is run on the job's
 own pipeline (``runner.pipeline_for``: DuckDB at 64 MB, one thread): runs completed, the
 latest-state view, the timeline upkeep and the publish, each timed.
 ``python benchmarks/bench_history.py '{"days": [1, 7, 90], "runs": 5}'`` prints one JSON
@@ -23,7 +23,7 @@ from typing import Any
 import history
 from common import OUT
 from tencent_desk.models import snapshot, timeline
-from tencent_desk.run import post_load as helpers
+from tencent_desk.run import post_load
 from tencent_desk.run.runner import pipeline_for
 
 TIMED = ("upkeep", "publish", "after_load", "upkeep_cpu", "publish_cpu", "after_load_cpu")
@@ -73,8 +73,8 @@ def case(days: int, runs: int, seed: int) -> dict:
             con.close()
         spent: dict[str, float] = {}
         with timed(timeline, "upkeep", spent), timed(snapshot, "publish", spent), \
-                timed(helpers, "after_load", spent):
-            helpers.after_load(pipeline)
+                timed(post_load, "after_load", spent):
+            post_load.after_load(pipeline)
         per_run.append({**spent, "open": got["state_rows"]})
     return {**built, "copy_s": copy_s, "database": str(src / "desk.duckdb"),
             "open_sessions": statistics.median(r["open"] for r in per_run),

@@ -101,11 +101,11 @@ def one_notebook(name: str) -> dict:
 def analysis(database: str, since: str, until: str) -> dict:
     """In the child: the reader and the timeline figures for the window, timed."""
     from tencent_desk.analysis import timeline_metrics as tm
-    from tencent_desk.models import snapshot
+    from tencent_desk.readers.snapshot import Reader
 
     t = time.perf_counter()
     lo, hi = datetime.fromisoformat(since), datetime.fromisoformat(until)
-    reader = snapshot.Reader(Path(database), lo, hi)
+    reader = Reader(Path(database), lo, hi)
     con = reader.connection()
     opened = time.perf_counter() - t
     df = tm.sessions(con, lo, hi)

@@ -5,9 +5,9 @@
    ``pipeline.run``.
 2. Notebook-level read of one day: ``days`` of history (runs of ``run_rows`` keys every
    5 minutes, bench_snapshot's layout) in PostgreSQL and in a job's DuckDB with its
-   published snapshot; then a reader for one day (``warehouse.Reader`` / ``snapshot.Reader``)
+   published snapshot; then a reader for one day (``warehouse.Reader`` / ``Reader``)
    and the poll metrics the queue notebook computes. PostgreSQL is timed without and with
-   the window indexes (``warehouse.create_indexes``), and with a week of history only.
+   the window indexes (``indexes.create``), and with a week of history only.
 
 ``python benchmarks/bench_postgres_read.py '{"days": 365, "run_rows": 100, "load_rows": 200000}'``
 prints one JSON line.
@@ -34,8 +34,9 @@ import pyarrow.csv as pacsv
 from bench_snapshot import DS, RUN_EVERY_S, T0, add_runs, make_history
 from common import OUT, ROOT
 from tencent_desk.analysis import poll_metrics as metrics
-from tencent_desk.models import snapshot
+from tencent_desk.models import indexes, snapshot
 from tencent_desk.readers import warehouse
+from tencent_desk.readers.snapshot import Reader
 
 sys.path.insert(0, str(ROOT))
 from tests.support.postgres import Server, running
@@ -153,8 +154,8 @@ def main() -> None:
         def remote(url: str) -> warehouse.Reader:
             return warehouse.Reader(warehouse.destination("postgres", url), DS, day, day)
 
-        def local() -> snapshot.Reader:
-            return snapshot.Reader(db, day, day)
+        def local() -> Reader:
+            return Reader(db, day, day)
 
         probe = local()
         result["window_rows"] = day_rows(probe.connection())
@@ -163,7 +164,7 @@ def main() -> None:
         result["postgres_no_index_read_s"] = notebook_read(lambda: remote(year_url))
         for url in (year_url, week_url):
             with dlt.dataset(warehouse.destination("postgres", url), DS).sql_client as client:
-                warehouse.create_indexes(client)
+                indexes.create(client)
                 client.execute_sql("ANALYZE")
         result["postgres_read_s"] = notebook_read(lambda: remote(year_url))
         result["postgres_week_read_s"] = notebook_read(lambda: remote(week_url))

@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 from common import OUT
 from tencent_desk.models import snapshot
+from tencent_desk.readers.snapshot import Reader
 
 DS = "tencent_desk"
 RUN_EVERY_S = 300
@@ -89,7 +90,7 @@ def case(history: int, runs: int, run_rows: int) -> dict:
         written.append(max(size(folder) - before, 0))
     con.execute("CHECKPOINT")
     con.close()
-    reader = snapshot.Reader(db)
+    reader = Reader(db)
     t = time.perf_counter()
     n = reader.connection().execute(f"SELECT count(*) FROM {DS}.session_states").fetchone()
     read_s = time.perf_counter() - t

@@ -6,7 +6,7 @@ DuckDB from a seeded population (the simulator's daily profile and durations, ve
 one run a minute polling every open session (a session's polls stop once its closing
 callback was loaded, as the job does), the callbacks each run loaded, and an hourly
 ``desk-sessions records`` run loading the records of the hour before. It is published for
-readers as the job does (``helpers.for_readers``: timeline upkeep, then the snapshot; every
+readers as the job does (``post_load.for_readers``: timeline upkeep, then the snapshot; every
 ``PUBLISH_DAYS`` days, which gives the files a day at a time would), and kept under
 ``benchmarks/out/history/<key>/`` for the next run.
 """
@@ -27,7 +27,7 @@ import pyarrow as pa
 from common import BENCH, DESK, env
 from tencent_desk.api import states
 from tencent_desk.demo import DEMO_SDKAPPID as SDKAPPID  # every table carries the app
-from tencent_desk.run import post_load as helpers
+from tencent_desk.run import post_load
 from tencent_desk.simulator.model import DAY_START, HOURLY_PROFILE, PopulationConfig
 
 DS = "tencent_desk"
@@ -337,7 +337,7 @@ def build(p: Params, log: bool = True) -> dict:
             line = f"  history day {day + 1}/{p.days}: generated in {time.perf_counter() - t:.1f} s"
             if (day + 1) % PUBLISH_DAYS == 0 or day + 1 == p.days:
                 t = time.perf_counter()
-                helpers.for_readers(con, db, DS)
+                post_load.for_readers(con, db, DS)
                 upkeep_s += time.perf_counter() - t
                 line += f", upkeep+publish {time.perf_counter() - t:.1f} s"
             if log:

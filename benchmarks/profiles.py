@@ -27,11 +27,12 @@ OPERATIONS = [
     ("httpx Response building + reading", r"httpx/_models\.py.*Response\.|Response\.(aread|"
      r"aiter)"),
     ("httpx-aiohttp handle_async_request", r"handle_async_request \(httpx_aiohttp"),
-    ("sender post (transport.py)", r"Sender\.post \(pipelines/tencent_desk/transport\.py"),
+    ("sender post (transport_aiohttp.py)",
+     r"Sender\.post \(pipelines/tencent_desk/api/transport_aiohttp\.py"),
     ("aiohttp ClientSession._request", r"ClientSession\._request"),
     ("cookie jar handling", r"[Cc]ookie"),
     ("rate limiter acquire", r"AdaptiveRateLimiter\.acquire"),
-    ("answer parse (json + classify)", r"\bparse \(pipelines/tencent_desk/client\.py"),
+    ("answer parse (json + classify)", r"\bparse \(pipelines/tencent_desk/api/client\.py"),
     ("Poller / to_table / dlt extract", r"to_table|Poller|dlt/extract"),
 ]
 

@@ -23,6 +23,7 @@ from tencent_desk import cli
 from tencent_desk.analysis import poll_metrics as metrics
 from tencent_desk.analysis import record_metrics
 from tencent_desk.demo import run_demo
+from tencent_desk.simulator import truth as sim_truth
 from tencent_desk.simulator.model import DAY_START
 
 
@@ -41,7 +42,7 @@ def figures(db: Path, start: datetime, end: datetime) -> dict[str, tuple[float, 
         return df[(t >= start) & (t < end)]
 
     polled = within(metrics.demand_per_interval(con))
-    truth = within(metrics.truth_demand_per_interval(con))
+    truth = within(sim_truth.truth_demand_per_interval(con))
     rec_arr = within(record_metrics.arrivals_per_interval(con))
     aht_polled = _weighted(polled.aht_s, polled.answered)
     aht_truth = _weighted(truth.aht_s, truth.answered)
@@ -50,7 +51,7 @@ def figures(db: Path, start: datetime, end: datetime) -> dict[str, tuple[float, 
 
     ab_polled = metrics.abandonment(con)
     ab_polled = ab_polled[(ab_polled.first_waiting >= start) & (ab_polled.first_waiting < end)]
-    ab_truth = metrics.truth_abandonment(con)
+    ab_truth = sim_truth.truth_abandonment(con)
     ab_truth = ab_truth[(ab_truth.started_waiting >= start) & (ab_truth.started_waiting < end)]
     rec = within(record_metrics.sessions(con), "started_at")
     queued = rec[rec.end_kind.isin(record_metrics.QUEUED_KINDS)]

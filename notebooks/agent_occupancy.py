@@ -56,6 +56,7 @@ from tencent_desk.notebook import (
     time_axis,
     top_columns,
 )
+from tencent_desk.simulator import truth
 
 desk = open_desk()
 con, DATASET, HAS_TRUTH = desk.con, desk.dataset, desk.has_truth
@@ -98,7 +99,7 @@ if len(per_poll):
     at_polls = per_poll.groupby("snapshot_at").chats.sum()
     ax.plot(at_polls.index, at_polls.to_numpy(), "k.", ms=4, label="desk total at a poll")
 if HAS_TRUTH and len(at):
-    true_total = metrics.truth_agent_concurrency_at(con, at).groupby("snapshot_at").chats.sum()
+    true_total = truth.truth_agent_concurrency_at(con, at).groupby("snapshot_at").chats.sum()
     ax.plot(true_total.index, true_total.to_numpy(), "r-", lw=0.8, label="truth (total)")
 ax.set_ylabel("chats with an agent")
 ax.set_title(f"Concurrent chats per agent, {desk.window}")
@@ -251,8 +252,8 @@ pd.concat({"with roster": per_agent(rostered), "without": per_agent(busy)}, axis
 if HAS_TRUTH and len(polled):
     lo, hi = polled.index.min(), polled.index.max()
     fine = pd.date_range(lo, hi, freq="30s")
-    true_fine = metrics.truth_agent_concurrency_at(con, fine)
-    true_chats = metrics.truth_agent_concurrency_at(con, polled.index)
+    true_fine = truth.truth_agent_concurrency_at(con, fine)
+    true_chats = truth.truth_agent_concurrency_at(con, polled.index)
     check = pd.DataFrame({
         "timeline: mean chats": chats.loc[lo:hi].mean(),
         "polls: mean chats": polled.mean(),

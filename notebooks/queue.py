@@ -53,6 +53,7 @@ from tencent_desk.notebook import (
     source_note,
     time_axis,
 )
+from tencent_desk.simulator import truth
 
 desk = open_desk()
 con, DATASET, HAS_TRUTH = desk.con, desk.dataset, desk.has_truth
@@ -149,7 +150,7 @@ if len(per_poll):
 for n, t in enumerate(stopped.started_at):
     ax.axvline(t, color="red", lw=0.8, ls=":", label="run not complete" if n == 0 else None)
 if HAS_TRUTH and len(at):
-    true_queue = metrics.truth_queue_at(con, at)
+    true_queue = truth.truth_queue_at(con, at)
     ax.plot(true_queue.snapshot_at, true_queue.waiting, "k.", ms=3, label="truth")
 ax.set_ylabel("sessions waiting")
 ax.set_title("Queue length (red dotted: runs that did not complete)")
@@ -215,7 +216,7 @@ for title, figure in (
 waits = sessions[sessions.wait_s.notna()]
 true_waits = None  # the simulator's, for the chart and the check at the end
 if HAS_TRUTH:
-    true_waits = metrics.truth_waits(con)
+    true_waits = truth.truth_waits(con)
     true_waits = true_waits[true_waits.first_answer
                             & true_waits.answered_at.between(desk.since, desk.until)]
 fig, ax = plt.subplots()
@@ -266,7 +267,7 @@ if len(stopped):
 
 # %%
 if HAS_TRUTH:
-    true_abandon = metrics.truth_abandonment(con)
+    true_abandon = truth.truth_abandonment(con)
     true_abandon = true_abandon[true_abandon.started_waiting.between(desk.since, desk.until)]
     true_out = true_abandon.outcome.value_counts()
     true_rate = true_out.get("abandoned", 0) / max(

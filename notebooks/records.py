@@ -36,6 +36,7 @@ from IPython.display import display
 from tencent_desk.analysis import poll_metrics as metrics
 from tencent_desk.analysis import record_metrics
 from tencent_desk.notebook import open_desk, plottable, time_axis
+from tencent_desk.simulator import truth
 
 desk = open_desk()
 con, ds = desk.con, desk.dataset
@@ -75,7 +76,7 @@ if HAS_RECORDS:
     polled = metrics.demand_per_interval(con, ds).set_index("interval_start")
     table = pd.DataFrame({"records": arrivals.arrivals, "polls": polled.arrivals})
     if desk.has_truth:
-        truth = metrics.truth_demand_per_interval(con).set_index("interval_start")
+        truth = truth.truth_demand_per_interval(con).set_index("interval_start")
         whole = truth.index + pd.Timedelta(hours=1) <= desk.until  # hours the data saw whole
         table["truth"] = truth.arrivals[whole]
     table = plottable(table.dropna(subset=["polls"]))
@@ -106,7 +107,7 @@ if HAS_RECORDS:
                              (metrics.abandonment(con, ds).outcome == "abandoned").mean()],
     }
     if desk.has_truth:
-        t_ab = metrics.truth_abandonment(con)
+        t_ab = truth.truth_abandonment(con)
         rows["handling time, mean (s)"].append(ratio(
             (truth.aht_s * truth.answered).sum(), truth.answered[truth.aht_s.notna()].sum()))
         rows["abandonment rate"].append(t_ab.outcome.isin(["abandoned", "offered"]).mean())

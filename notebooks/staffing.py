@@ -45,6 +45,7 @@ from tencent_desk.analysis import erlang
 from tencent_desk.analysis import poll_metrics as metrics
 from tencent_desk.analysis import timeline_metrics as tm
 from tencent_desk.notebook import describe, open_desk, plottable, shade_gaps, time_axis
+from tencent_desk.simulator import truth
 
 desk = open_desk()
 con, DATASET, HAS_TRUTH = desk.con, desk.dataset, desk.has_truth
@@ -108,7 +109,7 @@ ax2.errorbar(mid, shown.aht_s / 60,
              fmt="o", capsize=4, label="timeline, with its bounds")
 ax2.set_title("Average handling time (minutes)")
 if HAS_TRUTH:
-    truth = metrics.truth_demand_per_interval(con, "1h")
+    truth = truth.truth_demand_per_interval(con, "1h")
     # the hours the data covers whole: the truth of a last, partly seen hour is no check
     truth = truth[truth.interval_start.isin(demand.interval_start)
                   & (truth.interval_start + HOUR <= desk.until)]

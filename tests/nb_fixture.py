@@ -24,7 +24,8 @@ from pathlib import Path
 import duckdb
 from tencent_desk import cli
 from tencent_desk.api import states as st
-from tencent_desk.demo import TRUTH_SCHEMA, run_demo
+from tencent_desk.core.settings import TRUTH_SCHEMA
+from tencent_desk.demo import run_demo
 from tencent_desk.models import timeline
 
 DS = "tencent_desk"

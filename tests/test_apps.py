@@ -18,9 +18,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from tencent_desk.api.client import ConfigError
 from tencent_desk.core import apps
 from tencent_desk.core.clock import VirtualClock
+from tencent_desk.core.errors import ConfigError
 from tencent_desk.intake.receiver import Receiver, ReceiverConfig
 from tencent_desk.intake.spool import spool_dir
 from tencent_desk.run.runner import RunOptions, run_all
@@ -477,8 +477,8 @@ def test_the_cli_simulates_each_app_and_runs_them_all(tmp_path) -> None:
 def test_the_receiver_takes_every_apps_callbacks_with_its_own_token(tmp_path, no_single_app
                                                                     ) -> None:
     from tencent_desk.core import redact
+    from tencent_desk.core.errors import JobError
     from tencent_desk.intake.listen import receiver_config
-    from tencent_desk.run.runner import JobError
 
     for name in APPS:
         for k, v in app_env(name, "http://127.0.0.1:1").items():
@@ -523,7 +523,7 @@ def test_an_app_whose_api_cannot_be_reached_does_not_stop_the_other(tmp_path, no
                                                                      ) -> None:
     """App asia's API root is a closed port (an outage): its run stops and is loaded as
     `outage`; app eu completes in the same run; the job says so with exit code 7."""
-    from tencent_desk.run.runner import JobError
+    from tencent_desk.core.errors import JobError
 
     pop = harness.population(seed=3, sessions=600)
     clock = VirtualClock(pop.config.day_start + 11 * 3600)

@@ -8,17 +8,11 @@ import logging
 
 import pytest
 from tencent_desk.api import codes, states
-from tencent_desk.api.client import (
-    ClientConfig,
-    ConfigError,
-    FatalError,
-    Key,
-    base_urls,
-    parse,
-)
+from tencent_desk.api.client import ClientConfig, FatalError, Key, base_urls, parse
 from tencent_desk.api.codes import Action
 from tencent_desk.api.usersig import UserSigProvider
 from tencent_desk.core.clock import VirtualClock
+from tencent_desk.core.errors import ConfigError
 from tencent_desk.job.rows import state_of
 
 from .conftest import ADMIN, SDKAPPID, SECRET_KEY, make_client

@@ -24,7 +24,8 @@ from tencent_desk.api import codes, states
 from tencent_desk.api.client import ClientConfig
 from tencent_desk.api.usersig import DEFAULT_EXPIRE, UserSigProvider
 from tencent_desk.core.clock import VirtualClock
-from tencent_desk.run.runner import EXIT_OUTAGE, JobError, RunOptions, run
+from tencent_desk.core.errors import JobError
+from tencent_desk.run.runner import EXIT_OUTAGE, RunOptions, run
 from tencent_desk.simulator import FAULT_KINDS
 
 from .support import harness

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as hs
 from tencent_desk.analysis import poll_metrics as m
+from tencent_desk.simulator import truth as sim_truth
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 WAIT = "+".join(m.WAIT_STATES)
@@ -446,20 +447,20 @@ def truth_con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
 
 
 def test_has_truth(con: duckdb.DuckDBPyConnection, truth_con: duckdb.DuckDBPyConnection) -> None:
-    assert m.has_truth(truth_con) and not m.has_truth(con)
+    assert sim_truth.has_truth(truth_con) and not sim_truth.has_truth(con)
 
 
 def test_truth_queue_and_concurrency_at(truth_con: duckdb.DuckDBPyConnection) -> None:
-    q = m.truth_queue_at(truth_con, [at(5), at(7.5), at(9), at(12)])
+    q = sim_truth.truth_queue_at(truth_con, [at(5), at(7.5), at(9), at(12)])
     assert list(q.queuing) == [2, 1, 0, 1]
     assert list(q.waiting_for_agent) == [0, 1, 0, 1]
     assert list(q.waiting) == [2, 2, 0, 2]
-    c = m.truth_agent_concurrency_at(truth_con, pd.Series([at(5), at(9)]))
+    c = sim_truth.truth_agent_concurrency_at(truth_con, pd.Series([at(5), at(9)]))
     assert list(c.chats) == [1, 2] and set(c.agent_id) == {"a1"}
 
 
 def test_truth_waits_and_abandonment(truth_con: duckdb.DuckDBPyConnection) -> None:
-    w = m.truth_waits(truth_con).set_index("session_id")
+    w = sim_truth.truth_waits(truth_con).set_index("session_id")
     assert w.loc["s1", "wait_s"] == 360 and w.loc["s1", "outcome"] == "answered"
     assert w.loc["s1", "first_answer"] and w.loc["s1", "answered_at"] == at(8)
     assert (w.loc["s2", "wait_s"], w.loc["s2", "outcome"]) == (360, "ended")
@@ -467,13 +468,13 @@ def test_truth_waits_and_abandonment(truth_con: duckdb.DuckDBPyConnection) -> No
     assert w.loc["s4", "outcome"] == "ongoing" and pd.isna(w.loc["s4", "wait_s"])
     assert (w.loc["s5", "wait_s"], w.loc["s5", "outcome"]) == (120, "ended")
     assert m.wait_stats(w[w.first_answer]).loc["mean", "upper_s"] == 180
-    a = m.truth_abandonment(truth_con).set_index("session_id")
+    a = sim_truth.truth_abandonment(truth_con).set_index("session_id")
     assert a.outcome.to_dict() == {
         "s1": "answered", "s2": "abandoned", "s4": "ongoing", "s5": "offered"}
 
 
 def test_truth_demand_per_interval(truth_con: duckdb.DuckDBPyConnection) -> None:
-    d = m.truth_demand_per_interval(truth_con, "15min")
+    d = sim_truth.truth_demand_per_interval(truth_con, "15min")
     assert list(d.interval_start) == [at(0), at(15)]
     assert list(d.arrivals) == [5, 0] and list(d.answered) == [2, 0]
     assert d.aht_s[0] == 540 and pd.isna(d.aht_s[1])  # s1 12 min, s3 6 min
@@ -524,7 +525,7 @@ def test_estimates_bound_the_truth(
     with tempfile.TemporaryDirectory() as tmp:
         con = make_db(Path(tmp) / "p.duckdb", polls, rows, truth=truth)
         est = m.waits(con).set_index("session_id")
-        true = m.truth_waits(con).set_index("session_id")
+        true = sim_truth.truth_waits(con).set_index("session_id")
         for session, wait in true.wait_s.dropna().items():
             if session in est.index:
                 lower, upper = est.loc[session, "lower_s"], est.loc[session, "upper_s"]
@@ -532,7 +533,7 @@ def test_estimates_bound_the_truth(
                 assert pd.isna(upper) or wait <= upper + 1e-6
         # Polled at the snapshot times, the queue counts are the truth minus blinded sessions.
         q = m.queue_per_poll(con)
-        tq = m.truth_queue_at(con, q.snapshot_at)
+        tq = sim_truth.truth_queue_at(con, q.snapshot_at)
         assert np.all(q.waiting.to_numpy() <= tq.waiting.to_numpy())
         if not blind:
             assert q.waiting.tolist() == tq.waiting.tolist()

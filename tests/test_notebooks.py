@@ -24,6 +24,7 @@ from tencent_desk.analysis import record_metrics, timeline_metrics
 from tencent_desk.models import snapshot
 from tencent_desk.notebook import plottable, shade_gaps, time_axis, with_breaks
 from tencent_desk.readers import warehouse
+from tencent_desk.readers.snapshot import Reader
 from tencent_desk.run.runner import publish
 
 from tests.nb_fixture import SHAPES, build_demo_day, build_shape
@@ -320,7 +321,7 @@ def test_metrics_on_postgres_equal_metrics_on_duckdb(shape: str, window: tuple |
     since, until = window or (None, None)
     remote = warehouse.Reader(warehouse.destination("postgres", pg_shapes[shape]),
                               metrics.DEFAULT_DATASET, since, until)
-    pg, local = remote.connection(), snapshot.Reader(shapes[shape], since, until).connection()
+    pg, local = remote.connection(), Reader(shapes[shape], since, until).connection()
     assert remote.pulled["session_states"] > 0
     for figure in (metrics.complete_runs, metrics.incomplete_runs, metrics.queue_per_poll,
                    metrics.waiting_per_poll, metrics.queue_per_interval, metrics.waits,
@@ -474,7 +475,7 @@ def test_a_window_limits_what_is_read(shapes: dict[str, Path]) -> None:
     """The Reader for a window reads the files of its days (one either side) only, and its
     views hold only the window's rows."""
     db = shapes["several_days"]
-    reader = snapshot.Reader(db, _utc("2026-01-01T10:00"), _utc("2026-01-01T11:00"))
+    reader = Reader(db, _utc("2026-01-01T10:00"), _utc("2026-01-01T11:00"))
     con = reader.connection()
     views = "\n".join(sql for (sql,) in con.execute(
         "SELECT sql FROM duckdb_views() WHERE schema_name = 'tencent_desk'").fetchall())

@@ -27,15 +27,9 @@ from tencent_desk.api.client import Answer, ClientConfig, DeskClient, Key
 from tencent_desk.api.outage import Outage, OutageBreaker, Verdict
 from tencent_desk.api.usersig import UserSigProvider
 from tencent_desk.core.clock import VirtualClock
+from tencent_desk.core.errors import JobError
 from tencent_desk.job.rows import state_of
-from tencent_desk.run.runner import (
-    EXIT_OUTAGE,
-    EXIT_TOO_MANY_ERRORS,
-    JobError,
-    RunOptions,
-    alert_of,
-    run,
-)
+from tencent_desk.run.runner import EXIT_OUTAGE, EXIT_TOO_MANY_ERRORS, RunOptions, alert_of, run
 
 from .support import cli, harness
 from .support.harness import ADMIN, SDKAPPID, SECRET_KEY

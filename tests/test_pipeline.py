@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 from tencent_desk import cli
 from tencent_desk.api import states
-from tencent_desk.run.runner import JobError, RunOptions, run
+from tencent_desk.core.errors import JobError
+from tencent_desk.run.runner import RunOptions, run
 
 from .conftest import ADMIN, SDKAPPID, SECRET_KEY
 

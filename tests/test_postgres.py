@@ -23,8 +23,8 @@ from tencent_desk.cli import main
 from tencent_desk.core.clock import VirtualClock
 from tencent_desk.intake.receiver import Receiver, ReceiverConfig
 from tencent_desk.job import destination
-from tencent_desk.models import snapshot
 from tencent_desk.readers import warehouse
+from tencent_desk.readers.snapshot import Reader
 from tencent_desk.run.runner import RunOptions, run
 from tencent_desk.simulator import (
     Population,
@@ -101,7 +101,7 @@ def test_the_timeline_on_postgres_equals_the_one_in_duckdb(tmp_path, postgres_ur
         (len(HOURS),)]
     # the notebooks' figures read from the server equal those read from the DuckDB snapshot
     remote = warehouse.Reader(warehouse.destination("postgres", postgres_url), "tencent_desk")
-    local = snapshot.Reader(duck.database).connection()
+    local = Reader(duck.database).connection()
     for figure in (metrics.complete_runs, metrics.waits, metrics.abandonment,
                    metrics.demand_per_interval, metrics.events_per_interval,
                    timeline_metrics.sessions, record_metrics.sessions):

@@ -11,6 +11,7 @@ import duckdb
 from tencent_desk.cli import main
 from tencent_desk.models import snapshot
 from tencent_desk.notebook import open_desk
+from tencent_desk.readers.snapshot import Reader
 
 from .support import cli, harness
 from .support.harness import DATASET
@@ -85,7 +86,7 @@ def test_queries_while_runs_load_see_whole_runs_only(tmp_path, sim, seed):
 
     writer = threading.Thread(target=job)
     writer.start()
-    reader = snapshot.Reader(db)
+    reader = Reader(db)
     seen: list[int] = []
     catalog = snapshot.paths(db)[1]
     while not done.is_set():
@@ -124,7 +125,7 @@ def test_a_window_reads_only_its_days(tmp_path):
     con.close()
     from datetime import date
 
-    reader = snapshot.Reader(db, since=date(2026, 11, 10), until=date(2026, 11, 12))
+    reader = Reader(db, since=date(2026, 11, 10), until=date(2026, 11, 12))
     runs = reader.connection().execute(f"SELECT run_id FROM {DATASET}.runs ORDER BY 1"
                                        ).fetchall()
     # the window's days and one either side
@@ -155,7 +156,7 @@ def test_a_day_is_compacted_and_replaced_files_are_kept_a_while(tmp_path):
     assert len(files) == snapshot.COMPACT_AT - 1
     files = one_run(snapshot.COMPACT_AT)
     assert len(files) == 1  # the day in one file again
-    reader = snapshot.Reader(db)
+    reader = Reader(db)
     assert reader.connection().execute(
         f"SELECT count(*), sum(n) FROM {DATASET}.session_states").fetchone() == (
         snapshot.COMPACT_AT, sum(range(1, snapshot.COMPACT_AT + 1)))
@@ -200,7 +201,7 @@ def test_new_events_are_added_and_a_reloaded_one_rewrites_its_day(tmp_path):
     assert second[:1] == first and len(second) == 2  # added, the day left as it was
     third = run(3, [("b", "SessionEnd"), ("d", "SessionBegin")])
     assert len(third) == 1 and not set(third) & set(second)  # the day written again
-    got = snapshot.Reader(db).connection().execute(
+    got = Reader(db).connection().execute(
         f"SELECT request_id, event FROM {DATASET}.session_events ORDER BY 1").fetchall()
     assert got == [("a", "SessionBegin"), ("b", "SessionEnd"), ("c", "SessionBegin"),
                    ("d", "SessionBegin")]
@@ -239,7 +240,7 @@ def test_a_column_added_later_is_read_from_every_file(tmp_path):
     assert "union_by_name = true" in run(4)
     manifest = json.loads((folder / snapshot.MANIFEST).read_text())
     assert manifest["schemas"][DATASET]["tables"]["session_states"]["mixed"] is True
-    got = snapshot.Reader(db).connection().execute(
+    got = Reader(db).connection().execute(
         f"SELECT run_id, sdkappid FROM {DATASET}.session_states ORDER BY 1").fetchall()
     assert [r[1] for r in got] == [None] * 4
     con.close()

@@ -14,6 +14,7 @@ import duckdb
 import pytest
 from tencent_desk import cli
 from tencent_desk.analysis import record_metrics
+from tencent_desk.api.record_fields import BadRecord, check, end_kind, record_span, record_times
 from tencent_desk.api.records import (
     RecordsError,
     RecordsPage,
@@ -24,9 +25,9 @@ from tencent_desk.api.records import (
 )
 from tencent_desk.core import settings
 from tencent_desk.core.clock import VirtualClock
+from tencent_desk.core.errors import JobError
 from tencent_desk.job import record_rows
-from tencent_desk.job.record_rows import BadRecord, check, record_span, record_times
-from tencent_desk.run.runner import JobError, RunOptions, run
+from tencent_desk.run.runner import RunOptions, run
 from tencent_desk.simulator import (
     Population,
     PopulationConfig,
@@ -152,7 +153,7 @@ def test_every_ended_session_of_a_window_comes_once_with_the_true_fields(grouped
         assert r["EndStatus"] == truth.end_status
         assert (r["SatisfactionSelected"] or None) == truth.satisfaction
         assert r["ClientUserId"] == truth.client_user_id
-        kinds.add(record_rows.end_kind(r["EndStatus"]))
+        kinds.add(end_kind(r["EndStatus"]))
     assert kinds == {"agent_ended", "user_ended", "user_timeout", "abandoned", "chatbot_only"}
     assert {r["AgentGroupName"] for r in records} >= set(GROUPS)
 

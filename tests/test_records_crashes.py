@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tencent_desk.job.record_rows import record_times
+from tencent_desk.api.record_fields import record_times
 from tencent_desk.simulator import Population, PopulationConfig
 
 from .support import cli

@@ -26,20 +26,14 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 from tencent_desk.api import usersig
-from tencent_desk.api.client import (
-    ClientConfig,
-    ConfigError,
-    DeskClient,
-    FatalError,
-    Key,
-    base_urls,
-)
+from tencent_desk.api.client import ClientConfig, DeskClient, FatalError, Key, base_urls
 from tencent_desk.api.usersig import UserSigProvider
 from tencent_desk.cli import main
 from tencent_desk.core import redact
-from tencent_desk.run.runner import JobError, RunOptions, run
+from tencent_desk.core.errors import ConfigError, JobError
+from tencent_desk.core.serving import _check_host
+from tencent_desk.run.runner import RunOptions, run
 from tencent_desk.simulator import SimulatorConfig, serve_in_thread
-from tencent_desk.simulator.server import _check_host
 
 from .support import cli, harness
 from .support.harness import ADMIN, SDKAPPID, SECRET_KEY

@@ -22,6 +22,7 @@ from tencent_desk.simulator import (
     SimulatorConfig,
     serve_in_thread,
 )
+from tencent_desk.simulator import truth as sim_truth
 
 from .conftest import ADMIN, SDKAPPID, SECRET_KEY, Sim
 from .polled_day import poll_day
@@ -50,12 +51,12 @@ def polled(tmp_path_factory) -> dict[int, duckdb.DuckDBPyConnection]:
 def test_each_snapshot_is_the_truth_at_its_instant(polled, every):
     con = polled[every]
     queue = metrics.queue_per_poll(con)
-    truth = metrics.truth_queue_at(con, queue["snapshot_at"])
+    truth = sim_truth.truth_queue_at(con, queue["snapshot_at"])
     assert queue["waiting"].sum() > 0
     np.testing.assert_array_equal(queue[["queuing", "waiting_for_agent"]].to_numpy(),
                                   truth[["queuing", "waiting_for_agent"]].to_numpy())
     chats = metrics.agent_concurrency_per_poll(con)
-    true_chats = metrics.truth_agent_concurrency_at(con, queue["snapshot_at"])
+    true_chats = sim_truth.truth_agent_concurrency_at(con, queue["snapshot_at"])
     merged = chats.merge(true_chats, on=["snapshot_at", "agent_id"], how="outer",
                          suffixes=("", "_true")).fillna(0)
     np.testing.assert_array_equal(merged["chats"], merged["chats_true"])
@@ -66,7 +67,7 @@ def test_every_wait_bound_holds_the_true_wait(polled, every):
     con = polled[every]
     est = metrics.waits(con)
     est = est[est["first_answer"]].set_index("session_id")
-    true = metrics.truth_waits(con)
+    true = sim_truth.truth_waits(con)
     true = true[true["first_answer"]].set_index("session_id")["wait_s"]
     joined = est.join(true, how="inner")
     assert len(joined) == len(est) > 20
@@ -93,7 +94,7 @@ def test_interval_averages_and_peaks_against_the_truth(polled, every):
     per = per[per["n_polls"] > 0]
     fine = pd.date_range(pd.Timestamp(per["interval_start"].min()).tz_convert(UTC),
                          periods=len(per) * 90, freq="10s")
-    truth = metrics.truth_queue_at(con, fine).set_index("snapshot_at")["waiting"]
+    truth = sim_truth.truth_queue_at(con, fine).set_index("snapshot_at")["waiting"]
     true_avg = truth.groupby(truth.index.floor("15min")).mean()
     true_peak = truth.groupby(truth.index.floor("15min")).max()
     starts = pd.DatetimeIndex(per["interval_start"]).tz_convert(UTC)
@@ -106,7 +107,7 @@ def test_interval_averages_and_peaks_against_the_truth(polled, every):
 
     occ = metrics.agent_concurrency_per_poll(con)
     mean_est = occ.groupby("agent_id")["chats"].mean()
-    true_occ = metrics.truth_agent_concurrency_at(con, fine)
+    true_occ = sim_truth.truth_agent_concurrency_at(con, fine)
     mean_true = true_occ.groupby("agent_id")["chats"].mean()
     gap = float((mean_est - mean_true.reindex(mean_est.index)).abs().mean())
     _report(every, "mean chats per agent, mean abs error", gap, None, None)

@@ -13,9 +13,10 @@ import psycopg2
 import pytest
 from tencent_desk import notebook
 from tencent_desk.job.rows import SESSION_STATES
-from tencent_desk.models import snapshot
+from tencent_desk.models import indexes, snapshot
 from tencent_desk.models.snapshot import LAYOUTS, Layout
 from tencent_desk.readers import warehouse
+from tencent_desk.readers.snapshot import Reader
 
 from .support.postgres import PASSWORD
 from .support.warehouse import copy_dataset
@@ -78,7 +79,7 @@ def test_a_window_pulls_only_its_days_and_the_same_rows_as_the_snapshot(on_serve
     # the window's days and one either side, in every windowed table
     assert remote.pulled == {"runs": 5, "session_states": 10, "session_events": 5}
     assert [r[0][:8] for r in rows(con, "runs")] == [f"202611{d:02d}" for d in range(9, 14)]
-    local = snapshot.Reader(db, since, until).connection()
+    local = Reader(db, since, until).connection()
     for table in ("runs", "session_states", "session_events"):
         assert rows(con, table) == rows(local, table), table
     assert con.execute(f"SELECT count(*) FILTER (WHERE error_info = ''), count(*) FILTER "
@@ -143,8 +144,8 @@ def test_a_new_load_is_pulled_and_nothing_new_is_not(on_server, tmp_path):
 def test_indexes_on_the_windowed_columns(on_server):
     _db, url = on_server
     with dlt.dataset(warehouse.destination("postgres", url), DATASET).sql_client as client:
-        assert warehouse.create_indexes(client) == ["runs", "session_states", "session_events"]
-        assert warehouse.create_indexes(client) == ["runs", "session_states", "session_events"]
+        assert indexes.create(client) == ["runs", "session_states", "session_events"]
+        assert indexes.create(client) == ["runs", "session_states", "session_events"]
         found = client.execute_sql("SELECT tablename, indexdef FROM pg_indexes WHERE "
                                    f"schemaname = '{DATASET}' AND indexname LIKE '%\\_idx'")
     assert sorted(t for t, _ in found) == ["runs", "session_events", "session_states"]

@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     args = parser().parse_args(argv)
     setup_logging(args.log_level)
-    from tencent_desk.run.runner import JobError
+    from tencent_desk.core.errors import JobError
 
     try:
         if args.command in ("run", "records"):
@@ -269,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from tencent_desk.run.runner import JobError, RunOptions, publish, publish_on_server
+    from tencent_desk.core.errors import JobError
+    from tencent_desk.run.runner import RunOptions, publish, publish_on_server
 
     if args.destination == DESTINATIONS[0]:
         if args.database is None:
@@ -286,7 +287,8 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tencent_desk.run.runner import JobError, RunOptions, location, run_all, summary
+    from tencent_desk.core.errors import JobError
+    from tencent_desk.run.runner import RunOptions, location, run_all, summary
 
     records = args.command == "records"
     overrides = {k: v for k, v in {

@@ -25,6 +25,7 @@ import duckdb
 import pyarrow as pa
 from tencent_desk.core import settings
 from tencent_desk.core.clock import VirtualClock
+from tencent_desk.core.settings import TRUTH_SCHEMA
 from tencent_desk.intake.receiver import Receiver, ReceiverConfig
 from tencent_desk.intake.spool import spool_dir
 from tencent_desk.models import snapshot
@@ -42,7 +43,6 @@ log = logging.getLogger("desk_sessions")
 
 DEMO_SDKAPPID = 1400000000
 DEMO_ADMIN = "administrator"
-TRUTH_SCHEMA = "desk_simulator"
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -22,6 +22,8 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from tencent_desk.analysis import poll_metrics as metrics
 from tencent_desk.analysis import timeline_metrics
 from tencent_desk.models import snapshot
+from tencent_desk.readers.snapshot import Reader
+from tencent_desk.simulator import truth
 
 if TYPE_CHECKING:  # imported where used: it brings dlt (~0.5 s) that a DuckDB file never needs
     from tencent_desk.readers import warehouse
@@ -124,7 +126,7 @@ def latest_day(database: Path) -> date | None:
 
 @dataclass
 class Desk:
-    source: snapshot.Reader | warehouse.Reader
+    source: Reader | warehouse.Reader
     path: Path | str  # the DuckDB file, or the destination's name
     dataset: str
     has_truth: bool
@@ -370,7 +372,7 @@ def open_desk() -> Desk:
             server_reader.close()
     else:
         where = database()
-        if not snapshot.Reader.available(where):  # reading the job's own file would block it
+        if not Reader.available(where):  # reading the job's own file would block it
             raise FileNotFoundError(f"{where} has no published snapshot beside it: run "
                                     f"`desk-sessions publish --database {where}` once")
         latest = latest_day(where)
@@ -380,10 +382,10 @@ def open_desk() -> Desk:
 
 
 def _reader(where: Path | str, dataset: str, win: Window,
-            sdkappid: int | None = None) -> snapshot.Reader | warehouse.Reader:
+            sdkappid: int | None = None) -> Reader | warehouse.Reader:
     """The window of a DuckDB file's snapshot, or of the destination server named."""
     if isinstance(where, Path):
-        return snapshot.Reader(where, win.since, win.until, sdkappid=sdkappid)
+        return Reader(where, win.since, win.until, sdkappid=sdkappid)
     from tencent_desk.readers import warehouse
 
     return warehouse.Reader(warehouse.destination(where), dataset, win.since, win.until,
@@ -398,7 +400,7 @@ def _open(where: Path | str, dataset: str, win: Window, sdkappid: int | None,
     con = reader.connection()
     live = latest is not None and win.until > datetime(latest.year, latest.month, latest.day,
                                                        tzinfo=UTC)
-    return Desk(reader, where, dataset, metrics.has_truth(con),
+    return Desk(reader, where, dataset, truth.has_truth(con),
                 metrics.poll_interval_s(con, dataset), win, sdkappid,
                 observed_until(con, dataset) if live else None)
 
@@ -428,7 +430,7 @@ def app_id(where: Path | str, dataset: str, app: str) -> int:
     if app.isdigit():
         return int(app)
     if isinstance(where, Path):
-        files = snapshot.Reader(where)
+        files = Reader(where)
         try:
             named = apps_in(files.connection(), dataset)
         finally:

@@ -19,11 +19,11 @@ from datetime import timedelta
 import duckdb
 import pandas as pd
 from tencent_desk.api import states as st
+from tencent_desk.api.record_fields import END_STATUS_KINDS
 from tencent_desk.core.frames import frame
 from tencent_desk.core.settings import DEFAULT_DATASET
 from tencent_desk.core.sql import ident as _ident
 from tencent_desk.core.sql import literals as _lit
-from tencent_desk.job.record_rows import END_STATUS_KINDS
 
 # Kinds of end that mean the customer asked for a human (they went through a queue).
 QUEUED_KINDS = ("agent_ended", "user_ended", "user_timeout", "abandoned", "other")

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 
+CALLBACK_COMMAND = "Desk.SessionEventNotify"
 MAX_BODY = 1024 * 1024
 ACK = json.dumps({"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}).encode()
 

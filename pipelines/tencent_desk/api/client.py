@@ -31,20 +31,14 @@ from tencent_desk.api.outage import (
     Verdict,
 )
 from tencent_desk.api.ratelimit import AdaptiveRateLimiter
-from tencent_desk.api.transport import Sender, SendError, make_sender
+from tencent_desk.api.transport import KINDS, Sender, SendError
+from tencent_desk.api.transport_aiohttp import AiohttpSender
 from tencent_desk.api.usersig import UserSigProvider
 from tencent_desk.core import redact, settings
 from tencent_desk.core.clock import Clock, SystemClock
+from tencent_desk.core.errors import ConfigError, DeskError
 
 log = logging.getLogger(__name__)
-
-
-class DeskError(Exception):
-    """Base of this client's errors; messages never carry a secret."""
-
-
-class ConfigError(DeskError):
-    """The configuration cannot work; the message says what to fix."""
 
 
 class FatalError(DeskError):
@@ -492,3 +486,14 @@ def _text(value: object, limit: int = 512) -> str | None:
     if isinstance(value, str):
         return value[:limit]
     return None
+
+
+def make_sender(kind: str, max_connections: int, timeout: float) -> Sender:
+    if kind == "aiohttp":
+        return AiohttpSender(max_connections, timeout)
+    if kind in ("httpx-aiohttp", "httpx"):
+        # imported on demand: ~0.2 s of start-up
+        from tencent_desk.api.transport_httpx import HttpxSender
+
+        return HttpxSender(max_connections, timeout, over_aiohttp=kind == "httpx-aiohttp")
+    raise ValueError(f"transport must be one of {', '.join(KINDS)}, not {kind!r}")

@@ -18,17 +18,17 @@ import itertools
 import json
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from tencent_desk.api import codes
-from tencent_desk.api.client import DeskClient, DeskError, first_error
+from tencent_desk.api.client import DeskClient, first_error
 from tencent_desk.api.codes import Action
+from tencent_desk.api.record_fields import BadRecord, check_page
 from tencent_desk.core import settings
-from tencent_desk.job.poller import Poller
-from tencent_desk.job.record_rows import BadRecord, check_page
+from tencent_desk.core.errors import DeskError
 
 log = logging.getLogger(__name__)
 
@@ -213,22 +213,3 @@ async def read_windows(client: DeskClient, windows: Iterable[Window]
         for _, task in ahead:
             task.cancel()
         await asyncio.gather(*(t for _, t in ahead), return_exceptions=True)
-
-
-class RecordsPager(Poller):
-    """Reads windows on the poller's event-loop thread and hands each window's records to
-    the (synchronous) dlt resource as soon as it is complete."""
-
-    def __init__(self, make_client: Callable[[], DeskClient], windows: list[Window],
-                 buffered_windows: int = 2) -> None:
-        super().__init__(make_client, (), buffered_batches=buffered_windows)
-        self._windows = windows
-
-    async def _poll(self) -> None:
-        client = self.client = self._make_client()
-        async with client:
-            async for result in read_windows(client, self._windows):
-                await self._hand_over(result)
-
-    def __iter__(self) -> Iterator[WindowRecords]:  # type: ignore[override]
-        return super().__iter__()  # type: ignore[return-value]

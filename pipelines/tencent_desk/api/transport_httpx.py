@@ -9,7 +9,7 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 from tencent_desk.api import codes
-from tencent_desk.api.transport import _HEADERS, SendError, _text
+from tencent_desk.api.transport import HEADERS, SendError, error_text
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class HttpxSender:
 
     async def post(self, url: httpx.URL, body: bytes) -> tuple[int, bytes]:
         try:
-            response = await self._client.post(url, content=body, headers=_HEADERS)
+            response = await self._client.post(url, content=body, headers=HEADERS)
             return response.status_code, response.content
         except Exception as exc:
             raise _from_httpx(exc) from None
@@ -39,7 +39,7 @@ class HttpxSender:
 
 def _from_httpx(exc: BaseException) -> SendError:
     cause = exc.__cause__ or exc
-    text = _text(cause)
+    text = error_text(cause)
     # httpx_aiohttp turns every aiohttp connection error it has no closer match for (a
     # dropped or reset connection too) into httpx.ConnectTimeout: the cause tells.
     no_handshake = isinstance(cause, aiohttp.ConnectionTimeoutError) or (

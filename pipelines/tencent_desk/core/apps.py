@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dlt
-from tencent_desk.api.client import ConfigError
+from tencent_desk.core.errors import ConfigError
 
 SECTION = "sources.tencent_desk"
 ENV_PREFIX = "SOURCES__TENCENT_DESK__APPS__"
@@ -153,3 +153,11 @@ def callback_tokens() -> dict[int, str | None]:
         token = _value(f"{SECTION}.apps.{name}.callback_token", True)
         out[sdkappid_of(sdkappid, where)] = None if token is None else str(token)
     return out
+
+def setting(name: str, secret: bool = False) -> object:
+    """An optional value of ``sources.tencent_desk`` in dlt config (None when unset)."""
+    store = dlt.secrets if secret else dlt.config
+    try:
+        return store[f"sources.tencent_desk.{name}"]
+    except KeyError:
+        return None

@@ -56,3 +56,10 @@ RECORDS_WINDOWS_AHEAD = 4           # windows read at once (their pages share th
 
 # Sessions from received events: those that began within this many hours are asked about.
 DEFAULT_MAX_SESSION_AGE_H = 12.0
+
+# The schema where the simulator (the demo, the tests) keeps its truth next to the job's data;
+# published with it, never written by the job.
+TRUTH_SCHEMA = "desk_simulator"
+
+# With a server destination, the job's local files in --state-dir: desk.lock, desk.spool/.
+ANCHOR = "desk"

@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from tencent_desk.api.callback import CALLBACK_COMMAND
 from tencent_desk.core import settings
 from tencent_desk.core.sql import literals
 
@@ -41,7 +42,6 @@ EVENT_NAMES: dict[str, EventName] = {
 }
 CLOSING = tuple(name for name, e in EVENT_NAMES.items() if e.meaning == "closed")
 
-CALLBACK_COMMAND = "Desk.SessionEventNotify"
 # EventTime is milliseconds; outside these bounds (1970..2999) it is no time at all.
 _MAX_EVENT_TIME_MS = 32_503_680_000_000
 

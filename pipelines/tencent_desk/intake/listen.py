@@ -7,22 +7,13 @@ import os
 import socket
 from pathlib import Path
 
-import dlt
-from tencent_desk.api.client import ConfigError
 from tencent_desk.core import apps, redact
+from tencent_desk.core.apps import setting
+from tencent_desk.core.errors import ConfigError, JobError
+from tencent_desk.core.serving import serve
+from tencent_desk.core.settings import ANCHOR
 from tencent_desk.intake.receiver import Receiver, ReceiverConfig
 from tencent_desk.intake.spool import spool_dir
-from tencent_desk.job.destination import ANCHOR
-from tencent_desk.run.runner import JobError
-
-
-def setting(name: str, secret: bool = False) -> object:
-    """An optional value of ``sources.tencent_desk`` in dlt config (None when unset)."""
-    store = dlt.secrets if secret else dlt.config
-    try:
-        return store[f"sources.tencent_desk.{name}"]
-    except KeyError:
-        return None
 
 
 def receiver_config(database: Path, seal_after_s: float) -> ReceiverConfig:
@@ -64,8 +55,6 @@ def receiver_config(database: Path, seal_after_s: float) -> ReceiverConfig:
 
 
 def listen(args: argparse.Namespace) -> int:
-    from tencent_desk.simulator.server import serve
-
     if not args.seal_after > 0:
         raise JobError("--seal-after must be a number of seconds above 0")
     if (args.database is None) == (args.state_dir is None):

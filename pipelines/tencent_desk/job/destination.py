@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tencent_desk.core import redact
+from tencent_desk.core import redact, settings
 
 DUCKDB, POSTGRES = "duckdb", "postgres"
 DESTINATIONS = (DUCKDB, POSTGRES)
-ANCHOR = "desk"  # in --state-dir: desk.lock, desk.spool/
+ANCHOR = settings.ANCHOR
 CREDENTIALS = ("[destination.postgres.credentials] in .dlt/secrets.toml or "
                "DESTINATION__POSTGRES__CREDENTIALS")
 
@@ -45,7 +45,7 @@ def server() -> Any:
     """dlt's PostgreSQL destination, credentials from dlt's config. Without UNIQUE
     constraints: dlt loads at least once (a load job committed just before a crash is run
     again), and a constraint on ``_dlt_id`` would turn the second copy of a state row into a
-    failed run; the job drops copies of its own rows itself (``helpers._drop_reloaded``)."""
+    failed run; the job drops copies of its own rows itself (``run.post_load``)."""
     import dlt
 
     return dlt.destinations.postgres(create_indexes=False)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from tencent_desk.api.client import Answer, DeskClient, Key
 from tencent_desk.api.outage import Outage
+from tencent_desk.api.records import Window, WindowRecords, read_windows
 
 try:  # uvloop halves the event loop's CPU per call; optional on platforms without it
     import uvloop
@@ -112,3 +113,22 @@ class Poller:
                 raise
             if pending:
                 await flush()
+
+
+class RecordsPager(Poller):
+    """Reads windows on the poller's event-loop thread and hands each window's records to
+    the (synchronous) dlt resource as soon as it is complete."""
+
+    def __init__(self, make_client: Callable[[], DeskClient], windows: list[Window],
+                 buffered_windows: int = 2) -> None:
+        super().__init__(make_client, (), buffered_batches=buffered_windows)
+        self._windows = windows
+
+    async def _poll(self) -> None:
+        client = self.client = self._make_client()
+        async with client:
+            async for result in read_windows(client, self._windows):
+                await self._hand_over(result)
+
+    def __iter__(self) -> Iterator[WindowRecords]:  # type: ignore[override]
+        return super().__iter__()  # type: ignore[return-value]

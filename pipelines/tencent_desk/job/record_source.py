@@ -17,10 +17,11 @@ from typing import Any
 
 import dlt
 from tencent_desk.api.client import ClientConfig, DeskClient
-from tencent_desk.api.records import RecordsPager, cut_windows, plan
+from tencent_desk.api.records import cut_windows, plan
 from tencent_desk.api.usersig import UserSigProvider
 from tencent_desk.core import settings
 from tencent_desk.core.clock import Clock
+from tencent_desk.job.poller import RecordsPager
 from tencent_desk.job.record_rows import to_table
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ def parse_time(value: str | None, name: str) -> int | None:
     """An ISO 8601 time (UTC unless it says otherwise) as Unix seconds."""
     if value in (None, ""):
         return None
-    from tencent_desk.api.client import ConfigError
+    from tencent_desk.core.errors import ConfigError
 
     try:
         moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))

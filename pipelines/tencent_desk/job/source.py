@@ -17,17 +17,13 @@ import dlt
 import pyarrow as pa
 from dlt.common.typing import TSecretStrValue
 from dlt.sources import DltResource
-from tencent_desk.api.client import (
-    ClientConfig,
-    ConfigError,
-    DeskClient,
-    FatalError,
-    base_urls,
-)
+from tencent_desk.api.client import ClientConfig, DeskClient, FatalError, base_urls
 from tencent_desk.api.outage import Outage
 from tencent_desk.api.usersig import UserSigProvider
 from tencent_desk.core import settings
 from tencent_desk.core.clock import Clock, SystemClock, utc
+from tencent_desk.core.errors import ConfigError
+from tencent_desk.job.ended import ended_sessions
 from tencent_desk.job.poller import Poller
 from tencent_desk.job.record_source import MERGE_KEY as RECORDS_KEY
 from tencent_desk.job.record_source import RUNS_TABLE as RECORD_RUNS
@@ -35,8 +31,8 @@ from tencent_desk.job.record_source import STATE_KEY as RECORDS_STATE
 from tencent_desk.job.record_source import TABLE as RECORDS_TABLE
 from tencent_desk.job.record_source import RecordsLoad, parse_time
 from tencent_desk.job.rows import to_table
+from tencent_desk.job.runs import FAILED, new_run_id, run_row
 from tencent_desk.job.seeds import PreparedSeed, SeedCounts, SeedSpec
-from tencent_desk.run.post_load import FAILED, ended_sessions, new_run_id, run_row
 
 log = logging.getLogger(__name__)
 __source_name__ = "tencent_desk"

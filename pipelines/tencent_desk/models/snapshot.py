@@ -15,7 +15,8 @@ cost of a publish follows the new data, not the history: a table of runs' rows g
 file per day a run touched, a day's files are compacted into one once there are
 ``COMPACT_AT``, and a table whose rows change (``runs``) rewrites only the days that
 changed. Files a publish replaces are removed ``RETAIN_S`` later, so that queries under
-way on them finish; :class:`Reader` refreshes its views whenever a newer snapshot exists.
+way on them finish; :class:`tencent_desk.readers.snapshot.Reader` refreshes its views
+whenever a newer snapshot exists.
 """
 
 from __future__ import annotations
@@ -417,49 +418,6 @@ def view_statements(manifest: dict[str, Any], folder: Path,
         for sql in entry.get("views", {}).values():
             out.append(sql)
     return out
-
-
-class Reader:
-    """An in-memory DuckDB whose views read the latest snapshot, optionally a window: the
-    days it touches, and of the tables in ``WINDOW_TIMES`` only the rows within
-    ``[since, until)`` when those are date-times.
-
-    It holds no file lock: the job never waits for it, and it never waits for the job.
-    :meth:`connection` makes the views again when a newer snapshot was published, so a
-    kernel left open all day reads fresh data and never a file since removed.
-    """
-
-    def __init__(self, database: Path, since: datetime | date | None = None,
-                 until: datetime | date | None = None, sdkappid: int | None = None) -> None:
-        self.folder, self.catalog = paths(database)
-        self.since, self.until = since, until
-        self.sdkappid = sdkappid  # one app's rows only (several apps in one database)
-        self._con = duckdb.connect(":memory:")
-        self._generation = -1
-
-    @staticmethod
-    def available(database: Path) -> bool:
-        return (paths(database)[0] / MANIFEST).exists()
-
-    def connection(self) -> duckdb.DuckDBPyConnection:
-        manifest = read_manifest(self.folder)
-        if manifest["generation"] != self._generation:
-            for sql in view_statements(manifest, self.folder, self._days, self._rows,
-                                       self.sdkappid):
-                self._con.execute(sql)
-            self._generation = manifest["generation"]
-        return self._con
-
-    def _days(self, _schema: str, _table: str) -> Callable[[str], bool]:
-        lo, hi = window_days(self.since, self.until)
-        return lambda d: d in (WHOLE, "undated") or ((lo is None or d >= lo)
-                                                     and (hi is None or d <= hi))
-
-    def _rows(self, table: str) -> str:
-        return window_rows(table, self.since, self.until)
-
-    def close(self) -> None:
-        self._con.close()
 
 
 def window_days(since: datetime | date | None, until: datetime | date | None

@@ -4,10 +4,10 @@ When the job loads into a warehouse (PostgreSQL first), the notebooks and metric
 run their SQL there: :class:`Reader` pulls, through dlt's dataset interface (the
 destination's sql_client, so other SQL destinations can follow), only the window's rows of
 each table, as Arrow, into an in-memory DuckDB under the same schema and table names the
-snapshot :class:`~tencent_desk.models.snapshot.Reader` offers. Every metric's SQL then runs
+snapshot :class:`~tencent_desk.readers.snapshot.Reader` offers. Every metric's SQL then runs
 unchanged, and a year in the warehouse costs a notebook what its window costs, provided
-the windowed columns are indexed there (:func:`create_indexes`, which the job calls after
-each load).
+the windowed columns are indexed there (:func:`tencent_desk.models.indexes.create`, which
+the job calls after each load).
 
 Which column windows which table is the snapshot's ``LAYOUTS``, and the window's days are
 the snapshot Reader's (a day either side), so both readers see the same rows.
@@ -30,16 +30,13 @@ from dlt.common.destination.reference import Destination
 from tencent_desk.core import dialect, redact
 from tencent_desk.core.sql import ident, literal
 from tencent_desk.job import event_load
-from tencent_desk.job.rows import SESSION_STATES
-from tencent_desk.models import snapshot
-from tencent_desk.run import post_load as helpers
+from tencent_desk.models import latest, snapshot
 
 CHUNK_ROWS = 100_000  # rows per Arrow batch pulled: bounded memory on the way in
 # The dataset's views, made again locally over the pulled rows with the job's own SQL
 # (pulling the server's views would pull them whole): view -> (table it reads, its maker).
 VIEWS: dict[str, tuple[str, Callable[[str, str], str]]] = {
-    "session_state_latest": ("session_states", lambda view, table: helpers.LATEST_VIEW.format(
-        view=view, table=table, columns=", ".join(SESSION_STATES.names))),
+    latest.VIEW: ("session_states", latest.latest_sql),
     event_load.EVENT_TIMES: (event_load.TABLE, lambda view, table: event_load.event_times_view(
         dialect.DUCKDB, view, table)),
 }
@@ -250,26 +247,6 @@ def _by_copy(client: Any, select: str, con: duckdb.DuckDBPyConnection, target: s
             f"header = true, columns = {types}, nullstr = '', allow_quoted_nulls = false, "
             "auto_detect = false, delim = ',', quote = '\"', escape = '\"')").fetchall()[0]
     return int(rows)
-
-
-def create_indexes(client: Any) -> list[str]:
-    """Indexes on the columns windows are read by (``snapshot.LAYOUTS``), for the tables
-    the dataset has; idempotent, cheap when they exist. Named as the timeline upkeep names
-    its own (``timeline_remote.INDEXED``), so a column both need gets one index. The job
-    calls it after each load on a server (``client``: its dlt sql_client). Returns the
-    tables indexed."""
-    done = []
-    for table, layout in snapshot.LAYOUTS.items():
-        columns = client.execute_sql(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
-            f"{literal(client.dataset_name)} AND table_name = {literal(table)} "
-            f"AND column_name = {literal(layout.column)}") or []
-        if columns:
-            client.execute_sql(
-                f"CREATE INDEX IF NOT EXISTS {ident(f'{table}_{layout.column}_idx')} "
-                f"ON {client.make_qualified_table_name(table)} ({ident(layout.column)})")
-            done.append(table)
-    return done
 
 
 def _scalar(client: Any, sql: str) -> Any:

@@ -1,82 +1,22 @@
-"""What the source needs besides the client: the destination's memory of ended sessions,
-and the ``runs`` row."""
+"""The finish of a run, after dlt's load: runs become complete, the models the job keeps
+(the latest view, the timeline, on a server the indexes) are brought up to date, and on
+DuckDB everything new is published for readers."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import uuid
-import warnings
-from collections import Counter
-from collections.abc import Iterator, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
-from tencent_desk.api import states
-from tencent_desk.api.client import ClientConfig, Stats
 from tencent_desk.core import dialect
-from tencent_desk.core.clock import Clock, utc
 from tencent_desk.job.record_source import RUNS_TABLE as RECORD_RUNS
-from tencent_desk.job.rows import SESSION_STATES
-from tencent_desk.job.seeds import SeedCounts
-from tencent_desk.models import snapshot, timeline, timeline_remote
+from tencent_desk.job.runs import COMPLETE, OUTAGE
+from tencent_desk.models import indexes, latest, snapshot, timeline, timeline_remote
 
 log = logging.getLogger(__name__)
-
-
-# Where the destination knows a session is over: polls that saw it end (141005), its
-# session record (only ended sessions have one), and a closing event received.
-ENDED_FROM = {"session_states": "state = 'ended' AND session_id IS NOT NULL",
-              "session_records": "session_id IS NOT NULL",
-              "session_event_times": "closed"}
-
-
-def ended_sessions(pipeline: Any, chunk: int = 100_000, sdkappid: int | None = None
-                   ) -> Iterator[pa.Table]:
-    """Session ids (of app ``sdkappid``, if given) the destination knows ended, in Arrow
-    chunks; none on a first run."""
-    if not pipeline.destination:
-        return
-    try:
-        with pipeline.sql_client() as client:
-            if not client.has_dataset():
-                return
-            parts = []
-            for table, where in ENDED_FROM.items():
-                name = client.make_qualified_table_name(table)
-                try:
-                    client.execute_sql(f"SELECT 1 FROM {name} LIMIT 0")
-                except DestinationUndefinedEntity:
-                    continue
-                app = "" if sdkappid is None else f" AND sdkappid = {int(sdkappid)}"
-                parts.append(f"SELECT session_id FROM {name} WHERE {where}{app}")
-            if not parts:
-                return
-            with client.execute_query(
-                    f"SELECT DISTINCT session_id FROM ({' UNION ALL '.join(parts)}) AS e"
-                    ) as cursor, warnings.catch_warnings():
-                # dlt's DuckDB cursor uses an API DuckDB 2 warns about; harmless here.
-                warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
-                yield from cursor.iter_arrow(chunk)
-    except DestinationUndefinedEntity:
-        return
-
-
-LATEST_VIEW = """
-CREATE VIEW {view} AS
-SELECT {columns} FROM (
-    SELECT s.*, row_number() OVER (
-        PARTITION BY sdkappid, key_type,
-            CASE WHEN key_type = 'session' THEN session_id END,
-            CASE WHEN key_type = 'pair' THEN client_user_id END,
-            CASE WHEN key_type = 'pair' THEN customer_service_id END
-        ORDER BY polled_at DESC, run_id DESC) AS rn
-    FROM {table} AS s) AS ranked
-WHERE rn = 1
-"""
 
 
 # Per table: the runs column counting its rows, and what is unique within a run.
@@ -111,11 +51,7 @@ def after_load(pipeline: Any, whole: Sequence[tuple[str, str]] = ()) -> None:
                     f"SELECT run_id, rows, rejects FROM {name('runs')} {loaded}"):
                 _drop_reloaded(client, *run, row_id=dialect.ROW_ID[dialect.of(pipeline)])
             client.execute_sql(f"UPDATE {name('runs')} SET status = {status} {loaded}")
-            # dropped first: PostgreSQL replaces a view only when its columns stay the same
-            client.execute_sql(f"DROP VIEW IF EXISTS {name('session_state_latest')}")
-            client.execute_sql(LATEST_VIEW.format(
-                view=name("session_state_latest"), table=name("session_states"),
-                columns=", ".join(SESSION_STATES.names)))
+            latest.replace(client)
         except DestinationUndefinedEntity:  # nothing polled yet: no such tables
             pass
         if dialect.of(pipeline) == dialect.DUCKDB:
@@ -124,10 +60,8 @@ def after_load(pipeline: Any, whole: Sequence[tuple[str, str]] = ()) -> None:
             return
     # elsewhere readers read the destination itself: no snapshot, the timeline kept there
     timeline_remote.upkeep(pipeline)
-    from tencent_desk.readers import warehouse  # it reads this module's view SQL
-
     with pipeline.sql_client() as client:  # what a notebook's window is read by
-        warehouse.create_indexes(client)
+        indexes.create(client)
 
 
 def for_readers(con: Any, database: Path, dataset: str,
@@ -158,63 +92,3 @@ def _drop_reloaded(client: Any, run_id: str, rows: int, rejects: int, row_id: st
                 run_id, run_id)
 
 
-def new_run_id(clock: Clock) -> str:
-    """Sortable by time, unique across hosts."""
-    return f"{utc(clock):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-
-
-# A loaded run's status: complete, or cut short by an outage (its ``error`` says why); one
-# app of several that could not run (credentials refused, its seed ...) is ``failed``.
-COMPLETE, OUTAGE, FAILED = "complete", "outage", "failed"
-
-
-def final_status(row: dict[str, Any]) -> str:
-    """What ``after_load`` makes of a loaded run's status (the same rule as its SQL)."""
-    if row.get("status") == FAILED:
-        return FAILED
-    return COMPLETE if row.get("error") is None else OUTAGE
-
-
-def run_row(*, run_id: str, started_at: datetime, finished_at: datetime, seed: str,
-            counts: SeedCounts, tally: Counter[str], stats: Stats | None,
-            config: ClientConfig, region: str, rejects: int, error: str | None = None,
-            max_error_share: float | None = None, app: str | None = None
-            ) -> dict[str, object]:
-    """The ``runs`` row: what a run did, with the configuration that matters (no secret).
-    ``error``: why the run stopped before asking every key (an outage)."""
-    stats = stats or Stats()
-    rows = sum(tally.values())
-    row: dict[str, object] = {
-        "run_id": run_id,
-        # "loading" until after_load() sees its whole package loaded: a crash between dlt's
-        # load jobs must not leave a run that says complete without its rows.
-        "status": "loading",
-        "error": error,
-        "sdkappid": config.sdkappid,
-        "app": app,  # the name of a named app ([sources.tencent_desk.core.apps.<name>])
-        "started_at": started_at,
-        "finished_at": finished_at,
-        "seed": seed,
-        "region": region,
-        "api_host": config.base_urls[0].split("://", 1)[-1],
-        "max_qps": config.max_qps,
-        "max_concurrency": config.concurrency,
-        "seed_rows": counts.rows,
-        "keys": counts.keys,
-        "rows": rows,
-        "not_asked": counts.keys - rows,
-        "rejects": rejects,
-        "duplicates": counts.duplicates,
-        "skipped_ended": counts.skipped_ended,
-        "errors": tally[states.ERROR],
-        "max_error_share": max_error_share,
-        "calls": stats.calls,
-        "retries": stats.retries,
-        "throttled": stats.throttled,
-        "renewed_sigs": stats.renewed_sigs,
-        "fallbacks": stats.fallbacks,
-        "calls_per_second": round(stats.calls_per_second(), 3),
-    }
-    for state in states.ALL:
-        row[f"n_{state}"] = tally[state]
-    return row

@@ -29,27 +29,21 @@ from dlt.common.exceptions import DltException
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.exceptions import PipelineStepFailed
 from tencent_desk import tencent_desk, tencent_desk_apps
-from tencent_desk.analysis.poll_metrics import TRUTH_SCHEMA
 from tencent_desk.api import states
-from tencent_desk.api.client import ConfigError, FatalError, first_error
+from tencent_desk.api.client import FatalError, first_error
 from tencent_desk.api.outage import Outage
 from tencent_desk.core import apps, redact, settings
 from tencent_desk.core.clock import SystemClock, utc
+from tencent_desk.core.errors import ConfigError, JobError
+from tencent_desk.core.settings import TRUTH_SCHEMA
 from tencent_desk.intake.spool import spool_dir
 from tencent_desk.job import destination, upgrade
 from tencent_desk.job.event_load import EventsLoaded, load_events, write_open_sessions
 from tencent_desk.job.record_source import summary_line as records_summary
+from tencent_desk.job.runs import COMPLETE, FAILED, OUTAGE, final_status, new_run_id
 from tencent_desk.job.seeds import SeedError
 from tencent_desk.models import snapshot, timeline_remote
-from tencent_desk.run.post_load import (
-    COMPLETE,
-    FAILED,
-    OUTAGE,
-    after_load,
-    final_status,
-    for_readers,
-    new_run_id,
-)
+from tencent_desk.run.post_load import after_load, for_readers
 
 log = logging.getLogger("desk_sessions")
 
@@ -62,18 +56,6 @@ EXIT_TOO_MANY_ERRORS = 6
 # loaded all the same. When every app has the same problem, its own code instead.
 EXIT_SOME_APPS = 7
 
-
-class JobError(Exception):
-    """A problem the user must fix; ``str()`` is the one line to show. ``row``: the
-    ``runs`` row when the run was loaded all the same."""
-
-    def __init__(self, message: str, exit_code: int = 2,
-                 row: dict[str, Any] | None = None,
-                 rows: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-        self.row = row
-        self.rows = rows if rows is not None else [row] if row is not None else []
 
 
 @dataclass

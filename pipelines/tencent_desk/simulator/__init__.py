@@ -1,38 +1,26 @@
 """A local Tencent Cloud Desk ``get_session_state``: a seeded day of sessions behind a fast
-ASGI app with injectable faults, for tests, demos and benchmarks."""
+ASGI app with injectable faults, for tests, demos and benchmarks.
 
-from tencent_desk.simulator.app import (
-    CHAOS_SHAPES,
-    FAULT_KINDS,
-    SimulatorApp,
-    SimulatorConfig,
-    Stats,
-)
-from tencent_desk.simulator.model import (
-    Population,
-    PopulationConfig,
-    Segment,
-    SessionKey,
-)
-from tencent_desk.simulator.server import (
-    build_app,
-    serve,
-    serve_in_thread,
-    write_seed_csv,
-)
+Its names are imported on first use: a notebook that only checks the truth
+(:mod:`.truth`) should not pay for the served app."""
 
-__all__ = [
-    "CHAOS_SHAPES",
-    "FAULT_KINDS",
-    "Population",
-    "PopulationConfig",
-    "Segment",
-    "SessionKey",
-    "SimulatorApp",
-    "SimulatorConfig",
-    "Stats",
-    "build_app",
-    "serve",
-    "serve_in_thread",
-    "write_seed_csv",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "CHAOS_SHAPES": "app", "FAULT_KINDS": "app", "SimulatorApp": "app",
+    "SimulatorConfig": "app", "Stats": "app",
+    "Population": "model", "PopulationConfig": "model", "Segment": "model",
+    "SessionKey": "model",
+    "build_app": "server", "serve": "server", "serve_in_thread": "server",
+    "write_seed_csv": "server",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import aiohttp
 from tencent_desk.api import states
-from tencent_desk.intake.events import CALLBACK_COMMAND
+from tencent_desk.api.callback import CALLBACK_COMMAND
 from tencent_desk.simulator.model import Population
 
 

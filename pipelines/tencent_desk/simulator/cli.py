@@ -9,10 +9,9 @@ import time
 
 import dlt
 from tencent_desk.api.callback import expected_sign
-from tencent_desk.api.client import ConfigError
 from tencent_desk.core import apps
-from tencent_desk.intake.listen import setting
-from tencent_desk.run.runner import JobError
+from tencent_desk.core.apps import setting
+from tencent_desk.core.errors import ConfigError, JobError
 
 from .app import FAULT_KINDS, SimulatorApp, SimulatorConfig
 from .callbacks import Knobs, Sender, plan, send_due

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 from tencent_desk.api import states
-from tencent_desk.job.record_rows import record_times
+from tencent_desk.api.record_fields import record_times
 
 DAY_START = 1_767_571_200.0  # 2026-01-05 00:00 UTC, a Monday
 
@@ -100,7 +100,7 @@ class SessionKey(NamedTuple):
 # Segment states in order; a session's boundaries are (arrive, queue, offer, answer, end).
 _ORDER = (states.CHATBOT, states.QUEUING, states.WAITING_FOR_AGENT, states.AGENT)
 
-# The simulator's EndStatus names (record_rows.END_STATUS_KINDS maps them to meanings).
+# The simulator's EndStatus names (record_fields.END_STATUS_KINDS maps them to meanings).
 AGENT_ENDED, USER_ENDED, USER_TIMEOUT = "AgentEndedSession", "UserEndedSession", "UserTimeout"
 QUEUE_ABANDONED, CHATBOT_ENDED = "QueueAbandoned", "ChatbotEnded"
 RATINGS = (1, 2, 3, 4, 5)

@@ -1,0 +1,53 @@
+"""The readers' side of the snapshot the job publishes (:mod:`tencent_desk.models.snapshot`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+from tencent_desk.models import snapshot
+
+
+class Reader:
+    """An in-memory DuckDB whose views read the latest snapshot, optionally a window: the
+    days it touches, and of the tables in ``WINDOW_TIMES`` only the rows within
+    ``[since, until)`` when those are date-times.
+
+    It holds no file lock: the job never waits for it, and it never waits for the job.
+    :meth:`connection` makes the views again when a newer snapshot was published, so a
+    kernel left open all day reads fresh data and never a file since removed.
+    """
+
+    def __init__(self, database: Path, since: datetime | date | None = None,
+                 until: datetime | date | None = None, sdkappid: int | None = None) -> None:
+        self.folder, self.catalog = snapshot.paths(database)
+        self.since, self.until = since, until
+        self.sdkappid = sdkappid  # one app's rows only (several apps in one database)
+        self._con = duckdb.connect(":memory:")
+        self._generation = -1
+
+    @staticmethod
+    def available(database: Path) -> bool:
+        return (snapshot.paths(database)[0] / snapshot.MANIFEST).exists()
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        manifest = snapshot.read_manifest(self.folder)
+        if manifest["generation"] != self._generation:
+            for sql in snapshot.view_statements(manifest, self.folder, self._days, self._rows,
+                                       self.sdkappid):
+                self._con.execute(sql)
+            self._generation = manifest["generation"]
+        return self._con
+
+    def _days(self, _schema: str, _table: str) -> Callable[[str], bool]:
+        lo, hi = snapshot.window_days(self.since, self.until)
+        return lambda d: d in (snapshot.WHOLE, "undated") or ((lo is None or d >= lo)
+                                                     and (hi is None or d <= hi))
+
+    def _rows(self, table: str) -> str:
+        return snapshot.window_rows(table, self.since, self.until)
+
+    def close(self) -> None:
+        self._con.close()
