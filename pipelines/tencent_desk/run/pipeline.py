@@ -17,18 +17,22 @@ if TYPE_CHECKING:
     from tencent_desk.run.options import RunOptions
 
 
+def pipeline_name(database: Path, dataset: str, kind: str = destination.DUCKDB) -> str:
+    """The name (and working folder's) of the pipeline of a database file (or, with a
+    server, of a state folder's anchor) and dataset."""
+    key = f"{database.resolve()}|{dataset}" + ("" if kind == destination.DUCKDB else f"|{kind}")
+    return f"{settings.PIPELINE_NAME}_{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+
+
 @functools.cache
 def pipeline_for(database: Path, dataset: str, pipelines_dir: str | None = None,
                  kind: str = destination.DUCKDB) -> dlt.Pipeline:
-    """One dlt pipeline (working folder, state) per database file (or, with a server, per
-    state folder's anchor) and dataset; kept for the process, as building one resolves
-    much of dlt's configuration."""
+    """The pipeline (working folder, state) of :func:`pipeline_name`; kept for the
+    process, as building one resolves much of dlt's configuration."""
+    name = pipeline_name(database, dataset, kind)
     if kind != destination.DUCKDB:
-        tag = hashlib.sha1(f"{database.resolve()}|{dataset}|{kind}".encode()).hexdigest()[:8]
-        return dlt.pipeline(pipeline_name=f"{settings.PIPELINE_NAME}_{tag}",
-                            destination=destination.server(), dataset_name=dataset,
-                            pipelines_dir=pipelines_dir)
-    tag = hashlib.sha1(f"{database.resolve()}|{dataset}".encode()).hexdigest()[:8]
+        return dlt.pipeline(pipeline_name=name, destination=destination.server(),
+                            dataset_name=dataset, pipelines_dir=pipelines_dir)
     # DuckDB's default memory_limit is 80% of RAM: loading one run's rows would otherwise
     # hold them all in memory at once (+170 MB at 1M rows; about +65 MB with this limit).
     # One thread, no insertion order: the merge of session_records deduplicates by a window
@@ -36,10 +40,8 @@ def pipeline_for(database: Path, dataset: str, pipelines_dir: str | None = None,
     credentials = DuckDbCredentials(str(database), global_config={
         "memory_limit": settings.DESTINATION_MEMORY_LIMIT, "threads": 1,
         "preserve_insertion_order": False})
-    return dlt.pipeline(
-        pipeline_name=f"{settings.PIPELINE_NAME}_{tag}",
-        destination=dlt.destinations.duckdb(credentials), dataset_name=dataset,
-        pipelines_dir=pipelines_dir)
+    return dlt.pipeline(pipeline_name=name, destination=dlt.destinations.duckdb(credentials),
+                        dataset_name=dataset, pipelines_dir=pipelines_dir)
 
 
 def location(options: RunOptions) -> str | None:
