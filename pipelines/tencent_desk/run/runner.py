@@ -61,6 +61,7 @@ class Run:
     failures: dict[str, int] = field(default_factory=dict)  # app -> the code that stopped it
     received: EventsLoaded = field(default_factory=EventsLoaded)
     events_only: set[str | None] = field(default_factory=set)  # apps with no seed of their own
+    work: Path | None = None  # a scratch folder: the sessions known from events, per app
     _rows_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fetched(self, row: dict[str, Any]) -> None:
@@ -191,7 +192,7 @@ def _seeds(run: Run, given: str | None, sdkappid: int | None, app: str | None
     """(seed, extra seed): the sessions known from events added to a given seed."""
     if not run.options.poll:
         return None, None
-    if not hasattr(run, "work"):
+    if run.work is None:
         run.work = Path(tempfile.mkdtemp(prefix="desk-events-"))
         run.cleanup.callback(shutil.rmtree, run.work, ignore_errors=True)
     from_events = run.work / f"sessions_from_events_{app or 'default'}.parquet"
