@@ -3,7 +3,7 @@
 For each number of days, the history is built (or taken from the cache, see ``history.py``)
 and copied aside; then ``runs`` more minute runs are loaded one at a time, each marked
 ``loading`` as dlt leaves it, and the job's own ``post_load.after_load`` is run on the job's
-own pipeline (``runner.pipeline_for``: DuckDB at 64 MB, one thread): runs completed, the
+own pipeline (``run.pipeline.pipeline_for``: DuckDB at 64 MB, one thread): runs completed, the
 latest-state view, the timeline upkeep and the publish, each timed.
 ``python benchmarks/bench_history.py '{"days": [1, 7, 90], "runs": 5}'`` prints one JSON
 line; the databases built are listed in it (``database``) for the notebooks' measures.
@@ -24,7 +24,7 @@ import history
 from common import OUT
 from tencent_desk.models import snapshot, timeline
 from tencent_desk.run import post_load
-from tencent_desk.run.runner import pipeline_for
+from tencent_desk.run.pipeline import pipeline_for
 
 TIMED = ("upkeep", "publish", "after_load", "upkeep_cpu", "publish_cpu", "after_load_cpu")
 

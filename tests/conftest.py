@@ -19,6 +19,8 @@ from tencent_desk.simulator import (
     serve_in_thread,
 )
 
+from .support.harness import configured_transport
+
 # pop, sim, seed: one small simulated desk, for the tests of the job and its database
 pytest_plugins = ["tests.support.fixtures"]
 
@@ -28,6 +30,19 @@ os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 SDKAPPID = 1400123456
 ADMIN = "administrator"
 SECRET_KEY = "k3y-for-tests-6f1d0a9c2b7e4d3a8c5b1e0f9a2d7c4b"
+
+
+# The HTTP clients a user can choose (config key transport, --transport): the conformance,
+# fault and outage cases run on each (``pytestmark = pytest.mark.usefixtures("transport")``).
+TRANSPORTS = ("aiohttp", "httpx")
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The case on one transport, given as a user would: the config key (the environment
+    form, so that a CLI child takes it too); clients made here read it (``configured``)."""
+    monkeypatch.setenv("SOURCES__TENCENT_DESK__TRANSPORT", request.param)
+    return request.param
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +86,8 @@ def client_config(url: str | tuple[str, ...], **fields: Any) -> ClientConfig:
     """Quick retries: tests check behaviour, not patience."""
     urls = (url,) if isinstance(url, str) else url
     defaults: dict[str, Any] = dict(max_qps=10_000, max_concurrency=16, timeout=2.0,
-                                    backoff_base=0.005, backoff_max=0.02)
+                                    backoff_base=0.005, backoff_max=0.02,
+                                    transport=configured_transport())
     defaults.update(fields)
     return ClientConfig(SDKAPPID, ADMIN, urls, **defaults)
 

@@ -500,7 +500,7 @@ def test_the_receiver_takes_every_apps_callbacks_with_its_own_token(tmp_path, no
 
 
 def test_the_exit_code_of_a_run_of_several_apps() -> None:
-    from tencent_desk.run.runner import EXIT_SOME_APPS, apps_alert
+    from tencent_desk.run.exits import EXIT_SOME_APPS, apps_alert
 
     def row(app: str, status: str = "complete", error: str | None = None, errors: int = 0
             ) -> dict:

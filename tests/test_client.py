@@ -18,6 +18,9 @@ from tencent_desk.job.rows import state_of
 from .conftest import ADMIN, SDKAPPID, SECRET_KEY, make_client
 from .support.harness import closed_port
 
+# Every case on each HTTP client a user can choose (tests/conftest.py TRANSPORTS).
+pytestmark = pytest.mark.usefixtures("transport")
+
 
 def _ask(client, keys):
     async def go():

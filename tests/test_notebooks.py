@@ -25,7 +25,7 @@ from tencent_desk.models import snapshot
 from tencent_desk.notebook import plottable, shade_gaps, time_axis, with_breaks
 from tencent_desk.readers import warehouse
 from tencent_desk.readers.snapshot import Reader
-from tencent_desk.run.runner import publish
+from tencent_desk.run.publish import publish
 
 from tests.nb_fixture import SHAPES, build_demo_day, build_shape
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,10 +30,14 @@ from tencent_desk.api.usersig import UserSigProvider
 from tencent_desk.core.clock import VirtualClock
 from tencent_desk.core.errors import JobError
 from tencent_desk.job.rows import state_of
-from tencent_desk.run.runner import EXIT_OUTAGE, EXIT_TOO_MANY_ERRORS, RunOptions, alert_of, run
+from tencent_desk.run.exits import EXIT_OUTAGE, EXIT_TOO_MANY_ERRORS, alert_of
+from tencent_desk.run.runner import RunOptions, run
 
 from .support import cli, harness
 from .support.harness import ADMIN, SDKAPPID, SECRET_KEY
+
+# Every case on each HTTP client a user can choose (tests/conftest.py TRANSPORTS).
+pytestmark = pytest.mark.usefixtures("transport")
 
 QUIET_S, MIN_FAILURES = 5.0, 10
 
@@ -152,7 +157,8 @@ def outage_run(urls: tuple[str, ...], n_keys: int, **config: Any
                ) -> tuple[DeskClient, list[Answer], Outage | None, float]:
     """Pump ``n_keys`` keys; the answers, the outage raised (if any) and the virtual seconds
     it took (calls are paced, and backoffs slept, on a virtual clock)."""
-    fields: dict[str, Any] = dict(max_qps=100, max_concurrency=8, timeout=2.0)
+    fields: dict[str, Any] = dict(max_qps=100, max_concurrency=8, timeout=2.0,
+                                  transport=harness.configured_transport())
     fields.update(config)
     pace = VirtualClock(0.0)
     client = DeskClient(ClientConfig(SDKAPPID, ADMIN, urls, **fields),
@@ -195,24 +201,29 @@ def check_stopped(client: DeskClient, answers: list[Answer], outage: Outage | No
     return text
 
 
-def test_closed_ports_on_both_domains_stop_within_the_bound():
+# What each transport says of a refused connection, and of a name that does not resolve.
+REFUSED = {"aiohttp": "Connect call failed", "httpx": "ConnectError: All connection attempts"}
+NO_NAME = {"aiohttp": "ClientConnectorDNSError", "httpx": "Name or service not known"}
+
+
+def test_closed_ports_on_both_domains_stop_within_the_bound(transport):
     main, backup = (f"http://127.0.0.1:{harness.closed_port()}" for _ in range(2))
     client, answers, outage, took = outage_run((main, backup), 5000)
     text = check_stopped(client, answers, outage, 5000, [main[7:], backup[7:]])
-    assert "Connect call failed" in text and "DNS, firewall" in text
+    assert REFUSED[transport] in text and "DNS, firewall" in text
     assert client.stats.fallbacks == 1
     assert client.stats.calls <= bound(100, 8, QUIET_S + 1)
     assert took <= QUIET_S + 20  # the quiet period, then the longest backoff cut short
 
 
-def test_unresolvable_names_stop_the_run():
+def test_unresolvable_names_stop_the_run(transport):
     """``.invalid`` never resolves (RFC 6761). One lookup at a time: this machine's resolver
     answers at once, but concurrent lookups of a missing name wait out its 5 s retry."""
     main, backup = "https://main.desk.invalid", "https://backup.desk.invalid"
     client, answers, outage, _ = outage_run((main, backup), 2000, max_concurrency=1)
     text = check_stopped(client, answers, outage, 2000, ["main.desk.invalid",
                                                          "backup.desk.invalid"])
-    assert "ClientConnectorDNSError" in text
+    assert NO_NAME[transport] in text
     assert client.stats.calls <= bound(100, 1, QUIET_S + 1)
 
 
@@ -330,16 +341,29 @@ def test_max_error_share_is_a_strict_upper_bound(errors, alert):
         assert got[1] == EXIT_TOO_MANY_ERRORS and "6 of 100 keys ended in error" in got[0]
 
 
-@pytest.mark.parametrize("share", ["lots", "1.5", "-0.1", "nan"])
-def test_a_bad_max_error_share_is_a_configuration_error(tmp_path, share):
+@pytest.mark.parametrize(("key", "value", "says"), [
+    *[("max_error_share", share, "max_error_share must be a share") for share in (
+        "lots", "1.5", "-0.1", "nan")],
+    ("transport", "curl", "transport must be one of aiohttp, httpx-aiohttp, httpx, got 'curl'")])
+def test_a_bad_setting_is_a_configuration_error(tmp_path, key, value, says):
     seed = harness.write_seed(tmp_path / "seed.csv", [("s-1", "", "")])
     with pytest.raises(JobError) as info:
         run(RunOptions(seed=str(seed), database=tmp_path / "desk.duckdb",
                        pipelines_dir=str(tmp_path / "dlt"), progress=False, overrides={
                            "api_url": "http://127.0.0.1:9", "sdkappid": SDKAPPID,
-                           "identifier": ADMIN, "secret_key": SECRET_KEY,
-                           "max_error_share": share}))
-    assert info.value.exit_code == 2 and "max_error_share" in str(info.value)
+                           "identifier": ADMIN, "secret_key": SECRET_KEY, key: value}))
+    assert info.value.exit_code == 2 and str(info.value).startswith(says)
+
+
+def test_the_transport_key_chooses_the_client(tmp_path, pop, transport, caplog):
+    """The config key (the ``transport`` fixture sets SOURCES__TENCENT_DESK__TRANSPORT)
+    reaches the run's client: httpx notes each request in its log, aiohttp keeps none."""
+    caplog.set_level(logging.INFO, logger="httpx")
+    with harness.serve(pop) as (_app, url):
+        row, code = job(tmp_path, [("s-1", "", ""), ("s-2", "", "")], url)
+    assert code == 0 and row["status"] == "complete"
+    sent = [r for r in caplog.records if r.name == "httpx" and "POST" in r.getMessage()]
+    assert len(sent) == row["calls"] if transport == "httpx" else not sent
 
 
 # ------------------------------------------------------------- the real CLI, exit codes
@@ -348,7 +372,8 @@ def test_a_bad_max_error_share_is_a_configuration_error(tmp_path, share):
 def cli_run(tmp_path: Path, seed: Path, url: str, *more: str, **env: str
             ) -> tuple[Any, tuple[Any, ...]]:
     db = tmp_path / "desk.duckdb"
-    proc = cli.run(cli.run_argv(seed, db, url, tmp_path / "dlt", *more), tmp_path, **env)
+    proc = cli.run(cli.run_argv(seed, db, url, tmp_path / "dlt", "--transport",
+                                harness.configured_transport(), *more), tmp_path, **env)
     assert "Traceback" not in proc.stderr, proc.stderr
     rows = harness.query(db, "SELECT status, error, keys, rows, not_asked, errors, calls "
                          "FROM tencent_desk.runs")

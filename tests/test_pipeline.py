@@ -18,6 +18,7 @@ from tencent_desk.core.errors import JobError
 from tencent_desk.run.runner import RunOptions, run
 
 from .conftest import ADMIN, SDKAPPID, SECRET_KEY
+from .support import cli as support_cli
 
 BAD_ROWS = [
     ("", "", ""),                       # no key
@@ -247,3 +248,26 @@ def test_a_run_that_stopped_before_loading_is_recorded_by_the_next(tmp_path, sim
     assert [(r[1]) for r in got] == ["complete", "failed"]
     assert got[0][0] == good["run_id"] and "secret_key" in got[1][2]
     assert "not-the-right-key" not in got[1][2]
+
+
+def test_the_example_pipeline_runs_the_source_without_the_job(tmp_path, sim, seed):
+    """A user's own script (pipelines/tencent_desk_pipeline.py): ``from tencent_desk import
+    tencent_desk`` and dlt, none of the job's machinery (no lock, no run context), its
+    settings from dlt's config only (the ``transport`` key set to httpx there)."""
+    _app, api = sim
+    script = support_cli.ROOT / "pipelines" / "tencent_desk_pipeline.py"
+    proc = support_cli.run([sys.executable, str(script), str(seed), "duckdb"], tmp_path,
+                           # dlt's pipelines folder (as root: /var/dlt) of this test alone
+                           DLT_DATA_DIR=str(tmp_path / "dlt"),
+                           SOURCES__TENCENT_DESK__API_URL=api,
+                           SOURCES__TENCENT_DESK__MAX_QPS="2000",
+                           SOURCES__TENCENT_DESK__TRANSPORT="httpx")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    db = tmp_path / "desk.duckdb"
+    with duckdb.connect(str(db), read_only=True) as con:
+        ((status, rows, calls),) = con.execute(
+            "SELECT status, rows, calls FROM tencent_desk.runs").fetchall()
+        ((latest,),) = con.execute(
+            "SELECT count(*) FROM tencent_desk.session_state_latest").fetchall()
+    assert status == "complete" and rows > 0 and latest == rows and calls >= rows
+    assert not db.with_name("desk.duckdb.lock").exists()  # the job's lock: not used here

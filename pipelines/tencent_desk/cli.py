@@ -17,6 +17,7 @@ import os
 import sys
 from pathlib import Path
 
+from tencent_desk.api.transport import KINDS as TRANSPORTS
 from tencent_desk.core import redact, settings
 from tencent_desk.intake.spool import SEAL_AFTER_S
 from tencent_desk.job.destination import DESTINATIONS
@@ -27,7 +28,7 @@ Credentials and settings come from dlt config: .dlt/config.toml and .dlt/secrets
 under [sources.tencent_desk], or environment variables SOURCES__TENCENT_DESK__SDKAPPID,
 SOURCES__TENCENT_DESK__IDENTIFIER, SOURCES__TENCENT_DESK__SECRET_KEY (or __USERSIG),
 SOURCES__TENCENT_DESK__REGION (or __API_URL), __MAX_QPS, __MAX_CONCURRENCY,
-__MAX_ERROR_SHARE. Several apps: each under [sources.tencent_desk.core.apps.<name>] (or
+__MAX_ERROR_SHARE, __TRANSPORT. Several apps: each under [sources.tencent_desk.core.apps.<name>] (or
 SOURCES__TENCENT_DESK__APPS__<NAME>__<KEY>), all covered by one run (--app to pick).
 --destination postgres: credentials from [destination.postgres.credentials] in
 .dlt/secrets.toml or DESTINATION__POSTGRES__CREDENTIALS; --state-dir holds the job's lock.
@@ -101,6 +102,9 @@ def _database_and_api(p: argparse.ArgumentParser) -> None:
                    "100/s, 500 at 1000/s)")
     p.add_argument("--region", help="data centre: " + ", ".join(settings.REGIONS))
     p.add_argument("--api-url", help="any other API root, e.g. a simulator on loopback")
+    p.add_argument("--transport", choices=TRANSPORTS, help="the HTTP client (default: config "
+                   f"transport, else {settings.DEFAULT_TRANSPORT}, the lightest; see "
+                   "docs/transports.md)")
     p.add_argument("--app", action="append", metavar="NAME", help="only this app of those "
                    "under [sources.tencent_desk.core.apps.<name>] (repeat for more; default: all)")
     _lock_wait(p)
@@ -270,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _publish(args: argparse.Namespace) -> int:
     from tencent_desk.core.errors import JobError
-    from tencent_desk.run.runner import RunOptions, publish, publish_on_server
+    from tencent_desk.run.options import RunOptions
+    from tencent_desk.run.publish import publish, publish_on_server
 
     if args.destination == DESTINATIONS[0]:
         if args.database is None:
@@ -288,12 +293,14 @@ def _publish(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from tencent_desk.core.errors import JobError
-    from tencent_desk.run.runner import RunOptions, location, run_all, summary
+    from tencent_desk.run.pipeline import location
+    from tencent_desk.run.runner import RunOptions, run_all
+    from tencent_desk.run.summary import summary
 
     records = args.command == "records"
     overrides = {k: v for k, v in {
         "max_qps": args.max_qps, "max_concurrency": args.max_concurrency,
-        "region": args.region, "api_url": args.api_url,
+        "region": args.region, "api_url": args.api_url, "transport": args.transport,
         "records": True if records else args.records,
         "records_from": getattr(args, "since", None),
         "records_until": getattr(args, "until", None),

@@ -28,7 +28,7 @@ from tencent_desk.simulator import truth
 if TYPE_CHECKING:  # imported where used: it brings dlt (~0.5 s) that a DuckDB file never needs
     from tencent_desk.readers import warehouse
 
-ROOT = Path(__file__).resolve().parents[2]  # the repository, for the demo database
+DEMO_DATABASE = "demo.duckdb"  # what ``desk-sessions demo`` writes by default
 DAY, WEEK = timedelta(days=1), timedelta(days=7)
 COMPARE = ("auto", "day", "week", "none")
 # Tables whose days say whether a day has data (partitions of the published snapshot).
@@ -188,16 +188,26 @@ class Desk:
 
 
 def database() -> Path:
-    """``DESK_DUCKDB`` (relative to the working folder or the repository), else the demo's."""
-    given = os.environ.get("DESK_DUCKDB")
-    if not given:
-        path = ROOT / "demo.duckdb"
-    else:
-        path = next((p for p in (Path(given).expanduser(), ROOT / given) if p.exists()),
-                    Path(given))
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: run `make demo` or set DESK_DUCKDB")
-    return path
+    """``DESK_DUCKDB``, else the demo's database (``desk-sessions demo`` writes it in the
+    folder it runs in); a relative path is looked for in :func:`folders`."""
+    given = Path(os.environ.get("DESK_DUCKDB") or DEMO_DATABASE).expanduser()
+    places = [given] if given.is_absolute() else [folder / given for folder in folders()]
+    found = next((path for path in places if path.exists()), None)
+    if found is None:
+        raise FileNotFoundError(
+            f"{given} not found in {' or '.join(str(p.parent) for p in places)}: run "
+            "`desk-sessions demo` there (or `make demo` in a checkout), or set DESK_DUCKDB")
+    return found
+
+
+def folders() -> list[Path]:
+    """Where a relative database is looked for: the working folder, then the checkout this
+    package runs from (``make demo`` writes there; notebooks run in notebooks/). An
+    installed wheel has no checkout around it: the working folder only."""
+    here = Path.cwd()
+    checkout = Path(__file__).resolve().parents[2]
+    own = (checkout / "pyproject.toml").is_file() and (checkout / "notebooks").is_dir()
+    return [here, checkout] if own and checkout != here else [here]
 
 
 # --- Plotting helpers: every chart's time axis and gaps (no complete run) are drawn here,

@@ -344,6 +344,14 @@ def truth_state(key: tuple[str, ...], pop: Population, t: float) -> str:
     return seg.state if seg else states.NOT_IN_SESSION
 
 
+def configured_transport() -> str:
+    """The transport of dlt's config (what a run would take; the ``transport`` fixture sets
+    it), else the default."""
+    from tencent_desk.core import apps, settings
+
+    return str(apps.setting("transport") or settings.DEFAULT_TRANSPORT)
+
+
 def rows_via_client(url: str, seed: SeedKeys, t: float, **config: Any) -> tuple[
         list[dict[str, Any]], Any]:
     """The rows a run would load, made by the real client (over loopback HTTP) and the
@@ -356,7 +364,7 @@ def rows_via_client(url: str, seed: SeedKeys, t: float, **config: Any) -> tuple[
     from tencent_desk.job.rows import to_table
 
     keys = [Key(s or None, u, c) if s else Key(None, u, c) for s, u, c in seed.rows]
-    cfg = ClientConfig(SDKAPPID, ADMIN, (url,), **config)
+    cfg = ClientConfig(SDKAPPID, ADMIN, (url,), **{"transport": configured_transport(), **config})
     client = DeskClient(cfg, UserSigProvider(SDKAPPID, ADMIN, secret_key=SECRET_KEY),
                         clock=VirtualClock(t))
 

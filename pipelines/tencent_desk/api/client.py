@@ -111,7 +111,7 @@ class ClientConfig:
     max_throttled_attempts: int = settings.DEFAULT_MAX_THROTTLED_ATTEMPTS
     backoff_base: float = 0.5
     backoff_max: float = 20.0
-    transport: str = "aiohttp"  # or "httpx-aiohttp", "httpx": see transport.py
+    transport: str = settings.DEFAULT_TRANSPORT  # or "httpx", "httpx-aiohttp": transport.py
     outage_quiet_s: float = OUTAGE_QUIET_S  # see outage.py
     outage_min_failures: int = OUTAGE_MIN_FAILURES
 

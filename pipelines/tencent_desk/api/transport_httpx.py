@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 import aiohttp
@@ -10,8 +9,6 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 from tencent_desk.api import codes
 from tencent_desk.api.transport import HEADERS, SendError, error_text
-
-log = logging.getLogger(__name__)
 
 
 class HttpxSender:
@@ -24,7 +21,10 @@ class HttpxSender:
             timeout=httpx.Timeout(timeout, connect=min(timeout * 0.8, 5.0)))
 
     def urls(self, prefix: str) -> Callable[[int], httpx.URL]:
-        return signed_urls(prefix)
+        # httpx's public API only: it checks every character of each URL (~80 µs for a
+        # signed one of ~300 characters on an idle core; URL.copy_with checks the whole URL
+        # again too), a small share of httpx's own cost per call (docs/transports.md).
+        return lambda r: httpx.URL(prefix + str(r))
 
     async def post(self, url: httpx.URL, body: bytes) -> tuple[int, bytes]:
         try:
@@ -49,33 +49,3 @@ def _from_httpx(exc: BaseException) -> SendError:
     timed_out = no_handshake or isinstance(exc, TimeoutError) or isinstance(
         cause, aiohttp.ServerTimeoutError | httpx.TimeoutException)
     return SendError(codes.TIMEOUT if timed_out else codes.CONNECTION, text, unreachable)
-
-
-def signed_urls(prefix: str) -> Callable[[int], httpx.URL]:
-    """httpx URLs ``prefix + random`` for one UserSig.
-
-    httpx checks every character of a URL it is given, on every request: ~80 µs for a
-    signed URL of ~300 characters. The signed prefix is parsed once here and each call
-    only appends its random number to the parsed query. That uses httpx's parsed form
-    (``_uri_reference``); if a release changes it, the self-check below fails and URLs are
-    parsed the public way.
-    """
-    def parsed(r: int) -> httpx.URL:
-        return httpx.URL(prefix + str(r))
-
-    try:
-        ref = httpx.URL(prefix + "0")._uri_reference
-        head = ref.query[:-1]
-
-        def appended(r: int) -> httpx.URL:
-            url = httpx.URL.__new__(httpx.URL)
-            url._uri_reference = ref._replace(query=head + str(r))
-            return url
-
-        probe = 4294967295
-        if str(appended(probe)) == str(parsed(probe)) and appended(probe) == parsed(probe):
-            return appended
-    except Exception:  # any mismatch of internals: the public, slower way
-        log.debug("httpx internals differ: parsing every URL")
-    return parsed
-

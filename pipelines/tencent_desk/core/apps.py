@@ -28,7 +28,7 @@ OWN = ("sdkappid", "secret_key", "usersig", "callback_token", "seed", "seed_tabl
 SECRETS = ("secret_key", "usersig", "callback_token")
 # Keys of the source an app may set (the rest are the run's: records window, clocks ...).
 KEYS = (*OWN, "identifier", "region", "api_url", "backup_url", "max_qps", "max_concurrency",
-        "timeout", "max_error_share", "records", "records_since", "records_settle",
+        "timeout", "transport", "max_error_share", "records", "records_since", "records_settle",
         "keep_nicknames")
 
 

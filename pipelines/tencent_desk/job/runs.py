@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from datetime import datetime
-from typing import Any
 
 from tencent_desk.api import states
 from tencent_desk.api.client import ClientConfig, Stats
@@ -23,11 +22,11 @@ def new_run_id(clock: Clock) -> str:
 COMPLETE, OUTAGE, FAILED = "complete", "outage", "failed"
 
 
-def final_status(row: dict[str, Any]) -> str:
-    """What ``after_load`` makes of a loaded run's status (the same rule as its SQL)."""
-    if row.get("status") == FAILED:
-        return FAILED
-    return COMPLETE if row.get("error") is None else OUTAGE
+def final_status(error: str | None) -> str:
+    """The status of a run once its package is loaded (``after_load`` decides it, with
+    this rule only): complete, or cut short by an outage (its ``error`` says why; a
+    records-only run has none, so it completes). ``failed`` is known before loading."""
+    return COMPLETE if error is None else OUTAGE
 
 
 def run_row(*, run_id: str, started_at: datetime, finished_at: datetime, seed: str,

@@ -6,10 +6,11 @@ dlt names config sections and state after the module a source or resource is def
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,12 @@ from dlt.common.typing import TSecretStrValue
 from dlt.sources import DltResource
 from tencent_desk.api.client import ClientConfig, DeskClient, FatalError, base_urls
 from tencent_desk.api.outage import Outage
+from tencent_desk.api.transport import KINDS as TRANSPORTS
 from tencent_desk.api.usersig import UserSigProvider
 from tencent_desk.core import settings
-from tencent_desk.core.clock import Clock, SystemClock, utc
+from tencent_desk.core.clock import SystemClock, utc
 from tencent_desk.core.errors import ConfigError
+from tencent_desk.job.context import RunContext
 from tencent_desk.job.ended import ended_sessions
 from tencent_desk.job.poller import Poller
 from tencent_desk.job.record_source import MERGE_KEY as RECORDS_KEY
@@ -31,13 +34,13 @@ from tencent_desk.job.record_source import STATE_KEY as RECORDS_STATE
 from tencent_desk.job.record_source import TABLE as RECORDS_TABLE
 from tencent_desk.job.record_source import RecordsLoad, parse_time
 from tencent_desk.job.rows import to_table
-from tencent_desk.job.runs import FAILED, new_run_id, run_row
+from tencent_desk.job.runs import FAILED, run_row
 from tencent_desk.job.seeds import PreparedSeed, SeedCounts, SeedSpec
 
 log = logging.getLogger(__name__)
 __source_name__ = "tencent_desk"
 
-__all__ = ["tencent_desk", "tencent_desk_apps"]
+__all__ = ["RunContext", "SourceConfig", "tencent_desk", "tencent_desk_apps"]
 
 
 @dlt.source(name="tencent_desk", max_table_nesting=0)
@@ -54,14 +57,10 @@ def tencent_desk(
     max_qps: float = settings.DEFAULT_MAX_QPS,
     max_concurrency: int | None = None,
     timeout: float = settings.DEFAULT_TIMEOUT_S,
+    transport: str = settings.DEFAULT_TRANSPORT,
     repoll_ended: bool = False,
     max_error_share: float = settings.DEFAULT_MAX_ERROR_SHARE,
     batch_size: int = settings.DEFAULT_BATCH_SIZE,
-    clock: Any = None,
-    on_batch: Any = None,
-    on_run: Any = None,
-    run_id: str | None = None,
-    interrupted: Any = None,
     records: bool = False,
     records_from: str | None = None,
     records_until: str | None = None,
@@ -69,6 +68,7 @@ def tencent_desk(
     records_settle: int = settings.DEFAULT_RECORDS_SETTLE_S,
     keep_nicknames: bool = False,
     extra_seed: str | None = None,
+    run_context: RunContext | None = None,
 ) -> list[DltResource]:
     """The ``session_states`` resource (it also fills ``seed_rejects`` and ``runs``).
 
@@ -84,97 +84,200 @@ def tencent_desk(
         max_qps: calls per second never exceeded in any one-second window.
         max_concurrency: calls in flight at most (default: enough for ``max_qps`` with
             answers of half a second, 16 to 512).
+        transport: the HTTP client: aiohttp (the default, lightest), httpx or
+            httpx-aiohttp (docs/transports.md).
         repoll_ended: ask again sessions an earlier run saw end.
         max_error_share: the share of keys that may end in ``error`` before the job exits
             non-zero (recorded in ``runs``; the run is loaded either way).
-        clock: what timestamps rows (default the wall clock; the demo passes the
-            simulator's virtual clock).
-        on_batch: called with each batch's row count and the run's key count (progress).
-        on_run: called with the ``runs`` row once every key is answered.
-        run_id: this run's id (default: made from the clock).
-        interrupted: ``runs`` rows of earlier runs that died before loading, to record.
         records: also load ``session_records`` (after polling, on the same budget), from
             where the last load ended (``records_since`` seconds back the first time) to
             ``records_settle`` seconds before now.
         records_from, records_until: a backfill of that span (ISO 8601) instead.
         keep_nicknames: store ClientUserNickName (personal data; off by default).
         extra_seed: a Parquet file of more keys to ask (the sessions known from events).
+        run_context: the job's machinery (clock, run id, progress, interrupted runs: see
+            :class:`RunContext`); none for a run on its own, as in a pipeline script.
     """
-    return _resources(**locals())
+    config = SourceConfig(
+        seed=seed, sdkappid=sdkappid, identifier=identifier, secret_key=secret_key,
+        usersig=usersig, seed_table=seed_table, region=region, api_url=api_url,
+        backup_url=backup_url, max_qps=max_qps, max_concurrency=max_concurrency,
+        timeout=timeout, transport=transport, repoll_ended=repoll_ended,
+        max_error_share=max_error_share, batch_size=batch_size, records=records,
+        records_from=records_from, records_until=records_until, records_since=records_since,
+        records_settle=records_settle, keep_nicknames=keep_nicknames, extra_seed=extra_seed)
+    return AppSource(config, run_context or RunContext()).resources()
 
 
 @dlt.source(name="tencent_desk", max_table_nesting=0)
-def tencent_desk_apps(apps: list[dict[str, Any]]) -> list[DltResource]:
-    """Several Desk apps in one run and one load: ``apps`` holds, per app, the arguments of
-    :func:`tencent_desk` plus ``app`` (its name) and ``on_failed`` (called with what stopped
-    that app, returns the line to record). Each app has its own client, limiter and outage
-    breaker, and its resources are extracted in parallel: one app's slow limit, outage or
-    refused credentials neither stops nor slows the others; it ends in its ``runs`` row,
-    ``failed`` with its ``error``, while the others load."""
+def tencent_desk_apps(apps: list[tuple[str, SourceConfig]],
+                      run_context: RunContext | None = None) -> list[DltResource]:
+    """Several Desk apps in one run and one load: ``apps`` holds (name, configuration) per
+    app. Each app has its own client, limiter and outage breaker, and its resources are
+    extracted in parallel: one app's slow limit, outage or refused credentials neither
+    stops nor slows the others; it ends in its ``runs`` row, ``failed`` with its ``error``
+    (the line ``run_context.on_failed`` gives), while the others load."""
     pipeline = dlt.current.pipeline()  # read here: the apps' generators run in dlt's threads
-    return [r for values in apps for r in _resources(**values, pipeline=pipeline)]
+    context = run_context or RunContext()
+    return [r for n, (name, config) in enumerate(apps)
+            for r in AppSource(config, context.of(name, first=n == 0), pipeline).resources()]
 
 
-def _resources(*, seed: str | None = None, sdkappid: Any, identifier: Any,
-               secret_key: Any = None, usersig: Any = None, seed_table: str | None = None,
-               region: str | None = None, api_url: str | None = None,
-               backup_url: str | None = None, max_qps: Any = settings.DEFAULT_MAX_QPS,
-               max_concurrency: Any = None, timeout: Any = settings.DEFAULT_TIMEOUT_S,
-               repoll_ended: bool = False,
-               max_error_share: Any = settings.DEFAULT_MAX_ERROR_SHARE,
-               batch_size: int = settings.DEFAULT_BATCH_SIZE, clock: Any = None,
-               on_batch: Any = None, on_run: Any = None, run_id: str | None = None,
-               interrupted: Any = None, records: Any = False, records_from: str | None = None,
-               records_until: str | None = None,
-               records_since: Any = settings.DEFAULT_RECORDS_SINCE_S,
-               records_settle: Any = settings.DEFAULT_RECORDS_SETTLE_S,
-               keep_nicknames: Any = False, extra_seed: str | None = None,
-               app: str | None = None, on_failed: Callable[[BaseException], str] | None = None,
-               pipeline: Any = None, pace_clock: Clock | None = None) -> list[DltResource]:
-    """The resources of one app (see :func:`tencent_desk`). With ``app`` (a named app of
-    several): resources named after it, extracted in parallel, and failures kept to it.
-    ``pace_clock``: what paces this app's calls (a virtual clock in tests)."""
-    config = ClientConfig(
-        sdkappid=_int(sdkappid, "sdkappid"), identifier=str(identifier),
-        base_urls=base_urls(region, api_url, backup_url), max_qps=float(max_qps),
-        max_concurrency=int(max_concurrency) if max_concurrency else None, timeout=float(timeout))
-    if not secret_key and not usersig:
-        raise ConfigError("set secret_key (or a ready-made usersig) for the tencent_desk "
-                          "source in .dlt/secrets.toml or SOURCES__TENCENT_DESK__SECRET_KEY")
-    sigs = UserSigProvider(config.sdkappid, config.identifier, secret_key=secret_key,
-                           usersig=usersig)
-    error_share = _share(max_error_share, "max_error_share")
-    clock = clock or SystemClock()
-    run_id = run_id or new_run_id(clock)
-    region = region or ("custom" if api_url else settings.DEFAULT_REGION)
-    load = RecordsLoad(
-        config, sigs, clock, run_id, since=parse_time(records_from, "records_from"),
-        until=parse_time(records_until, "records_until"), settle_s=int(records_settle),
-        first_back_s=int(records_since), keep_nicknames=_flag(keep_nicknames),
-        state_key=RECORDS_STATE if app is None else f"{RECORDS_STATE}@{config.sdkappid}"
-    ) if _flag(records) or records_from else None
-    one = Isolation(app, on_failed, config, region, run_id, on_run)
-    if not seed:
-        if load is None:
-            raise ConfigError("set seed (the sessions to poll) or records = true for the "
-                              "tencent_desk source")
-        return [one.resource(_records_only(load, config, on_run, region,
-                                           list(interrupted or ()), one), RECORD_RUNS,
-                             name=RECORDS_TABLE, write_disposition="merge",
-                             primary_key=RECORDS_KEY)]
-    spec = SeedSpec(Path(seed), seed_table, Path(extra_seed) if extra_seed else None)
-    spec.format  # noqa: B018  (fails early on an unknown seed format)
-    ended: Iterable[pa.Table] | None = None
-    if repoll_ended:
-        pass
-    elif app is None:
-        ended = _ended_when_polled(config.sdkappid)
-    else:  # read now: dlt's contexts are not for the threads a parallel resource runs in
-        ended = list(ended_sessions(pipeline, sdkappid=config.sdkappid))
-    return [one.resource(
-        _poll(spec, config, sigs, ended, batch_size, clock, on_batch, on_run, region,
-              run_id, list(interrupted or ()), load, error_share, one, pace_clock), "runs",
-        name="session_states", write_disposition="append")]
+@dataclass(frozen=True)
+class SourceConfig:
+    """The configuration of one app's source (the arguments of :func:`tencent_desk`), as
+    given: checked and converted by :class:`AppSource`. Secrets never in the repr."""
+
+    sdkappid: Any
+    identifier: Any
+    secret_key: Any = field(default=None, repr=False)
+    usersig: Any = field(default=None, repr=False)
+    seed: str | None = None
+    seed_table: str | None = None
+    extra_seed: str | None = None
+    region: str | None = None
+    api_url: str | None = None
+    backup_url: str | None = None
+    max_qps: Any = settings.DEFAULT_MAX_QPS
+    max_concurrency: Any = None
+    timeout: Any = settings.DEFAULT_TIMEOUT_S
+    transport: str = settings.DEFAULT_TRANSPORT
+    repoll_ended: bool = False
+    max_error_share: Any = settings.DEFAULT_MAX_ERROR_SHARE
+    batch_size: int = settings.DEFAULT_BATCH_SIZE
+    records: Any = False
+    records_from: str | None = None
+    records_until: str | None = None
+    records_since: Any = settings.DEFAULT_RECORDS_SINCE_S
+    records_settle: Any = settings.DEFAULT_RECORDS_SETTLE_S
+    keep_nicknames: Any = False
+
+    @classmethod
+    def of(cls, values: dict[str, Any]) -> SourceConfig:
+        """From an app's configured values (the keys of ``core.apps.KEYS``); the receiver's
+        ``callback_token`` is not the source's."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+class AppSource:
+    """The resources of one app. With ``run_context.app`` (a named app of several):
+    resources named after it, extracted in parallel, and failures kept to it."""
+
+    def __init__(self, config: SourceConfig, run: RunContext, pipeline: Any = None) -> None:
+        self.source, self.run, self.pipeline = config, run, pipeline
+        self.client = ClientConfig(
+            sdkappid=_int(config.sdkappid, "sdkappid"), identifier=str(config.identifier),
+            base_urls=base_urls(config.region, config.api_url, config.backup_url),
+            max_qps=float(config.max_qps),
+            max_concurrency=int(config.max_concurrency) if config.max_concurrency else None,
+            timeout=float(config.timeout), transport=_transport(config.transport))
+        if not config.secret_key and not config.usersig:
+            raise ConfigError("set secret_key (or a ready-made usersig) for the tencent_desk "
+                              "source in .dlt/secrets.toml or SOURCES__TENCENT_DESK__SECRET_KEY")
+        self.sigs = UserSigProvider(self.client.sdkappid, self.client.identifier,
+                                    secret_key=config.secret_key, usersig=config.usersig)
+        self.error_share = _share(config.max_error_share, "max_error_share")
+        self.region = config.region or ("custom" if config.api_url else settings.DEFAULT_REGION)
+        self.isolation = Isolation(run, self.client, self.region)
+
+    def resources(self) -> list[DltResource]:
+        config, load = self.source, self.records_load()
+        if not config.seed:
+            if load is None:
+                raise ConfigError("set seed (the sessions to poll) or records = true for the "
+                                  "tencent_desk source")
+            return [self.isolation.resource(self.records_only(load), RECORD_RUNS,
+                                            name=RECORDS_TABLE, write_disposition="merge",
+                                            primary_key=RECORDS_KEY)]
+        spec = SeedSpec(Path(config.seed), config.seed_table,
+                        Path(config.extra_seed) if config.extra_seed else None)
+        spec.format  # noqa: B018  (fails early on an unknown seed format)
+        ended: Iterable[pa.Table] | None = None
+        if config.repoll_ended:
+            pass
+        elif self.run.app is None:
+            ended = _ended_when_polled(self.client.sdkappid)
+        else:  # read now: dlt's contexts are not for the threads a parallel resource runs in
+            ended = list(ended_sessions(self.pipeline, sdkappid=self.client.sdkappid))
+        return [self.isolation.resource(self.poll(spec, ended, load), "runs",
+                                        name="session_states", write_disposition="append")]
+
+    def records_load(self) -> RecordsLoad | None:
+        config = self.source
+        if not (_flag(config.records) or config.records_from):
+            return None
+        sdkappid = self.client.sdkappid
+        return RecordsLoad(
+            self.client, self.sigs, self.run.clock, self.run.run_id,
+            since=parse_time(config.records_from, "records_from"),
+            until=parse_time(config.records_until, "records_until"),
+            settle_s=int(config.records_settle), first_back_s=int(config.records_since),
+            keep_nicknames=_flag(config.keep_nicknames),
+            state_key=RECORDS_STATE if self.run.app is None else f"{RECORDS_STATE}@{sdkappid}")
+
+    def client_factory(self) -> DeskClient:
+        return DeskClient(self.client, self.sigs, clock=self.run.clock,
+                          pace_clock=self.run.pace_clock)
+
+    def poll(self, spec: SeedSpec, ended: Iterable[pa.Table] | None,
+             records: RecordsLoad | None) -> Iterator[Any]:
+        run, config = self.run, self.client
+        started_at = utc(run.clock)
+        with PreparedSeed(spec, ended=ended) as seed:
+            rejects = seed.counts.rejects
+            if rejects:
+                log.warning("%d seed rows rejected (see table seed_rejects)", rejects)
+            for batch in seed.reject_batches():
+                yield dlt.mark.with_hints(
+                    batch.append_column("run_id", pa.array([run.run_id] * batch.num_rows))
+                    .append_column("sdkappid", pa.array([config.sdkappid] * batch.num_rows,
+                                                        pa.int64())),
+                    dlt.mark.make_hints(table_name="seed_rejects", write_disposition="append"),
+                    create_table_variant=True)
+            tally: Counter[str] = Counter()
+            batch_size = int(self.source.batch_size)
+            poller = Poller(self.client_factory, seed.key_batches(batch_size),
+                            batch_size=batch_size)
+            outage: Outage | None = None
+            failure: str | None = None
+            try:
+                for answers in poller:
+                    yield to_table(answers, run.run_id, tally, config.sdkappid)
+                    run.batch(len(answers), seed.counts.keys)
+            except Outage as exc:  # load what was answered; the run row says why it stopped
+                outage = exc
+            except FatalError as exc:  # one app of several: load what it answered, say why
+                failure = self.isolation.failed(exc)
+            stats = poller.client.stats if poller.client else None
+            row = run_row(run_id=run.run_id, started_at=started_at, finished_at=utc(run.clock),
+                          seed=spec.describe(), counts=seed.counts, tally=tally, stats=stats,
+                          config=config, region=self.region, rejects=rejects,
+                          error=failure or (str(outage) if outage else None),
+                          max_error_share=self.error_share, app=run.app)
+        # After the poll: the two never share the budget at once; not after an outage.
+        if records is not None and outage is None and failure is None:
+            try:
+                row.update((yield from records.rows()))
+            except Exception as exc:
+                failure = row["error"] = self.isolation.failed(exc)
+        if failure is not None:
+            row["status"] = FAILED
+        yield from _run_row(row, run, "runs")
+
+    def records_only(self, load: RecordsLoad) -> Iterator[Any]:
+        started_at = utc(load.clock)
+        part = yield from load.rows()
+        row = run_row(run_id=load.run_id, started_at=started_at, finished_at=utc(load.clock),
+                      seed="-", counts=SeedCounts(), tally=Counter(), stats=None,
+                      config=self.client, region=self.region, rejects=0, app=self.run.app)
+        row.update(part, calls=part.get("records_calls", 0),
+                   retries=part.get("records_retries", 0),
+                   throttled=part.get("records_throttled", 0),
+                   calls_per_second=part.get("records_calls_per_second", 0.0))
+        # Not in ``runs``: every complete run there is a snapshot of the desk to the metrics,
+        # and a records-only run polled nothing.
+        yield from _run_row(row, self.run, RECORD_RUNS)
 
 
 def _ended_when_polled(sdkappid: int) -> Iterator[pa.Table]:
@@ -191,25 +294,22 @@ class Isolation:
     """How one app of several is kept apart: its resources named after it and extracted in
     parallel, and what stops it recorded in its own ``runs`` row instead of ending the run."""
 
-    app: str | None  # None: the single-app form, where a failure ends the run as before
-    on_failed: Callable[[BaseException], str] | None
+    run: RunContext  # run.app None: the single-app form, where a failure ends the run
     config: ClientConfig
     region: str
-    run_id: str
-    on_run: Callable[[dict[str, Any]], None] | None
 
     def resource(self, rows: Iterator[Any], runs_table: str, *, name: str,
                  **hints: Any) -> DltResource:
-        if self.app is None:
+        if self.run.app is None:
             return dlt.resource(rows, name=name, **hints)
-        return dlt.resource(self._guarded(rows, runs_table), name=f"{name}_{self.app}",
+        return dlt.resource(self._guarded(rows, runs_table), name=f"{name}_{self.run.app}",
                             table_name=name, parallelized=True, **hints)
 
     def failed(self, exc: BaseException) -> str:
         """The line to record for what stopped this app; raises it in the single-app form."""
-        if self.app is None or not isinstance(exc, Exception):
+        if self.run.app is None or not isinstance(exc, Exception):
             raise exc
-        return self.on_failed(exc) if self.on_failed else str(exc)
+        return self.run.failed(exc)
 
     def _guarded(self, rows: Iterator[Any], runs_table: str) -> Iterator[Any]:
         """A failure before the app's ``runs`` row exists (its seed, say) becomes that row."""
@@ -217,87 +317,21 @@ class Isolation:
             yield from rows
         except Exception as exc:
             now = utc(SystemClock())
-            row = run_row(run_id=self.run_id, started_at=now, finished_at=now, seed="-",
+            row = run_row(run_id=self.run.run_id, started_at=now, finished_at=now, seed="-",
                           counts=SeedCounts(), tally=Counter(), stats=None, config=self.config,
-                          region=self.region, rejects=0, error=self.failed(exc), app=self.app)
+                          region=self.region, rejects=0, error=self.failed(exc),
+                          app=self.run.app)
             row["status"] = FAILED
-            yield from _run_row(row, self.on_run, [], runs_table)
+            yield from _run_row(row, dataclasses.replace(self.run, interrupted=()), runs_table)
 
 
-def _poll(spec: SeedSpec, config: ClientConfig, sigs: UserSigProvider,
-          ended: Iterable[pa.Table] | None,
-          batch_size: int, clock: Clock, on_batch: Callable[[int, int], None] | None,
-          on_run: Callable[[dict[str, Any]], None] | None, region: str, run_id: str,
-          interrupted: list[dict[str, Any]], records: RecordsLoad | None,
-          max_error_share: float, one: Isolation, pace_clock: Clock | None = None
-          ) -> Iterator[Any]:
-    started_at = utc(clock)
-    with PreparedSeed(spec, ended=ended) as seed:
-        rejects = seed.counts.rejects
-        if rejects:
-            log.warning("%d seed rows rejected (see table seed_rejects)", rejects)
-        for batch in seed.reject_batches():
-            yield dlt.mark.with_hints(
-                batch.append_column("run_id", pa.array([run_id] * batch.num_rows)).append_column(
-                    "sdkappid", pa.array([config.sdkappid] * batch.num_rows, pa.int64())),
-                dlt.mark.make_hints(table_name="seed_rejects", write_disposition="append"),
-                create_table_variant=True)
-        tally: Counter[str] = Counter()
-        poller = Poller(lambda: DeskClient(config, sigs, clock=clock, pace_clock=pace_clock),
-                        seed.key_batches(
-            batch_size), batch_size=batch_size)
-        outage: Outage | None = None
-        failure: str | None = None
-        try:
-            for answers in poller:
-                yield to_table(answers, run_id, tally, config.sdkappid)
-                if on_batch is not None:
-                    on_batch(len(answers), seed.counts.keys)
-        except Outage as exc:  # load what was answered; the run row says why it stopped
-            outage = exc
-        except FatalError as exc:  # one app of several: load what it answered, say why
-            failure = one.failed(exc)
-        stats = poller.client.stats if poller.client else None
-        row = run_row(run_id=run_id, started_at=started_at, finished_at=utc(clock),
-                      seed=spec.describe(), counts=seed.counts, tally=tally, stats=stats,
-                      config=config, region=region, rejects=rejects,
-                      error=failure or (str(outage) if outage else None),
-                      max_error_share=max_error_share, app=one.app)
-    # After the poll: the two never share the budget at once; not after an outage.
-    if records is not None and outage is None and failure is None:
-        try:
-            row.update((yield from records.rows()))
-        except Exception as exc:
-            failure = row["error"] = one.failed(exc)
-    if failure is not None:
-        row["status"] = FAILED
-    yield from _run_row(row, on_run, interrupted, "runs")
-
-
-def _records_only(load: RecordsLoad, config: ClientConfig,
-                  on_run: Callable[[dict[str, Any]], None] | None, region: str,
-                  interrupted: list[dict[str, Any]], one: Isolation) -> Iterator[Any]:
-    started_at = utc(load.clock)
-    part = yield from load.rows()
-    row = run_row(run_id=load.run_id, started_at=started_at, finished_at=utc(load.clock),
-                  seed="-", counts=SeedCounts(), tally=Counter(), stats=None, config=config,
-                  region=region, rejects=0, app=one.app)
-    row.update(part, calls=part.get("records_calls", 0),
-               retries=part.get("records_retries", 0),
-               throttled=part.get("records_throttled", 0),
-               calls_per_second=part.get("records_calls_per_second", 0.0))
-    # Not in ``runs``: every complete run there is a snapshot of the desk to the metrics,
-    # and a records-only run polled nothing.
-    yield from _run_row(row, on_run, interrupted, RECORD_RUNS)
-
-
-def _run_row(row: dict[str, Any], on_run: Callable[[dict[str, Any]], None] | None,
-             interrupted: list[dict[str, Any]], table: str) -> Iterator[Any]:
+def _run_row(row: dict[str, Any], run: RunContext, table: str) -> Iterator[Any]:
     """The run's row into ``table``; earlier runs that died, each into its kind's table."""
-    if on_run is not None:
-        on_run(row)
+    if run.on_run is not None:
+        run.on_run(row)
     rows: dict[str, list[dict[str, Any]]] = {table: [row]}
-    for earlier in interrupted:
+    for earlier in run.interrupted:
+        earlier = dict(earlier)
         kind = earlier.pop("kind", None)
         rows.setdefault(RECORD_RUNS if kind == "records" else "runs", []).insert(0, earlier)
     for name, items in rows.items():
@@ -323,6 +357,14 @@ def _share(value: object, name: str) -> float:
         raise ConfigError(f"{name} must be a share between 0 and 1 (e.g. 0.05 for 5%), "
                           f"got {str(value)[:20]!r}")
     return share
+
+
+def _transport(value: object) -> str:
+    kind = str(value).strip().lower()
+    if kind not in TRANSPORTS:
+        raise ConfigError(f"transport must be one of {', '.join(TRANSPORTS)}, got "
+                          f"{str(value)[:20]!r}")
+    return kind
 
 
 def _int(value: object, name: str) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from tencent_desk.core import dialect
 from tencent_desk.job.record_source import RUNS_TABLE as RECORD_RUNS
-from tencent_desk.job.runs import COMPLETE, OUTAGE
+from tencent_desk.job.runs import final_status
 from tencent_desk.models import indexes, latest, snapshot, timeline, timeline_remote
 
 log = logging.getLogger(__name__)
@@ -26,42 +26,56 @@ RUN_TABLES = {
 }
 
 
-def after_load(pipeline: Any, whole: Sequence[tuple[str, str]] = ()) -> None:
-    """What a load leaves to do: runs whose package is fully loaded become ``complete``,
-    ``session_state_latest`` (the latest row per key) is (re)made, and the sessions the load
-    touched are brought up to date in ``session_timeline``; on DuckDB what was loaded is
-    then published for readers (see :mod:`snapshot`), with the ``whole`` tables (schema,
-    table) of other schemas; on PostgreSQL readers read the server itself."""
+def after_load(pipeline: Any, whole: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
+    """What a load leaves to do: runs whose package is fully loaded get their final status
+    (``runs.final_status``), ``session_state_latest`` (the latest row per key) is (re)made,
+    and the sessions the load touched are brought up to date in ``session_timeline``; on
+    DuckDB what was loaded is then published for readers (see :mod:`snapshot`), with the
+    ``whole`` tables (schema, table) of other schemas; on PostgreSQL readers read the server
+    itself. Returns run_id -> the status decided for each run it completed."""
     if dialect.of(pipeline) not in dialect.ROW_ID:
         raise ValueError(f"after_load keeps runs, session_state_latest and session_timeline "
                          f"on {' and '.join(dialect.ROW_ID)} only, not on "
                          f"{dialect.of(pipeline)}: load into one of them")
+    decided: dict[str, str] = {}
     with pipeline.sql_client() as client:
         if not client.has_dataset():
-            return
-        name = client.make_qualified_table_name
-        loaded = (f"WHERE status = 'loading' AND _dlt_load_id IN "
-                  f"(SELECT load_id FROM {name('_dlt_loads')} WHERE status = 0)")
-        # An outage run has its error; a records-only run has none, so it completes.
-        status = f"CASE WHEN error IS NULL THEN '{COMPLETE}' ELSE '{OUTAGE}' END"
+            return decided
         with contextlib.suppress(DestinationUndefinedEntity):  # no records run yet
-            client.execute_sql(f"UPDATE {name(RECORD_RUNS)} SET status = {status} {loaded}")
+            decided.update(_complete(client, RECORD_RUNS))
         try:
-            for run in client.execute_sql(
-                    f"SELECT run_id, rows, rejects FROM {name('runs')} {loaded}"):
-                _drop_reloaded(client, *run, row_id=dialect.ROW_ID[dialect.of(pipeline)])
-            client.execute_sql(f"UPDATE {name('runs')} SET status = {status} {loaded}")
+            decided.update(_complete(client, "runs", dialect.ROW_ID[dialect.of(pipeline)]))
             latest.replace(client)
         except DestinationUndefinedEntity:  # nothing polled yet: no such tables
             pass
         if dialect.of(pipeline) == dialect.DUCKDB:
             for_readers(client.native_connection, Path(client.credentials.database),
                         pipeline.dataset_name, whole)
-            return
+            return decided
     # elsewhere readers read the destination itself: no snapshot, the timeline kept there
     timeline_remote.upkeep(pipeline)
     with pipeline.sql_client() as client:  # what a notebook's window is read by
         indexes.create(client)
+    return decided
+
+
+def _complete(client: Any, table: str, row_id: str | None = None) -> dict[str, str]:
+    """The runs of ``table`` still ``loading`` whose package is loaded get their final
+    status ("loading" until then: a crash between dlt's load jobs must not leave a run that
+    says complete without its rows). ``row_id``: first drop rows a crash loaded twice."""
+    name = client.make_qualified_table_name(table)
+    loading = client.execute_sql(
+        f"SELECT run_id, error, rows, rejects FROM {name} WHERE status = 'loading' AND "
+        f"_dlt_load_id IN (SELECT load_id FROM {client.make_qualified_table_name('_dlt_loads')}"
+        " WHERE status = 0)")
+    decided: dict[str, str] = {}
+    for run_id, error, rows, rejects in loading or ():
+        if row_id is not None:
+            _drop_reloaded(client, run_id, rows, rejects, row_id)
+        decided[run_id] = final_status(error)
+        client.execute_sql(f"UPDATE {name} SET status = %s WHERE run_id = %s",
+                           decided[run_id], run_id)
+    return decided
 
 
 def for_readers(con: Any, database: Path, dataset: str,

@@ -1,0 +1,56 @@
+"""What the job's machinery hands the source for one run: none of it is configuration.
+
+A user's own pipeline script passes none (:class:`RunContext` then means a run on its own:
+the wall clock, an id made from it, no callbacks); ``desk-sessions run`` passes one with
+its progress, its lock's record of interrupted runs and its failure accounting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tencent_desk.core.clock import Clock, SystemClock
+from tencent_desk.job.runs import new_run_id
+
+
+@dataclass
+class RunContext:
+    clock: Clock = field(default_factory=SystemClock)  # what timestamps rows
+    run_id: str = ""  # "": made from the clock
+    # called with (app, rows of a batch, keys of that app's run): progress
+    on_batch: Callable[[str | None, int, int], None] | None = None
+    # called with each ``runs`` row once every key is answered (before it is loaded)
+    on_run: Callable[[dict[str, Any]], None] | None = None
+    # ``runs`` rows of earlier runs that died before loading, to record with this one
+    interrupted: Sequence[dict[str, Any]] = ()
+    # one app of several: called with (app, what stopped it), returns the line to record
+    on_failed: Callable[[str, BaseException], str] | None = None
+    # app name -> the clock pacing its calls (virtual ones in tests); default: the wall's
+    pace_clocks: Mapping[str, Clock] = field(default_factory=dict)
+    app: str | None = None  # set by :meth:`of`: the named app this context is for
+
+    def __post_init__(self) -> None:
+        self.run_id = self.run_id or new_run_id(self.clock)
+
+    def of(self, app: str, first: bool) -> RunContext:
+        """This run as one named app of several sees it: its own run id; the interrupted
+        runs recorded once, with the ``first`` app."""
+        return dataclasses.replace(self, app=app, run_id=f"{self.run_id}-{app}",
+                                   interrupted=self.interrupted if first else ())
+
+    @property
+    def pace_clock(self) -> Clock | None:
+        return self.pace_clocks.get(self.app) if self.app is not None else None
+
+    def batch(self, rows: int, total: int) -> None:
+        if self.on_batch is not None:
+            self.on_batch(self.app, rows, total)
+
+    def failed(self, exc: BaseException) -> str:
+        """The line to record for what stopped this app (one of several)."""
+        if self.on_failed is None or self.app is None:
+            return str(exc)
+        return self.on_failed(self.app, exc)

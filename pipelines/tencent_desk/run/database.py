@@ -1,0 +1,71 @@
+"""Checks of where a run writes, before it asks the API anything: the folder, and the
+DuckDB file not held open by another process; and the one line for a database problem."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from tencent_desk.core import settings
+from tencent_desk.core.errors import JobError
+from tencent_desk.job import destination
+from tencent_desk.models import snapshot
+
+
+def check_folder(database: Path, option: str = "--database path") -> None:
+    folder = database.parent
+    if not folder.is_dir():
+        raise JobError(f"folder {folder} does not exist: create it or choose another "
+                       f"{option}", exit_code=3)
+    if not os.access(folder, os.W_OK):
+        raise JobError(f"folder {folder} is not writable: choose another {option}",
+                       exit_code=3)
+
+
+def local_anchor(kind: str, database: Path | None, state_dir: Path | None) -> Path:
+    """The DuckDB file, or with a server ``--state-dir``'s anchor (see :mod:`destination`),
+    its folder checked."""
+    try:
+        anchor = destination.anchor(kind, database, state_dir)
+    except ValueError as exc:
+        raise JobError(str(exc), exit_code=2) from None
+    on_server = kind != destination.DUCKDB
+    check_folder(anchor, "--state-dir" if on_server else "--database path")
+    return anchor
+
+
+def check_database(database: Path, wait_s: float = settings.DATABASE_LOCK_WAIT_S,
+                   sleep: Any = time.sleep) -> None:
+    """Fail early, in one line, when the destination cannot be opened for writing; a lock
+    held by another process is waited for a while (a moment's query against the job's own
+    file by some other tool), then explained."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            duckdb.connect(str(database)).close()
+            return
+        except duckdb.Error as exc:
+            if not _locked(exc) or time.monotonic() >= deadline:
+                raise JobError(database_problem(database, exc), exit_code=3) from None
+            sleep(0.5)
+
+
+def _locked(exc: BaseException) -> bool:
+    # DuckDB's own lock messages only: "could not allocate block" is no lock
+    text = str(exc).lower()
+    return "lock on file" in text or "conflicting lock" in text
+
+
+def database_problem(database: Path, exc: BaseException) -> str:
+    text = str(exc)
+    if _locked(exc):
+        pid = next((w for w in text.replace(")", " ").split() if w.isdigit()), None)
+        who = f"process {pid}" if pid else "another process"
+        return (f"database {database} is held open by {who} (DuckDB: no writer while "
+                "another process has it open, even read-only): close it there; readers "
+                f"should open {snapshot.paths(database)[1].name}, published by each run")
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return f"cannot use database {database}: {first[:200]}"

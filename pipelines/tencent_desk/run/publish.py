@@ -1,0 +1,62 @@
+"""``desk-sessions publish``: what readers read, brought up to date without a run."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+from tencent_desk.core import redact, settings
+from tencent_desk.core.errors import JobError
+from tencent_desk.core.settings import TRUTH_SCHEMA
+from tencent_desk.job import destination
+from tencent_desk.models import snapshot, timeline_remote
+from tencent_desk.run.database import check_database, database_problem, local_anchor
+from tencent_desk.run.exits import explain
+from tencent_desk.run.lock import RunLock
+from tencent_desk.run.pipeline import pipeline_for
+from tencent_desk.run.post_load import for_readers
+
+if TYPE_CHECKING:
+    from tencent_desk.run.options import RunOptions
+
+
+def publish(database: Path, dataset: str = settings.DEFAULT_DATASET, rebuild: bool = False,
+            lock_wait_s: float = settings.DATABASE_LOCK_WAIT_S) -> int:
+    """Publish the snapshot readers read without a run (``rebuild``: from scratch, e.g.
+    after deleting it or upgrading from a version that did not publish); returns rows."""
+    database = database.expanduser().absolute()
+    if not database.exists():
+        raise JobError(f"database {database} not found: check --database", exit_code=2)
+    with RunLock(database):
+        check_database(database, lock_wait_s)
+        if rebuild:
+            folder, catalog = snapshot.paths(database)
+            shutil.rmtree(folder, ignore_errors=True)
+            catalog.unlink(missing_ok=True)
+        try:
+            with duckdb.connect(str(database)) as con:
+                others = con.execute(
+                    "SELECT table_schema, table_name FROM information_schema.tables WHERE "
+                    "table_schema = ? AND table_type = 'BASE TABLE'", [TRUTH_SCHEMA]).fetchall()
+                return for_readers(con, database, dataset, others)
+        except (duckdb.Error, OSError) as exc:
+            raise JobError(redact.redact(database_problem(database, exc)), 3) from None
+
+
+def publish_on_server(options: RunOptions) -> int:
+    """``publish`` with a server destination: no snapshot (readers read the server), the
+    timeline brought up to date as a run does; returns the sessions rewritten."""
+    anchor = local_anchor(options.destination, options.database, options.state_dir)
+    with RunLock(anchor):
+        pipeline = pipeline_for(anchor, options.dataset, options.pipelines_dir,
+                                options.destination)
+        try:
+            destination.check_server(pipeline)
+            with destination.server_lock(pipeline):
+                return timeline_remote.upkeep(pipeline)
+        except Exception as exc:
+            raise JobError(*explain(exc, anchor)) from None
+
+
