@@ -14,7 +14,7 @@ import pytest
 from tencent_desk.planning import forecast as fc
 from tencent_desk.planning import history
 from tencent_desk.readers.snapshot import Reader
-from tencent_desk.run.runner import publish
+from tencent_desk.run.runner import Journal, publish
 from tencent_desk.simulator import truth
 
 from tests.nb_fixture import build_demo_day, build_weeks
@@ -100,6 +100,19 @@ def test_plan_on_duckdb(weeks: Path, tmp_path: Path) -> None:
     assert [(k[1], k[2], k[3]) for k in kept] == [("backtest", "naive", 48),
                                                    ("backtest", "profile", 48)]
     assert kept[1][0] == rows[0]["plan_id"] != kept[0][0]
+
+
+def test_a_run_in_progress_keeps_the_file(weeks: Path, tmp_path: Path) -> None:
+    """While a run holds the job's lock the plan waits --lock-wait, then says so in one
+    line with exit code 3; the CSV is written all the same."""
+    out = tmp_path / "plan.csv"
+    with Journal(weeks):
+        done = plan(tmp_path, "--database", str(weeks), "--date", DAY, "--backtest",
+                    "--lock-wait", "1", "--out", str(out))
+    assert done.returncode == 3, done.stderr
+    (line,) = cli.error_lines(done.stderr)
+    assert "another desk-sessions run" in line and "Traceback" not in done.stderr
+    assert len(_rows(out)) == 48
 
 
 def test_intraday_plans_the_rest_of_the_day(weeks: Path, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -121,28 +122,42 @@ def _intraday(pred: pd.DataFrame, sessions: pd.DataFrame, group: str, day: pd.Ti
     return rest
 
 
+def slot_handling(sessions: pd.DataFrame, params: Params
+                  ) -> Callable[[pd.Timestamp], tuple[float, list[float]] | None]:
+    """From one group's recent sessions: for an interval's start, its interval of the day's
+    mean handling time, and that at 1 .. slots chats held (shaped by how handling slows
+    with concurrency); None without any handled chat."""
+    _, aht_by_chats = fc.handling_by_chats(sessions)
+    overall, per_slot = fc.handling_per_slot(sessions, params.freq)
+
+    def at(t: pd.Timestamp) -> tuple[float, list[float]] | None:
+        if pd.isna(overall):
+            return None
+        aht = float(per_slot.get(t - t.normalize(), overall))
+        return aht, [h * aht / overall for h in aht_by_chats]
+    return at
+
+
 def _staff(group: str, pred: pd.DataFrame, sessions: pd.DataFrame,
            params: Params) -> pd.DataFrame:
     """Agents per interval for one group's forecast ``pred``."""
     waits, abandoned = fc.queue_waits(sessions)
-    pat = fc.patience(waits, abandoned)
-    patience_s = min(pat.mean_s, MAX_PATIENCE_S)
-    slots, aht_by_chats = fc.handling_by_chats(sessions)
-    overall, per_slot = fc.handling_per_slot(sessions, params.freq)
-    interval_s = params.interval_min * 60.0
+    patience_s = min(fc.patience(waits, abandoned).mean_s, MAX_PATIENCE_S)
+    handling = slot_handling(sessions, params)
     rows = []
     for t, f in pred.iterrows():
-        slot_aht = per_slot.get(t - t.normalize(), overall) if len(per_slot) else overall
+        known = handling(t)
+        aht, aht_by_chats = known if known else (math.nan, [])
         row: dict[str, object] = {
             "group": group, "interval_start": t, "interval_min": params.interval_min,
             "forecast": f.forecast, "forecast_lo": f.lo, "forecast_hi": f.hi,
-            "aht_s": slot_aht, "patience_s": patience_s, "slots_per_agent": slots}
-        if pd.isna(f.forecast) or (f.forecast > 0 and pd.isna(slot_aht)):
+            "aht_s": aht, "patience_s": patience_s,
+            "slots_per_agent": len(aht_by_chats) or math.nan}
+        if pd.isna(f.forecast) or not aht_by_chats:
             rows.append(row)
             continue
-        scale = slot_aht / overall if overall > 0 else 1.0
-        row.update(_requirement(f.forecast / interval_s, [h * scale for h in aht_by_chats],
-                                slot_aht, patience_s, params))
+        row.update(_requirement(f.forecast / (params.interval_min * 60.0), aht_by_chats,
+                                aht, patience_s, params))
         rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)
 

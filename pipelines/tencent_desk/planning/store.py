@@ -2,16 +2,19 @@
 parameters; written by dlt into the job's destination.
 
 On DuckDB the file is the job's alone while a run loads (one writer process): a plan takes
-the job's own lock (:class:`tencent_desk.run.runner.Journal`) for the moment it writes, so it
-waits for no run and no run waits long for it; a run that starts meanwhile fails early with
-"another desk-sessions run is writing" and its next schedule loads as usual.
+the job's own lock (:class:`tencent_desk.run.runner.Journal`) for the moment it writes,
+waiting for a run in progress up to ``--lock-wait``; a run that starts meanwhile fails early
+with "another desk-sessions run is writing" and its next schedule loads as usual.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,12 +51,30 @@ def save(plan: pd.DataFrame, where: str, database: Path | None, dataset: str,
             assert database is not None
             from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-            with Journal(database):
+            with _journal(database, lock_wait_s):
                 check_database(database, lock_wait_s)
                 _load(dlt.destinations.duckdb(DuckDbCredentials(str(database))), table,
                       dataset, folder, database)
         else:
             _load(destination.server(), table, dataset, folder, Path(folder))
+
+
+@contextmanager
+def _journal(database: Path, wait_s: float) -> Iterator[None]:
+    """The job's lock, waited for up to ``wait_s`` while a run holds it."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            journal = Journal(database).__enter__()
+            break
+        except JobError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(1.0)
+    try:
+        yield
+    finally:
+        journal.__exit__()
 
 
 def _load(dest: object, table: pa.Table, dataset: str, folder: str, anchor: Path) -> None:
