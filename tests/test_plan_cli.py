@@ -22,6 +22,8 @@ from tests.nb_fixture import build_demo_day, build_weeks
 from .support import cli
 from .support.warehouse import copy_dataset
 
+# the module's databases take minutes to build on a busy 2-core machine (the demo, weeks)
+pytestmark = pytest.mark.timeout(1500)
 DAY = "2026-01-06"  # the day after the demo's Monday: the first day to plan
 GROUP = "Online customer service"
 
