@@ -181,18 +181,23 @@ SHAPES: dict[str, tuple[Callable[[duckdb.DuckDBPyConnection], None], bool]] = {
 }
 
 
+def _base_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The demo day's rows as they are, for the reshapes to copy from."""
+    con.execute(f"""
+        CREATE TEMP TABLE base_day AS SELECT * FROM {DS}.runs;
+        CREATE TEMP TABLE base_records AS SELECT * FROM {DS}.record_runs;
+        CREATE TEMP TABLE base_events AS SELECT * FROM {DS}.session_events;
+        CREATE TEMP TABLE base_record_rows AS SELECT * FROM {DS}.session_records;
+    """)
+
+
 def build_shape(base: Path, shape: str, path: Path) -> Path:
     """A copy of the demo day at ``base``, reshaped as ``shape`` (a key of ``SHAPES``)."""
     reshape, truth = SHAPES[shape]
     shutil.copyfile(base, path)
     con = duckdb.connect(str(path))
     try:
-        con.execute(f"""
-            CREATE TEMP TABLE base_day AS SELECT * FROM {DS}.runs;
-            CREATE TEMP TABLE base_records AS SELECT * FROM {DS}.record_runs;
-            CREATE TEMP TABLE base_events AS SELECT * FROM {DS}.session_events;
-            CREATE TEMP TABLE base_record_rows AS SELECT * FROM {DS}.session_records;
-        """)
+        _base_tables(con)
         reshape(con)
         _loaded_only(con)
         if not truth:
@@ -222,12 +227,7 @@ def build_weeks(base: Path, path: Path, days: int = 21) -> Path:
     shutil.copyfile(base, path)
     con = duckdb.connect(str(path))
     try:
-        con.execute(f"""
-            CREATE TEMP TABLE base_day AS SELECT * FROM {DS}.runs;
-            CREATE TEMP TABLE base_records AS SELECT * FROM {DS}.record_runs;
-            CREATE TEMP TABLE base_events AS SELECT * FROM {DS}.session_events;
-            CREATE TEMP TABLE base_record_rows AS SELECT * FROM {DS}.session_records;
-        """)
+        _base_tables(con)
         for back in range(1, days + 1):
             _copy_day(con, back)
         con.execute(f"DROP SCHEMA {TRUTH_SCHEMA} CASCADE")

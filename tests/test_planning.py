@@ -9,11 +9,12 @@ import math
 import random
 
 import numpy as np
+import pandas as pd
 import pytest
 from tencent_desk.analysis import erlang as e
 from tencent_desk.planning import concurrency as cc
 from tencent_desk.planning import forecast as fc
-from tencent_desk.planning.plan import PlanError, parse_target
+from tencent_desk.planning.plan import Params, PlanError, make_plan, parse_target
 
 from .support import seasonal
 
@@ -174,3 +175,63 @@ def test_intraday_update_beats_the_evening_before() -> None:
 def test_day_variance_estimates_the_daily_draw() -> None:
     counts, _ = seasonal.seasonal(20, 60.0, seed=8, cv=0.1)
     assert fc.day_variance(counts) == pytest.approx(0.01, abs=0.006)
+
+
+def _sessions(counts: pd.Series, seed: int = 0) -> pd.DataFrame:
+    """Sessions (the columns the plan reads) with ``counts`` arrivals per interval: each
+    taken 10 s after asking and held 300 s by one of 40 agents, every 20th abandoning after
+    100 s."""
+    rng = np.random.default_rng(seed)
+    starts = np.repeat(counts.index.to_numpy(), counts.fillna(0).astype(int).to_numpy())
+    queued = pd.to_datetime(starts, utc=True) + pd.to_timedelta(
+        rng.uniform(0, 1800, len(starts)), unit="s")
+    n = len(queued)
+    abandoned = np.arange(n) % 20 == 0
+    assigned = pd.Series(queued + pd.Timedelta(seconds=10)).where(~abandoned)
+    ended = pd.Series(np.where(abandoned, queued + pd.Timedelta(seconds=100),
+                               queued + pd.Timedelta(seconds=310)))
+    return pd.DataFrame({
+        "began_at": queued - pd.Timedelta(seconds=30), "queued_at": queued,
+        "assigned_at": assigned, "ended_at": pd.to_datetime(ended, utc=True),
+        "agent_id": [f"a{k % 40}" for k in range(n)], fc.GROUP: "G",
+        "hold_s": np.where(abandoned, np.nan, 300.0), "abandoned": abandoned})
+
+
+def test_make_plan_from_sessions() -> None:
+    """A plan from three weeks of sessions: the profile's forecast, the handling and
+    patience the sessions show, agents meeting the target; a day still going on is left
+    out of the history (its evening would look quiet)."""
+    counts, _ = seasonal.seasonal(3, 40.0, seed=2)
+    today = counts.index[-1].normalize()
+    sessions = _sessions(counts[counts.index < today + pd.Timedelta(hours=10)])
+    params = Params(30, 0.8, 60.0, 0.85, 0.25)
+    tomorrow = today + pd.Timedelta(days=1)
+    plan = make_plan(sessions, [tomorrow], params, history_until=today)
+    assert len(plan) == 48 and set(plan.group) == {"G"}
+    history = counts[counts.index < today]
+    expected = fc.forecast(history, pd.DatetimeIndex(plan.interval_start))
+    assert plan.forecast.to_numpy() == pytest.approx(expected.forecast.to_numpy())
+    assert plan.aht_s.dropna().unique() == pytest.approx([300.0])
+    # patience: abandonments (after 100 s) / total time waited (10 s by the others)
+    before = sessions[sessions.began_at < today]
+    gave_up = int(before.abandoned.sum())
+    assert plan.patience_s.iloc[0] == pytest.approx(
+        (100 * gave_up + 10 * (len(before) - gave_up)) / gave_up)
+    busy = plan[plan.forecast >= 20]
+    assert (busy.service_level >= 0.8).all() and (busy.occupancy <= 0.85).all()
+    assert (busy.scheduled == np.ceil(busy.agents / 0.75 - 1e-9)).all()
+    # the morning of today in the history would lower the same weekday a week on
+    with_today = make_plan(sessions, [today + pd.Timedelta(days=7)], params)
+    without = make_plan(sessions, [today + pd.Timedelta(days=7)], params,
+                        history_until=today)
+    assert with_today.forecast.sum() < without.forecast.sum()
+
+
+def test_make_plan_errors() -> None:
+    counts, _ = seasonal.seasonal(3, 10.0, seed=1)
+    sessions = _sessions(counts)
+    day = counts.index[0].normalize() + pd.Timedelta(days=10)
+    with pytest.raises(PlanError, match=r"10 days with sessions .* needs at least 14"):
+        make_plan(sessions, [day], Params())
+    with pytest.raises(PlanError, match=r"'X': no such agent group.*known: G"):
+        make_plan(sessions, [day + pd.Timedelta(days=7)], Params(), groups=["X"])

@@ -104,7 +104,8 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
         sessions = history.read_sessions(args.database, args.destination, args.dataset,
                                          since.to_pydatetime(), until)
         days = [day + pd.Timedelta(days=k) for k in range(args.days)]
-        frame = make_plan(sessions, days, params, args.group, at)
+        today = pd.Timestamp(now).tz_convert("UTC").normalize()
+        frame = make_plan(sessions, days, params, args.group, at, history_until=today)
     except PlanError as exc:
         raise JobError(str(exc), exit_code=2) from None
     kind = "intraday" if at is not None else "backtest" if day < pd.Timestamp(now).tz_convert(

@@ -76,12 +76,13 @@ def groups_of(sessions: pd.DataFrame) -> list[str]:
 
 
 def make_plan(sessions: pd.DataFrame, days: list[pd.Timestamp], params: Params,
-              groups: list[str] | None = None, now: pd.Timestamp | None = None
-              ) -> pd.DataFrame:
-    """The plan for ``days`` (UTC midnights) from ``sessions`` before the first of them;
-    with ``now`` (intraday, on the first day): the rest of that day, updated from the
-    arrivals between its midnight and ``now``."""
-    origin = days[0]
+              groups: list[str] | None = None, now: pd.Timestamp | None = None,
+              history_until: pd.Timestamp | None = None) -> pd.DataFrame:
+    """The plan for ``days`` (UTC midnights) from ``sessions`` before the first of them
+    (or before ``history_until``, a midnight: whole days only, as a day still going on
+    would look quiet in its evening); with ``now`` (intraday, on the first day): the rest
+    of that day, updated from the arrivals between its midnight and ``now``."""
+    origin = min(days[0], history_until) if history_until is not None else days[0]
     history = sessions[pd.to_datetime(sessions.began_at, utc=True) < origin]
     data_days = fc.data_days(history)
     check_history(data_days, origin)
@@ -96,13 +97,14 @@ def make_plan(sessions: pd.DataFrame, days: list[pd.Timestamp], params: Params,
     at = pd.DatetimeIndex([t for d in days for t in pd.date_range(
         d, d + pd.Timedelta(days=1), freq=params.freq, inclusive="left")])
     out = []
+    day_one = days[0]
     for group in groups or known:
         mine = recent[recent[fc.GROUP].fillna(fc.NO_GROUP).astype(str) == group]
         series = counts[group] if group in counts else pd.Series(np.nan, counts.index)
         cv2 = fc.day_variance(series)
         pred = fc.forecast(series, at, params.method, params.weeks, cv2)
         if now is not None:
-            pred = _intraday(pred, sessions, group, origin, now, params.freq, cv2)
+            pred = _intraday(pred, sessions, group, day_one, now, params.freq, cv2)
         out.append(_staff(group, pred, mine, params))
     frame = pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=COLUMNS)
     return frame[COLUMNS]
