@@ -20,12 +20,12 @@ from .support import seasonal
 
 
 def test_erlang_c_published_m_m_3() -> None:
-    # M/M/3 at 2 Erlangs (rho = 2/3): P(wait) = 4/9 and mean wait C / (c mu - lambda), the
-    # worked example of Gross, Shortle, Thompson & Harris, Fundamentals of Queueing
-    # Theory (4th ed.), section 2.3 (M/M/c), and Kleinrock, Queueing Systems I, eq. 3.40.
+    # M/M/c's published closed form (Gross, Shortle, Thompson & Harris, Fundamentals of
+    # Queueing Theory, the M/M/c section): at c = 3 and 2 Erlangs, P(wait) = 4/9 and the
+    # mean wait is P(wait) / (c mu - lambda).
     assert e.erlang_c(3, 2.0) == pytest.approx(4 / 9, abs=1e-12)
     assert e.average_speed_of_answer(3, 2.0, 60) == pytest.approx(4 / 9 * 60 / (3 - 2))
-    # Erlang B's published table (e.g. Kleinrock table; B(5, 3) = 0.1101)
+    # the Erlang B tables' entry for 5 servers at 3 Erlangs: 0.1101
     assert e.erlang_b(5, 3.0) == pytest.approx(0.1101, abs=5e-5)
 
 
