@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from tencent_desk.analysis import erlang as e
 from tencent_desk.planning import concurrency as cc
+from tencent_desk.planning import evaluate
 from tencent_desk.planning import forecast as fc
 from tencent_desk.planning.plan import Params, PlanError, make_plan, parse_target
 
@@ -235,3 +236,26 @@ def test_make_plan_errors() -> None:
         make_plan(sessions, [day], Params())
     with pytest.raises(PlanError, match=r"'X': no such agent group.*known: G"):
         make_plan(sessions, [day + pd.Timedelta(days=7)], Params(), groups=["X"])
+
+
+def test_plan_against_actual() -> None:
+    """A past day planned from the days before it, then compared with what came."""
+    counts, _ = seasonal.seasonal(3, 40.0, seed=6)
+    sessions = _sessions(counts)
+    day = counts.index[-1].normalize()
+    params = Params(30, 0.8, 60.0, 0.85)
+    plan = make_plan(sessions, [day], params)
+    before = sessions[sessions.began_at < day]
+    got = evaluate.plan_vs_actual(plan, sessions, before, params)
+    came = counts[counts.index >= day]
+    assert got.arrivals.to_numpy() == pytest.approx(came.to_numpy())
+    assert got.error.to_numpy() == pytest.approx((plan.forecast - came.to_numpy()).to_numpy())
+    # waits are 10 s: everyone answered within the target but the abandoned (1 in 20)
+    busy = got[got.arrivals >= 20]
+    assert busy.service_level_actual.between(0.85, 1.0).all()
+    row = busy.iloc[0]
+    held = [300.0] * int(row.slots_per_agent)  # the chats these agents held at once
+    needed = cc.agents_required(row.arrivals / 1800, held, row.patience_s, 60.0, 0.8, 0.85)
+    assert row.agents_needed == needed.agents
+    s = evaluate.summary(got)
+    assert s.wape.iloc[0] == pytest.approx(busy.error.abs().sum() / busy.arrivals.sum())
