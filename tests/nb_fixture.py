@@ -181,18 +181,23 @@ SHAPES: dict[str, tuple[Callable[[duckdb.DuckDBPyConnection], None], bool]] = {
 }
 
 
+def _base_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The demo day's rows as they are, for the reshapes to copy from."""
+    con.execute(f"""
+        CREATE TEMP TABLE base_day AS SELECT * FROM {DS}.runs;
+        CREATE TEMP TABLE base_records AS SELECT * FROM {DS}.record_runs;
+        CREATE TEMP TABLE base_events AS SELECT * FROM {DS}.session_events;
+        CREATE TEMP TABLE base_record_rows AS SELECT * FROM {DS}.session_records;
+    """)
+
+
 def build_shape(base: Path, shape: str, path: Path) -> Path:
     """A copy of the demo day at ``base``, reshaped as ``shape`` (a key of ``SHAPES``)."""
     reshape, truth = SHAPES[shape]
     shutil.copyfile(base, path)
     con = duckdb.connect(str(path))
     try:
-        con.execute(f"""
-            CREATE TEMP TABLE base_day AS SELECT * FROM {DS}.runs;
-            CREATE TEMP TABLE base_records AS SELECT * FROM {DS}.record_runs;
-            CREATE TEMP TABLE base_events AS SELECT * FROM {DS}.session_events;
-            CREATE TEMP TABLE base_record_rows AS SELECT * FROM {DS}.session_records;
-        """)
+        _base_tables(con)
         reshape(con)
         _loaded_only(con)
         if not truth:
@@ -214,3 +219,19 @@ def _loaded_only(con: duckdb.DuckDBPyConnection) -> None:
     for table in ("session_events", "session_records"):
         if table in tables:
             con.execute(f"DELETE FROM {DS}.{table} WHERE run_id NOT IN ({logs})")
+
+
+def build_weeks(base: Path, path: Path, days: int = 21) -> Path:
+    """The demo day and ``days`` days before it, each a copy (times shifted, ids unique):
+    weeks of history to plan from. Truth dropped, as for a real account."""
+    shutil.copyfile(base, path)
+    con = duckdb.connect(str(path))
+    try:
+        _base_tables(con)
+        for back in range(1, days + 1):
+            _copy_day(con, back)
+        con.execute(f"DROP SCHEMA {TRUTH_SCHEMA} CASCADE")
+        con.execute(f"DROP TABLE {DS}.{timeline.TABLE}; DROP TABLE {DS}.{timeline.STATE_TABLE}")
+    finally:
+        con.close()
+    return path

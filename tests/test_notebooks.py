@@ -27,7 +27,7 @@ from tencent_desk.readers import warehouse
 from tencent_desk.readers.snapshot import Reader
 from tencent_desk.run.publish import publish
 
-from tests.nb_fixture import SHAPES, build_demo_day, build_shape
+from tests.nb_fixture import SHAPES, build_demo_day, build_shape, build_weeks
 
 from .support.notebooks import KERNEL, NAMES, NOTEBOOKS, execute, install_kernel_spec
 from .support.postgres import Server
@@ -82,8 +82,10 @@ def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 # Charts each notebook draws whatever the data (an empty one says so), and those it draws
 # only with data: staffing's busiest hour, the records notebook's with records in the window.
-ALWAYS = {"queue": 4, "agent_occupancy": 3, "staffing": 1, "records": 0}
-WITH_DATA = {"queue": 0, "agent_occupancy": 0, "staffing": 1, "records": 4}
+ALWAYS = {"queue": 4, "agent_occupancy": 3, "staffing": 1, "records": 0, "planning": 1}
+# planning: no shape has the two weeks of history a forecast needs (a message instead);
+# test_planning_notebook_on_weeks runs it where it has
+WITH_DATA = {"queue": 0, "agent_occupancy": 0, "staffing": 1, "records": 4, "planning": 0}
 HAS_RECORDS = {"one_day", "several_days", "single_run"}  # failed_only's record run failed
 # The several days' window: Thursday to Monday, the weekend between without any run.
 WINDOW = {"DESK_FROM": "2026-01-01", "DESK_TO": "2026-01-05"}
@@ -129,6 +131,24 @@ def test_notebook_runs_and_draws(name: str, shape: str, env: dict[str, str], des
     has_data = shape in FULL | {"single_run"} and (name != "records" or shape in HAS_RECORDS)
     expected = ALWAYS[name] + (WITH_DATA[name] if has_data else 0)
     assert len(images) == expected, f"{name} drew {len(images)} figures on {shape}"
+
+
+def test_planning_notebook_on_weeks(demo_day: Path, kernel: str, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """With three weeks of history the planning notebook forecasts the next day, checks the
+    Monday's plan against what came, and compares the models: three figures."""
+    weeks = build_weeks(demo_day, tmp_path / "weeks.duckdb")
+    publish(weeks)
+    monkeypatch.setenv("DESK_DUCKDB", str(weeks))
+    for key in ("DESK_FROM", "DESK_TO", "DESK_COMPARE", "DESK_DESTINATION"):
+        monkeypatch.delenv(key, raising=False)
+    nb = execute("planning")
+    outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
+    text = "\n".join(out.get("text", "") + out.get("data", {}).get("text/plain", "")
+                     for out in outputs)
+    assert "not planned" not in text and "no forecast" not in text
+    assert "wape" in text and "coverage_80" in text
+    assert len([out for out in outputs if "image/png" in out.get("data", {})]) == 3
 
 
 @pytest.mark.parametrize("name", NAMES)

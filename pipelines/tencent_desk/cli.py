@@ -7,6 +7,7 @@
   desk-sessions demo                                     a simulated day, no account needed
   desk-sessions simulate --port PORT                     a local stand-in for the Desk API
   desk-sessions listen --database FILE.duckdb            receive Desk's session event callbacks
+  desk-sessions plan --database FILE.duckdb              forecast and staff tomorrow
 """
 
 from __future__ import annotations
@@ -228,6 +229,9 @@ def parser() -> argparse.ArgumentParser:
     _demo_parser(sub)
     _simulate_parser(sub)
     _listen_parser(sub)
+    from tencent_desk.planning.cli_plan import add_parser as plan_parser
+
+    _common(plan_parser(sub))
     return p
 
 
@@ -257,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
             from tencent_desk.demo import run_demo
 
             return run_demo(args)
+        if args.command == "plan":
+            from tencent_desk.planning.cli_plan import plan
+
+            return plan(args)
         if args.command == "listen":
             from tencent_desk.intake.listen import listen
 

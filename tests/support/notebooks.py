@@ -9,7 +9,7 @@ from ipykernel.kernelspec import install as install_kernel
 from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-NAMES = ["queue", "agent_occupancy", "staffing", "records"]
+NAMES = ["queue", "agent_occupancy", "staffing", "records", "planning"]
 KERNEL = "tencent-desk-tests"
 
 

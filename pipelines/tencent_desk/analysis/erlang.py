@@ -83,13 +83,16 @@ def occupancy(agents: int, load: float) -> float:
 
 @dataclass(frozen=True)
 class ErlangA:
-    """Steady state of M/M/N+M for one staffing level."""
+    """Steady state of M/M/N+M (or of any birth-death queue: :func:`birth_death`)."""
 
-    p_wait: float  # an arrival finds every agent busy
+    p_wait: float  # an arrival finds every server busy
     p_abandon: float  # an arrival gives up before being answered
     service_level: float  # an arrival is answered within the target
     asa_s: float  # mean wait of the answered
     mean_queue: float  # customers waiting, time average
+    in_service: float = 0.0  # customers being served, time average (chats held)
+    # P(n customers in service) for n = 0..N: what occupancy per agent is computed from
+    in_service_dist: tuple[float, ...] = ()
 
 
 def _logsumexp(values: list[float]) -> float:
@@ -102,26 +105,39 @@ def _logsumexp(values: list[float]) -> float:
 def erlang_a(
     agents: int, load: float, aht_s: float, patience_s: float, target_s: float
 ) -> ErlangA:
-    """Erlang A for ``agents`` agents: waiting, abandonment, service level and ASA.
-
-    States n = 0, 1, ... customers in the system form a birth-death chain (arrivals lambda,
-    departures min(n, N) mu + max(n - N, 0) theta). An arrival finding j customers queued
-    ahead is answered with probability N mu / (N mu + (j + 1) theta), after a wait that is a
-    sum of exponentials with rates N mu + i theta, i = 1..j+1.
-    """
+    """Erlang A for ``agents`` agents: waiting, abandonment, service level and ASA
+    (:func:`birth_death` with departure rate n mu while n <= N customers are served)."""
     _check(agents, load)
     if patience_s <= 0 or aht_s <= 0:
         raise ValueError("aht_s and patience_s must be > 0")
     if load == 0:
-        return ErlangA(0.0, 0.0, 1.0, 0.0, 0.0)
-    mu, theta = 1.0 / aht_s, 1.0 / patience_s
-    lam, served_rate = load * mu, agents * mu
+        return ErlangA(0.0, 0.0, 1.0, 0.0, 0.0, 0.0, (1.0,))
+    mu = 1.0 / aht_s
+    return birth_death(load * mu, [n * mu for n in range(1, agents + 1)], 1.0 / patience_s,
+                       target_s)
 
-    # log of sum_{n<=N} pi_n / pi_N = log(1 / B(N, A)), by 1/B(n) = 1 + (n/A) / B(n-1).
-    log_low = 0.0
-    for n in range(1, agents + 1):
-        x = log_low + math.log(n / load)
-        log_low = x + math.log1p(math.exp(-x)) if x > 0 else math.log1p(math.exp(x))
+
+def birth_death(lam: float, rates: list[float], theta: float, target_s: float) -> ErlangA:
+    """A FIFO queue with Poisson arrivals ``lam`` (per s), ``len(rates)`` = N servers whose
+    total service rate is ``rates[n - 1]`` while n of them are busy, and exponential
+    patience of rate ``theta`` while waiting. Erlang A is rates n mu; chat concurrency
+    (:mod:`tencent_desk.planning.concurrency`) is a rate that depends on chats per agent.
+
+    States n = 0, 1, ... customers in the system form a birth-death chain (arrivals lambda,
+    departures rates[min(n, N)] + max(n - N, 0) theta). An arrival finding j customers queued
+    ahead is answered with probability S / (S + (j + 1) theta), S = rates[N], after a wait
+    that is a sum of exponentials with rates S + i theta, i = 1..j+1.
+    """
+    servers = len(rates)
+    if lam <= 0:
+        return ErlangA(0.0, 0.0, 1.0, 0.0, 0.0, 0.0, (1.0,) + (0.0,) * servers)
+    if theta <= 0 or any(r <= 0 for r in rates):
+        raise ValueError("service rates and the abandonment rate must be > 0")
+    # log pi_n / pi_N for n = 0..N, built down from N: sum of log(lam / rates) above n.
+    log_low = [0.0] * (servers + 1)
+    for n in range(servers, 0, -1):
+        log_low[n - 1] = log_low[n] - math.log(lam / rates[n - 1])
+    served_rate = rates[-1] if rates else 0.0
     # log pi_{N+j} / pi_N for j = 0, 1, ...: once past the peak, stop when negligible.
     log_q, top = [0.0], 0.0
     peak = (lam - served_rate) / theta
@@ -133,19 +149,23 @@ def erlang_a(
             break
         if j > 1_000_000:
             raise ValueError("patience too long for a load above the agents: no steady state")
-    log_z = _logsumexp([log_low, _logsumexp(log_q[1:]) if len(log_q) > 1 else -math.inf])
+    log_z = _logsumexp([_logsumexp(log_low),
+                        _logsumexp(log_q[1:]) if len(log_q) > 1 else -math.inf])
     queued = [math.exp(v - log_z) for v in log_q]  # pi_{N+j}, j = 0, 1, ...
+    low = [math.exp(v - log_z) for v in log_low]  # pi_n, n = 0..N
     p_wait = sum(queued)
     mean_queue = sum(j * p for j, p in enumerate(queued))
     p_abandon = theta * mean_queue / lam
+    in_service_dist = (*low[:-1], p_wait)
+    in_service = sum(n * p for n, p in enumerate(in_service_dist))
 
-    # P(sum of Exp(N mu + i theta), i = 1..m, <= t) = I_p(m, b), p = 1 - e^(-theta t),
-    # b = N mu / theta + 1: one minus the first m negative-binomial terms below.
+    # P(sum of Exp(S + i theta), i = 1..m, <= t) = I_p(m, b), p = 1 - e^(-theta t),
+    # b = S / theta + 1: one minus the first m negative-binomial terms below.
     b = served_rate / theta + 1.0
     log_p = math.log(-math.expm1(-theta * target_s)) if target_s > 0 else -math.inf
     tail = 0.0  # sum of the first m negative-binomial terms
     answered_in_time = served_wait = 0.0
-    mean_stage_sum = 0.0  # E[wait | answered, j ahead] = sum of 1 / (N mu + i theta)
+    mean_stage_sum = 0.0  # E[wait | answered, j ahead] = sum of 1 / (S + i theta)
     for j, p in enumerate(queued):
         m = j + 1
         if log_p > -math.inf:
@@ -166,10 +186,12 @@ def erlang_a(
         service_level=(1.0 - p_wait) + answered_in_time,
         asa_s=served_wait / p_answered if p_answered > 0 else math.inf,
         mean_queue=mean_queue,
+        in_service=in_service,
+        in_service_dist=in_service_dist,
     )
 
 
-def _smallest(meets: Callable[[int], bool], lo: int) -> int:
+def smallest(meets: Callable[[int], bool], lo: int) -> int:
     """The smallest n >= lo with meets(n), for a monotone ``meets``: doubling, then bisection."""
     hi = max(lo, 1)
     while not meets(hi):
@@ -209,11 +231,11 @@ def agents_needed(
     if load == 0:
         return 0
     if patience_s is None:
-        on_queue = _smallest(
+        on_queue = smallest(
             lambda n: service_level(n, load, aht_s, target_s) >= target_sl, math.floor(load) + 1
         )
     else:
-        on_queue = _smallest(
+        on_queue = smallest(
             lambda n: erlang_a(n, load, aht_s, patience_s, target_s).service_level >= target_sl,
             1,
         )

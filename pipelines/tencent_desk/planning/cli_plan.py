@@ -1,0 +1,136 @@
+"""``desk-sessions plan``: tomorrow's staffing (or any days'), from the history loaded."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+from tencent_desk.core import settings
+from tencent_desk.core.errors import JobError
+from tencent_desk.job.destination import DESTINATIONS, DUCKDB
+from tencent_desk.planning import forecast as fc
+from tencent_desk.planning import history, store
+from tencent_desk.planning.plan import INTERVALS, Params, PlanError, make_plan, parse_target
+
+DESCRIPTION = """\
+Forecast each agent group's sessions asking for a human, interval by interval, with an 80%
+prediction interval; estimate handling time, patience (from abandonment) and the chats an
+agent really holds; and staff each interval with the fewest agents meeting --target under
+--max-occupancy (chat concurrency with abandonment), grossed up for --shrinkage. Each plan
+is appended to the staffing_plan table and written to --out. See docs/planning.md."""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("plan", help="forecast demand and plan the agents each interval needs",
+                       description=DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--destination", choices=DESTINATIONS, default=DUCKDB,
+                   help="where the history is and the plan goes (default %(default)s); "
+                   "postgres: credentials as for desk-sessions run")
+    p.add_argument("--database", type=Path, help="the job's DuckDB file (history from the "
+                   "snapshot it publishes)")
+    p.add_argument("--dataset", default=settings.DEFAULT_DATASET,
+                   help="schema of the tables (default %(default)s)")
+    p.add_argument("--date", help="first day to plan, UTC (default: tomorrow); with "
+                   "--intraday a date-time: plan the rest of that day from then")
+    p.add_argument("--days", type=int, default=1, help="days to plan (default %(default)s)")
+    p.add_argument("--interval", type=int, choices=INTERVALS, default=30,
+                   help="minutes per interval (default %(default)s)")
+    p.add_argument("--target", default="0.8:60", help="service level SHARE:SECONDS "
+                   "(default %(default)s: 80%% answered within 60 s)")
+    p.add_argument("--max-occupancy", type=float, default=0.85,
+                   help="chats held / chat slots at most (default %(default)s)")
+    p.add_argument("--shrinkage", type=float, default=0.0, help="share of scheduled time "
+                   "not on the queue: breaks, training, absence (default %(default)s)")
+    p.add_argument("--group", action="append", metavar="G",
+                   help="only this agent group (repeat for more; default: every group)")
+    p.add_argument("--method", choices=fc.METHODS, default="profile",
+                   help="forecast method (default %(default)s; naive: same interval a "
+                   "week before)")
+    p.add_argument("--out", type=Path, help="also write the plan to this CSV file")
+    p.add_argument("--backtest", action="store_true",
+                   help="allow a date in the past: plan it from the data before it")
+    p.add_argument("--intraday", action="store_true",
+                   help="update the rest of today (or of --date's day) from its arrivals "
+                   "so far")
+    p.add_argument("--no-save", action="store_true",
+                   help="do not append the plan to the staffing_plan table")
+    p.add_argument("--lock-wait", type=float, default=settings.DATABASE_LOCK_WAIT_S,
+                   metavar="SECONDS", help="how long to wait for a run holding the DuckDB "
+                   "file before giving up with exit code 3 (default %(default)g)")
+    return p
+
+
+def _when(args: argparse.Namespace, now: datetime) -> tuple[pd.Timestamp, pd.Timestamp | None]:
+    """(first day to plan, the instant of an intraday update or None)."""
+    today = pd.Timestamp(now).tz_convert("UTC").normalize()
+    if args.date is None:
+        start = pd.Timestamp(now).tz_convert("UTC") if args.intraday else today + \
+            pd.Timedelta(days=1)
+    else:
+        try:
+            start = pd.Timestamp(args.date)
+        except ValueError:
+            raise PlanError(f"--date {args.date!r} is not a date: give 2026-01-06 (or with "
+                            "--intraday 2026-01-06T12:00), UTC") from None
+        start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
+    day = start.normalize()
+    if day < today and not args.backtest:
+        raise PlanError(f"--date {day:%Y-%m-%d} is in the past (today is {today:%Y-%m-%d}, "
+                        "UTC): add --backtest to plan it from the data before it")
+    return day, (start if args.intraday else None)
+
+
+def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
+    now = now or datetime.now(UTC)
+    try:
+        sl, seconds = parse_target(args.target)
+        if args.destination == DUCKDB and args.database is None:
+            raise PlanError("--database is required: the job's DuckDB file")
+        if args.database is not None and not args.database.exists():
+            raise PlanError(f"database {args.database} not found: check --database")
+        if args.days < 1 or (args.intraday and args.days != 1):
+            raise PlanError("--days must be at least 1 (and 1 with --intraday)")
+        if not 0 <= args.shrinkage < 1 or not 0 < args.max_occupancy <= 1:
+            raise PlanError("--shrinkage must be in [0, 1) and --max-occupancy in (0, 1]")
+        day, at = _when(args, now)
+        params = Params(args.interval, sl, seconds, args.max_occupancy, args.shrinkage,
+                        args.method)
+        since = day - pd.Timedelta(weeks=params.weeks, days=1)
+        until = (at.ceil(params.freq) if at is not None else day).to_pydatetime()
+        sessions = history.read_sessions(args.database, args.destination, args.dataset,
+                                         since.to_pydatetime(), until)
+        days = [day + pd.Timedelta(days=k) for k in range(args.days)]
+        today = pd.Timestamp(now).tz_convert("UTC").normalize()
+        frame = make_plan(sessions, days, params, args.group, at, history_until=today)
+    except PlanError as exc:
+        raise JobError(str(exc), exit_code=2) from None
+    kind = "intraday" if at is not None else "backtest" if day < pd.Timestamp(now).tz_convert(
+        "UTC").normalize() else "plan"
+    stamped = store.stamp(frame, kind, params.as_dict(), now)
+    if args.out:
+        try:
+            stamped.to_csv(args.out, index=False)
+        except OSError as exc:
+            raise JobError(f"cannot write {args.out}: {exc.strerror}", exit_code=3) from None
+    if not args.no_save:
+        store.save(stamped, args.destination, args.database, args.dataset, args.lock_wait)
+    _summary(stamped, day, args.days, at)
+    return 0
+
+
+def _summary(plan: pd.DataFrame, day: pd.Timestamp, days: int, at: pd.Timestamp | None) -> None:
+    span = f"{day:%Y-%m-%d}" + (f" (+{days - 1} days)" if days > 1 else "")
+    span += f" from {at:%H:%M} UTC" if at is not None else ""
+    ids = plan.plan_id.iloc[0] if len(plan) else "-"
+    print(f"plan {ids} for {span}: {len(plan)} intervals")
+    for group, g in plan.groupby("group"):
+        staffed = g.dropna(subset=["agents"])
+        hours = float((staffed.scheduled * staffed.interval_min).sum()) / 60
+        peak = int(staffed.scheduled.max()) if len(staffed) else 0
+        print(f"  {group}: {g.forecast.sum():.0f} sessions forecast, {hours:.1f} agent-hours "
+              f"scheduled, at most {peak} agents at once")
+    sys.stdout.flush()

@@ -1,0 +1,274 @@
+"""Forecasts of each interval's demand from past sessions: arrivals (sessions asking for a
+human) with an 80% prediction interval, handling time, and patience.
+
+Methods (compared in benchmarks/, chosen in docs/planning.md):
+
+- ``naive``: seasonal naive, the same interval a week before (the latest such day with data).
+- ``profile``: the weekday's level (its mean daily volume over the last ``weeks`` weeks with
+  data) times its day type's shape (each interval's share of the day, pooled over weekdays,
+  or over Saturdays, or Sundays, of those weeks). Taylor (Management Science 54, 2008)
+  found that beyond a day or two ahead "a simplistic historical average is difficult to
+  beat"; pooling the shape over a day type makes it less noisy than one weekday's mean.
+
+Intervals: an interval's arrivals are Poisson around a rate that the day scales (a day's
+volume is drawn around its level: a multiplier with variance ``cv2``), and the profile's
+mean is itself uncertain (the variance of its ``weeks`` values over their number). The
+actual is then negative binomial with mean mu and variance mu + mu^2 cv2 + var(mean); the
+interval is its 10% and 90% quantiles.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+METHODS = ("profile", "naive")
+LEVEL = 0.8  # the prediction interval's coverage
+MIN_DAYS = 14  # two of every weekday: the profile's spread and the day-to-day variance
+WEEKS = 8  # how far back the profile looks
+MIN_CHATS = 30  # fewer chats in an interval of the day: the group's mean handling time
+GROUP = "agent_group_name"
+NO_GROUP = "(none)"  # sessions without a group (polls only, or never routed)
+
+
+def derive(sessions: pd.DataFrame) -> pd.DataFrame:
+    """The timeline's sessions (``timeline_metrics.sessions``) with what the plan reads:
+    ``assigned_at``, when an agent took the chat (offered; answered where the offer time is
+    not exact, as polls make it), which ends the wait and the risk of abandoning, and
+    ``hold_s``, how long the chat held the agent's slot (assigned to ended)."""
+    out = sessions.copy()
+    queued = pd.to_datetime(out.queued_at, utc=True)
+    offered = pd.to_datetime(out.offered_at, utc=True)
+    exact = out.offered_source.isin(("event", "record")) & (offered >= queued)
+    out["assigned_at"] = offered.where(exact, pd.to_datetime(out.answered_at, utc=True))
+    out["hold_s"] = (pd.to_datetime(out.ended_at, utc=True) - out.assigned_at
+                     ).dt.total_seconds()
+    return out[COLUMNS]
+
+
+COLUMNS = ["began_at", "queued_at", "assigned_at", "ended_at", "agent_id", GROUP, "hold_s",
+           "abandoned"]
+
+
+def interval_counts(sessions: pd.DataFrame, freq: str, days: pd.DatetimeIndex) -> pd.DataFrame:
+    """Sessions asking for a human per ``freq`` interval (by ``queued_at``) and group: one
+    column per group, one row per interval of ``days`` (UTC midnights); days without data
+    are NaN rather than zero."""
+    queued = sessions[sessions.queued_at.notna()]
+    at = pd.to_datetime(queued.queued_at, utc=True).dt.floor(freq)
+    grid = pd.date_range(days.min(), days.max() + pd.Timedelta(days=1), freq=freq,
+                         inclusive="left") if len(days) else pd.DatetimeIndex([], tz="UTC")
+    counts = (pd.crosstab(at, queued[GROUP].fillna(NO_GROUP).to_numpy())
+              if len(queued) else pd.DataFrame())
+    counts = counts.reindex(grid, fill_value=0).astype(float)
+    counts.index.name = "interval_start"
+    counts.columns.name = None
+    has_data = pd.Series(counts.index.normalize().isin(days), index=counts.index)
+    return counts.where(has_data, axis=0)
+
+
+def data_days(sessions: pd.DataFrame) -> pd.DatetimeIndex:
+    """The UTC days on which any session began: the days the history covers."""
+    began = pd.to_datetime(sessions.began_at.dropna(), utc=True).dt.normalize()
+    return pd.DatetimeIndex(sorted(began.unique()), tz="UTC") if len(began) else \
+        pd.DatetimeIndex([], tz="UTC")
+
+
+def day_variance(counts: pd.Series) -> float:
+    """cv^2 of a day's volume beyond Poisson: from the daily totals of each weekday,
+    (variance - mean) / mean^2, pooled over the weekdays; 0 when no more than Poisson."""
+    totals = counts.groupby(counts.index.normalize()).sum(min_count=1).dropna()
+    totals = totals[totals > 0]
+    if totals.empty:
+        return 0.0
+    parts = []
+    for _, t in totals.groupby(totals.index.day_of_week):
+        if len(t) >= 2:
+            parts.append((float(t.var(ddof=1)) - float(t.mean())) / float(t.mean()) ** 2)
+    return max(0.0, float(np.mean(parts))) if parts else 0.0
+
+
+def day_type(weekday: int) -> int:
+    """Weekdays share a day's shape; Saturday and Sunday each have their own."""
+    return min(weekday, 5) if weekday >= 5 else 0
+
+
+def _profile(counts: pd.Series, day: pd.Timestamp, weeks: int) -> tuple[pd.Series, float,
+                                                                        float, int]:
+    """For ``day``: its day type's shape (share of the day per interval of the day, pooled
+    over that type's days in the last ``weeks`` weeks with data), its weekday's level (mean
+    daily total of the last ``weeks`` such weekdays), the variance of that mean, and how
+    many days the shape pools."""
+    days = counts.groupby(counts.index.normalize())
+    totals = days.sum(min_count=1).dropna()
+    totals = totals[(totals.index < day) & (totals.index >= day - pd.Timedelta(weeks=weeks))]
+    same = totals[totals.index.day_of_week == day.day_of_week]
+    kind = totals[[day_type(d) == day_type(day.day_of_week) for d in totals.index.day_of_week]]
+    if same.empty or kind.sum() <= 0:
+        return pd.Series(dtype=float), math.nan, math.nan, 0
+    pooled = counts[counts.index.normalize().isin(kind.index)]
+    slot = pooled.index - pooled.index.normalize()
+    shape = pooled.groupby(slot).sum() / float(kind.sum())
+    level_var = float(same.var(ddof=1)) / len(same) if len(same) > 1 else float(same.mean())
+    return shape, float(same.mean()), level_var, len(kind)
+
+
+def _week_before(counts: pd.Series, at: pd.Timestamp) -> float:
+    """The value at ``at`` minus a week (or minus two, three, ... where that day had none)."""
+    values = counts.reindex([at - pd.Timedelta(weeks=k) for k in range(1, 60)]).dropna()
+    return float(values.iloc[0]) if len(values) else math.nan
+
+
+def forecast(counts: pd.Series, at: pd.DatetimeIndex, method: str = "profile",
+             weeks: int = WEEKS, cv2: float | None = None) -> pd.DataFrame:
+    """One group's forecast for the intervals ``at`` from ``counts`` (its history, before
+    them): ``forecast``, ``lo`` and ``hi`` (the 80% interval), ``sd``, and ``mean_var``
+    (the variance of the forecast's own estimate)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}")
+    cv2 = day_variance(counts) if cv2 is None else cv2
+    rows = []
+    profiles: dict[pd.Timestamp, tuple[pd.Series, float, float, int]] = {}
+    for t in at:
+        day = t.normalize()
+        if method == "naive":
+            mu = _week_before(counts, t)
+            # one noisy day: the estimate's error variance is the actual's
+            spread = mu * (1 + mu * cv2)
+        else:
+            if day not in profiles:
+                profiles[day] = _profile(counts, day, weeks)
+            shape, level, level_var, n_days = profiles[day]
+            share = float(shape.get(t - day, 0.0)) if len(shape) else math.nan
+            mu = share * level
+            spread = share * share * level_var + (mu / n_days if n_days else math.nan)
+        if math.isnan(mu):
+            rows.append((math.nan, math.nan, math.nan, math.nan, math.nan))
+            continue
+        var = mu + mu * mu * cv2 + spread
+        lo, hi = nb_interval(mu, var)
+        rows.append((mu, lo, hi, math.sqrt(var), spread))
+    return pd.DataFrame(rows, index=at, columns=["forecast", "lo", "hi", "sd", "mean_var"])
+
+
+def nb_interval(mean: float, var: float, level: float = LEVEL) -> tuple[float, float]:
+    """The central ``level`` interval of a count with this mean and variance: negative
+    binomial when over-dispersed, else Poisson (pmf summed in log space; no scipy here)."""
+    if mean <= 0:
+        return 0.0, 0.0
+    top = int(mean + 12 * math.sqrt(max(var, mean)) + 20)
+    k = np.arange(top + 1, dtype=float)
+    lgamma = np.vectorize(math.lgamma)
+    if var > mean * (1 + 1e-9):
+        p = mean / var
+        r = mean * mean / (var - mean)
+        log_pmf = (lgamma(k + r) - math.lgamma(r) - lgamma(k + 1) + r * math.log(p)
+                   + k * math.log1p(-p))
+    else:
+        log_pmf = k * math.log(mean) - mean - lgamma(k + 1)
+    cdf = np.cumsum(np.exp(log_pmf))
+    tail = (1 - level) / 2
+    return float(np.searchsorted(cdf, tail)), float(np.searchsorted(cdf, 1 - tail))
+
+
+def intraday(fc: pd.DataFrame, observed: pd.Series, cv2: float) -> tuple[pd.DataFrame, float]:
+    """Update the rest of a day from its arrivals so far. The day's multiplier G has prior
+    Gamma(a, a), a = 1 / cv2 (mean 1, variance cv2); after X arrivals where E were
+    expected, its posterior has mean (a + X) / (a + E) and variance (a + X) / (a + E)^2.
+    ``fc``: the day's forecast; ``observed``: the intervals past (counts). Returns the
+    forecast of the intervals not in ``observed``, and the multiplier."""
+    seen = fc.index.isin(observed.index)
+    expected, got = float(fc.forecast[seen].sum()), float(observed.sum())
+    if cv2 <= 0:
+        return fc[~seen], 1.0
+    a = 1.0 / cv2
+    g, g_var = (a + got) / (a + expected), (a + got) / (a + expected) ** 2
+    rest = fc[~seen].copy()
+    base = rest.forecast
+    rest["forecast"] = base * g
+    var = rest.forecast + base * base * g_var + rest.mean_var * g * g
+    bounds = [nb_interval(m, v) for m, v in zip(rest.forecast, var, strict=True)]
+    rest["lo"] = [b[0] for b in bounds]
+    rest["hi"] = [b[1] for b in bounds]
+    rest["sd"] = np.sqrt(var)
+    return rest, g
+
+
+@dataclass(frozen=True)
+class Patience:
+    mean_s: float  # inf when nobody abandoned
+    abandoned: int
+    waited_s: float  # total time waited by everyone who queued (the exposure)
+
+
+def patience(waits_s: np.ndarray, abandoned: np.ndarray) -> Patience:
+    """Exponential patience by maximum likelihood, with the waits of the answered as
+    censored observations (their patience was at least that long): abandonments / total
+    time waited, inverted."""
+    waits = np.asarray(waits_s, dtype=float)
+    gave_up = np.asarray(abandoned, dtype=bool)
+    keep = ~np.isnan(waits)
+    total = float(waits[keep].clip(min=0).sum())
+    n = int(gave_up[keep].sum())
+    return Patience(total / n if n else math.inf, n, total)
+
+
+def queue_waits(sessions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each queued session's time in queue (to answer, or to its end when it abandoned) and
+    whether it abandoned; sessions still waiting or without a known end are left out."""
+    q = sessions[sessions.queued_at.notna()]
+    queued = pd.to_datetime(q.queued_at, utc=True)
+    left = pd.to_datetime(q.assigned_at, utc=True).fillna(
+        pd.to_datetime(q.ended_at, utc=True).where(q.abandoned.astype(bool)))
+    return (left - queued).dt.total_seconds().to_numpy(), q.abandoned.astype(bool).to_numpy()
+
+
+def held_at_answer(sessions: pd.DataFrame) -> pd.Series:
+    """For each assigned session, the chats its agent held just after taking it (itself
+    included): the concurrency agents really keep."""
+    s = sessions[sessions.assigned_at.notna() & sessions.agent_id.notna()]
+    start = pd.to_datetime(s.assigned_at, utc=True).astype("int64").to_numpy()
+    end = pd.to_datetime(s.ended_at, utc=True).astype("int64")
+    end = end.where(s.ended_at.notna(), np.iinfo(np.int64).max).to_numpy()
+    out = np.zeros(len(s), dtype=np.int64)
+    for _, idx in s.groupby("agent_id").indices.items():
+        starts, ends = np.sort(start[idx]), np.sort(end[idx])
+        t = start[idx]
+        out[idx] = np.searchsorted(starts, t, "right") - np.searchsorted(ends, t, "right")
+    return pd.Series(out, index=s.index)
+
+
+def handling_by_chats(sessions: pd.DataFrame, quantile: float = 0.99
+                      ) -> tuple[int, list[float]]:
+    """Slots per agent (the ``quantile`` of chats held at answer; at least 1) and the mean
+    handling time of a chat answered while its agent held j = 1 .. slots chats (the
+    overall mean where fewer than MIN_CHATS chats say)."""
+    held = held_at_answer(sessions)
+    handle = sessions.loc[held.index, "hold_s"].astype(float)
+    ok = handle.notna()
+    held, handle = held[ok], handle[ok]
+    if held.empty:
+        return 1, [math.nan]
+    slots = max(1, int(np.quantile(held, quantile, method="lower")))
+    overall = float(handle.mean())
+    means = []
+    for j in range(1, slots + 1):
+        at_j = handle[held.clip(upper=slots) == j]
+        means.append(float(at_j.mean()) if len(at_j) >= MIN_CHATS else overall)
+    return slots, means
+
+
+def handling_per_slot(sessions: pd.DataFrame, freq: str) -> tuple[float, pd.Series]:
+    """Mean handling time (s) overall and per interval of the day (time since midnight);
+    an interval of the day with fewer than MIN_CHATS chats takes the overall mean."""
+    s = sessions[sessions.hold_s.notna() & sessions.queued_at.notna()]
+    if s.empty:
+        return math.nan, pd.Series(dtype=float)
+    at = pd.to_datetime(s.queued_at, utc=True).dt.floor(freq)
+    slot = at - at.dt.normalize()
+    by = s.hold_s.astype(float).groupby(slot.to_numpy()).agg(["mean", "size"])
+    overall = float(s.hold_s.mean())
+    return overall, by["mean"].where(by["size"] >= MIN_CHATS, overall)

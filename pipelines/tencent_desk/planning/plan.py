@@ -1,0 +1,182 @@
+"""A staffing plan: for each agent group and interval of the days asked, the forecast (with
+its 80% interval), handling time, patience, the agents required by the concurrency model
+under the service target, maximum occupancy and shrinkage, and what that staffing is
+predicted to give; Erlang C's and Erlang A's agents beside it for comparison."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from tencent_desk.analysis import erlang
+from tencent_desk.planning import concurrency
+from tencent_desk.planning import forecast as fc
+
+INTERVALS = (15, 30, 60)  # minutes
+MAX_PATIENCE_S = 86_400.0  # nobody abandoned: patience taken as a day (close to Erlang C)
+COLUMNS = [
+    "group", "interval_start", "interval_min", "forecast", "forecast_lo", "forecast_hi",
+    "aht_s", "patience_s", "slots_per_agent", "agents", "scheduled", "service_level",
+    "asa_s", "abandonment", "occupancy", "busy_share", "concurrency", "erlang_c_agents",
+    "erlang_a_agents",
+]
+
+
+class PlanError(ValueError):
+    """What the user must fix, in one line."""
+
+
+@dataclass(frozen=True)
+class Params:
+    interval_min: int = 30
+    target_sl: float = 0.8
+    target_s: float = 60.0
+    max_occupancy: float = 0.85
+    shrinkage: float = 0.0
+    method: str = "profile"
+    weeks: int = fc.WEEKS
+
+    @property
+    def freq(self) -> str:
+        return f"{self.interval_min}min"
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def parse_target(text: str) -> tuple[float, float]:
+    """``0.8:60`` (or ``80%:60``, ``80:60``) -> (share 0.8, 60 seconds)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)(%?)\s*:\s*(\d+(?:\.\d+)?)\s*s?\s*", text)
+    share = float(m.group(1)) / (100 if m.group(2) or float(m.group(1)) > 1 else 1) if m \
+        else math.nan
+    if not m or not 0 < share < 1 or float(m.group(3)) <= 0:
+        raise PlanError(f"--target {text!r} cannot be read: give SHARE:SECONDS with a share "
+                        "between 0 and 1 (or a percentage) and seconds > 0, e.g. 0.8:60")
+    return share, float(m.group(3))
+
+
+def check_history(days: pd.DatetimeIndex, before: pd.Timestamp) -> None:
+    """Enough days of data before ``before`` for the forecast (``fc.MIN_DAYS``)."""
+    have = days[days < before.normalize()]
+    if len(have) < fc.MIN_DAYS:
+        span = (f" ({have.min():%Y-%m-%d} to {have.max():%Y-%m-%d})" if len(have) else "")
+        raise PlanError(
+            f"too little history before {before:%Y-%m-%d}: {len(have)} day"
+            f"{'' if len(have) == 1 else 's'} with sessions{span}; the forecast needs at "
+            f"least {fc.MIN_DAYS} (two of every weekday): load more history first")
+
+
+def groups_of(sessions: pd.DataFrame) -> list[str]:
+    queued = sessions[sessions.queued_at.notna()]
+    return sorted(queued[fc.GROUP].fillna(fc.NO_GROUP).astype(str).unique())
+
+
+def make_plan(sessions: pd.DataFrame, days: list[pd.Timestamp], params: Params,
+              groups: list[str] | None = None, now: pd.Timestamp | None = None,
+              history_until: pd.Timestamp | None = None) -> pd.DataFrame:
+    """The plan for ``days`` (UTC midnights) from ``sessions`` before the first of them
+    (or before ``history_until``, a midnight: whole days only, as a day still going on
+    would look quiet in its evening); with ``now`` (intraday, on the first day): the rest
+    of that day, updated from the arrivals between its midnight and ``now``."""
+    origin = min(days[0], history_until) if history_until is not None else days[0]
+    history = sessions[pd.to_datetime(sessions.began_at, utc=True) < origin]
+    data_days = fc.data_days(history)
+    check_history(data_days, origin)
+    known = groups_of(history)
+    for g in groups or []:
+        if g not in known:
+            raise PlanError(f"--group {g!r}: no such agent group in the history; known: "
+                            f"{', '.join(known) or 'none'}")
+    recent = history[pd.to_datetime(history.began_at, utc=True)
+                     >= origin - pd.Timedelta(weeks=params.weeks)]
+    counts = fc.interval_counts(history, params.freq, data_days)
+    at = pd.DatetimeIndex([t for d in days for t in pd.date_range(
+        d, d + pd.Timedelta(days=1), freq=params.freq, inclusive="left")])
+    out = []
+    day_one = days[0]
+    for group in groups or known:
+        mine = recent[recent[fc.GROUP].fillna(fc.NO_GROUP).astype(str) == group]
+        series = counts[group] if group in counts else pd.Series(np.nan, counts.index)
+        cv2 = fc.day_variance(series)
+        pred = fc.forecast(series, at, params.method, params.weeks, cv2)
+        if now is not None:
+            pred = _intraday(pred, sessions, group, day_one, now, params.freq, cv2)
+        out.append(_staff(group, pred, mine, params))
+    frame = pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=COLUMNS)
+    return frame[COLUMNS]
+
+
+def _intraday(pred: pd.DataFrame, sessions: pd.DataFrame, group: str, day: pd.Timestamp,
+              now: pd.Timestamp, freq: str, cv2: float) -> pd.DataFrame:
+    """The rest of ``day`` from ``now`` (floored to the interval), updated from today's
+    arrivals so far."""
+    cut = now.floor(freq)
+    today = sessions[(pd.to_datetime(sessions.began_at, utc=True) >= day)
+                     & (pd.to_datetime(sessions.queued_at, utc=True) < cut)]
+    so_far = fc.interval_counts(today, freq, pd.DatetimeIndex([day]))
+    so_far = so_far[so_far.index < cut]
+    observed = so_far[group] if group in so_far else pd.Series(0.0, so_far.index)
+    rest, _ = fc.intraday(pred[pred.index < day + pd.Timedelta(days=1)], observed, cv2)
+    return rest
+
+
+def slot_handling(sessions: pd.DataFrame, params: Params
+                  ) -> Callable[[pd.Timestamp], tuple[float, list[float]] | None]:
+    """From one group's recent sessions: for an interval's start, its interval of the day's
+    mean handling time, and that at 1 .. slots chats held (shaped by how handling slows
+    with concurrency); None without any handled chat."""
+    _, aht_by_chats = fc.handling_by_chats(sessions)
+    overall, per_slot = fc.handling_per_slot(sessions, params.freq)
+
+    def at(t: pd.Timestamp) -> tuple[float, list[float]] | None:
+        if pd.isna(overall):
+            return None
+        aht = float(per_slot.get(t - t.normalize(), overall))
+        return aht, [h * aht / overall for h in aht_by_chats]
+    return at
+
+
+def _staff(group: str, pred: pd.DataFrame, sessions: pd.DataFrame,
+           params: Params) -> pd.DataFrame:
+    """Agents per interval for one group's forecast ``pred``."""
+    waits, abandoned = fc.queue_waits(sessions)
+    patience_s = min(fc.patience(waits, abandoned).mean_s, MAX_PATIENCE_S)
+    handling = slot_handling(sessions, params)
+    rows = []
+    for t, f in pred.iterrows():
+        known = handling(t)
+        aht, aht_by_chats = known if known else (math.nan, [])
+        row: dict[str, object] = {
+            "group": group, "interval_start": t, "interval_min": params.interval_min,
+            "forecast": f.forecast, "forecast_lo": f.lo, "forecast_hi": f.hi,
+            "aht_s": aht, "patience_s": patience_s,
+            "slots_per_agent": len(aht_by_chats) or math.nan}
+        if pd.isna(f.forecast) or not aht_by_chats:
+            rows.append(row)
+            continue
+        row.update(_requirement(f.forecast / (params.interval_min * 60.0), aht_by_chats,
+                                aht, patience_s, params))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _requirement(rate: float, aht_by_chats: list[float], aht_s: float, patience_s: float,
+                 params: Params) -> dict[str, object]:
+    """The concurrency model's agents for one interval, and Erlang C's and A's."""
+    o = concurrency.agents_required(rate, aht_by_chats, patience_s, params.target_s,
+                                    params.target_sl, params.max_occupancy)
+    slots = len(aht_by_chats)
+    load = rate * aht_s
+    c_slots = erlang.agents_needed(load, aht_s, params.target_s, params.target_sl)
+    a_slots = erlang.agents_needed(load, aht_s, params.target_s, params.target_sl,
+                                   patience_s=patience_s)
+    return {"agents": o.agents, "scheduled": erlang.with_shrinkage(o.agents, params.shrinkage),
+            "service_level": o.service_level, "asa_s": o.asa_s, "abandonment": o.p_abandon,
+            "occupancy": o.occupancy, "busy_share": o.busy_share,
+            "concurrency": o.concurrency,
+            "erlang_c_agents": math.ceil(round(c_slots / slots, 9)),
+            "erlang_a_agents": math.ceil(round(a_slots / slots, 9))}

@@ -1,0 +1,180 @@
+"""``desk-sessions plan`` end to end, in a child process: on weeks of history built from a
+day the real job polled (``tests/nb_fixture.py``), on DuckDB and on PostgreSQL; every error
+the user must fix is one line and exit code 2; and the patience it estimates is the
+simulator's truth read the same way."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+from tencent_desk.planning import forecast as fc
+from tencent_desk.planning import history
+from tencent_desk.readers.snapshot import Reader
+from tencent_desk.run.lock import RunLock
+from tencent_desk.run.publish import publish
+from tencent_desk.simulator import truth
+
+from tests.nb_fixture import build_demo_day, build_weeks
+
+from .support import cli
+from .support.warehouse import copy_dataset
+
+# the module's databases take minutes to build on a busy 2-core machine (the demo, weeks)
+pytestmark = pytest.mark.timeout(1500)
+DAY = "2026-01-06"  # the day after the demo's Monday: the first day to plan
+GROUP = "Online customer service"
+
+
+@pytest.fixture(scope="module")
+def demo_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = build_demo_day(tmp_path_factory.mktemp("plan_demo") / "demo.duckdb")
+    publish(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def weeks(demo_day: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three weeks and a day of history (the demo's day, copied back 21 days)."""
+    path = build_weeks(demo_day, tmp_path_factory.mktemp("plan_weeks") / "weeks.duckdb")
+    publish(path)
+    return path
+
+
+def plan(folder: Path, *argv: str, **env: str):
+    return cli.run([cli.CLI, "plan", *argv, "--log-level", "WARNING"], cwd=folder, **env)
+
+
+def one_error(done) -> str:
+    assert done.returncode == 2, done.stderr
+    lines = cli.error_lines(done.stderr)
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    return lines[0]
+
+
+def test_every_error_is_one_line(demo_day: Path, weeks: Path, tmp_path: Path) -> None:
+    too_little = one_error(plan(tmp_path, "--database", str(demo_day), "--date", DAY,
+                                "--backtest"))
+    assert "too little history before 2026-01-06: 1 day with sessions" in too_little
+    assert f"needs at least {fc.MIN_DAYS}" in too_little
+    assert "cannot be read" in one_error(plan(tmp_path, "--database", str(weeks), "--target",
+                                              "80%", "--backtest", "--date", DAY))
+    unknown = one_error(plan(tmp_path, "--database", str(weeks), "--date", DAY, "--backtest",
+                             "--group", "Nope"))
+    assert "'Nope': no such agent group" in unknown and GROUP in unknown
+    past = one_error(plan(tmp_path, "--database", str(weeks), "--date", DAY))
+    assert "is in the past" in past and "--backtest" in past
+    assert "not found" in one_error(plan(tmp_path, "--database", str(tmp_path / "x.duckdb")))
+    unpublished = tmp_path / "bare.duckdb"
+    duckdb.connect(str(unpublished)).close()
+    assert "publish" in one_error(plan(tmp_path, "--database", str(unpublished)))
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_plan_on_duckdb(weeks: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plan.csv"
+    done = plan(tmp_path, "--database", str(weeks), "--date", DAY, "--backtest", "--days",
+                "2", "--interval", "60", "--target", "0.8:60", "--shrinkage", "0.3",
+                "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    rows = _rows(out)
+    assert len(rows) == 48 and {r["group"] for r in rows} == {GROUP}
+    busy = [r for r in rows if float(r["forecast"]) >= 20]
+    assert busy
+    for r in busy:
+        assert float(r["forecast_lo"]) <= float(r["forecast"]) <= float(r["forecast_hi"])
+        assert float(r["service_level"]) >= 0.8 and float(r["occupancy"]) <= 0.85
+        assert int(r["scheduled"]) >= int(r["agents"]) / 0.7 - 1e-9
+        # abandonment lets Erlang A (and the model with it) staff no more than Erlang C
+        assert int(r["erlang_a_agents"]) <= int(r["erlang_c_agents"])
+    # every plan is kept: a second one is appended beside the first
+    assert plan(tmp_path, "--database", str(weeks), "--date", DAY, "--backtest",
+                "--method", "naive").returncode == 0
+    with duckdb.connect(str(weeks), read_only=True) as con:
+        kept = con.execute("SELECT plan_id, kind, method, count(*) FROM "
+                           "tencent_desk.staffing_plan GROUP BY ALL ORDER BY method").fetchall()
+    assert [(k[1], k[2], k[3]) for k in kept] == [("backtest", "naive", 48),
+                                                   ("backtest", "profile", 48)]
+    assert kept[1][0] == rows[0]["plan_id"] != kept[0][0]
+
+
+def test_a_run_in_progress_keeps_the_file(weeks: Path, tmp_path: Path) -> None:
+    """While a run holds the job's lock the plan waits --lock-wait, then says so in one
+    line with exit code 3; the CSV is written all the same."""
+    out = tmp_path / "plan.csv"
+    with RunLock(weeks):
+        done = plan(tmp_path, "--database", str(weeks), "--date", DAY, "--backtest",
+                    "--lock-wait", "1", "--out", str(out))
+    assert done.returncode == 3, done.stderr
+    (line,) = cli.error_lines(done.stderr)
+    assert "another desk-sessions run" in line and "Traceback" not in done.stderr
+    assert len(_rows(out)) == 48
+
+
+def test_intraday_plans_the_rest_of_the_day(weeks: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rest.csv"
+    done = plan(tmp_path, "--database", str(weeks), "--date", "2026-01-05T11:00",
+                "--backtest", "--intraday", "--no-save", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    rows = _rows(out)
+    assert rows[0]["interval_start"].startswith("2026-01-05 11:00") and len(rows) == 26
+    assert {r["kind"] for r in rows} == {"intraday"}
+
+
+def test_plan_on_postgres(weeks: Path, postgres_url: str, tmp_path: Path) -> None:
+    copy_dataset(weeks, "postgres", postgres_url, pipelines_dir=tmp_path / "copy")
+    out = tmp_path / "plan.csv"
+    done = plan(tmp_path, "--destination", "postgres", "--date", DAY, "--backtest",
+                "--out", str(out), DESTINATION__POSTGRES__CREDENTIALS=postgres_url)
+    assert done.returncode == 0, done.stderr
+    import psycopg2
+
+    duck = _rows(out)
+    con = psycopg2.connect(postgres_url)
+    try:
+        with con.cursor() as cur:
+            cur.execute("SELECT count(*), min(kind), sum(agents) FROM "
+                        "tencent_desk.staffing_plan WHERE plan_id = %s", [duck[0]["plan_id"]])
+            n, kind, agents = cur.fetchone()
+    finally:
+        con.close()
+    assert n == len(duck) == 48 and kind == "backtest"
+    assert agents == sum(int(r["agents"]) for r in duck)
+
+
+def test_patience_is_the_truths(demo_day: Path) -> None:
+    """The estimate from the timeline equals the same estimator on the simulator's true
+    waits of the same sessions: the plan reads the data exactly. (The demo day has ten
+    abandonments: too few to check the configured mean, and its waits include the 5-40 s
+    offer during which the simulator's customers cannot leave; see docs/planning.md.)"""
+    sessions = history.read_sessions(demo_day, "duckdb", "tencent_desk",
+                                     datetime(2026, 1, 1, tzinfo=UTC),
+                                     datetime(2026, 1, 7, tzinfo=UTC))
+    est = fc.patience(*fc.queue_waits(sessions))
+    reader = Reader(demo_day)
+    try:
+        waits = truth.truth_waits(reader.connection())
+    finally:
+        reader.close()
+    mine = waits[waits.outcome.isin(["answered", "ended"])]
+    ids = set(_timeline_ids(demo_day))
+    mine = mine[mine.session_id.isin(ids)]
+    assert est.abandoned == int((mine.outcome == "ended").sum()) > 0
+    assert est.waited_s == pytest.approx(mine.wait_s.sum(), rel=1e-6)
+
+
+def _timeline_ids(database: Path) -> list[str]:
+    reader = Reader(database)
+    try:
+        return [s for (s,) in reader.connection().execute(
+            "SELECT session_id FROM tencent_desk.session_timeline WHERE queued_at IS NOT NULL"
+        ).fetchall()]
+    finally:
+        reader.close()
