@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import aiohttp
 from tencent_desk.api import states
 from tencent_desk.api.callback import CALLBACK_COMMAND
-from tencent_desk.simulator.model import Population
+from tencent_desk.simulator.model import Population, SessionKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +40,11 @@ class Knobs:
     seed: int = 0
 
 
-def session_events(population: Population) -> Iterable[tuple[float, dict[str, object]]]:
-    """(time, body) of every event of the day, session by session, times in seconds."""
-    for key in population.session_keys():
+def session_events(population: Population, keys: Iterable[SessionKey] | None = None
+                   ) -> Iterable[tuple[float, dict[str, object]]]:
+    """(time, body) of every event of the day (or of the sessions ``keys``), session by
+    session, times in seconds."""
+    for key in population.session_keys() if keys is None else keys:
         segs = population.segments(key.session_id)
         end = population.ended_at(key.session_id)
         base = {"CallbackCommand": CALLBACK_COMMAND, "SessionId": key.session_id,
@@ -74,17 +76,19 @@ def session_events(population: Population) -> Iterable[tuple[float, dict[str, ob
             yield t, body
 
 
-def plan(population: Population, knobs: Knobs = Knobs()) -> list[Callback]:
-    """Every callback of the day in the order Desk sends it, the knobs applied."""
+def plan(population: Population, knobs: Knobs = Knobs(), *,
+         keys: Iterable[SessionKey] | None = None, label: str = "") -> list[Callback]:
+    """Every callback of the day (or of the sessions ``keys``) in the order Desk sends it,
+    the knobs applied; ``label`` keeps RequestIDs apart between calls."""
     rng = random.Random(knobs.seed)
-    timeline = sorted(session_events(population), key=lambda e: e[0])
+    timeline = sorted(session_events(population, keys), key=lambda e: e[0])
     out: list[Callback] = []
     for n, (t, body) in enumerate(timeline):
         draw = rng.random()
         if draw < knobs.lost:
             continue
         send_at = t + (rng.random() * knobs.delay_s if draw > 1 - knobs.delayed else 0.0)
-        cb = Callback(send_at, f"sim-{knobs.seed}-{n:08d}", json.dumps(body).encode())
+        cb = Callback(send_at, f"sim-{knobs.seed}-{label}{n:08d}", json.dumps(body).encode())
         out.append(cb)
         if rng.random() < knobs.repeated:
             out.append(Callback(send_at + rng.random() * 30, cb.request_id, cb.body))
@@ -119,7 +123,8 @@ class Sender:
         for cb in callbacks:
             queue.put_nowait(cb)
         timeout = aiohttp.ClientTimeout(total=10)
-        async with aiohttp.ClientSession(timeout=timeout) as http:
+        connector = aiohttp.TCPConnector(limit=self.concurrency)  # aiohttp's default is 100
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
             await asyncio.gather(*(self._worker(http, queue)
                                    for _ in range(self.concurrency)))
 
