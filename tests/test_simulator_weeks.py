@@ -258,3 +258,16 @@ def test_history_through_the_receiver_and_the_records_job(tmp_path) -> None:
         assert len(day1) == len(wk.day_customers(cfg, 1))
     finally:
         con.close()
+
+
+def test_steady_customers_for_checking_a_staffing_model() -> None:
+    g = wk.DEFAULT_GROUPS[1]
+    a = wk.steady_customers(g, per_hour=120, hours=50, seed=2)
+    pd.testing.assert_frame_equal(a, wk.steady_customers(g, per_hour=120, hours=50, seed=2))
+    assert abs(len(a) - 6000) < 5 * math.sqrt(6000)
+    assert abs(a["patience_s"].mean() - g.patience_mean_s) < 5 * g.patience_mean_s / \
+        math.sqrt(len(a))
+    # Offered load 120/h x ~7.4 min held: ~15 chats; 10 agents x 3 slots answer nearly all.
+    out = replay(a, Schedule(wk.DAY_START, 3600.0, {"3000": np.full(50, 10)}, {"3000": 3}),
+                 slowdown={"3000": g.slowdown_per_chat})
+    assert out["abandoned"].sum() < 0.01 * len(a)

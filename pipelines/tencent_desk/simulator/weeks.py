@@ -162,15 +162,33 @@ def day_customers(cfg: WeeksConfig, day: int) -> pd.DataFrame:
         rng = np.random.default_rng([cfg.seed, day, gi, 2])
         queued = _poisson_times(rng, minute_rates(cfg, day, gi) * day_multiplier(cfg, day, gi),
                                 cfg.day_start(day))
-        n = len(queued)
-        mu = math.log(g.handling_mean_s) - g.handling_sigma**2 / 2
-        frames.append(pd.DataFrame({
-            "agent_group_id": gid, "queued_at": queued,
-            "patience_s": rng.exponential(g.patience_mean_s, n),
-            "offer_s": rng.uniform(g.offer_min_s, g.offer_max_s, n),
-            "work_s": rng.lognormal(mu, g.handling_sigma, n),
-            "chatbot_s": rng.exponential(cfg.chatbot_mean_s, n), "day": day}))
+        drawn = _customer_draws(rng, g, gid, queued)
+        frames.append(drawn.assign(chatbot_s=rng.exponential(cfg.chatbot_mean_s, len(queued)),
+                                   day=day))
     return pd.concat(frames, ignore_index=True)
+
+
+def steady_customers(group: GroupProfile, per_hour: float, hours: float, *, seed: int = 0,
+                     group_id: str = "3000", start: float = DAY_START) -> pd.DataFrame:
+    """Customers of one group arriving at a constant rate (Poisson, ``per_hour``) for
+    ``hours``, with the group's patience, offer and work draws: to check a staffing model
+    (Erlang A, the concurrency model) against simulation with :func:`~.replay.replay`."""
+    rng = np.random.default_rng([seed, 5])
+    minutes = int(round(hours * 60))
+    return _customer_draws(rng, group, group_id,
+                           _poisson_times(rng, np.full(minutes, per_hour / 60.0), start))
+
+
+def _customer_draws(rng: np.random.Generator, g: GroupProfile, group_id: str,
+                    queued: np.ndarray) -> pd.DataFrame:
+    """Each customer's patience, offer and work, drawn in that order."""
+    n = len(queued)
+    mu = math.log(g.handling_mean_s) - g.handling_sigma**2 / 2
+    return pd.DataFrame({
+        "agent_group_id": group_id, "queued_at": queued,
+        "patience_s": rng.exponential(g.patience_mean_s, n),
+        "offer_s": rng.uniform(g.offer_min_s, g.offer_max_s, n),
+        "work_s": rng.lognormal(mu, g.handling_sigma, n)})
 
 
 def all_customers(cfg: WeeksConfig) -> pd.DataFrame:
