@@ -174,7 +174,7 @@ def steady_customers(group: GroupProfile, per_hour: float, hours: float, *, seed
     ``hours``, with the group's patience, offer and work draws: to check a staffing model
     (Erlang A, the concurrency model) against simulation with :func:`~.replay.replay`."""
     rng = np.random.default_rng([seed, 5])
-    minutes = int(round(hours * 60))
+    minutes = round(hours * 60)
     return _customer_draws(rng, group, group_id,
                            _poisson_times(rng, np.full(minutes, per_hour / 60.0), start))
 
