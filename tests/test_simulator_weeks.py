@@ -4,14 +4,20 @@ the real intake path (receiver, records job) by the real CLI."""
 
 from __future__ import annotations
 
+import asyncio
 import math
+from collections import Counter
 from datetime import UTC, datetime
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from tencent_desk.core.serving import serve_in_thread
+from tencent_desk.intake.receiver import Receiver, ReceiverConfig
+from tencent_desk.intake.spool import read_records, sealed_segments
 from tencent_desk.simulator import weeks as wk
+from tencent_desk.simulator.callbacks import StreamSender, plan
 from tencent_desk.simulator.replay import replay, serve_customers
 from tencent_desk.simulator.schedule import Schedule
 from tencent_desk.simulator.service import serve_group
@@ -221,8 +227,8 @@ def test_history_through_the_receiver_and_the_records_job(tmp_path) -> None:
         # Every session's record came through describe_im_cdr_list and the records job.
         records = con.sql("SELECT session_id, agent_group_id, end_status "
                           "FROM tencent_desk.session_records").df()
-        n_truth = con.sql("SELECT count(DISTINCT session_id) FROM desk_simulator.truth"
-                          ).fetchone()[0]
+        n_truth = con.execute("SELECT count(DISTINCT session_id) FROM desk_simulator.truth"
+                              ).fetchone()[0]
         assert len(records) == records["session_id"].nunique() == n_truth
         joined = truth.merge(records, on="session_id", suffixes=("", "_rec"))
         assert len(joined) == len(truth)
@@ -230,8 +236,8 @@ def test_history_through_the_receiver_and_the_records_job(tmp_path) -> None:
         assert ((joined["outcome"] == "abandoned")
                 == (joined["end_status"] == "QueueAbandoned")).all()
         # Every session's callbacks came through the receiver into session_events.
-        events = con.sql("SELECT count(DISTINCT session_id) FROM tencent_desk.session_events"
-                         ).fetchone()[0]
+        events = con.execute("SELECT count(DISTINCT session_id) "
+                             "FROM tencent_desk.session_events").fetchone()[0]
         assert events == n_truth
         # The job's timeline, built from the events, has each customer's true queue time.
         timeline = con.sql("SELECT session_id, epoch(queued_at) AS q, "
@@ -243,7 +249,7 @@ def test_history_through_the_receiver_and_the_records_job(tmp_path) -> None:
         assert np.allclose(answered["a"] - answered["queued_at"], answered["wait_s"],
                            atol=0.003)
         # Polls on the last day only: runs with polled sessions are in runs.
-        runs = con.sql("SELECT count(*) FROM tencent_desk.runs").fetchone()[0]
+        runs = con.execute("SELECT count(*) FROM tencent_desk.runs").fetchone()[0]
         assert runs >= 3
         rates = truth_expected_rates(con, interval_s=1800)
         assert len(rates) == 2 * 48 * 3
@@ -271,3 +277,19 @@ def test_steady_customers_for_checking_a_staffing_model() -> None:
     out = replay(a, Schedule(wk.DAY_START, 3600.0, {"3000": np.full(50, 10)}, {"3000": 3}),
                  slowdown={"3000": g.slowdown_per_chat})
     assert out["abandoned"].sum() < 0.01 * len(a)
+
+
+def test_stream_sender_delivers_like_the_aiohttp_sender(tmp_path) -> None:
+    population = wk.simulate(wk.WeeksConfig(seed=2, days=1)).population
+    day = plan(population, keys=population.session_keys_between(MONDAY, MONDAY + 3 * 3600),
+               label="t-")
+    receiver = Receiver(ReceiverConfig(1400000000, tmp_path / "spool", seal_after_s=0.2))
+    with serve_in_thread(receiver) as url:
+        ours = StreamSender(url + "/desk/callback", 1400000000, concurrency=8)
+        asyncio.run(ours.send(day + day[:10]))  # ten repeats: acknowledged, stored once
+        foreign = StreamSender(url + "/desk/callback", 1400000001, concurrency=2)
+        asyncio.run(foreign.send(day[:5]))
+    assert ours.statuses == Counter({200: len(day) + 10})
+    assert foreign.statuses == Counter({403: 5})  # refused: not retried
+    stored = [r for p in sealed_segments(tmp_path / "spool") for r in read_records(p)]
+    assert sorted(r["request_id"] for r in stored) == sorted(c.request_id for c in day)

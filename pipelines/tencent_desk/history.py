@@ -32,7 +32,7 @@ from tencent_desk.intake.receiver import Receiver, ReceiverConfig
 from tencent_desk.intake.spool import spool_dir
 from tencent_desk.run.runner import RunOptions, run
 from tencent_desk.simulator import SimulatorApp, SimulatorConfig, serve_in_thread
-from tencent_desk.simulator.callbacks import Callback, Sender, plan
+from tencent_desk.simulator.callbacks import Callback, Sender, StreamSender, plan
 from tencent_desk.simulator.weeks import DAY_S, WeeksConfig, simulate, truth_tables
 
 log = logging.getLogger("desk_sessions")
@@ -86,7 +86,7 @@ def make_history(options: HistoryOptions) -> dict[str, Any]:
                             "polls": 0, "events": 0}
     try:
         with serve_in_thread(app) as url, serve_in_thread(receiver) as listener:
-            sender = Sender(listener + "/desk/callback", DEMO_SDKAPPID, concurrency=128)
+            sender = StreamSender(listener + "/desk/callback", DEMO_SDKAPPID, concurrency=64)
             overrides = {"api_url": url, "sdkappid": DEMO_SDKAPPID, "identifier": DEMO_ADMIN,
                          "secret_key": key, "max_qps": 1000, "max_concurrency": 32,
                          "records": True}
