@@ -293,3 +293,17 @@ def test_stream_sender_delivers_like_the_aiohttp_sender(tmp_path) -> None:
     assert foreign.statuses == Counter({403: 5})  # refused: not retried
     stored = [r for p in sealed_segments(tmp_path / "spool") for r in read_records(p)]
     assert sorted(r["request_id"] for r in stored) == sorted(c.request_id for c in day)
+
+
+def test_history_errors_are_one_line(tmp_path) -> None:
+    bad = [(["--days", "0"], "--weeks/--days must be >= 1"),
+           (["--days", "2", "--poll-days", "3"], "--poll-days between 0 and the days"),
+           (["--days", "1", "--database", str(tmp_path / "nowhere" / "h.duckdb")],
+            f"folder {tmp_path / 'nowhere'} does not exist")]
+    for more, message in bad:
+        argv = [cli.CLI, "simulate", "history", "--database", str(tmp_path / "h.duckdb"), *more]
+        got = cli.run(argv, tmp_path, timeout=120)
+        assert got.returncode in (2, 3), got.stderr
+        lines = cli.error_lines(got.stderr)
+        assert len(lines) == 1 and message in lines[0], got.stderr
+        assert "Traceback" not in got.stderr

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import secrets
 import shutil
 import tempfile
@@ -30,7 +31,7 @@ from tencent_desk.core.settings import DEFAULT_RECORDS_SETTLE_S, TRUTH_SCHEMA
 from tencent_desk.demo import DEMO_ADMIN, DEMO_SDKAPPID, deliver, fresh_database, write_truth
 from tencent_desk.intake.receiver import Receiver, ReceiverConfig
 from tencent_desk.intake.spool import spool_dir
-from tencent_desk.run.runner import RunOptions, run
+from tencent_desk.run.runner import RunOptions, check_folder, run
 from tencent_desk.simulator import SimulatorApp, SimulatorConfig, serve_in_thread
 from tencent_desk.simulator.callbacks import Callback, Sender, StreamSender, plan
 from tencent_desk.simulator.weeks import DAY_S, WeeksConfig, simulate, truth_tables
@@ -67,6 +68,7 @@ def make_history(options: HistoryOptions) -> dict[str, Any]:
     if options.poll_every_s < 60:
         raise JobError("--poll-every must be at least 1 minute")
     database = options.database.expanduser().absolute()
+    check_folder(database)
     fresh_database(database)
     cfg = WeeksConfig(seed=options.seed, start=start_of(options), days=options.days)
     t0 = time.monotonic()
@@ -93,7 +95,8 @@ def make_history(options: HistoryOptions) -> dict[str, Any]:
             pending: list[Callback] = []
             for day in range(cfg.days):
                 begin, end = cfg.day_start(day), cfg.day_start(day + 1)
-                keys = population.session_keys_between(begin, end)
+                # Day 0 also takes the sessions whose chatbot began before its midnight.
+                keys = population.session_keys_between(begin if day else -math.inf, end)
                 fresh = plan(population, keys=keys, label=f"d{day:04d}-")
                 pending = sorted(pending + fresh, key=lambda c: c.send_at)
                 done["callbacks"] += len(fresh)
@@ -108,9 +111,11 @@ def make_history(options: HistoryOptions) -> dict[str, Any]:
                                 since=cfg.start if day == 0 else None)
                 log.info("%s: %d sessions; %d callbacks, %d records loaded so far",
                          _day(begin), len(keys), done["callbacks"], done["records"])
-            if pending:  # events of the last sessions, after the last midnight
-                _load(sender, pending, clock, pending[-1].send_at + _RECORDS_AFTER_S,
-                      database, work, overrides, done, poll=False)
+            # The last sessions' events and records, once the last of them has ended.
+            last = max(population.last_end, *(c.send_at for c in pending[-1:]))
+            if last + _RECORDS_AFTER_S > clock.time():
+                _load(sender, pending, clock, last + _RECORDS_AFTER_S, database, work,
+                      overrides, done, poll=False)
             done["receiver"] = dict(receiver.counts)
         write_truth(database, population, truth_tables(weeks))
     finally:

@@ -328,6 +328,11 @@ class Population:
                         self._agent[i] if state in states.WITH_AGENT else None)
                 for k, state in enumerate(_ORDER) if bounds[k] < bounds[k + 1]]
 
+    @property
+    def last_end(self) -> float:
+        """When the last session ends (the day start if there is none)."""
+        return float(self._ends.max()) if len(self._ends) else self.config.day_start
+
     def ended_at(self, session_id: str) -> float:
         return self._times[self._index[session_id]][4]
 
