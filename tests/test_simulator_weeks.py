@@ -228,7 +228,7 @@ def test_history_through_the_receiver_and_the_records_job(tmp_path) -> None:
         records = con.sql("SELECT session_id, agent_group_id, end_status "
                           "FROM tencent_desk.session_records").df()
         n_truth = con.execute("SELECT count(DISTINCT session_id) FROM desk_simulator.truth"
-                              ).fetchone()[0]
+                              ).fetchall()[0][0]
         assert len(records) == records["session_id"].nunique() == n_truth
         joined = truth.merge(records, on="session_id", suffixes=("", "_rec"))
         assert len(joined) == len(truth)
@@ -237,7 +237,7 @@ def test_history_through_the_receiver_and_the_records_job(tmp_path) -> None:
                 == (joined["end_status"] == "QueueAbandoned")).all()
         # Every session's callbacks came through the receiver into session_events.
         events = con.execute("SELECT count(DISTINCT session_id) "
-                             "FROM tencent_desk.session_events").fetchone()[0]
+                             "FROM tencent_desk.session_events").fetchall()[0][0]
         assert events == n_truth
         # The job's timeline, built from the events, has each customer's true queue time.
         timeline = con.sql("SELECT session_id, epoch(queued_at) AS q, "
@@ -249,7 +249,7 @@ def test_history_through_the_receiver_and_the_records_job(tmp_path) -> None:
         assert np.allclose(answered["a"] - answered["queued_at"], answered["wait_s"],
                            atol=0.003)
         # Polls on the last day only: runs with polled sessions are in runs.
-        runs = con.execute("SELECT count(*) FROM tencent_desk.runs").fetchone()[0]
+        runs = con.execute("SELECT count(*) FROM tencent_desk.runs").fetchall()[0][0]
         assert runs >= 3
         rates = truth_expected_rates(con, interval_s=1800)
         assert len(rates) == 2 * 48 * 3

@@ -238,10 +238,10 @@ def truth_expected_rates(
            any_value(day_multiplier) AS day_multiplier, sum(drawn_offered) AS drawn_offered
     FROM {_ident(truth_schema)}.expected_rates
     GROUP BY agent_group_id, 3 ORDER BY agent_group_id, interval_start"""
-    stored = con.execute(f"SELECT min(interval_s) FROM {_ident(truth_schema)}.expected_rates"
-                         ).fetchone()
-    if stored and stored[0] and interval_s % int(stored[0]):
-        raise ValueError(f"interval_s must be a multiple of {int(stored[0])} s")
+    (stored,), = con.execute(
+        f"SELECT min(interval_s) FROM {_ident(truth_schema)}.expected_rates").fetchall()
+    if stored and interval_s % int(stored):
+        raise ValueError(f"interval_s must be a multiple of {int(stored)} s")
     return frame(con, sql, {"w": interval_s})
 
 
