@@ -172,6 +172,25 @@ def test_replay_is_deterministic_and_more_agents_never_lower_the_service_level()
     assert (previous[0] > 0.99).all()  # four more agents everywhere: nearly all within 60 s
 
 
+def test_replay_under_the_historys_schedule_reproduces_the_history() -> None:
+    cfg = wk.WeeksConfig(seed=3, days=3)
+    history = wk.simulate(cfg)
+    day = history.customers[history.customers["day"] == 1]
+    again = serve_customers(wk.day_customers(cfg, 1),
+                            history.schedule.window(cfg.day_start(1), cfg.day_start(2)),
+                            wk.slowdowns(cfg))
+    key = ["agent_group_id", "queued_at"]
+    day, again = (f.sort_values(key).reset_index(drop=True) for f in (day, again))
+    pd.testing.assert_frame_equal(day[[*key, "patience_s", "work_s"]],
+                                  again[[*key, "patience_s", "work_s"]])
+    # The replay starts with no chat in progress; once the night's carried-over chats are
+    # done, every customer's outcome and wait are the history's.
+    late = (day["queued_at"] > cfg.day_start(1) + 6 * 3600).to_numpy()
+    assert late.sum() > 0.9 * len(day)
+    assert (day["outcome"][late] == again["outcome"][late]).all()
+    np.testing.assert_allclose(day["wait_s"][late], again["wait_s"][late], atol=1e-6)
+
+
 def test_replay_measures_waits_and_agent_time() -> None:
     cfg, customers, schedule = _day(seed=8)
     served = serve_customers(customers, schedule, wk.slowdowns(cfg))
