@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import time
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 
 import duckdb
@@ -140,7 +141,9 @@ def write_truth(database: Path, population: Population,
                 more: dict[str, pd.DataFrame] | None = None) -> None:
     """The simulator's truth beside the job's data (schema ``desk_simulator``): ``truth``, the
     true state segments, and the ``more`` tables; published for readers with the rest."""
-    table = pa.Table.from_pylist(list(population.truth_rows()))
+    rows = population.truth_rows()  # in batches: a list of every row's dict is ~1 KB a row
+    batches = iter(lambda: list(islice(rows, 50_000)), [])
+    table = pa.Table.from_batches([pa.RecordBatch.from_pylist(b) for b in batches])
     con = duckdb.connect(str(database))
     try:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {TRUTH_SCHEMA}")
