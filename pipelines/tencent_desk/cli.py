@@ -6,6 +6,7 @@
   desk-sessions publish --database FILE.duckdb          (re)publish what readers read
   desk-sessions demo                                     a simulated day, no account needed
   desk-sessions simulate --port PORT                     a local stand-in for the Desk API
+  desk-sessions simulate history --weeks 10 --database F weeks of history via the intake path
   desk-sessions listen --database FILE.duckdb            receive Desk's session event callbacks
   desk-sessions plan --database FILE.duckdb              forecast and staff tomorrow
 """
@@ -16,6 +17,7 @@ import argparse
 import logging
 import os
 import sys
+from datetime import date
 from pathlib import Path
 
 from tencent_desk.api.transport import KINDS as TRANSPORTS
@@ -209,6 +211,34 @@ def _simulate_parser(sub: argparse._SubParsersAction) -> None:
         p.add_argument(f"--{kind.replace('_', '-')}", type=float, default=0.0,
                        metavar="SHARE", help=f"share of calls answered with fault {kind}")
     _common(p)
+    _history_parser(p.add_subparsers(dest="simulate_command", metavar="history"))
+
+
+def _history_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "history", help="weeks of simulated history, through the real intake path",
+        description="Simulate weeks of a desk (three agent groups, weekly seasonality, "
+        "day-to-day variation, a staffing schedule) and load them the way production does: "
+        "each day's session event callbacks POSTed to the real receiver, then a records run "
+        "loading the spool and the day's session records from the simulator; on the last "
+        "--poll-days days the job polls too. A virtual clock: 10 weeks take minutes. The "
+        "truth goes beside it in schema desk_simulator (expected_rates, customers, schedule, "
+        "agent_groups, truth).")
+    p.add_argument("--database", type=Path, required=True,
+                   help="the DuckDB file to create (replaced if it exists)")
+    span = p.add_mutually_exclusive_group()
+    span.add_argument("--weeks", type=int, default=10, help="weeks of history (default "
+                      "%(default)s)")
+    span.add_argument("--days", type=int, help="days of history instead of weeks")
+    p.add_argument("--start", type=date.fromisoformat, metavar="YYYY-MM-DD",
+                   help="the first day (default: the history ends at today's midnight UTC)")
+    p.add_argument("--seed", dest="history_seed", type=int, default=0,
+                   help="random seed of the weeks (default %(default)s)")
+    p.add_argument("--poll-days", type=int, default=0, metavar="N",
+                   help="on the last N days the job also polls (default %(default)s)")
+    p.add_argument("--poll-every", type=float, default=15.0, metavar="MINUTES",
+                   help="simulated minutes between polls on those days (default %(default)g)")
+    _common(p)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -269,6 +299,10 @@ def main(argv: list[str] | None = None) -> int:
             from tencent_desk.intake.listen import listen
 
             return listen(args)
+        if getattr(args, "simulate_command", None) == "history":
+            from tencent_desk.history import run_history
+
+            return run_history(args)
         from tencent_desk.simulator.cli import simulate
 
         return simulate(args)

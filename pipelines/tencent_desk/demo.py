@@ -19,13 +19,16 @@ import shutil
 import tempfile
 import time
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 from tencent_desk.core import settings
 from tencent_desk.core.clock import VirtualClock
 from tencent_desk.core.settings import TRUTH_SCHEMA
+from tencent_desk.core.sql import ident
 from tencent_desk.intake.receiver import Receiver, ReceiverConfig
 from tencent_desk.intake.spool import spool_dir
 from tencent_desk.models import snapshot
@@ -47,11 +50,7 @@ DEMO_ADMIN = "administrator"
 
 def run_demo(args: argparse.Namespace) -> int:
     database: Path = args.database.expanduser().absolute()
-    folder, catalog = snapshot.paths(database)
-    for stale in (database, database.with_name(database.name + ".wal"), catalog):
-        stale.unlink(missing_ok=True)
-    shutil.rmtree(folder, ignore_errors=True)
-    shutil.rmtree(spool_dir(database), ignore_errors=True)
+    fresh_database(database)
     population = Population(PopulationConfig(seed=args.seed, sessions_per_day=args.sessions,
                                              agents=args.agents))
     day = population.config.day_start
@@ -77,7 +76,7 @@ def run_demo(args: argparse.Namespace) -> int:
             t = start
             while t <= end:
                 clock.set(t)
-                callbacks = _deliver(sender, callbacks, t, database)
+                callbacks = deliver(sender, callbacks, t, database)
                 row = run(RunOptions(seed=None, database=database,
                                      pipelines_dir=str(work / "dlt"), overrides=overrides,
                                      progress=False), clock=clock)
@@ -90,7 +89,7 @@ def run_demo(args: argparse.Namespace) -> int:
             if getattr(args, "records", False):
                 records = _load_records(database, work, overrides, clock, day)
                 log.info("loaded %d session records of the day", records)
-        _write_truth(database, population)
+        write_truth(database, population)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     took = time.monotonic() - t0
@@ -103,6 +102,15 @@ def run_demo(args: argparse.Namespace) -> int:
           f"'{snapshot.paths(database)[1]}', read_only=True).sql('select state, count(*) "
           f"from {settings.DEFAULT_DATASET}.session_states group by 1'))\"")
     return 0
+
+
+def fresh_database(database: Path) -> None:
+    """Remove a database file with its snapshot and spool: the demo starts over."""
+    folder, catalog = snapshot.paths(database)
+    for stale in (database, database.with_name(database.name + ".wal"), catalog):
+        stale.unlink(missing_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(spool_dir(database), ignore_errors=True)
 
 
 def _load_records(database: Path, work: Path, overrides: dict, clock: VirtualClock,
@@ -118,7 +126,7 @@ def _load_records(database: Path, work: Path, overrides: dict, clock: VirtualClo
     return int(row["records"])
 
 
-def _deliver(sender: Sender, callbacks: list[Callback], until: float,
+def deliver(sender: Sender, callbacks: list[Callback], until: float,
              database: Path) -> list[Callback]:
     """POST the callbacks due by ``until``, then wait for the receiver to seal them (the
     job loads sealed segments only). Returns those not yet due."""
@@ -129,13 +137,22 @@ def _deliver(sender: Sender, callbacks: list[Callback], until: float,
     return rest
 
 
-def _write_truth(database: Path, population: Population) -> None:
-    table = pa.Table.from_pylist(list(population.truth_rows()))
+def write_truth(database: Path, population: Population,
+                more: dict[str, pd.DataFrame] | None = None) -> None:
+    """The simulator's truth beside the job's data (schema ``desk_simulator``): ``truth``, the
+    true state segments, and the ``more`` tables; published for readers with the rest."""
+    rows = population.truth_rows()  # in batches: a list of every row's dict is ~1 KB a row
+    batches = iter(lambda: list(islice(rows, 50_000)), [])
+    table = pa.Table.from_batches([pa.RecordBatch.from_pylist(b) for b in batches])
     con = duckdb.connect(str(database))
     try:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {TRUTH_SCHEMA}")
-        con.register("truth_rows", table)
-        con.execute(f"CREATE OR REPLACE TABLE {TRUTH_SCHEMA}.truth AS SELECT * FROM truth_rows")
-        snapshot.publish(con, database, [], [(TRUTH_SCHEMA, "truth")])
+        tables = {"truth": table, **(more or {})}
+        for name, rows in tables.items():
+            con.register("truth_rows", rows)
+            con.execute(f"CREATE OR REPLACE TABLE {TRUTH_SCHEMA}.{ident(name)} AS "
+                        "SELECT * FROM truth_rows")
+            con.unregister("truth_rows")
+        snapshot.publish(con, database, [], [(TRUTH_SCHEMA, name) for name in tables])
     finally:
         con.close()

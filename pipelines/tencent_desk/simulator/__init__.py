@@ -14,6 +14,7 @@ _WHERE = {
     "SimulatorConfig": "app", "Stats": "app",
     "Population": "model", "PopulationConfig": "model", "Segment": "model",
     "SessionKey": "model",
+    "Schedule": "schedule", "GroupProfile": "weeks", "WeeksConfig": "weeks",
     "build_app": "server", "serve": "server", "serve_in_thread": "server",
     "write_seed_csv": "server",
 }

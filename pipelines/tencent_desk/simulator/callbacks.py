@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 from tencent_desk.api import states
 from tencent_desk.api.callback import CALLBACK_COMMAND
-from tencent_desk.simulator.model import Population
+from tencent_desk.simulator.model import Population, SessionKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +42,11 @@ class Knobs:
     seed: int = 0
 
 
-def session_events(population: Population) -> Iterable[tuple[float, dict[str, object]]]:
-    """(time, body) of every event of the day, session by session, times in seconds."""
-    for key in population.session_keys():
+def session_events(population: Population, keys: Iterable[SessionKey] | None = None
+                   ) -> Iterable[tuple[float, dict[str, object]]]:
+    """(time, body) of every event of the day (or of the sessions ``keys``), session by
+    session, times in seconds."""
+    for key in population.session_keys() if keys is None else keys:
         segs = population.segments(key.session_id)
         end = population.ended_at(key.session_id)
         base = {"CallbackCommand": CALLBACK_COMMAND, "SessionId": key.session_id,
@@ -74,17 +78,19 @@ def session_events(population: Population) -> Iterable[tuple[float, dict[str, ob
             yield t, body
 
 
-def plan(population: Population, knobs: Knobs = Knobs()) -> list[Callback]:
-    """Every callback of the day in the order Desk sends it, the knobs applied."""
+def plan(population: Population, knobs: Knobs = Knobs(), *,
+         keys: Iterable[SessionKey] | None = None, label: str = "") -> list[Callback]:
+    """Every callback of the day (or of the sessions ``keys``) in the order Desk sends it,
+    the knobs applied; ``label`` keeps RequestIDs apart between calls."""
     rng = random.Random(knobs.seed)
-    timeline = sorted(session_events(population), key=lambda e: e[0])
+    timeline = sorted(session_events(population, keys), key=lambda e: e[0])
     out: list[Callback] = []
     for n, (t, body) in enumerate(timeline):
         draw = rng.random()
         if draw < knobs.lost:
             continue
         send_at = t + (rng.random() * knobs.delay_s if draw > 1 - knobs.delayed else 0.0)
-        cb = Callback(send_at, f"sim-{knobs.seed}-{n:08d}", json.dumps(body).encode())
+        cb = Callback(send_at, f"sim-{knobs.seed}-{label}{n:08d}", json.dumps(body).encode())
         out.append(cb)
         if rng.random() < knobs.repeated:
             out.append(Callback(send_at + rng.random() * 30, cb.request_id, cb.body))
@@ -119,7 +125,8 @@ class Sender:
         for cb in callbacks:
             queue.put_nowait(cb)
         timeout = aiohttp.ClientTimeout(total=10)
-        async with aiohttp.ClientSession(timeout=timeout) as http:
+        connector = aiohttp.TCPConnector(limit=self.concurrency)  # aiohttp's default is 100
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
             await asyncio.gather(*(self._worker(http, queue)
                                    for _ in range(self.concurrency)))
 
@@ -127,23 +134,26 @@ class Sender:
                       ) -> None:
         while not queue.empty():
             cb = queue.get_nowait()
-            for attempt in range(1, self.attempts + 1):
-                status = await self._post(http, cb)
-                if status is not None and status < 500:
-                    self.statuses[status] += 1
-                    if status == 200:
-                        self.acknowledged.append(cb.request_id)
-                    break
-                if attempt < self.attempts:
-                    await asyncio.sleep(self.retry_s)
+            await self._deliver(cb, lambda cb=cb: self._post(http, cb))
+
+    async def _deliver(self, cb: Callback, post: Callable[[], Awaitable[int | None]]) -> None:
+        """POST until acknowledged or refused (a 4xx), at most ``attempts`` times."""
+        for attempt in range(1, self.attempts + 1):
+            status = await post()
+            if status is not None:
+                self.statuses[status] += 1
+            if status is not None and status < 500:
+                if status == 200:
+                    self.acknowledged.append(cb.request_id)
+                return
+            if attempt < self.attempts:
+                await asyncio.sleep(self.retry_s)
 
     async def _post(self, http: aiohttp.ClientSession, cb: Callback) -> int | None:
         try:
             async with http.post(self.url, params=self.params(cb.request_id), data=cb.body,
                                  headers={"Content-Type": "application/json"}) as resp:
                 await resp.read()
-                if resp.status >= 500:
-                    self.statuses[resp.status] += 1
                 return resp.status
         except (aiohttp.ClientError, TimeoutError):
             return None
@@ -155,3 +165,56 @@ def send_due(sender: Sender, callbacks: list[Callback], until: float) -> list[Ca
     if k:
         asyncio.run(sender.send(callbacks[:k]))
     return callbacks[k:]
+
+
+class StreamSender(Sender):
+    """The same sender on raw HTTP/1.1 keep-alive connections (asyncio streams): a fraction
+    of aiohttp's CPU per callback, for weeks of callbacks. Same retries and counts."""
+
+    async def send(self, callbacks: Sequence[Callback]) -> None:
+        url = urlsplit(self.url)
+        queue: asyncio.Queue[Callback] = asyncio.Queue()
+        for cb in callbacks:
+            queue.put_nowait(cb)
+        await asyncio.gather(*(self._connection(url.hostname or "127.0.0.1", url.port or 80,
+                                                url.path, queue)
+                               for _ in range(self.concurrency)))
+
+    async def _connection(self, host: str, port: int, path: str,
+                          queue: asyncio.Queue[Callback]) -> None:
+        streams: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+        async def post(cb: Callback) -> int | None:
+            head = (f"POST {path}?{urlencode(self.params(cb.request_id))} HTTP/1.1\r\n"
+                    f"Host: {host}:{port}\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(cb.body)}\r\n\r\n").encode()
+            try:
+                if not streams:
+                    streams.append(await asyncio.open_connection(host, port))
+                return await asyncio.wait_for(_exchange(*streams[0], head + cb.body), 10)
+            except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
+                if streams:
+                    streams.pop()[1].close()  # a connection in doubt is not reused
+                return None
+
+        while not queue.empty():
+            cb = queue.get_nowait()
+            await self._deliver(cb, lambda cb=cb: post(cb))
+        if streams:
+            streams[0][1].close()
+
+
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    request: bytes) -> int:
+    """One request on a keep-alive connection; the answer's status."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    found = _LENGTH.search(head)
+    if found is None:
+        raise ValueError("an answer without Content-Length")
+    await reader.readexactly(int(found.group(1)))
+    return status
+
+
+_LENGTH = re.compile(rb"(?i)\r\ncontent-length: *(\d+)")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -123,11 +123,34 @@ class SessionTruth:
     satisfaction: int | None
 
 
+@dataclass(frozen=True)
+class SessionArrays:
+    """Every session's times and draws, one array entry per session in arrival order.
+
+    Times are Unix seconds: arrive (chatbot), queue (asks for a human), offer (an agent's
+    slot taken), answer (accepted), end; an unserved session has offer = answer = end.
+    agent: global agent index or -1; group: group index (bot-only sessions too: their
+    account's); the rest are the draws the records and user ids are made from."""
+
+    arrive: np.ndarray
+    queue: np.ndarray
+    offer: np.ndarray
+    answer: np.ndarray
+    end: np.ndarray
+    agent: np.ndarray
+    group: np.ndarray
+    cs_pick: np.ndarray
+    bot_only: np.ndarray
+    repeat: np.ndarray
+    pick: np.ndarray
+    id_bytes: bytes
+
+
 class Population:
     """A day of sessions: built at once from ``config``, then only queried."""
 
     def __init__(self, config: PopulationConfig | None = None) -> None:
-        self.config = cfg = config or PopulationConfig()
+        cfg = config or PopulationConfig()
         rng = np.random.default_rng(cfg.seed)
         arrive = _arrivals(cfg, rng)
         n = len(arrive)
@@ -157,28 +180,47 @@ class Population:
         served = agent >= 0
         abandoned = ~bot_only & ~served
         gone = np.where(abandoned, queue + patience, queue)  # when an unserved session ends
-        t_offer = np.where(served, start, gone)
-        t_answer = np.where(served, start + offer, gone)
-        t_end = np.where(served, start + busy, gone)
+        self._assemble(cfg, SessionArrays(
+            arrive=arrive, queue=queue, offer=np.where(served, start, gone),
+            answer=np.where(served, start + offer, gone),
+            end=np.where(served, start + busy, gone), agent=agent, group=group,
+            cs_pick=cs_pick, bot_only=bot_only, repeat=repeat, pick=pick, id_bytes=id_bytes),
+            [k % n_groups for k in range(cfg.agents)])
 
-        self.agent_ids = [f"agent{k:02d}@example.com" for k in range(1, cfg.agents + 1)]
-        self._ids = _uuid4s(id_bytes, n)
-        self._users = _assign_users(arrive, t_end, repeat, pick)
+    @classmethod
+    def from_sessions(cls, config: PopulationConfig, sessions: SessionArrays,
+                      agent_group: Sequence[int]) -> Population:
+        """A population of sessions simulated elsewhere (the weeks model), in arrival order;
+        ``agent_group[k]`` is the group index of agent k."""
+        self = cls.__new__(cls)
+        self._assemble(config, sessions, agent_group)
+        return self
+
+    def _assemble(self, cfg: PopulationConfig, s: SessionArrays,
+                  agent_group: Sequence[int]) -> None:
+        self.config = cfg
+        n = len(s.arrive)
+        served = s.agent >= 0
+        abandoned = ~s.bot_only & ~served
+        self.agent_ids = [f"agent{k:02d}@example.com" for k in range(1, len(agent_group) + 1)]
+        self._agent_group = list(agent_group)
+        self._ids = _uuid4s(s.id_bytes, n)
+        self._users = _assign_users(s.arrive, s.end, s.repeat, s.pick)
         cs_ids = cfg.customer_service_ids
-        self._cs = [cs_ids[k] for k in cs_pick.tolist()]
-        self._times = list(zip(arrive.tolist(), queue.tolist(), t_offer.tolist(),
-                               t_answer.tolist(), t_end.tolist(), strict=True))
-        self._agent = [self.agent_ids[a] if a >= 0 else None for a in agent.tolist()]
+        self._cs = [cs_ids[k] for k in s.cs_pick.tolist()]
+        self._times = list(zip(s.arrive.tolist(), s.queue.tolist(), s.offer.tolist(),
+                               s.answer.tolist(), s.end.tolist(), strict=True))
+        self._agent = [self.agent_ids[a] if a >= 0 else None for a in s.agent.tolist()]
         self._index = {sid: i for i, sid in enumerate(self._ids)}
         # (user, account) -> start times and indexes; a user's sessions never overlap.
         self._by_pair: dict[tuple[str, str], tuple[list[float], list[int]]] = {}
         pairs = zip(self._users, self._cs, strict=True)
-        for i, pair, t in zip(range(n), pairs, arrive.tolist(), strict=True):
+        for i, pair, t in zip(range(n), pairs, s.arrive.tolist(), strict=True):
             starts, idx = self._by_pair.setdefault(pair, ([], []))
             starts.append(t)
             idx.append(i)
         self._served, self._abandoned = int(served.sum()), int(abandoned.sum())
-        self._records_model(cfg, group, served, abandoned, bot_only)
+        self._records_model(cfg, s.group, served, abandoned, s.bot_only)
 
     def _records_model(self, cfg: PopulationConfig, group: np.ndarray, served: np.ndarray,
                        abandoned: np.ndarray, bot_only: np.ndarray) -> None:
@@ -214,7 +256,11 @@ class Population:
 
     def agent_group(self, agent_id: str) -> str:
         """The group id an agent belongs to."""
-        return self.group_ids[self.agent_ids.index(agent_id) % len(self.group_ids)]
+        return self.group_ids[self._agent_group[self.agent_ids.index(agent_id)]]
+
+    def session_ids(self) -> list[str]:
+        """Every session id, in order of arrival."""
+        return list(self._ids)
 
     def session_truth(self, session_id: str) -> SessionTruth:
         i = self._index[session_id]
@@ -282,12 +328,24 @@ class Population:
                         self._agent[i] if state in states.WITH_AGENT else None)
                 for k, state in enumerate(_ORDER) if bounds[k] < bounds[k + 1]]
 
+    @property
+    def last_end(self) -> float:
+        """When the last session ends (the day start if there is none)."""
+        return float(self._ends.max()) if len(self._ends) else self.config.day_start
+
     def ended_at(self, session_id: str) -> float:
         return self._times[self._index[session_id]][4]
 
     def session_keys(self) -> list[SessionKey]:
         """Every session with its user and account, in order of arrival."""
         return [SessionKey(*k) for k in zip(self._ids, self._users, self._cs, strict=True)]
+
+    def session_keys_between(self, start: float, end: float) -> list[SessionKey]:
+        """The sessions that began in ``[start, end)``, in order of arrival."""
+        # (t,) sorts before every (t, ...) boundary tuple: the first session arriving >= t.
+        lo, hi = bisect_left(self._times, (start,)), bisect_left(self._times, (end,))
+        return [SessionKey(*k) for k in zip(self._ids[lo:hi], self._users[lo:hi],
+                                            self._cs[lo:hi], strict=True)]
 
     def truth_rows(self) -> Iterator[dict[str, object]]:
         """The true state history, one row per segment, times as UTC datetimes."""

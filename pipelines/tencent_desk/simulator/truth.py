@@ -20,6 +20,7 @@ from tencent_desk.core.frames import frame
 from tencent_desk.core.settings import TRUTH_SCHEMA
 from tencent_desk.core.sql import ident as _ident
 from tencent_desk.core.sql import literals as _lit
+from tencent_desk.simulator.schedule import Schedule
 
 
 def has_truth(con: duckdb.DuckDBPyConnection, truth_schema: str = TRUTH_SCHEMA) -> bool:
@@ -218,3 +219,61 @@ def truth_demand_per_interval(
     LEFT JOIN load l USING (b0)
     ORDER BY b0"""
     return frame(con, sql)
+
+
+# --- the weeks history's truth (``desk-sessions simulate history``) ----------------------
+
+def truth_expected_rates(
+    con: duckdb.DuckDBPyConnection,
+    interval_s: int = 900,
+    truth_schema: str = TRUTH_SCHEMA,
+) -> pd.DataFrame:
+    """Per group and interval (a multiple of the stored 15 minutes): expected_offered, the
+    expected sessions asking for a human before the day's draw (what an oracle knows the
+    evening before), day_multiplier and drawn_offered (after the draw)."""
+    sql = f"""
+    SELECT agent_group_id, any_value(agent_group_name) AS agent_group_name,
+           to_timestamp(floor(epoch(interval_start) / $w) * $w) AS interval_start,
+           $w AS interval_s, sum(expected_offered) AS expected_offered,
+           any_value(day_multiplier) AS day_multiplier, sum(drawn_offered) AS drawn_offered
+    FROM {_ident(truth_schema)}.expected_rates
+    GROUP BY agent_group_id, 3 ORDER BY agent_group_id, interval_start"""
+    (stored,), = con.execute(
+        f"SELECT min(interval_s) FROM {_ident(truth_schema)}.expected_rates").fetchall()
+    if stored and interval_s % int(stored):
+        raise ValueError(f"interval_s must be a multiple of {int(stored)} s")
+    return frame(con, sql, {"w": interval_s})
+
+
+def truth_customers(
+    con: duckdb.DuckDBPyConnection,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    truth_schema: str = TRUTH_SCHEMA,
+) -> pd.DataFrame:
+    """The customers who asked for a human (queued in ``[start, end)``, default all), as
+    :func:`~tencent_desk.simulator.replay.replay` takes them (queued_at in Unix seconds),
+    with their true patience and what happened to them in the history."""
+    sql = f"""
+    SELECT session_id, agent_group_id, epoch(queued_at) AS queued_at, patience_s, offer_s,
+           work_s, chatbot_s, outcome, wait_s, handle_s
+    FROM {_ident(truth_schema)}.customers
+    WHERE ($start::TIMESTAMPTZ IS NULL OR queued_at >= $start)
+      AND ($end::TIMESTAMPTZ IS NULL OR queued_at < $end)
+    ORDER BY agent_group_id, queued_at"""
+    return frame(con, sql, {"start": start, "end": end})
+
+
+def truth_schedule(
+    con: duckdb.DuckDBPyConnection, truth_schema: str = TRUTH_SCHEMA
+) -> Schedule:
+    """The staffing schedule the history was served by."""
+    return Schedule.from_frame(frame(con, f"SELECT * FROM {_ident(truth_schema)}.schedule"))
+
+
+def truth_agent_groups(
+    con: duckdb.DuckDBPyConnection, truth_schema: str = TRUTH_SCHEMA
+) -> pd.DataFrame:
+    """Each group's true parameters: volume, weekly factors, handling, patience, slots."""
+    return frame(con, f"SELECT * FROM {_ident(truth_schema)}.agent_groups "
+                      "ORDER BY agent_group_id")
