@@ -37,7 +37,7 @@ from tencent_desk.core.clock import SystemClock, utc
 from tencent_desk.core.errors import ConfigError, JobError
 from tencent_desk.core.settings import TRUTH_SCHEMA
 from tencent_desk.intake.spool import spool_dir
-from tencent_desk.job import destination, upgrade
+from tencent_desk.job import destination, space, upgrade
 from tencent_desk.job.event_load import EventsLoaded, load_events, write_open_sessions
 from tencent_desk.job.record_source import summary_line as records_summary
 from tencent_desk.job.runs import COMPLETE, FAILED, OUTAGE, final_status, new_run_id
@@ -208,6 +208,8 @@ def _locked(exc: BaseException) -> bool:
 
 
 def database_problem(database: Path, exc: BaseException) -> str:
+    if space.no_space(exc):
+        return space.message(exc, database)
     text = str(exc)
     if _locked(exc):
         pid = next((w for w in text.replace(")", " ").split() if w.isdigit()), None)
@@ -372,7 +374,7 @@ def run_all(options: RunOptions, *, clock: Any = None,
                 row["status"] = final_status(row)
             journal.write(run_id=run_id, phase="done")
         except BaseException as exc:
-            message, code = explain(exc, database)
+            message, code = explain(exc, database, pipeline)
             last = journal.read()
             if last.get("phase") == "fetching":  # nothing to load: the next run records it
                 journal.write(**{**last, "phase": "failed", "error": message})
@@ -462,8 +464,9 @@ def publish(database: Path, dataset: str = settings.DEFAULT_DATASET, rebuild: bo
             raise JobError(redact.redact(database_problem(database, exc)), 3) from None
 
 
-def explain(exc: BaseException, database: Path) -> tuple[str, int]:
-    """The one line (and exit code) for an exception that stopped the run."""
+def explain(exc: BaseException, database: Path, pipeline: Any = None) -> tuple[str, int]:
+    """The one line (and exit code) for an exception that stopped the run; ``pipeline``:
+    to say how much a full disk must make room for."""
     cause = exc
     while isinstance(cause, PipelineStepFailed | DltException | BaseExceptionGroup) and (
             cause.__cause__ or cause.__context__ or isinstance(cause, BaseExceptionGroup)):
@@ -488,6 +491,8 @@ def explain(exc: BaseException, database: Path) -> tuple[str, int]:
         return redact.redact(str(cause)), 2
     if (server := destination.problem(cause)) is not None:
         return server
+    if space.no_space(cause):
+        return redact.redact(space.message(cause, database, pipeline)), 3
     if isinstance(cause, duckdb.Error | OSError):
         return redact.redact(database_problem(database, cause)), 3
     text = redact.redact(str(cause).strip().splitlines()[0] if str(cause).strip() else "")
