@@ -75,10 +75,12 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def running(private: bool = False) -> Iterator[Server]:
+def running(private: bool = False, auth: str = "scram-sha-256") -> Iterator[Server]:
     """A server for the length of the block: the given one, or one started here (always
-    with ``private``: one a test may stop and start)."""
-    given = None if private else os.environ.get("DESK_TEST_POSTGRES")
+    with ``private``: one a test may stop and start, or with an ``auth`` method of its own,
+    e.g. ``trust``: no password asked)."""
+    own = private or auth != "scram-sha-256"
+    given = None if own else os.environ.get("DESK_TEST_POSTGRES")
     if given:
         from urllib.parse import urlparse
 
@@ -102,7 +104,7 @@ def running(private: bool = False) -> Iterator[Server]:
         subprocess.run([*run_as, *args], check=True, capture_output=True, cwd=top)
 
     pg(str(bin_dir / "initdb"), "-D", str(data), "-U", USER, "--pwfile", str(pwfile),
-       "-A", "scram-sha-256", "-E", "UTF8", "--no-instructions")
+       "-A", auth, "-E", "UTF8", "--no-instructions")
     # fsync off: a test server's durability is not under test, its speed is a cost
     opts = (f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={top} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")

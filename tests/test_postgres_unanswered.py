@@ -1,0 +1,75 @@
+"""PostgreSQL that does not answer, and PostgreSQL that asks no password.
+
+- a black-holed host (a loopback socket that takes TCP connections and never answers) stops
+  the run within the connect timeout, in one line, exit 3, before the API is asked;
+- a URL without a password works against a server that trusts the user (libpq's own
+  ways: trust, peer, certificates, ~/.pgpass), and credentials missing name what is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+
+from tencent_desk.job import destination
+from tencent_desk.job.server_credentials import CONNECT_TIMEOUT_S
+
+from .support import cli, postgres
+from .support.targets import Target
+
+CREDENTIALS = "DESTINATION__POSTGRES__CREDENTIALS"
+
+
+def run_argv(tmp_path, seed, api: str) -> list[str]:
+    return [cli.CLI, "run", "--destination", "postgres", "--state-dir", str(tmp_path),
+            "--seed", str(seed), "--api-url", api, "--pipelines-dir", str(tmp_path / "dlt"),
+            "--no-progress"]
+
+
+@contextlib.contextmanager
+def black_hole() -> Iterator[int]:
+    """A loopback port whose connections the kernel accepts and nobody ever answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(64)  # never accept()ed: the handshake completes, the startup goes unread
+        yield s.getsockname()[1]
+
+
+def test_the_connect_timeout_defaults_to_ten_seconds_at_most(monkeypatch) -> None:
+    monkeypatch.setenv(CREDENTIALS, "postgresql://u:p@127.0.0.1:5432/d")
+    assert destination.credentials().connect_timeout == CONNECT_TIMEOUT_S <= 10
+    monkeypatch.setenv(CREDENTIALS, "postgresql://u:p@127.0.0.1:5432/d?connect_timeout=3")
+    assert destination.credentials().connect_timeout == 3
+
+
+def test_a_black_holed_server_gives_up_in_one_line(tmp_path, sim, seed) -> None:
+    app, api = sim
+    calls = app.stats.codes.total()
+    with black_hole() as port:
+        url = f"postgresql://desk:hole-pw-5150@127.0.0.1:{port}/desk?connect_timeout=2"
+        proc = cli.run(run_argv(tmp_path, seed, api), tmp_path, timeout=120,
+                       **{CREDENTIALS: url})
+    line = cli.failed_in_one_line(proc, 3, "cannot be reached", "timeout expired")
+    assert "hole-pw-5150" not in proc.stderr + proc.stdout
+    assert app.stats.codes.total() == calls, line  # nothing asked of the API
+
+
+def test_a_url_without_password_works_with_trust_authentication(tmp_path, sim, seed) -> None:
+    _app, api = sim
+    with postgres.running(auth="trust") as server:
+        server.create_database("trusted")
+        url = f"postgresql://{server.user}@{server.host}:{server.port}/trusted"
+        proc = cli.run(run_argv(tmp_path, seed, api), tmp_path, **{CREDENTIALS: url})
+        assert proc.returncode == 0, proc.stderr
+        assert f"PostgreSQL {server.user}@{server.host}:{server.port}/trusted" in proc.stdout
+        target = Target("postgres", tmp_path, url)
+        ((rows,),) = target.query("SELECT count(*) FROM tencent_desk.session_states")
+        assert rows > 0
+
+
+def test_credentials_missing_say_which_and_how_to_give_them(tmp_path, sim, seed) -> None:
+    _app, api = sim
+    proc = cli.run(run_argv(tmp_path, seed, api), tmp_path)  # none in the environment
+    cli.failed_in_one_line(proc, 2, "missing PostgreSQL credentials", "database", "host",
+                           CREDENTIALS, "~/.pgpass")
