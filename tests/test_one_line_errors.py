@@ -51,3 +51,12 @@ def test_a_wrong_postgres_password(tmp_path, sim, seed, postgres_server, postgre
                     str(tmp_path / "dlt"), "--no-progress"], tmp_path, **{CREDENTIALS: wrong})
     cli.failed_in_one_line(proc, 2, "refused the credentials")
     assert "wrong-pw-8086" not in proc.stderr
+
+
+@pytest.mark.parametrize("name, value", [("header_timeout", "soon"),
+                                         ("max_connections", "0")])
+def test_a_receiver_limit_that_is_no_limit(tmp_path, name, value) -> None:
+    proc = cli.run([cli.CLI, "listen", "--database", str(tmp_path / "d.duckdb"), "--port",
+                    str(closed_port())], tmp_path,
+                   **{f"SOURCES__TENCENT_DESK__{name.upper()}": value})
+    cli.failed_in_one_line(proc, 2, name, "above 0")
