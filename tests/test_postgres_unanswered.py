@@ -73,3 +73,41 @@ def test_credentials_missing_say_which_and_how_to_give_them(tmp_path, sim, seed)
     proc = cli.run(run_argv(tmp_path, seed, api), tmp_path)  # none in the environment
     cli.failed_in_one_line(proc, 2, "missing PostgreSQL credentials", "database", "host",
                            CREDENTIALS, "~/.pgpass")
+
+
+def test_a_server_killed_between_spool_and_load_gets_the_events_once(tmp_path, sim) -> None:
+    """Callbacks spooled; the server killed with -9: the run stops in one line and leaves
+    the spool; restarted, the next run loads every event once, and a later one adds none."""
+    import asyncio
+    from collections import Counter
+
+    from tencent_desk.intake.receiver import Receiver, ReceiverConfig
+    from tencent_desk.simulator import serve_in_thread
+    from tencent_desk.simulator.callbacks import Sender
+
+    from .support.harness import SDKAPPID
+    from .test_receiver import valid_callbacks
+
+    _app, api = sim
+    with postgres.running(private=True) as server:
+        url = server.create_database("restarted")
+        target = Target("postgres", tmp_path, url)
+        callbacks = valid_callbacks(500, seed=12)
+        receiver = Receiver(ReceiverConfig(SDKAPPID, target.spool, seal_after_s=0.05))
+        with serve_in_thread(receiver) as base:
+            sender = Sender(base + "/cb", SDKAPPID)
+            asyncio.run(sender.send(callbacks))
+        assert sender.statuses == Counter({200: len(callbacks)})
+        argv = [cli.CLI, "run", "--destination", "postgres", "--state-dir", str(tmp_path),
+                "--api-url", api, "--pipelines-dir", str(tmp_path / "dlt"), "--no-progress"]
+        server.ctl("kill9")
+        down = cli.run(argv, tmp_path, **{CREDENTIALS: url})
+        cli.failed_in_one_line(down, 3, "cannot be reached")
+        assert any(target.spool.iterdir()), "the spool is kept for the next run"
+        server.ctl("start")
+        for _ in range(2):
+            up = cli.run(argv, tmp_path, **{CREDENTIALS: url})
+            assert up.returncode == 0, up.stderr
+            got = Counter(r for (r,) in target.query(
+                "SELECT request_id FROM tencent_desk.session_events"))
+            assert got == Counter({c.request_id: 1 for c in callbacks})

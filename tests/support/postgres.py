@@ -30,7 +30,8 @@ class Server:
     user: str
     password: str
     database: str
-    # pg_ctl "stop" (immediate) or "start" for a server started here; None for a given one
+    # pg_ctl "stop" (immediate), "start", or "kill9" (SIGKILL to the server and its
+    # backends) for a server started here; None for a given one
     ctl: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
     def url(self, database: str | None = None, password: str | None = None) -> str:
@@ -110,6 +111,9 @@ def running(private: bool = False, auth: str = "scram-sha-256") -> Iterator[Serv
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
 
     def ctl(action: str) -> None:
+        if action == "kill9":  # the postmaster and every backend, as a crash would
+            _kill9(data)
+            return
         more = ["-l", str(top / "log"), "-o", opts] if action == "start" else [
             "-m", "immediate"]
         pg(str(bin_dir / "pg_ctl"), "-D", str(data), *more, "-w", action)
@@ -121,3 +125,25 @@ def running(private: bool = False, auth: str = "scram-sha-256") -> Iterator[Serv
         with contextlib.suppress(subprocess.CalledProcessError):
             ctl("stop")
         shutil.rmtree(top, ignore_errors=True)
+
+
+def _kill9(data: Path) -> None:
+    """SIGKILL the postmaster of ``data`` and its children; its pid file is left, as after
+    a crash (``pg_ctl start`` copes with that)."""
+    import signal
+    import time
+
+    pid = int((data / "postmaster.pid").read_text().split()[0])
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(stat.parent.name))
+    for victim in (pid, *children):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{v}").exists() for v in (pid, *children)):
+        if time.monotonic() > deadline:
+            raise RuntimeError("PostgreSQL did not die")
+        time.sleep(0.05)
