@@ -111,3 +111,46 @@ def test_a_server_killed_between_spool_and_load_gets_the_events_once(tmp_path, s
             got = Counter(r for (r,) in target.query(
                 "SELECT request_id FROM tencent_desk.session_events"))
             assert got == Counter({c.request_id: 1 for c in callbacks})
+
+
+def test_a_server_killed_mid_load_then_restarted_loses_and_doubles_nothing(
+        tmp_path, sim, seed) -> None:
+    """The server is killed with -9 once the load has committed the session_states job and
+    before dlt records it: the run stops in one line; after the restart the next run loads
+    what was left, the committed job's rows are not doubled, every run is complete."""
+    import threading
+    import time
+    from pathlib import Path
+
+    _app, api = sim
+    crashpoint = str(Path(__file__).resolve().parent / "support" / "crashpoint")
+    with postgres.running(private=True, durable=True) as server:  # commits survive -9
+        url = server.create_database("killed_mid_load")
+        target = Target("postgres", tmp_path, url)
+        argv = run_argv(tmp_path, seed, api)
+        first = cli.run(argv, tmp_path, **{CREDENTIALS: url})
+        assert first.returncode == 0, first.stderr
+        flag = tmp_path / "crash-here"
+
+        def kill_when_asked() -> None:
+            deadline = time.monotonic() + 240
+            while not flag.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            server.ctl("kill9")
+            flag.unlink(missing_ok=True)
+
+        killer = threading.Thread(target=kill_when_asked)
+        killer.start()
+        mid = cli.run(argv, tmp_path, PYTHONPATH=crashpoint,
+                      DESK_TEST_CRASH="after:session_states",
+                      DESK_TEST_CRASH_SIGNAL=str(flag), **{CREDENTIALS: url})
+        killer.join()
+        cli.failed_in_one_line(mid, 3, "PostgreSQL")
+        server.ctl("start")
+        again = cli.run(argv, tmp_path, **{CREDENTIALS: url})
+        assert again.returncode == 0, again.stderr
+        runs = target.query("SELECT run_id, status, rows FROM tencent_desk.runs")
+        assert len(runs) == 3 and {r[1] for r in runs} == {"complete"}, runs
+        stored = dict(target.query("SELECT run_id, count(*) FROM tencent_desk.session_states "
+                                   "GROUP BY 1"))
+        assert {r[0]: r[2] for r in runs} == stored

@@ -76,10 +76,12 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def running(private: bool = False, auth: str = "scram-sha-256") -> Iterator[Server]:
+def running(private: bool = False, auth: str = "scram-sha-256",
+            durable: bool = False) -> Iterator[Server]:
     """A server for the length of the block: the given one, or one started here (always
     with ``private``: one a test may stop and start, or with an ``auth`` method of its own,
-    e.g. ``trust``: no password asked)."""
+    e.g. ``trust``: no password asked). ``durable``: commits survive a kill -9, as on any
+    real server (the others run with fsync and synchronous_commit off, for speed)."""
     own = private or auth != "scram-sha-256"
     given = None if own else os.environ.get("DESK_TEST_POSTGRES")
     if given:
@@ -107,8 +109,9 @@ def running(private: bool = False, auth: str = "scram-sha-256") -> Iterator[Serv
     pg(str(bin_dir / "initdb"), "-D", str(data), "-U", USER, "--pwfile", str(pwfile),
        "-A", auth, "-E", "UTF8", "--no-instructions")
     # fsync off: a test server's durability is not under test, its speed is a cost
-    opts = (f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={top} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+    opts = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={top}"
+    if not durable:
+        opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 
     def ctl(action: str) -> None:
         if action == "kill9":  # the postmaster and every backend, as a crash would
