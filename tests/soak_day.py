@@ -51,7 +51,8 @@ class Figures:
     acknowledged: set[str] = field(default_factory=set)
 
 
-def _proc(pid: int) -> tuple[int, int]:
+def proc_figures(pid: int) -> tuple[int, int]:
+    """(resident KB, open fds) of a process."""
     rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text(
         ).splitlines() if line.startswith("VmRSS:"))
     return rss, len(os.listdir(f"/proc/{pid}/fd"))
@@ -120,7 +121,7 @@ def soak(folder: Path, runs: int, start_h: float = 8.0, sessions: int = 3000,
                         raise AssertionError(f"records after run {n}: {rerr[-2000:]}")
                 figures.seconds.append(took)
                 figures.job_kb.append(kb)
-                rss, fds = _proc(listener.pid)
+                rss, fds = proc_figures(listener.pid)
                 figures.receiver_kb.append(rss)
                 figures.receiver_fds.append(fds)
                 figures.snapshot_files.append(sum(

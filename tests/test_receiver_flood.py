@@ -12,11 +12,11 @@ import socket
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from tencent_desk.simulator.callbacks import Sender
 
+from .soak_day import proc_figures
 from .support.harness import SDKAPPID
 from .test_receiver import Listener, loaded, run_job, valid_callbacks
 
@@ -40,13 +40,6 @@ def _closed_by_peer(sock: socket.socket) -> bool:
         return False
     except OSError:
         return True
-
-
-def _proc_figures(pid: int) -> tuple[int, int]:
-    """(resident KB, open fds) of the receiver."""
-    rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text(
-        ).splitlines() if line.startswith("VmRSS:"))
-    return rss, len(list(Path(f"/proc/{pid}/fd").iterdir()))
 
 
 @pytest.mark.slow
@@ -74,13 +67,13 @@ def test_idle_and_trickling_connections_do_not_stop_callbacks(tmp_path, sim) -> 
 
         thread = threading.Thread(target=trickle, daemon=True)
         thread.start()
-        before = _proc_figures(listener.proc.pid)
+        before = proc_figures(listener.proc.pid)
         callbacks = valid_callbacks(CALLBACKS, seed=21)
         sender = Sender(listener.url, SDKAPPID, concurrency=16, attempts=1)
         started = time.monotonic()
         asyncio.run(sender.send(callbacks))
         took = time.monotonic() - started
-        during = _proc_figures(listener.proc.pid)
+        during = proc_figures(listener.proc.pid)
         assert sender.statuses == Counter({200: CALLBACKS}), sender.statuses
         # the receiver closes what never finished its headers (bounded wait, no timing
         # asserted: the deadline is the receiver's)
