@@ -59,7 +59,9 @@ def proc_figures(pid: int) -> tuple[int, int]:
 
 
 def soak(folder: Path, runs: int, start_h: float = 8.0, sessions: int = 3000,
-         every_s: float = 60.0) -> Figures:
+         every_s: float = 60.0, records_every: int = 60) -> Figures:
+    """``runs`` runs, one every ``every_s`` simulated seconds from ``start_h``; session
+    records loaded after every ``records_every``-th run (an hour of minute runs)."""
     pop = Population(PopulationConfig(seed=17, sessions_per_day=sessions, agents=8))
     day = pop.config.day_start
     clock = VirtualClock(day + start_h * 3600)
@@ -110,7 +112,7 @@ def soak(folder: Path, runs: int, start_h: float = 8.0, sessions: int = 3000,
                 figures.codes[code] += 1
                 if code not in (0, 6):
                     raise AssertionError(f"run {n}: exit {code}: {err[-2000:]}")
-                if (n + 1) % 60 == 0:  # records every simulated hour
+                if (n + 1) % records_every == 0:  # records every simulated hour
                     since = datetime.fromtimestamp(now - 3 * 3600, UTC).isoformat()
                     until = datetime.fromtimestamp(now - 300, UTC).isoformat()
                     rcode, _t, _k, rerr = _timed_rusage(

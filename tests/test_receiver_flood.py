@@ -43,6 +43,7 @@ def _closed_by_peer(sock: socket.socket) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_idle_and_trickling_connections_do_not_stop_callbacks(tmp_path, sim) -> None:
     _raise_fd_limit(2 * (IDLE + TRICKLING) + 1024)
     listener = Listener(tmp_path, SOURCES__TENCENT_DESK__HEADER_TIMEOUT=str(HEADER_TIMEOUT_S))
