@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install demo test test-slow test-all lint bench notebooks clean
+.PHONY: install demo test test-slow test-all lint bench soak notebooks clean
 
 $(UV):
 	python3 -m venv .venv-uv && .venv-uv/bin/pip install --quiet uv
@@ -37,6 +37,9 @@ test-all: test test-slow
 bench: install
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/bench_receiver.py
+
+soak: install  # a day of minute-by-minute runs of the real CLI (hours on 2 cores)
+	$(PY) benchmarks/soak.py --runs 1440
 
 notebooks: install  # refresh each .ipynb from its reviewed py:percent script
 	$(VENV)/bin/jupytext --sync notebooks/*.py

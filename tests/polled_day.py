@@ -18,9 +18,12 @@ from tencent_desk.simulator import Population
 from .conftest import Sim, make_client
 
 
-def poll_day(sim: Sim, db: Path, start_h: float, end_h: float, every_s: float) -> int:
+def poll_day(sim: Sim, db: Path, start_h: float, end_h: float, every_s: float,
+             leaves: dict[str, float] | None = None) -> int:
     """Poll ``sim`` from ``start_h`` to ``end_h`` (hours of the simulated day) every
-    ``every_s`` seconds; returns the number of polls."""
+    ``every_s`` seconds; returns the number of polls. ``leaves``: sessions that leave the
+    seed at that (model) time, polled no more."""
+    leaves = leaves or {}
     pop: Population = sim.population
     day = pop.config.day_start
     arrivals = sorted((pop.segments(k.session_id)[0].start, k.session_id)
@@ -38,7 +41,7 @@ def poll_day(sim: Sim, db: Path, start_h: float, end_h: float, every_s: float) -
             while t <= day + end_h * 3600:
                 sim.clock.set(t)
                 keys = [Key(session_id=sid) for a, sid in arrivals
-                        if a <= t and sid not in ended]
+                        if a <= t and sid not in ended and t < leaves.get(sid, t + 1)]
                 answers = await client.get_many(keys)
                 run_id = f"run{polls:05d}"
                 table = to_table(answers, run_id, Counter())

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 from tencent_desk.core.clock import VirtualClock
-from tencent_desk.demo import _write_truth
+from tencent_desk.demo import write_truth
 from tencent_desk.run.runner import RunOptions, run
 from tencent_desk.simulator import (
     Population,
@@ -59,7 +59,7 @@ def test_notebooks_run_while_the_job_writes(tmp_path, monkeypatch):
         job = Job(db, tmp_path, pop, clock, url)
         for _ in range(12):  # the morning, 09:00-11:00
             job.poll()
-        _write_truth(db, pop)
+        write_truth(db, pop)
         stop = threading.Event()
         failures: list[BaseException] = []
 

@@ -21,7 +21,7 @@ from datetime import date
 from pathlib import Path
 
 from tencent_desk.api.transport import KINDS as TRANSPORTS
-from tencent_desk.core import redact, settings
+from tencent_desk.core import logs, redact, settings
 from tencent_desk.intake.spool import SEAL_AFTER_S
 from tencent_desk.job.destination import DESTINATIONS
 from tencent_desk.models import snapshot
@@ -266,7 +266,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def setup_logging(level: str) -> None:
-    redact.install()
+    logs.install(level)  # one line per record, whichever library logs it (not at DEBUG)
     logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if level != "DEBUG":  # per-request lines from the HTTP stack are noise at INFO
@@ -312,6 +312,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("desk-sessions: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug of ours: one line too; the traceback at DEBUG
+        if args.log_level == "DEBUG":
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        print(f"desk-sessions: error: unexpected error: {type(exc).__name__}: "
+              f"{redact.redact(first)} (rerun with --log-level "
+              "DEBUG for details)", file=sys.stderr)
+        return 1
 
 
 def _publish(args: argparse.Namespace) -> int:

@@ -68,3 +68,17 @@ def stop_server(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def failed_in_one_line(proc: subprocess.CompletedProcess, code: int, *words: str) -> str:
+    """A run that stopped with ``code``: no traceback anywhere on stderr (a library's own
+    log records included: each one line), and its last line the one error line."""
+    assert proc.returncode == code, (proc.returncode, proc.stderr[-3000:])
+    assert "Traceback" not in proc.stderr, proc.stderr[-5000:]
+    lines = proc.stderr.strip().splitlines()
+    assert not [line for line in lines if line[:1].isspace()], proc.stderr[-5000:]
+    assert lines and lines[-1].startswith("desk-sessions: error:"), proc.stderr[-3000:]
+    assert len(error_lines(proc.stderr)) == 1
+    for word in words:
+        assert word in lines[-1], lines[-1]
+    return lines[-1]

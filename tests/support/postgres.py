@@ -30,7 +30,8 @@ class Server:
     user: str
     password: str
     database: str
-    # pg_ctl "stop" (immediate) or "start" for a server started here; None for a given one
+    # pg_ctl "stop" (immediate), "start", or "kill9" (SIGKILL to the server and its
+    # backends) for a server started here; None for a given one
     ctl: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
     def url(self, database: str | None = None, password: str | None = None) -> str:
@@ -75,10 +76,14 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def running(private: bool = False) -> Iterator[Server]:
+def running(private: bool = False, auth: str = "scram-sha-256",
+            durable: bool = False) -> Iterator[Server]:
     """A server for the length of the block: the given one, or one started here (always
-    with ``private``: one a test may stop and start)."""
-    given = None if private else os.environ.get("DESK_TEST_POSTGRES")
+    with ``private``: one a test may stop and start, or with an ``auth`` method of its own,
+    e.g. ``trust``: no password asked). ``durable``: commits survive a kill -9, as on any
+    real server (the others run with fsync and synchronous_commit off, for speed)."""
+    own = private or auth != "scram-sha-256"
+    given = None if own else os.environ.get("DESK_TEST_POSTGRES")
     if given:
         from urllib.parse import urlparse
 
@@ -102,12 +107,16 @@ def running(private: bool = False) -> Iterator[Server]:
         subprocess.run([*run_as, *args], check=True, capture_output=True, cwd=top)
 
     pg(str(bin_dir / "initdb"), "-D", str(data), "-U", USER, "--pwfile", str(pwfile),
-       "-A", "scram-sha-256", "-E", "UTF8", "--no-instructions")
+       "-A", auth, "-E", "UTF8", "--no-instructions")
     # fsync off: a test server's durability is not under test, its speed is a cost
-    opts = (f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={top} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+    opts = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={top}"
+    if not durable:
+        opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 
     def ctl(action: str) -> None:
+        if action == "kill9":  # the postmaster and every backend, as a crash would
+            _kill9(data)
+            return
         more = ["-l", str(top / "log"), "-o", opts] if action == "start" else [
             "-m", "immediate"]
         pg(str(bin_dir / "pg_ctl"), "-D", str(data), *more, "-w", action)
@@ -119,3 +128,25 @@ def running(private: bool = False) -> Iterator[Server]:
         with contextlib.suppress(subprocess.CalledProcessError):
             ctl("stop")
         shutil.rmtree(top, ignore_errors=True)
+
+
+def _kill9(data: Path) -> None:
+    """SIGKILL the postmaster of ``data`` and its children; its pid file is left, as after
+    a crash (``pg_ctl start`` copes with that)."""
+    import signal
+    import time
+
+    pid = int((data / "postmaster.pid").read_text().split()[0])
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(stat.parent.name))
+    for victim in (pid, *children):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{v}").exists() for v in (pid, *children)):
+        if time.monotonic() > deadline:
+            raise RuntimeError("PostgreSQL did not die")
+        time.sleep(0.05)

@@ -145,23 +145,40 @@ def arrivals(df: pd.DataFrame, interval: str = "1h", by: str | None = None) -> p
         columns=["group", "interval_start", "n", "n_exact"])
 
 
+# A session the polls stopped seeing (it left the seed) for more than this many of its
+# poll intervals, while others were still polled, no longer counts as waiting.
+GONE_AFTER_POLLS = 2
+
+
 def queue_length(df: pd.DataFrame, at: Sequence[datetime] | pd.DatetimeIndex,
                  by: str | None = None) -> pd.DataFrame:
     """Customers waiting for a human at each instant: ``value`` from the best times, ``lo``
-    those surely waiting (queued_hi <= t < answered_lo), ``hi`` those that may be."""
+    those surely waiting (queued_hi <= t < answered_lo), ``hi`` those that may be.
+
+    A session still waiting when last polled is surely waiting only until then; if the
+    polls stopped seeing it for more than :data:`GONE_AFTER_POLLS` poll intervals while
+    they went on seeing others, ``value`` counts it until half an interval after its last
+    poll (as the polls' midpoints do); ``hi`` still counts it: it may be waiting yet."""
     instants = pd.DatetimeIndex(pd.to_datetime(list(at), utc=True)).as_unit("ns")
     rows = []
     times = [f"{t}_{k}" for t in ("queued", "answered", "ended") for k in ("at", "lo", "hi")]
-    for key, g in _groups(_rows(df, df["queued_at"].notna(), by, *times), by):
+    seen = [c for c in ("last_seen_at", "poll_every_s") if c in df.columns]
+    last_poll = pd.to_datetime(df["last_seen_at"], utc=True).max() if seen else pd.NaT
+    every = df["poll_every_s"].median() if seen else np.nan  # sessions polled once: others'
+    for key, g in _groups(_rows(df, df["queued_at"].notna(), by, *times, *seen), by):
         def col(name: str, fill: pd.Timestamp, frame: pd.DataFrame = g) -> np.ndarray:
             s = pd.to_datetime(frame[name], utc=True)
             return s.fillna(fill).to_numpy(dtype="datetime64[ns]")
         far = pd.Timestamp.max.tz_localize("UTC")
         near = pd.Timestamp.min.tz_localize("UTC")
         out_at = np.minimum(col("answered_at", far), col("ended_at", far))
-        out_lo = np.minimum(col("answered_lo", far), col("ended_lo", far))
+        # an exit seen by the very first poll has no lower bound: it may be long before
+        out_lo = np.minimum(*(np.where(g[f"{x}_hi"].notna().to_numpy(), col(f"{x}_lo", near),
+                                       col(f"{x}_lo", far)) for x in ("answered", "ended")))
         out_hi = np.minimum(col("answered_hi", far), col("ended_hi", far))
         q_at, q_lo, q_hi = col("queued_at", far), col("queued_lo", near), col("queued_hi", far)
+        if seen:
+            out_at, out_lo = _unseen(g, out_at, out_lo, last_poll, every, far)
         t = instants.to_numpy(dtype="datetime64[ns]")
         rows.append(pd.DataFrame({"group": key, "at": instants,
                                   "value": _held(q_at, out_at, t),
@@ -170,6 +187,24 @@ def queue_length(df: pd.DataFrame, at: Sequence[datetime] | pd.DatetimeIndex,
     if not rows:
         return pd.DataFrame()
     return pd.concat(rows, ignore_index=True)
+
+
+def _unseen(g: pd.DataFrame, out_at: np.ndarray, out_lo: np.ndarray,
+            last_poll: pd.Timestamp, every_s: float, far: pd.Timestamp
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Queue exits (best, lower bound) of the sessions no exit is known of, from when the
+    polls last saw them (see :func:`queue_length`)."""
+    last = pd.to_datetime(g["last_seen_at"], utc=True)
+    gap = g["poll_every_s"].fillna(every_s).to_numpy(dtype=float)
+    open_ = (out_at == far.to_datetime64()) & last.notna().to_numpy()
+    last_ns = last.to_numpy(dtype="datetime64[ns]")
+    out_lo = np.where(open_ & (out_lo == far.to_datetime64()), last_ns, out_lo)
+    if pd.isna(last_poll):
+        return out_at, out_lo
+    unseen_s = (last_poll - last).dt.total_seconds().to_numpy(dtype=float)
+    gone = open_ & (unseen_s > GONE_AFTER_POLLS * gap)  # NaN gaps compare False
+    half = pd.to_timedelta(np.nan_to_num(gap / 2), unit="s").to_numpy(dtype="timedelta64[ns]")
+    return np.where(gone, last_ns + half, out_at), out_lo
 
 
 def _held(start: np.ndarray, end: np.ndarray, at: np.ndarray,

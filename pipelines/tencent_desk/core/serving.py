@@ -3,15 +3,19 @@ foreground, the simulator in the foreground or from a thread (tests, demos)."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+from tencent_desk.core import settings
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
@@ -29,9 +33,64 @@ def _check_host(host: str, allow_remote: bool) -> None:
                          "(pass allow_remote=True to serve the network)")
 
 
-def _config(app: ASGIApp, host: str, port: int, **extra: object) -> uvicorn.Config:
+@dataclass(frozen=True)
+class Limits:
+    """What one server lets senders hold (defaults and meaning: core/settings.py)."""
+
+    connections: int = settings.RECEIVER_MAX_CONNECTIONS
+    keep_alive_s: float = settings.RECEIVER_KEEP_ALIVE_S
+    header_timeout_s: float = settings.RECEIVER_HEADER_TIMEOUT_S
+
+
+class _HeaderDeadline(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a deadline for each request's headers: uvicorn has
+    none, so a connection that sends nothing, or trickles a header a byte a second, would
+    hold its socket for ever (it only times out idle kept-alive connections)."""
+
+    header_timeout_s = settings.RECEIVER_HEADER_TIMEOUT_S
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(self.header_timeout_s, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()  # the next request on a kept-alive connection
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+
+def _config(app: ASGIApp, host: str, port: int, limits: Limits | None = None,
+            **extra: object) -> uvicorn.Config:
     # A slow-fault call still pending at shutdown is cut after 1 s instead of slow_s.
-    return uvicorn.Config(app, host=host, port=port, http="httptools", loop="auto", ws="none",
+    http: Any = "httptools"
+    if limits is not None:
+        http = type("HeaderDeadline", (_HeaderDeadline,),
+                    {"header_timeout_s": limits.header_timeout_s})
+        extra.update(limit_concurrency=limits.connections,
+                     timeout_keep_alive=limits.keep_alive_s)
+    return uvicorn.Config(app, host=host, port=port, http=http, loop="auto", ws="none",
                           log_level="warning", access_log=False, timeout_graceful_shutdown=1,
                           **extra)  # type: ignore[arg-type]
 
@@ -65,7 +124,8 @@ def serve_in_thread(app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *,
 
 
 def serve(app: ASGIApp, host: str = "127.0.0.1", port: int = 8000, *,
-          allow_remote: bool = False) -> None:
-    """Serve ``app`` in the foreground until interrupted."""
+          allow_remote: bool = False, limits: Limits | None = None) -> None:
+    """Serve ``app`` in the foreground until interrupted (``limits``: what senders may
+    hold; None: uvicorn's defaults, for the simulator)."""
     _check_host(host, allow_remote)
-    uvicorn.Server(_config(app, host, port)).run()
+    uvicorn.Server(_config(app, host, port, limits)).run()

@@ -65,3 +65,12 @@ TRUTH_SCHEMA = "desk_simulator"
 
 # With a server destination, the job's local files in --state-dir: desk.lock, desk.spool/.
 ANCHOR = "desk"
+
+# The receiver's limits (desk-sessions listen; docs/receiver-limits.md), each a setting under
+# [sources.tencent_desk]: connections open at once (beyond it new requests get 503, which
+# Desk retries); seconds an idle kept-alive connection stays open; seconds a sender has to
+# finish a request's headers (a connection that trickles them, or sends nothing, is closed).
+# The body's limit is the callback contract's (api/callback.py MAX_BODY).
+RECEIVER_MAX_CONNECTIONS = 4096
+RECEIVER_KEEP_ALIVE_S = 5.0
+RECEIVER_HEADER_TIMEOUT_S = 10.0

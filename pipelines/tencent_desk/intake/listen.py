@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import socket
 from pathlib import Path
 
-from tencent_desk.core import apps, redact
+from tencent_desk.api import callback
+from tencent_desk.core import apps, redact, settings
 from tencent_desk.core.apps import setting
 from tencent_desk.core.errors import ConfigError, JobError
-from tencent_desk.core.serving import serve
+from tencent_desk.core.serving import Limits, serve
 from tencent_desk.core.settings import ANCHOR
 from tencent_desk.intake.receiver import Receiver, ReceiverConfig
 from tencent_desk.intake.spool import spool_dir
@@ -54,6 +56,34 @@ def receiver_config(database: Path, seal_after_s: float) -> ReceiverConfig:
                           more_apps=tokens)
 
 
+# The receiver's limits: setting under [sources.tencent_desk] -> (default, type, meaning).
+LIMITS: dict[str, tuple[float, type, str]] = {
+    "max_connections": (settings.RECEIVER_MAX_CONNECTIONS, int, "connections open at once"),
+    "keep_alive_timeout": (settings.RECEIVER_KEEP_ALIVE_S, float,
+                           "seconds an idle kept-alive connection stays open"),
+    "header_timeout": (settings.RECEIVER_HEADER_TIMEOUT_S, float,
+                       "seconds to send a request's headers"),
+    "max_body_bytes": (callback.MAX_BODY, int, "bytes of a callback's body"),
+}
+
+
+def limits() -> dict[str, float]:
+    """The receiver's limits from dlt config (see :data:`LIMITS`), each checked."""
+    out: dict[str, float] = {}
+    for name, (default, kind, meaning) in LIMITS.items():
+        raw = setting(name)
+        try:
+            value = kind(default if raw in (None, "") else str(raw).strip())
+        except ValueError:
+            value = 0
+        if not value > 0:
+            raise JobError(f"{name} must be a number above 0 ({meaning}; default {default:g})"
+                           ": fix it under [sources.tencent_desk] or SOURCES__TENCENT_DESK__"
+                           f"{name.upper()}")
+        out[name] = value
+    return out
+
+
 def listen(args: argparse.Namespace) -> int:
     if not args.seal_after > 0:
         raise JobError("--seal-after must be a number of seconds above 0")
@@ -62,11 +92,15 @@ def listen(args: argparse.Namespace) -> int:
                        "job's, with a server destination), one of them")
     anchor = args.database if args.state_dir is None else args.state_dir / ANCHOR
     config = receiver_config(anchor, args.seal_after)
+    given = limits()
+    config = dataclasses.replace(config, max_body=int(given["max_body_bytes"]))
     try:  # uvicorn would exit on its own with a bare log line: say it in ours
         socket.create_server((args.host, args.port), reuse_port=False).close()
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         raise JobError(f"cannot listen on {args.host}:{args.port}: {reason}: choose "
                        "another --port or stop what uses it", exit_code=3) from None
-    serve(Receiver(config), args.host, args.port, allow_remote=True)
+    serve(Receiver(config), args.host, args.port, allow_remote=True, limits=Limits(
+        connections=int(given["max_connections"]), keep_alive_s=given["keep_alive_timeout"],
+        header_timeout_s=given["header_timeout"]))
     return 0

@@ -46,6 +46,7 @@ class ReceiverConfig:
     # More apps (sdkappid -> webhook token or None) whose callbacks come to this URL too:
     # each callback's SdkAppid says whose it is.
     more_apps: dict[int, str | None] = field(default_factory=dict, repr=False)
+    max_body: int = callback.MAX_BODY  # bytes of a body at most (413 beyond)
 
 
 class _Rejected(Exception):
@@ -142,9 +143,9 @@ class Receiver:
         if not callback.content_type_ok(headers.get(b"content-type")):
             raise _Rejected(415, "content_type", "Content-Type must be application/json")
         length = headers.get(b"content-length", b"0")
-        if length.isdigit() and int(length) > callback.MAX_BODY:
-            raise _Rejected(413, "too_large", "the body is over 1 MB")
-        raw = await _read_body(receive, callback.MAX_BODY)
+        if length.isdigit() and int(length) > self.config.max_body:
+            raise _Rejected(413, "too_large", f"the body is over {self.config.max_body} bytes")
+        raw = await _read_body(receive, self.config.max_body)
         try:
             doc = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError:
@@ -220,7 +221,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise _Rejected(413, "too_large", "the body is over 1 MB")
+            raise _Rejected(413, "too_large", f"the body is over {limit} bytes")
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)

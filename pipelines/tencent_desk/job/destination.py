@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tencent_desk.core import redact, settings
+from tencent_desk.core.errors import JobError
 
 DUCKDB, POSTGRES = "duckdb", "postgres"
 DESTINATIONS = (DUCKDB, POSTGRES)
@@ -42,13 +43,40 @@ def anchor(destination: str, database: Path | None, state_dir: Path | None) -> P
 
 
 def server() -> Any:
-    """dlt's PostgreSQL destination, credentials from dlt's config. Without UNIQUE
-    constraints: dlt loads at least once (a load job committed just before a crash is run
-    again), and a constraint on ``_dlt_id`` would turn the second copy of a state row into a
-    failed run; the job drops copies of its own rows itself (``run.post_load``)."""
+    """dlt's PostgreSQL destination, credentials from dlt's config (see :func:`credentials`).
+    Without UNIQUE constraints: dlt loads at least once (a load job committed just before a
+    crash is run again), and a constraint on ``_dlt_id`` would turn the second copy of a
+    state row into a failed run; the job drops copies of its own rows itself
+    (``run.post_load``)."""
     import dlt
 
-    return dlt.destinations.postgres(create_indexes=False)
+    return dlt.destinations.postgres(credentials=credentials(), create_indexes=False)
+
+
+def credentials() -> Any:
+    """``[destination.postgres.credentials]`` resolved here rather than by dlt, whose spec
+    demands a password: trust, peer and certificate authentication and ``~/.pgpass`` need
+    none (libpq finds it). The connect timeout defaults to 10 s (dlt's is 15 s; see
+    :mod:`server_credentials`); ``connect_timeout`` in the URL's query or the credentials
+    sets it."""
+    from dlt.common.configuration import resolve_configuration
+    from dlt.common.configuration.exceptions import ConfigFieldMissingException
+    from dlt.common.exceptions import DltException
+    from tencent_desk.job.server_credentials import ServerCredentials
+
+    try:
+        found = resolve_configuration(ServerCredentials(),
+                                      sections=("destination", "postgres", "credentials"))
+    except ConfigFieldMissingException as exc:
+        raise JobError(f"missing PostgreSQL credentials ({', '.join(exc.fields)}): set "
+                       f"{CREDENTIALS}, e.g. postgresql://USER[:PASSWORD]@HOST:PORT/DATABASE "
+                       "(no password with trust, peer or certificate authentication, or "
+                       "one in ~/.pgpass)", 2) from None
+    except DltException as exc:  # e.g. not a URL
+        raise JobError(f"PostgreSQL credentials unusable: {redact.redact(str(exc))[:200]}: "
+                       f"check {CREDENTIALS}", 2) from None
+    redact.register(str(found.password or ""))
+    return found
 
 
 def check_server(pipeline: Any) -> None:

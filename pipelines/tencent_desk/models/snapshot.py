@@ -21,6 +21,7 @@ whenever a newer snapshot exists.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -360,14 +361,24 @@ class Publisher:
 
     def _write_catalog(self) -> None:
         tmp = self.catalog.with_name(f".{self.catalog.name}.{uuid.uuid4().hex[:8]}.tmp")
-        con = duckdb.connect(str(tmp))
+        wal = tmp.with_name(tmp.name + ".wal")
         try:
-            for sql in view_statements(self.manifest, self.folder):
-                con.execute(sql)
-        finally:
-            con.close()
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+            con = duckdb.connect(str(tmp))
+            try:
+                for sql in view_statements(self.manifest, self.folder):
+                    con.execute(sql)
+                con.execute("CHECKPOINT")  # raises on a full disk; close() would not
+            finally:
+                con.close()
+            if wal.exists():  # views left in a WAL: renamed alone, the catalog lacks them
+                raise OSError(errno.ENOSPC, "the catalog's checkpoint did not finish",
+                              str(tmp))
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            wal.unlink(missing_ok=True)
+            raise
         os.replace(tmp, self.catalog)
         fsync_dir(self.catalog.parent)
 

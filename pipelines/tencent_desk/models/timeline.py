@@ -129,10 +129,19 @@ def _from_records(ds: str, since: str) -> str:
     )"""
 
 
+# When the polls last saw each session, and how often they saw it (its own polls' mean
+# gap; NULL when seen once). A session that leaves the seed stops being polled while others
+# go on: the figures (analysis.timeline_metrics) then stop counting it as waiting. Its own
+# polls only, so that the row is the same whichever run last touched it.
+SEEN = ("max(t) AS last_seen_at, CASE WHEN count(*) > 1 THEN epoch(max(t) - min(t)) / "
+        "(count(*) - 1) END AS poll_every_s")
+SEEN_COLUMNS = {"last_seen_at": "TIMESTAMPTZ", "poll_every_s": "DOUBLE"}
+
+
 def _from_polls(ds: str, since: str) -> str:
     """Per session from the polls of complete runs: for each time, the first poll that saw
     it happened (hi) and the poll before it, or the run before when the session was not
-    seen earlier (lo)."""
+    seen earlier (lo); when it was last seen (:data:`SEEN`)."""
     firsts = ",\n".join(
         f"min(t) FILTER (WHERE state IN ({_lit(s)})) AS {name}_hi,\n"
         f"arg_min_null(lo, t) FILTER (WHERE state IN ({_lit(s)})) AS {name}_lo"
@@ -158,7 +167,8 @@ def _from_polls(ds: str, since: str) -> str:
         SELECT sdkappid, session_id, {firsts},
             arg_max(agent_id, t) FILTER (WHERE state = 'agent') AS agent_id,
             any_value(client_user_id) FILTER (WHERE client_user_id IS NOT NULL)
-                AS client_user_id
+                AS client_user_id,
+            {SEEN}
         FROM obs GROUP BY sdkappid, session_id
     )"""
 
@@ -218,6 +228,8 @@ def select_sql(ds: str, src: Sources, since: str) -> str:
         else "NULL"
     status = [f"{p}.end_status" for p in ("rec", "ev") if p in parts]
     satisfaction = [f"{p}.satisfaction" for p in ("rec", "ev") if p in parts]
+    seen = ", ".join(f"po.{c}" if src.polls else f"NULL::{kind} AS {c}"
+                     for c, kind in SEEN_COLUMNS.items())
     return f"""
     WITH {",".join(ctes)}
     SELECT touched.sdkappid, touched.session_id,
@@ -226,7 +238,8 @@ def select_sql(ds: str, src: Sources, since: str) -> str:
         {_pick("agent_id", agents)},
         {times},
         coalesce({", ".join([*status, ended_by_poll])}) AS end_status,
-        coalesce({", ".join([*satisfaction, "NULL::INTEGER"])}) AS satisfaction
+        coalesce({", ".join([*satisfaction, "NULL::INTEGER"])}) AS satisfaction,
+        {seen}
     FROM touched {joins}
     """
 
@@ -300,6 +313,8 @@ def upkeep(con: duckdb.DuckDBPyConnection, dataset: str) -> int:
     table = f"{ds}.{TABLE}"
     con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT *, NULL::VARCHAR AS day, "
                 "NULL::VARCHAR AS run_id FROM fresh WHERE false")
+    for column, kind in SEEN_COLUMNS.items():  # a table from before they were kept
+        con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
     # A session keeps the day it was first filed under: readers' files are cut by it.
     # A touched session's row: its began_hi is one of its source rows' times, so within
     # LOOKBACK of its new rows (none at all for a session with no time).

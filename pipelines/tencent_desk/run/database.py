@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 from tencent_desk.core import settings
 from tencent_desk.core.errors import JobError
-from tencent_desk.job import destination
+from tencent_desk.job import destination, space
 from tencent_desk.models import snapshot
 
 
@@ -60,6 +60,8 @@ def _locked(exc: BaseException) -> bool:
 
 
 def database_problem(database: Path, exc: BaseException) -> str:
+    if space.no_space(exc):
+        return space.message(exc, database)
     text = str(exc)
     if _locked(exc):
         pid = next((w for w in text.replace(")", " ").split() if w.isdigit()), None)

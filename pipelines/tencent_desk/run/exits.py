@@ -14,7 +14,7 @@ from tencent_desk.api.client import FatalError, first_error
 from tencent_desk.api.outage import Outage
 from tencent_desk.core import redact
 from tencent_desk.core.errors import ConfigError
-from tencent_desk.job import destination
+from tencent_desk.job import destination, space
 from tencent_desk.job.runs import COMPLETE, FAILED, OUTAGE
 from tencent_desk.job.seeds import SeedError
 from tencent_desk.run.database import database_problem
@@ -63,8 +63,9 @@ def alert_of(row: dict[str, Any]) -> tuple[str, int] | None:
     return None
 
 
-def explain(exc: BaseException, database: Path) -> tuple[str, int]:
-    """The one line (and exit code) for an exception that stopped the run."""
+def explain(exc: BaseException, database: Path, pipeline: Any = None) -> tuple[str, int]:
+    """The one line (and exit code) for an exception that stopped the run; ``pipeline``:
+    to say how much a full disk must make room for."""
     cause = exc
     while isinstance(cause, PipelineStepFailed | DltException | BaseExceptionGroup) and (
             cause.__cause__ or cause.__context__ or isinstance(cause, BaseExceptionGroup)):
@@ -89,6 +90,8 @@ def explain(exc: BaseException, database: Path) -> tuple[str, int]:
         return redact.redact(str(cause)), 2
     if (server := destination.problem(cause)) is not None:
         return server
+    if space.no_space(cause):
+        return redact.redact(space.message(cause, database, pipeline)), 3
     if isinstance(cause, duckdb.Error | OSError):
         return redact.redact(database_problem(database, cause)), 3
     text = redact.redact(str(cause).strip().splitlines()[0] if str(cause).strip() else "")

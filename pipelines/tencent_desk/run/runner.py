@@ -83,7 +83,7 @@ class Run:
         anything to load is recorded by the next one (``RunLock.interrupted``)."""
         if isinstance(exc, JobError):
             return exc
-        message, code = explain(exc, self.database)
+        message, code = explain(exc, self.database, self.pipeline)
         last = self.lock.read()
         if last.get("phase") == "fetching":
             self.lock.write(**{**last, "phase": "failed", "error": message})

@@ -12,7 +12,9 @@ table name and a job file format (``runs.sql``: the merge job of ``runs``), and 
 ``DESK_TEST_HOLD=JOB``: that job waits, never finishing, so that the crash comes while
 it is outstanding (load jobs run in parallel threads; this fixes their order).
 ``DESK_TEST_CRASH_NOTE``: a file the crash point appends its name to before it fires, so
-the test knows the crash happened there. A mock is allowed here: the crash point is test
+the test knows the crash happened there. ``DESK_TEST_CRASH_SIGNAL``: instead of dying, the
+job writes that file and waits until the test removes it (having killed the database
+server meanwhile), then goes on. A mock is allowed here: the crash point is test
 machinery, not product code.
 """
 
@@ -52,6 +54,15 @@ if _SPEC:
         if note:
             with open(note, "a") as f:
                 f.write(_SPEC + "\n")
+        signal_file = os.environ.get("DESK_TEST_CRASH_SIGNAL")
+        if signal_file:  # someone else crashes (the test kills the server): wait for it
+            import time
+
+            with open(signal_file, "a") as f:
+                f.write(_SPEC + "\n")
+            while os.path.exists(signal_file):
+                time.sleep(0.05)
+            return
         os._exit(_EXIT)
 
     from dlt.common.destination import client as _client
