@@ -17,6 +17,8 @@ from hypothesis import strategies as hs
 from tencent_desk.analysis import poll_metrics as m
 from tencent_desk.simulator import truth as sim_truth
 
+pytestmark = pytest.mark.check  # make check's fast lane: pure and quick
+
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 WAIT = "+".join(m.WAIT_STATES)
 
