@@ -46,6 +46,11 @@ coverage: install
 	$(VENV)/bin/coverage run --branch --source=pipelines/tencent_desk -m pytest -q
 	$(VENV)/bin/coverage report --skip-covered --sort=cover
 	$(VENV)/bin/coverage json -q -o coverage.json
+	@$(PY) -c "import json; t = json.load(open('coverage.json'))['totals']; \
+	print(f\"lines {t['covered_lines']}/{t['num_statements']} \
+	({100 * t['covered_lines'] / t['num_statements']:.1f}%), branches \
+	{t['covered_branches']}/{t['num_branches']} \
+	({100 * t['covered_branches'] / t['num_branches']:.1f}%)\")"
 
 bench: install
 	$(PY) benchmarks/run.py
