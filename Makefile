@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install demo test test-slow test-all lint bench soak notebooks clean
+.PHONY: install demo check test test-slow test-all coverage lint bench soak notebooks chart clean
 
 $(UV):
 	python3 -m venv .venv-uv && .venv-uv/bin/pip install --quiet uv
@@ -26,6 +26,11 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
 
+# The developer's loop (at most 3 minutes on 2 cores): lint, the import contracts, the unit
+# tests and one notebook on one shape: the tests marked `check` (tests/conftest.py, CHECK).
+check: install lint
+	$(PY) -m pytest -q -m 'check and not slow'
+
 test: install lint
 	$(PY) -m pytest -q
 
@@ -33,6 +38,19 @@ test-slow: install  # the long chaos, crash and scale cases only
 	$(PY) -m pytest -q -m slow
 
 test-all: test test-slow
+
+# The suite under coverage, lines and branches (a child process, the CLI's or a kernel's,
+# is not measured).
+coverage: install
+	$(VENV)/bin/coverage erase
+	$(VENV)/bin/coverage run --branch --source=pipelines/tencent_desk -m pytest -q
+	$(VENV)/bin/coverage report --skip-covered --sort=cover
+	$(VENV)/bin/coverage json -q -o coverage.json
+	@$(PY) -c "import json; t = json.load(open('coverage.json'))['totals']; \
+	print(f\"lines {t['covered_lines']}/{t['num_statements']} \
+	({100 * t['covered_lines'] / t['num_statements']:.1f}%), branches \
+	{t['covered_branches']}/{t['num_branches']} \
+	({100 * t['covered_branches'] / t['num_branches']:.1f}%)\")"
 
 bench: install
 	$(PY) benchmarks/run.py
@@ -44,5 +62,8 @@ soak: install  # a day of minute-by-minute runs of the real CLI (hours on 2 core
 notebooks: install  # refresh each .ipynb from its reviewed py:percent script
 	$(VENV)/bin/jupytext --sync notebooks/*.py
 
+chart: install  # the README's chart: the queue notebook on demo.duckdb (make demo first)
+	$(PY) docs/chart.py
+
 clean:
-	rm -rf $(VENV) .venv-uv .pytest_cache demo.duckdb
+	rm -rf $(VENV) .venv-uv .pytest_cache demo.duckdb .coverage coverage.json

@@ -109,13 +109,13 @@ ax2.errorbar(mid, shown.aht_s / 60,
              fmt="o", capsize=4, label="timeline, with its bounds")
 ax2.set_title("Average handling time (minutes)")
 if HAS_TRUTH:
-    truth = truth.truth_demand_per_interval(con, "1h")
+    true_demand = truth.truth_demand_per_interval(con, "1h")
     # the hours the data covers whole: the truth of a last, partly seen hour is no check
-    truth = truth[truth.interval_start.isin(demand.interval_start)
-                  & (truth.interval_start + HOUR <= desk.until)]
-    ax1.plot(truth.interval_start + HOUR / 2, truth.arrivals, "k_", ms=12, mew=2, label="truth")
-    ax2.plot(truth.interval_start + HOUR / 2, truth.aht_s / 60, "k_", ms=12, mew=2,
-             label="truth")
+    true_demand = true_demand[true_demand.interval_start.isin(demand.interval_start)
+                              & (true_demand.interval_start + HOUR <= desk.until)]
+    mid_true = true_demand.interval_start + HOUR / 2
+    ax1.plot(mid_true, true_demand.arrivals, "k_", ms=12, mew=2, label="truth")
+    ax2.plot(mid_true, true_demand.aht_s / 60, "k_", ms=12, mew=2, label="truth")
 for ax in (ax1, ax2):
     if POLLS_ONLY:
         shade_gaps(ax, polls.interval_start[polls.n_polls == 0], HOUR)

@@ -13,6 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as hs
 from tencent_desk.analysis import erlang as e
 
+pytestmark = pytest.mark.check  # make check's fast lane: pure and quick
+
 # The textbook example: 100 contacts per 30 minutes, AHT 3 minutes, 80% answered in 20 s.
 LOAD = e.offered_load(100, 180, 1800)
 

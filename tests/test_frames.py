@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 from tencent_desk.core.frames import frame
 
+pytestmark = pytest.mark.check  # make check's fast lane: pure and quick
+
 ROWS = """(VALUES
     (1, 10::INTEGER, TRUE, 'a', 1.5::DOUBLE, TIMESTAMPTZ '2026-04-07 09:00:00+00',
      TIMESTAMP '2026-04-07 09:00:00', 1::UTINYINT),

@@ -15,24 +15,28 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as hs
 from tencent_desk.analysis import poll_metrics as m
+from tencent_desk.job.rows import SESSION_STATES
 from tencent_desk.simulator import truth as sim_truth
+
+pytestmark = pytest.mark.check  # make check's fast lane: pure and quick
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 WAIT = "+".join(m.WAIT_STATES)
 
+# session_states: the job's own Arrow schema (job/rows.py); runs: the columns of the row
+# job/runs.py builds that the metrics read, and the app's sdkappid as every table has it
 _DDL = """
 CREATE SCHEMA {ds};
 CREATE TABLE {ds}.runs (
-    run_id VARCHAR, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, status VARCHAR,
+    run_id VARCHAR, sdkappid BIGINT, app VARCHAR, started_at TIMESTAMPTZ,
+    finished_at TIMESTAMPTZ, status VARCHAR, error VARCHAR,
     keys BIGINT, rows BIGINT, rejects BIGINT, errors BIGINT, calls BIGINT, retries BIGINT,
     throttled BIGINT, calls_per_second DOUBLE, max_qps DOUBLE, region VARCHAR,
     n_chatbot BIGINT, n_queuing BIGINT, n_waiting_for_agent BIGINT, n_agent BIGINT,
     n_not_in_session BIGINT, n_ended BIGINT, n_unknown BIGINT, n_error BIGINT);
-CREATE TABLE {ds}.session_states (
-    run_id VARCHAR, session_id VARCHAR, client_user_id VARCHAR, customer_service_id VARCHAR,
-    state VARCHAR, raw_state VARCHAR, agent_id VARCHAR, error_code BIGINT, error_info VARCHAR,
-    request_id VARCHAR, polled_at TIMESTAMPTZ, latency_ms DOUBLE, attempts BIGINT);
+CREATE TABLE {ds}.session_states AS SELECT * FROM empty_states;
 """
+SDKAPPID = 1400000000
 
 
 def at(minute: float) -> datetime:
@@ -50,17 +54,23 @@ def make_db(
     truth: (session_id, state, agent_id, start minute, end minute or None). Opened read-only."""
     ds = '"' + dataset + '"'
     con = duckdb.connect(str(path))
+    con.register("empty_states", SESSION_STATES.empty_table())
     con.execute(_DDL.format(ds=ds))
+    con.unregister("empty_states")
     con.executemany(
-        f"INSERT INTO {ds}.runs (run_id, started_at, finished_at, status) VALUES (?,?,?,?)",
-        [(f"r{t:g}", at(t), at(t) + timedelta(seconds=5), s) for t, s in runs.items()],
+        f"INSERT INTO {ds}.runs (run_id, sdkappid, started_at, finished_at, status) "
+        "VALUES (?,?,?,?,?)",
+        [(f"r{t:g}", SDKAPPID, at(t), at(t) + timedelta(seconds=5), s)
+         for t, s in runs.items()],
     )
     if rows:
         con.executemany(
-            f"INSERT INTO {ds}.session_states (run_id, session_id, client_user_id, "
-            "customer_service_id, state, agent_id, polled_at) VALUES (?,?,?,?,?,?,?)",
+            f"INSERT INTO {ds}.session_states (run_id, sdkappid, session_id, client_user_id, "
+            "customer_service_id, key_type, state, agent_id, polled_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
             [
-                (f"r{t:g}", sid, *(extra[1:3] if len(extra) > 1 else (None, None)), state,
+                (f"r{t:g}", SDKAPPID, sid, *(extra[1:3] if len(extra) > 1 else (None, None)),
+                 "pair" if len(extra) > 1 else "session", state,
                  extra[0] if extra else None, at(t) + timedelta(seconds=2))
                 for t, sid, state, *extra in rows
             ],

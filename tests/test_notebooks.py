@@ -8,9 +8,10 @@ import itertools
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import jupytext
 import matplotlib
@@ -29,8 +30,15 @@ from tencent_desk.run.publish import publish
 
 from tests.nb_fixture import SHAPES, build_demo_day, build_shape, build_weeks
 
-from .support.notebooks import KERNEL, NAMES, NOTEBOOKS, execute, install_kernel_spec
-from .support.postgres import Server
+from .support.notebooks import (
+    KERNEL,
+    NAMES,
+    NOTEBOOKS,
+    Ran,
+    execute,
+    install_kernel_spec,
+    run_inline,
+)
 from .support.warehouse import copy_dataset
 
 matplotlib.use("Agg")
@@ -48,26 +56,44 @@ def demo_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_demo_day(tmp_path_factory.mktemp("demo") / "demo.duckdb")
 
 
+class Built(dict[str, Any]):
+    """Shapes made on first use, once per session: a test that needs one shape (``make
+    check``'s notebook) does not wait for the others."""
+
+    def __init__(self, make: Callable[[str], Any]) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, name: str) -> Any:
+        self[name] = self.make(name)
+        return self[name]
+
+
 @pytest.fixture(scope="session")
-def shapes(demo_day: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def shapes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Built:
     """Every shape, published as a job would (the notebooks read the snapshot)."""
     folder = tmp_path_factory.mktemp("shapes")
-    out = {name: build_shape(demo_day, name, folder / f"{name}.duckdb") for name in SHAPES}
-    for path in out.values():
+
+    def make(name: str) -> Path:
+        path = build_shape(request.getfixturevalue("demo_day"), name, folder / f"{name}.duckdb")
         publish(path)
-    return out
+        return path
+
+    return Built(make)
 
 
 @pytest.fixture(scope="session")
-def pg_shapes(shapes: dict[str, Path], postgres_server: Server,
-              tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def pg_shapes(shapes: Built, request: pytest.FixtureRequest,
+              tmp_path_factory: pytest.TempPathFactory) -> Built:
     """Those shapes loaded into PostgreSQL by dlt, one database each: their URLs."""
-    out = {}
-    for name in ON_POSTGRES:
-        out[name] = postgres_server.create_database(f"nb_{name}")
-        copy_dataset(shapes[name], "postgres", out[name],
+
+    def make(name: str) -> str:
+        url = request.getfixturevalue("postgres_server").create_database(f"nb_{name}")
+        copy_dataset(shapes[name], "postgres", url,
                      pipelines_dir=tmp_path_factory.mktemp(f"dlt_{name}"))
-    return out
+        return url
+
+    return Built(make)
 
 
 @pytest.fixture(scope="module")
@@ -93,44 +119,76 @@ CASES = ([(shape, {}, "duckdb") for shape in SHAPES]
          + [("several_days", WINDOW, "duckdb"), ("failed_day", WINDOW, "duckdb")]
          + [(shape, {}, "postgres") for shape in ON_POSTGRES]
          + [("several_days", WINDOW, "postgres")])
+IDS = [s + ("-window" if e else "") + ("" if d == "duckdb" else f"-{d}") for s, e, d in CASES]
+# The cases whole Jupyter kernels run each notebook on: a DuckDB file with callbacks,
+# records and the simulator's truth; several days from PostgreSQL; nothing complete at all.
+# Every case runs every notebook's cells in this process (test_notebook_draws), where a
+# kernel's start and imports do not cost seconds each.
+IN_KERNEL = ["one_day", "several_days-window-postgres", "failed_only"]
 
 
-@pytest.mark.parametrize("shape, env, destination", CASES, ids=[
-    s + ("-window" if e else "") + ("" if d == "duckdb" else f"-{d}") for s, e, d in CASES])
-@pytest.mark.parametrize("name", NAMES)
-def test_notebook_runs_and_draws(name: str, shape: str, env: dict[str, str], destination: str,
-                                 request: pytest.FixtureRequest, kernel: str,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def _read_case(shape: str, env: dict[str, str], destination: str,
+               request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment a notebook reads the case by."""
     if destination == "duckdb":
         monkeypatch.setenv("DESK_DUCKDB", str(request.getfixturevalue("shapes")[shape]))
     else:
         monkeypatch.setenv("DESK_DESTINATION", destination)
         monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS",
                            request.getfixturevalue("pg_shapes")[shape])
-    for key in ("DESK_FROM", "DESK_TO", "DESK_COMPARE"):
+    for key in ("DESK_FROM", "DESK_TO", "DESK_COMPARE", "DESK_APP"):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    nb = execute(name)  # raises on the first cell that fails
-    outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
-    assert not [out for out in outputs if out.output_type == "error"]
+
+
+def _check(name: str, shape: str, env: dict[str, str], ran: Ran) -> None:
+    """What a notebook must show on a case, whoever ran it."""
     # NA reaching a chart or a division shows up as a warning long before it is an error
-    warned = [out.text for out in outputs
-              if out.output_type == "stream" and out.name == "stderr" and "Warning" in out.text]
-    assert not warned, warned
-    text = "\n".join(out.get("text", "") + out.get("data", {}).get("text/plain", "")
-                      for out in outputs)
+    assert not ran.warned, ran.warned
     # the window read: the one asked for, else the latest day with data (the Monday)
-    assert ("2026-01-01 to 2026-01-06 UTC" if env else "2026-01-05 to 2026-01-06 UTC") in text
+    assert ("2026-01-01 to 2026-01-06 UTC" if env else "2026-01-05 to 2026-01-06 UTC") in ran.text
     if name == "queue" and shape in FULL | {"nothing_queued"}:
         # each figure says what it rests on: callbacks and records, or polls alone
         polls_only = shape in {"failed_day", "nothing_queued"}
-        assert ("bounded by polls" if polls_only else "exact (callbacks / records)") in text
-    images = [out for out in outputs if "image/png" in out.get("data", {})]
+        assert ("bounded by polls" if polls_only else "exact (callbacks / records)") in ran.text
     # a single run loaded the morning's callbacks and records: the timeline is full
     has_data = shape in FULL | {"single_run"} and (name != "records" or shape in HAS_RECORDS)
     expected = ALWAYS[name] + (WITH_DATA[name] if has_data else 0)
-    assert len(images) == expected, f"{name} drew {len(images)} figures on {shape}"
+    assert ran.images == expected, f"{name} drew {ran.images} figures on {shape}"
+
+
+def _in_kernel(nb: nbformat.NotebookNode) -> Ran:
+    outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
+    assert not [out for out in outputs if out.output_type == "error"]
+    warned = [out.text for out in outputs
+              if out.output_type == "stream" and out.name == "stderr" and "Warning" in out.text]
+    text = "\n".join(out.get("text", "") + out.get("data", {}).get("text/plain", "")
+                     for out in outputs)
+    images = [out for out in outputs if "image/png" in out.get("data", {})]
+    return Ran(text, len(images), warned)
+
+
+@pytest.mark.parametrize("shape, env, destination", CASES, ids=IDS)
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_draws(name: str, shape: str, env: dict[str, str], destination: str,
+                        request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every notebook's cells, every figure, on every case (in this process)."""
+    _read_case(shape, env, destination, request, monkeypatch)
+    _check(name, shape, env, run_inline(name))
+
+
+@pytest.mark.parametrize("name, shape, env, destination", [
+    # make check's one notebook on one shape
+    pytest.param(name, *CASES[IDS.index(case)], id=f"{name}-{case}",
+                 marks=[pytest.mark.check] if (name, case) == ("queue", "one_day") else [])
+    for case in IN_KERNEL for name in NAMES])
+def test_notebook_runs_in_jupyter(name: str, shape: str, env: dict[str, str],
+                                  destination: str, request: pytest.FixtureRequest,
+                                  kernel: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The .ipynb itself, top to bottom in a Jupyter kernel, draws inline as it should."""
+    _read_case(shape, env, destination, request, monkeypatch)
+    _check(name, shape, env, _in_kernel(execute(name)))  # raises on the first failing cell
 
 
 def test_planning_notebook_on_weeks(demo_day: Path, kernel: str, tmp_path: Path,
@@ -152,6 +210,7 @@ def test_planning_notebook_on_weeks(demo_day: Path, kernel: str, tmp_path: Path,
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.check
 def test_notebook_is_paired_and_stripped(name: str) -> None:
     """The .ipynb holds the cells of its .py script, and no outputs."""
     script = jupytext.read(NOTEBOOKS / f"{name}.py")
@@ -175,6 +234,7 @@ def test_script_runs_headless(shapes: dict[str, Path], tmp_path: Path) -> None:
     assert done.stdout.count("simulator truth: yes") == 1  # ran once, not again as `queue`
 
 
+@pytest.mark.check
 def test_analysis_imports_neither_dlt_nor_the_client() -> None:
     """A notebook on a DuckDB file needs neither dlt nor the API client: importing them
     cost each notebook about 0.6 s. (The source still imports from the package.)"""
@@ -224,6 +284,7 @@ def _t(text: str) -> pd.Timestamp:
     return pd.Timestamp(text, tz="UTC")
 
 
+@pytest.mark.check
 def test_plottable_turns_na_into_nan() -> None:
     frame = pd.DataFrame({"n": pd.array([1, None], dtype="Int64"), "ok": [True, False],
                           "t": [_t("2026-01-05 09:00"), _t("2026-01-05 10:00")]})
@@ -232,6 +293,7 @@ def test_plottable_turns_na_into_nan() -> None:
     assert shown.ok.dtype == bool and shown.t.equals(frame.t)
 
 
+@pytest.mark.check
 def test_with_breaks_at_runs_not_complete_and_long_gaps() -> None:
     at = pd.DatetimeIndex([_t(f"2026-01-05 09:{m:02d}") for m in (0, 10, 20, 30)]
                           + [_t("2026-01-06 09:00")])
@@ -246,6 +308,7 @@ def test_with_breaks_at_runs_not_complete_and_long_gaps() -> None:
                        None).waiting.tolist() == [1.0]
 
 
+@pytest.mark.check
 def test_top_columns_keeps_the_total() -> None:
     frame = pd.DataFrame({f"a{i}": [i, 2 * i] for i in range(15)})
     top = notebook.top_columns(frame, 10, "other agents")
@@ -257,6 +320,7 @@ def test_top_columns_keeps_the_total() -> None:
         f"a{i}" for i in range(10, -1, -1)]
 
 
+@pytest.mark.check
 def test_shade_gaps_merges_a_night_into_one_span() -> None:
     fig, ax = plt.subplots()
     hour = pd.Timedelta(hours=1)
@@ -272,6 +336,7 @@ def test_shade_gaps_merges_a_night_into_one_span() -> None:
     ("2026-01-01 09:00", "2026-01-05 18:00", "15min"),   # days across a weekend
     ("2025-12-01 00:00", "2026-01-31 00:00", "1h"),      # two months
 ])
+@pytest.mark.check
 def test_time_axis_labels_are_few_and_apart(start: str, end: str, freq: str) -> None:
     """Whatever the span, the tick labels do not overlap and there are a readable few."""
     times = pd.date_range(start, end, freq=freq, tz="UTC")
@@ -291,6 +356,7 @@ def test_time_axis_labels_are_few_and_apart(start: str, end: str, freq: str) -> 
     ("2026-01-05 00:00", "2026-01-05 13:00"),   # a day by the hour
     ("2026-01-01 00:00", "2026-01-05 13:00"),   # days
 ])
+@pytest.mark.check
 def test_time_axis_labels_stay_apart_on_narrow_axes(start: str, end: str) -> None:
     """Two charts side by side (the staffing notebook's hourly demand) keep labels apart."""
     hours = pd.date_range(start, end, freq="1h", tz="UTC")
@@ -309,6 +375,7 @@ def test_time_axis_labels_stay_apart_on_narrow_axes(start: str, end: str) -> Non
     plt.close(fig)
 
 
+@pytest.mark.check
 def test_time_axis_gives_a_single_poll_a_window() -> None:
     fig, ax = plt.subplots()
     ax.plot([_t("2026-01-05 09:00")], [2], "o")
@@ -369,6 +436,7 @@ def _utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
+@pytest.mark.check
 def test_window_defaults_to_the_latest_day_with_data() -> None:
     win = _w({})
     assert (win.since, win.until) == (_utc("2026-01-05"), _utc("2026-01-06"))
@@ -378,6 +446,7 @@ def test_window_defaults_to_the_latest_day_with_data() -> None:
     assert empty.span == timedelta(days=1)
 
 
+@pytest.mark.check
 def test_window_dates_and_date_times() -> None:
     # DESK_TO as a date: through the end of that day
     win = _w({"DESK_FROM": "2026-01-01", "DESK_TO": "2026-01-05"})
@@ -394,6 +463,7 @@ def test_window_dates_and_date_times() -> None:
     assert _w({"DESK_FROM": "2026-01-09"}).until == _utc("2026-01-10")
 
 
+@pytest.mark.check
 def test_window_comparison() -> None:
     week = _w({"DESK_FROM": "2026-01-05", "DESK_TO": "2026-01-11"})
     assert week.shift == timedelta(days=7)  # a week or longer: week over week
@@ -410,6 +480,7 @@ def _desk(horizon: str | None, window: dict[str, str] | None = None) -> notebook
                          _w(window or {}), horizon=None if horizon is None else _utc(horizon))
 
 
+@pytest.mark.check
 def test_a_window_past_its_data_ends_where_the_data_does() -> None:
     """Today at 15:04: nothing is counted past the last poll, and the comparison is
     yesterday until the same minute, not all of yesterday against part of today."""
@@ -435,6 +506,7 @@ def test_a_window_past_its_data_ends_where_the_data_does() -> None:
     ({"DESK_FROM": "2026-01-05T10:00", "DESK_TO": "2026-01-05T10:00"}, "must be before"),
     ({"DESK_COMPARE": "month"}, "DESK_COMPARE='month': give one of auto, day, week, none"),
 ])
+@pytest.mark.check
 def test_window_bad_values_say_what_is_accepted(env: dict[str, str], says: str) -> None:
     with pytest.raises(ValueError) as caught:
         _w(env)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
 from tencent_desk.core.clock import VirtualClock
 from tencent_desk.demo import write_truth
 from tencent_desk.run.runner import RunOptions, run
@@ -46,6 +47,7 @@ class Job:
         self.runs += 1
 
 
+@pytest.mark.slow  # four kernels while a day of runs loads; whole runs only: test_readers
 def test_notebooks_run_while_the_job_writes(tmp_path, monkeypatch):
     pop = Population(PopulationConfig(seed=7, sessions_per_day=1200, agents=4))
     clock = VirtualClock(pop.config.day_start + 9 * 3600)

@@ -6,8 +6,11 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
+import pytest
 from tencent_desk.api.ratelimit import AdaptiveRateLimiter
 from tencent_desk.core.clock import VirtualClock
+
+pytestmark = pytest.mark.check  # make check's fast lane: pure and quick
 
 
 def _max_in_window(times: list[float], span: float = 1.0) -> int:

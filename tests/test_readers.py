@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import duckdb
+import pytest
 from tencent_desk.cli import main
 from tencent_desk.models import snapshot
 from tencent_desk.notebook import open_desk
@@ -37,6 +38,7 @@ def consistent(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
     return len(runs), sum(counts.values())
 
 
+@pytest.mark.slow  # 21 runs of the CLI; one compaction and whole runs: the tests below too
 def test_a_kernel_holding_the_snapshot_never_stops_a_run(tmp_path, sim, seed, monkeypatch):
     """An analyst's kernel (the notebook helper) and a plain read-only DuckDB connection
     stay open across 20 scheduled runs of the real CLI: every run exits 0, and a fresh

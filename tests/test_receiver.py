@@ -343,8 +343,17 @@ def test_receiver_killed_under_load_loses_no_acknowledged_event(tmp_path, desk) 
     assert loaded(listener.db) == Counter({c.request_id: 1 for c in callbacks})
 
 
-@pytest.mark.parametrize("crash", ["before:session_events", "after:session_events",
-                                   "recorded:session_events", "retire:"])
+# Every crash point on each destination; make test takes each point on one of them, in turn,
+# and make test-slow the other half.
+CRASHES = ["before:session_events", "after:session_events", "recorded:session_events",
+           "retire:"]
+
+
+@pytest.mark.parametrize("crash, target", [
+    pytest.param(crash, destination, id=f"{destination}-{crash}",
+                 marks=[] if (n + (destination == "postgres")) % 2 == 0 else pytest.mark.slow)
+    for n, crash in enumerate(CRASHES) for destination in ("duckdb", "postgres")],
+    indirect=["target"])
 def test_job_killed_while_loading_events_loads_each_once(tmp_path, desk, crash, target
                                                         ) -> None:
     spool = target.spool

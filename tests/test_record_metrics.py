@@ -24,6 +24,8 @@ from tencent_desk.simulator import (
 from .conftest import ADMIN, SDKAPPID, SECRET_KEY, Sim, make_client
 from .polled_day import poll_day
 
+pytestmark = pytest.mark.check  # make check's fast lane: pure and quick
+
 START_H, END_H = 9.5, 12.0
 
 

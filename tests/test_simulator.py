@@ -32,6 +32,8 @@ from tencent_desk.simulator import (
 from tencent_desk.simulator.app import FAULT_HEADER
 from TLSSigAPIv2 import TLSSigAPIv2
 
+pytestmark = pytest.mark.check  # make check's fast lane: pure and quick
+
 SDKAPPID = 1400000001
 ADMIN = "administrator"
 KEY = "0f3c9a1e5b7d2c4a6e8f0b1d3c5a7e9f1b3d5c7a9e0f2b4d6c8a0e1f3b5d7c9a"

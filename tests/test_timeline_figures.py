@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 from tencent_desk.analysis import timeline_metrics as tm
 
+pytestmark = pytest.mark.check  # make check's fast lane: pure and quick
+
 DS = "tencent_desk"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 TIMES = ("began", "queued", "offered", "answered", "ended")

@@ -27,6 +27,8 @@ from tencent_desk.simulator import truth as sim_truth
 from .conftest import ADMIN, SDKAPPID, SECRET_KEY, Sim
 from .polled_day import poll_day
 
+pytestmark = pytest.mark.check  # make check's fast lane: pure and quick
+
 START_H, END_H = 9.5, 12.0
 INTERVALS = (60, 300)
 

@@ -14,6 +14,8 @@ from tencent_desk.api import usersig
 from tencent_desk.core.clock import VirtualClock
 from TLSSigAPIv2 import TLSSigAPIv2
 
+pytestmark = pytest.mark.check  # make check's fast lane: pure and quick
+
 # The vector of the reference (computed with TLSSigAPIv2's algorithm).
 VECTOR_KEY = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e"
 VECTOR_SIG = "SNF4FmVCPucoXsBOpbVF3fFCf57JPm0ezZ1jeVILlVc="

@@ -1,0 +1,113 @@
+"""The front page and the pages under docs/: every relative link resolves (files, and
+#anchors as GitHub makes them from headings), the README names every make target there is
+and no other, and its layer picture is the one the import contracts check."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.check  # make check's fast lane: pure and quick
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+# `make x` in a sentence, or a line of a code block that starts with it
+MAKE = re.compile(r"(?:`|^)make ([a-z][a-z-]*)", re.M)
+HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.M)
+
+
+def prose(text: str) -> str:
+    """The text without its fenced code blocks (a link in a code block is not a link)."""
+    return FENCE.sub("", text)
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: inline markup dropped, lower case, every character
+    but letters, digits, '-', '_' and spaces dropped, spaces made hyphens."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link: its text
+    text = text.replace("`", "").replace("*", "").lower()
+    kept = "".join(c for c in text if c in " -_" or unicodedata.category(c)[0] in "LN")
+    return kept.replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    """Every anchor of a page; a repeated heading gets -1, -2, ... as on GitHub."""
+    seen: dict[str, int] = {}
+    out = set()
+    for heading in HEADING.findall(prose(page.read_text())):
+        base = slug(heading)
+        n = seen.get(base, 0)
+        seen[base] = n + 1
+        out.add(base if n == 0 else f"{base}-{n}")
+    return out
+
+
+def links(page: Path) -> list[str]:
+    return [t for t in LINK.findall(prose(page.read_text()))
+            if not re.match(r"[a-z][a-z0-9+.-]*:", t)]  # http:, https:, mailto:
+
+
+def test_slug_is_githubs() -> None:
+    assert slug("Receiving session events (`desk-sessions listen`)") == (
+        "receiving-session-events-desk-sessions-listen")
+    assert slug("A real account in five steps") == "a-real-account-in-five-steps"
+    assert slug("Tencent Cloud Desk sessions → DuckDB") == "tencent-cloud-desk-sessions--duckdb"
+
+
+def test_there_are_pages_and_links() -> None:
+    """The front page links the pages under docs/, and each of them is linked."""
+    linked = {(ROOT / t.split("#")[0]).resolve() for t in links(ROOT / "README.md")}
+    assert len(PAGES) > 5
+    assert not [p.name for p in PAGES[1:] if p.resolve() not in linked]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_every_relative_link_resolves(page: Path) -> None:
+    broken = []
+    for target in links(page):
+        path, _, anchor = target.partition("#")
+        found = (page.parent / path).resolve() if path else page
+        if not found.exists():
+            broken.append(f"{target}: no file {found.relative_to(ROOT)}")
+        elif anchor and found.suffix == ".md" and anchor not in anchors(found):
+            broken.append(f"{target}: no heading makes #{anchor}")
+    assert not broken, broken
+
+
+def test_readme_names_the_make_targets_there_are() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    phony = set(re.search(r"^\.PHONY:(.*)$", makefile, re.M).group(1).split())
+    defined = set(re.findall(r"^([a-z][a-z-]*):", makefile, re.M))
+    assert phony <= defined
+    readme = (ROOT / "README.md").read_text()
+    named = set(MAKE.findall(readme))
+    assert phony - named == set(), "targets the README does not name"
+    everywhere = named.union(*(MAKE.findall(p.read_text()) for p in PAGES))
+    assert everywhere - defined == set(), "targets named that the Makefile lacks"
+
+
+def test_layer_picture_is_the_contract() -> None:
+    """The README's Mermaid diagram draws the layers of pyproject.toml's layers contract,
+    top to bottom, each layer's folders joined to the next layer's."""
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = next(c for c in contracts["contracts"] if c["type"] == "layers")["layers"]
+    level = {name.strip(): n for n, layer in enumerate(layers) for name in layer.split("|")}
+    block = re.search(r"```mermaid\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    edges = []
+    for line in block.splitlines():
+        if "-->" not in line:
+            continue
+        above, below = (re.findall(r"(\w+)(?:\[[^\]]*\])?", side) for side in line.split("-->"))
+        edges += [(a, b) for a in above for b in below]
+    drawn = {name for edge in edges for name in edge}
+    assert drawn == set(level), "the diagram's boxes are the contract's folders"
+    assert all(level[b] == level[a] + 1 for a, b in edges), "an arrow skips or climbs a layer"
+    for n in range(len(layers) - 1):  # every folder has an arrow down to the next layer
+        upper = {name for name, at in level.items() if at == n}
+        assert upper <= {a for a, b in edges if level[b] == n + 1}, layers[n]
