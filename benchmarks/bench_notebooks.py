@@ -114,7 +114,7 @@ def analysis(database: str, since: str, until: str) -> dict:
     tm.speed_of_answer(df, by="agent_group_id")
     tm.handling_time(df, by="agent_group_id")
     tm.service_level(df)
-    tm.abandonment(df, by="agent_group_id")
+    tm.abandonment_rate(df, by="agent_group_id")
     tm.arrivals(df, "1h", by="agent_group_id")
     tm.queue_length(df, at)
     tm.agent_concurrency(df, at)

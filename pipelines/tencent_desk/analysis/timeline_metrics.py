@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from tencent_desk.core import frames
 from tencent_desk.core.settings import DEFAULT_DATASET
+from tencent_desk.core.sql import qualified
 from tencent_desk.models.timeline import TABLE
 
 EXACT = ("event", "record")
@@ -46,7 +47,7 @@ def sessions(con: duckdb.DuckDBPyConnection, since: datetime | None = None,
             {_exact("answered", "ended")} AS handle_exact,
             queued_at IS NOT NULL AND answered_at IS NULL AND ended_at IS NOT NULL
                 AS abandoned
-        FROM "{dataset}".{TABLE} WHERE {where}""", params)
+        FROM {qualified(dataset, TABLE)} WHERE {where}""", params)
 
 
 def _rows(df: pd.DataFrame, mask: pd.Series, by: str | None, *columns: str) -> pd.DataFrame:
@@ -115,7 +116,7 @@ def service_level(df: pd.DataFrame, threshold_s: float = 60.0,
     return pd.DataFrame(rows)
 
 
-def abandonment(df: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
+def abandonment_rate(df: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
     """Of the sessions that queued and are over, the share that ended unanswered."""
     rows = []
     over = _rows(df, df["queued_at"].notna() & (df["ended_at"].notna()
@@ -205,7 +206,7 @@ def compare_apps(df: pd.DataFrame, threshold_s: float = 60.0) -> pd.DataFrame:
         if not frame.empty:
             out = out.join(frame.set_index("group")[["value", "lo", "hi"]].add_prefix(
                 f"{name}_").rename(columns={f"{name}_value": name}))
-    abandon = abandonment(df, by)
+    abandon = abandonment_rate(df, by)
     if not abandon.empty:
         out = out.join(abandon.set_index("group")["value"].rename("abandonment"))
     return out.rename_axis(by).reset_index()
@@ -380,7 +381,7 @@ def key_figures(df: pd.DataFrame, target_s: float = 60.0) -> pd.DataFrame:
                      **(asa.loc[stat, ["value", "lo", "hi", "exact_share"]].to_dict()
                         if found else {"value": nan, "lo": nan, "hi": nan, "exact_share": nan})})
     level = service_level(df, target_s)
-    aband = abandonment(df)
+    aband = abandonment_rate(df)
     handle = handling_time(df, stats=("mean",))
     for name, frame in ((f"service level ({target_s:g} s)", level),
                         ("abandonment", aband), ("handling time, mean (s)", handle)):
