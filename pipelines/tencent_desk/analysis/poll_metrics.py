@@ -141,9 +141,12 @@ def queue_per_interval(
     """
     w = interval_seconds(interval)
     v = _views(con, dataset)
-    sql = f"""WITH {_buckets_cte(v["poll_runs"], w)},
-    p AS (SELECT *, lead(ts) OVER (ORDER BY ts) - ts AS gap FROM {v["poll_queue"]}),
-    typical AS (SELECT any_value(typical_gap) AS gap FROM {v["poll_runs"]}),
+    # MATERIALIZED: each view computed once, not once per reference
+    sql = f"""WITH runs AS MATERIALIZED (SELECT * FROM {v["poll_runs"]}),
+    qpoll AS MATERIALIZED (SELECT * FROM {v["poll_queue"]}),
+    {_buckets_cte("runs", w)},
+    p AS (SELECT *, lead(ts) OVER (ORDER BY ts) - ts AS gap FROM qpoll),
+    typical AS (SELECT any_value(typical_gap) AS gap FROM runs),
     seg AS (
         SELECT p.*, p.ts AS s0, p.ts + least(coalesce(p.gap, t.gap), {LONG_GAP} * t.gap) AS s1
         FROM p, typical t
@@ -162,7 +165,7 @@ def queue_per_interval(
                max(longest_wait_lower_s) AS longest_wait_lower_s,
                CASE WHEN bool_and(longest_wait_upper_s IS NOT NULL)
                     THEN max(longest_wait_upper_s) END AS longest_wait_upper_s
-        FROM {v["poll_queue"]} JOIN buckets ON ts >= b0 AND ts < b1
+        FROM qpoll JOIN buckets ON ts >= b0 AND ts < b1
         GROUP BY b0
     )
     -- a lone snapshot has no gap to weigh by: its plain value stands

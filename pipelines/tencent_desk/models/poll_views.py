@@ -11,11 +11,13 @@ median gap) and ``period`` (the long gaps before it: a gap longer than ``LONG_GA
 gaps is a night or an outage).
 ``poll_observations``: one row per session and complete run where it had a row (a real
 state beats a failure; ``blind``: only failures), with ``block`` numbering its stretches of
-consecutive complete runs with a row.
+consecutive complete runs with a row, and the block's first and last run (``b_first``,
+``b_last``).
 ``poll_wait_sequence``: a session's informative polls, the waiting states merged into one
 (``WAIT_LABEL``), with its neighbours and ``grp`` numbering its islands within a block.
 ``poll_wait_islands``: one row per island (consecutive polls of a session in one state)
-with the bounds on how long it lasted (``lower_s``, ``upper_s``: NULL when unbounded).
+with the bounds on how long it lasted (``lower_s``, ``upper_s``: NULL when unbounded) and
+the polls that saw it (``polls``: their ``i``).
 ``poll_queue_counts``: per complete run, the sessions queuing and waiting (zero: none).
 ``poll_queue``: the same with the longest wait so far.
 ``poll_agent_chats``: per complete run and agent, its chats and the sessions offered to it.
@@ -91,10 +93,13 @@ def _bodies(ds: str) -> dict[str, str]:
         QUALIFY row_number() OVER (
             PARTITION BY session_id, i ORDER BY {blind}, polled_at DESC) = 1
     )
-    -- a block: consecutive complete runs that all have a row for the session
-    SELECT *, i - row_number() OVER (PARTITION BY session_id ORDER BY i) AS block FROM obs""",
+    , blocks AS (  -- a block: consecutive complete runs that all have a row for the session
+        SELECT *, i - row_number() OVER (PARTITION BY session_id ORDER BY i) AS block FROM obs
+    )
+    SELECT *, min(i) OVER b AS b_first, max(i) OVER b AS b_last FROM blocks
+    WINDOW b AS (PARTITION BY session_id, block)""",
         "poll_wait_sequence": f"""
-    SELECT session_id, block, i, agent_id, {wait} AS state,
+    SELECT session_id, block, b_first, b_last, i, agent_id, {wait} AS state,
            lag(i) OVER w AS prev_i, lag({wait}) OVER w AS prev_state,
            lead(i) OVER w AS next_i, lead({wait}) OVER w AS next_state,
            row_number() OVER w - row_number() OVER (
@@ -104,19 +109,16 @@ def _bodies(ds: str) -> dict[str, str]:
         "poll_wait_islands": f"""
     -- MATERIALIZED: each computed once, not once per reference
     WITH runs AS MATERIALIZED (SELECT * FROM {v("poll_runs")}),
-    spans AS (
-        SELECT session_id, block, min(i) AS b_first, max(i) AS b_last
-        FROM {v("poll_observations")} GROUP BY ALL
-    ),
     isl AS (
-        SELECT session_id, block, state, grp, min(i) AS k, max(i) AS m, count(*) AS n_polls,
+        SELECT session_id, block, b_first, b_last, state, grp, min(i) AS k, max(i) AS m,
+               count(*) AS n_polls,
                arg_min_null(prev_i, i) AS prev_i, arg_min_null(prev_state, i) AS prev_state,
                arg_max_null(next_i, i) AS next_i, arg_max_null(next_state, i) AS next_state,
-               arg_min(agent_id, i) AS agent_id
+               arg_min(agent_id, i) AS agent_id, list(i ORDER BY i) AS polls
         FROM {v("poll_wait_sequence")} GROUP BY ALL
     )
     SELECT isl.session_id, isl.block, isl.grp, isl.state, isl.agent_id, isl.n_polls,
-           isl.k, isl.m, ra.i AS after_i, rk.ts AS first_ts,
+           isl.k, isl.m, isl.polls, ra.i AS after_i, rk.ts AS first_ts,
            -- a neighbour across a long gap still names the state, but bounds nothing
            CASE WHEN rb.period = rk.period THEN rb.ts END AS before_ts,
            rk.snapshot_at AS first_seen, rm.snapshot_at AS last_seen,
@@ -125,11 +127,11 @@ def _bodies(ds: str) -> dict[str, str]:
            rm.ts - rk.ts AS lower_s,
            CASE WHEN rb.period = rk.period AND ra.period = rm.period
                 THEN ra.ts - rb.ts END AS upper_s
-    FROM isl JOIN spans USING (session_id, block)
+    FROM isl
     JOIN runs rk ON rk.i = isl.k
     JOIN runs rm ON rm.i = isl.m
-    LEFT JOIN runs rb ON rb.i = coalesce(isl.prev_i, spans.b_first - 1)
-    LEFT JOIN runs ra ON ra.i = coalesce(isl.next_i, spans.b_last + 1)""",
+    LEFT JOIN runs rb ON rb.i = coalesce(isl.prev_i, isl.b_first - 1)
+    LEFT JOIN runs ra ON ra.i = coalesce(isl.next_i, isl.b_last + 1)""",
         "poll_queue_counts": f"""
     SELECT r.i, r.run_id, r.snapshot_at, r.ts,
            count(s.key) FILTER (WHERE s.state = {literal(st.QUEUING)}) AS queuing,
@@ -144,11 +146,10 @@ def _bodies(ds: str) -> dict[str, str]:
     GROUP BY ALL""",
         "poll_queue": f"""
     WITH current AS (  -- each waiting session at each poll: how long it has waited so far
-        SELECT q.i, r.ts - isl.first_ts AS lower_s, r.ts - isl.before_ts AS upper_s
-        FROM {v("poll_wait_sequence")} q
-        JOIN {v("poll_wait_islands")} isl USING (session_id, block, grp, state)
+        SELECT q.i, r.ts - q.first_ts AS lower_s, r.ts - q.before_ts AS upper_s
+        FROM (SELECT unnest(polls) AS i, first_ts, before_ts FROM {v("poll_wait_islands")}
+              WHERE state = {literal(WAIT_LABEL)}) q
         JOIN {v("poll_runs")} r ON r.i = q.i
-        WHERE q.state = {literal(WAIT_LABEL)}
     ),
     longest AS (
         SELECT i, max(lower_s) AS lower_s,
