@@ -41,8 +41,12 @@ BLIND = (st.ERROR, st.UNKNOWN)
 LONG_GAP = 2
 # Identity of a row for counting: its session, or its (user, service account) pair.
 KEY = "coalesce(nullif(session_id, ''), client_user_id || chr(31) || customer_service_id)"
-# The tables the views read: a dataset without them has no views.
-READS = ("runs", "session_states")
+# The columns the views read: a dataset without them has no views.
+READS = {
+    "runs": ("run_id", "started_at", "status"),
+    "session_states": ("run_id", "session_id", "client_user_id", "customer_service_id",
+                       "state", "agent_id", "polled_at"),
+}
 
 
 WAIT_LABEL = st.merged(WAIT_STATES)  # the waiting states as one, in the wait views
@@ -198,10 +202,18 @@ def _tables(con: Any, dataset: str) -> set[str]:
         "AND table_catalog = current_database()", [dataset]).fetchall()}
 
 
+def _readable(con: Any, dataset: str) -> bool:
+    """Whether the dataset has every column the views read."""
+    found = set(con.execute(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = ? "
+        "AND table_catalog = current_database()", [dataset]).fetchall())
+    return all((t, c) in found for t, columns in READS.items() for c in columns)
+
+
 def create(con: Any, dataset: str) -> bool:
-    """(Re)make the views in a DuckDB connection's ``dataset``, when it has the tables they
+    """(Re)make the views in a DuckDB connection's ``dataset``, when it has the columns they
     read; returns whether it did."""
-    if not set(READS) <= _tables(con, dataset):
+    if not _readable(con, dataset):
         return False
     for sql in statements(dataset):
         con.execute(sql)
@@ -212,7 +224,7 @@ def ensure(con: Any, dataset: str) -> None:
     """Make the views where they are missing (rows pulled from a server, a snapshot
     published before they existed). A database opened read-only that lacks them (a job's
     database not yet run by this version) gets a clear error."""
-    if set(VIEWS) <= _tables(con, dataset) or not set(READS) <= _tables(con, dataset):
+    if set(VIEWS) <= _tables(con, dataset):
         return
     try:
         create(con, dataset)

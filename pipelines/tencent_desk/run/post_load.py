@@ -12,6 +12,7 @@ from typing import Any
 
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from tencent_desk.core import dialect
+from tencent_desk.core.sql import literal
 from tencent_desk.job.record_source import RUNS_TABLE as RECORD_RUNS
 from tencent_desk.job.runs import COMPLETE, OUTAGE
 from tencent_desk.models import indexes, latest, poll_views, snapshot, timeline, timeline_remote
@@ -43,7 +44,7 @@ def after_load(pipeline: Any, whole: Sequence[tuple[str, str]] = ()) -> None:
         loaded = (f"WHERE status = 'loading' AND _dlt_load_id IN "
                   f"(SELECT load_id FROM {name('_dlt_loads')} WHERE status = 0)")
         # An outage run has its error; a records-only run has none, so it completes.
-        status = f"CASE WHEN error IS NULL THEN '{COMPLETE}' ELSE '{OUTAGE}' END"
+        status = f"CASE WHEN error IS NULL THEN {literal(COMPLETE)} ELSE {literal(OUTAGE)} END"
         with contextlib.suppress(DestinationUndefinedEntity):  # no records run yet
             client.execute_sql(f"UPDATE {name(RECORD_RUNS)} SET status = {status} {loaded}")
         try:
