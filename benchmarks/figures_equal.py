@@ -52,6 +52,7 @@ if mode == "old":
     from tencent_desk.job.snapshot import Reader
     outcomes, rec_sessions, rec_aband, tm_aband = (pm.abandonment, rm.sessions, rm.abandonment,
                                                    tm.abandonment)
+    tm_level = tm.service_level
 else:
     from tencent_desk.analysis import event_metrics as em
     from tencent_desk.analysis import poll_metrics as pm
@@ -60,6 +61,7 @@ else:
     from tencent_desk.readers.snapshot import Reader
     outcomes, rec_sessions, rec_aband, tm_aband = (pm.wait_outcomes, rm.recorded_sessions,
                                                    rm.recorded_abandonment, tm.abandonment_rate)
+    tm_level = tm.measured_service_level
 
 con = Reader(Path(database), lo, hi).connection()
 frames, took = {}, {}
@@ -108,7 +110,7 @@ at = [lo + timedelta(minutes=15 * i) for i in range(96)]
 for by in [b for b in (None, "agent_group_id", "agent_id") if b is None or b in df.columns]:
     put(f"timeline.speed_of_answer.{by}", tm.speed_of_answer, df, by=by)
     put(f"timeline.handling_time.{by}", tm.handling_time, df, by=by)
-    put(f"timeline.service_level.{by}", tm.service_level, df, 60.0, by)
+    put(f"timeline.service_level.{by}", tm_level, df, 60.0, by)
     put(f"timeline.abandonment_rate.{by}", tm_aband, df, by=by)
     put(f"timeline.arrivals.{by}", tm.arrivals, df, "1h", by=by)
     put(f"timeline.queue_length.{by}", tm.queue_length, df, at, by=by)

@@ -101,7 +101,7 @@ def handling_time(df: pd.DataFrame, by: str | None = None,
     return _spans(df, "handle", by, stats)
 
 
-def service_level(df: pd.DataFrame, threshold_s: float = 60.0,
+def measured_service_level(df: pd.DataFrame, threshold_s: float = 60.0,
                   by: str | None = None) -> pd.DataFrame:
     """Share of answered sessions answered within ``threshold_s``: ``lo`` counts only the
     waits surely within it, ``hi`` every wait that may be."""
@@ -202,7 +202,7 @@ def compare_apps(df: pd.DataFrame, threshold_s: float = 60.0) -> pd.DataFrame:
     out = pd.DataFrame({"sessions": df.groupby(df[by].fillna("(none)").astype(str)).size()})
     for name, frame in (("speed_of_answer_s", speed_of_answer(df, by, ("mean",))),
                         ("handling_s", handling_time(df, by, ("mean",))),
-                        ("service_level", service_level(df, threshold_s, by))):
+                        ("service_level", measured_service_level(df, threshold_s, by))):
         if not frame.empty:
             out = out.join(frame.set_index("group")[["value", "lo", "hi"]].add_prefix(
                 f"{name}_").rename(columns={f"{name}_value": name}))
@@ -380,7 +380,7 @@ def key_figures(df: pd.DataFrame, target_s: float = 60.0) -> pd.DataFrame:
         rows.append({"figure": f"speed of answer, {stat} (s)",
                      **(asa.loc[stat, ["value", "lo", "hi", "exact_share"]].to_dict()
                         if found else {"value": nan, "lo": nan, "hi": nan, "exact_share": nan})})
-    level = service_level(df, target_s)
+    level = measured_service_level(df, target_s)
     aband = abandonment_rate(df)
     handle = handling_time(df, stats=("mean",))
     for name, frame in ((f"service level ({target_s:g} s)", level),
