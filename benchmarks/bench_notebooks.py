@@ -113,8 +113,8 @@ def analysis(database: str, since: str, until: str) -> dict:
     at = [lo + timedelta(minutes=15 * i) for i in range(int((hi - lo).total_seconds() // 900))]
     tm.speed_of_answer(df, by="agent_group_id")
     tm.handling_time(df, by="agent_group_id")
-    tm.service_level(df)
-    tm.abandonment(df, by="agent_group_id")
+    tm.measured_service_level(df)
+    tm.abandonment_rate(df, by="agent_group_id")
     tm.arrivals(df, "1h", by="agent_group_id")
     tm.queue_length(df, at)
     tm.agent_concurrency(df, at)

@@ -109,7 +109,7 @@ def notebook_read(open_reader: Any) -> dict[str, float]:
         metrics.queue_per_poll(con, DS)
         metrics.queue_per_interval(con, DS, interval="15min")
         metrics.wait_stats(metrics.waits(con, DS))
-        metrics.abandonment(con, DS)
+        metrics.wait_outcomes(con, DS)
         metrics.demand_per_interval(con, DS, interval="1h")
         times.append(time.perf_counter() - t)
         reader.close()

@@ -49,11 +49,11 @@ def figures(db: Path, start: datetime, end: datetime) -> dict[str, tuple[float, 
     handled = within(record_metrics.handling_times(con), "started_at")
     by_load = within(record_metrics.handling_time_from_load(con))
 
-    ab_polled = metrics.abandonment(con)
+    ab_polled = metrics.wait_outcomes(con)
     ab_polled = ab_polled[(ab_polled.first_waiting >= start) & (ab_polled.first_waiting < end)]
     ab_truth = sim_truth.truth_abandonment(con)
     ab_truth = ab_truth[(ab_truth.started_waiting >= start) & (ab_truth.started_waiting < end)]
-    rec = within(record_metrics.sessions(con), "started_at")
+    rec = within(record_metrics.recorded_sessions(con), "started_at")
     queued = rec[rec.end_kind.isin(record_metrics.QUEUED_KINDS)]
     con.close()
     return {

@@ -205,8 +205,9 @@ def per_group(frame: pd.DataFrame) -> pd.DataFrame:
 
 for title, figure in (
     ("speed of answer (s)", tm.speed_of_answer),
-    (f"service level ({TARGET_S:g} s)", lambda df, by=None: tm.service_level(df, TARGET_S, by)),
-    ("abandonment", tm.abandonment),
+    (f"service level ({TARGET_S:g} s)",
+     lambda df, by=None: tm.measured_service_level(df, TARGET_S, by)),
+    ("abandonment", tm.abandonment_rate),
     ("handling time (s)", tm.handling_time),
 ):
     print(title)

@@ -40,7 +40,8 @@ from tencent_desk.simulator import truth
 
 desk = open_desk()
 con, ds = desk.con, desk.dataset
-sessions = record_metrics.sessions(con, ds) if record_metrics.has_records(con, ds) else None
+sessions = (record_metrics.recorded_sessions(con, ds) if record_metrics.has_records(con, ds)
+            else None)
 HAS_RECORDS = sessions is not None and len(sessions) > 0
 if HAS_RECORDS:
     print(f"{desk.path}, window {desk.window}: {len(sessions)} recorded sessions, "
@@ -95,7 +96,7 @@ if HAS_RECORDS:
 if HAS_RECORDS:
     handled = record_metrics.handling_times(con, ds)
     by_load = record_metrics.handling_time_from_load(con, ds)
-    abandoned = record_metrics.abandonment(con, ds)
+    abandoned = record_metrics.recorded_abandonment(con, ds)
 
     def ratio(a: float, b: float) -> float:
         return a / b if b else float("nan")  # nothing served yet: no figure
@@ -105,7 +106,7 @@ if HAS_RECORDS:
                                     ratio((polled.aht_s * polled.answered).sum(),
                                           polled.answered[polled.aht_s.notna()].sum())],
         "abandonment rate": [abandoned.rate.iloc[0],
-                             (metrics.abandonment(con, ds).outcome == "abandoned").mean()],
+                             (metrics.wait_outcomes(con, ds).outcome == "abandoned").mean()],
     }
     if desk.has_truth:
         t_ab = truth.truth_abandonment(con)
@@ -155,6 +156,6 @@ if HAS_RECORDS:
 
 # %%
 if HAS_RECORDS:
-    display(record_metrics.abandonment(con, ds, by="agent_group_name"))
+    display(record_metrics.recorded_abandonment(con, ds, by="agent_group_name"))
     display(record_metrics.end_status_mix(con, ds, by="agent_group_name"))
 

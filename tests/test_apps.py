@@ -441,7 +441,7 @@ def test_notebooks_choose_an_app_and_compare_them(tmp_path, no_single_app) -> No
         assert row["sessions"] == len(own)
         alone = tm.speed_of_answer(own, stats=("mean",)).iloc[0]
         assert row["speed_of_answer_s"] == pytest.approx(alone["value"])
-        assert row["abandonment"] == pytest.approx(tm.abandonment(own).iloc[0]["value"])
+        assert row["abandonment"] == pytest.approx(tm.abandonment_rate(own).iloc[0]["value"])
 
 
 def test_the_cli_simulates_each_app_and_runs_them_all(tmp_path) -> None:

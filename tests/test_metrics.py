@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,13 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as hs
 from tencent_desk.analysis import poll_metrics as m
+from tencent_desk.api.client import ClientConfig
+from tencent_desk.core.frames import frame
+from tencent_desk.core.sql import ident
 from tencent_desk.job.rows import SESSION_STATES
+from tencent_desk.job.runs import run_row
+from tencent_desk.job.seeds import SeedCounts
+from tencent_desk.models import poll_views
 from tencent_desk.simulator import truth as sim_truth
 
 pytestmark = pytest.mark.check  # make check's fast lane: pure and quick
@@ -23,20 +30,21 @@ pytestmark = pytest.mark.check  # make check's fast lane: pure and quick
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 WAIT = "+".join(m.WAIT_STATES)
 
-# session_states: the job's own Arrow schema (job/rows.py); runs: the columns of the row
-# job/runs.py builds that the metrics read, and the app's sdkappid as every table has it
-_DDL = """
-CREATE SCHEMA {ds};
-CREATE TABLE {ds}.runs (
-    run_id VARCHAR, sdkappid BIGINT, app VARCHAR, started_at TIMESTAMPTZ,
-    finished_at TIMESTAMPTZ, status VARCHAR, error VARCHAR,
-    keys BIGINT, rows BIGINT, rejects BIGINT, errors BIGINT, calls BIGINT, retries BIGINT,
-    throttled BIGINT, calls_per_second DOUBLE, max_qps DOUBLE, region VARCHAR,
-    n_chatbot BIGINT, n_queuing BIGINT, n_waiting_for_agent BIGINT, n_agent BIGINT,
-    n_not_in_session BIGINT, n_ended BIGINT, n_unknown BIGINT, n_error BIGINT);
-CREATE TABLE {ds}.session_states AS SELECT * FROM empty_states;
-"""
-SDKAPPID = 1400000000
+SDKAPPID = 1400000001
+
+
+def job_tables(con: duckdb.DuckDBPyConnection, ds: str) -> None:
+    """The job's own ``runs`` and ``session_states``: the columns its rows have (a
+    ``runs_row`` of a run that asked nothing; the Arrow schema of its state rows)."""
+    row = run_row(run_id="r", started_at=T0, finished_at=T0, seed="seed.csv",
+                  counts=SeedCounts(), tally=Counter(), stats=None, region="local", rejects=0,
+                  config=ClientConfig(SDKAPPID, "administrator", ("http://127.0.0.1",)),
+                  error="", app="", max_error_share=0.0)  # typed: no column of NULLs
+    runs = pd.DataFrame([row])  # noqa: F841 (read by DuckDB below)
+    states = SESSION_STATES.empty_table()  # noqa: F841 (read by DuckDB below)
+    con.execute(f"CREATE SCHEMA {ds}")
+    con.execute(f"CREATE TABLE {ds}.runs AS SELECT * FROM runs WHERE false")
+    con.execute(f"CREATE TABLE {ds}.session_states AS FROM states")
 
 
 def at(minute: float) -> datetime:
@@ -52,26 +60,24 @@ def make_db(
 ) -> duckdb.DuckDBPyConnection:
     """runs: minute -> status. rows: (minute, session_id, state[, agent_id[, user, service]]).
     truth: (session_id, state, agent_id, start minute, end minute or None). Opened read-only."""
-    ds = '"' + dataset + '"'
+    ds = ident(dataset)
     con = duckdb.connect(str(path))
-    con.register("empty_states", SESSION_STATES.empty_table())
-    con.execute(_DDL.format(ds=ds))
-    con.unregister("empty_states")
+    job_tables(con, ds)
     con.executemany(
-        f"INSERT INTO {ds}.runs (run_id, sdkappid, started_at, finished_at, status) "
+        f"INSERT INTO {ds}.runs (run_id, started_at, finished_at, status, sdkappid) "
         "VALUES (?,?,?,?,?)",
-        [(f"r{t:g}", SDKAPPID, at(t), at(t) + timedelta(seconds=5), s)
+        [(f"r{t:g}", at(t), at(t) + timedelta(seconds=5), s, SDKAPPID)
          for t, s in runs.items()],
     )
     if rows:
         con.executemany(
-            f"INSERT INTO {ds}.session_states (run_id, sdkappid, session_id, client_user_id, "
-            "customer_service_id, key_type, state, agent_id, polled_at) "
+            f"INSERT INTO {ds}.session_states (run_id, session_id, client_user_id, "
+            "customer_service_id, key_type, state, agent_id, polled_at, sdkappid) "
             "VALUES (?,?,?,?,?,?,?,?,?)",
             [
-                (f"r{t:g}", SDKAPPID, sid, *(extra[1:3] if len(extra) > 1 else (None, None)),
+                (f"r{t:g}", sid, *(extra[1:3] if len(extra) > 1 else (None, None)),
                  "pair" if len(extra) > 1 else "session", state,
-                 extra[0] if extra else None, at(t) + timedelta(seconds=2))
+                 extra[0] if extra else None, at(t) + timedelta(seconds=2), SDKAPPID)
                 for t, sid, state, *extra in rows
             ],
         )
@@ -86,6 +92,7 @@ def make_db(
             "INSERT INTO desk_simulator.truth VALUES (?, NULL, NULL, ?, ?, ?, ?)",
             [(s, st, a, at(t0), None if t1 is None else at(t1)) for s, st, a, t0, t1 in truth],
         )
+    poll_views.create(con, dataset)  # as the job does after each load
     con.close()
     return duckdb.connect(str(path), read_only=True)
 
@@ -130,6 +137,13 @@ def _none(value: object) -> object:
     return None if pd.isna(value) else value
 
 
+def islands(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The ``poll_wait_islands`` view the figures build on (the waiting states merged)."""
+    return frame(con, "SELECT session_id, state, agent_id, n_polls, first_seen, last_seen, "
+                 "before, after, lower_s, upper_s FROM tencent_desk.poll_wait_islands "
+                 "ORDER BY session_id, first_seen")
+
+
 def _island(df: pd.DataFrame, session: str, state: str) -> dict:
     """The one island of ``session`` in ``state``, NULLs as None."""
     rows = df[(df.session_id == session) & (df.state == state)]
@@ -147,41 +161,41 @@ def test_failed_runs_are_not_snapshots(con: duckdb.DuckDBPyConnection) -> None:
 def test_islands_bound_each_state_by_its_neighbouring_polls(
     con: duckdb.DuckDBPyConnection,
 ) -> None:
-    df = m.state_islands(con)
+    df = islands(con)
     a_bot = _island(df, "A", "chatbot")
-    assert (a_bot["before"], a_bot["after"], a_bot["lower_s"]) == (None, "queuing", 0)
+    assert (a_bot["before"], a_bot["after"], a_bot["lower_s"]) == (None, WAIT, 0)
     assert a_bot["upper_s"] is None  # no complete run before the first
-    a_q = _island(df, "A", "queuing")
+    a_q = _island(df, "A", WAIT)
     # seen at 5 and 10; chatbot at 0, agent at 15 (the failed run at 12 does not count)
     assert (a_q["n_polls"], a_q["lower_s"], a_q["upper_s"]) == (2, 300, 900)
     assert (a_q["first_seen"], a_q["last_seen"]) == (at(5), at(10))
     a_agent = _island(df, "A", "agent")
-    assert (a_agent["agent_id"], a_agent["before"], a_agent["after"]) == ("a1", "queuing", "absent")
+    assert (a_agent["agent_id"], a_agent["before"], a_agent["after"]) == ("a1", WAIT, "absent")
     assert (a_agent["lower_s"], a_agent["upper_s"]) == (300, 900)
 
 
 def test_blind_polls_merge_islands_and_widen_bounds(con: duckdb.DuckDBPyConnection) -> None:
-    df = m.state_islands(con)
-    b_q = _island(df, "B", "queuing")
+    df = islands(con)
+    b_q = _island(df, "B", WAIT)
     # queuing at 5 and 15 with a failure between: one island, absent at 0, agent at 20
     assert (b_q["n_polls"], b_q["lower_s"], b_q["upper_s"]) == (2, 600, 1200)
     assert (b_q["before"], b_q["after"]) == ("absent", "agent")
     b_agent = _island(df, "B", "agent")
     assert b_agent["after"] is None and b_agent["upper_s"] is None
-    c_q = _island(df, "C", "queuing")
+    c_q = _island(df, "C", WAIT)
     # the failure at 5 says nothing: the wait may have begun right after the run at 0
     assert (c_q["before"], c_q["after"], c_q["lower_s"], c_q["upper_s"]) == (
         "absent", "ended", 0, 900)
 
 
 def test_pair_keyed_failure_blinds_the_pairs_session(con: duckdb.DuckDBPyConnection) -> None:
-    d_q = _island(m.state_islands(con), "D", "queuing")
+    d_q = _island(islands(con), "D", WAIT)
     assert (d_q["n_polls"], d_q["lower_s"], d_q["after"]) == (2, 600, "absent")
     assert d_q["last_seen"] == at(10) and d_q["upper_s"] is None
 
 
 def test_merged_states_form_one_island(con: duckdb.DuckDBPyConnection) -> None:
-    df = m.state_islands(con, merge=m.WAIT_STATES)
+    df = islands(con)
     e_w = _island(df, "E", WAIT)
     assert (e_w["lower_s"], e_w["upper_s"], e_w["after"]) == (0, 600, "agent")
     assert set(df.state) <= {WAIT, "chatbot", "agent", "ended"}
@@ -263,13 +277,6 @@ def test_waits_outcomes_and_unseen_waits(con: duckdb.DuckDBPyConnection) -> None
     assert pd.isna(w.loc["F", "first_seen"]) and w.loc["F", "answered_at"] == at(15)
 
 
-def test_waits_of_one_state(con: duckdb.DuckDBPyConnection) -> None:
-    w = m.waits(con, states=["waiting_for_agent"]).set_index("session_id")
-    # E's offer counts; A's queuing is not this state, so A's answer came unseen
-    assert w.loc["E", "upper_s"] == 600 and w.loc["A", "n_polls"] == 0
-    assert w.loc["A", "upper_s"] == 300  # queuing at 10, agent at 15
-
-
 def test_wait_stats_bound_mean_and_quantiles() -> None:
     waits = pd.DataFrame({"lower_s": [0.0, 300.0, 600.0], "upper_s": [300.0, 900.0, None]})
     s = m.wait_stats(waits)
@@ -281,18 +288,8 @@ def test_wait_stats_bound_mean_and_quantiles() -> None:
     assert m.wait_stats(waits.iloc[:0])["n"].eq(0).all()
 
 
-def test_service_level_range_and_unknowable() -> None:
-    waits = pd.DataFrame({"lower_s": [0.0, 0.0, 30.0, 90.0], "upper_s": [20.0, 70.0, 50.0, None]})
-    sl = m.service_level(waits, target_s=60, poll_interval_s=20)
-    # surely within: upper <= 60 (20, 50); possibly within: lower <= 60 (0, 0, 30)
-    assert (sl.lower, sl.upper, sl.n, sl.reason) == (0.5, 0.75, 4, None)
-    coarse = m.service_level(waits, target_s=60, poll_interval_s=300)
-    assert coarse.lower is None and coarse.upper is None and "300 s" in coarse.reason
-    assert m.service_level(waits.iloc[:0], 60, 20).reason
-
-
-def test_abandonment(con: duckdb.DuckDBPyConnection) -> None:
-    a = m.abandonment(con).set_index("session_id")
+def test_wait_outcomes(con: duckdb.DuckDBPyConnection) -> None:
+    a = m.wait_outcomes(con).set_index("session_id")
     assert a.outcome.to_dict() == {
         "A": "answered", "B": "answered", "C": "abandoned", "D": "abandoned",
         "E": "answered", "H": "ongoing", "I": "left_queue", "J": "offered",
@@ -389,8 +386,8 @@ def test_no_bound_across_a_long_gap(tmp_path: Path) -> None:
     """A night between two evenings bounds nothing: a chat at the evening's last poll may
     have lasted all night, and one first seen in the morning may have begun at any time."""
     con = _two_evenings(tmp_path)
-    islands = m.state_islands(con)
-    a, b = _island(islands, "A", "agent"), _island(islands, "B", "agent")
+    found = islands(con)
+    a, b = _island(found, "A", "agent"), _island(found, "B", "agent")
     # the neighbours' states are still known (A is gone by morning), not their times
     assert (a["after"], a["upper_s"]) == ("absent", None)
     assert (b["before"], b["upper_s"], b["after"]) == ("absent", None, "ended")
@@ -422,16 +419,6 @@ def test_gaps_are_na_never_zero(tmp_path: Path) -> None:
     # the interrupted run is not a snapshot, and is listed as what it is
     assert list(m.incomplete_runs(con).status) == ["interrupted"]
     assert len(m.queue_per_poll(con)) == 6
-
-
-def test_abandonment_rates(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
-    against_answered, among_seen = m.abandonment_rates(m.abandonment(con), m.waits(con))
-    # abandoned: C and D; answered: A, B and E seen waiting, F and G never seen waiting
-    assert against_answered == pytest.approx(2 / 7) and among_seen == pytest.approx(2 / 5)
-    quiet = make_db(tmp_path / "q.duckdb", {0: "complete", 5: "complete"},
-                    [(0, "A", "chatbot"), (5, "A", "ended")])
-    rates = m.abandonment_rates(m.abandonment(quiet), m.waits(quiet))
-    assert all(math.isnan(r) for r in rates)  # nobody waited: no rate, not a zero one
 
 
 def test_a_dataset_of_another_name(tmp_path: Path) -> None:

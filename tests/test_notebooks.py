@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from tencent_desk import notebook
+from tencent_desk.analysis import event_metrics, record_metrics, timeline_metrics
 from tencent_desk.analysis import poll_metrics as metrics
-from tencent_desk.analysis import record_metrics, timeline_metrics
 from tencent_desk.models import snapshot
 from tencent_desk.notebook import plottable, shade_gaps, time_axis, with_breaks
 from tencent_desk.readers import warehouse
@@ -240,8 +240,8 @@ def test_analysis_imports_neither_dlt_nor_the_client() -> None:
     cost each notebook about 0.6 s. (The source still imports from the package.)"""
     code = ("import sys\n"
             "from tencent_desk import notebook\n"
-            "from tencent_desk.analysis import erlang, poll_metrics, record_metrics\n"
-            "from tencent_desk.analysis import timeline_metrics\n"
+            "from tencent_desk.analysis import erlang, event_metrics, poll_metrics\n"
+            "from tencent_desk.analysis import record_metrics, timeline_metrics\n"
             "from tencent_desk.simulator import truth\n"
             "print(sorted(m for m in ('dlt', 'aiohttp', 'httpx') if m in sys.modules))\n"
             "from tencent_desk import tencent_desk\n"
@@ -414,10 +414,10 @@ def test_metrics_on_postgres_equal_metrics_on_duckdb(shape: str, window: tuple |
     assert remote.pulled["session_states"] > 0
     for figure in (metrics.complete_runs, metrics.incomplete_runs, metrics.queue_per_poll,
                    metrics.waiting_per_poll, metrics.queue_per_interval, metrics.waits,
-                   metrics.abandonment, metrics.agent_concurrency_per_poll,
+                   metrics.wait_outcomes, metrics.agent_concurrency_per_poll,
                    metrics.demand_per_interval, metrics.load_per_interval,
-                   metrics.events_per_interval, metrics.state_islands,
-                   timeline_metrics.sessions, record_metrics.sessions):
+                   event_metrics.events_per_interval,
+                   timeline_metrics.sessions, record_metrics.recorded_sessions):
         a, b = (figure(con) for con in (pg, local))
         key = list(a.columns)
         pd.testing.assert_frame_equal(a.sort_values(key).reset_index(drop=True),

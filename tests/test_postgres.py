@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 import psycopg2
 import pytest
+from tencent_desk.analysis import event_metrics, record_metrics, timeline_metrics
 from tencent_desk.analysis import poll_metrics as metrics
-from tencent_desk.analysis import record_metrics, timeline_metrics
 from tencent_desk.cli import main
 from tencent_desk.core.clock import VirtualClock
 from tencent_desk.intake.receiver import Receiver, ReceiverConfig
@@ -102,12 +102,12 @@ def test_the_timeline_on_postgres_equals_the_one_in_duckdb(tmp_path, postgres_ur
     # the notebooks' figures read from the server equal those read from the DuckDB snapshot
     remote = warehouse.Reader(warehouse.destination("postgres", postgres_url), "tencent_desk")
     local = Reader(duck.database).connection()
-    for figure in (metrics.complete_runs, metrics.waits, metrics.abandonment,
-                   metrics.demand_per_interval, metrics.events_per_interval,
-                   timeline_metrics.sessions, record_metrics.sessions):
+    for figure in (metrics.complete_runs, metrics.waits, metrics.wait_outcomes,
+                   metrics.demand_per_interval, event_metrics.events_per_interval,
+                   timeline_metrics.sessions, record_metrics.recorded_sessions):
         a, b = (figure(con).drop(columns=["run_id"], errors="ignore")
                 for con in (remote.connection(), local))
-        assert len(a) > 0 or figure is metrics.abandonment  # three polls: none abandoned
+        assert len(a) > 0 or figure is metrics.wait_outcomes  # three polls: none abandoned
         pd.testing.assert_frame_equal(a.sort_values(list(a.columns)).reset_index(drop=True),
                                       b.sort_values(list(b.columns)).reset_index(drop=True))
     # and the job indexed what windows are read by

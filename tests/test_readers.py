@@ -8,9 +8,11 @@ import threading
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
+from tencent_desk.analysis import poll_metrics
 from tencent_desk.cli import main
-from tencent_desk.models import snapshot
+from tencent_desk.models import poll_views, snapshot
 from tencent_desk.notebook import open_desk
 from tencent_desk.readers.snapshot import Reader
 
@@ -66,6 +68,38 @@ def test_a_kernel_holding_the_snapshot_never_stops_a_run(tmp_path, sim, seed, mo
     assert runs == RUNS + 1
     assert rows == harness.query(db, f"SELECT count(*) FROM {DATASET}.session_states")[0][0]
     assert rows == harness.query(db, f"SELECT sum(rows) FROM {DATASET}.runs")[0][0] > 0
+
+
+def test_the_poll_views_reach_readers_of_new_and_older_snapshots(tmp_path, sim, seed):
+    """The views the poll figures build on are made by the job and go out with the snapshot,
+    in an order they can be made in (the catalog and a Reader both make them); a snapshot
+    published before they existed gets them from its Reader, with the same figures."""
+    _app, url = sim
+    db = tmp_path / "desk.duckdb"
+    for _ in range(3):
+        cli_run(tmp_path, seed, db, url)
+    manifest_path = snapshot.paths(db)[0] / snapshot.MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    views = list(manifest["schemas"][DATASET]["views"])
+    assert [v for v in views if v in poll_views.VIEWS] == list(poll_views.VIEWS)
+    catalog = duckdb.connect(str(snapshot.paths(db)[1]), read_only=True)
+    figures = (poll_metrics.queue_per_poll, poll_metrics.waits, poll_metrics.wait_outcomes,
+               poll_metrics.agent_concurrency_per_poll)
+    published = [f(catalog) for f in figures]
+    catalog.close()
+    assert len(published[0]) == 3 and published[2].outcome.notna().all()
+    reader = Reader(db)
+    for f, want in zip(figures, published, strict=True):
+        pd.testing.assert_frame_equal(f(reader.connection()), want)
+    reader.close()
+    # the manifest of an older version: no poll views
+    for view in poll_views.VIEWS:
+        del manifest["schemas"][DATASET]["views"][view]
+    manifest_path.write_text(json.dumps(manifest))
+    older = Reader(db)
+    for f, want in zip(figures, published, strict=True):
+        pd.testing.assert_frame_equal(f(older.connection()), want)
+    older.close()
 
 
 def test_queries_while_runs_load_see_whole_runs_only(tmp_path, sim, seed):

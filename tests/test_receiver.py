@@ -27,7 +27,7 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tencent_desk.analysis import poll_metrics as metrics
+from tencent_desk.analysis import event_metrics
 from tencent_desk.api import callback
 from tencent_desk.core.clock import VirtualClock
 from tencent_desk.intake import events
@@ -410,8 +410,8 @@ def test_run_without_seed_polls_every_open_session_and_no_ended_one(tmp_path) ->
             assert row["n_ended"] == 0 and row["events_unknown"] == 0
     # Arrivals per hour from events equal the truth.
     con = duckdb.connect(str(db), read_only=True)
-    assert metrics.has_events(con)
-    per_hour = metrics.events_per_interval(con, interval="1h")
+    assert event_metrics.has_events(con)
+    per_hour = event_metrics.events_per_interval(con, interval="1h")
     con.close()
     from_events = {int((t.timestamp() - day) // 3600): n
                    for t, n in zip(per_hour.interval_start, per_hour.began, strict=True)}
@@ -422,7 +422,7 @@ def test_run_without_seed_polls_every_open_session_and_no_ended_one(tmp_path) ->
     published = duckdb.connect(str(snapshot.paths(db)[1]), read_only=True)
     assert published.execute("SELECT count(*) FROM tencent_desk.session_events").fetchall() \
         == [(sum(loaded(db).values()),)]
-    assert len(metrics.events_per_interval(published)) == len(per_hour)
+    assert len(event_metrics.events_per_interval(published)) == len(per_hour)
     published.close()
     # Time to an agent, exact: the truth's agent start minus its arrival, per hour.
     served = {s: pop.segments(s) for s in keys if pop.segments(s)[0].start <= day + 14 * 3600}

@@ -357,7 +357,7 @@ def _check_metrics(db: Path, pop: Population, ids: set[str]) -> None:
         by_group = record_metrics.end_status_mix(con, by="agent_group_name")
         assert by_group.groupby("agent_group_name", dropna=False).share.sum().round(9).eq(1).all()
         queued = [t for t in truths if t.end_status != "ChatbotEnded"]
-        ab = record_metrics.abandonment(con)
+        ab = record_metrics.recorded_abandonment(con)
         assert ab.queued[0] == len(queued)
         assert ab.abandoned[0] == sum(t.end_status == "QueueAbandoned" for t in queued)
         rated = record_metrics.ratings(con, by="agent_group_name")

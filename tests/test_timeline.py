@@ -138,7 +138,7 @@ def test_polls_alone_figures_hold_the_truth(polled):
     true_handle = (true["ended"] - true["answered"])[handled]
     ht = tm.handling_time(df).set_index("stat")
     assert ht.loc["mean", "lo"] - 1e-6 <= true_handle.mean() <= ht.loc["mean", "hi"] + 1e-6
-    sl = tm.service_level(df, 60).iloc[0]
+    sl = tm.measured_service_level(df, 60).iloc[0]
     true_sl = float((true_wait <= 60).mean())
     assert sl["lo"] - 1e-9 <= true_sl <= sl["hi"] + 1e-9
     med, mean = soa.loc["median"], soa.loc["mean"]

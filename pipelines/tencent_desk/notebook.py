@@ -21,6 +21,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from tencent_desk.analysis import poll_metrics as metrics
 from tencent_desk.analysis import timeline_metrics
+from tencent_desk.core.sql import qualified
 from tencent_desk.models import snapshot
 from tencent_desk.readers.snapshot import Reader
 from tencent_desk.simulator import truth
@@ -422,8 +423,7 @@ def observed_until(con: duckdb.DuckDBPyConnection, dataset: str) -> datetime | N
     tables = {t for (t,) in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
         [dataset]).fetchall()}
-    ds = f'"{dataset}"'
-    latest = [f"SELECT max({column}) AS t FROM {ds}.{table}{where}"
+    latest = [f"SELECT max({column}) AS t FROM {qualified(dataset, table)}{where}"
               for table, column, where in (("runs", "started_at", " WHERE status = 'complete'"),
                                            ("session_events", "event_time", ""))
               if table in tables]
@@ -472,5 +472,5 @@ def apps_in(con: duckdb.DuckDBPyConnection, dataset: str) -> list[tuple[str, int
     if "app" not in columns:
         return []
     return con.execute(
-        f'SELECT DISTINCT app, sdkappid FROM "{dataset}".runs WHERE app IS NOT NULL'
+        f"SELECT DISTINCT app, sdkappid FROM {qualified(dataset, 'runs')} WHERE app IS NOT NULL"
     ).fetchall()

@@ -37,159 +37,49 @@ an idle agent is invisible unless a roster says it was on shift.
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import timedelta
 
 import duckdb
 import numpy as np
 import pandas as pd
+from tencent_desk.analysis.buckets import bucket_sql, interval_seconds
 from tencent_desk.api import states as st
 from tencent_desk.core.frames import frame
 from tencent_desk.core.settings import DEFAULT_DATASET
-from tencent_desk.core.sql import ident as _ident
-from tencent_desk.core.sql import literals as _lit
+from tencent_desk.core.sql import ident, literal, literals, qualified
+from tencent_desk.models import poll_views
+from tencent_desk.models.poll_views import ABSENT, LONG_GAP, WAIT_LABEL, WAIT_STATES
 
-# A customer waits for an answer in both: queued, then offered to an agent who has not accepted.
-WAIT_STATES = (st.QUEUING, st.WAITING_FOR_AGENT)
-# ``before``/``after`` of an island when the neighbouring complete run had no row for the session.
-ABSENT = "absent"
-_BLIND = (st.ERROR, st.UNKNOWN)
+__all__ = ["ABSENT", "LONG_GAP", "WAIT_STATES"]  # what notebooks and tests read from here
+
 _OVER = (st.ENDED, st.NOT_IN_SESSION, ABSENT)
-# A gap between complete runs longer than this many median gaps is an outage or a night: no
-# snapshot stands for more than this, and no state is bounded by a run across such a gap.
-LONG_GAP = 2
-# Identity of a row for counting: its session, or its (user, service account) pair.
-_KEY = "coalesce(nullif(session_id, ''), client_user_id || chr(31) || customer_service_id)"
 
 
-def _label(states: Sequence[str]) -> str:
-    """SQL literal naming ``states`` merged into one, e.g. 'queuing+waiting_for_agent'."""
-    return _lit(["+".join(states)])
+def _views(con: duckdb.DuckDBPyConnection, dataset: str) -> dict[str, str]:
+    """The qualified names of the dataset's poll views (made if missing: see poll_views)."""
+    poll_views.ensure(con, dataset)
+    return {v: poll_views.name(dataset, v) for v in poll_views.VIEWS}
 
 
-def _seconds(interval: str | timedelta | float) -> int:
-    seconds = (
-        float(interval) if isinstance(interval, int | float)
-        else pd.Timedelta(interval).total_seconds()
-    )
-    if seconds <= 0 or seconds != int(seconds):
-        raise ValueError(f"interval must be a positive whole number of seconds, got {interval!r}")
-    return int(seconds)
-
-
-def _runs_cte(ds: str) -> str:
-    # i numbers complete runs 0..n-1 in time order; ts is the snapshot time in epoch seconds;
-    # typical_gap is the median gap; period counts the long gaps before the run.
-    return f"""
-    run_gaps AS (
-        SELECT run_id, started_at AS snapshot_at, epoch(started_at) AS ts,
-               row_number() OVER w - 1 AS i, epoch(started_at) - lag(epoch(started_at)) OVER w
-                   AS gap_before
-        FROM {ds}.runs WHERE status = 'complete'
-        WINDOW w AS (ORDER BY started_at, run_id)
-    ),
-    runs AS (
-        SELECT run_id, snapshot_at, ts, i, typical_gap,
-               sum(coalesce(gap_before > {LONG_GAP} * typical_gap, FALSE)::INT)
-                   OVER (ORDER BY i) AS period
-        FROM run_gaps, (SELECT median(gap_before) AS typical_gap FROM run_gaps)
-    )"""
-
-
-def _bucket(epoch_s: str, w: int) -> str:
-    """SQL for the start (epoch seconds) of the ``w``-second interval holding ``epoch_s``."""
-    return f"CAST(floor({epoch_s} / {w}) * {w} AS BIGINT)"
-
-
-def _buckets_cte(w: int) -> str:
+def _buckets_cte(runs: str, w: int) -> str:
     # Every interval from the first complete run's to the last's, including empty ones (gaps).
     return f"""
     buckets AS (
         SELECT b AS b0, b + {w} AS b1
-        FROM (SELECT unnest(range({_bucket("min(ts)", w)}, {_bucket("max(ts)", w)} + 1, {w}))
-                     AS b
-              FROM runs)
-    )"""
-
-
-def _islands_cte(ds: str, merge: Sequence[str] = ()) -> str:
-    """CTEs ending in ``islands``: one row per island; ``merge`` states count as one state."""
-    merged = f"CASE WHEN state IN ({_lit(merge)}) THEN {_label(merge)} ELSE state END"
-    state = merged if merge else "state"
-    blind = f"state IN ({_lit(_BLIND)})"
-    return _runs_cte(ds) + f""",
-    pairs AS (
-        SELECT DISTINCT session_id, client_user_id, customer_service_id FROM {ds}.session_states
-        WHERE coalesce(session_id, '') <> '' AND client_user_id IS NOT NULL
-    ),
-    keyed AS (
-        SELECT s.session_id, r.i, s.state, s.agent_id, s.polled_at
-        FROM {ds}.session_states s JOIN runs r USING (run_id)
-        WHERE coalesce(s.session_id, '') <> ''
-        UNION ALL
-        -- A failed call keyed by (user, service account) names no session: it blinds the
-        -- sessions of that pair for that run rather than making them look absent.
-        SELECT p.session_id, r.i, s.state, NULL, s.polled_at
-        FROM {ds}.session_states s JOIN runs r USING (run_id)
-        JOIN pairs p ON p.client_user_id = s.client_user_id
-                    AND p.customer_service_id = s.customer_service_id
-        WHERE coalesce(s.session_id, '') = '' AND s.{blind}
-    ),
-    obs AS (  -- one row per session and complete run; a real state beats a failure
-        SELECT session_id, i, state, agent_id, {blind} AS blind FROM keyed
-        QUALIFY row_number() OVER (
-            PARTITION BY session_id, i ORDER BY {blind}, polled_at DESC) = 1
-    ),
-    blocks AS (  -- a block: consecutive complete runs that all have a row for the session
-        SELECT *, i - row_number() OVER (PARTITION BY session_id ORDER BY i) AS block FROM obs
-    ),
-    spans AS (
-        SELECT session_id, block, min(i) AS b_first, max(i) AS b_last FROM blocks GROUP BY ALL
-    ),
-    seq AS (
-        SELECT session_id, block, i, agent_id, {state} AS state,
-               lag(i) OVER w AS prev_i, lag({state}) OVER w AS prev_state,
-               lead(i) OVER w AS next_i, lead({state}) OVER w AS next_state,
-               row_number() OVER w - row_number() OVER (
-                   PARTITION BY session_id, block, {state} ORDER BY i) AS grp
-        FROM blocks WHERE NOT blind
-        WINDOW w AS (PARTITION BY session_id, block ORDER BY i)
-    ),
-    isl AS (
-        SELECT session_id, block, state, grp, min(i) AS k, max(i) AS m, count(*) AS n_polls,
-               arg_min_null(prev_i, i) AS prev_i, arg_min_null(prev_state, i) AS prev_state,
-               arg_max_null(next_i, i) AS next_i, arg_max_null(next_state, i) AS next_state,
-               arg_min(agent_id, i) AS agent_id
-        FROM seq GROUP BY ALL
-    ),
-    islands AS (
-        SELECT isl.session_id, isl.block, isl.grp, isl.state, isl.agent_id, isl.n_polls,
-               isl.k, isl.m, ra.i AS after_i, rk.ts AS first_ts,
-               -- a neighbour across a long gap still names the state, but bounds nothing
-               CASE WHEN rb.period = rk.period THEN rb.ts END AS before_ts,
-               rk.snapshot_at AS first_seen, rm.snapshot_at AS last_seen,
-               CASE WHEN rb.i IS NOT NULL THEN coalesce(isl.prev_state, '{ABSENT}') END AS before,
-               CASE WHEN ra.i IS NOT NULL THEN coalesce(isl.next_state, '{ABSENT}') END AS after,
-               rm.ts - rk.ts AS lower_s,
-               CASE WHEN rb.period = rk.period AND ra.period = rm.period
-                    THEN ra.ts - rb.ts END AS upper_s
-        FROM isl JOIN spans USING (session_id, block)
-        JOIN runs rk ON rk.i = isl.k
-        JOIN runs rm ON rm.i = isl.m
-        LEFT JOIN runs rb ON rb.i = coalesce(isl.prev_i, spans.b_first - 1)
-        LEFT JOIN runs ra ON ra.i = coalesce(isl.next_i, spans.b_last + 1)
+        FROM (SELECT unnest(range({bucket_sql("min(ts)", w)}, {bucket_sql("max(ts)", w)} + 1,
+                                  {w})) AS b
+              FROM {runs})
     )"""
 
 
 def complete_runs(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET) -> pd.DataFrame:
     """The snapshots: complete runs in time order, with the gap to the next one in seconds
     (NA for the last)."""
-    sql = f"""WITH {_runs_cte(_ident(dataset))}
-    SELECT run_id, snapshot_at, lead(ts) OVER (ORDER BY i) - ts AS gap_s FROM runs ORDER BY i"""
+    sql = f"""SELECT run_id, snapshot_at, lead(ts) OVER (ORDER BY i) - ts AS gap_s
+    FROM {_views(con, dataset)["poll_runs"]} ORDER BY i"""
     return frame(con, sql)
 
 
@@ -202,7 +92,7 @@ def incomplete_runs(
     never as an empty desk."""
     # COLUMNS: databases of older versions lack error or not_asked
     sql = f"""SELECT run_id, started_at,
-        COLUMNS(lambda c: c IN ('status', 'error', 'not_asked')) FROM {_ident(dataset)}.runs
+        COLUMNS(lambda c: c IN ('status', 'error', 'not_asked')) FROM {ident(dataset)}.runs
     WHERE status IS DISTINCT FROM 'complete' ORDER BY started_at, run_id"""
     return frame(con, sql)
 
@@ -213,65 +103,6 @@ def poll_interval_s(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATAS
     return float(gaps.median()) if len(gaps) else None
 
 
-def state_islands(
-    con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET, merge: Sequence[str] = ()
-) -> pd.DataFrame:
-    """Every island of every session, with the bounds on how long it lasted.
-
-    ``merge`` states count as one state named by joining them with ``+``, e.g.
-    ``queuing+waiting_for_agent``. Columns: session_id, state, agent_id (first seen),
-    n_polls, first_seen, last_seen, before and after (the neighbouring state, ``absent``, or
-    NULL with no complete run there), lower_s, upper_s (NULL: unbounded, with no complete run
-    before or after, or only across a long gap).
-    """
-    sql = f"""WITH {_islands_cte(_ident(dataset), merge)}
-    SELECT session_id, state, agent_id, n_polls, first_seen, last_seen, before, after,
-           lower_s, upper_s
-    FROM islands ORDER BY session_id, first_seen"""
-    return frame(con, sql)
-
-
-def _counts_cte(ds: str) -> str:
-    """CTE ``counts``: sessions queuing and waiting for an agent at each complete run (of
-    the CTE ``runs``)."""
-    return f"""
-    counts AS (
-        SELECT r.i, r.run_id, r.snapshot_at, r.ts,
-               count(s.key) FILTER (WHERE s.state = '{st.QUEUING}') AS queuing,
-               count(s.key) FILTER (WHERE s.state = '{st.WAITING_FOR_AGENT}')
-                   AS waiting_for_agent,
-               count(DISTINCT s.key) AS waiting
-        FROM runs r
-        -- the waiting rows only, each (run, state, key) once: 4x faster than DISTINCT counts
-        -- over every row
-        LEFT JOIN (SELECT DISTINCT run_id, state, {_KEY} AS key FROM {ds}.session_states
-                   WHERE state IN ({_lit(WAIT_STATES)})) s USING (run_id)
-        GROUP BY ALL
-    )"""
-
-
-def _queue_poll_cte(ds: str) -> str:
-    label = _label(WAIT_STATES)
-    return _islands_cte(ds, WAIT_STATES) + "," + _counts_cte(ds) + f""",
-    current AS (  -- each waiting session at each poll: how long it has waited so far
-        SELECT q.i, r.ts - isl.first_ts AS lower_s, r.ts - isl.before_ts AS upper_s
-        FROM seq q JOIN islands isl USING (session_id, block, grp, state)
-        JOIN runs r ON r.i = q.i
-        WHERE q.state = {label}
-    ),
-    longest AS (
-        SELECT i, max(lower_s) AS lower_s,
-               CASE WHEN bool_and(upper_s IS NOT NULL) THEN max(upper_s) END AS upper_s
-        FROM current GROUP BY i
-    ),
-    qpoll AS (
-        SELECT c.run_id, c.snapshot_at, c.ts, c.queuing, c.waiting_for_agent, c.waiting,
-               coalesce(l.lower_s, 0) AS longest_wait_lower_s,
-               CASE WHEN l.i IS NULL THEN 0 ELSE l.upper_s END AS longest_wait_upper_s
-        FROM counts c LEFT JOIN longest l USING (i)
-    )"""
-
-
 def queue_per_poll(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET) -> pd.DataFrame:
     """Sessions waiting at each complete run, zero when none, and the longest wait so far.
 
@@ -280,10 +111,9 @@ def queue_per_poll(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASE
     since the poll before it (NA when a wait began before the first complete run or a long
     gap). Only complete runs have rows, so a run that did not complete is no row, not a zero.
     """
-    sql = f"""WITH {_queue_poll_cte(_ident(dataset))}
-    SELECT run_id, snapshot_at, queuing, waiting_for_agent, waiting,
+    sql = f"""SELECT run_id, snapshot_at, queuing, waiting_for_agent, waiting,
            longest_wait_lower_s, longest_wait_upper_s
-    FROM qpoll ORDER BY ts"""
+    FROM {_views(con, dataset)["poll_queue"]} ORDER BY ts"""
     return frame(con, sql)
 
 
@@ -291,9 +121,8 @@ def waiting_per_poll(con: duckdb.DuckDBPyConnection,
                      dataset: str = DEFAULT_DATASET) -> pd.DataFrame:
     """Sessions waiting at each complete run, zero when none: ``queue_per_poll`` without
     the longest wait, at a fraction of its cost (no sessions' histories to follow)."""
-    ds = _ident(dataset)
-    return frame(con, f"""WITH {_runs_cte(ds)},{_counts_cte(ds)}
-    SELECT run_id, snapshot_at, queuing, waiting_for_agent, waiting FROM counts ORDER BY ts""")
+    return frame(con, f"""SELECT run_id, snapshot_at, queuing, waiting_for_agent, waiting
+    FROM {_views(con, dataset)["poll_queue_counts"]} ORDER BY ts""")
 
 
 def queue_per_interval(
@@ -310,8 +139,12 @@ def queue_per_interval(
     (peak_* are ``Int64``). longest_wait_upper_s is NA also when a wait is unbounded. The
     peak is the highest count at a poll; the true peak between polls can be higher.
     """
-    w = _seconds(interval)
-    sql = f"""WITH {_queue_poll_cte(_ident(dataset))}, {_buckets_cte(w)},
+    w = interval_seconds(interval)
+    v = _views(con, dataset)
+    # MATERIALIZED: each view computed once, not once per reference
+    sql = f"""WITH runs AS MATERIALIZED (SELECT * FROM {v["poll_runs"]}),
+    qpoll AS MATERIALIZED (SELECT * FROM {v["poll_queue"]}),
+    {_buckets_cte("runs", w)},
     p AS (SELECT *, lead(ts) OVER (ORDER BY ts) - ts AS gap FROM qpoll),
     typical AS (SELECT any_value(typical_gap) AS gap FROM runs),
     seg AS (
@@ -352,9 +185,8 @@ def queue_per_interval(
 def waits(
     con: duckdb.DuckDBPyConnection,
     dataset: str = DEFAULT_DATASET,
-    states: Sequence[str] = WAIT_STATES,
 ) -> pd.DataFrame:
-    """Every wait, as an island of ``states`` (merged), with bounds on its length.
+    """Every wait, as an island of the waiting states (merged), with bounds on its length.
 
     outcome: ``answered`` (next seen in ``agent``), ``ended`` (next ``ended``,
     ``not_in_session`` or absent), ``other`` (e.g. back to the chatbot) or ``ongoing`` (no
@@ -366,19 +198,21 @@ def waits(
     (short abandons) cannot be seen at all. NA: first_seen and last_seen for an unseen wait,
     upper_s for an unbounded one, answered_at unless answered.
     """
-    label = _label(states)
-    sql = f"""WITH {_islands_cte(_ident(dataset), states)},
+    label, agent = literal(WAIT_LABEL), literal(st.AGENT)
+    sql = f"""WITH islands AS MATERIALIZED (
+        SELECT * FROM {_views(con, dataset)["poll_wait_islands"]}
+    ),
     first_agent AS (
-        SELECT session_id, min(k) AS k FROM islands WHERE state = '{st.AGENT}' GROUP BY ALL
+        SELECT session_id, min(k) AS k FROM islands WHERE state = {agent} GROUP BY ALL
     ),
     agent_islands AS (
         SELECT a.*, a.k = f.k AS is_first
-        FROM islands a JOIN first_agent f USING (session_id) WHERE a.state = '{st.AGENT}'
+        FROM islands a JOIN first_agent f USING (session_id) WHERE a.state = {agent}
     )
     SELECT w.session_id, w.first_seen, w.last_seen, w.n_polls, w.lower_s, w.upper_s,
            CASE WHEN w.after IS NULL THEN 'ongoing'
-                WHEN w.after = '{st.AGENT}' THEN 'answered'
-                WHEN w.after IN ({_lit(_OVER)}) THEN 'ended'
+                WHEN w.after = {agent} THEN 'answered'
+                WHEN w.after IN ({literals(_OVER)}) THEN 'ended'
                 ELSE 'other' END AS outcome,
            a.first_seen AS answered_at, coalesce(a.is_first, FALSE) AS first_answer
     FROM islands w
@@ -420,41 +254,8 @@ def wait_stats(waits: pd.DataFrame, quantiles: Sequence[float] = (0.5, 0.9)) -> 
     return out
 
 
-@dataclass(frozen=True)
-class ServiceLevel:
-    """Share of waits within ``target_s``: a range, or None with the reason it is unknowable."""
-
-    target_s: float
-    n: int
-    lower: float | None
-    upper: float | None
-    reason: str | None = None
-
-
-def service_level(
-    waits: pd.DataFrame, target_s: float, poll_interval_s: float | None
-) -> ServiceLevel:
-    """Share of ``waits`` answered within ``target_s``, bounded from both sides.
-
-    Surely within: upper_s <= target; possibly within: lower_s <= target. Unknowable when the
-    poll interval is longer than the target: a wait no poll saw lies anywhere in [0, interval],
-    so whether it beat the target cannot be told, nor can the share.
-    """
-    n = len(waits)
-    if poll_interval_s is None or n == 0:
-        return ServiceLevel(target_s, n, None, None, "no waits measured between two polls")
-    if poll_interval_s > target_s:
-        return ServiceLevel(
-            target_s, n, None, None,
-            f"polls are {poll_interval_s:.0f} s apart, longer than the {target_s:.0f} s target: "
-            "a wait between two polls may be shorter or longer than the target",
-        )
-    lower = float((waits["upper_s"].astype(float).fillna(np.inf) <= target_s).mean())
-    upper = float((waits["lower_s"].astype(float) <= target_s).mean())
-    return ServiceLevel(target_s, n, lower, upper)
-
-
-def abandonment(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET) -> pd.DataFrame:
+def wait_outcomes(con: duckdb.DuckDBPyConnection,
+                  dataset: str = DEFAULT_DATASET) -> pd.DataFrame:
     """Every session seen waiting, and whether it was answered or abandoned.
 
     outcome: ``answered`` (ever seen in ``agent``); ``abandoned`` (last seen queuing, never
@@ -470,23 +271,23 @@ def abandonment(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET) 
     against every answered session (``waits(...).first_answer``) it understates it.
     NA: ended_by unless abandoned or offered, upper_s when the last wait is unbounded.
     """
-    label = _label(WAIT_STATES)
-    live = f"state NOT IN ({_lit(_OVER)})"
-    sql = f"""WITH {_islands_cte(_ident(dataset), WAIT_STATES)},
-    last_seen AS (
-        SELECT session_id, arg_max(state, i) AS last_state FROM blocks
+    label = literal(WAIT_LABEL)
+    live = f"state NOT IN ({literals(_OVER)})"
+    v = _views(con, dataset)
+    sql = f"""WITH last_seen AS (
+        SELECT session_id, arg_max(state, i) AS last_state FROM {v["poll_observations"]}
         WHERE NOT blind AND {live} GROUP BY session_id
     ),
     per_session AS (
         SELECT session_id,
-               bool_or(state = '{st.AGENT}') AS reached_agent,
+               bool_or(state = {literal(st.AGENT)}) AS reached_agent,
                min(first_seen) FILTER (WHERE state = {label}) AS first_waiting,
                max(last_seen) FILTER (WHERE state = {label}) AS last_waiting,
                arg_max(state, k) FILTER (WHERE {live}) = {label} AS last_waiting_island,
                arg_max_null(after, k) FILTER (WHERE {live}) AS after,
                arg_max(lower_s, k) FILTER (WHERE state = {label}) AS lower_s,
                arg_max_null(upper_s, k) FILTER (WHERE state = {label}) AS upper_s
-        FROM islands GROUP BY session_id
+        FROM {v["poll_wait_islands"]} GROUP BY session_id
         HAVING bool_or(state = {label})
     ),
     classified AS (
@@ -494,7 +295,7 @@ def abandonment(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET) 
                CASE WHEN reached_agent THEN 'answered'
                     WHEN NOT last_waiting_island THEN 'left_queue'
                     WHEN after IS NULL THEN 'ongoing'
-                    WHEN l.last_state = '{st.WAITING_FOR_AGENT}' THEN 'offered'
+                    WHEN l.last_state = {literal(st.WAITING_FOR_AGENT)} THEN 'offered'
                     ELSE 'abandoned' END AS outcome
         FROM per_session p JOIN last_seen l USING (session_id)
     )
@@ -503,31 +304,6 @@ def abandonment(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET) 
            lower_s, upper_s
     FROM classified ORDER BY first_waiting, session_id"""
     return frame(con, sql)
-
-
-def abandonment_rates(abandon: pd.DataFrame, waits: pd.DataFrame) -> tuple[float, float]:
-    """The abandoned share two ways, from ``abandonment`` and ``waits``: against every
-    answered session (too low: short abandons are unseen) and among sessions seen waiting
-    (too high: short waits are rarely seen, and they are mostly answered). The truth usually
-    lies between. Either is NaN when it has nothing to divide by (nobody waited or was
-    answered): an empty queue has no abandonment rate, not a zero one."""
-    abandoned = int((abandon["outcome"] == "abandoned").sum())
-    seen = abandoned + int((abandon["outcome"] == "answered").sum())
-    every = abandoned + int(waits["first_answer"].sum())
-    return (abandoned / every if every else math.nan, abandoned / seen if seen else math.nan)
-
-
-def _agent_poll_cte(ds: str) -> str:
-    return _runs_cte(ds) + f""",
-    chats AS (
-        SELECT s.run_id, s.agent_id,
-               count(DISTINCT {_KEY}) FILTER (WHERE s.state = '{st.AGENT}') AS chats,
-               count(DISTINCT {_KEY}) FILTER (WHERE s.state = '{st.WAITING_FOR_AGENT}')
-                   AS pending
-        FROM {ds}.session_states s JOIN runs USING (run_id)
-        WHERE coalesce(s.agent_id, '') <> '' AND s.state IN ({_lit(sorted(st.WITH_AGENT))})
-        GROUP BY ALL
-    )"""
 
 
 def agent_concurrency_per_poll(
@@ -540,11 +316,12 @@ def agent_concurrency_per_poll(
     offered to it. An agent who never had a chat never appears: the API names agents only
     through sessions. A zero does not say whether the agent was idle or off shift.
     """
-    sql = f"""WITH {_agent_poll_cte(_ident(dataset))},
+    v = _views(con, dataset)
+    sql = f"""WITH chats AS MATERIALIZED (SELECT * FROM {v["poll_agent_chats"]}),
     agents AS (SELECT DISTINCT agent_id FROM chats)
     SELECT r.run_id, r.snapshot_at, a.agent_id,
            coalesce(c.chats, 0) AS chats, coalesce(c.pending, 0) AS pending
-    FROM runs r CROSS JOIN agents a LEFT JOIN chats c USING (run_id, agent_id)
+    FROM {v["poll_runs"]} r CROSS JOIN agents a LEFT JOIN chats c USING (run_id, agent_id)
     ORDER BY r.i, a.agent_id"""
     return frame(con, sql)
 
@@ -555,12 +332,12 @@ def _relation(
 ) -> Iterator[str | None]:
     """A SQL name for a DataFrame (registered for the call) or a [schema.]table name."""
     if table is None or isinstance(table, str):
-        yield table and ".".join(_ident(part) for part in table.split("."))
+        yield table and qualified(*table.split("."))
         return
     name = f"_roster_{uuid.uuid4().hex}"
     con.register(name, table)
     try:
-        yield _ident(name)
+        yield ident(name)
     finally:
         con.unregister(name)
 
@@ -588,7 +365,8 @@ def agent_occupancy(
     not on the roster are counted as without one, with ``on_roster`` false. No NA: an
     interval without a complete run has no row (a gap, for charts to reindex).
     """
-    w = _seconds(interval)
+    w = interval_seconds(interval)
+    v = _views(con, dataset)
     with _relation(con, roster) as rel:
         roster_sql = (
             f"SELECT agent_id, capacity::DOUBLE AS capacity, shift_start::TIMESTAMPTZ AS "
@@ -598,14 +376,14 @@ def agent_occupancy(
             "SELECT NULL::VARCHAR AS agent_id, NULL::DOUBLE AS capacity, "
             "NULL::TIMESTAMPTZ AS shift_start, NULL::TIMESTAMPTZ AS shift_end WHERE FALSE"
         )
-        sql = f"""WITH {_agent_poll_cte(_ident(dataset))},
+        sql = f"""WITH chats AS MATERIALIZED (SELECT * FROM {v["poll_agent_chats"]}),
         roster AS ({roster_sql}),
         agents AS (SELECT agent_id FROM chats UNION SELECT agent_id FROM roster),
         grid AS (
-            SELECT r.run_id, {_bucket('r.ts', w)} AS b0, a.agent_id,
+            SELECT r.run_id, {bucket_sql('r.ts', w)} AS b0, a.agent_id,
                    coalesce(c.chats, 0) AS chats, coalesce(c.pending, 0) AS pending,
                    max(ro.capacity) AS shift_capacity, count(ro.agent_id) > 0 AS on_shift
-            FROM runs r CROSS JOIN agents a
+            FROM {v["poll_runs"]} r CROSS JOIN agents a
             LEFT JOIN chats c USING (run_id, agent_id)
             LEFT JOIN roster ro ON ro.agent_id = a.agent_id
                  AND r.snapshot_at >= ro.shift_start AND r.snapshot_at < ro.shift_end
@@ -629,18 +407,13 @@ def agent_occupancy(
         return frame(con, sql)
 
 
-def _load_cte(ds: str, w: int) -> str:
+def _load_cte(load: str, w: int) -> str:
     """CTE ``load``: per ``w``-second interval, the complete runs in it and the mean number
     of chats with an agent at them."""
     return f"""
     load AS (
-        SELECT {_bucket("r.ts", w)} AS b0, count(*) AS n_polls,
-               avg(coalesce(c.chats, 0)) AS load_erlangs
-        FROM runs r LEFT JOIN (
-            SELECT run_id, count(DISTINCT {_KEY}) AS chats FROM {ds}.session_states
-            WHERE state = '{st.AGENT}' GROUP BY ALL
-        ) c USING (run_id)
-        GROUP BY ALL
+        SELECT {bucket_sql("ts", w)} AS b0, count(*) AS n_polls, avg(chats) AS load_erlangs
+        FROM {load} GROUP BY ALL
     )"""
 
 
@@ -651,9 +424,10 @@ def load_per_interval(
 ) -> pd.DataFrame:
     """``demand_per_interval``'s ``n_polls`` and ``load_erlangs`` alone, at a fraction of its
     cost (no sessions' histories to follow): what Little's law needs from the polls."""
-    w = _seconds(interval)
-    ds = _ident(dataset)
-    return frame(con, f"""WITH {_runs_cte(ds)}, {_buckets_cte(w)}, {_load_cte(ds, w)}
+    w = interval_seconds(interval)
+    v = _views(con, dataset)
+    return frame(con, f"""WITH {_buckets_cte(v["poll_runs"], w)},
+    {_load_cte(v["poll_agent_load"], w)}
     SELECT to_timestamp(b0) AS interval_start, coalesce(l.n_polls, 0) AS n_polls,
            l.load_erlangs
     FROM buckets LEFT JOIN load l USING (b0) ORDER BY b0""")
@@ -678,24 +452,25 @@ def demand_per_interval(
     arrivals and answered are ``Int64``); aht_s and its bounds also in an interval with no
     ``agent`` island bounded on both sides (e.g. none began, or all touch a long gap).
     """
-    label = _label(WAIT_STATES)
-    w = _seconds(interval)
-    ds = _ident(dataset)
-    sql = f"""WITH {_islands_cte(ds, WAIT_STATES)}, {_buckets_cte(w)},
+    label, agent = literal(WAIT_LABEL), literal(st.AGENT)
+    w = interval_seconds(interval)
+    v = _views(con, dataset)
+    sql = f"""WITH islands AS MATERIALIZED (SELECT * FROM {v["poll_wait_islands"]}),
+    {_buckets_cte(v["poll_runs"], w)},
     arrived AS (
         SELECT b0, count(*) AS arrivals
-        FROM (SELECT {_bucket("min(first_ts)", w)} AS b0 FROM islands
-              WHERE state IN ({label}, '{st.AGENT}') GROUP BY session_id)
+        FROM (SELECT {bucket_sql("min(first_ts)", w)} AS b0 FROM islands
+              WHERE state IN ({label}, {agent}) GROUP BY session_id)
         GROUP BY b0
     ),
     handled AS (
-        SELECT {_bucket("first_ts", w)} AS b0, count(*) AS answered,
+        SELECT {bucket_sql("first_ts", w)} AS b0, count(*) AS answered,
                avg((lower_s + upper_s) / 2) FILTER (WHERE upper_s IS NOT NULL) AS aht_s,
                avg(lower_s) FILTER (WHERE upper_s IS NOT NULL) AS aht_lower_s,
                avg(upper_s) AS aht_upper_s
-        FROM islands WHERE state = '{st.AGENT}' GROUP BY ALL
+        FROM islands WHERE state = {agent} GROUP BY ALL
     ),
-    {_load_cte(ds, w)}
+    {_load_cte(v["poll_agent_load"], w)}
     SELECT to_timestamp(b0) AS interval_start, {w} AS interval_s,
            coalesce(l.n_polls, 0) AS n_polls,
            CASE WHEN l.n_polls > 0 THEN coalesce(a.arrivals, 0) END AS arrivals,
@@ -704,34 +479,4 @@ def demand_per_interval(
     FROM buckets LEFT JOIN load l USING (b0) LEFT JOIN arrived a USING (b0)
     LEFT JOIN handled h USING (b0)
     ORDER BY b0"""
-    return frame(con, sql)
-
-
-# --- Session events (desk-sessions listen): exact times, no poll-interval bounds. ---------
-
-
-def has_events(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET) -> bool:
-    """Whether the job has loaded received session events (the ``session_event_times`` view)."""
-    found = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
-        "AND table_name = 'session_event_times'", [dataset]).fetchone()
-    return bool(found and found[0])
-
-
-def events_per_interval(
-    con: duckdb.DuckDBPyConnection,
-    dataset: str = DEFAULT_DATASET,
-    interval: str | timedelta | float = "1h",
-) -> pd.DataFrame:
-    """Per interval, from session events: ``began`` (sessions whose first event is in it),
-    ``reached_agent`` (of those, how many had an event with an agent) and
-    ``time_to_agent_s`` (their mean time from first event to first event with an agent).
-    Exact to the millisecond, whatever the event names; a lost callback can only make a
-    session begin late or reach its agent late."""
-    w = _seconds(interval)
-    sql = f"""
-    SELECT to_timestamp({_bucket("epoch(began_at)", w)}) AS interval_start, {w} AS interval_s,
-           count(*) AS began, count(agent_at) AS reached_agent,
-           avg(epoch(agent_at) - epoch(began_at)) AS time_to_agent_s
-    FROM {_ident(dataset)}.session_event_times GROUP BY ALL ORDER BY 1"""
     return frame(con, sql)

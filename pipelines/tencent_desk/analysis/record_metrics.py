@@ -18,12 +18,12 @@ from datetime import timedelta
 
 import duckdb
 import pandas as pd
+from tencent_desk.analysis.buckets import bucket_sql, interval_seconds
 from tencent_desk.api import states as st
 from tencent_desk.api.record_fields import END_STATUS_KINDS
 from tencent_desk.core.frames import frame
 from tencent_desk.core.settings import DEFAULT_DATASET
-from tencent_desk.core.sql import ident as _ident
-from tencent_desk.core.sql import literals as _lit
+from tencent_desk.core.sql import ident, literal, literals, qualified
 
 # Kinds of end that mean the customer asked for a human (they went through a queue).
 QUEUED_KINDS = ("agent_ended", "user_ended", "user_timeout", "abandoned", "other")
@@ -31,17 +31,9 @@ _PRE_AGENT = (st.CHATBOT, st.QUEUING, st.WAITING_FOR_AGENT)
 
 
 def _kind_sql(column: str = "end_status") -> str:
-    cases = " ".join(f"WHEN {column} = '{raw}' THEN '{kind}'"
+    cases = " ".join(f"WHEN {column} = {literal(raw)} THEN {literal(kind)}"
                      for raw, kind in END_STATUS_KINDS.items())
     return f"CASE {cases} ELSE 'other' END"
-
-
-def _seconds(interval: str | timedelta | float) -> int:
-    if isinstance(interval, timedelta):
-        return int(interval.total_seconds())
-    if isinstance(interval, str):
-        return int(pd.Timedelta(interval).total_seconds())
-    return int(interval)
 
 
 def has_records(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET) -> bool:
@@ -50,22 +42,23 @@ def has_records(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET) 
     return bool(found and found[0])
 
 
-def sessions(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET) -> pd.DataFrame:
+def recorded_sessions(con: duckdb.DuckDBPyConnection,
+                      dataset: str = DEFAULT_DATASET) -> pd.DataFrame:
     """One row per recorded session, with ``end_kind`` (see END_STATUS_KINDS)."""
     return frame(con, f"""SELECT session_id, agent_id, agent_group_id, agent_group_name,
         channel_type, duration_s, end_status, {_kind_sql()} AS end_kind, satisfaction,
-        started_at, ended_at FROM {_ident(dataset)}.session_records
+        started_at, ended_at FROM {qualified(dataset, 'session_records')}
         ORDER BY started_at, session_id""")
 
 
 def end_status_mix(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET,
                    by: str | None = None) -> pd.DataFrame:
     """Sessions per end status (and per ``by``, e.g. agent_group_name), with their share."""
-    group = f"{_ident(by)}, " if by else ""
+    group = f"{ident(by)}, " if by else ""
     return frame(con, f"""SELECT {group}end_status, {_kind_sql()} AS end_kind,
         count(*) AS sessions,
-        count(*) / sum(count(*)) OVER ({'PARTITION BY ' + _ident(by) if by else ''}) AS share
-        FROM {_ident(dataset)}.session_records GROUP BY {group}end_status
+        count(*) / sum(count(*)) OVER ({'PARTITION BY ' + ident(by) if by else ''}) AS share
+        FROM {qualified(dataset, 'session_records')} GROUP BY {group}end_status
         ORDER BY {group}sessions DESC""")
 
 
@@ -75,24 +68,25 @@ def ratings(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET,
     mean rating and the share of low ones (1-2)."""
     if by not in ("agent_id", "agent_group_id", "agent_group_name", "channel_type"):
         raise ValueError(f"cannot cut ratings by {by!r}")
-    return frame(con, f"""SELECT {by}, count(*) AS served,
+    return frame(con, f"""SELECT {ident(by)}, count(*) AS served,
         count(satisfaction) AS rated, avg(satisfaction) AS mean_rating,
         avg(CASE WHEN satisfaction <= 2 THEN 1.0 ELSE 0.0 END)
             FILTER (WHERE satisfaction IS NOT NULL) AS low_share
-        FROM {_ident(dataset)}.session_records WHERE agent_id IS NOT NULL
-        GROUP BY ALL ORDER BY {by}""")
+        FROM {qualified(dataset, 'session_records')} WHERE agent_id IS NOT NULL
+        GROUP BY ALL ORDER BY {ident(by)}""")
 
 
-def abandonment(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET,
-                by: str | None = None) -> pd.DataFrame:
-    """Of the sessions that asked for a human, how many left the queue unserved."""
-    group = f"{_ident(by)}, " if by else ""
+def recorded_abandonment(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET,
+                         by: str | None = None) -> pd.DataFrame:
+    """Of the recorded sessions that asked for a human, how many left the queue unserved
+    (``queued``, ``abandoned``, ``rate``), per ``by`` if given."""
+    group = f"{ident(by)}, " if by else ""
     return frame(con, f"""SELECT {group}count(*) AS queued,
         count(*) FILTER (WHERE {_kind_sql()} = 'abandoned') AS abandoned,
         abandoned / queued AS rate
-        FROM {_ident(dataset)}.session_records
-        WHERE {_kind_sql()} IN ({_lit(QUEUED_KINDS)}) GROUP BY ALL
-        {'ORDER BY ' + _ident(by) if by else ''}""")
+        FROM {qualified(dataset, 'session_records')}
+        WHERE {_kind_sql()} IN ({literals(QUEUED_KINDS)}) GROUP BY ALL
+        {'ORDER BY ' + ident(by) if by else ''}""")
 
 
 def arrivals_per_interval(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET,
@@ -100,13 +94,13 @@ def arrivals_per_interval(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT
                           by: str | None = None) -> pd.DataFrame:
     """Sessions that asked for a human, by the interval they started in (exact, for the
     sessions that have ended)."""
-    w = _seconds(interval)
-    group = f"{_ident(by)}, " if by else ""
+    w = interval_seconds(interval)
+    group = f"{ident(by)}, " if by else ""
     return frame(con, f"""SELECT {group}
-        to_timestamp(floor(epoch(started_at) / {w}) * {w}) AS interval_start,
+        to_timestamp({bucket_sql("epoch(started_at)", w)}) AS interval_start,
         count(*) AS arrivals
-        FROM {_ident(dataset)}.session_records
-        WHERE {_kind_sql()} IN ({_lit(QUEUED_KINDS)}) GROUP BY ALL
+        FROM {qualified(dataset, 'session_records')}
+        WHERE {_kind_sql()} IN ({literals(QUEUED_KINDS)}) GROUP BY ALL
         ORDER BY {group}interval_start""")
 
 
@@ -120,11 +114,11 @@ def handling_times(con: duckdb.DuckDBPyConnection,
     polled keep the whole session as the upper bound, so the midpoints run low on average:
     :func:`handling_time_from_load` gives the mean.
     """
-    ds = _ident(dataset)
+    ds = ident(dataset)
     # A poll's time is its run's start, as in metrics.py: complete runs only.
     polls = f"""SELECT s.session_id,
-            min(r.started_at) FILTER (WHERE s.state = '{st.AGENT}') AS first_agent,
-            max(r.started_at) FILTER (WHERE s.state IN ({_lit(list(_PRE_AGENT))}))
+            min(r.started_at) FILTER (WHERE s.state = {literal(st.AGENT)}) AS first_agent,
+            max(r.started_at) FILTER (WHERE s.state IN ({literals(_PRE_AGENT)}))
                 AS last_before
         FROM {ds}.session_states s JOIN {ds}.runs r USING (run_id)
         WHERE s.session_id IS NOT NULL AND r.status = 'complete' GROUP BY 1"""
@@ -162,11 +156,11 @@ def handling_time_from_load(con: duckdb.DuckDBPyConnection, dataset: str = DEFAU
     """
     from tencent_desk.analysis import poll_metrics as metrics
 
-    w = _seconds(interval)
+    w = interval_seconds(interval)
     load = metrics.load_per_interval(con, dataset, w)
     served = frame(con, f"""SELECT
-        to_timestamp(floor(epoch(ended_at) / {w}) * {w}) AS interval_start, count(*) AS served
-        FROM {_ident(dataset)}.session_records WHERE agent_id IS NOT NULL
+        to_timestamp({bucket_sql("epoch(ended_at)", w)}) AS interval_start, count(*) AS served
+        FROM {qualified(dataset, 'session_records')} WHERE agent_id IS NOT NULL
         GROUP BY ALL""")
     out = load.merge(served, on="interval_start", how="left").fillna({"served": 0})
     out["agent_seconds"] = out.load_erlangs * w

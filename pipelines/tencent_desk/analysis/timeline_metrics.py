@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from tencent_desk.core import frames
 from tencent_desk.core.settings import DEFAULT_DATASET
+from tencent_desk.core.sql import qualified
 from tencent_desk.models.timeline import TABLE
 
 EXACT = ("event", "record")
@@ -46,7 +47,7 @@ def sessions(con: duckdb.DuckDBPyConnection, since: datetime | None = None,
             {_exact("answered", "ended")} AS handle_exact,
             queued_at IS NOT NULL AND answered_at IS NULL AND ended_at IS NOT NULL
                 AS abandoned
-        FROM "{dataset}".{TABLE} WHERE {where}""", params)
+        FROM {qualified(dataset, TABLE)} WHERE {where}""", params)
 
 
 def _rows(df: pd.DataFrame, mask: pd.Series, by: str | None, *columns: str) -> pd.DataFrame:
@@ -100,7 +101,7 @@ def handling_time(df: pd.DataFrame, by: str | None = None,
     return _spans(df, "handle", by, stats)
 
 
-def service_level(df: pd.DataFrame, threshold_s: float = 60.0,
+def measured_service_level(df: pd.DataFrame, threshold_s: float = 60.0,
                   by: str | None = None) -> pd.DataFrame:
     """Share of answered sessions answered within ``threshold_s``: ``lo`` counts only the
     waits surely within it, ``hi`` every wait that may be."""
@@ -115,7 +116,7 @@ def service_level(df: pd.DataFrame, threshold_s: float = 60.0,
     return pd.DataFrame(rows)
 
 
-def abandonment(df: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
+def abandonment_rate(df: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
     """Of the sessions that queued and are over, the share that ended unanswered."""
     rows = []
     over = _rows(df, df["queued_at"].notna() & (df["ended_at"].notna()
@@ -236,11 +237,11 @@ def compare_apps(df: pd.DataFrame, threshold_s: float = 60.0) -> pd.DataFrame:
     out = pd.DataFrame({"sessions": df.groupby(df[by].fillna("(none)").astype(str)).size()})
     for name, frame in (("speed_of_answer_s", speed_of_answer(df, by, ("mean",))),
                         ("handling_s", handling_time(df, by, ("mean",))),
-                        ("service_level", service_level(df, threshold_s, by))):
+                        ("service_level", measured_service_level(df, threshold_s, by))):
         if not frame.empty:
             out = out.join(frame.set_index("group")[["value", "lo", "hi"]].add_prefix(
                 f"{name}_").rename(columns={f"{name}_value": name}))
-    abandon = abandonment(df, by)
+    abandon = abandonment_rate(df, by)
     if not abandon.empty:
         out = out.join(abandon.set_index("group")["value"].rename("abandonment"))
     return out.rename_axis(by).reset_index()
@@ -414,8 +415,8 @@ def key_figures(df: pd.DataFrame, target_s: float = 60.0) -> pd.DataFrame:
         rows.append({"figure": f"speed of answer, {stat} (s)",
                      **(asa.loc[stat, ["value", "lo", "hi", "exact_share"]].to_dict()
                         if found else {"value": nan, "lo": nan, "hi": nan, "exact_share": nan})})
-    level = service_level(df, target_s)
-    aband = abandonment(df)
+    level = measured_service_level(df, target_s)
+    aband = abandonment_rate(df)
     handle = handling_time(df, stats=("mean",))
     for name, frame in ((f"service level ({target_s:g} s)", level),
                         ("abandonment", aband), ("handling time, mean (s)", handle)):

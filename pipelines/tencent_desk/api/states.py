@@ -14,6 +14,13 @@ ERROR = "error"
 ALL = (CHATBOT, QUEUING, WAITING_FOR_AGENT, AGENT, NOT_IN_SESSION, ENDED, UNKNOWN, ERROR)
 # States in which the API names the agent.
 WITH_AGENT = frozenset({WAITING_FOR_AGENT, AGENT})
+# A customer waits for an answer in both: queued, then offered to an agent who has not accepted.
+WAIT_STATES = (QUEUING, WAITING_FOR_AGENT)
+
+
+def merged(names: tuple[str, ...] | list[str]) -> str:
+    """The name of states counted as one, e.g. 'queuing+waiting_for_agent'."""
+    return "+".join(names)
 
 # Keys are folded: case, spaces, underscores and hyphens removed. The English docs write
 # "Not in session" and "Queuing", the Chinese ones "NotInSession" and "Queueing".

@@ -1,4 +1,7 @@
-"""Quoting for the SQL this package writes itself (DuckDB's rules), in one place."""
+"""Quoting for the SQL this package writes itself (DuckDB's and PostgreSQL's rules), in one
+place. Values go in as bound parameters wherever the driver takes them; ``literal`` is for
+the few places it cannot (DDL, a file name in ``read_parquet``) or where DuckDB prunes by a
+constant and not by a parameter (said where it is used)."""
 
 from __future__ import annotations
 
@@ -10,9 +13,14 @@ def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def literal(text: str) -> str:
+def qualified(*parts: str) -> str:
+    """A qualified name, each part quoted: ``qualified(dataset, table)``."""
+    return ".".join(ident(p) for p in parts)
+
+
+def literal(text: object) -> str:
     """A quoted string literal."""
-    return "'" + text.replace("'", "''") + "'"
+    return "'" + str(text).replace("'", "''") + "'"
 
 
 def literals(values: Iterable[str]) -> str:

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from tencent_desk.api.client import Key
 from tencent_desk.core import settings
 from tencent_desk.core.sql import ident as _ident
+from tencent_desk.core.sql import literal, qualified
 
 COLUMNS = ("session_id", "client_user_id", "customer_service_id")
 # The API's own names (SessionId, ...) are accepted as well as ours, in any case.
@@ -64,11 +65,7 @@ def quote_table(name: str) -> str:
     parts = name.split(".")
     if not 1 <= len(parts) <= 3 or not all(_IDENT.match(p) for p in parts):
         raise SeedError(f"seed table {name[:80]!r} is not a plain [schema.]table name")
-    return ".".join(f'"{p}"' for p in parts)
-
-
-def _sql_str(value: object) -> str:
-    return str(value).replace("'", "''")
+    return qualified(*parts)
 
 
 def key_columns(names: list[str], where: str) -> dict[str, str]:
@@ -117,8 +114,8 @@ class PreparedSeed:
         # keys never sits whole in RAM.
         self.con = duckdb.connect(":memory:")
         try:
-            self.con.execute(f"SET memory_limit='{memory_limit}'")
-            self.con.execute(f"SET temp_directory='{_sql_str(self._dir)}'")
+            self.con.execute(f"SET memory_limit={literal(memory_limit)}")
+            self.con.execute(f"SET temp_directory={literal(self._dir)}")
             self.con.execute("SET enable_progress_bar=false")
             self._load_raw()
             self._check()
@@ -141,8 +138,8 @@ class PreparedSeed:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _scalar(self, sql: str) -> int:
-        rows = self.con.execute(sql).fetchall()  # fetchall: DuckDB 2 wants results finished
+    def _scalar(self, sql: str, params: list[object] | None = None) -> int:
+        rows = self.con.execute(sql, params).fetchall()  # fetchall: DuckDB 2 wants results finished
         return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
     # -- reading: every format becomes raw(row_no, three text columns, problem, raw) -----
@@ -168,7 +165,7 @@ class PreparedSeed:
             self.con.execute(f"""
                 INSERT INTO raw SELECT (SELECT coalesce(max(row_no), 0) FROM raw)
                     + row_number() OVER (), session_id, client_user_id, customer_service_id,
-                    NULL, NULL FROM read_parquet('{_sql_str(spec.extra)}')""")
+                    NULL, NULL FROM read_parquet({literal(spec.extra)})""")
         self.counts.rows = self._scalar("SELECT count(*) FROM raw")
 
     def _select(self, source: str, found: dict[str, str], types: dict[str, str]) -> str:
@@ -185,7 +182,7 @@ class PreparedSeed:
             # Numbers (or anything) where text belongs: the row is rejected, not guessed at.
             cols.append(f"CAST({ident} AS VARCHAR) AS {col}")
             problems.append(f"CASE WHEN {ident} IS NOT NULL THEN "
-                            f"'{col} is {_sql_str(kind.lower())}, not text' END")
+                            f"{literal(f'{col} is {kind.lower()}, not text')} END")
         problem = f"coalesce({', '.join(problems)})" if problems else "NULL::VARCHAR"
         return (f"SELECT row_number() OVER () AS row_no, {', '.join(cols)}, "
                 f"{problem} AS problem, NULL::VARCHAR AS raw FROM {source}")
@@ -204,14 +201,14 @@ class PreparedSeed:
         positional = {ours: f"c{header.index(name)}" for ours, name in found.items()}
         columns = {f"c{i}": "VARCHAR" for i in range(len(header))}
         # Lines DuckDB cannot parse (bad UTF-8, wrong column count) go to csv_rejects.
-        source = (f"read_csv('{_sql_str(path)}', header=true, delim='{delim}', quote='\"', "
+        source = (f"read_csv({literal(path)}, header=true, delim={literal(delim)}, quote='\"', "
                   f"escape='\"', auto_detect=false, columns={columns}, ignore_errors=true, "
                   "store_rejects=true, rejects_table='csv_rejects', rejects_scan='csv_scans', "
                   "max_line_size=4000000)")
         return self._select(source, positional, {})
 
     def _parquet(self) -> str:
-        source = f"read_parquet('{_sql_str(self.spec.path)}')"
+        source = f"read_parquet({literal(self.spec.path)})"
         return self._typed(source)
 
     def _duckdb(self) -> str:
@@ -220,7 +217,7 @@ class PreparedSeed:
                             "with --seed-table")
         table = quote_table(self.spec.table)
         try:
-            self.con.execute(f"ATTACH '{_sql_str(self.spec.path)}' AS seed_db (READ_ONLY)")
+            self.con.execute(f"ATTACH {literal(self.spec.path)} AS seed_db (READ_ONLY)")
         except duckdb.Error as exc:
             raise SeedError(f"cannot open seed database {self.spec.path}: "
                             f"{_first_line(exc)}") from None
@@ -272,7 +269,7 @@ class PreparedSeed:
 
     def _has_table(self, name: str) -> bool:
         return bool(self._scalar(
-            f"SELECT count(*) FROM duckdb_tables() WHERE table_name = '{_sql_str(name)}'"))
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]))
 
     def _load_ended(self, ended: Iterable[pa.Table] | None) -> None:
         self.con.execute("CREATE TABLE ended (session_id VARCHAR)")
@@ -310,8 +307,8 @@ class PreparedSeed:
         # keys is stored in seed order (a scan keeps insertion order, and so does COPY).
         self.con.execute(f"""
             COPY (SELECT session_id, client_user_id, customer_service_id FROM keys)
-            TO '{_sql_str(self._keys)}' (FORMAT parquet, ROW_GROUP_SIZE {_ROW_GROUP})""")
-        self.con.execute(f"COPY ({self._rejects_sql()}) TO '{_sql_str(self._rejects)}' "
+            TO {literal(self._keys)} (FORMAT parquet, ROW_GROUP_SIZE {_ROW_GROUP})""")
+        self.con.execute(f"COPY ({self._rejects_sql()}) TO {literal(self._rejects)} "
                          f"(FORMAT parquet, ROW_GROUP_SIZE {_ROW_GROUP})")
 
     def key_batches(self, size: int = settings.DEFAULT_BATCH_SIZE) -> Iterator[list[Key]]:

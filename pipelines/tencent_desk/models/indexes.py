@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tencent_desk.core.sql import ident, literal
+from tencent_desk.core.sql import ident
 from tencent_desk.models import snapshot
 
 
@@ -17,9 +17,9 @@ def create(client: Any) -> list[str]:
     done = []
     for table, layout in snapshot.LAYOUTS.items():
         columns = client.execute_sql(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
-            f"{literal(client.dataset_name)} AND table_name = {literal(table)} "
-            f"AND column_name = {literal(layout.column)}") or []
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
+            "AND table_name = %s AND column_name = %s",
+            client.dataset_name, table, layout.column) or []
         if columns:
             client.execute_sql(
                 f"CREATE INDEX IF NOT EXISTS {ident(f'{table}_{layout.column}_idx')} "

@@ -35,8 +35,8 @@ from typing import Any
 
 import duckdb
 from tencent_desk.core.durable import fsync_dir, write_atomically
-from tencent_desk.core.sql import ident as _quote
-from tencent_desk.core.sql import literal as _lit
+from tencent_desk.core.sql import ident, literal, qualified
+from tencent_desk.models import poll_views
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -77,26 +77,28 @@ class Layout:
     def day_filter(self, day: str) -> str:
         """Rows of one day, as a range the column's zone maps can skip by."""
         if day == "undated" or self.column == "day":
-            return f"({self.day_sql()}) = '{day}'"
+            return f"({self.day_sql()}) = {literal(day)}"
         nxt = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
         if self.column == "run_id":
-            return f"run_id >= '{day.replace('-', '')}' AND run_id < '{nxt.replace('-', '')}'"
-        return f"{self.column} >= TIMESTAMPTZ '{day}' AND {self.column} < TIMESTAMPTZ '{nxt}'"
+            return (f"run_id >= {literal(day.replace('-', ''))} "
+                    f"AND run_id < {literal(nxt.replace('-', ''))}")
+        col = ident(self.column)
+        return f"{col} >= TIMESTAMPTZ {literal(day)} AND {col} < TIMESTAMPTZ {literal(nxt)}"
 
     def window_filter(self, first: str | None, last: str | None) -> str:
         """Rows of the days ``first``..``last`` (ISO dates, inclusive; None: open), and the
         undated ones, as the Reader keeps them: plain comparisons with literals, valid SQL on
         DuckDB and PostgreSQL alike, that an index on the column serves."""
-        col, parts = _quote(self.column), []
+        col, parts = ident(self.column), []
         for day, op in ((first, ">="), (_next_day(last), "<")):
             if day is None:
                 continue
             if self.column == "run_id":
-                parts.append(f"{col} {op} {_lit(day.replace('-', ''))}")
+                parts.append(f"{col} {op} {literal(day.replace('-', ''))}")
             elif self.column == "day":
-                parts.append(f"{col} {op} {_lit(day)}")
+                parts.append(f"{col} {op} {literal(day)}")
             else:  # UTC midnight, whatever the session's time zone
-                parts.append(f"{col} {op} CAST({_lit(day + ' 00:00:00+00')} AS TIMESTAMPTZ)")
+                parts.append(f"{col} {op} CAST({literal(day + ' 00:00:00+00')} AS TIMESTAMPTZ)")
         if not parts:
             return "TRUE"
         undated = f"{col} IS NULL" + (f" OR {col} = 'undated'" if self.column == "day" else "")
@@ -133,7 +135,7 @@ def window_rows(table: str, since: datetime | date | None,
     """SQL (DuckDB's and PostgreSQL's) keeping a table's rows of ``[since, until)`` by its
     ``WINDOW_TIMES`` column; "TRUE" for other tables, or bounds given as dates (whole days)."""
     column = WINDOW_TIMES.get(table)
-    bounds = [f"{_quote(column)} {op} TIMESTAMPTZ {_lit(at.isoformat())}"
+    bounds = [f"{ident(column)} {op} TIMESTAMPTZ {literal(at.isoformat())}"
               for op, at in ((">=", since), ("<", until))
               if column and isinstance(at, datetime)]
     return " AND ".join(bounds) or "TRUE"
@@ -179,7 +181,7 @@ class Publisher:
         tables = self._tables(dataset)
         if "_dlt_loads" not in tables:
             return 0
-        ds = _quote(dataset)
+        ds = ident(dataset)
         (top,) = self.con.execute(
             f"SELECT max(load_id) FROM {ds}._dlt_loads WHERE status = 0 AND load_id > ?",
             [watermark]).fetchone() or (None,)
@@ -192,8 +194,8 @@ class Publisher:
                 f"SELECT run_id FROM {ds}.{t} WHERE _dlt_load_id > $1 AND _dlt_load_id <= $2"
                 for t in logs), [watermark, top]).fetchall())
             if ids:  # the range lets DuckDB skip the history by its zone maps
-                new_runs = (f"run_id >= {_lit(ids[0])} AND run_id <= {_lit(ids[-1])} AND "
-                            f"run_id IN ({', '.join(map(_lit, ids))})")
+                new_runs = (f"run_id >= {literal(ids[0])} AND run_id <= {literal(ids[-1])} AND "
+                            f"run_id IN ({', '.join(map(literal, ids))})")
         before = self.written
         for table in tables:
             if table.startswith("_"):  # dlt's own, and the job's bookkeeping
@@ -202,8 +204,8 @@ class Publisher:
             if table not in RUN_LOGS and "run_id" in tables[table]:
                 changed = new_runs
             elif "_dlt_load_id" in tables[table]:
-                changed = (f"_dlt_load_id > {_lit(watermark)} AND _dlt_load_id <= "
-                           f"{_lit(top)}")
+                changed = (f"_dlt_load_id > {literal(watermark)} AND _dlt_load_id <= "
+                           f"{literal(top)}")
             else:
                 changed = "TRUE"
             self._table(dataset, table, tables[table], layout, changed)
@@ -248,8 +250,8 @@ class Publisher:
         self._note_columns(entry, list(columns))
         entry["columns"] = list(columns.items())
         days: dict[str, list[str]] = entry["days"]
-        source = f"{_quote(schema)}.{_quote(table)}"
-        day_sql = layout.day_sql() if layout else _lit(WHOLE)
+        source = qualified(schema, table)
+        day_sql = layout.day_sql() if layout else literal(WHOLE)
         touched = [d for (d,) in self.con.execute(
             f"SELECT DISTINCT {day_sql} FROM {source} WHERE {changed}").fetchall()]
         if not touched:
@@ -276,7 +278,7 @@ class Publisher:
         files = [n for names_ in entry["days"].values() for n in names_]
         changed = bool(files) and [c for c, _ in entry.get("columns", [])] != names
         if "mixed" not in entry and files and not changed:
-            paths = ", ".join(_lit(str(self.folder / n)) for n in files)
+            paths = ", ".join(literal(str(self.folder / n)) for n in files)
             (kinds,) = self.con.execute(
                 f"SELECT count(DISTINCT cols) FROM (SELECT file_name, string_agg(name, ',' "
                 f"ORDER BY name) AS cols FROM parquet_schema([{paths}]) WHERE num_children IS "
@@ -288,8 +290,8 @@ class Publisher:
         """A merged table's changed rows replace none already published in ``files``."""
         if not files:
             return True
-        key = _quote(str(layout.key))
-        paths = ", ".join(_lit(str(self.folder / n)) for n in files)
+        key = ident(str(layout.key))
+        paths = ", ".join(literal(str(self.folder / n)) for n in files)
         (clash,) = self.con.execute(
             f"SELECT count(*) FROM read_parquet([{paths}]) WHERE {key} IN "
             f"(SELECT {key} FROM {source} WHERE {changed})").fetchone() or (0,)
@@ -300,9 +302,9 @@ class Publisher:
         """One pass over the table writes every day's new file (DuckDB partitions it)."""
         tmp = self.folder / f".tmp-{uuid.uuid4().hex[:12]}"
         if only is not None:
-            select = f"SELECT * FROM ({select}) WHERE __day IN ({', '.join(map(_lit, only))})"
+            select = f"SELECT * FROM ({select}) WHERE __day IN ({', '.join(map(literal, only))})"
         (n,) = self.con.execute(
-            f"COPY ({select}) TO {_lit(str(tmp))} (FORMAT parquet, COMPRESSION zstd, "
+            f"COPY ({select}) TO {literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd, "
             "PARTITION_BY (__day), FILENAME_PATTERN 'part-{uuid}')").fetchone() or (0,)
         self.written += int(n)
         stamp = f"{int(self.now() * 1000):013d}"
@@ -330,7 +332,8 @@ class Publisher:
         views = self.con.execute(
             "SELECT view_name, sql FROM duckdb_views() WHERE schema_name = ? AND NOT internal "
             "AND database_name = current_database()", [schema]).fetchall()
-        self.manifest["schemas"][schema]["views"] = dict(sorted(views))
+        # in an order they can be made in: the poll views read those before them
+        self.manifest["schemas"][schema]["views"] = dict(sorted(views, key=_view_order))
 
     def _retire(self, names: Iterable[str]) -> None:
         at = self.now()
@@ -394,6 +397,11 @@ def publish(con: duckdb.DuckDBPyConnection, database: Path, datasets: Sequence[s
     return rows
 
 
+def _view_order(view: tuple[str, str]) -> tuple[int, str]:
+    name = view[0]
+    return (poll_views.VIEWS.index(name) + 1 if name in poll_views.VIEWS else 0, name)
+
+
 # --- the readers' side ------------------------------------------------------------------
 
 
@@ -407,24 +415,24 @@ def view_statements(manifest: dict[str, Any], folder: Path,
     app's rows, in every table that has the column."""
     out: list[str] = []
     for schema, entry in manifest["schemas"].items():
-        out.append(f"DROP SCHEMA IF EXISTS {_quote(schema)} CASCADE")
-        out.append(f"CREATE SCHEMA {_quote(schema)}")
+        out.append(f"DROP SCHEMA IF EXISTS {ident(schema)} CASCADE")
+        out.append(f"CREATE SCHEMA {ident(schema)}")
         for table, spec in entry["tables"].items():
             keep = days(schema, table) if days else (lambda _d: True)
             files = [str(folder / n) for d, names in sorted(spec["days"].items()) if keep(d)
                      for n in names]
-            name = f"{_quote(schema)}.{_quote(table)}"
+            name = qualified(schema, table)
             if files:
-                cols = ", ".join(_quote(c) for c, _ in spec["columns"])
+                cols = ", ".join(ident(c) for c, _ in spec["columns"])
                 where = rows(table) if rows else "TRUE"
                 if sdkappid is not None and any(c == "sdkappid" for c, _ in spec["columns"]):
                     where += f" AND sdkappid = {int(sdkappid)}"
                 by_name = "true" if spec.get("mixed", True) else "false"
                 out.append(f"CREATE VIEW {name} AS SELECT {cols} FROM read_parquet("
-                           f"[{', '.join(map(_lit, files))}], union_by_name = {by_name}) "
+                           f"[{', '.join(map(literal, files))}], union_by_name = {by_name}) "
                            f"WHERE {where}")
             else:
-                cols = ", ".join(f"{_quote(c)} {t}" for c, t in spec["columns"])
+                cols = ", ".join(f"{ident(c)} {t}" for c, t in spec["columns"])
                 out.append(f"CREATE TABLE {name} ({cols})")
         for sql in entry.get("views", {}).values():
             out.append(sql)

@@ -23,7 +23,7 @@ from datetime import datetime
 
 import duckdb
 from tencent_desk.api import states
-from tencent_desk.core.sql import literals as _lit
+from tencent_desk.core.sql import ident, literal, literals
 from tencent_desk.intake import events
 from tencent_desk.models import snapshot
 
@@ -78,7 +78,7 @@ def touched(alias: str) -> str:
 
 
 def _names(meaning: str) -> str:
-    return _lit([n for n, e in events.EVENT_NAMES.items() if e.meaning == meaning])
+    return literals([n for n, e in events.EVENT_NAMES.items() if e.meaning == meaning])
 
 
 def _from_events(ds: str, since: str) -> str:
@@ -143,8 +143,8 @@ def _from_polls(ds: str, since: str) -> str:
     it happened (hi) and the poll before it, or the run before when the session was not
     seen earlier (lo); when it was last seen (:data:`SEEN`)."""
     firsts = ",\n".join(
-        f"min(t) FILTER (WHERE state IN ({_lit(s)})) AS {name}_hi,\n"
-        f"arg_min_null(lo, t) FILTER (WHERE state IN ({_lit(s)})) AS {name}_lo"
+        f"min(t) FILTER (WHERE state IN ({literals(s)})) AS {name}_hi,\n"
+        f"arg_min_null(lo, t) FILTER (WHERE state IN ({literals(s)})) AS {name}_lo"
         for name, s in POLL_STATES.items())
     return f"""
     complete_runs AS (
@@ -206,7 +206,7 @@ def _pick(column: str, order: Sequence[str]) -> str:
 def since_sql(horizon: datetime | None) -> str:
     """The horizon as a constant of the SQL (a parameter or subquery would be applied only
     after reading every block)."""
-    return (f"TIMESTAMPTZ {_lit([horizon.isoformat()])}" if horizon is not None
+    return (f"TIMESTAMPTZ {literal(horizon.isoformat())}" if horizon is not None
             else "NULL::TIMESTAMPTZ")
 
 
@@ -244,14 +244,15 @@ def select_sql(ds: str, src: Sources, since: str) -> str:
     """
 
 
-# The tables of a dataset (DuckDB and PostgreSQL alike).
-TABLES_SQL = ("SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
-              "AND table_catalog = current_database() AND table_type = 'BASE TABLE'")
+def tables_sql(param: str) -> str:
+    """The tables of a dataset, named by the parameter ``param`` (DuckDB's ``?``, a dlt
+    sql_client's ``%s``): the same SQL on DuckDB and PostgreSQL."""
+    return ("SELECT table_name FROM information_schema.tables WHERE table_schema = "
+            f"{param} AND table_catalog = current_database() AND table_type = 'BASE TABLE'")
 
 
 def sources(con: duckdb.DuckDBPyConnection, dataset: str) -> Sources:
-    return Sources(frozenset(r[0] for r in con.execute(
-        TABLES_SQL.replace("%s", "?"), [dataset]).fetchall()))
+    return Sources(frozenset(r[0] for r in con.execute(tables_sql("?"), [dataset]).fetchall()))
 
 
 def finished_sql(ds: str, logs: Sequence[str]) -> str:
@@ -263,8 +264,9 @@ def finished_sql(ds: str, logs: Sequence[str]) -> str:
 def new_data_sql(ds: str, src: Sources, new: Sequence[str]) -> str:
     """Per source, the sessions the runs ``new`` brought rows of, with their earliest time
     (``sdkappid``, ``session_id``, ``t``)."""
-    # the range lets DuckDB skip the history by its zone maps
-    runs = f"run_id BETWEEN {_lit([new[0]])} AND {_lit([new[-1]])} AND run_id IN ({_lit(new)})"
+    # constants, not parameters: the range lets DuckDB skip the history by its zone maps
+    runs = (f"run_id BETWEEN {literal(new[0])} AND {literal(new[-1])} "
+            f"AND run_id IN ({literals(new)})")
     parts = []
     if src.polls:
         parts.append(f"SELECT sdkappid, session_id, min(polled_at) AS t FROM "
@@ -293,7 +295,7 @@ def upkeep(con: duckdb.DuckDBPyConnection, dataset: str) -> int:
     logs = [t for t in snapshot.RUN_LOGS if t in src.tables]
     if not logs or not (src.events or src.records or src.polls):
         return 0
-    ds = f'"{dataset}"'
+    ds = ident(dataset)
     con.execute(f"CREATE TABLE IF NOT EXISTS {ds}.{STATE_TABLE} (load_id VARCHAR)")
     (watermark,) = con.execute(f"SELECT max(load_id) FROM {ds}.{STATE_TABLE}").fetchone() or (
         None,)

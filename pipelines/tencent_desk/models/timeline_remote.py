@@ -59,7 +59,7 @@ def upkeep(pipeline: Any) -> int:
     ds = ident(dataset)
     with pipeline.sql_client() as client:
         src = timeline.Sources(frozenset(r[0] for r in client.execute_sql(
-            timeline.TABLES_SQL, dataset)))
+            timeline.tables_sql("%s"), dataset)))
         logs = [t for t in snapshot.RUN_LOGS if t in src.tables]
         if not logs or not (src.events or src.records or src.polls):
             return 0

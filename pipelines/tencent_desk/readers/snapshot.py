@@ -7,7 +7,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
-from tencent_desk.models import snapshot
+from tencent_desk.models import poll_views, snapshot
 
 
 class Reader:
@@ -38,6 +38,8 @@ class Reader:
             for sql in snapshot.view_statements(manifest, self.folder, self._days, self._rows,
                                        self.sdkappid):
                 self._con.execute(sql)
+            for schema in manifest["schemas"]:  # a snapshot published before they existed
+                poll_views.ensure(self._con, schema)
             self._generation = manifest["generation"]
         return self._con
 

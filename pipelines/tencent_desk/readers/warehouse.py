@@ -30,7 +30,7 @@ from dlt.common.destination.reference import Destination
 from tencent_desk.core import dialect, redact
 from tencent_desk.core.sql import ident, literal
 from tencent_desk.job import event_load
-from tencent_desk.models import latest, snapshot
+from tencent_desk.models import latest, poll_views, snapshot
 
 CHUNK_ROWS = 100_000  # rows per Arrow batch pulled: bounded memory on the way in
 # The dataset's views, made again locally over the pulled rows with the job's own SQL
@@ -176,8 +176,9 @@ class Reader:
             "SELECT c.table_name, c.column_name, c.data_type, c.numeric_precision, "
             "c.numeric_scale FROM information_schema.columns c JOIN information_schema.tables t"
             " ON t.table_schema = c.table_schema AND t.table_name = c.table_name "
-            f"WHERE c.table_schema = {literal(client.dataset_name)} "
-            "AND t.table_type = 'BASE TABLE' ORDER BY c.table_name, c.ordinal_position") or []
+            "WHERE c.table_schema = %s "
+            "AND t.table_type = 'BASE TABLE' ORDER BY c.table_name, c.ordinal_position",
+            client.dataset_name) or []
         out: dict[str, list[tuple[str, str]]] = {}
         for table, column, kind, precision, scale in rows:
             if not table.startswith("_"):
@@ -202,6 +203,7 @@ class Reader:
         for view, (table, make) in VIEWS.items():
             if table in tables:
                 con.execute(make(f"{local}.{ident(view)}", f"{local}.{ident(table)}"))
+        poll_views.create(con, self.dataset_name)
 
     def select(self, client: Any, table: str, columns: list[str]) -> str:
         """The server-side query for a table's window (the whole table if it has no layout)."""

@@ -14,7 +14,7 @@ from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from tencent_desk.core import dialect
 from tencent_desk.job.record_source import RUNS_TABLE as RECORD_RUNS
 from tencent_desk.job.runs import final_status
-from tencent_desk.models import indexes, latest, snapshot, timeline, timeline_remote
+from tencent_desk.models import indexes, latest, poll_views, snapshot, timeline, timeline_remote
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,10 @@ def _complete(client: Any, table: str, row_id: str | None = None) -> dict[str, s
 def for_readers(con: Any, database: Path, dataset: str,
                 whole: Sequence[tuple[str, str]] = ()) -> int:
     """On the job's DuckDB: the sessions the new loads touched brought up to date in
-    ``session_timeline``, then everything new published for readers; returns rows published."""
+    ``session_timeline`` and the poll views made (they go out with the snapshot), then
+    everything new published for readers; returns rows published."""
     timeline.upkeep(con, dataset)
+    poll_views.create(con, dataset)
     return snapshot.publish(con, database, [dataset], whole)
 
 

@@ -9,18 +9,16 @@ from datetime import datetime, timedelta
 
 import duckdb
 import pandas as pd
-from tencent_desk.analysis.poll_metrics import (
-    WAIT_STATES,
-    _bucket,
-    _label,
-    _seconds,
-)
+from tencent_desk.analysis.buckets import bucket_sql, interval_seconds
 from tencent_desk.api import states as st
 from tencent_desk.core.frames import frame
 from tencent_desk.core.settings import TRUTH_SCHEMA
-from tencent_desk.core.sql import ident as _ident
-from tencent_desk.core.sql import literals as _lit
+from tencent_desk.core.sql import ident, literal, literals
 from tencent_desk.simulator.schedule import Schedule
+
+
+def _merged(states: Sequence[str]) -> str:
+    return literal(st.merged(list(states)))
 
 
 def has_truth(con: duckdb.DuckDBPyConnection, truth_schema: str = TRUTH_SCHEMA) -> bool:
@@ -48,10 +46,10 @@ def truth_queue_at(
            count(DISTINCT tr.session_id) FILTER (WHERE tr.state = '{st.QUEUING}') AS queuing,
            count(DISTINCT tr.session_id) FILTER (WHERE tr.state = '{st.WAITING_FOR_AGENT}')
                AS waiting_for_agent,
-           count(DISTINCT tr.session_id) FILTER (WHERE tr.state IN ({_lit(WAIT_STATES)}))
+           count(DISTINCT tr.session_id) FILTER (WHERE tr.state IN ({literals(st.WAIT_STATES)}))
                AS waiting
     FROM (SELECT unnest($at::TIMESTAMPTZ[]) AS t) a
-    LEFT JOIN {_ident(truth_schema)}.truth tr
+    LEFT JOIN {ident(truth_schema)}.truth tr
          ON tr.started_at <= a.t AND (tr.ended_at IS NULL OR a.t < tr.ended_at)
     GROUP BY a.t ORDER BY a.t"""
     return frame(con, sql, {"at": _instants(at)})
@@ -63,7 +61,7 @@ def truth_agent_concurrency_at(
     truth_schema: str = TRUTH_SCHEMA,
 ) -> pd.DataFrame:
     """The true chats (sessions in ``agent``) per agent at each instant, zero-filled."""
-    ts = _ident(truth_schema)
+    ts = ident(truth_schema)
     sql = f"""
     WITH a AS (SELECT DISTINCT unnest($at::TIMESTAMPTZ[]) AS t),
     agents AS (SELECT DISTINCT agent_id FROM {ts}.truth WHERE state = '{st.AGENT}'),
@@ -82,11 +80,11 @@ def truth_agent_concurrency_at(
 
 def _truth_episodes_cte(ts: str, states: Sequence[str]) -> str:
     # Consecutive segments of one (merged) state: one episode, as islands are for polls.
-    label = _label(states)
+    label = _merged(states)
     return f"""
     seg AS (
         SELECT session_id, started_at, ended_at,
-               CASE WHEN state IN ({_lit(states)}) THEN {label} ELSE state END AS state
+               CASE WHEN state IN ({literals(states)}) THEN {label} ELSE state END AS state
         FROM {ts}.truth
     ),
     grouped AS (
@@ -111,15 +109,15 @@ def _truth_episodes_cte(ts: str, states: Sequence[str]) -> str:
 def truth_waits(
     con: duckdb.DuckDBPyConnection,
     truth_schema: str = TRUTH_SCHEMA,
-    states: Sequence[str] = WAIT_STATES,
+    states: Sequence[str] = st.WAIT_STATES,
 ) -> pd.DataFrame:
     """Every true wait, shaped like ``waits`` (lower_s = upper_s = wait_s).
 
     An ``agent`` episode not preceded by a wait adds a zero wait, as ``waits`` adds an unseen
     one. outcome: answered, ended (the session's last episode), other, or ongoing (no end yet).
     """
-    label = _label(states)
-    sql = f"""WITH {_truth_episodes_cte(_ident(truth_schema), states)}
+    label = _merged(states)
+    sql = f"""WITH {_truth_episodes_cte(ident(truth_schema), states)}
     SELECT session_id, started_at, ended_at, epoch(ended_at) - epoch(started_at) AS wait_s,
            epoch(ended_at) - epoch(started_at) AS lower_s,
            epoch(ended_at) - epoch(started_at) AS upper_s,
@@ -146,9 +144,9 @@ def truth_abandonment(
 
     ended_at is the session's end (its last segment's), NULL while it goes on.
     """
-    ts = _ident(truth_schema)
-    label = _label(WAIT_STATES)
-    sql = f"""WITH {_truth_episodes_cte(ts, WAIT_STATES)},
+    ts = ident(truth_schema)
+    label = _merged(st.WAIT_STATES)
+    sql = f"""WITH {_truth_episodes_cte(ts, st.WAIT_STATES)},
     last_seen AS (
         SELECT session_id, arg_max(state, started_at) AS last_state FROM {ts}.truth
         GROUP BY session_id
@@ -183,25 +181,25 @@ def truth_demand_per_interval(
     aht_s: agent episodes that began in it (aht_s over those that ended); load_erlangs: the
     time average of chats with an agent over the whole interval.
     """
-    w = _seconds(interval)
-    label = _label(WAIT_STATES)
+    w = interval_seconds(interval)
+    label = _merged(st.WAIT_STATES)
     ends = "epoch(coalesce(ended_at, 'infinity'::TIMESTAMPTZ))"
-    sql = f"""WITH {_truth_episodes_cte(_ident(truth_schema), WAIT_STATES)},
+    sql = f"""WITH {_truth_episodes_cte(ident(truth_schema), st.WAIT_STATES)},
     buckets AS (
         SELECT b AS b0, b + {w} AS b1
-        FROM (SELECT unnest(range({_bucket("min(epoch(started_at))", w)},
-                                  {_bucket("max(epoch(coalesce(ended_at, started_at)))", w)}
+        FROM (SELECT unnest(range({bucket_sql("min(epoch(started_at))", w)},
+                                  {bucket_sql("max(epoch(coalesce(ended_at, started_at)))", w)}
                                   + 1, {w})) AS b
               FROM ordered)
     ),
     arrived AS (
         SELECT b0, count(*) AS arrivals
-        FROM (SELECT {_bucket("epoch(min(started_at))", w)} AS b0 FROM ordered
+        FROM (SELECT {bucket_sql("epoch(min(started_at))", w)} AS b0 FROM ordered
               WHERE state IN ({label}, '{st.AGENT}') GROUP BY session_id)
         GROUP BY b0
     ),
     handled AS (
-        SELECT {_bucket("epoch(started_at)", w)} AS b0, count(*) AS answered,
+        SELECT {bucket_sql("epoch(started_at)", w)} AS b0, count(*) AS answered,
                avg(epoch(ended_at) - epoch(started_at)) AS aht_s
         FROM ordered WHERE state = '{st.AGENT}' GROUP BY ALL
     ),
@@ -236,10 +234,10 @@ def truth_expected_rates(
            to_timestamp(floor(epoch(interval_start) / $w) * $w) AS interval_start,
            $w AS interval_s, sum(expected_offered) AS expected_offered,
            any_value(day_multiplier) AS day_multiplier, sum(drawn_offered) AS drawn_offered
-    FROM {_ident(truth_schema)}.expected_rates
+    FROM {ident(truth_schema)}.expected_rates
     GROUP BY agent_group_id, 3 ORDER BY agent_group_id, interval_start"""
     (stored,), = con.execute(
-        f"SELECT min(interval_s) FROM {_ident(truth_schema)}.expected_rates").fetchall()
+        f"SELECT min(interval_s) FROM {ident(truth_schema)}.expected_rates").fetchall()
     if stored and interval_s % int(stored):
         raise ValueError(f"interval_s must be a multiple of {int(stored)} s")
     return frame(con, sql, {"w": interval_s})
@@ -257,7 +255,7 @@ def truth_customers(
     sql = f"""
     SELECT session_id, agent_group_id, epoch(queued_at) AS queued_at, patience_s, offer_s,
            work_s, chatbot_s, outcome, wait_s, handle_s
-    FROM {_ident(truth_schema)}.customers
+    FROM {ident(truth_schema)}.customers
     WHERE ($start::TIMESTAMPTZ IS NULL OR queued_at >= $start)
       AND ($end::TIMESTAMPTZ IS NULL OR queued_at < $end)
     ORDER BY agent_group_id, queued_at"""
@@ -268,12 +266,12 @@ def truth_schedule(
     con: duckdb.DuckDBPyConnection, truth_schema: str = TRUTH_SCHEMA
 ) -> Schedule:
     """The staffing schedule the history was served by."""
-    return Schedule.from_frame(frame(con, f"SELECT * FROM {_ident(truth_schema)}.schedule"))
+    return Schedule.from_frame(frame(con, f"SELECT * FROM {ident(truth_schema)}.schedule"))
 
 
 def truth_agent_groups(
     con: duckdb.DuckDBPyConnection, truth_schema: str = TRUTH_SCHEMA
 ) -> pd.DataFrame:
     """Each group's true parameters: volume, weekly factors, handling, patience, slots."""
-    return frame(con, f"SELECT * FROM {_ident(truth_schema)}.agent_groups "
+    return frame(con, f"SELECT * FROM {ident(truth_schema)}.agent_groups "
                       "ORDER BY agent_group_id")
