@@ -31,6 +31,21 @@ def _q(db: Path, sql: str) -> list[tuple]:
         return con.execute(sql).fetchall()
 
 
+# dlt's working folder has folders that are empty in the fixture; git keeps no empty folder.
+_TOP = ("load/new", "load/normalized", "load/loaded", "normalize/extracted")
+_PACKAGE = (".exceptions", ".pending_transitions", "new_jobs", "started_jobs", "failed_jobs",
+            "completed_jobs")
+
+
+def _empty_folders(pipeline: Path) -> None:
+    for top in _TOP:
+        (pipeline / top).mkdir(parents=True, exist_ok=True)
+    for package in (pipeline / "load").glob("*/*"):
+        if package.is_dir():
+            for sub in _PACKAGE:
+                (package / sub).mkdir(exist_ok=True)
+
+
 def restore(version: str, tmp_path: Path) -> tuple[Path, Path, dict]:
     """The version's database and its dlt working folder (with the pending package), as
     they were on the machine that made them, under this test's paths."""
@@ -42,6 +57,7 @@ def restore(version: str, tmp_path: Path) -> tuple[Path, Path, dict]:
         con.execute((export / "load.sql").read_text().replace(" FROM '", f" FROM '{export}/"))
     name = pipeline_name(db, settings.DEFAULT_DATASET)
     shutil.copytree(FIXTURES / version / "pipeline", work / name)
+    _empty_folders(work / name)
     for state in (work / name).rglob("*.json"):  # the folder is named after the database
         state.write_text(state.read_text().replace(made["pipeline_name"], name))
     return db, work, made
