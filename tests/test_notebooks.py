@@ -25,49 +25,16 @@ from tencent_desk.models import snapshot
 from tencent_desk.notebook import plottable, shade_gaps, time_axis, with_breaks
 from tencent_desk.readers import warehouse
 from tencent_desk.readers.snapshot import Reader
-from tencent_desk.run.runner import publish
 
-from tests.nb_fixture import SHAPES, build_demo_day, build_shape
+from tests.nb_fixture import ON_POSTGRES, SHAPES
 
 from .support.notebooks import KERNEL, NAMES, NOTEBOOKS, execute, install_kernel_spec
-from .support.postgres import Server
-from .support.warehouse import copy_dataset
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 # Shapes with waits and chats to draw: every figure of every notebook appears.
 FULL = {"one_day", "several_days", "failed_day"}
-# Shapes also loaded into a real PostgreSQL, for the notebooks to read from there.
-ON_POSTGRES = ("one_day", "several_days")
-
-
-@pytest.fixture(scope="session")
-def demo_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One simulated morning polled by the real job, built once for every shape."""
-    return build_demo_day(tmp_path_factory.mktemp("demo") / "demo.duckdb")
-
-
-@pytest.fixture(scope="session")
-def shapes(demo_day: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Every shape, published as a job would (the notebooks read the snapshot)."""
-    folder = tmp_path_factory.mktemp("shapes")
-    out = {name: build_shape(demo_day, name, folder / f"{name}.duckdb") for name in SHAPES}
-    for path in out.values():
-        publish(path)
-    return out
-
-
-@pytest.fixture(scope="session")
-def pg_shapes(shapes: dict[str, Path], postgres_server: Server,
-              tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Those shapes loaded into PostgreSQL by dlt, one database each: their URLs."""
-    out = {}
-    for name in ON_POSTGRES:
-        out[name] = postgres_server.create_database(f"nb_{name}")
-        copy_dataset(shapes[name], "postgres", out[name],
-                     pipelines_dir=tmp_path_factory.mktemp(f"dlt_{name}"))
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@
   desk-sessions demo                                     a simulated day, no account needed
   desk-sessions simulate --port PORT                     a local stand-in for the Desk API
   desk-sessions listen --database FILE.duckdb            receive Desk's session event callbacks
+  desk-sessions report --database FILE.duckdb            a day's (week's, month's) HTML page
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tencent_desk.core import redact, settings
 from tencent_desk.intake.spool import SEAL_AFTER_S
 from tencent_desk.job.destination import DESTINATIONS
 from tencent_desk.models import snapshot
+from tencent_desk.report.command import add_parser as _report_parser
 
 EPILOG = """\
 Credentials and settings come from dlt config: .dlt/config.toml and .dlt/secrets.toml
@@ -224,6 +226,7 @@ def parser() -> argparse.ArgumentParser:
     _demo_parser(sub)
     _simulate_parser(sub)
     _listen_parser(sub)
+    _report_parser(sub)
     return p
 
 
@@ -253,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
             from tencent_desk.demo import run_demo
 
             return run_demo(args)
+        if args.command == "report":
+            from tencent_desk.report.command import report
+
+            return report(args)
         if args.command == "listen":
             from tencent_desk.intake.listen import listen
 

@@ -61,3 +61,42 @@ def target(request, tmp_path, monkeypatch):
     for name, value in found.env().items():
         monkeypatch.setenv(name, value)
     return found
+
+
+@pytest.fixture(scope="session")
+def demo_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One simulated morning polled by the real job, built once for every shape."""
+    from tests.nb_fixture import build_demo_day
+
+    return build_demo_day(tmp_path_factory.mktemp("demo") / "demo.duckdb")
+
+
+@pytest.fixture(scope="session")
+def shapes(demo_day: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every shape of ``tests/nb_fixture.py``, published as a job would (the notebooks
+    and reports read the snapshot)."""
+    from tencent_desk.run.runner import publish
+
+    from tests.nb_fixture import SHAPES, build_shape
+
+    folder = tmp_path_factory.mktemp("shapes")
+    out = {name: build_shape(demo_day, name, folder / f"{name}.duckdb") for name in SHAPES}
+    for path in out.values():
+        publish(path)
+    return out
+
+
+@pytest.fixture(scope="session")
+def pg_shapes(shapes: dict[str, Path], postgres_server,
+              tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Those of ``ON_POSTGRES`` loaded into PostgreSQL by dlt, one database each: URLs."""
+    from tests.nb_fixture import ON_POSTGRES
+
+    from .warehouse import copy_dataset
+
+    out = {}
+    for name in ON_POSTGRES:
+        out[name] = postgres_server.create_database(f"nb_{name}")
+        copy_dataset(shapes[name], "postgres", out[name],
+                     pipelines_dir=tmp_path_factory.mktemp(f"dlt_{name}"))
+    return out
