@@ -31,6 +31,7 @@ from .support.harness import closed_port
 
 DAY = "2026-01-05"  # the demo's Monday (several_days adds the Thursday and Friday before)
 SECOND_APP = 1400000001
+HOSTILE = '<script>alert("x")</script> <b>&co'
 # every figure the page shows, as tm.key_figures (or the occupancy notebook) names it
 ROWS = {"service_level": "service level (60 s)", "speed_of_answer_s":
         "speed of answer, mean (s)", "abandonment": "abandonment",
@@ -62,8 +63,8 @@ def expected(db: Path, since: datetime, until: datetime,
     rows = tm.key_figures(window)
     out = {k: float(rows.loc[name, "value"]) for k, name in ROWS.items()}
     hourly = tm.occupancy_per_interval(around, since, until, "1h", 3)
-    out["occupancy"] = float(tm.occupancy_over_intervals(hourly, "1h", 3, by=None)
-                             ["occupancy"].iloc[0])
+    desk = tm.occupancy_over_intervals(hourly, "1h", 3, by=None)["occupancy"]
+    out["occupancy"] = float(desk.iloc[0]) if len(desk) else float("nan")
     return out
 
 
@@ -149,7 +150,7 @@ class Inbox:
         self.messages: list[email.message.EmailMessage] = []
         self.recipients: list[list[str]] = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd calls it so
         self.messages.append(email.message_from_bytes(envelope.content,
                                                       policy=email.policy.default))
         self.recipients.append(list(envelope.rcpt_tos))
@@ -192,11 +193,15 @@ def test_the_report_is_mailed_and_read_back(shapes, tmp_path) -> None:
     assert inbox.recipients == [["lead@example.com", "client@example.org"]]
     assert msg["Subject"] == "Desk report: Monday 05 January 2026"
     assert msg["From"] == "desk@example.com"
-    body = msg.get_body(preferencelist=("html",))
-    assert body.get_content() == out.read_text()
+    page = out.read_text()
+
+    def text(part: email.message.EmailMessage) -> str:  # as sent: lines end in CRLF
+        return part.get_content().replace("\r\n", "\n").rstrip("\n")
+
+    assert text(msg.get_body(preferencelist=("html",))) == page
     (attached,) = list(msg.iter_attachments())
-    assert attached.get_filename() == "daily.html"
-    assert attached.get_content() == out.read_text()
+    assert attached.get_filename() == "daily.html" and attached.get_content_type() == "text/html"
+    assert text(attached) == page
     assert "s3cret" not in done.stdout + done.stderr
 
 
@@ -321,9 +326,9 @@ def test_on_postgresql(pg_shapes, shapes, tmp_path) -> None:
     assert "Second line" in html
 
 
-def test_plan_against_actual(shapes, demo_day, tmp_path) -> None:
+def test_plan_against_actual_and_text_escaped(shapes, demo_day, tmp_path) -> None:
     """A staffing_plan table (as the staffing change writes it) is shown against what
-    happened; the latest plan wins."""
+    happened; the latest plan wins. A group's name is shown as text, never as markup."""
     db = build_shape(demo_day, "one_day", tmp_path / "planned.duckdb")
     with duckdb.connect(str(db)) as con:
         con.execute(f"""CREATE TABLE {DS}.staffing_plan AS
@@ -331,14 +336,22 @@ def test_plan_against_actual(shapes, demo_day, tmp_path) -> None:
                    TIMESTAMPTZ '{DAY} 00:00:00+00' + INTERVAL (h) HOUR AS interval_start,
                    plan_id::INTEGER + h % 4 AS agents_required, 50 + h AS forecast
             FROM range(24) t(h), (VALUES ('1'), ('2')) p(plan_id)""")
+        # text from the data is escaped, never markup
+        con.execute(f"UPDATE {DS}.session_records SET agent_group_name = ?", [HOSTILE])
     publish(db)
     out = tmp_path / "plan.html"
     assert _report(db, out, "--day", DAY).returncode == 0
     html = out.read_text()
     assert "Plan 2, intervals of 0 days 01:00:00." in html
-    table = pd.read_html(html, match="forecast", attrs={"data-table": "plan"})[0]
-    assert len(table) == 24 and table["agents required"].iloc[1] == 3  # plan 2, hour 1
-    assert table["forecast"].iloc[10] == 60
+    assert "<script" not in html and "<b>" not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &lt;b&gt;&amp;co" in html
+    table = html[html.index('data-table="plan"'):]
+    rows = re.findall(r"<tr>(.*?)</tr>", table[:table.index("</table>")])[1:]
+    cells = [re.findall(r'data-label="([^"]+)">([^<]*)<', row) for row in rows]
+    assert len(cells) == 24
+    assert dict(cells[1])["agents required"] == "3"  # plan 2, hour 1
+    assert dict(cells[10])["forecast"] == "60" and dict(cells[10])["interval (UTC)"] == (
+        f"{DAY} 10:00")
     assert _report(shapes["one_day"], out, "--day", DAY).returncode == 0
     assert "No staffing plan in the database" in out.read_text()
 

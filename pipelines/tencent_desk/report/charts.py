@@ -7,6 +7,7 @@ import re
 from datetime import datetime
 
 import pandas as pd
+from matplotlib import rc_context
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
@@ -16,7 +17,9 @@ _SIZE = re.compile(r'<svg([^>]*?) width="[^"]*" height="[^"]*"')
 def svg(fig: Figure, title: str) -> str:
     """The figure as an ``<svg>`` element that scales to its container's width."""
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+    # a fixed salt: the same figures give the same page (clip-path ids are hashes)
+    with rc_context({"svg.hashsalt": "desk-report"}):
+        fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     text = buffer.getvalue()
     text = text[text.index("<svg"):]
     # the width follows the page (CSS), the viewBox keeps the proportions

@@ -64,7 +64,7 @@ def message(html: str, attachment: Path, subject: str, sender: str,
     msg.set_content("The desk report is in the HTML part and attached as "
                     f"{attachment.name}.")
     msg.add_alternative(html, subtype="html")
-    msg.add_attachment(attachment.read_bytes(), maintype="text", subtype="html",
+    msg.add_attachment(attachment.read_text(encoding="utf-8"), subtype="html",
                        filename=attachment.name)
     return msg
 
