@@ -14,7 +14,7 @@ import pandas as pd
 from . import charts
 from .figures import Figure, Figures
 
-TOP = 5  # agents shown at each end of a ranking
+TOP = 5  # agents shown at each end of a ranking (all of them, when no more than twice this)
 CSS = """
 *{box-sizing:border-box}
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
@@ -128,7 +128,7 @@ def _agents(fig: Figures) -> str:
             parts.append(f'<p class="note">No {title} in the period.</p>')
             continue
         ends = [("highest", ranked.head(TOP)),
-                ("lowest", ranked.tail(TOP).iloc[::-1])] if len(ranked) > TOP else [
+                ("lowest", ranked.tail(TOP).iloc[::-1])] if len(ranked) > 2 * TOP else [
             ("all, highest first", ranked)]
         for which, rows in ends:
             parts.append(f"<h3>{escape(title.capitalize())}: {which}</h3>" + _table(
