@@ -21,6 +21,8 @@ from typing import Any
 
 import aiohttp
 
+from .cli import stop_server
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 WHY_NOT = "chromium is not installed: run `make browser` (as root it installs Debian's package)"
 _LISTENING = re.compile(r"DevTools listening on (ws://\S+)")
@@ -101,12 +103,7 @@ async def _browser() -> AsyncIterator[str]:
         assert url, "chromium did not start its DevTools endpoint"
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc)
         shutil.rmtree(profile, ignore_errors=True)
 
 
