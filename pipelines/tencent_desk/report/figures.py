@@ -119,9 +119,9 @@ def _read(source: Source, sdkappid: int | None, since: datetime, until: datetime
     found = reader(source.where, source.dataset, since - timedelta(days=1), until, sdkappid)
     try:
         con = found.connection()
-    except Exception as exc:  # a server's own one-line error
+    except Exception:
         found.close()
-        raise JobError(str(exc)) from None
+        raise
     tables = _tables(con, source.dataset)
     if tm.TABLE not in tables:
         return pd.DataFrame(), pd.DataFrame(), tables, con, found
@@ -304,12 +304,23 @@ def gather(source: Source, period: Period, targets: Targets,
     """Everything the page shows, for the period and the one before it."""
     source.check()
     now = now or datetime.now(UTC)
-    end = min(period.until, now)  # nothing is counted or shown past now
+    # what the user must fix, one line: an unknown app; a server's own (DestinationError)
+    fix: tuple[type[Exception], ...] = (ValueError,)
+    if not isinstance(source.where, Path):
+        from tencent_desk.readers.warehouse import DestinationError
+
+        fix = (ValueError, DestinationError)
     try:
         sdkappid = None if source.app is None else app_id(source.where, source.dataset,
                                                           source.app, "--app")
-    except ValueError as exc:
+        return _gather(source, sdkappid, period, targets, now)
+    except fix as exc:
         raise JobError(str(exc)) from None
+
+
+def _gather(source: Source, sdkappid: int | None, period: Period, targets: Targets,
+            now: datetime) -> Figures:
+    end = min(period.until, now)  # nothing is counted or shown past now
     window, around, tables, con, opened = _read(source, sdkappid, period.since, period.until)
     try:
         cap = targets.chats_per_agent
