@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install demo check test test-slow test-all coverage lint bench soak notebooks chart clean
+.PHONY: install browser demo check test test-slow test-all coverage lint bench soak notebooks chart clean
 
 $(UV):
 	python3 -m venv .venv-uv && .venv-uv/bin/pip install --quiet uv
@@ -19,6 +19,17 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 
 install: $(VENV)/.synced
 
+# Headless Chromium (Debian's package) for the tests that render a page in a real browser.
+# Idempotent: nothing to do when `chromium` is there; as root it is installed; otherwise
+# those tests skip and say why.
+browser:
+	@if command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 || \
+		 (apt-get update -qq && apt-get install -y --no-install-recommends chromium >/dev/null)) \
+		&& echo "installed chromium"; \
+	else echo "chromium missing and not root: the browser tests will skip"; fi
+
 demo: install
 	$(VENV)/bin/desk-sessions demo
 
@@ -31,10 +42,10 @@ lint: install
 check: install lint
 	$(PY) -m pytest -q -m 'check and not slow'
 
-test: install lint
+test: install lint browser
 	$(PY) -m pytest -q
 
-test-slow: install  # the long chaos, crash and scale cases only
+test-slow: install browser  # the long chaos, crash and scale cases only
 	$(PY) -m pytest -q -m slow
 
 test-all: test test-slow

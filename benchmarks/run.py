@@ -18,6 +18,8 @@ client's CPU is measured alone; every case bounded in calls and time):
           (bench_history, bench_notebooks; the history is built once, cached in out/history)
   postgres analysis from PostgreSQL: dlt's load rate there vs DuckDB, and a notebook's read
           of one day with a year of history there vs the DuckDB snapshot (bench_postgres_read)
+  report  ``desk-sessions report --month`` on the 90-day history: the whole CLI, and the
+          figures' and the page's parts (bench_report)
 
   .venv/bin/python benchmarks/run.py                 everything (~25 min on 2 cores; the
                                                      first time, ~25 min more to build the
@@ -48,12 +50,13 @@ import profiles
 from common import DESK, OUT, Watch, random_ids, run_child, seed_session_ids, simulator
 
 SECTIONS = ("limits", "cpu", "peers", "load", "scale", "snapshot", "records", "timeline",
-            "history", "postgres")
+            "history", "postgres", "report")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 # Sections that, run alone (--only), write their figures under their own heading of RESULTS.md
 SECTION_TITLES = {"records": "Session records backfill", "snapshot": "Readers' snapshot",
                   "timeline": "Timeline upkeep", "history": "90 days of history",
-                  "postgres": "Analysis from PostgreSQL"}
+                  "postgres": "Analysis from PostgreSQL",
+                  "report": "desk-sessions report"}
 
 
 @dataclass
@@ -640,6 +643,22 @@ def prune(folder: Path, keep: int) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+# ------------------------------------------------------------------------------- report
+def section_report(rep: Report, quick: bool) -> None:
+    days = 7 if quick else 90
+    with Watch() as w:
+        r = common.worker("bench_report.py", {"days": days, "repeat": 1 if quick else 3},
+                          timeout=7200)
+    case = f"report --month {r['month']} ({r['sessions']:,} sessions), {days} d of history"
+    rep.add("report", case, "CLI wall (median)", r["cli_median_s"], "s", "absolute", "<= 5",
+            load_note(w))
+    rep.add("report", case, "figures (gather)", r["gather_s"], "s", "absolute")
+    rep.add("report", case, "page (render)", r["render_s"], "s", "absolute")
+    rep.add("report", case, "page size", r["page_kb"], "KiB", "absolute")
+    rep.notes.append("report: the 5 s goal is for once the interval tables exist; until then "
+                     "the figures are computed from session_timeline's sessions of the month.")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -696,6 +715,8 @@ def main(argv: list[str] | None = None) -> int:
                 from bench_postgres_read import section_postgres
 
                 section_postgres(rep, args.quick)
+            elif section == "report":
+                section_report(rep, args.quick)
             elif section == "records":
                 from bench_records import section_records
 

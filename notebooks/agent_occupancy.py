@@ -170,14 +170,11 @@ def over_window(by: str, hours: pd.DataFrame) -> pd.DataFrame:
     per agent or group, with what it rests on."""
     if hours.empty:
         return pd.DataFrame()
-    capacity = hours.agents * CHATS_PER_AGENT * HOUR.total_seconds()
-    out = hours.assign(capacity_s=capacity).groupby(by).agg(
-        held_s=("held_s", "sum"), capacity_s=("capacity_s", "sum"),
-        hours=("interval_start", "nunique"), agents=("agents", "max"))
+    out = tm.occupancy_over_intervals(hours, "1h", CHATS_PER_AGENT, by).set_index(by).rename(
+        columns={"intervals": "hours"})
     exact = in_window.groupby(in_window[by].fillna("(none)")).handle_exact.agg(
         lambda x: x.astype(float).mean())
-    return out.assign(occupancy=out.held_s / out.capacity_s,
-                      rests_on=exact.reindex(out.index).map(source_note)).round(3)
+    return out.assign(rests_on=exact.reindex(out.index).map(source_note)).round(3)
 
 
 display(over_window("agent_id", hourly))

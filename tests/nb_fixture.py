@@ -35,6 +35,8 @@ NOT_COMPLETE = ("failed", "interrupted", "outage")
 # A quiet desk: sessions come and go with the chatbot, nobody queues or reaches an agent.
 QUIET_STATES = (st.CHATBOT, st.NOT_IN_SESSION, st.ENDED)
 STOPPED = "stopped before loading (test fixture)"
+# Shapes also loaded into a real PostgreSQL, for the notebooks and reports to read there.
+ON_POSTGRES = ("one_day", "several_days")
 GROUP_2 = "Second line"
 
 

@@ -8,10 +8,9 @@ import itertools
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import jupytext
 import matplotlib
@@ -28,7 +27,7 @@ from tencent_desk.readers import warehouse
 from tencent_desk.readers.snapshot import Reader
 from tencent_desk.run.publish import publish
 
-from tests.nb_fixture import SHAPES, build_demo_day, build_shape, build_weeks
+from tests.nb_fixture import ON_POSTGRES, SHAPES, build_weeks
 
 from .support.notebooks import (
     KERNEL,
@@ -39,61 +38,12 @@ from .support.notebooks import (
     install_kernel_spec,
     run_inline,
 )
-from .support.warehouse import copy_dataset
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 # Shapes with waits and chats to draw: every figure of every notebook appears.
 FULL = {"one_day", "several_days", "failed_day"}
-# Shapes also loaded into a real PostgreSQL, for the notebooks to read from there.
-ON_POSTGRES = ("one_day", "several_days")
-
-
-@pytest.fixture(scope="session")
-def demo_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One simulated morning polled by the real job, built once for every shape."""
-    return build_demo_day(tmp_path_factory.mktemp("demo") / "demo.duckdb")
-
-
-class Built(dict[str, Any]):
-    """Shapes made on first use, once per session: a test that needs one shape (``make
-    check``'s notebook) does not wait for the others."""
-
-    def __init__(self, make: Callable[[str], Any]) -> None:
-        super().__init__()
-        self.make = make
-
-    def __missing__(self, name: str) -> Any:
-        self[name] = self.make(name)
-        return self[name]
-
-
-@pytest.fixture(scope="session")
-def shapes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Built:
-    """Every shape, published as a job would (the notebooks read the snapshot)."""
-    folder = tmp_path_factory.mktemp("shapes")
-
-    def make(name: str) -> Path:
-        path = build_shape(request.getfixturevalue("demo_day"), name, folder / f"{name}.duckdb")
-        publish(path)
-        return path
-
-    return Built(make)
-
-
-@pytest.fixture(scope="session")
-def pg_shapes(shapes: Built, request: pytest.FixtureRequest,
-              tmp_path_factory: pytest.TempPathFactory) -> Built:
-    """Those shapes loaded into PostgreSQL by dlt, one database each: their URLs."""
-
-    def make(name: str) -> str:
-        url = request.getfixturevalue("postgres_server").create_database(f"nb_{name}")
-        copy_dataset(shapes[name], "postgres", url,
-                     pipelines_dir=tmp_path_factory.mktemp(f"dlt_{name}"))
-        return url
-
-    return Built(make)
 
 
 @pytest.fixture(scope="module")

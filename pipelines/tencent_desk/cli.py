@@ -9,6 +9,7 @@
   desk-sessions simulate history --weeks 10 --database F weeks of history via the intake path
   desk-sessions listen --database FILE.duckdb            receive Desk's session event callbacks
   desk-sessions plan --database FILE.duckdb              forecast and staff tomorrow
+  desk-sessions report --database FILE.duckdb            a day's (week's, month's) HTML page
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tencent_desk.core import logs, redact, settings
 from tencent_desk.intake.spool import SEAL_AFTER_S
 from tencent_desk.job.destination import DESTINATIONS
 from tencent_desk.models import snapshot
+from tencent_desk.report.command import add_parser as _report_parser
 
 EPILOG = """\
 Credentials and settings come from dlt config: .dlt/config.toml and .dlt/secrets.toml
@@ -262,6 +264,7 @@ def parser() -> argparse.ArgumentParser:
     from tencent_desk.planning.cli_plan import add_parser as plan_parser
 
     _common(plan_parser(sub))
+    _report_parser(sub)
     return p
 
 
@@ -295,6 +298,10 @@ def main(argv: list[str] | None = None) -> int:
             from tencent_desk.planning.cli_plan import plan
 
             return plan(args)
+        if args.command == "report":
+            from tencent_desk.report.command import report
+
+            return report(args)
         if args.command == "listen":
             from tencent_desk.intake.listen import listen
 

@@ -21,9 +21,12 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from tencent_desk.analysis import poll_metrics as metrics
 from tencent_desk.analysis import timeline_metrics
+from tencent_desk.analysis.timeline_metrics import source_note  # what notebooks import from here
 from tencent_desk.core.sql import qualified
 from tencent_desk.models import snapshot
 from tencent_desk.readers.snapshot import Reader
+from tencent_desk.readers.window import app_id
+from tencent_desk.readers.window import reader as windowed
 from tencent_desk.simulator import truth
 
 if TYPE_CHECKING:  # imported where used: it brings dlt (~0.5 s) that a DuckDB file never needs
@@ -319,17 +322,6 @@ def instants(win: Window, most: int = 600) -> pd.DatetimeIndex:
     return pd.date_range(win.since, win.until, freq=step, inclusive="left")
 
 
-def source_note(exact_share: float) -> str:
-    """What a figure rests on, from the share of its sessions with exact times."""
-    if pd.isna(exact_share):
-        return "no sessions"
-    if exact_share >= 1:
-        return "exact (callbacks / records)"
-    if exact_share <= 0:
-        return "bounded by polls"
-    return f"{exact_share:.0%} exact, the rest bounded by polls"
-
-
 def compared(desk: Desk, target_s: float = 60.0,
              sessions: pd.DataFrame | None = None) -> pd.DataFrame:
     """The key figures of the window (with bounds and what they rest on) next to those of
@@ -392,22 +384,11 @@ def open_desk() -> Desk:
     return _open(where, dataset, win, sdkappid, latest)
 
 
-def _reader(where: Path | str, dataset: str, win: Window,
-            sdkappid: int | None = None) -> Reader | warehouse.Reader:
-    """The window of a DuckDB file's snapshot, or of the destination server named."""
-    if isinstance(where, Path):
-        return Reader(where, win.since, win.until, sdkappid=sdkappid)
-    from tencent_desk.readers import warehouse
-
-    return warehouse.Reader(warehouse.destination(where), dataset, win.since, win.until,
-                            sdkappid)
-
-
 def _open(where: Path | str, dataset: str, win: Window, sdkappid: int | None,
           latest: date | None = None) -> Desk:
     """The window read; ``latest`` (the newest day with data): a window reaching into it
     is shown as far as its data goes (``Desk.shown``)."""
-    reader = _reader(where, dataset, win, sdkappid)
+    reader = windowed(where, dataset, win.since, win.until, sdkappid)
     con = reader.connection()
     live = latest is not None and win.until > datetime(latest.year, latest.month, latest.day,
                                                        tzinfo=UTC)
@@ -432,45 +413,3 @@ def observed_until(con: duckdb.DuckDBPyConnection, dataset: str) -> datetime | N
     (at,) = con.execute(f"SELECT max(t) FROM ({' UNION ALL '.join(latest)})").fetchone() or (
         None,)
     return None if at is None else pd.Timestamp(at).tz_convert("UTC").to_pydatetime()
-
-
-def app_id(where: Path | str, dataset: str, app: str) -> int:
-    """``DESK_APP`` as an sdkappid: a number, or the name of an app as its runs record it
-    (looked up in the runs alone: on a server, nothing is pulled for it)."""
-    if app.isdigit():
-        return int(app)
-    if isinstance(where, Path):
-        files = Reader(where)
-        try:
-            named = apps_in(files.connection(), dataset)
-        finally:
-            files.close()
-    else:
-        from tencent_desk.readers import warehouse
-
-        server = warehouse.Reader(warehouse.destination(where), dataset)
-        try:
-            named = server.apps()
-        finally:
-            server.close()
-    ids = {int(sdkappid) for name, sdkappid in named if name == app}
-    if not ids:
-        known = sorted({name for name, _ in named})
-        raise ValueError(f"DESK_APP={app!r}: no app of that name in {dataset}.runs; give its "
-                         f"sdkappid or one of: {', '.join(known) or 'none recorded'}")
-    if len(ids) > 1:  # the name was given to another app's credentials at some point
-        raise ValueError(f"DESK_APP={app!r} has named several apps ("
-                         f"{', '.join(map(str, sorted(ids)))}): give the sdkappid")
-    return ids.pop()
-
-
-def apps_in(con: duckdb.DuckDBPyConnection, dataset: str) -> list[tuple[str, int]]:
-    """The (name, sdkappid) pairs of a dataset's runs (none before runs had names)."""
-    columns = {c for (c,) in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND "
-        "table_name = 'runs'", [dataset]).fetchall()}
-    if "app" not in columns:
-        return []
-    return con.execute(
-        f"SELECT DISTINCT app, sdkappid FROM {qualified(dataset, 'runs')} WHERE app IS NOT NULL"
-    ).fetchall()

@@ -3,7 +3,9 @@ its simulator on loopback (model clock standing still), and a seed of its keys."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,3 +63,58 @@ def target(request, tmp_path, monkeypatch):
     for name, value in found.env().items():
         monkeypatch.setenv(name, value)
     return found
+
+
+@pytest.fixture(scope="session")
+def demo_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One simulated morning polled by the real job, built once for every shape."""
+    from tests.nb_fixture import build_demo_day
+
+    return build_demo_day(tmp_path_factory.mktemp("demo") / "demo.duckdb")
+
+
+class Built(dict[str, Any]):
+    """Shapes made on first use, once per session: a test that needs one shape (``make
+    check``'s notebook) does not wait for the others."""
+
+    def __init__(self, make: Callable[[str], Any]) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, name: str) -> Any:
+        self[name] = self.make(name)
+        return self[name]
+
+
+@pytest.fixture(scope="session")
+def shapes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """Every shape of ``tests/nb_fixture.py``, published as a job would (the notebooks and
+    reports read the snapshot)."""
+    from tencent_desk.run.publish import publish
+
+    from tests.nb_fixture import build_shape
+
+    folder = tmp_path_factory.mktemp("shapes")
+
+    def make(name: str) -> Path:
+        path = build_shape(request.getfixturevalue("demo_day"), name, folder / f"{name}.duckdb")
+        publish(path)
+        return path
+
+    return Built(make)
+
+
+@pytest.fixture(scope="session")
+def pg_shapes(shapes: Built, request: pytest.FixtureRequest,
+              tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """Shapes (``ON_POSTGRES`` of ``tests/nb_fixture.py``) loaded into PostgreSQL by dlt,
+    one database each: their URLs."""
+    from .warehouse import copy_dataset
+
+    def make(name: str) -> str:
+        url = request.getfixturevalue("postgres_server").create_database(f"nb_{name}")
+        copy_dataset(shapes[name], "postgres", url,
+                     pipelines_dir=tmp_path_factory.mktemp(f"dlt_{name}"))
+        return url
+
+    return Built(make)

@@ -429,3 +429,48 @@ def key_figures(df: pd.DataFrame, target_s: float = 60.0) -> pd.DataFrame:
                      "lo": row.get("lo", row["value"]), "hi": row.get("hi", row["value"]),
                      "exact_share": row["exact_share"]})
     return pd.DataFrame(rows).set_index("figure").astype(float)
+
+
+def occupancy_over_intervals(per_interval: pd.DataFrame, interval: str = "1h",
+                             capacity: float = 3, by: str | None = "agent_id") -> pd.DataFrame:
+    """Occupancy over the intervals each agent (group, or the desk with ``by=None``) held at
+    least one chat (``per_interval``: :func:`occupancy_per_interval`): intervals with no
+    chat at all are left out, since they may be off shift. ``agents``: the most agents with
+    a chat in one of those intervals."""
+    columns = [*([by] if by else []), "held_s", "capacity_s", "intervals", "agents",
+               "occupancy"]
+    if per_interval.empty:
+        return pd.DataFrame(columns=columns)
+    width = pd.Timedelta(interval).total_seconds()
+    rows = per_interval.assign(capacity_s=per_interval["agents"] * capacity * width,
+                               _all="all")
+    out = rows.groupby(by or "_all").agg(
+        held_s=("held_s", "sum"), capacity_s=("capacity_s", "sum"),
+        intervals=("interval_start", "nunique"), agents=("agents", "max"))
+    out["occupancy"] = out["held_s"] / out["capacity_s"]
+    return out.reset_index()[columns] if by else out.reset_index(drop=True)[columns]
+
+
+def ratings(df: pd.DataFrame, by: str | None = "agent_id") -> pd.DataFrame:
+    """Per agent (or group; the whole window with ``by=None``): sessions served, how many
+    were rated (satisfaction 1-5), the mean rating and the share of low ones (1-2)."""
+    served = _rows(df, df["agent_id"].notna(), by, "satisfaction")
+    rows = []
+    for key, g in _groups(served, by):
+        rated = g["satisfaction"].dropna().astype(float)
+        rows.append({**({by: key} if by else {}), "served": len(g), "rated": len(rated),
+                     "mean_rating": float(rated.mean()) if len(rated) else float("nan"),
+                     "low_share": float((rated <= 2).mean()) if len(rated) else float("nan")})
+    return pd.DataFrame(rows, columns=[*([by] if by else []), "served", "rated",
+                                       "mean_rating", "low_share"])
+
+
+def source_note(exact_share: float) -> str:
+    """What a figure rests on, from the share of its sessions with exact times."""
+    if pd.isna(exact_share):
+        return "no sessions"
+    if exact_share >= 1:
+        return "exact (callbacks / records)"
+    if exact_share <= 0:
+        return "bounded by polls"
+    return f"{exact_share:.0%} exact, the rest bounded by polls"

@@ -1,0 +1,70 @@
+"""What every reader of the job's data opens, notebooks and reports alike: a window of a
+DuckDB file's published snapshot or of a destination server, and one app of several."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+from tencent_desk.core.sql import qualified
+from tencent_desk.readers.snapshot import Reader
+
+if TYPE_CHECKING:  # imported where used: it brings dlt (~0.5 s) that a DuckDB file never needs
+    from tencent_desk.readers import warehouse
+
+
+def reader(where: Path | str, dataset: str, since: datetime | date | None = None,
+           until: datetime | date | None = None,
+           sdkappid: int | None = None) -> Reader | warehouse.Reader:
+    """``[since, until)`` of a DuckDB file's snapshot (``where``: a Path), or of the
+    destination server named (``where``: a name such as ``postgres``)."""
+    if isinstance(where, Path):
+        return Reader(where, since, until, sdkappid=sdkappid)
+    from tencent_desk.readers import warehouse
+
+    return warehouse.Reader(warehouse.destination(where), dataset, since, until, sdkappid)
+
+
+def app_id(where: Path | str, dataset: str, app: str, option: str = "DESK_APP") -> int:
+    """An app as an sdkappid: a number, or the name of an app as its runs record it
+    (looked up in the runs alone: on a server, nothing is pulled for it). ``option``: how
+    the user gave it, for the message."""
+    if app.isdigit():
+        return int(app)
+    if isinstance(where, Path):
+        files = Reader(where)
+        try:
+            named = apps_in(files.connection(), dataset)
+        finally:
+            files.close()
+    else:
+        from tencent_desk.readers import warehouse
+
+        server = warehouse.Reader(warehouse.destination(where), dataset)
+        try:
+            named = server.apps()
+        finally:
+            server.close()
+    ids = {int(sdkappid) for name, sdkappid in named if name == app}
+    if not ids:
+        known = sorted({name for name, _ in named})
+        raise ValueError(f"{option}={app!r}: no app of that name in {dataset}.runs; give its "
+                         f"sdkappid or one of: {', '.join(known) or 'none recorded'}")
+    if len(ids) > 1:  # the name was given to another app's credentials at some point
+        raise ValueError(f"{option}={app!r} has named several apps ("
+                         f"{', '.join(map(str, sorted(ids)))}): give the sdkappid")
+    return ids.pop()
+
+
+def apps_in(con: duckdb.DuckDBPyConnection, dataset: str) -> list[tuple[str, int]]:
+    """The (name, sdkappid) pairs of a dataset's runs (none before runs had names)."""
+    columns = {c for (c,) in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND "
+        "table_name = 'runs'", [dataset]).fetchall()}
+    if "app" not in columns:
+        return []
+    return con.execute(
+        f"SELECT DISTINCT app, sdkappid FROM {qualified(dataset, 'runs')} WHERE app IS NOT NULL"
+    ).fetchall()

@@ -1,0 +1,43 @@
+"""The targets a report holds the figures to, from dlt config ``[sources.tencent_desk.report]``
+(env SOURCES__TENCENT_DESK__REPORT__<KEY>); each has a default, and ``none`` drops it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from tencent_desk.core.apps import setting
+from tencent_desk.core.errors import JobError
+
+SECTION = "sources.tencent_desk.report"
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Shares are fractions (0.8 = 80 %), times seconds. ``None``: no target."""
+
+    service_level_s: float = 60.0          # the service level counts answers within this
+    service_level: float | None = 0.80     # at least
+    speed_of_answer_s: float | None = 30.0  # mean, at most
+    abandonment: float | None = 0.05       # at most
+    handling_time_s: float | None = 600.0  # mean, at most
+    arrivals: float | None = None          # per period: a forecast, no default
+    occupancy: float | None = 0.85         # at most (over the hours with a chat)
+    chats_per_agent: float = 3.0           # an agent's capacity, as the notebooks' default
+
+
+def from_config() -> Targets:
+    """The defaults, overridden by what config sets."""
+    values: dict[str, float | None] = {}
+    for f in fields(Targets):
+        raw = setting(f"report.{f.name}")
+        if raw is None:
+            continue
+        if str(raw).strip().lower() in ("none", "") and f.name not in (
+                "service_level_s", "chats_per_agent"):
+            values[f.name] = None
+            continue
+        try:
+            values[f.name] = float(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise JobError(f"[{SECTION}] {f.name} = {str(raw)[:40]!r} is not a number") from None
+    return Targets(**values)  # type: ignore[arg-type]
