@@ -82,7 +82,7 @@ print(f"agents needed: {needed}; scheduled with 30% shrinkage: "
 # ## Demand per hour, from the timeline
 #
 # Arrivals: sessions that asked for a human (queued), by the hour they did. AHT: the mean
-# handling time (answer to end) of those of them that were answered and are over, with its
+# handling time (answer to end) of the chats answered that hour and now over, with its
 # bounds; `exact_share` says how much of it rests on exact times (callbacks, records) rather
 # than polls. With polls alone an hour without a complete run is a gap, shaded grey.
 
@@ -133,8 +133,9 @@ demand.assign(hour=hours)[
 # %% [markdown]
 # `offered_erlangs` (arrivals x AHT) and `load_erlangs` (chats the polls saw in progress,
 # averaged; needs no timing) should be close. The first and last hours of the window may hold
-# chats begun or ended outside it. The truth's AHT is by the hour a chat was answered, the
-# timeline's by the hour it asked for a human (what Erlang needs), so hours differ a little.
+# chats begun or ended outside it. Arrivals count in the hour a session asked for a human,
+# answered chats and their AHT in the hour an agent accepted them, in the timeline as in the
+# truth (each event in the interval where it happened), so exact times give the truth's AHT.
 #
 # ## Agents needed per hour
 #
