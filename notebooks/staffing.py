@@ -44,7 +44,14 @@ import pandas as pd
 from tencent_desk.analysis import erlang
 from tencent_desk.analysis import poll_metrics as metrics
 from tencent_desk.analysis import timeline_metrics as tm
-from tencent_desk.notebook import describe, open_desk, plottable, shade_gaps, time_axis
+from tencent_desk.notebook import (
+    describe,
+    open_desk,
+    overview,
+    plottable,
+    shade_gaps,
+    time_axis,
+)
 from tencent_desk.simulator import truth
 
 desk = open_desk()
@@ -55,6 +62,18 @@ TARGET_S, TARGET_SL, SHRINKAGE = 60.0, 0.8, 0.3
 print(describe(desk))
 print(f"target {TARGET_SL:.0%} within {TARGET_S:.0f} s; shrinkage {SHRINKAGE:.0%}; "
       f"{CHATS_PER_AGENT:g} chats per agent")
+
+# %% [markdown]
+# ## The period, for a window longer than five days
+#
+# A window longer than five days (a week, a month, a quarter) is read from the interval
+# tables (`queue_intervals`, `agent_intervals`, `interval_sketches`: 15-minute sums kept by
+# every load; see docs/intervals.md), at the cost of a day whatever its length; the
+# per-session figures below are then of its latest day with data. A shorter window says so
+# in one line.
+
+# %%
+overview(desk, "trend", "heatmap")
 
 # %% [markdown]
 # ## Erlang C, checked against the textbook

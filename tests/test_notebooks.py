@@ -131,6 +131,54 @@ def test_notebook_runs_and_draws(name: str, shape: str, env: dict[str, str], des
     assert len(images) == expected, f"{name} drew {len(images)} figures on {shape}"
 
 
+# A long window (more than five days): the period from the interval tables, and the latest
+# day's detail. It starts before the first load (the Thursday): one line says which days.
+LONG = {"DESK_FROM": "2025-12-29", "DESK_TO": "2026-01-05"}
+# The period's charts each notebook draws when the interval tables have rows in it.
+OVERVIEW_IMAGES = {"queue": 3, "agent_occupancy": 1, "staffing": 2, "records": 0}
+LONG_CASES = [(shape, "duckdb") for shape in SHAPES] + [("several_days", "postgres")]
+
+
+@pytest.mark.parametrize("shape, destination", LONG_CASES,
+                         ids=[s + ("" if d == "duckdb" else f"-{d}") for s, d in LONG_CASES])
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_runs_a_long_window(name: str, shape: str, destination: str,
+                                     request: pytest.FixtureRequest, kernel: str,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every notebook on every shape with a window of eight days: it reads the period from
+    the interval tables (its charts drawn where they have rows), says which days the data
+    covers, and keeps the per-session detail of the latest day, drawn as for that day."""
+    if destination == "duckdb":
+        monkeypatch.setenv("DESK_DUCKDB", str(request.getfixturevalue("shapes")[shape]))
+    else:
+        monkeypatch.setenv("DESK_DESTINATION", destination)
+        monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS",
+                           request.getfixturevalue("pg_shapes")[shape])
+    for key in ("DESK_COMPARE", "DESK_APP"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in LONG.items():
+        monkeypatch.setenv(key, value)
+    nb = execute(name)
+    outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
+    assert not [out for out in outputs if out.output_type == "error"]
+    warned = [out.text for out in outputs
+              if out.output_type == "stream" and out.name == "stderr" and "Warning" in out.text]
+    assert not warned, warned
+    text = "\n".join(out.get("text", "") + out.get("data", {}).get("text/plain", "")
+                      for out in outputs)
+    first = "2026-01-01" if shape in ("several_days", "failed_day") else "2026-01-05"
+    if name != "records":
+        assert "period 2025-12-29 to 2026-01-06 UTC" in text
+        assert "window 2026-01-05 to 2026-01-06 UTC" in text
+    assert f"starts before the first load ({first})" in text
+    covered = "interval tables cover 0 day(s)" not in text
+    images = [out for out in outputs if "image/png" in out.get("data", {})]
+    has_data = shape in FULL | {"single_run"} and (name != "records" or shape in HAS_RECORDS)
+    expected = (ALWAYS[name] + (WITH_DATA[name] if has_data else 0)
+                + (OVERVIEW_IMAGES[name] if covered else 0))
+    assert len(images) == expected, f"{name} drew {len(images)} figures on {shape}"
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_is_paired_and_stripped(name: str) -> None:
     """The .ipynb holds the cells of its .py script, and no outputs."""
@@ -345,6 +393,24 @@ def _w(env: dict[str, str], latest: str | None = "2026-01-05") -> notebook.Windo
 
 def _utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def test_window_coverage_says_what_was_found_and_what_to_set() -> None:
+    """A window with no data: one line with the data's span and what to set; one partly
+    covered (before the first load, days missing between): which days it covers."""
+    days = [date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 5)]
+    with pytest.raises(ValueError) as found:
+        notebook.coverage(_w({"DESK_FROM": "2026-02-01", "DESK_TO": "2026-02-02"}), days)
+    assert str(found.value) == (
+        "no data in the window 2026-02-01 to 2026-02-03 UTC: data from 2026-01-01 to "
+        "2026-01-05 (3 days); set DESK_FROM and DESK_TO within it")
+    note = notebook.coverage(_w({"DESK_FROM": "2025-12-30", "DESK_TO": "2026-01-05"}), days)
+    assert note == (
+        "window 2025-12-30 to 2026-01-06 UTC starts before the first load (2026-01-01): "
+        "covers 2026-01-01..2026-01-02, 2026-01-05 only (3 of 7 days); set "
+        "DESK_FROM=2026-01-01 DESK_TO=2026-01-05 for those")
+    assert notebook.coverage(_w({"DESK_FROM": "2026-01-01", "DESK_TO": "2026-01-02"}),
+                             days) is None
 
 
 def test_window_defaults_to_the_latest_day_with_data() -> None:

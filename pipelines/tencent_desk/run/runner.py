@@ -42,7 +42,7 @@ from tencent_desk.job.event_load import EventsLoaded, load_events, write_open_se
 from tencent_desk.job.record_source import summary_line as records_summary
 from tencent_desk.job.runs import COMPLETE, FAILED, OUTAGE, final_status, new_run_id
 from tencent_desk.job.seeds import SeedError
-from tencent_desk.models import snapshot, timeline_remote
+from tencent_desk.models import intervals_remote, snapshot, timeline_remote
 from tencent_desk.run.post_load import after_load, for_readers
 
 log = logging.getLogger("desk_sessions")
@@ -507,7 +507,8 @@ def location(options: RunOptions) -> str | None:
 
 def publish_on_server(options: RunOptions) -> int:
     """``publish`` with a server destination: no snapshot (readers read the server), the
-    timeline brought up to date as a run does; returns the sessions rewritten."""
+    timeline and the interval tables brought up to date as a run does; returns the sessions
+    rewritten."""
     anchor = local_anchor(options)
     with Journal(anchor):
         pipeline = pipeline_for(anchor, options.dataset, options.pipelines_dir,
@@ -515,7 +516,9 @@ def publish_on_server(options: RunOptions) -> int:
         try:
             destination.check_server(pipeline)
             with destination.server_lock(pipeline):
-                return timeline_remote.upkeep(pipeline)
+                rewritten = timeline_remote.upkeep(pipeline)
+                intervals_remote.upkeep(pipeline)
+                return rewritten
         except Exception as exc:
             raise JobError(*explain(exc, anchor)) from None
 
