@@ -93,12 +93,11 @@ CASES = ([(shape, {}, "duckdb") for shape in SHAPES]
          + [("several_days", WINDOW, "postgres")])
 
 
-@pytest.mark.parametrize("shape, env, destination", CASES, ids=[
-    s + ("-window" if e else "") + ("" if d == "duckdb" else f"-{d}") for s, e, d in CASES])
-@pytest.mark.parametrize("name", NAMES)
-def test_notebook_runs_and_draws(name: str, shape: str, env: dict[str, str], destination: str,
-                                 request: pytest.FixtureRequest, kernel: str,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def _run(name: str, shape: str, env: dict[str, str], destination: str,
+         request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+         ) -> tuple[list, str]:
+    """Execute a notebook on a shape (in DuckDB, or on a server) with ``env``'s window:
+    its outputs, none an error or a warning, and their text."""
     if destination == "duckdb":
         monkeypatch.setenv("DESK_DUCKDB", str(request.getfixturevalue("shapes")[shape]))
     else:
@@ -118,6 +117,16 @@ def test_notebook_runs_and_draws(name: str, shape: str, env: dict[str, str], des
     assert not warned, warned
     text = "\n".join(out.get("text", "") + out.get("data", {}).get("text/plain", "")
                       for out in outputs)
+    return outputs, text
+
+
+@pytest.mark.parametrize("shape, env, destination", CASES, ids=[
+    s + ("-window" if e else "") + ("" if d == "duckdb" else f"-{d}") for s, e, d in CASES])
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_runs_and_draws(name: str, shape: str, env: dict[str, str], destination: str,
+                                 request: pytest.FixtureRequest, kernel: str,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    outputs, text = _run(name, shape, env, destination, request, monkeypatch)
     # the window read: the one asked for, else the latest day with data (the Monday)
     assert ("2026-01-01 to 2026-01-06 UTC" if env else "2026-01-05 to 2026-01-06 UTC") in text
     if name == "queue" and shape in FULL | {"nothing_queued"}:
@@ -148,24 +157,7 @@ def test_notebook_runs_a_long_window(name: str, shape: str, destination: str,
     """Every notebook on every shape with a window of eight days: it reads the period from
     the interval tables (its charts drawn where they have rows), says which days the data
     covers, and keeps the per-session detail of the latest day, drawn as for that day."""
-    if destination == "duckdb":
-        monkeypatch.setenv("DESK_DUCKDB", str(request.getfixturevalue("shapes")[shape]))
-    else:
-        monkeypatch.setenv("DESK_DESTINATION", destination)
-        monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS",
-                           request.getfixturevalue("pg_shapes")[shape])
-    for key in ("DESK_COMPARE", "DESK_APP"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in LONG.items():
-        monkeypatch.setenv(key, value)
-    nb = execute(name)
-    outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
-    assert not [out for out in outputs if out.output_type == "error"]
-    warned = [out.text for out in outputs
-              if out.output_type == "stream" and out.name == "stderr" and "Warning" in out.text]
-    assert not warned, warned
-    text = "\n".join(out.get("text", "") + out.get("data", {}).get("text/plain", "")
-                      for out in outputs)
+    outputs, text = _run(name, shape, LONG, destination, request, monkeypatch)
     first = "2026-01-01" if shape in ("several_days", "failed_day") else "2026-01-05"
     if name != "records":
         assert "period 2025-12-29 to 2026-01-06 UTC" in text

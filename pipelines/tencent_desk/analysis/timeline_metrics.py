@@ -17,14 +17,11 @@ import numpy as np
 import pandas as pd
 from tencent_desk.core import frames
 from tencent_desk.core.settings import DEFAULT_DATASET
+from tencent_desk.models.intervals import SPANS_SQL
 from tencent_desk.models.timeline import LOOKBACK_DAYS, TABLE
 
 EXACT = ("event", "record")
 LOOKBACK_SPAN = timedelta(days=LOOKBACK_DAYS)
-
-
-def _exact(*names: str) -> str:
-    return " AND ".join(f"{n}_source IN ('event', 'record')" for n in names)
 
 
 def sessions(con: duckdb.DuckDBPyConnection, since: datetime | None = None,
@@ -51,17 +48,7 @@ def sessions_touching(con: duckdb.DuckDBPyConnection, since: datetime, until: da
 def _select(con: duckdb.DuckDBPyConnection, where: str, params: list[datetime],
             dataset: str) -> pd.DataFrame:
     return frames.frame(con, f"""
-        SELECT *,
-            epoch(answered_at - queued_at) AS wait_s,
-            greatest(epoch(answered_lo - queued_hi), 0) AS wait_lo_s,
-            epoch(answered_hi - queued_lo) AS wait_hi_s,
-            {_exact("queued", "answered")} AS wait_exact,
-            epoch(ended_at - answered_at) AS handle_s,
-            greatest(epoch(ended_lo - answered_hi), 0) AS handle_lo_s,
-            epoch(ended_hi - answered_lo) AS handle_hi_s,
-            {_exact("answered", "ended")} AS handle_exact,
-            queued_at IS NOT NULL AND answered_at IS NULL AND ended_at IS NOT NULL
-                AS abandoned
+        SELECT *, {SPANS_SQL}
         FROM "{dataset}".{TABLE} WHERE {where}""", params)
 
 

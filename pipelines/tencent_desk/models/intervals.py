@@ -58,24 +58,32 @@ def _same(a: str, b: str, columns: tuple[str, ...]) -> str:
     return " AND ".join(f"{a}.{c} IS NOT DISTINCT FROM {b}.{c}" for c in columns)
 
 
+def _exact(*names: str) -> str:
+    return " AND ".join(f"{n}_source IN {EXACT}" for n in names)
+
+
+# A timeline row's spans (seconds) with their bounds and whether exact: the one definition
+# of speed of answer, handling time and abandonment (``timeline_metrics.sessions`` too).
+SPANS_SQL = f"""
+    epoch(answered_at - queued_at) AS wait_s,
+    greatest(epoch(answered_lo - queued_hi), 0) AS wait_lo_s,
+    epoch(answered_hi - queued_lo) AS wait_hi_s,
+    {_exact("queued", "answered")} AS wait_exact,
+    epoch(ended_at - answered_at) AS handle_s,
+    greatest(epoch(ended_lo - answered_hi), 0) AS handle_lo_s,
+    epoch(ended_hi - answered_lo) AS handle_hi_s,
+    {_exact("answered", "ended")} AS handle_exact,
+    queued_at IS NOT NULL AND answered_at IS NULL AND ended_at IS NOT NULL AS abandoned"""
+
+
 def facts_sql(rel: str) -> str:
-    """Per session of ``rel`` (timeline rows) the spans the figures read, defined as
-    ``timeline_metrics.sessions`` defines them, and the queue exit (answered, else ended)."""
-    def exact(*names: str) -> str:
-        return " AND ".join(f"coalesce({n}_source IN {EXACT}, false)" for n in names)
+    """Per session of ``rel`` (timeline rows) the spans the figures read (``SPANS_SQL``),
+    and the queue exit (answered, else ended)."""
     return f"""
     SELECT sdkappid, session_id, agent_group_id, agent_group_name, agent_id,
         began_at, queued_at, answered_at, ended_at,
-        {exact("began")} AS began_exact, {exact("queued")} AS queued_exact,
-        epoch(answered_at - queued_at) AS wait_s,
-        greatest(epoch(answered_lo - queued_hi), 0) AS wait_lo_s,
-        epoch(answered_hi - queued_lo) AS wait_hi_s,
-        {exact("queued", "answered")} AS wait_exact,
-        epoch(ended_at - answered_at) AS handle_s,
-        greatest(epoch(ended_lo - answered_hi), 0) AS handle_lo_s,
-        epoch(ended_hi - answered_lo) AS handle_hi_s,
-        {exact("answered", "ended")} AS handle_exact,
-        queued_at IS NOT NULL AND answered_at IS NULL AND ended_at IS NOT NULL AS abandoned,
+        coalesce({_exact("began")}, false) AS began_exact,
+        coalesce({_exact("queued")}, false) AS queued_exact, {SPANS_SQL},
         CASE WHEN queued_at IS NOT NULL THEN coalesce(answered_at, ended_at) END AS exit_at,
         epoch(ended_at - queued_at) AS abandon_wait_s,
         least(answered_at, ended_at) AS queue_out
@@ -117,6 +125,15 @@ def _within(prefix: str, value: str, edges: tuple[int, ...], where: str) -> str:
                      for e in edges)
 
 
+def _span_sums(span: str, where: str) -> str:
+    """A span's sums (value, lower and upper bounds), the count with no upper bound, and
+    its maximum, over the rows of ``where``."""
+    sums = ", ".join(f"coalesce(sum({span}_{v}s) FILTER (WHERE {where}), 0) AS {span}_{v}sum_s"
+                     for v in ("", "lo_", "hi_"))
+    return (f"{sums}, count(*) FILTER (WHERE {where} AND {span}_hi_s IS NULL) AS "
+            f"{span}_hi_open, max({span}_s) FILTER (WHERE {where}) AS {span}_max_s")
+
+
 def _peak(spans: str, keys: str, owner: tuple[str, ...]) -> str:
     """Per key of ``keys`` the most spans of ``spans`` (``owner`` columns, ``s``, ``e``:
     [s, e)) held at once within the interval: a sweep over the spans overlapping it, each
@@ -128,7 +145,7 @@ def _peak(spans: str, keys: str, owner: tuple[str, ...]) -> str:
     inside = (f"sp.s < k.interval_start + INTERVAL {WIDTH_S} SECOND "
               "AND sp.e > k.interval_start")
     return f"""
-    SELECT {own}, interval_start, max(level) AS peak FROM (
+    SELECT {own}, interval_start, max(level)::BIGINT AS peak FROM (
         SELECT {own}, interval_start,
             sum(d) OVER (PARTITION BY {own}, interval_start ORDER BY t, d
                          ROWS UNBOUNDED PRECEDING) AS level
@@ -172,11 +189,7 @@ def queue_sql(facts: str, keys: str, run_id: str) -> str:
         count(*) FILTER (WHERE {ans}) AS answered,
         count(*) FILTER (WHERE {waited}) AS waits,
         count(*) FILTER (WHERE {waited} AND wait_exact) AS waits_exact,
-        coalesce(sum(wait_s) FILTER (WHERE {waited}), 0) AS wait_sum_s,
-        coalesce(sum(wait_lo_s) FILTER (WHERE {waited}), 0) AS wait_lo_sum_s,
-        coalesce(sum(wait_hi_s) FILTER (WHERE {waited}), 0) AS wait_hi_sum_s,
-        count(*) FILTER (WHERE {waited} AND wait_hi_s IS NULL) AS wait_hi_open,
-        max(wait_s) FILTER (WHERE {waited}) AS wait_max_s,
+        {_span_sums("wait", waited)},
         {_within("within", "wait_s", WAIT_EDGES_S, waited)},
         {_within("within_lo", "wait_hi_s", WAIT_EDGES_S, waited)},
         {_within("within_hi", "coalesce(wait_lo_s, 0)", WAIT_EDGES_S, waited)},
@@ -186,11 +199,7 @@ def queue_sql(facts: str, keys: str, run_id: str) -> str:
         {_within("abandoned_within", "abandon_wait_s", WAIT_EDGES_S, gone)},
         count(*) FILTER (WHERE {handled}) AS handled,
         count(*) FILTER (WHERE {handled} AND handle_exact) AS handled_exact,
-        coalesce(sum(handle_s) FILTER (WHERE {handled}), 0) AS handle_sum_s,
-        coalesce(sum(handle_lo_s) FILTER (WHERE {handled}), 0) AS handle_lo_sum_s,
-        coalesce(sum(handle_hi_s) FILTER (WHERE {handled}), 0) AS handle_hi_sum_s,
-        count(*) FILTER (WHERE {handled} AND handle_hi_s IS NULL) AS handle_hi_open,
-        max(handle_s) FILTER (WHERE {handled}) AS handle_max_s,
+        {_span_sums("handle", handled)},
         {_within("handled_within", "handle_s", HANDLE_EDGES_S, handled)}
     FROM ({events}) GROUP BY ALL"""
     spans = f"(SELECT {g}, queued_at AS s, queue_out AS e FROM {facts} WHERE queue_out > queued_at)"
