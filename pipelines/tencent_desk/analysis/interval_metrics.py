@@ -81,10 +81,11 @@ def figures(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime,
     if int(target_s) not in intervals.WAIT_EDGES_S or target_s != int(target_s):
         raise ValueError(f"service level within {target_s:g} s: the interval tables count "
                          f"waits within {', '.join(map(str, intervals.WAIT_EDGES_S))} s only")
-    t = totals(con, since, until, by, dataset)
+    t = totals(con, since, until, by, dataset).astype(float)
+    # a group whose sessions all moved to another (a late record naming it) keeps zeros
+    t = t[t[["began", "queued", "answered", "exits", "handled"]].sum(axis=1) > 0]
     if t.empty:
         return pd.DataFrame()
-    t = t.astype(float)
     e = int(target_s)
     nan = np.nan
 

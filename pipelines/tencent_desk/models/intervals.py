@@ -134,6 +134,21 @@ def _span_sums(span: str, where: str) -> str:
             f"{span}_hi_open, max({span}_s) FILTER (WHERE {where}) AS {span}_max_s")
 
 
+def _pieces(spans: str, keys: str, owner: tuple[str, ...]) -> str:
+    """``spans`` (``s``, ``e``) joined to each key of ``keys`` whose interval they overlap:
+    each span cut into its intervals first, so the join is on equality (a range join of
+    every span with every interval of its owner cost n x k on a first upkeep)."""
+    return (f"(SELECT *, unnest({_span_keys('s', 'e')}) AS piece FROM {spans}) AS sp "
+            f"JOIN {keys} AS k ON {_same('sp', 'k', owner)} AND sp.piece = k.interval_start")
+
+
+def _events(facts: str, keys: str, owner: tuple[str, ...], times: tuple[str, ...]) -> str:
+    """The rows of ``facts`` joined to the keys of the intervals their ``times`` lie in."""
+    points = ", ".join(_k(t) for t in times)
+    return (f"(SELECT *, unnest(list_distinct([{points}])) AS piece FROM {facts}) AS f "
+            f"JOIN {keys} AS k ON {_same('f', 'k', owner)} AND f.piece = k.interval_start")
+
+
 def _peak(spans: str, keys: str, owner: tuple[str, ...]) -> str:
     """Per key of ``keys`` the most spans of ``spans`` (``owner`` columns, ``s``, ``e``:
     [s, e)) held at once within the interval: a sweep over the spans overlapping it, each
@@ -141,9 +156,7 @@ def _peak(spans: str, keys: str, owner: tuple[str, ...]) -> str:
     spans are half-open)."""
     own = ", ".join(owner)
     keyed = ", ".join(f"k.{c}" for c in owner)
-    join = f"{spans} AS sp JOIN {keys} AS k ON {_same('sp', 'k', owner)}"
-    inside = (f"sp.s < k.interval_start + INTERVAL {WIDTH_S} SECOND "
-              "AND sp.e > k.interval_start")
+    join = _pieces(spans, keys, owner)
     return f"""
     SELECT {own}, interval_start, max(level)::BIGINT AS peak FROM (
         SELECT {own}, interval_start,
@@ -151,11 +164,10 @@ def _peak(spans: str, keys: str, owner: tuple[str, ...]) -> str:
                          ROWS UNBOUNDED PRECEDING) AS level
         FROM (
             SELECT {keyed}, k.interval_start, greatest(sp.s, k.interval_start) AS t, 1 AS d
-            FROM {join} WHERE {inside}
+            FROM {join}
             UNION ALL
             SELECT {keyed}, k.interval_start, sp.e AS t, -1 AS d
-            FROM {join} WHERE {inside}
-                AND sp.e < k.interval_start + INTERVAL {WIDTH_S} SECOND))
+            FROM {join} WHERE sp.e < k.interval_start + INTERVAL {WIDTH_S} SECOND))
     GROUP BY ALL"""
 
 
@@ -170,10 +182,8 @@ def queue_sql(facts: str, keys: str, run_id: str) -> str:
     at = {n: _k(f"{n}_at") for n in ("began", "queued", "answered", "ended")}
     g = ", ".join(GROUP)
     events = f"""
-    SELECT f.*, k.interval_start FROM {facts} AS f JOIN {keys} AS k
-        ON {_same("f", "k", GROUP)}
-    WHERE k.interval_start IN ({at["began"]}, {at["queued"]}, {at["answered"]},
-                               {at["ended"]}, {_k("exit_at")})"""
+    SELECT f.* EXCLUDE (piece), k.interval_start FROM {_events(
+        facts, keys, GROUP, ("began_at", "queued_at", "answered_at", "ended_at", "exit_at"))}"""
     ans = f"{at['answered']} = interval_start"
     waited = f"{ans} AND wait_s IS NOT NULL"
     handled = f"{ans} AND handle_s IS NOT NULL"
@@ -206,9 +216,7 @@ def queue_sql(facts: str, keys: str, run_id: str) -> str:
     queue = f"""
     SELECT {", ".join(f"k.{c}" for c in GROUP)}, k.interval_start,
         sum({_overlap_s("s", "e")}) AS queue_s
-    FROM {spans} AS q JOIN {keys} AS k ON {_same("q", "k", GROUP)}
-    WHERE s < k.interval_start + INTERVAL {WIDTH_S} SECOND AND e > k.interval_start
-    GROUP BY ALL"""
+    FROM {_pieces(spans, keys, GROUP)} GROUP BY ALL"""
     names = [c for c in _queue_columns() if c not in ("queue_s", "queue_max")]
     filled = ", ".join(f"coalesce(c.{n}, 0) AS {n}" if not n.endswith("_max_s") else f"c.{n}"
                        for n in names)
@@ -247,16 +255,13 @@ def agent_sql(facts: str, keys: str, run_id: str) -> str:
              "WHERE agent_id IS NOT NULL AND ended_at > answered_at)")
     held = f"""
     SELECT k.sdkappid, k.agent_id, k.interval_start, sum({_overlap_s("s", "e")}) AS held_s
-    FROM {spans} AS h JOIN {keys} AS k ON {_same("h", "k", own)}
-    WHERE s < k.interval_start + INTERVAL {WIDTH_S} SECOND AND e > k.interval_start
-    GROUP BY ALL"""
+    FROM {_pieces(spans, keys, own)} GROUP BY ALL"""
     counts = f"""
     SELECT k.sdkappid, k.agent_id, k.interval_start,
         count(*) FILTER (WHERE {_k("answered_at")} = k.interval_start) AS answered,
         count(*) FILTER (WHERE {_k("ended_at")} = k.interval_start) AS ended
-    FROM {facts} AS f JOIN {keys} AS k ON {_same("f", "k", own)}
+    FROM {_events(facts, keys, own, ("answered_at", "ended_at"))}
     WHERE f.answered_at IS NOT NULL
-        AND k.interval_start IN ({_k("answered_at")}, {_k("ended_at")})
     GROUP BY ALL"""
     on = (*own, "interval_start")
     return f"""
