@@ -49,7 +49,7 @@ FOREIGN_SCHEMAS = ("desk_simulator",)
 CLEARED = ("_dlt_loads", "runs", "record_runs", "session_states", "session_events",
            "session_records")
 REBUILT = ("session_timeline", "_timeline_state", "queue_intervals", "agent_intervals",
-           "interval_sketches", "_interval_sessions", "_intervals_state")
+           "interval_sketches", "_interval_sessions", "_intervals_watermark")
 
 
 @dataclass(frozen=True)

@@ -23,15 +23,18 @@ import math
 from typing import Any
 
 import duckdb
-from tencent_desk.core.sql import ident, literal
-from tencent_desk.models import timeline
+from tencent_desk.core.sql import ident, literal, literals
+from tencent_desk.models import snapshot, timeline
 
 QUEUE = "queue_intervals"
 AGENT = "agent_intervals"
 SKETCH = "interval_sketches"
 TABLES = (QUEUE, AGENT, SKETCH)
 LEDGER = "_interval_sessions"  # each session as last counted: the intervals to redo on change
-STATE_TABLE = "_intervals_state"  # the newest timeline run_id counted
+# The timeline's watermark (a dlt load id) as of the last upkeep: the runs loaded after it
+# and up to the timeline's current one are those whose id the rows it rewrote carry (run
+# ids alone are no order: two runs of the same second sort by a random suffix).
+STATE_TABLE = "_intervals_watermark"
 WIDTH_S = 900  # 15 minutes: sums to 30 min, hours, days and weeks
 # The service-level target the desk reports against (seconds); kept as a bucket edge too.
 SERVICE_TARGET_S = 60
@@ -352,7 +355,7 @@ def _create(con: duckdb.DuckDBPyConnection, ds: str) -> None:
         con.execute(f"CREATE TABLE IF NOT EXISTS {ds}.{table} AS SELECT * FROM {made}")
     con.execute(f"CREATE TABLE IF NOT EXISTS {ds}.{LEDGER} AS SELECT "
                 f"{', '.join(LEDGER_COLUMNS)} FROM empty_tl")
-    con.execute(f"CREATE TABLE IF NOT EXISTS {ds}.{STATE_TABLE} (run_id VARCHAR)")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {ds}.{STATE_TABLE} (load_id VARCHAR)")
 
 
 def replace_sql(ds: str, table: str, made: str, keys: str, columns: tuple[str, ...],
@@ -370,13 +373,20 @@ def upkeep(con: duckdb.DuckDBPyConnection, dataset: str) -> int:
     if timeline.TABLE not in timeline.sources(con, dataset).tables:
         return 0
     _create(con, ds)
-    (mark,) = con.execute(f"SELECT max(run_id) FROM {ds}.{STATE_TABLE}").fetchone() or (None,)
+    (mark,) = con.execute(f"SELECT max(load_id) FROM {ds}.{STATE_TABLE}").fetchone() or (None,)
+    (now,) = con.execute(f"SELECT max(load_id) FROM {ds}.{timeline.STATE_TABLE}").fetchone() \
+        or (None,)
+    if now is None or now == mark:
+        return 0
+    logs = [t for t in snapshot.RUN_LOGS if t in timeline.sources(con, dataset).tables]
+    runs = [r for (r,) in con.execute(new_runs_sql(ds, logs), [mark or "", now]).fetchall()]
     cols = ", ".join(LEDGER_COLUMNS)
     con.execute(f"CREATE OR REPLACE TEMP TABLE changed AS SELECT {cols}, run_id FROM "
-                f"{ds}.{timeline.TABLE} WHERE run_id > ?", [mark or ""])
+                f"{ds}.{timeline.TABLE} WHERE {rewritten(runs, mark)}")
     (top, oldest) = con.execute("SELECT max(run_id), min(began_at) FROM changed").fetchone() \
         or (None, None)
     if top is None:
+        _done(con, ds, now)
         return 0
     # their rows as last counted (a session's start moves by less than LOOKBACK)
     old_filter = "TRUE" if oldest is None else (
@@ -403,6 +413,26 @@ def upkeep(con: duckdb.DuckDBPyConnection, dataset: str) -> int:
     con.execute(f"DELETE FROM {ds}.{LEDGER} AS x WHERE ({old_filter}) AND EXISTS (SELECT 1 "
                 f"FROM changed AS c WHERE {_same('x', 'c', ('sdkappid', 'session_id'))})")
     con.execute(f"INSERT INTO {ds}.{LEDGER} SELECT {cols} FROM changed WHERE began_at IS NOT NULL")
-    con.execute(f"DELETE FROM {ds}.{STATE_TABLE}")
-    con.execute(f"INSERT INTO {ds}.{STATE_TABLE} VALUES (?)", [top])
+    _done(con, ds, now)
     return written
+
+
+def _done(con: duckdb.DuckDBPyConnection, ds: str, now: str) -> None:
+    con.execute(f"DELETE FROM {ds}.{STATE_TABLE}")
+    con.execute(f"INSERT INTO {ds}.{STATE_TABLE} VALUES (?)", [now])
+
+
+def new_runs_sql(ds: str, logs: list[str]) -> str:
+    """The runs loaded after the last upkeep's timeline watermark and up to the current
+    one (parameters): the ids the timeline rows rewritten since then carry."""
+    return (f"SELECT run_id FROM ({timeline.finished_sql(ds, logs)}) AS f "
+            "WHERE _dlt_load_id > ? AND _dlt_load_id <= ? ORDER BY run_id")
+
+
+def rewritten(runs: list[str], mark: str | None) -> str:
+    """Timeline rows written by the upkeeps of ``runs`` (every row on a first upkeep); the
+    range first, for zone maps."""
+    if mark is None:
+        return "TRUE"
+    return (f"run_id BETWEEN {literal(runs[0])} AND {literal(runs[-1])} AND run_id IN "
+            f"({literals(runs)})" if runs else "FALSE")

@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from tencent_desk.core.sql import ident, literal
-from tencent_desk.models import intervals, timeline
+from tencent_desk.models import intervals, snapshot, timeline
 
 # information_schema's spelling of the types the SQL makes, for the server's tables
 _SERVER_TYPES = {"BIGINT": "BIGINT", "INTEGER": "INTEGER", "DOUBLE": "DOUBLE PRECISION",
@@ -57,12 +57,21 @@ def upkeep(pipeline: Any) -> int:
 def _upkeep(cur: Any, local: duckdb.DuckDBPyConnection, ds: str, have: set[str],
             conn: Any) -> int:
     _create(cur, local, ds, have)
-    cur.execute(f"SELECT max(run_id) FROM {ds}.{intervals.STATE_TABLE}")
+    cur.execute(f"SELECT max(load_id) FROM {ds}.{intervals.STATE_TABLE}")
     (mark,) = cur.fetchone()
+    cur.execute(f"SELECT max(load_id) FROM {ds}.{timeline.STATE_TABLE}")
+    (now,) = cur.fetchone()
+    if now is None or now == mark:
+        return 0
+    logs = [t for t in snapshot.RUN_LOGS if t in have]
+    cur.execute(intervals.new_runs_sql(ds, logs).replace("?", "%s"), [mark or "", now])
+    runs = [r for (r,) in cur.fetchall()]
     _pull(cur, local, "changed", f"SELECT {_TL_COLUMNS} FROM {ds}.{timeline.TABLE} "
-          "WHERE run_id > %s", [mark or ""])
+          f"WHERE {intervals.rewritten(runs, mark)}", [])
     (top,) = local.execute("SELECT max(run_id) FROM changed").fetchone() or (None,)
     if top is None:
+        _done(cur, ds, now)
+        conn.commit()
         return 0
     ids = [r for (r,) in local.execute("SELECT DISTINCT session_id FROM changed").fetchall()]
     cols = ", ".join(intervals.LEDGER_COLUMNS)
@@ -100,10 +109,14 @@ def _upkeep(cur: Any, local: duckdb.DuckDBPyConnection, ds: str, have: set[str],
     cur.execute(f"DELETE FROM {ds}.{intervals.LEDGER} WHERE session_id = ANY(%s)", [ids])
     _push(cur, local.sql(f"SELECT {cols} FROM changed WHERE began_at IS NOT NULL"
                          ).to_arrow_table(), f"{ds}.{intervals.LEDGER}")
-    cur.execute(f"DELETE FROM {ds}.{intervals.STATE_TABLE}")
-    cur.execute(f"INSERT INTO {ds}.{intervals.STATE_TABLE} VALUES (%s)", [top])
+    _done(cur, ds, now)
     conn.commit()
     return written
+
+
+def _done(cur: Any, ds: str, now: str) -> None:
+    cur.execute(f"DELETE FROM {ds}.{intervals.STATE_TABLE}")
+    cur.execute(f"INSERT INTO {ds}.{intervals.STATE_TABLE} VALUES (%s)", [now])
 
 
 def _create(cur: Any, local: duckdb.DuckDBPyConnection, ds: str, have: set[str]) -> None:
