@@ -40,9 +40,10 @@ def sessions_touching(con: duckdb.DuckDBPyConnection, since: datetime, until: da
     ended) lies in the window: what :func:`event_figures` reads."""
     where = " OR ".join(f"({t}_at >= ? AND {t}_at < ?)"
                         for t in ("began", "queued", "answered", "ended"))
-    # a session's times lie within the timeline's lookback of its start
+    # a session's times lie within the timeline's lookback of its start (either side: a
+    # start bounded by polls may lie after a queue time a callback gave exactly)
     return _select(con, f"began_at >= ? AND began_at < ? AND ({where})",
-                   [since - LOOKBACK_SPAN, until] + [since, until] * 4, dataset)
+                   [since - LOOKBACK_SPAN, until + LOOKBACK_SPAN] + [since, until] * 4, dataset)
 
 
 def _select(con: duckdb.DuckDBPyConnection, where: str, params: list[datetime],

@@ -332,11 +332,13 @@ def dirty(con: duckdb.DuckDBPyConnection, old: str, new: str) -> tuple[Any, Any]
 
 
 def candidates_filter(first: Any, last: Any) -> str:
-    """Timeline rows that may count in ``[first, last + 15 min)``: begun at most
-    ``LOOKBACK`` before it (a session's times lie within that of its start) and before its
-    end. Constants, so DuckDB skips older row groups by their zone maps."""
+    """Timeline rows that may count in ``[first, last + 15 min)``: begun within
+    ``LOOKBACK`` of it (a session's times lie within that of its start; after it too: a
+    start bounded by polls may lie after a queue time a callback gave exactly). Constants,
+    so DuckDB skips older row groups by their zone maps."""
     lo = f"TIMESTAMPTZ {literal(first.isoformat())} - INTERVAL {timeline.LOOKBACK}"
-    hi = f"TIMESTAMPTZ {literal(last.isoformat())} + INTERVAL {WIDTH_S} SECOND"
+    hi = (f"TIMESTAMPTZ {literal(last.isoformat())} + INTERVAL {WIDTH_S} SECOND "
+          f"+ INTERVAL {timeline.LOOKBACK}")
     return f"began_at >= {lo} AND began_at < {hi}"
 
 

@@ -88,7 +88,7 @@ def _upkeep(cur: Any, local: duckdb.DuckDBPyConnection, ds: str, have: set[str],
         lookback = timedelta(days=timeline.LOOKBACK_DAYS)
         _pull(cur, local, "cand", f"SELECT {_TL_COLUMNS} FROM {ds}.{timeline.TABLE} WHERE "
               "began_at >= %s AND began_at < %s",
-              [first - lookback, last + timedelta(seconds=intervals.WIDTH_S)])
+              [first - lookback, last + timedelta(seconds=intervals.WIDTH_S) + lookback])
         intervals.compute(local, "cand", top)
         made = {t: local.sql(f"SELECT * FROM {m}").to_arrow_table() for t, m in (
             (intervals.QUEUE, "new_queue"), (intervals.AGENT, "new_agent"),
