@@ -76,9 +76,9 @@ if HAS_RECORDS:
     polled = metrics.demand_per_interval(con, ds).set_index("interval_start")
     table = pd.DataFrame({"records": arrivals.arrivals, "polls": polled.arrivals})
     if desk.has_truth:
-        truth = truth.truth_demand_per_interval(con).set_index("interval_start")
-        whole = truth.index + pd.Timedelta(hours=1) <= desk.until  # hours the data saw whole
-        table["truth"] = truth.arrivals[whole]
+        true_demand = truth.truth_demand_per_interval(con).set_index("interval_start")
+        whole = true_demand.index + pd.Timedelta(hours=1) <= desk.until  # hours the data saw whole
+        table["truth"] = true_demand.arrivals[whole]
     table = plottable(table.dropna(subset=["polls"]))
     HOUR = pd.Timedelta(hours=1)
     fig, ax = plt.subplots()
@@ -109,7 +109,8 @@ if HAS_RECORDS:
     if desk.has_truth:
         t_ab = truth.truth_abandonment(con)
         rows["handling time, mean (s)"].append(ratio(
-            (truth.aht_s * truth.answered).sum(), truth.answered[truth.aht_s.notna()].sum()))
+            (true_demand.aht_s * true_demand.answered).sum(),
+            true_demand.answered[true_demand.aht_s.notna()].sum()))
         rows["abandonment rate"].append(t_ab.outcome.isin(["abandoned", "offered"]).mean())
     sources = ["records", "polls", "truth"][:len(rows["abandonment rate"])]
     display(pd.DataFrame(rows, index=sources).T)
