@@ -20,6 +20,9 @@ client's CPU is measured alone; every case bounded in calls and time):
           of one day with a year of history there vs the DuckDB snapshot (bench_postgres_read)
   report  ``desk-sessions report --month`` on the 90-day history: the whole CLI, and the
           figures' and the page's parts (bench_report)
+  intervals the interval tables on the 90-day history: each notebook from a fresh kernel at a
+          day, a week, a month and 90 days; the quarter's period read from PostgreSQL; the
+          intervals upkeep per run at 7 and 90 days (bench_intervals)
 
   .venv/bin/python benchmarks/run.py                 everything (~25 min on 2 cores; the
                                                      first time, ~25 min more to build the
@@ -50,13 +53,14 @@ import profiles
 from common import DESK, OUT, Watch, random_ids, run_child, seed_session_ids, simulator
 
 SECTIONS = ("limits", "cpu", "peers", "load", "scale", "snapshot", "records", "timeline",
-            "history", "postgres", "report")
+            "history", "postgres", "report", "intervals")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 # Sections that, run alone (--only), write their figures under their own heading of RESULTS.md
 SECTION_TITLES = {"records": "Session records backfill", "snapshot": "Readers' snapshot",
                   "timeline": "Timeline upkeep", "history": "90 days of history",
                   "postgres": "Analysis from PostgreSQL",
-                  "report": "desk-sessions report"}
+                  "report": "desk-sessions report",
+                  "intervals": "Interval tables: a quarter at the cost of a day"}
 
 
 @dataclass
@@ -717,6 +721,10 @@ def main(argv: list[str] | None = None) -> int:
                 section_postgres(rep, args.quick)
             elif section == "report":
                 section_report(rep, args.quick)
+            elif section == "intervals":
+                from bench_intervals import section_intervals
+
+                section_intervals(rep, args.quick)
             elif section == "records":
                 from bench_records import section_records
 

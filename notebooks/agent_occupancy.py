@@ -51,6 +51,7 @@ from tencent_desk.notebook import (
     heatmap,
     instants,
     open_desk,
+    overview,
     plottable,
     source_note,
     time_axis,
@@ -70,6 +71,18 @@ in_window = served[(served.answered_at < desk.until)
                    & (served.ended_at.isna() | (served.ended_at > desk.since))]
 print(f"{in_window.agent_id.nunique()} agents held {len(in_window)} chats in the window; "
       f"their times rest on: {source_note(in_window.handle_exact.astype(float).mean())}")
+
+# %% [markdown]
+# ## The period, for a window longer than five days
+#
+# A window longer than five days (a week, a month, a quarter) is read from the interval
+# tables (`queue_intervals`, `agent_intervals`, `interval_sketches`: 15-minute sums kept by
+# every load; see docs/intervals.md), at the cost of a day whatever its length; the
+# per-session figures below are then of its latest day with data. A shorter window says so
+# in one line.
+
+# %%
+overview(desk, "agents")
 
 # %% [markdown]
 # ## Chats per agent over time

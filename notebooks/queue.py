@@ -48,6 +48,7 @@ from tencent_desk.notebook import (
     describe,
     instants,
     open_desk,
+    overview,
     plottable,
     shade_gaps,
     source_note,
@@ -69,6 +70,18 @@ print(f"{len(sessions)} sessions began in the window; times rest on: "
       f"{source_note(sessions.began_source.isin(tm.EXACT).mean())}"
       + ("; polls only (no callbacks, no records)" if POLLS_ONLY else "")
       + f"; {GROUPS} agent group(s) named")
+
+# %% [markdown]
+# ## The period, for a window longer than five days
+#
+# A window longer than five days (a week, a month, a quarter) is read from the interval
+# tables (`queue_intervals`, `agent_intervals`, `interval_sketches`: 15-minute sums kept by
+# every load; see docs/intervals.md), at the cost of a day whatever its length; the
+# per-session figures below are then of its latest day with data. A shorter window says so
+# in one line.
+
+# %%
+overview(desk, "trend", "heatmap", "groups")
 
 # %% [markdown]
 # ## Key figures, against the comparison window

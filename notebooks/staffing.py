@@ -44,7 +44,14 @@ import pandas as pd
 from tencent_desk.analysis import erlang
 from tencent_desk.analysis import poll_metrics as metrics
 from tencent_desk.analysis import timeline_metrics as tm
-from tencent_desk.notebook import describe, open_desk, plottable, shade_gaps, time_axis
+from tencent_desk.notebook import (
+    describe,
+    open_desk,
+    overview,
+    plottable,
+    shade_gaps,
+    time_axis,
+)
 from tencent_desk.simulator import truth
 
 desk = open_desk()
@@ -55,6 +62,18 @@ TARGET_S, TARGET_SL, SHRINKAGE = 60.0, 0.8, 0.3
 print(describe(desk))
 print(f"target {TARGET_SL:.0%} within {TARGET_S:.0f} s; shrinkage {SHRINKAGE:.0%}; "
       f"{CHATS_PER_AGENT:g} chats per agent")
+
+# %% [markdown]
+# ## The period, for a window longer than five days
+#
+# A window longer than five days (a week, a month, a quarter) is read from the interval
+# tables (`queue_intervals`, `agent_intervals`, `interval_sketches`: 15-minute sums kept by
+# every load; see docs/intervals.md), at the cost of a day whatever its length; the
+# per-session figures below are then of its latest day with data. A shorter window says so
+# in one line.
+
+# %%
+overview(desk, "trend", "heatmap")
 
 # %% [markdown]
 # ## Erlang C, checked against the textbook
@@ -82,7 +101,7 @@ print(f"agents needed: {needed}; scheduled with 30% shrinkage: "
 # ## Demand per hour, from the timeline
 #
 # Arrivals: sessions that asked for a human (queued), by the hour they did. AHT: the mean
-# handling time (answer to end) of those of them that were answered and are over, with its
+# handling time (answer to end) of the chats answered that hour and now over, with its
 # bounds; `exact_share` says how much of it rests on exact times (callbacks, records) rather
 # than polls. With polls alone an hour without a complete run is a gap, shaded grey.
 
@@ -133,8 +152,9 @@ demand.assign(hour=hours)[
 # %% [markdown]
 # `offered_erlangs` (arrivals x AHT) and `load_erlangs` (chats the polls saw in progress,
 # averaged; needs no timing) should be close. The first and last hours of the window may hold
-# chats begun or ended outside it. The truth's AHT is by the hour a chat was answered, the
-# timeline's by the hour it asked for a human (what Erlang needs), so hours differ a little.
+# chats begun or ended outside it. Arrivals count in the hour a session asked for a human,
+# answered chats and their AHT in the hour an agent accepted them, in the timeline as in the
+# truth (each event in the interval where it happened), so exact times give the truth's AHT.
 #
 # ## Agents needed per hour
 #

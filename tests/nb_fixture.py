@@ -26,7 +26,7 @@ from tencent_desk import cli
 from tencent_desk.api import states as st
 from tencent_desk.core.settings import TRUTH_SCHEMA
 from tencent_desk.demo import run_demo
-from tencent_desk.models import timeline
+from tencent_desk.models import intervals, timeline
 
 DS = "tencent_desk"
 # Statuses of runs that stopped before loading: failed and interrupted as the job writes
@@ -206,6 +206,8 @@ def build_shape(base: Path, shape: str, path: Path) -> Path:
             con.execute(f"DROP SCHEMA {TRUTH_SCHEMA} CASCADE")
         # made again from what the shape holds, by the job's upkeep when published
         con.execute(f"DROP TABLE {DS}.{timeline.TABLE}; DROP TABLE {DS}.{timeline.STATE_TABLE}")
+        for table in (*intervals.TABLES, intervals.LEDGER, intervals.STATE_TABLE):
+            con.execute(f"DROP TABLE IF EXISTS {DS}.{table}")
     finally:
         con.close()
     return path

@@ -159,6 +159,39 @@ def test_planning_notebook_on_weeks(demo_day: Path, kernel: str, tmp_path: Path,
     assert len([out for out in outputs if "image/png" in out.get("data", {})]) == 3
 
 
+# A long window (more than five days): the period from the interval tables, and the latest
+# day's detail. It starts before the first load (the Thursday): one line says which days.
+LONG = {"DESK_FROM": "2025-12-29", "DESK_TO": "2026-01-05"}
+# The period's charts each notebook draws when the interval tables have rows in it.
+OVERVIEW_IMAGES = {"queue": 3, "agent_occupancy": 1, "staffing": 2, "records": 0}
+LONG_CASES = [(shape, "duckdb") for shape in SHAPES] + [("several_days", "postgres")]
+
+
+@pytest.mark.parametrize("shape, destination", LONG_CASES,
+                         ids=[s + ("" if d == "duckdb" else f"-{d}") for s, d in LONG_CASES])
+@pytest.mark.parametrize("name", list(OVERVIEW_IMAGES))
+def test_notebook_runs_a_long_window(name: str, shape: str, destination: str,
+                                     request: pytest.FixtureRequest,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every notebook that reads a window, on every shape, with a window of eight days: it
+    reads the period from the interval tables (its charts drawn where they have rows), says
+    which days the data covers, and keeps the per-session detail of the latest day, drawn
+    as for that day."""
+    _read_case(shape, LONG, destination, request, monkeypatch)
+    ran = run_inline(name)
+    assert not ran.warned, ran.warned
+    first = "2026-01-01" if shape in ("several_days", "failed_day") else "2026-01-05"
+    if name != "records":
+        assert "period 2025-12-29 to 2026-01-06 UTC" in ran.text
+        assert "window 2026-01-05 to 2026-01-06 UTC" in ran.text
+    assert f"starts before the first load ({first})" in ran.text
+    covered = "interval tables cover 0 day(s)" not in ran.text
+    has_data = shape in FULL | {"single_run"} and (name != "records" or shape in HAS_RECORDS)
+    expected = (ALWAYS[name] + (WITH_DATA[name] if has_data else 0)
+                + (OVERVIEW_IMAGES[name] if covered else 0))
+    assert ran.images == expected, f"{name} drew {ran.images} figures on {shape}"
+
+
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.check
 def test_notebook_is_paired_and_stripped(name: str) -> None:
@@ -387,6 +420,24 @@ def _utc(text: str) -> datetime:
 
 
 @pytest.mark.check
+def test_window_coverage_says_what_was_found_and_what_to_set() -> None:
+    """A window with no data: one line with the data's span and what to set; one partly
+    covered (before the first load, days missing between): which days it covers."""
+    days = [date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 5)]
+    with pytest.raises(ValueError) as found:
+        notebook.coverage(_w({"DESK_FROM": "2026-02-01", "DESK_TO": "2026-02-02"}), days)
+    assert str(found.value) == (
+        "no data in the window 2026-02-01 to 2026-02-03 UTC: data from 2026-01-01 to "
+        "2026-01-05 (3 days); set DESK_FROM and DESK_TO within it")
+    note = notebook.coverage(_w({"DESK_FROM": "2025-12-30", "DESK_TO": "2026-01-05"}), days)
+    assert note == (
+        "window 2025-12-30 to 2026-01-06 UTC starts before the first load (2026-01-01): "
+        "covers 2026-01-01..2026-01-02, 2026-01-05 only (3 of 7 days); set "
+        "DESK_FROM=2026-01-01 DESK_TO=2026-01-05 for those")
+    assert notebook.coverage(_w({"DESK_FROM": "2026-01-01", "DESK_TO": "2026-01-02"}),
+                             days) is None
+
+
 def test_window_defaults_to_the_latest_day_with_data() -> None:
     win = _w({})
     assert (win.since, win.until) == (_utc("2026-01-05"), _utc("2026-01-06"))

@@ -21,7 +21,7 @@ from tencent_desk.analysis import timeline_metrics as tm
 from tencent_desk.readers.snapshot import Reader
 from tencent_desk.report import period as periods
 from tencent_desk.report.period import Period, PeriodError
-from tencent_desk.run.runner import publish
+from tencent_desk.run.publish import publish
 
 from tests.nb_fixture import DS, SHAPES, build_shape
 

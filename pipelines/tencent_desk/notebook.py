@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
@@ -19,11 +19,11 @@ from matplotlib.axes import Axes
 from matplotlib.collections import QuadMesh
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
+from tencent_desk.analysis import interval_metrics, timeline_metrics
 from tencent_desk.analysis import poll_metrics as metrics
-from tencent_desk.analysis import timeline_metrics
 from tencent_desk.analysis.timeline_metrics import source_note  # what notebooks import from here
 from tencent_desk.core.sql import qualified
-from tencent_desk.models import snapshot
+from tencent_desk.models import intervals, snapshot
 from tencent_desk.readers.snapshot import Reader
 from tencent_desk.readers.window import app_id
 from tencent_desk.readers.window import reader as windowed
@@ -37,6 +37,9 @@ DAY, WEEK = timedelta(days=1), timedelta(days=7)
 COMPARE = ("auto", "day", "week", "none")
 # Tables whose days say whether a day has data (partitions of the published snapshot).
 DATA_TABLES = ("runs", "session_states", "session_events", "session_records", "session_timeline")
+# A window up to this long keeps the per-session detail; a longer one reads the interval
+# tables for the period (``overview``) and the per-session detail of its latest day only.
+DETAIL_MAX = timedelta(days=5)
 FORMS = ("an ISO date (2026-01-05) or date-time (2026-01-05T09:30, 2026-01-05 09:30:00Z, "
          "2026-01-05T17:30+08:00; UTC when no offset)")
 
@@ -121,11 +124,46 @@ def _midnight(at: datetime) -> datetime:
 
 def latest_day(database: Path) -> date | None:
     """The latest UTC day with data in the published snapshot (from its file list alone)."""
+    days = data_days(database)
+    return days[-1] if days else None
+
+
+def data_days(database: Path) -> list[date]:
+    """The UTC days with data in the published snapshot (from its file list alone)."""
     manifest = snapshot.read_manifest(snapshot.paths(database)[0])
-    days = [d for entry in manifest["schemas"].values()
-            for table, spec in entry["tables"].items() if table in DATA_TABLES
-            for d, files in spec["days"].items() if files and d[:1].isdigit()]
-    return date.fromisoformat(max(days)) if days else None
+    return sorted({date.fromisoformat(d) for entry in manifest["schemas"].values()
+                   for table, spec in entry["tables"].items() if table in DATA_TABLES
+                   for d, files in spec["days"].items() if files and d[:1].isdigit()})
+
+
+def coverage(win: Window, days: list[date]) -> str | None:
+    """What the data says of the window: raises ValueError (one line: what was found, what
+    to set) when none of its days has data; a line saying which days it covers when only
+    some have (before the first load, after the last, or days between); None when all do."""
+    first, last = _midnight(win.since).date(), (win.until - timedelta(microseconds=1)).date()
+    wanted = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    have = sorted(set(wanted) & set(days))
+    span = (f"data from {days[0]} to {days[-1]} ({len(days)} days)" if days
+            else "no data at all: run the job (desk-sessions run) first")
+    if not have:
+        raise ValueError(f"no data in the window {win}: {span}; set DESK_FROM and DESK_TO "
+                         "within it")
+    if len(have) == len(wanted):
+        return None
+    before = f"starts before the first load ({days[0]}): " if first < days[0] else ""
+    return (f"window {win} {before}covers {_ranges(have)} only ({len(have)} of "
+            f"{len(wanted)} days); set DESK_FROM={have[0]} DESK_TO={have[-1]} for those")
+
+
+def _ranges(days: list[date]) -> str:
+    """Consecutive days as ranges: 2026-01-01..2026-01-03, 2026-01-05."""
+    runs: list[list[date]] = []
+    for d in days:
+        if runs and d - runs[-1][-1] == DAY:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}..{r[-1]}" for r in runs)
 
 
 @dataclass
@@ -139,6 +177,10 @@ class Desk:
     sdkappid: int | None = None  # DESK_APP: the one app shown (several in one database)
     # the latest instant its data describes, when the window reaches the newest data
     horizon: datetime | None = None
+    # a window longer than DETAIL_MAX: the whole of it, read from the interval tables by
+    # ``period_source``; ``window`` is then its latest day with data, kept in detail
+    period: Window | None = None
+    period_source: Reader | warehouse.Reader | None = None
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -232,8 +274,10 @@ def describe(desk: Desk) -> str:
              else "no poll interval (fewer than two snapshots)")
     app = f" (app {desk.sdkappid})" if desk.sdkappid is not None else ""
     shown = "" if desk.shown == desk.window else f" (data until {_stamp(desk.until)})"
-    return (f"{desk.path} / {desk.dataset}{app}, window {desk.window}{shown}: {seen}; "
-            f"{every}; simulator truth: {'yes' if desk.has_truth else 'no'}")
+    period = "" if desk.period is None else (
+        f"period {desk.period} from the interval tables; per-session detail of ")
+    return (f"{desk.path} / {desk.dataset}{app}, {period}window {desk.window}{shown}: "
+            f"{seen}; {every}; simulator truth: {'yes' if desk.has_truth else 'no'}")
 
 
 def plottable(frame: pd.DataFrame) -> pd.DataFrame:
@@ -370,7 +414,7 @@ def open_desk() -> Desk:
         where = server
         server_reader = warehouse.Reader(warehouse.destination(server), dataset)
         try:
-            latest = server_reader.latest_day()
+            days = server_reader.days()
         finally:
             server_reader.close()
     else:
@@ -378,10 +422,24 @@ def open_desk() -> Desk:
         if not Reader.available(where):  # reading the job's own file would block it
             raise FileNotFoundError(f"{where} has no published snapshot beside it: run "
                                     f"`desk-sessions publish --database {where}` once")
-        latest = latest_day(where)
+        days = data_days(where)
+    latest = days[-1] if days else None
     win = window(os.environ, latest)
+    note = coverage(win, days) if days else None  # nothing loaded at all: each notebook says so
+    if note:
+        print(note)
     sdkappid = None if app is None else app_id(where, dataset, app)
-    return _open(where, dataset, win, sdkappid, latest)
+    if win.span <= DETAIL_MAX:
+        return _open(where, dataset, win, sdkappid, latest)
+    # the latest day of the window with data, in detail; the period from the intervals
+    inside = [d for d in days if win.since.date() <= d < win.until.date()] or days
+    day = datetime(inside[-1].year, inside[-1].month, inside[-1].day, tzinfo=UTC)
+    desk = _open(where, dataset, Window(max(day, win.since), min(day + DAY, win.until)),
+                 sdkappid, latest)
+    desk.period = win
+    desk.period_source = windowed(where, dataset, win.since, win.until, sdkappid,
+                                  intervals.TABLES)
+    return desk
 
 
 def _open(where: Path | str, dataset: str, win: Window, sdkappid: int | None,
@@ -413,3 +471,145 @@ def observed_until(con: duckdb.DuckDBPyConnection, dataset: str) -> datetime | N
     (at,) = con.execute(f"SELECT max(t) FROM ({' UNION ALL '.join(latest)})").fetchone() or (
         None,)
     return None if at is None else pd.Timestamp(at).tz_convert("UTC").to_pydatetime()
+
+
+
+# --- A long window: the period from the interval tables ------------------------------------
+
+OVERVIEW = ("trend", "heatmap", "groups", "agents")
+
+
+def overview(desk: Desk, *parts: str, target_s: float = intervals.SERVICE_TARGET_S) -> None:
+    """For a window longer than ``DETAIL_MAX``, what a long window is for, from the interval
+    tables (see docs/intervals.md): ``trend``, arrivals and service level per day with a
+    7-day rolling line and the period before; ``heatmap``, arrivals and service level per
+    weekday and hour; ``groups`` and ``agents``, ranked over the period. A shorter window:
+    one line saying so (its figures are the per-session ones below)."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    if desk.period is None or desk.period_source is None:
+        print(f"window {desk.window}: per-session detail (the interval tables serve windows "
+              f"longer than {DETAIL_MAX.days} days)")
+        return
+    con, win, ds = desk.period_source.connection(), desk.period, desk.dataset
+    covered = interval_metrics.covered_days(con, win.since, win.until, ds)
+    print(f"period {win}: interval tables cover {len(covered)} day(s)"
+          + (f", {covered[0]} to {covered[-1]}" if covered else ""))
+    if not covered:
+        return
+    for part in parts or OVERVIEW:
+        if part not in OVERVIEW:
+            raise ValueError(f"overview part {part!r}: give one of {', '.join(OVERVIEW)}")
+        {"trend": _trend, "heatmap": _heatmap, "groups": _groups,
+         "agents": _agents}[part](desk, con, target_s, plt, display)
+
+
+def _trend(desk: Desk, con: duckdb.DuckDBPyConnection, target_s: float, plt: Any,
+           display: Any) -> None:
+    win, ds = desk.period, desk.dataset
+    assert win is not None
+    shift = win.span
+    before = windowed(desk.path, ds, win.since - shift, win.since, desk.sdkappid,
+                      intervals.TABLES)
+    try:
+        prev_con = before.connection()
+        daily = interval_metrics.per_interval(con, win.since, win.until, "1D", dataset=ds,
+                                              target_s=target_s)
+        prev = interval_metrics.per_interval(prev_con, win.since - shift, win.since, "1D",
+                                             dataset=ds, target_s=target_s)
+        now_fig = interval_metrics.figures(con, win.since, win.until, target_s, dataset=ds)
+        prev_fig = interval_metrics.figures(prev_con, win.since - shift, win.since, target_s,
+                                            dataset=ds)
+    finally:
+        before.close()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 3.8))
+    days = plottable(daily.set_index("period_start"))
+    ax1.bar(days.index, days.arrivals, width=0.8, label="arrivals per day")
+    ax1.plot(days.index, days.arrivals.rolling(7, min_periods=1).mean(), "k-",
+             label="7-day rolling mean")
+    ax2.plot(days.index, days.service_level, "o", ms=3, label="per day")
+    ax2.plot(days.index, days.service_level.rolling(7, min_periods=1).mean(), "k-",
+             label="7-day rolling mean")
+    if len(prev):
+        back = plottable(prev.set_index("period_start"))
+        ax1.plot(back.index + shift, back.arrivals.rolling(7, min_periods=1).mean(), "--",
+                 color="grey", label="the period before (7-day mean)")
+        ax2.plot(back.index + shift, back.service_level.rolling(7, min_periods=1).mean(), "--",
+                 color="grey", label="the period before (7-day mean)")
+    ax1.set_title("Arrivals per day (asked for a human)")
+    ax2.set_title(f"Service level within {target_s:g} s")
+    for ax in (ax1, ax2):
+        time_axis(ax, pd.Series([win.since, win.until]))
+        ax.legend(loc="best", fontsize="small", framealpha=0.6)
+    fig.tight_layout()
+    plt.show()
+    rows = ["queued", "answered", "wait_mean_s", "wait_median_s", "wait_p90_s",
+            "service_level", "abandonment", "handle_mean_s", "handle_median_s", "handle_p90_s"]
+    table = pd.DataFrame({"this period": now_fig.iloc[0].reindex(rows)})
+    before_name = f"previous ({Window(win.since - shift, win.since)})"
+    table[before_name] = prev_fig.iloc[0].reindex(rows) if len(prev_fig) else np.nan
+    table["change"] = table["this period"] - table[before_name]
+    display(table.astype(float).round(3))
+
+
+def _heatmap(desk: Desk, con: duckdb.DuckDBPyConnection, target_s: float, plt: Any, display: Any
+             ) -> None:
+    win = desk.period
+    assert win is not None
+    grid = interval_metrics.weekday_hour(con, win.since, win.until, desk.dataset, target_s)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    for ax, column, title, style in (
+            (axes[0], "arrivals_per_hour", "Arrivals per hour (mean per weekday)",
+             {"cmap": "viridis"}),
+            (axes[1], "service_level", f"Service level within {target_s:g} s",
+             {"cmap": "RdYlGn", "vmin": 0, "vmax": 1})):
+        table = grid.pivot(index="weekday", columns="hour", values=column).reindex(
+            index=range(7), columns=range(24))
+        mesh = ax.pcolormesh(np.arange(25), np.arange(8),
+                             np.ma.masked_invalid(table.to_numpy(dtype=float)), **style)
+        ax.set_yticks(np.arange(7) + 0.5, names)
+        ax.invert_yaxis()
+        ax.set_xlabel("hour (UTC)")
+        ax.set_title(title)
+        ax.grid(False)
+        fig.colorbar(mesh, ax=ax)
+    fig.tight_layout()
+    plt.show()
+
+
+def _groups(desk: Desk, con: duckdb.DuckDBPyConnection, target_s: float, plt: Any, display: Any
+            ) -> None:
+    win = desk.period
+    assert win is not None
+    by = interval_metrics.figures(con, win.since, win.until, target_s, "agent_group_name",
+                                  desk.dataset)
+    ranked = by.sort_values("queued", ascending=False)[
+        ["queued", "answered", "abandonment", "service_level", "wait_mean_s", "wait_p90_s",
+         "handle_mean_s"]]
+    fig, ax = plt.subplots()
+    shown = plottable(ranked.head(15))
+    ax.barh(shown.index.astype(str), shown.queued)
+    ax.invert_yaxis()
+    ax.set_title("Agent groups by arrivals over the period")
+    ax.set_xlabel("arrivals (asked for a human)")
+    fig.tight_layout()
+    plt.show()
+    display(ranked.round(3))
+
+
+def _agents(desk: Desk, con: duckdb.DuckDBPyConnection, target_s: float, plt: Any, display: Any
+            ) -> None:
+    win = desk.period
+    assert win is not None
+    ranked = interval_metrics.agents(con, win.since, win.until, desk.dataset)
+    fig, ax = plt.subplots()
+    top = plottable(ranked.head(20))
+    ax.barh(top.agent_id.astype(str), top.held_s / 3600)
+    ax.invert_yaxis()
+    ax.set_title("Agents by chat-hours held over the period (top 20)")
+    ax.set_xlabel("chat-hours")
+    fig.tight_layout()
+    plt.show()
+    display(ranked.head(20).round(1))

@@ -10,7 +10,7 @@ a zero.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import duckdb
 import numpy as np
@@ -18,13 +18,11 @@ import pandas as pd
 from tencent_desk.core import frames
 from tencent_desk.core.settings import DEFAULT_DATASET
 from tencent_desk.core.sql import qualified
-from tencent_desk.models.timeline import TABLE
+from tencent_desk.models.intervals import SPANS_SQL
+from tencent_desk.models.timeline import LOOKBACK_DAYS, TABLE
 
 EXACT = ("event", "record")
-
-
-def _exact(*names: str) -> str:
-    return " AND ".join(f"{n}_source IN ('event', 'record')" for n in names)
+LOOKBACK_SPAN = timedelta(days=LOOKBACK_DAYS)
 
 
 def sessions(con: duckdb.DuckDBPyConnection, since: datetime | None = None,
@@ -34,19 +32,25 @@ def sessions(con: duckdb.DuckDBPyConnection, since: datetime | None = None,
     its bounds, and ``abandoned`` (queued, never answered, ended)."""
     where = " AND ".join(c for c in (
         "began_at >= ?" if since else "", "began_at < ?" if until else "") if c) or "TRUE"
-    params = [p for p in (since, until) if p]
+    return _select(con, where, [p for p in (since, until) if p], dataset)
+
+
+def sessions_touching(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime,
+                      dataset: str = DEFAULT_DATASET) -> pd.DataFrame:
+    """As :func:`sessions`, the sessions any of whose times (began, queued, answered,
+    ended) lies in the window: what :func:`event_figures` reads."""
+    where = " OR ".join(f"({t}_at >= ? AND {t}_at < ?)"
+                        for t in ("began", "queued", "answered", "ended"))
+    # a session's times lie within the timeline's lookback of its start (either side: a
+    # start bounded by polls may lie after a queue time a callback gave exactly)
+    return _select(con, f"began_at >= ? AND began_at < ? AND ({where})",
+                   [since - LOOKBACK_SPAN, until + LOOKBACK_SPAN] + [since, until] * 4, dataset)
+
+
+def _select(con: duckdb.DuckDBPyConnection, where: str, params: list[datetime],
+            dataset: str) -> pd.DataFrame:
     return frames.frame(con, f"""
-        SELECT *,
-            epoch(answered_at - queued_at) AS wait_s,
-            greatest(epoch(answered_lo - queued_hi), 0) AS wait_lo_s,
-            epoch(answered_hi - queued_lo) AS wait_hi_s,
-            {_exact("queued", "answered")} AS wait_exact,
-            epoch(ended_at - answered_at) AS handle_s,
-            greatest(epoch(ended_lo - answered_hi), 0) AS handle_lo_s,
-            epoch(ended_hi - answered_lo) AS handle_hi_s,
-            {_exact("answered", "ended")} AS handle_exact,
-            queued_at IS NOT NULL AND answered_at IS NULL AND ended_at IS NOT NULL
-                AS abandoned
+        SELECT *, {SPANS_SQL}
         FROM {qualified(dataset, TABLE)} WHERE {where}""", params)
 
 
@@ -360,27 +364,33 @@ def longest_wait(df: pd.DataFrame, interval: str = "15min", by: str | None = Non
 
 
 def demand(df: pd.DataFrame, interval: str = "1h", by: str | None = None) -> pd.DataFrame:
-    """What a staffing model needs, per interval of the time sessions asked for a human
-    (``queued_at``): ``arrivals``, ``answered``, their mean handling time ``aht_s`` with
-    its bounds (``aht_lo_s``, ``aht_hi_s``), ``exact_share`` of those handling times and
-    ``interval_s``; the columns ``erlang.staffing_table`` reads. Intervals inside the span
-    with no arrival are there with 0 arrivals and no aht_s."""
+    """What a staffing model needs, per interval: ``arrivals`` (sessions that asked for a
+    human then), ``answered`` (chats an agent accepted then) and their mean handling time
+    ``aht_s`` with its bounds (``aht_lo_s``, ``aht_hi_s``), ``exact_share`` of those
+    handling times and ``interval_s``; the columns ``erlang.staffing_table`` reads. Each
+    event counts in the interval where it happened, as in the interval tables and the
+    simulator's truth (a chat queued at 0:59 and answered at 1:01 is an arrival of 0:00 and
+    a handling time of 1:00). Intervals inside the span with no arrival are there with 0
+    arrivals and no aht_s."""
     width = pd.Timedelta(interval)
     out = []
     spans = _rows(df, df["queued_at"].notna(), by, "queued_at", "answered_at", "handle_s",
                   "handle_lo_s", "handle_hi_s", "handle_exact")
     for key, g in _groups(spans, by):
         at = pd.to_datetime(g["queued_at"], utc=True).dt.floor(width)
-        handled = g[g["handle_s"].notna()].groupby(at)
+        answered_at = pd.to_datetime(g["answered_at"], utc=True).dt.floor(width)
+        handled = g[g["handle_s"].notna()].groupby(answered_at)
         frame = pd.DataFrame({
             "arrivals": at.value_counts(),
-            "answered": g["answered_at"].notna().groupby(at).sum(),
+            "answered": answered_at.value_counts(),
             "aht_s": handled["handle_s"].mean(),
             "aht_lo_s": handled["handle_lo_s"].mean(),
             "aht_hi_s": handled["handle_hi_s"].apply(lambda x: x.fillna(np.inf).mean()),
             "exact_share": handled["handle_exact"].mean(),
         })
-        full = pd.date_range(at.min(), at.max(), freq=width)
+        full = pd.date_range(at.min(), max(at.max(), answered_at.max()
+                                           if answered_at.notna().any() else at.max()),
+                             freq=width)
         frame = frame.reindex(full).rename_axis("interval_start").reset_index()
         frame[["arrivals", "answered"]] = frame[["arrivals", "answered"]].fillna(0).astype(int)
         frame.insert(0, "group", key)
@@ -474,3 +484,69 @@ def source_note(exact_share: float) -> str:
     if exact_share <= 0:
         return "bounded by polls"
     return f"{exact_share:.0%} exact, the rest bounded by polls"
+
+
+# What each figure of a window counts under the event rule (``event_figures``): the time of
+# the event that completes it must lie in the window.
+EVENT_OF = {"began": "began_at", "queued": "queued_at", "answered": "answered_at",
+            "exited": "exit_at"}
+
+
+def event_figures(df: pd.DataFrame, since: datetime, until: datetime, target_s: float = 60.0,
+                  by: str | None = None) -> pd.DataFrame:
+    """The window's figures under one rule, the interval tables' (each event counts in the
+    interval where it happened): sessions begun, queued (asked for a human) and answered in
+    it; speed of answer, service level and handling time over the chats answered in it;
+    abandonment over the queue exits in it (answered, or ended unanswered). ``df``:
+    :func:`sessions_touching` of the window. One row per group."""
+    lo, hi = pd.Timestamp(since).tz_convert("UTC"), pd.Timestamp(until).tz_convert("UTC")
+    frame = df.assign(exit_at=df["answered_at"].where(df["answered_at"].notna(),
+                                                      df["ended_at"]).where(
+        df["queued_at"].notna()))
+
+    def inside(event: str) -> pd.DataFrame:
+        t = pd.to_datetime(frame[EVENT_OF[event]], utc=True)
+        return frame[(t >= lo) & (t < hi)]
+
+    began, answered, exited = (inside(e) for e in ("began", "answered", "exited"))
+    handled = answered
+    queued = inside("queued")
+    out: dict[str, dict[str, float]] = {}
+
+    def put(frame_: pd.DataFrame, **columns: str) -> None:
+        for row in frame_.to_dict("records"):
+            out.setdefault(str(row["group"]), {}).update(
+                {name: row[col] for name, col in columns.items()})
+
+    counts = [("began", began), ("queued", queued), ("answered", answered)]
+    for name, part in counts:
+        for key, g in _groups(part, by):
+            out.setdefault(key, {})[name] = len(g)
+    for key, g in _groups(began, by):
+        out[key]["began_exact_share"] = float(g["began_source"].isin(EXACT).mean())
+    for span, frame_ in (("wait", speed_of_answer(answered, by)),
+                         ("handle", handling_time(handled, by))):
+        if frame_.empty:
+            continue
+        for stat in ("mean", "median", "p90"):
+            rows = frame_[frame_["stat"] == stat]
+            if stat == "mean":
+                put(rows, **{f"{span}_mean_s": "value", f"{span}_mean_lo_s": "lo",
+                             f"{span}_mean_hi_s": "hi", f"{span}s": "n",
+                             f"{span}_exact_share": "exact_share"})
+            else:
+                put(rows, **{f"{span}_{stat}_s": "value"})
+    for span, part, column in (("wait", answered, "wait_s"), ("handle", handled, "handle_s")):
+        for key, g in _groups(part[part[column].notna()], by):
+            out[key][f"{span}_max_s"] = float(g[column].max())
+    level = measured_service_level(answered, target_s, by)
+    if not level.empty:
+        put(level, service_level="value", service_level_lo="lo", service_level_hi="hi")
+    aband = abandonment_rate(exited, by)
+    if not aband.empty:
+        put(aband, exits="queued", abandoned="abandoned", abandonment="value",
+            exits_exact_share="exact_share")
+    table = pd.DataFrame.from_dict(out, orient="index").rename_axis("group")
+    for name in ("began", "queued", "answered", "waits", "handles", "exits", "abandoned"):
+        table[name] = table[name].fillna(0).astype(int) if name in table else 0
+    return table.sort_index()

@@ -118,6 +118,10 @@ LAYOUTS: dict[str, Layout] = {
     "session_timeline": Layout("day", appended=False),
     # Merged on request_id: a reloaded event replaces itself, in the day of its event_time.
     "session_events": Layout("event_time", appended=False, key="request_id"),
+    # Interval tables: a changed interval replaces its row, in the day of its start.
+    "queue_intervals": Layout("interval_start", appended=False),
+    "agent_intervals": Layout("interval_start", appended=False),
+    "interval_sketches": Layout("interval_start", appended=False),
 }
 # A Reader for a window keeps, of these tables, only the rows whose time is in it. The
 # timeline is left whole (by day): figures at an instant need sessions begun before it.
@@ -127,6 +131,9 @@ WINDOW_TIMES: dict[str, str] = {
     "session_states": "polled_at",
     "session_events": "event_time",
     "session_records": "started_at",
+    "queue_intervals": "interval_start",
+    "agent_intervals": "interval_start",
+    "interval_sketches": "interval_start",
 }
 
 

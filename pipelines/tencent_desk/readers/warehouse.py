@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
@@ -93,8 +93,10 @@ class Reader:
 
     def __init__(self, dest: Destination, dataset: str,  # type: ignore[type-arg]
                  since: datetime | date | None = None,
-                 until: datetime | date | None = None, sdkappid: int | None = None) -> None:
+                 until: datetime | date | None = None, sdkappid: int | None = None,
+                 tables: Collection[str] | None = None) -> None:
         self.dataset_name = dataset
+        self.tables = tables  # only these are pulled (None: all), e.g. the interval tables
         self.sdkappid = sdkappid  # one app's rows only (several apps in one dataset)
         self.since, self.until = since, until
         self.first, self.last = snapshot.window_days(since, until)
@@ -122,6 +124,14 @@ class Reader:
             ((at,),) = client.execute_sql(
                 f"SELECT max(started_at) FROM {client.make_qualified_table_name('runs')}")
         return at.astimezone(UTC).date() if at is not None else None
+
+    def days(self) -> list[date]:
+        """The UTC days on which runs started (what has data), read on the server."""
+        with self._client() as client:
+            rows = client.execute_sql(
+                "SELECT DISTINCT CAST(started_at AT TIME ZONE 'UTC' AS DATE) FROM "
+                f"{client.make_qualified_table_name('runs')} ORDER BY 1") or []
+        return [d for (d,) in rows]
 
     def apps(self) -> list[tuple[str, int]]:
         """The (name, sdkappid) pairs of the dataset's runs, read on the server without
@@ -191,7 +201,8 @@ class Reader:
         con.execute(f"DROP SCHEMA IF EXISTS {local} CASCADE")
         con.execute(f"CREATE SCHEMA {local}")
         self.pulled = {}
-        tables = self._server_tables(client)
+        tables = {t: c for t, c in self._server_tables(client).items()
+                  if self.tables is None or t in self.tables}
         for table, columns in tables.items():
             target = f"{local}.{ident(table)}"
             con.execute(f"CREATE TABLE {target} ("

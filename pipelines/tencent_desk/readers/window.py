@@ -17,14 +17,17 @@ if TYPE_CHECKING:  # imported where used: it brings dlt (~0.5 s) that a DuckDB f
 
 def reader(where: Path | str, dataset: str, since: datetime | date | None = None,
            until: datetime | date | None = None,
-           sdkappid: int | None = None) -> Reader | warehouse.Reader:
+           sdkappid: int | None = None,
+           tables: tuple[str, ...] | None = None) -> Reader | warehouse.Reader:
     """``[since, until)`` of a DuckDB file's snapshot (``where``: a Path), or of the
-    destination server named (``where``: a name such as ``postgres``)."""
+    destination server named (``where``: a name such as ``postgres``; only ``tables``
+    pulled from it, when given: a snapshot's views read nothing unused)."""
     if isinstance(where, Path):
         return Reader(where, since, until, sdkappid=sdkappid)
     from tencent_desk.readers import warehouse
 
-    return warehouse.Reader(warehouse.destination(where), dataset, since, until, sdkappid)
+    return warehouse.Reader(warehouse.destination(where), dataset, since, until, sdkappid,
+                            tables)
 
 
 def app_id(where: Path | str, dataset: str, app: str, option: str = "DESK_APP") -> int:

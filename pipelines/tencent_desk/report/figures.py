@@ -177,7 +177,7 @@ def over_time(window: pd.DataFrame, period: Period, end: datetime,
     out["arrivals"] = demand.set_index("interval_start")["arrivals"].reindex(starts).fillna(
         0).astype(int).to_numpy()
     queued = pd.to_datetime(window["queued_at"], utc=True).dt.floor(step)
-    level = tm.service_level(window.assign(interval=queued.astype(str)), threshold_s,
+    level = tm.measured_service_level(window.assign(interval=queued.astype(str)), threshold_s,
                              by="interval")
     if level.empty:
         out["answered"], out["service_level"] = 0, float("nan")

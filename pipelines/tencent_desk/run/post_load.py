@@ -14,7 +14,16 @@ from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from tencent_desk.core import dialect
 from tencent_desk.job.record_source import RUNS_TABLE as RECORD_RUNS
 from tencent_desk.job.runs import final_status
-from tencent_desk.models import indexes, latest, poll_views, snapshot, timeline, timeline_remote
+from tencent_desk.models import (
+    indexes,
+    intervals,
+    intervals_remote,
+    latest,
+    poll_views,
+    snapshot,
+    timeline,
+    timeline_remote,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +38,11 @@ RUN_TABLES = {
 def after_load(pipeline: Any, whole: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
     """What a load leaves to do: runs whose package is fully loaded get their final status
     (``runs.final_status``), ``session_state_latest`` (the latest row per key) is (re)made,
-    and the sessions the load touched are brought up to date in ``session_timeline``; on
-    DuckDB what was loaded is then published for readers (see :mod:`snapshot`), with the
-    ``whole`` tables (schema, table) of other schemas; on PostgreSQL readers read the server
-    itself. Returns run_id -> the status decided for each run it completed."""
+    and the sessions the load touched are brought up to date in ``session_timeline`` and the
+    interval tables; on DuckDB what was loaded is then published for readers (see
+    :mod:`snapshot`), with the ``whole`` tables (schema, table) of other schemas; on
+    PostgreSQL readers read the server itself. Returns run_id -> the status decided for
+    each run it completed."""
     if dialect.of(pipeline) not in dialect.ROW_ID:
         raise ValueError(f"after_load keeps runs, session_state_latest and session_timeline "
                          f"on {' and '.join(dialect.ROW_ID)} only, not on "
@@ -54,6 +64,7 @@ def after_load(pipeline: Any, whole: Sequence[tuple[str, str]] = ()) -> dict[str
             return decided
     # elsewhere readers read the destination itself: no snapshot, the timeline kept there
     timeline_remote.upkeep(pipeline)
+    intervals_remote.upkeep(pipeline)
     with pipeline.sql_client() as client:  # what a notebook's window is read by
         indexes.create(client)
     return decided
@@ -81,9 +92,10 @@ def _complete(client: Any, table: str, row_id: str | None = None) -> dict[str, s
 def for_readers(con: Any, database: Path, dataset: str,
                 whole: Sequence[tuple[str, str]] = ()) -> int:
     """On the job's DuckDB: the sessions the new loads touched brought up to date in
-    ``session_timeline`` and the poll views made (they go out with the snapshot), then
-    everything new published for readers; returns rows published."""
+    ``session_timeline`` and the interval tables, the poll views made (they go out with the
+    snapshot), then everything new published for readers; returns rows published."""
     timeline.upkeep(con, dataset)
+    intervals.upkeep(con, dataset)
     poll_views.create(con, dataset)
     return snapshot.publish(con, database, [dataset], whole)
 

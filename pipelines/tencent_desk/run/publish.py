@@ -11,7 +11,7 @@ from tencent_desk.core import redact, settings
 from tencent_desk.core.errors import JobError
 from tencent_desk.core.settings import TRUTH_SCHEMA
 from tencent_desk.job import destination
-from tencent_desk.models import snapshot, timeline_remote
+from tencent_desk.models import intervals_remote, snapshot, timeline_remote
 from tencent_desk.run.database import check_database, database_problem, local_anchor
 from tencent_desk.run.exits import explain
 from tencent_desk.run.lock import RunLock
@@ -47,7 +47,8 @@ def publish(database: Path, dataset: str = settings.DEFAULT_DATASET, rebuild: bo
 
 def publish_on_server(options: RunOptions) -> int:
     """``publish`` with a server destination: no snapshot (readers read the server), the
-    timeline brought up to date as a run does; returns the sessions rewritten."""
+    timeline and the interval tables brought up to date as a run does; returns the sessions
+    rewritten."""
     anchor = local_anchor(options.destination, options.database, options.state_dir)
     with RunLock(anchor):
         pipeline = pipeline_for(anchor, options.dataset, options.pipelines_dir,
@@ -55,7 +56,9 @@ def publish_on_server(options: RunOptions) -> int:
         try:
             destination.check_server(pipeline)
             with destination.server_lock(pipeline):
-                return timeline_remote.upkeep(pipeline)
+                rewritten = timeline_remote.upkeep(pipeline)
+                intervals_remote.upkeep(pipeline)
+                return rewritten
         except Exception as exc:
             raise JobError(*explain(exc, anchor)) from None
 

@@ -1,0 +1,194 @@
+"""Figures over any window from the interval tables (``queue_intervals``,
+``agent_intervals``, ``interval_sketches``): what a week, a month or a quarter is read by.
+
+Counts, sums, means, maxima, service level and abandonment are the sums of the window's
+15-minute rows, and equal ``timeline_metrics.event_figures`` of the same window (each event
+counts in the interval where it happened). Medians and 90th percentiles come from the
+sketch's log buckets: within ``SKETCH_ALPHA`` (1%) of the exact figure. A window is read
+in whole intervals: its bounds are rounded out to 15 minutes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import duckdb
+import numpy as np
+import pandas as pd
+from tencent_desk.core import frames
+from tencent_desk.core.settings import DEFAULT_DATASET
+from tencent_desk.core.sql import ident
+from tencent_desk.models import intervals
+from tencent_desk.models.intervals import AGENT, QUEUE, SKETCH, WIDTH_S
+
+QUANTILES = {"median": 0.5, "p90": 0.9}
+
+
+def bounds(since: datetime, until: datetime) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The window in whole intervals (rounded out)."""
+    width = pd.Timedelta(seconds=WIDTH_S)
+    return (pd.Timestamp(since).tz_convert("UTC").floor(width),
+            pd.Timestamp(until).tz_convert("UTC").ceil(width))
+
+
+def _group(by: str | None) -> str:
+    if by is None:
+        return "'all'"
+    return f"coalesce(CAST({ident(by)} AS VARCHAR), '(none)')"
+
+
+def totals(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime,
+           by: str | None = None, dataset: str = DEFAULT_DATASET) -> pd.DataFrame:
+    """The window's ``queue_intervals`` rows summed per group (maxima: the maximum)."""
+    names = [c for c in intervals._queue_columns()]
+    agg = ", ".join(f"max({c}) AS {c}" if c.endswith("_max_s") or c == "queue_max"
+                    else f"sum({c}) AS {c}" for c in names)
+    lo, hi = bounds(since, until)
+    return frames.frame(con, f"""
+        SELECT {_group(by)} AS "group", {agg} FROM {ident(dataset)}.{QUEUE}
+        WHERE interval_start >= ? AND interval_start < ? GROUP BY 1 ORDER BY 1""",
+                        [lo.to_pydatetime(), hi.to_pydatetime()]).set_index("group")
+
+
+def quantiles(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime,
+              by: str | None = None, dataset: str = DEFAULT_DATASET) -> pd.DataFrame:
+    """Median and p90 of the waits answered and the handling times ended in the window,
+    from the sketch: per group, columns ``wait_median_s``, ``wait_p90_s``, ... Each is
+    within ``SKETCH_ALPHA`` of the value at the same rank (``interpolation="lower"``, as
+    ``timeline_metrics``) among the exact spans."""
+    lo, hi = bounds(since, until)
+    hist = frames.frame(con, f"""
+        SELECT {_group(by)} AS "group", span, bucket, sum(n) AS n
+        FROM {ident(dataset)}.{SKETCH} WHERE interval_start >= ? AND interval_start < ?
+        GROUP BY ALL ORDER BY 1, 2, 3""", [lo.to_pydatetime(), hi.to_pydatetime()])
+    out: dict[str, dict[str, float]] = {}
+    for (key, span), h in hist.groupby(["group", "span"], sort=True):
+        counts = h["n"].to_numpy(dtype=np.int64)
+        cum = np.cumsum(counts)
+        for stat, q in QUANTILES.items():
+            rank = int(np.floor(q * (cum[-1] - 1)))  # 0-based, as "lower" interpolation
+            bucket = int(h["bucket"].to_numpy()[np.searchsorted(cum, rank, side="right")])
+            out.setdefault(str(key), {})[f"{span}_{stat}_s"] = intervals.bucket_value(bucket)
+    return pd.DataFrame.from_dict(out, orient="index").rename_axis("group")
+
+
+def figures(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime,
+            target_s: float = intervals.SERVICE_TARGET_S, by: str | None = None,
+            dataset: str = DEFAULT_DATASET) -> pd.DataFrame:
+    """The figures of ``timeline_metrics.event_figures``, one row per group, from the
+    interval tables. ``target_s`` must be one of ``WAIT_EDGES_S``."""
+    if int(target_s) not in intervals.WAIT_EDGES_S or target_s != int(target_s):
+        raise ValueError(f"service level within {target_s:g} s: the interval tables count "
+                         f"waits within {', '.join(map(str, intervals.WAIT_EDGES_S))} s only")
+    t = totals(con, since, until, by, dataset).astype(float)
+    # a group whose sessions all moved to another (a late record naming it) keeps zeros
+    t = t[t[["began", "queued", "answered", "exits", "handled"]].sum(axis=1) > 0]
+    if t.empty:
+        return pd.DataFrame()
+    e = int(target_s)
+    nan = np.nan
+
+    def share(num: str, den: str) -> pd.Series:
+        return (t[num] / t[den]).where(t[den] > 0, nan)
+
+    out = pd.DataFrame(index=t.index)
+    for name in ("began", "queued", "answered", "exits", "abandoned"):
+        out[name] = t[name].astype(int)
+    out["waits"], out["handles"] = t["waits"].astype(int), t["handled"].astype(int)
+    out["began_exact_share"] = share("began_exact", "began")
+    for span, n in (("wait", "waits"), ("handle", "handled")):
+        out[f"{span}_mean_s"] = share(f"{span}_sum_s", n)
+        out[f"{span}_mean_lo_s"] = share(f"{span}_lo_sum_s", n)
+        out[f"{span}_mean_hi_s"] = share(f"{span}_hi_sum_s", n).where(
+            t[f"{span}_hi_open"] == 0, np.inf).where(t[n] > 0, nan)
+        out[f"{span}_exact_share"] = share(f"{n}_exact" if span == "wait" else "handled_exact",
+                                           n)
+        out[f"{span}_max_s"] = t[f"{span}_max_s"]
+    out["service_level"] = share(f"within_{e}", "waits")
+    out["service_level_lo"] = share(f"within_lo_{e}", "waits")
+    out["service_level_hi"] = share(f"within_hi_{e}", "waits")
+    out["abandonment"] = share("abandoned", "exits")
+    out["exits_exact_share"] = share("exits_exact", "exits")
+    out["queue_mean"] = t["queue_s"] / (bounds(since, until)[1] - bounds(since, until)[0]
+                                        ).total_seconds()
+    out["queue_max"] = t["queue_max"].astype(int)
+    q = quantiles(con, since, until, by, dataset)
+    return out.join(q) if not q.empty else out
+
+
+def per_interval(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime,
+                 every: str = "1D", by: str | None = None,
+                 dataset: str = DEFAULT_DATASET,
+                 target_s: float = intervals.SERVICE_TARGET_S) -> pd.DataFrame:
+    """Per ``every`` (a multiple of 15 minutes: "1h", "1D") and group: arrivals (queued),
+    answered, abandoned, service level, abandonment and mean handling time; every
+    period of the window is there (0 arrivals where none)."""
+    lo, hi = bounds(since, until)
+    step = int(pd.Timedelta(every).total_seconds())
+    e = int(target_s)
+    frame = frames.frame(con, f"""
+        SELECT {_group(by)} AS "group",
+            to_timestamp(epoch(interval_start)::BIGINT // {step} * {step}) AS period_start,
+            sum(queued) AS arrivals, sum(answered) AS answered, sum(abandoned) AS abandoned,
+            sum(waits) AS waits, sum(within_{e}) AS within, sum(exits) AS exits,
+            sum(handled) AS handled, sum(handle_sum_s) AS handle_sum_s
+        FROM {ident(dataset)}.{QUEUE} WHERE interval_start >= ? AND interval_start < ?
+        GROUP BY ALL ORDER BY 1, 2""", [lo.to_pydatetime(), hi.to_pydatetime()])
+    frame["service_level"] = (frame["within"] / frame["waits"]).where(frame["waits"] > 0)
+    frame["abandonment"] = (frame["abandoned"] / frame["exits"]).where(frame["exits"] > 0)
+    frame["aht_s"] = (frame["handle_sum_s"] / frame["handled"]).where(frame["handled"] > 0)
+    periods = pd.date_range(lo.floor(pd.Timedelta(seconds=step)), hi, freq=f"{step}s",
+                            inclusive="left")
+    parts = []
+    for key, g in frame.groupby("group", sort=True):
+        g = g.set_index("period_start").reindex(periods)
+        g[["arrivals", "answered", "abandoned"]] = g[["arrivals", "answered", "abandoned"]
+                                                    ].fillna(0)
+        parts.append(g.assign(group=key).rename_axis("period_start").reset_index())
+    columns = ["group", "period_start", "arrivals", "answered", "abandoned", "service_level",
+               "abandonment", "aht_s"]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(
+        columns=columns)
+
+
+def weekday_hour(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime,
+                 dataset: str = DEFAULT_DATASET,
+                 target_s: float = intervals.SERVICE_TARGET_S) -> pd.DataFrame:
+    """Per weekday (0 = Monday) and UTC hour over the window: mean arrivals per such hour
+    (over the days of that weekday the window holds) and service level."""
+    lo, hi = bounds(since, until)
+    e = int(target_s)
+    frame = frames.frame(con, f"""
+        SELECT isodow(interval_start) - 1 AS weekday, hour(interval_start) AS hour,
+            sum(queued) AS arrivals, sum(waits) AS waits, sum(within_{e}) AS within
+        FROM {ident(dataset)}.{QUEUE} WHERE interval_start >= ? AND interval_start < ?
+        GROUP BY ALL""", [lo.to_pydatetime(), hi.to_pydatetime()])
+    days = pd.Series(pd.date_range(lo.floor("D"), hi, freq="D", inclusive="left").weekday
+                     ).value_counts()
+    frame["arrivals_per_hour"] = frame["arrivals"] / frame["weekday"].map(days)
+    frame["service_level"] = (frame["within"] / frame["waits"]).where(frame["waits"] > 0)
+    return frame.sort_values(["weekday", "hour"]).reset_index(drop=True)
+
+
+def agents(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime,
+           dataset: str = DEFAULT_DATASET, by: Sequence[str] = ("agent_id",)) -> pd.DataFrame:
+    """Per agent over the window: chats answered and ended, chat-seconds held, the most
+    chats held at once and the intervals with a chat; largest load first."""
+    lo, hi = bounds(since, until)
+    keys = ", ".join(ident(c) for c in by)
+    return frames.frame(con, f"""
+        SELECT {keys}, sum(answered) AS answered, sum(ended) AS ended, sum(held_s) AS held_s,
+            max(max_chats) AS max_chats, count(*) FILTER (WHERE held_s > 0) AS busy_intervals
+        FROM {ident(dataset)}.{AGENT} WHERE interval_start >= ? AND interval_start < ?
+        GROUP BY ALL ORDER BY held_s DESC, {keys}""", [lo.to_pydatetime(), hi.to_pydatetime()])
+
+
+def covered_days(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime,
+                 dataset: str = DEFAULT_DATASET) -> list[str]:
+    """The UTC days of the window that have interval rows (ISO dates)."""
+    lo, hi = bounds(since, until)
+    return [d for (d,) in con.execute(
+        f"SELECT DISTINCT strftime(interval_start, '%Y-%m-%d') FROM {ident(dataset)}.{QUEUE} "
+        "WHERE interval_start >= ? AND interval_start < ? ORDER BY 1",
+        [lo.to_pydatetime(), hi.to_pydatetime()]).fetchall()]
