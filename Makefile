@@ -37,6 +37,7 @@ test-all: test test-slow
 bench: install
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/bench_receiver.py
+	$(PY) benchmarks/bench_plan_replay.py
 
 notebooks: install  # refresh each .ipynb from its reviewed py:percent script
 	$(VENV)/bin/jupytext --sync notebooks/*.py
