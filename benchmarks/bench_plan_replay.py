@@ -151,8 +151,9 @@ def report(days: list[Day], args: argparse.Namespace, params: pl.Params,
     pm = pd.concat([d.pm for d in days], ignore_index=True)
     busy = r[r.actual >= BUSY]
     target = params.target_sl
-    lines = [f"Command: `.venv/bin/python benchmarks/bench_plan_replay.py --days {args.days} "
-             f"--max-occupancy {params.max_occupancy}` "
+    where = "" if args.database == DEFAULT_DB else f" --database {args.database}"
+    lines = [f"Command: `.venv/bin/python benchmarks/bench_plan_replay.py{where} --days "
+             f"{args.days} --max-occupancy {params.max_occupancy}` "
              f"({datetime.now(UTC):%Y-%m-%d}; history {args.database.name}: 10 weeks "
              f"from {START}, seed {SEED}, 3 groups, made through the intake path"
              + (f" in {built_s:.0f} s" if built_s else ", cached") + f"; {len(days)} days "
@@ -205,6 +206,21 @@ def report(days: list[Day], args: argparse.Namespace, params: pl.Params,
                      f"{row['erlang_c_sl']:.1%} | {row['plan_ab']:.1%} | "
                      f"{row['ab_predicted']:.1%} | {row['plan_hours']:.0f} | "
                      f"{row['oracle_hours']:.0f} | {row['erlang_c_hours']:.0f} |")
+    lines += ["", "Per group, all 14 days: service level reached (predicted by the plan), "
+              "abandoned (predicted), staff-hours:", "",
+              "| group | SL plan | predicted | SL oracle | SL Erlang C | abandoned plan | "
+              "predicted | hours plan | oracle | Erlang C |", "|---|---|---|---|---|---|---|"
+              "---|---|---|"]
+    for group, x in r.groupby("group"):
+        asked, f = x.actual.sum(), x.forecast.sum()
+        lines.append(
+            f"| {group} | {x.plan_answered_within.sum() / asked:.1%} | "
+            f"{(x.sl_predicted * x.forecast).sum() / f:.1%} | "
+            f"{x.oracle_answered_within.sum() / asked:.1%} | "
+            f"{x.erlang_c_answered_within.sum() / asked:.1%} | "
+            f"{x.plan_abandoned.sum() / asked:.1%} | {(x.ab_predicted * x.forecast).sum() / f:.1%}"
+            f" | {x.plan_staff_hours.sum():.0f} | {x.oracle_staff_hours.sum():.0f} | "
+            f"{x.erlang_c_staff_hours.sum():.0f} |")
     sl, sl_o = pd_.plan_sl.mean(), pd_.oracle_sl.mean()
     ab_gap = float((pd_.plan_ab - pd_.ab_predicted).mean())
     hours = pd_.plan_hours.sum() / pd_.oracle_hours.sum()
@@ -272,6 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     sessions = history.read_sessions(args.database, "duckdb", settings.DEFAULT_DATASET,
                                      start.to_pydatetime(), (start + pd.Timedelta(
                                          days=history_days)).to_pydatetime())
+    # One time zone for every timestamp: the snapshot's Etc/UTC beside the replayed days' UTC
+    # would make the columns objects, and every later day slower to plan.
+    sessions = sessions.assign(**{c: pd.to_datetime(sessions[c], utc=True).dt.tz_convert("UTC")
+                                  for c in ("began_at", "queued_at", "assigned_at", "ended_at")})
     cfg = wk.WeeksConfig(seed=SEED, start=start.timestamp(), days=history_days + args.days)
     rates = wk.expected_rates(cfg, params.interval_min * 60)
     days = []
