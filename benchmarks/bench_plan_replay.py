@@ -212,8 +212,8 @@ def report(days: list[Day], args: argparse.Namespace, params: pl.Params,
                      f"{row['erlang_c_sl']:.1%} | {row['plan_ab']:.1%} | "
                      f"{row['ab_predicted']:.1%} | {row['plan_hours']:.0f} | "
                      f"{row['oracle_hours']:.0f} | {row['erlang_c_hours']:.0f} |")
-    lines += ["", "Per group, all 14 days: service level reached (predicted by the plan), "
-              "abandoned (predicted), staff-hours:", "",
+    lines += ["", f"Per group, all {len(days)} days: service level reached "
+              "(predicted by the plan), abandoned (predicted), staff-hours:", "",
               "| group | SL plan | predicted | SL oracle | SL Erlang C | abandoned plan | "
               "predicted | hours plan | oracle | Erlang C |", "|---|---|---|---|---|---|---|"
               "---|---|---|"]
