@@ -66,6 +66,7 @@ coverage: install
 bench: install
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/bench_receiver.py
+	$(PY) benchmarks/bench_plan_replay.py
 
 soak: install  # a day of minute-by-minute runs of the real CLI (hours on 2 cores)
 	$(PY) benchmarks/soak.py --runs 1440

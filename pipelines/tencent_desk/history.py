@@ -113,7 +113,7 @@ def make_history(options: HistoryOptions) -> dict[str, Any]:
                 log.info("%s: %d sessions; %d callbacks, %d records loaded so far",
                          _day(begin), len(keys), done["callbacks"], done["records"])
             # The last sessions' events and records, once the last of them has ended.
-            last = max(population.last_end, *(c.send_at for c in pending[-1:]))
+            last = max([population.last_end, *(c.send_at for c in pending[-1:])])
             if last + _RECORDS_AFTER_S > clock.time():
                 _load(sender, pending, clock, last + _RECORDS_AFTER_S, database, work,
                       overrides, done, poll=False)

@@ -91,21 +91,18 @@ def make_plan(sessions: pd.DataFrame, days: list[pd.Timestamp], params: Params,
         if g not in known:
             raise PlanError(f"--group {g!r}: no such agent group in the history; known: "
                             f"{', '.join(known) or 'none'}")
-    recent = history[pd.to_datetime(history.began_at, utc=True)
-                     >= origin - pd.Timedelta(weeks=params.weeks)]
     counts = fc.interval_counts(history, params.freq, data_days)
     at = pd.DatetimeIndex([t for d in days for t in pd.date_range(
         d, d + pd.Timedelta(days=1), freq=params.freq, inclusive="left")])
     out = []
     day_one = days[0]
     for group in groups or known:
-        mine = recent[recent[fc.GROUP].fillna(fc.NO_GROUP).astype(str) == group]
         series = counts[group] if group in counts else pd.Series(np.nan, counts.index)
         cv2 = fc.day_variance(series)
         pred = fc.forecast(series, at, params.method, params.weeks, cv2)
         if now is not None:
             pred = _intraday(pred, sessions, group, day_one, now, params.freq, cv2)
-        out.append(_staff(group, pred, mine, params))
+        out.append(staff(history, group, pred, params, origin))
     frame = pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=COLUMNS)
     return frame[COLUMNS]
 
@@ -140,12 +137,18 @@ def slot_handling(sessions: pd.DataFrame, params: Params
     return at
 
 
-def _staff(group: str, pred: pd.DataFrame, sessions: pd.DataFrame,
-           params: Params) -> pd.DataFrame:
-    """Agents per interval for one group's forecast ``pred``."""
-    waits, abandoned = fc.queue_waits(sessions)
+def staff(history: pd.DataFrame, group: str, pred: pd.DataFrame, params: Params,
+          origin: pd.Timestamp) -> pd.DataFrame:
+    """Agents per interval for one group's forecast ``pred`` (columns forecast, lo, hi,
+    indexed by interval start), with handling and patience from the group's sessions of
+    the ``params.weeks`` weeks before ``origin``. Any forecast: the benchmark feeds it the
+    simulator's expected rates for the oracle plan."""
+    began = pd.to_datetime(history.began_at, utc=True)
+    recent = history[(began >= origin - pd.Timedelta(weeks=params.weeks)) & (began < origin)]
+    mine = recent[recent[fc.GROUP].fillna(fc.NO_GROUP).astype(str) == group]
+    waits, abandoned = fc.queue_waits(mine)
     patience_s = min(fc.patience(waits, abandoned).mean_s, MAX_PATIENCE_S)
-    handling = slot_handling(sessions, params)
+    handling = slot_handling(mine, params)
     rows = []
     for t, f in pred.iterrows():
         known = handling(t)
