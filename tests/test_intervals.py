@@ -17,6 +17,7 @@ from tencent_desk.job import record_rows
 from tencent_desk.models import intervals, timeline
 
 from . import test_timeline
+from .support.run_by_run import load_run_by_run
 from .test_timeline import DS, END_H, START_H, _with_sources
 
 polled = test_timeline.polled  # the polled morning, shared with the timeline's tests
@@ -58,18 +59,8 @@ def test_upkeep_run_by_run_equals_a_rebuild(polled, tmp_path):
     _pop, db = polled
     inc = tmp_path / "inc.duckdb"
     with duckdb.connect(str(inc)) as con:
-        con.execute(f"ATTACH '{db}' AS src (READ_ONLY)")
-        con.execute(f"CREATE SCHEMA {DS}")
-        for name in ("runs", "session_states"):
-            con.execute(f"CREATE TABLE {DS}.{name} AS SELECT * FROM src.{DS}.{name} LIMIT 0")
-        runs = [r for (r,) in con.execute(f"SELECT run_id FROM src.{DS}.runs ORDER BY 1"
-                                          ).fetchall()]
-        for run_id in runs:
-            for name in ("runs", "session_states"):
-                con.execute(f"INSERT INTO {DS}.{name} SELECT * FROM src.{DS}.{name} "
-                            "WHERE run_id = ?", [run_id])
-            timeline.upkeep(con, DS)
-            intervals.upkeep(con, DS)
+        load_run_by_run(con, db, DS, lambda: (timeline.upkeep(con, DS),
+                                              intervals.upkeep(con, DS)))
         assert intervals.upkeep(con, DS) == 0
         step = {name: nonzero(table(con, name), name) for name in intervals.TABLES}
         once = rebuilt(con)
@@ -257,18 +248,10 @@ def test_on_postgres_the_same_tables_and_figures(tmp_path, postgres_url, monkeyp
     figure read from the server's intervals on random windows, overall and per group,
     equals the sessions' own figures."""
     from tencent_desk.readers import warehouse
-    from tencent_desk.simulator import Population, PopulationConfig
 
-    from .support.targets import Target
-    from .test_postgres import CREDENTIALS, _day
+    from .test_postgres import same_morning_on_both
 
-    monkeypatch.setenv(CREDENTIALS, postgres_url)
-    pop = Population(PopulationConfig(seed=3, sessions_per_day=1500, agents=5))
-    duck = Target("duckdb", tmp_path / "duck")
-    pg = Target("postgres", tmp_path / "pg", postgres_url)
-    for target in (duck, pg):
-        target.folder.mkdir()
-        assert all(r["status"] == "complete" for r in _day(target, pop))
+    pop, duck, pg, _runs = same_morning_on_both(tmp_path, postgres_url, monkeypatch)
     for name in intervals.TABLES:
         keys = ", ".join(KEYS[name])
         columns = ", ".join(c for (c,) in duck.query(  # each run's id is its own

@@ -76,16 +76,25 @@ def _timeline(target: Target, columns: list[str]) -> list[tuple]:
     return [tuple(v.timestamp() if isinstance(v, datetime) else v for v in r) for r in got]
 
 
-def test_the_timeline_on_postgres_equals_the_one_in_duckdb(tmp_path, postgres_url,
-                                                           monkeypatch):
+def same_morning_on_both(tmp_path, postgres_url, monkeypatch):
+    """The job's morning (:func:`_day`) into a DuckDB file and into PostgreSQL: the
+    population, both targets and each one's runs rows."""
     monkeypatch.setenv(CREDENTIALS, postgres_url)
     pop = Population(PopulationConfig(seed=3, sessions_per_day=1500, agents=5))
     duck = Target("duckdb", tmp_path / "duck")
     pg = Target("postgres", tmp_path / "pg", postgres_url)
+    loaded = []
     for target in (duck, pg):
         target.folder.mkdir()
-        runs = _day(target, pop)
-        assert all(r["status"] == "complete" for r in runs)
+        loaded.append(_day(target, pop))
+        assert all(r["status"] == "complete" for r in loaded[-1])
+    return pop, duck, pg, loaded
+
+
+def test_the_timeline_on_postgres_equals_the_one_in_duckdb(tmp_path, postgres_url,
+                                                           monkeypatch):
+    _pop, duck, pg, loaded = same_morning_on_both(tmp_path, postgres_url, monkeypatch)
+    for runs in loaded:
         assert runs[-1]["records"] > 0 and runs[-1]["events_loaded"] > 0
     columns = [r[0] for r in duck.query(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = "

@@ -27,6 +27,7 @@ from tencent_desk.simulator import (
 
 from .conftest import ADMIN, SDKAPPID, SECRET_KEY, Sim
 from .polled_day import poll_day
+from .support.run_by_run import load_run_by_run
 
 DS = "tencent_desk"
 START_H, END_H = 9.5, 11.5
@@ -101,17 +102,7 @@ def test_upkeep_run_by_run_equals_one_upkeep(polled, tmp_path):
         once = frame(con).drop(columns=["run_id", "day"])
     inc = tmp_path / "inc.duckdb"
     with duckdb.connect(str(inc)) as con:
-        con.execute(f"ATTACH '{db}' AS src (READ_ONLY)")
-        con.execute(f"CREATE SCHEMA {DS}")
-        for table in ("runs", "session_states"):
-            con.execute(f"CREATE TABLE {DS}.{table} AS SELECT * FROM src.{DS}.{table} LIMIT 0")
-        runs = [r for (r,) in con.execute(f"SELECT run_id FROM src.{DS}.runs ORDER BY 1"
-                                          ).fetchall()]
-        for run_id in runs:
-            for table in ("runs", "session_states"):
-                con.execute(f"INSERT INTO {DS}.{table} SELECT * FROM src.{DS}.{table} "
-                            "WHERE run_id = ?", [run_id])
-            timeline.upkeep(con, DS)
+        load_run_by_run(con, db, DS, lambda: timeline.upkeep(con, DS))
         assert timeline.upkeep(con, DS) == 0
         step = frame(con).drop(columns=["run_id", "day"])
     pd.testing.assert_frame_equal(step.sort_index(), once.sort_index(), check_like=True)

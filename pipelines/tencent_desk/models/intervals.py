@@ -344,7 +344,7 @@ def candidates_filter(first: Any, last: Any) -> str:
 
 def _create(con: duckdb.DuckDBPyConnection, ds: str) -> None:
     """The tables, empty, with the types the SQL makes (once)."""
-    have = {t for (t,) in con.execute(timeline.TABLES_SQL.replace("%s", "?"),
+    have = {t for (t,) in con.execute(timeline.tables_sql("?"),
                                       [ds.strip('"')]).fetchall()}
     if {*TABLES, LEDGER, STATE_TABLE} <= have:
         return

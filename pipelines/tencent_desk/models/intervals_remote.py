@@ -43,7 +43,7 @@ def upkeep(pipeline: Any) -> int:
         local.execute("SET TimeZone = 'UTC'")
         local.execute(f"CREATE SCHEMA {ds}")
         with pipeline.sql_client() as client:
-            have = {r[0] for r in client.execute_sql(timeline.TABLES_SQL,
+            have = {r[0] for r in client.execute_sql(timeline.tables_sql("%s"),
                                                       pipeline.dataset_name)}
             if timeline.TABLE not in have:
                 return 0
