@@ -13,6 +13,7 @@ import duckdb
 import pyarrow as pa
 from tencent_desk.api.client import Key
 from tencent_desk.job.rows import to_table
+from tencent_desk.models import poll_views
 from tencent_desk.simulator import Population
 
 from .conftest import Sim, make_client
@@ -57,6 +58,7 @@ def poll_day(sim: Sim, db: Path, start_h: float, end_h: float, every_s: float,
                 t += every_s
 
     asyncio.run(poll_all())
+    assert poll_views.create(con, "tencent_desk")  # as the job makes them after each load
     con.execute("CREATE SCHEMA desk_simulator")
     con.register("truth_rows", pa.Table.from_pylist(list(pop.truth_rows())))
     con.execute("CREATE TABLE desk_simulator.truth AS SELECT * FROM truth_rows")

@@ -113,8 +113,9 @@ def figures(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime,
     out["queue_mean"] = t["queue_s"] / (bounds(since, until)[1] - bounds(since, until)[0]
                                         ).total_seconds()
     out["queue_max"] = t["queue_max"].astype(int)
-    q = quantiles(con, since, until, by, dataset)
-    return out.join(q) if not q.empty else out
+    # every quantile column, NaN where a span has no sample (nothing answered: no waits)
+    names = [f"{span}_{stat}_s" for span in ("wait", "handle") for stat in QUANTILES]
+    return out.join(quantiles(con, since, until, by, dataset).reindex(columns=names))
 
 
 def per_interval(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime,
