@@ -15,7 +15,7 @@ import pandas as pd
 from tencent_desk.analysis import poll_metrics
 from tencent_desk.analysis import timeline_metrics as tm
 from tencent_desk.core.errors import JobError
-from tencent_desk.core.sql import qualified
+from tencent_desk.core.sql import ident, qualified
 from tencent_desk.readers.snapshot import Reader
 from tencent_desk.readers.window import app_id, reader
 
@@ -177,8 +177,8 @@ def over_time(window: pd.DataFrame, period: Period, end: datetime,
     out["arrivals"] = demand.set_index("interval_start")["arrivals"].reindex(starts).fillna(
         0).astype(int).to_numpy()
     queued = pd.to_datetime(window["queued_at"], utc=True).dt.floor(step)
-    level = tm.measured_service_level(window.assign(interval=queued.astype(str)), threshold_s,
-                             by="interval")
+    level = tm.measured_service_level(window.assign(interval=queued.astype(str)),
+                                      threshold_s, by="interval")
     if level.empty:
         out["answered"], out["service_level"] = 0, float("nan")
     else:
@@ -273,12 +273,10 @@ def plan(con: duckdb.DuckDBPyConnection, dataset: str, tables: set[str],
             return None, (f"staffing_plan has no {role} column ({' or '.join(spellings)}): "
                           "plan against actual cannot be shown")
         names[role] = hit
-    from tencent_desk.core.sql import ident
-
     rows = con.execute(
         f"SELECT {ident(names['plan_id'])} AS plan_id, {ident(names['interval_start'])} "
         f"AS interval_start, {ident(names['agents_required'])} AS agents_required, "
-        f"{ident(names['forecast'])} AS forecast FROM {ident(dataset)}.staffing_plan "
+        f"{ident(names['forecast'])} AS forecast FROM {qualified(dataset, 'staffing_plan')} "
         f"WHERE {ident(names['interval_start'])} >= ? AND {ident(names['interval_start'])} < ?",
         [period.since, period.until]).df()
     if rows.empty:
