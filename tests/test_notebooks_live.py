@@ -83,4 +83,5 @@ def test_notebooks_run_while_the_job_writes(tmp_path, monkeypatch):
             writer.join()
     assert not failures, failures
     assert job.runs > 12  # the job kept loading while the kernel read
-    assert all(n >= 2 for n in drawn.values()), drawn
+    # planning: a day of history is too little to forecast; it says so under its one figure
+    assert all(n >= (1 if name == "planning" else 2) for name, n in drawn.items()), drawn
