@@ -327,15 +327,17 @@ def test_on_postgresql(pg_shapes, shapes, tmp_path) -> None:
 
 
 def test_plan_against_actual_and_text_escaped(shapes, demo_day, tmp_path) -> None:
-    """A staffing_plan table (as the staffing change writes it) is shown against what
-    happened; the latest plan wins. A group's name is shown as text, never as markup."""
+    """A staffing_plan table (the columns planning/store.py writes) is shown against what
+    happened; the plan made last wins, whatever its id. A group's name is shown as text,
+    never as markup."""
     db = build_shape(demo_day, "one_day", tmp_path / "planned.duckdb")
     with duckdb.connect(str(db)) as con:
         con.execute(f"""CREATE TABLE {DS}.staffing_plan AS
-            SELECT plan_id, 'Online customer service' AS agent_group_name,
+            SELECT plan_id, TIMESTAMPTZ '{DAY} 00:00:00+00' - INTERVAL (3 - n) HOUR
+                       AS created_at, 'Online customer service' AS "group",
                    TIMESTAMPTZ '{DAY} 00:00:00+00' + INTERVAL (h) HOUR AS interval_start,
-                   plan_id::INTEGER + h % 4 AS agents_required, 50 + h AS forecast
-            FROM range(24) t(h), (VALUES ('1'), ('2')) p(plan_id)""")
+                   n + h % 4 AS agents, 50 + h AS forecast
+            FROM range(24) t(h), (VALUES ('2', 2), ('1', 1)) p(plan_id, n)""")
         # text from the data is escaped, never markup
         con.execute(f"UPDATE {DS}.session_records SET agent_group_name = ?", [HOSTILE])
     publish(db)

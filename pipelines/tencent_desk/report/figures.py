@@ -15,7 +15,7 @@ import pandas as pd
 from tencent_desk.analysis import poll_metrics
 from tencent_desk.analysis import timeline_metrics as tm
 from tencent_desk.core.errors import JobError
-from tencent_desk.core.sql import ident, qualified
+from tencent_desk.core.sql import qualified
 from tencent_desk.readers.snapshot import Reader
 from tencent_desk.readers.window import app_id, reader
 
@@ -36,11 +36,7 @@ FIGURES: dict[str, tuple[str | None, str, str | None]] = {
 TITLES = {"service_level": "Service level", "speed_of_answer_s": "Speed of answer (mean)",
           "abandonment": "Abandonment", "handling_time_s": "Handling time (mean)",
           "arrivals": "Arrivals (asked for a human)", "occupancy": "Occupancy"}
-# staffing_plan columns read (another change creates the table): name -> accepted spellings
-PLAN_COLUMNS = {"plan_id": ("plan_id",), "group": ("agent_group_name", "group_name", "group"),
-                "interval_start": ("interval_start",),
-                "agents_required": ("agents_required", "required_agents", "agents"),
-                "forecast": ("forecast", "forecast_arrivals", "arrivals_forecast")}
+
 
 
 @dataclass(frozen=True)
@@ -263,25 +259,14 @@ def plan(con: duckdb.DuckDBPyConnection, dataset: str, tables: set[str],
     if "staffing_plan" not in tables:
         return None, "No staffing plan in the database (table staffing_plan): nothing to " \
                      "compare with."
-    columns = {c for (c,) in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND "
-        "table_name = 'staffing_plan'", [dataset]).fetchall()}
-    names = {}
-    for role, spellings in PLAN_COLUMNS.items():
-        hit = next((s for s in spellings if s in columns), None)
-        if hit is None and role != "group":
-            return None, (f"staffing_plan has no {role} column ({' or '.join(spellings)}): "
-                          "plan against actual cannot be shown")
-        names[role] = hit
+    # the columns planning/store.py writes; the newest plan is the one made last
     rows = con.execute(
-        f"SELECT {ident(names['plan_id'])} AS plan_id, {ident(names['interval_start'])} "
-        f"AS interval_start, {ident(names['agents_required'])} AS agents_required, "
-        f"{ident(names['forecast'])} AS forecast FROM {qualified(dataset, 'staffing_plan')} "
-        f"WHERE {ident(names['interval_start'])} >= ? AND {ident(names['interval_start'])} < ?",
-        [period.since, period.until]).df()
+        "SELECT plan_id, created_at, interval_start, agents AS agents_required, forecast "
+        f"FROM {qualified(dataset, 'staffing_plan')} "
+        "WHERE interval_start >= ? AND interval_start < ?", [period.since, period.until]).df()
     if rows.empty:
         return None, "No staffing plan covers this period."
-    latest = sorted(rows["plan_id"].astype(str).unique())[-1]
+    latest = str(rows.loc[rows["created_at"].idxmax(), "plan_id"])
     chosen = rows[rows["plan_id"].astype(str) == latest]
     starts = pd.to_datetime(chosen["interval_start"], utc=True)
     width = starts.sort_values().diff().dropna().min() if len(starts) > 1 else pd.Timedelta(
