@@ -50,11 +50,12 @@ test-slow: install browser  # the long chaos, crash and scale cases only
 
 test-all: test test-slow
 
-# The suite under coverage, lines and branches (a child process, the CLI's or a kernel's,
-# is not measured).
+# The suite under coverage, lines and branches, child processes too (the CLI's, the
+# receiver's, the notebooks' kernels: pyproject's [tool.coverage.run]).
 coverage: install
 	$(VENV)/bin/coverage erase
-	$(VENV)/bin/coverage run --branch --source=pipelines/tencent_desk -m pytest -q
+	$(VENV)/bin/coverage run -m pytest -q -p no:xdist
+	$(VENV)/bin/coverage combine -q
 	$(VENV)/bin/coverage report --skip-covered --sort=cover
 	$(VENV)/bin/coverage json -q -o coverage.json
 	@$(PY) -c "import json; t = json.load(open('coverage.json'))['totals']; \

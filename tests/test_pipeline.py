@@ -271,3 +271,20 @@ def test_the_example_pipeline_runs_the_source_without_the_job(tmp_path, sim, see
             "SELECT count(*) FROM tencent_desk.session_state_latest").fetchall()
     assert status == "complete" and rows > 0 and latest == rows and calls >= rows
     assert not db.with_name("desk.duckdb.lock").exists()  # the job's lock: not used here
+
+
+def test_the_source_takes_configuration_and_credentials_only():
+    """dlt resolves every argument of a source from config (``sources.tencent_desk.*``):
+    the job's machinery is bound around the call instead, so none of it is a config key."""
+    from dlt.common.configuration.inject import get_fun_spec
+    from tencent_desk.job import context
+    from tencent_desk.job.source import tencent_desk, tencent_desk_apps
+
+    fields = set(get_fun_spec(tencent_desk).get_resolvable_fields())
+    assert {"sdkappid", "identifier", "secret_key", "usersig", "max_qps"} <= fields
+    assert not fields & {"run_context", "clock", "run_id", "on_batch", "on_run"}
+    assert "run_context" not in get_fun_spec(tencent_desk_apps).get_resolvable_fields()
+    own = context.RunContext(run_id="20260105T090000-abc")
+    with context.bound(own):
+        assert context.current() is own
+    assert context.current() is not own and context.current().on_batch is None

@@ -1,14 +1,18 @@
 """What the job's machinery hands the source for one run: none of it is configuration.
 
-A user's own pipeline script passes none (:class:`RunContext` then means a run on its own:
-the wall clock, an id made from it, no callbacks); ``desk-sessions run`` passes one with
-its progress, its lock's record of interrupted runs and its failure accounting.
+The source's signature holds configuration and credentials only, as a dlt source should:
+the job binds its context around the source's making (:func:`bound`) and the source takes
+it (:func:`current`). A user's own pipeline script binds none, which means a run on its
+own: the wall clock, an id made from it, no callbacks. ``desk-sessions run`` binds one
+with its progress, its lock's record of interrupted runs and its failure accounting.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,3 +58,21 @@ class RunContext:
         if self.on_failed is None or self.app is None:
             return str(exc)
         return self.on_failed(self.app, exc)
+
+
+_BOUND: ContextVar[RunContext | None] = ContextVar("tencent_desk_run_context", default=None)
+
+
+@contextmanager
+def bound(context: RunContext) -> Iterator[RunContext]:
+    """The job's context for the sources made within (the source reads it when called)."""
+    token = _BOUND.set(context)
+    try:
+        yield context
+    finally:
+        _BOUND.reset(token)
+
+
+def current() -> RunContext:
+    """The context the job bound, or a run on its own."""
+    return _BOUND.get() or RunContext()

@@ -25,6 +25,7 @@ from tencent_desk.api.usersig import UserSigProvider
 from tencent_desk.core import settings
 from tencent_desk.core.clock import SystemClock, utc
 from tencent_desk.core.errors import ConfigError
+from tencent_desk.job import context as run_context
 from tencent_desk.job.context import RunContext
 from tencent_desk.job.ended import ended_sessions
 from tencent_desk.job.poller import Poller
@@ -68,7 +69,6 @@ def tencent_desk(
     records_settle: int = settings.DEFAULT_RECORDS_SETTLE_S,
     keep_nicknames: bool = False,
     extra_seed: str | None = None,
-    run_context: RunContext | None = None,
 ) -> list[DltResource]:
     """The ``session_states`` resource (it also fills ``seed_rejects`` and ``runs``).
 
@@ -95,8 +95,9 @@ def tencent_desk(
         records_from, records_until: a backfill of that span (ISO 8601) instead.
         keep_nicknames: store ClientUserNickName (personal data; off by default).
         extra_seed: a Parquet file of more keys to ask (the sessions known from events).
-        run_context: the job's machinery (clock, run id, progress, interrupted runs: see
-            :class:`RunContext`); none for a run on its own, as in a pipeline script.
+
+    The job's machinery (clock, run id, progress, interrupted runs) is no configuration:
+    ``desk-sessions run`` binds it around the call (:mod:`tencent_desk.job.context`).
     """
     config = SourceConfig(
         seed=seed, sdkappid=sdkappid, identifier=identifier, secret_key=secret_key,
@@ -106,19 +107,18 @@ def tencent_desk(
         max_error_share=max_error_share, batch_size=batch_size, records=records,
         records_from=records_from, records_until=records_until, records_since=records_since,
         records_settle=records_settle, keep_nicknames=keep_nicknames, extra_seed=extra_seed)
-    return AppSource(config, run_context or RunContext()).resources()
+    return AppSource(config, run_context.current()).resources()
 
 
 @dlt.source(name="tencent_desk", max_table_nesting=0)
-def tencent_desk_apps(apps: list[tuple[str, SourceConfig]],
-                      run_context: RunContext | None = None) -> list[DltResource]:
+def tencent_desk_apps(apps: list[tuple[str, SourceConfig]]) -> list[DltResource]:
     """Several Desk apps in one run and one load: ``apps`` holds (name, configuration) per
     app. Each app has its own client, limiter and outage breaker, and its resources are
     extracted in parallel: one app's slow limit, outage or refused credentials neither
     stops nor slows the others; it ends in its ``runs`` row, ``failed`` with its ``error``
-    (the line ``run_context.on_failed`` gives), while the others load."""
+    (the line the bound context's ``on_failed`` gives), while the others load."""
     pipeline = dlt.current.pipeline()  # read here: the apps' generators run in dlt's threads
-    context = run_context or RunContext()
+    context = run_context.current()
     return [r for n, (name, config) in enumerate(apps)
             for r in AppSource(config, context.of(name, first=n == 0), pipeline).resources()]
 

@@ -22,7 +22,7 @@ from tencent_desk.core.clock import Clock, SystemClock, utc
 from tencent_desk.core.errors import ConfigError, JobError
 from tencent_desk.intake.spool import spool_dir
 from tencent_desk.job import destination, upgrade
-from tencent_desk.job.context import RunContext
+from tencent_desk.job.context import RunContext, bound
 from tencent_desk.job.event_load import EventsLoaded, load_events, write_open_sessions
 from tencent_desk.job.runs import FAILED
 from tencent_desk.job.source import SourceConfig
@@ -175,16 +175,17 @@ def _source(run: Run, configured: list[apps.App]) -> DltSource:
     options = run.options
     if not configured:  # the single-app form, as it always was
         seed, extra = _seeds(run, options.seed, None, None)
-        return tencent_desk(seed=seed, seed_table=options.seed_table, extra_seed=extra,
-                            repoll_ended=options.repoll_ended, run_context=run.context,
-                            **options.overrides)
+        with bound(run.context):
+            return tencent_desk(seed=seed, seed_table=options.seed_table, extra_seed=extra,
+                                repoll_ended=options.repoll_ended, **options.overrides)
     per_app = []
     for app in _given_seed(options, configured):
         values = dict(app.values)
         seed, extra = _seeds(run, values.pop("seed", None), app.sdkappid, app.name)
         per_app.append((app.name, SourceConfig.of({
             **values, "seed": seed, "extra_seed": extra, "repoll_ended": options.repoll_ended})))
-    return tencent_desk_apps(per_app, run_context=run.context)
+    with bound(run.context):
+        return tencent_desk_apps(per_app)
 
 
 def _seeds(run: Run, given: str | None, sdkappid: int | None, app: str | None
