@@ -40,8 +40,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from tencent_desk.core import settings
+from tencent_desk.planning import day_target, history
 from tencent_desk.planning import forecast as fc
-from tencent_desk.planning import history
 from tencent_desk.planning import plan as pl
 from tencent_desk.readers.snapshot import Reader
 from tencent_desk.simulator import weeks as wk
@@ -283,8 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true", help="print, leave RESULTS.md alone")
     ap.add_argument("--max-occupancy", type=float, default=PARAMS.max_occupancy,
                     help="the plans' maximum occupancy (default %(default)s)")
+    ap.add_argument("--target-per", choices=day_target.PER, default=PARAMS.target_per,
+                    help="where the target applies, for all three plans (default "
+                    "%(default)s)")
     args = ap.parse_args(argv)
-    params = replace(PARAMS, max_occupancy=args.max_occupancy)
+    params = replace(PARAMS, max_occupancy=args.max_occupancy, target_per=args.target_per)
     built_s = None
     if not args.database.exists() or (args.database == DEFAULT_DB
                                       and not built(args.database).exists()):
