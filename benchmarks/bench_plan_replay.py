@@ -329,10 +329,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write(section: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (or add it at the end)."""
+    """Replace this benchmark's section of RESULTS.md where it is (the findings written by
+    hand after it stay after it), or add it at the end."""
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    text = re.sub(rf"\n{re.escape(HEADING)}\n.*?(?=\n## |\Z)", "", text, flags=re.S)
-    RESULTS.write_text(text.rstrip("\n") + f"\n\n{HEADING}\n\n{section}\n")
+    pattern = rf"\n{re.escape(HEADING)}\n.*?(?=\n## |\Z)"
+    new = f"\n{HEADING}\n\n{section}\n"
+    if re.search(pattern, text, flags=re.S):
+        text = re.sub(pattern, lambda _: new, text, count=1, flags=re.S)
+    else:
+        text = text.rstrip("\n") + "\n" + new
+    RESULTS.write_text(text)
 
 
 if __name__ == "__main__":
