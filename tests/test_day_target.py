@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from tencent_desk.analysis import erlang as e
 from tencent_desk.planning import day_target as dt
-from tencent_desk.planning.plan import Params, make_plan
+from tencent_desk.planning.plan import Params, make_plan, staff
 
 from .support import seasonal
 from .test_planning import _sessions
@@ -121,6 +121,19 @@ def test_max_occupancy_is_never_exceeded_and_someone_is_there(plans) -> None:
     assert (staffed.occupancy <= params.max_occupancy + 1e-12).all()
     assert (staffed.agents >= 1).all()
     assert np.array_equal(day.scheduled, day.agents)  # no shrinkage
+
+
+def test_an_interval_without_arrivals_stays_empty() -> None:
+    """No arrivals forecast: no agent, nothing predicted busy, while the day's other
+    intervals are trimmed around it."""
+    counts, _ = seasonal.seasonal(3, 12.0, seed=4)
+    day = counts.index[-1].normalize() + pd.Timedelta(days=1)
+    at = pd.date_range(day + pd.Timedelta(hours=9), periods=4, freq="30min")
+    pred = pd.DataFrame({"forecast": [0.0, 3.0, 12.0, 12.0], "lo": np.nan, "hi": np.nan},
+                        index=at)
+    got = staff(_sessions(counts), "G", pred, Params(30, 0.8, 60.0, 0.85), day)
+    assert got.agents.tolist()[0] == 0 and got.occupancy.iloc[0] == 0.0
+    assert got.service_level.iloc[0] == 1.0 and (got.agents.iloc[1:] >= 1).all()
 
 
 def test_target_per_is_checked() -> None:

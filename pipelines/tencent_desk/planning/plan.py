@@ -249,11 +249,12 @@ def _over_days(plan: pd.DataFrame, demands: dict[int, _Demand], params: Params) 
         ks = list(rows)
         arrivals = plan.loc[ks, "forecast"].astype(float).tolist()
         day = [demands[k] for k in ks]
+        before = plan.loc[ks, "agents"].copy()
         for column, model in MODELS:
             plan.loc[ks, column] = day_target.trim_to_day(
                 plan.loc[ks, column].astype(int).tolist(), arrivals,
                 _level(model, day, params.target_s), params.target_sl, params.max_occupancy)
-        for k in ks:
+        for k in before.index[plan.loc[ks, "agents"] != before]:
             d = demands[k]
             o = concurrency.outcome(int(plan.at[k, "agents"]), d.rate, d.aht_by_chats,
                                     d.patience_s, params.target_s)
