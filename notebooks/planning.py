@@ -17,8 +17,9 @@
 # # Planning: forecast, staff, and check the plan against the day
 #
 # What `desk-sessions plan` does, shown: each agent group's sessions asking for a human are
-# forecast interval by interval with an 80% prediction interval; each interval is staffed
-# with the fewest agents meeting the service target under a maximum occupancy, by a model
+# forecast interval by interval with an 80% prediction interval; the intervals are staffed
+# with the fewest agents for which each day meets the service target (the intervals'
+# service levels weighted by their forecast arrivals) under a maximum occupancy, by a model
 # with abandonment (patience estimated from the data) and chat concurrency (the chats
 # agents really hold). Days that have happened are planned again from the data before
 # them (a backtest) and compared with what came. See docs/planning.md.
@@ -58,7 +59,8 @@ sessions = history.read_sessions(
     desk.path if on_file else None, "duckdb" if on_file else str(desk.path), desk.dataset,
     (first - pd.Timedelta(weeks=PARAMS.weeks, days=1)).to_pydatetime(),
     next_day.to_pydatetime())
-print(f"target {PARAMS.target_sl:.0%} within {PARAMS.target_s:.0f} s, "
+print(f"target {PARAMS.target_sl:.0%} within {PARAMS.target_s:.0f} s over each "
+      f"{PARAMS.target_per}, "
       f"{PARAMS.interval_min}-minute intervals, max occupancy {PARAMS.max_occupancy:.0%}; "
       f"{len(sessions)} sessions read since {first - pd.Timedelta(weeks=PARAMS.weeks):%Y-%m-%d}")
 

@@ -6,6 +6,7 @@ simulator's truth read the same way."""
 from __future__ import annotations
 
 import csv
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -90,19 +91,33 @@ def test_plan_on_duckdb(weeks: Path, tmp_path: Path) -> None:
     assert busy
     for r in busy:
         assert float(r["forecast_lo"]) <= float(r["forecast"]) <= float(r["forecast_hi"])
-        assert float(r["service_level"]) >= 0.8 and float(r["occupancy"]) <= 0.85
         assert int(r["scheduled"]) >= int(r["agents"]) / 0.7 - 1e-9
+    # the target holds over each day (the default), weighted by the forecast, and no
+    # interval goes above the maximum occupancy
+    for day in {r["interval_start"][:10] for r in rows}:
+        staffed = [r for r in rows if r["interval_start"].startswith(day)
+                   and float(r["forecast"]) > 0]
+        weighted = sum(float(r["service_level"]) * float(r["forecast"]) for r in staffed)
+        assert weighted / sum(float(r["forecast"]) for r in staffed) >= 0.8
+        assert all(float(r["occupancy"]) <= 0.85 and int(r["agents"]) >= 1 for r in staffed)
         # abandonment lets Erlang A (and the model with it) staff no more than Erlang C
-        assert int(r["erlang_a_agents"]) <= int(r["erlang_c_agents"])
-    # every plan is kept: a second one is appended beside the first
+        assert sum(int(r["erlang_a_agents"]) for r in staffed) <= sum(
+            int(r["erlang_c_agents"]) for r in staffed)
+    # every plan is kept: a second one is appended beside the first, its rule recorded
+    each = tmp_path / "each.csv"
     assert plan(tmp_path, "--database", str(weeks), "--date", DAY, "--backtest",
-                "--method", "naive").returncode == 0
+                "--method", "naive", "--target-per", "interval", "--out",
+                str(each)).returncode == 0
+    assert all(float(r["service_level"]) >= 0.8 and float(r["occupancy"]) <= 0.85
+               for r in _rows(each) if float(r["forecast"]) > 0)
     with duckdb.connect(str(weeks), read_only=True) as con:
-        kept = con.execute("SELECT plan_id, kind, method, count(*) FROM "
-                           "tencent_desk.staffing_plan GROUP BY ALL ORDER BY method").fetchall()
+        kept = con.execute("SELECT plan_id, kind, method, count(*), any_value(parameters) "
+                           "FROM tencent_desk.staffing_plan GROUP BY ALL ORDER BY method"
+                           ).fetchall()
     assert [(k[1], k[2], k[3]) for k in kept] == [("backtest", "naive", 48),
                                                    ("backtest", "profile", 48)]
     assert kept[1][0] == rows[0]["plan_id"] != kept[0][0]
+    assert [json.loads(k[4])["target_per"] for k in kept] == ["interval", "day"]
 
 
 def test_a_run_in_progress_keeps_the_file(weeks: Path, tmp_path: Path) -> None:

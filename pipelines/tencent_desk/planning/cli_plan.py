@@ -11,16 +11,18 @@ import pandas as pd
 from tencent_desk.core import settings
 from tencent_desk.core.errors import JobError
 from tencent_desk.job.destination import DESTINATIONS, DUCKDB
+from tencent_desk.planning import day_target, history, store
 from tencent_desk.planning import forecast as fc
-from tencent_desk.planning import history, store
 from tencent_desk.planning.plan import INTERVALS, Params, PlanError, make_plan, parse_target
 
 DESCRIPTION = """\
 Forecast each agent group's sessions asking for a human, interval by interval, with an 80%
 prediction interval; estimate handling time, patience (from abandonment) and the chats an
-agent really holds; and staff each interval with the fewest agents meeting --target under
---max-occupancy (chat concurrency with abandonment), grossed up for --shrinkage. Each plan
-is appended to the staffing_plan table and written to --out. See docs/planning.md."""
+agent really holds; and staff each interval (chat concurrency with abandonment) so that
+each day meets --target per group, weighted by the arrivals forecast (--target-per
+interval: every interval meets it), never above --max-occupancy, grossed up for
+--shrinkage. Each plan is appended to the staffing_plan table and written to --out. See
+docs/planning.md."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -41,6 +43,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="minutes per interval (default %(default)s)")
     p.add_argument("--target", default="0.8:60", help="service level SHARE:SECONDS "
                    "(default %(default)s: 80%% answered within 60 s)")
+    p.add_argument("--target-per", choices=day_target.PER, default="day",
+                   help="where --target applies (default %(default)s): day, over each day "
+                   "per group, weighted by the forecast, some intervals below it; interval, "
+                   "in every interval, which overshoots the day on a small desk")
     p.add_argument("--max-occupancy", type=float, default=0.85,
                    help="chats held / chat slots at most (default %(default)s)")
     p.add_argument("--shrinkage", type=float, default=0.0, help="share of scheduled time "
@@ -98,7 +104,7 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
             raise PlanError("--shrinkage must be in [0, 1) and --max-occupancy in (0, 1]")
         day, at = _when(args, now)
         params = Params(args.interval, sl, seconds, args.max_occupancy, args.shrinkage,
-                        args.method)
+                        args.method, target_per=args.target_per)
         since = day - pd.Timedelta(weeks=params.weeks, days=1)
         until = (at.ceil(params.freq) if at is not None else day).to_pydatetime()
         sessions = history.read_sessions(args.database, args.destination, args.dataset,

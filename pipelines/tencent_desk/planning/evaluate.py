@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from tencent_desk.planning import concurrency
 from tencent_desk.planning import forecast as fc
-from tencent_desk.planning.plan import Params, slot_handling
+from tencent_desk.planning.plan import Params, staff
 
 
 def actuals(sessions: pd.DataFrame, params: Params) -> pd.DataFrame:
@@ -32,23 +31,20 @@ def plan_vs_actual(plan: pd.DataFrame, sessions: pd.DataFrame, history: pd.DataF
                    params: Params) -> pd.DataFrame:
     """Each planned interval with what came: ``arrivals``, ``error`` (forecast - actual),
     ``inside`` (the actual within the 80% interval), ``agents_needed`` (the same model
-    fed the actual arrivals), and the service level and abandonment reached."""
+    fed the actual arrivals, under the same rule: ``params.target_per``), and the
+    service level and abandonment reached."""
     got = plan.merge(actuals(sessions, params), on=["group", "interval_start"], how="left")
     got["arrivals"] = got.arrivals.fillna(0.0)
     got["service_level_actual"] = got.service_level_actual.astype(float)
     got["error"] = got.forecast - got.arrivals
     got["inside"] = (got.arrivals >= got.forecast_lo) & (got.arrivals <= got.forecast_hi)
-    needed = []
-    handling = {g: slot_handling(history[history[fc.GROUP].fillna(fc.NO_GROUP).astype(str)
-                                         == g], params) for g in got.group.unique()}
-    for row in got.itertuples():
-        known = handling[row.group](row.interval_start)
-        if pd.isna(row.patience_s) or known is None:
-            needed.append(np.nan)
-            continue
-        needed.append(concurrency.agents_required(
-            row.arrivals / (params.interval_min * 60), known[1], row.patience_s, params.target_s,
-            params.target_sl, params.max_occupancy).agents)
+    # the plan's staffing model and rule (per day or per interval) fed what came
+    origin = pd.Timestamp(got.interval_start.min()).normalize()
+    needed = pd.Series(np.nan, index=got.index)
+    for group, g in got.groupby("group"):
+        came = pd.DataFrame({"forecast": g.arrivals.to_numpy(), "lo": np.nan, "hi": np.nan},
+                            index=pd.DatetimeIndex(g.interval_start))
+        needed[g.index] = staff(history, str(group), came, params, origin).agents.to_numpy()
     got["agents_needed"] = needed
     return got
 

@@ -1,7 +1,8 @@
 """A staffing plan: for each agent group and interval of the days asked, the forecast (with
 its 80% interval), handling time, patience, the agents required by the concurrency model
-under the service target, maximum occupancy and shrinkage, and what that staffing is
-predicted to give; Erlang C's and Erlang A's agents beside it for comparison."""
+under the service target (over each day, or in every interval: ``Params.target_per``),
+maximum occupancy and shrinkage, and what that staffing is predicted to give; Erlang C's
+and Erlang A's agents beside it for comparison, under the same rule."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 from tencent_desk.analysis import erlang
-from tencent_desk.planning import concurrency
+from tencent_desk.planning import concurrency, day_target
 from tencent_desk.planning import forecast as fc
 
 INTERVALS = (15, 30, 60)  # minutes
@@ -39,6 +40,11 @@ class Params:
     shrinkage: float = 0.0
     method: str = "profile"
     weeks: int = fc.WEEKS
+    target_per: str = "day"  # the target holds over each day per group, or in every interval
+
+    def __post_init__(self) -> None:
+        if self.target_per not in day_target.PER:
+            raise ValueError(f"target_per must be one of {day_target.PER}")
 
     @property
     def freq(self) -> str:
@@ -149,7 +155,8 @@ def staff(history: pd.DataFrame, group: str, pred: pd.DataFrame, params: Params,
     waits, abandoned = fc.queue_waits(mine)
     patience_s = min(fc.patience(waits, abandoned).mean_s, MAX_PATIENCE_S)
     handling = slot_handling(mine, params)
-    rows = []
+    rows: list[dict[str, object]] = []
+    demands: dict[int, _Demand] = {}
     for t, f in pred.iterrows():
         known = handling(t)
         aht, aht_by_chats = known if known else (math.nan, [])
@@ -158,28 +165,98 @@ def staff(history: pd.DataFrame, group: str, pred: pd.DataFrame, params: Params,
             "forecast": f.forecast, "forecast_lo": f.lo, "forecast_hi": f.hi,
             "aht_s": aht, "patience_s": patience_s,
             "slots_per_agent": len(aht_by_chats) or math.nan}
-        if pd.isna(f.forecast) or not aht_by_chats:
-            rows.append(row)
-            continue
-        row.update(_requirement(f.forecast / (params.interval_min * 60.0), aht_by_chats,
-                                aht, patience_s, params))
+        if not pd.isna(f.forecast) and aht_by_chats:
+            demand = _Demand(f.forecast / (params.interval_min * 60.0), aht,
+                             tuple(aht_by_chats), patience_s)
+            demands[len(rows)] = demand
+            row.update(_requirement(demand, params))
         rows.append(row)
-    return pd.DataFrame(rows, columns=COLUMNS)
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    if params.target_per == "day":
+        _over_days(frame, demands, params)
+    return frame
 
 
-def _requirement(rate: float, aht_by_chats: list[float], aht_s: float, patience_s: float,
-                 params: Params) -> dict[str, object]:
+@dataclass(frozen=True)
+class _Demand:
+    """One interval's arrivals (per s), handling (overall and at 1 .. slots chats held) and
+    patience: what each staffing model reads."""
+
+    rate: float
+    aht_s: float
+    aht_by_chats: tuple[float, ...]
+    patience_s: float
+
+    @property
+    def load(self) -> float:
+        return self.rate * self.aht_s
+
+
+def _requirement(d: _Demand, params: Params) -> dict[str, object]:
     """The concurrency model's agents for one interval, and Erlang C's and A's."""
-    o = concurrency.agents_required(rate, aht_by_chats, patience_s, params.target_s,
+    o = concurrency.agents_required(d.rate, d.aht_by_chats, d.patience_s, params.target_s,
                                     params.target_sl, params.max_occupancy)
-    slots = len(aht_by_chats)
-    load = rate * aht_s
-    c_slots = erlang.agents_needed(load, aht_s, params.target_s, params.target_sl)
-    a_slots = erlang.agents_needed(load, aht_s, params.target_s, params.target_sl,
-                                   patience_s=patience_s)
+    slots = len(d.aht_by_chats)
+    c_slots = erlang.agents_needed(d.load, d.aht_s, params.target_s, params.target_sl)
+    a_slots = erlang.agents_needed(d.load, d.aht_s, params.target_s, params.target_sl,
+                                   patience_s=d.patience_s)
+    return {**_predicted(o, params),
+            "erlang_c_agents": math.ceil(round(c_slots / slots, 9)),
+            "erlang_a_agents": math.ceil(round(a_slots / slots, 9))}
+
+
+def _predicted(o: concurrency.Outcome, params: Params) -> dict[str, object]:
     return {"agents": o.agents, "scheduled": erlang.with_shrinkage(o.agents, params.shrinkage),
             "service_level": o.service_level, "asa_s": o.asa_s, "abandonment": o.p_abandon,
             "occupancy": o.occupancy, "busy_share": o.busy_share,
-            "concurrency": o.concurrency,
-            "erlang_c_agents": math.ceil(round(c_slots / slots, 9)),
-            "erlang_a_agents": math.ceil(round(a_slots / slots, 9))}
+            "concurrency": o.concurrency}
+
+
+def _concurrency_level(d: _Demand, agents: int, target_s: float) -> tuple[float, float]:
+    o = concurrency.outcome(agents, d.rate, d.aht_by_chats, d.patience_s, target_s)
+    return o.service_level, o.occupancy
+
+
+def _erlang_c_level(d: _Demand, agents: int, target_s: float) -> tuple[float, float]:
+    servers = agents * len(d.aht_by_chats)
+    return (erlang.service_level(servers, d.load, d.aht_s, target_s),
+            erlang.occupancy(servers, d.load))
+
+
+def _erlang_a_level(d: _Demand, agents: int, target_s: float) -> tuple[float, float]:
+    servers = agents * len(d.aht_by_chats)
+    a = erlang.erlang_a(servers, d.load, d.aht_s, d.patience_s, target_s)
+    return a.service_level, a.in_service / servers
+
+
+# each model's (service level, occupancy) of an interval with so many agents
+Model = Callable[[_Demand, int, float], tuple[float, float]]
+MODELS: tuple[tuple[str, Model], ...] = (
+    ("agents", _concurrency_level), ("erlang_c_agents", _erlang_c_level),
+    ("erlang_a_agents", _erlang_a_level))
+
+
+def _level(model: Model, day: list[_Demand], target_s: float) -> day_target.Level:
+    return lambda i, n: model(day[i], n, target_s)
+
+
+def _over_days(plan: pd.DataFrame, demands: dict[int, _Demand], params: Params) -> None:
+    """Each model's agents in ``plan`` trimmed to the target over each day (its rows
+    ``demands`` has), weighted by the forecast (:func:`day_target.trim_to_day`); the
+    predicted columns follow the concurrency model's agents."""
+    staffed = pd.to_datetime(plan.interval_start, utc=True).dt.normalize().loc[list(demands)]
+    for rows in staffed.groupby(staffed).groups.values():
+        ks = list(rows)
+        arrivals = plan.loc[ks, "forecast"].astype(float).tolist()
+        day = [demands[k] for k in ks]
+        before = plan.loc[ks, "agents"].copy()
+        for column, model in MODELS:
+            plan.loc[ks, column] = day_target.trim_to_day(
+                plan.loc[ks, column].astype(int).tolist(), arrivals,
+                _level(model, day, params.target_s), params.target_sl, params.max_occupancy)
+        for k in before.index[plan.loc[ks, "agents"] != before]:
+            d = demands[k]
+            o = concurrency.outcome(int(plan.at[k, "agents"]), d.rate, d.aht_by_chats,
+                                    d.patience_s, params.target_s)
+            for column, value in _predicted(o, params).items():
+                plan.at[k, column] = value
