@@ -24,6 +24,7 @@ import pandas as pd
 from tencent_desk.analysis import interval_metrics as im
 from tencent_desk.analysis import poll_metrics
 from tencent_desk.analysis import timeline_metrics as tm
+from tencent_desk.core import frames
 from tencent_desk.core.errors import JobError
 from tencent_desk.core.sql import qualified
 from tencent_desk.models import intervals
@@ -199,11 +200,11 @@ def chats(con: duckdb.DuckDBPyConnection, tables: set[str], dataset: str, since:
     before its start), in the few columns the interval tables do not keep."""
     if tm.TABLE not in tables:
         return pd.DataFrame(columns=list(CHAT_COLUMNS))
-    return con.execute(
-        f"SELECT {', '.join(CHAT_COLUMNS)} FROM {qualified(dataset, tm.TABLE)} "
+    return frames.frame(
+        con, f"SELECT {', '.join(CHAT_COLUMNS)} FROM {qualified(dataset, tm.TABLE)} "
         "WHERE agent_id IS NOT NULL AND answered_at < ? "
         "AND (ended_at IS NULL OR ended_at >= ?) AND began_at >= ?",
-        [until, since, since - tm.LOOKBACK_SPAN]).df()
+        [until, since, since - tm.LOOKBACK_SPAN])
 
 
 def answered_in(held: pd.DataFrame, since: datetime, until: datetime) -> pd.DataFrame:
@@ -222,10 +223,14 @@ def groups(con: duckdb.DuckDBPyConnection, tables: set[str], dataset: str,
     if rows.empty:
         return pd.DataFrame()
     ended = held[held["ended_at"].notna()]
-    hours = tm.occupancy_per_interval(ended, since, end, HOUR, targets.chats_per_agent,
-                                       by=by) if len(ended) \
+    # names as integer codes: copying a million names costs pandas' string type a second
+    group, names = pd.factorize(ended[by].fillna("(none)"))
+    coded = ended.assign(**{by: group, "agent_id": pd.factorize(ended["agent_id"])[0]})
+    hours = tm.occupancy_per_interval(coded, since, end, HOUR, targets.chats_per_agent,
+                                      by=by) if len(ended) \
         else pd.DataFrame(columns=[by, "held_s", "agents", "interval_start"])
     occupied = occupancy(hours, targets.chats_per_agent, by).set_index(by)["occupancy"]
+    occupied.index = names[occupied.index.astype(int)]
     out = []
     for name, row in rows.iterrows():
         values = key_values(row, float(occupied.get(name, float("nan"))))
@@ -251,19 +256,22 @@ def agents(hours: pd.DataFrame, held: pd.DataFrame, since: datetime, until: date
 
 
 def no_data_hours(con: duckdb.DuckDBPyConnection, dataset: str, tables: set[str],
-                  since: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-    """Spans of whole hours in ``[since, end)`` with neither a complete run nor a callback:
-    nothing was seen of the desk then (a quiet hour that was polled is not a gap)."""
+                  runs: pd.DataFrame, since: datetime, end: datetime
+                  ) -> list[tuple[datetime, datetime]]:
+    """Spans of whole hours in ``[since, end)`` with neither a complete run (``runs``:
+    ``poll_metrics.complete_runs``) nor a callback: nothing was seen of the desk then (a
+    quiet hour that was polled is not a gap)."""
     hours = pd.date_range(since, max(end, since), freq=HOUR, inclusive="left")
-    seen: set[pd.Timestamp] = set()
-    if "runs" in tables:
-        runs = poll_metrics.complete_runs(con, dataset)
-        seen |= set(pd.to_datetime(runs["snapshot_at"], utc=True).dt.floor(HOUR))
-    if "session_events" in tables:
+    seen = set(pd.to_datetime(runs["snapshot_at"], utc=True).dt.floor(HOUR))
+    unpolled = [h for h in hours if h not in seen]
+    if unpolled and "session_events" in tables:
+        # callbacks within the hours the polls missed only: a month holds millions
         seen |= {pd.Timestamp(t).tz_convert("UTC") for (t,) in con.execute(
             "SELECT DISTINCT date_trunc('hour', event_time) FROM "
             f"{qualified(dataset, 'session_events')} "
-            "WHERE event_time >= ? AND event_time < ?", [since, end]).fetchall()}
+            "WHERE event_time >= ? AND event_time < ?",
+            [unpolled[0].to_pydatetime(),
+             (unpolled[-1] + pd.Timedelta(HOUR)).to_pydatetime()]).fetchall()}
     spans: list[list[datetime]] = []
     for hour in hours:
         if hour in seen:
@@ -398,7 +406,7 @@ def _gather(source: Source, sdkappid: int | None, period: Period, targets: Targe
             agents=agents(hours, held, period.since, end, cap),
             coverage=coverage,
             failed_runs=failed_runs(con, ds, tables, period.since, period.until),
-            no_data_hours=no_data_hours(con, ds, tables, period.since, end),
+            no_data_hours=no_data_hours(con, ds, tables, runs, period.since, end),
             plan=plan_rows, plan_note=plan_note)
     finally:
         opened.close()  # type: ignore[attr-defined]
