@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import re
 import shutil
 import ssl
@@ -22,7 +23,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from tencent_desk.analysis import interval_metrics as im
 from tencent_desk.analysis import timeline_metrics as tm
 from tencent_desk.core.errors import JobError
-from tencent_desk.models import intervals
+from tencent_desk.models import intervals, snapshot
 from tencent_desk.readers.snapshot import Reader
 from tencent_desk.report import period as periods
 from tencent_desk.report import targets
@@ -546,6 +547,23 @@ def test_bad_input_is_one_line_each(shapes, demo_day, tmp_path) -> None:
         assert done.returncode == 2 or "SMTP" in says, (argv, done.stderr)
         (line,) = error_lines(done.stderr)
         assert done.stderr.strip() == line and says in line, (argv, done.stderr)
+    # a snapshot published before the interval tables existed: its sessions, none of them
+    old = shutil.copyfile(shapes["one_day"], tmp_path / "old.duckdb")
+    shutil.copytree(snapshot.paths(shapes["one_day"])[0], snapshot.paths(old)[0])
+    shutil.copyfile(snapshot.paths(shapes["one_day"])[1], snapshot.paths(old)[1])
+    manifest = snapshot.read_manifest(snapshot.paths(old)[0])
+    for table in intervals.TABLES:
+        del manifest["schemas"][DS]["tables"][table]
+    manifest["generation"] += 1
+    (snapshot.paths(old)[0] / snapshot.MANIFEST).write_text(json.dumps(manifest))
+    cases.append((["--database", str(old), "--day", DAY],
+                  f"{old} has sessions but no interval tables (the report's figures): run "
+                  f"`desk-sessions publish --database {old}` once, it makes them"))
+    for argv, says in cases[-1:]:
+        done = run([CLI, "report", "--out", str(out), *argv], cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        (line,) = error_lines(done.stderr)
+        assert done.stderr.strip() == line and says in line, done.stderr
     assert not out.exists()  # nothing written for input to fix
     # a period without data: the page says so, exit 0, one note
     done = run([CLI, "report", "--out", str(out), "--database", str(shapes["one_day"]),

@@ -349,6 +349,17 @@ def gather(source: Source, period: Period, targets: Targets,
         raise JobError(str(exc)) from None
 
 
+def _check_intervals(source: Source, tables: set[str]) -> None:
+    """Sessions without interval tables (kept by a version before them): the figures
+    would say "no data"; one line saying how to make them instead."""
+    if tm.TABLE not in tables or set(intervals.TABLES) <= tables:
+        return
+    where = (f"--database {source.where}" if isinstance(source.where, Path)
+             else f"--destination {source.where}")
+    raise JobError(f"{source.where} has sessions but no interval tables (the report's "
+                   f"figures): run `desk-sessions publish {where}` once, it makes them")
+
+
 def _first(rows: pd.DataFrame) -> pd.Series | None:
     return rows.iloc[0] if len(rows) else None
 
@@ -376,6 +387,7 @@ def _gather(source: Source, sdkappid: int | None, period: Period, targets: Targe
     con, tables, opened = _open(source, sdkappid, period.since - tm.LOOKBACK_SPAN,
                                 period.until)
     try:
+        _check_intervals(source, tables)
         row = _first(interval_figures(con, tables, ds, period.since, end,
                                       targets.service_level_s))
         hours = agent_hours(con, tables, ds, period.since, end)
