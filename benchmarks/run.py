@@ -18,8 +18,8 @@ client's CPU is measured alone; every case bounded in calls and time):
           (bench_history, bench_notebooks; the history is built once, cached in out/history)
   postgres analysis from PostgreSQL: dlt's load rate there vs DuckDB, and a notebook's read
           of one day with a year of history there vs the DuckDB snapshot (bench_postgres_read)
-  report  ``desk-sessions report --month`` on the 90-day history: the whole CLI, and the
-          figures' and the page's parts (bench_report)
+  report  ``desk-sessions report --month`` on the 90-day history's last whole month: the
+          whole CLI, and the figures' and the page's parts (bench_report)
   intervals the interval tables on the 90-day history: each notebook from a fresh kernel at a
           day, a week, a month and 90 days; the quarter's period read from PostgreSQL; the
           intervals upkeep per run at 7 and 90 days (bench_intervals)
@@ -659,8 +659,9 @@ def section_report(rep: Report, quick: bool) -> None:
     rep.add("report", case, "figures (gather)", r["gather_s"], "s", "absolute")
     rep.add("report", case, "page (render)", r["render_s"], "s", "absolute")
     rep.add("report", case, "page size", r["page_kb"], "KiB", "absolute")
-    rep.notes.append("report: the 5 s goal is for once the interval tables exist; until then "
-                     "the figures are computed from session_timeline's sessions of the month.")
+    if not r["whole_month"]:
+        rep.notes.append(f"report: {days} d of history hold no whole month (52 d do): the "
+                         f"month measured is partial.")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import re
 import shutil
+import ssl
+import subprocess
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -17,10 +20,16 @@ import pandas as pd
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from tencent_desk.analysis import interval_metrics as im
 from tencent_desk.analysis import timeline_metrics as tm
+from tencent_desk.core.errors import JobError
+from tencent_desk.models import intervals, snapshot
 from tencent_desk.readers.snapshot import Reader
 from tencent_desk.report import period as periods
+from tencent_desk.report import targets
+from tencent_desk.report.figures import Source, gather
 from tencent_desk.report.period import Period, PeriodError
+from tencent_desk.report.targets import Targets
 from tencent_desk.run.publish import publish
 
 from tests.nb_fixture import DS, SHAPES, build_shape
@@ -32,11 +41,10 @@ from .support.harness import closed_port
 DAY = "2026-01-05"  # the demo's Monday (several_days adds the Thursday and Friday before)
 SECOND_APP = 1400000001
 HOSTILE = '<script>alert("x")</script> <b>&co'
-# every figure the page shows, as tm.key_figures (or the occupancy notebook) names it
-ROWS = {"service_level": "service level (60 s)", "speed_of_answer_s":
-        "speed of answer, mean (s)", "abandonment": "abandonment",
-        "handling_time_s": "handling time, mean (s)",
-        "arrivals": "arrivals (asked for a human)"}
+# every figure the page shows, as tm.event_figures names it (occupancy: computed below)
+COLUMNS = {"service_level": "service_level", "speed_of_answer_s": "wait_mean_s",
+           "abandonment": "abandonment", "handling_time_s": "handle_mean_s",
+           "arrivals": "queued"}
 FIGURES_JS = """[...document.querySelectorAll('[data-figure]')].map(e =>
   [e.dataset.figure, e.dataset.value, e.querySelector('.value').textContent])"""
 
@@ -52,19 +60,26 @@ def _utc(day: str) -> datetime:
 
 def expected(db: Path, since: datetime, until: datetime,
              sdkappid: int | None = None) -> dict[str, float]:
-    """The key figures as a notebook computes them from the same snapshot."""
-    files = Reader(db, since - pd.Timedelta(days=1), until, sdkappid=sdkappid)
+    """The key figures as timeline_metrics computes them from the sessions of the same
+    snapshot, under the report's rule (each event counts in the period it happened in):
+    ``event_figures``; occupancy over the hours each agent held a chat, of the chats that
+    ended (an open chat counts once it ends)."""
+    lookback = tm.LOOKBACK_SPAN
+    files = Reader(db, since - lookback, until + lookback, sdkappid=sdkappid)
     try:
         con = files.connection()
-        around = tm.sessions(con, since - pd.Timedelta(days=1), until, DS)
-        window = tm.sessions(con, since, until, DS)
+        touching = tm.sessions_touching(con, since, until, DS)
+        around = tm.sessions(con, since - lookback, until, DS)
     finally:
         files.close()
-    rows = tm.key_figures(window)
-    out = {k: float(rows.loc[name, "value"]) for k, name in ROWS.items()}
-    hourly = tm.occupancy_per_interval(around, since, until, "1h", 3)
+    rows = tm.event_figures(touching, since, until, 60.0)
+    nan = float("nan")
+    out = {k: float(rows[c].iloc[0]) if len(rows) and c in rows else nan
+           for k, c in COLUMNS.items()}
+    ended = around[around["ended_at"].notna()]
+    hourly = tm.occupancy_per_interval(ended, since, until, "1h", 3)
     desk = tm.occupancy_over_intervals(hourly, "1h", 3, by=None)["occupancy"]
-    out["occupancy"] = float(desk.iloc[0]) if len(desk) else float("nan")
+    out["occupancy"] = float(desk.iloc[0]) if len(desk) else nan
     return out
 
 
@@ -142,6 +157,71 @@ def test_the_page_in_a_real_browser_on_a_desktop_and_a_phone(shapes, tmp_path) -
         "report-1280px.png", "report-390px.png"]
 
 
+# --- one rule: each event counts in the period it happened in --------------------------
+
+
+def _gathered(db: Path, since: datetime, until: datetime) -> dict[str, float]:
+    figures = gather(Source(db, DS), Period(since, until, "range"), Targets(),
+                     now=_utc("2026-02-01"))
+    return {f.key: f.value for f in figures.key}
+
+
+def test_the_rule_the_sums_and_the_notebooks_long_window(shapes, monkeypatch) -> None:
+    """A window cut through the busy hours: the figures are timeline_metrics'
+    event_figures (the rule tells: counting sessions by when they began gives other
+    figures there). Five days are the sum of their days. A window the notebooks read from
+    the interval tables (longer than DETAIL_MAX) shows the report's figures."""
+    db = shapes["several_days"]
+    since, until = _utc(DAY) + pd.Timedelta(hours=9), _utc(DAY) + pd.Timedelta(hours=11)
+    got, want = _gathered(db, since, until), expected(db, since, until)
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=1e-12), key
+    files = Reader(db, since - pd.Timedelta(days=2), until)
+    try:
+        began = tm.key_figures(tm.sessions(files.connection(), since, until, DS))
+    finally:
+        files.close()
+    assert any(abs(float(began.loc[row, "value"]) - got[key]) > 1e-9
+               for key, row in {"arrivals": "arrivals (asked for a human)",
+                                "speed_of_answer_s": "speed of answer, mean (s)",
+                                "handling_time_s": "handling time, mean (s)"}.items())
+    # a range is the sum of its days (days without data add nothing)
+    first = _utc("2026-01-01")
+    days = [_gathered(db, first + pd.Timedelta(days=n), first + pd.Timedelta(days=n + 1))
+            for n in range(5)]
+    whole = _gathered(db, first, first + pd.Timedelta(days=5))
+    assert whole["arrivals"] == sum(d["arrivals"] for d in days if not pd.isna(d["arrivals"]))
+    assert whole["arrivals"] > max(d["arrivals"] for d in days if not pd.isna(d["arrivals"]))
+    # the notebooks' long window: the same figures, from the same function
+    import tencent_desk.notebook as nb
+
+    monkeypatch.setenv("DESK_DUCKDB", str(db))
+    monkeypatch.setenv("DESK_FROM", "2025-12-31")
+    monkeypatch.setenv("DESK_TO", "2026-01-05")
+    desk = nb.open_desk()
+    try:
+        assert desk.period is not None and desk.period.span > nb.DETAIL_MAX
+        assert desk.period_source is not None
+        shown = im.figures(desk.period_source.connection(), desk.period.since,
+                           desk.period.until, 60.0, dataset=DS).iloc[0]
+    finally:
+        desk.source.close()
+    report = _gathered(db, desk.period.since, desk.period.until)
+    for key, column in COLUMNS.items():
+        assert report[key] == pytest.approx(float(shown[column]), rel=1e-12), key
+
+
+def test_a_service_level_threshold_the_tables_do_not_keep_is_one_line(monkeypatch) -> None:
+    monkeypatch.setenv("SOURCES__TENCENT_DESK__REPORT__SERVICE_LEVEL_S", "45")
+    with pytest.raises(JobError, match=re.escape(
+            "[sources.tencent_desk.report] service_level_s = 45: the interval tables count "
+            "answers within 8, 30, 60, 90, 120, 180, 300, 600, 1200 s; give one of those")):
+        targets.from_config()
+    monkeypatch.setenv("SOURCES__TENCENT_DESK__REPORT__SERVICE_LEVEL_S", "30")
+    assert targets.from_config().service_level_s == 30
+
+
 # --- a real mail server -------------------------------------------------------------------
 
 
@@ -149,25 +229,44 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[email.message.EmailMessage] = []
         self.recipients: list[list[str]] = []
+        self.over_tls: list[bool] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("nobody@"):  # as a server refuses an unknown mailbox
+            return "550 5.1.1 no such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # aiosmtpd calls it so
         self.messages.append(email.message_from_bytes(envelope.content,
                                                       policy=email.policy.default))
         self.recipients.append(list(envelope.rcpt_tos))
+        self.over_tls.append(server.transport.get_extra_info("ssl_object") is not None)
         return "250 OK"
 
 
-def _smtp(tmp_path: Path, accept: bool) -> tuple[Controller, Inbox]:
+def _smtp(tmp_path: Path, accept: bool, **tls: object) -> tuple[Controller, Inbox]:
     def authenticate(server, session, envelope, mechanism, auth_data):
         ok = (accept and isinstance(auth_data, LoginPassword)
               and auth_data.password == b"s3cret-mail-pw")
         return AuthResult(success=ok, handled=False)
 
     inbox = Inbox()
+    settings = {"auth_require_tls": False, **tls}
     server = Controller(inbox, hostname="127.0.0.1", port=closed_port(),
-                        authenticator=authenticate, auth_require_tls=False)
+                        authenticator=authenticate, **settings)
     server.start()
     return server, inbox
+
+
+def _certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (key, certificate), made by openssl in a
+    child process."""
+    key, cert = folder / "server-key.pem", folder / "server-cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return key, cert
 
 
 def _mail_env(port: int) -> dict[str, str]:
@@ -234,6 +333,71 @@ def test_a_mail_server_that_refuses_or_is_not_there_is_one_line(shapes, tmp_path
         assert inbox.messages == []
 
 
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the certificate")
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_mail_over_tls_trusts_the_certificate_config_names(shapes, tmp_path,
+                                                           security) -> None:
+    """STARTTLS (the server takes no mail before it) and implicit TLS, each with a
+    self-signed certificate: with ``ca_file`` naming it the message arrives, over TLS,
+    after the login; without it the same server is refused as untrusted (verification is
+    never switched off): one line, exit 8, the page written."""
+    key, cert = _certificate(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    # aiosmtpd offers AUTH before STARTTLS only when told to; over implicit TLS it cannot
+    # tell the connection is encrypted, so there it must be told
+    tls = ({"tls_context": context, "require_starttls": True, "auth_require_tls": True}
+           if security == "starttls" else {"ssl_context": context})
+    server, inbox = _smtp(tmp_path, accept=True, **tls)
+    env = {**_mail_env(server.port), "SOURCES__TENCENT_DESK__REPORT__SMTP__SECURITY": security}
+    trusted, untrusted = tmp_path / "trusted.html", tmp_path / "untrusted.html"
+    try:
+        sent = _report(shapes["one_day"], trusted, "--day", DAY, "--mail-to",
+                       "lead@example.com", **env,
+                       SOURCES__TENCENT_DESK__REPORT__SMTP__CA_FILE=str(cert))
+        refused = _report(shapes["one_day"], untrusted, "--day", DAY, "--mail-to",
+                          "lead@example.com", **env)
+    finally:
+        server.stop()
+    assert sent.returncode == 0, sent.stderr
+    (msg,) = inbox.messages
+    assert inbox.over_tls == [True] and msg["Subject"] == "Desk report: Monday 05 January 2026"
+    assert msg.get_body(preferencelist=("html",)) is not None
+    assert refused.returncode == 8
+    (line,) = error_lines(refused.stderr)
+    assert refused.stderr.strip() == line
+    assert f"the certificate of 127.0.0.1:{server.port} is not trusted" in line
+    assert "set ca_file under [sources.tencent_desk.report.smtp]" in line
+    assert untrusted.exists() and "Key figures" in untrusted.read_text()
+    assert "s3cret" not in sent.stdout + sent.stderr + refused.stdout + refused.stderr
+
+
+def test_a_refused_recipient_is_one_line_and_the_page_is_written(shapes, tmp_path) -> None:
+    """The server rejects RCPT TO: every recipient refused, nothing sent; one of two
+    refused, the other gets the mail; either way one line with the address and the
+    server's code, exit 8, and the page written."""
+    server, inbox = _smtp(tmp_path, accept=True)
+    port = server.port
+    alone, mixed = tmp_path / "alone.html", tmp_path / "mixed.html"
+    try:
+        nobody = _report(shapes["one_day"], alone, "--day", DAY, "--mail-to",
+                         "nobody@example.com", **_mail_env(port))
+        some = _report(shapes["one_day"], mixed, "--day", DAY, "--mail-to",
+                       "nobody@example.com", "lead@example.com", **_mail_env(port))
+    finally:
+        server.stop()
+    for done, says in (
+            (nobody, f"mail not sent: 127.0.0.1:{port} refused every recipient "
+                     "(nobody@example.com (550))"),
+            (some, f"mail sent, but 127.0.0.1:{port} refused nobody@example.com (550)")):
+        assert done.returncode == 8, done.stderr
+        (line,) = error_lines(done.stderr)
+        assert done.stderr.strip() == line and says in line
+    assert inbox.recipients == [["lead@example.com"]]
+    for page in (alone, mixed):
+        assert page.exists() and "Key figures" in page.read_text()
+
+
 # --- every shape --------------------------------------------------------------------------
 
 
@@ -257,6 +421,8 @@ def _two_apps(shapes: dict[str, Path], path: Path) -> Path:
                         + f") FROM {DS}.{table}{keep}")
         con.execute(f"DROP TABLE {DS}.session_timeline; DROP TABLE {DS}._timeline_state; "
                     "DROP SCHEMA desk_simulator CASCADE")
+        for table in (*intervals.TABLES, intervals.LEDGER, intervals.STATE_TABLE):
+            con.execute(f"DROP TABLE {DS}.{table}")  # made again with the second app
     publish(path)
     return path
 
@@ -381,6 +547,23 @@ def test_bad_input_is_one_line_each(shapes, demo_day, tmp_path) -> None:
         assert done.returncode == 2 or "SMTP" in says, (argv, done.stderr)
         (line,) = error_lines(done.stderr)
         assert done.stderr.strip() == line and says in line, (argv, done.stderr)
+    # a snapshot published before the interval tables existed: its sessions, none of them
+    old = shutil.copyfile(shapes["one_day"], tmp_path / "old.duckdb")
+    shutil.copytree(snapshot.paths(shapes["one_day"])[0], snapshot.paths(old)[0])
+    shutil.copyfile(snapshot.paths(shapes["one_day"])[1], snapshot.paths(old)[1])
+    manifest = snapshot.read_manifest(snapshot.paths(old)[0])
+    for table in intervals.TABLES:
+        del manifest["schemas"][DS]["tables"][table]
+    manifest["generation"] += 1
+    (snapshot.paths(old)[0] / snapshot.MANIFEST).write_text(json.dumps(manifest))
+    cases.append((["--database", str(old), "--day", DAY],
+                  f"{old} has sessions but no interval tables (the report's figures): run "
+                  f"`desk-sessions publish --database {old}` once, it makes them"))
+    for argv, says in cases[-1:]:
+        done = run([CLI, "report", "--out", str(out), *argv], cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        (line,) = error_lines(done.stderr)
+        assert done.stderr.strip() == line and says in line, done.stderr
     assert not out.exists()  # nothing written for input to fix
     # a period without data: the page says so, exit 0, one note
     done = run([CLI, "report", "--out", str(out), "--database", str(shapes["one_day"]),

@@ -97,6 +97,7 @@ def figures(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime,
         out[name] = t[name].astype(int)
     out["waits"], out["handles"] = t["waits"].astype(int), t["handled"].astype(int)
     out["began_exact_share"] = share("began_exact", "began")
+    out["queued_exact_share"] = share("queued_exact", "queued")
     for span, n in (("wait", "waits"), ("handle", "handled")):
         out[f"{span}_mean_s"] = share(f"{span}_sum_s", n)
         out[f"{span}_mean_lo_s"] = share(f"{span}_lo_sum_s", n)
@@ -183,6 +184,22 @@ def agents(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime,
             max(max_chats) AS max_chats, count(*) FILTER (WHERE held_s > 0) AS busy_intervals
         FROM {ident(dataset)}.{AGENT} WHERE interval_start >= ? AND interval_start < ?
         GROUP BY ALL ORDER BY held_s DESC, {keys}""", [lo.to_pydatetime(), hi.to_pydatetime()])
+
+
+def occupancy_per_interval(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime,
+                           every: str = "1h", dataset: str = DEFAULT_DATASET) -> pd.DataFrame:
+    """Per agent and ``every`` (a multiple of 15 minutes) in which the agent held a chat:
+    chat-seconds held (``held_s``); the rows ``timeline_metrics.occupancy_per_interval``
+    gives per agent, which ``timeline_metrics.occupancy_over_intervals`` reads. As the
+    tables keep it, a chat counts once it has ended (an open one holds nothing yet)."""
+    lo, hi = bounds(since, until)
+    step = int(pd.Timedelta(every).total_seconds())
+    return frames.frame(con, f"""
+        SELECT agent_id, sum(held_s) AS held_s, 1 AS agents,
+            to_timestamp(epoch(interval_start)::BIGINT // {step} * {step}) AS interval_start
+        FROM {ident(dataset)}.{AGENT} WHERE interval_start >= ? AND interval_start < ?
+        GROUP BY agent_id, 4 HAVING sum(held_s) > 0 ORDER BY 4, 1""",
+                        [lo.to_pydatetime(), hi.to_pydatetime()])
 
 
 def covered_days(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime,

@@ -524,6 +524,8 @@ def event_figures(df: pd.DataFrame, since: datetime, until: datetime, target_s: 
             out.setdefault(key, {})[name] = len(g)
     for key, g in _groups(began, by):
         out[key]["began_exact_share"] = float(g["began_source"].isin(EXACT).mean())
+    for key, g in _groups(queued, by):
+        out[key]["queued_exact_share"] = float(g["queued_source"].isin(EXACT).mean())
     for span, frame_ in (("wait", speed_of_answer(answered, by)),
                          ("handle", handling_time(handled, by))):
         if frame_.empty:

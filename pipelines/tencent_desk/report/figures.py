@@ -1,21 +1,33 @@
-"""Every figure a report shows, fetched in this one module: from the window of the data the
-notebooks read (the published snapshot, or a destination server; never the job's own
-file), through the notebooks' own functions (:mod:`~tencent_desk.analysis.timeline_metrics`,
-:mod:`~tencent_desk.analysis.poll_metrics`), so the page and a notebook never disagree.
-Interval tables, once they exist, replace the reads here and nothing else."""
+"""Every figure a report shows, fetched in this one module, from the data the notebooks
+read (the published snapshot, or a destination server; never the job's own file).
+
+One rule for every figure and every period: each event counts in the period where it
+happened (the interval tables' rule, docs/intervals.md): arrivals where a session asked for
+a human, speed of answer, service level, handling time and ratings where the chat was
+answered, abandonment over the queue exits of the period. So a month is the sum of its days,
+and a day's figures do not move when a session begun the evening before is answered after
+midnight. The figures come from the interval tables through
+:mod:`~tencent_desk.analysis.interval_metrics`, the functions the notebooks read long
+windows with, and equal ``timeline_metrics.event_figures`` of the period's sessions. Only
+what the tables do not keep is read per session, in a few columns: ratings, and occupancy
+per agent group (the agents' intervals carry no group)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
+from tencent_desk.analysis import interval_metrics as im
 from tencent_desk.analysis import poll_metrics
 from tencent_desk.analysis import timeline_metrics as tm
+from tencent_desk.core import frames
 from tencent_desk.core.errors import JobError
 from tencent_desk.core.sql import qualified
+from tencent_desk.models import intervals
 from tencent_desk.readers.snapshot import Reader
 from tencent_desk.readers.window import app_id, reader
 
@@ -23,20 +35,22 @@ from .period import Period
 from .targets import Targets
 
 HOUR = "1h"
-# key -> (the row of timeline_metrics.key_figures, or None: computed here; unit; the
-# direction a target holds the value to: "min" at least, "max" at most, None none)
-FIGURES: dict[str, tuple[str | None, str, str | None]] = {
-    "service_level": (None, "share", "min"),  # its row's name carries the threshold
-    "speed_of_answer_s": ("speed of answer, mean (s)", "s", "max"),
-    "abandonment": ("abandonment", "share", "max"),
-    "handling_time_s": ("handling time, mean (s)", "s", "max"),
-    "arrivals": ("arrivals (asked for a human)", "count", None),
-    "occupancy": (None, "share", "max"),
+# key -> (its column of interval_metrics.figures, or None: occupancy, computed here; the
+# column of the share of exact times it rests on; unit; the direction a target holds the
+# value to: "min" at least, "max" at most, None none)
+FIGURES: dict[str, tuple[str | None, str, str, str | None]] = {
+    "service_level": ("service_level", "wait_exact_share", "share", "min"),
+    "speed_of_answer_s": ("wait_mean_s", "wait_exact_share", "s", "max"),
+    "abandonment": ("abandonment", "exits_exact_share", "share", "max"),
+    "handling_time_s": ("handle_mean_s", "handle_exact_share", "s", "max"),
+    "arrivals": ("queued", "queued_exact_share", "count", None),
+    "occupancy": (None, "handle_exact_share", "share", "max"),
 }
 TITLES = {"service_level": "Service level", "speed_of_answer_s": "Speed of answer (mean)",
           "abandonment": "Abandonment", "handling_time_s": "Handling time (mean)",
           "arrivals": "Arrivals (asked for a human)", "occupancy": "Occupancy"}
-
+# What a chat is read with, per session: what the interval tables do not keep.
+CHAT_COLUMNS = ("agent_id", "agent_group_name", "answered_at", "ended_at", "satisfaction")
 
 
 @dataclass(frozen=True)
@@ -109,107 +123,132 @@ def _tables(con: duckdb.DuckDBPyConnection, dataset: str) -> set[str]:
         [dataset]).fetchall()}
 
 
-def _read(source: Source, sdkappid: int | None, since: datetime, until: datetime
-          ) -> tuple[pd.DataFrame, pd.DataFrame, set[str], duckdb.DuckDBPyConnection, object]:
-    """The window's sessions, those around it (chats begun the day before may still be held
-    at its start, as the notebooks read them), its tables, and its open connection."""
-    found = reader(source.where, source.dataset, since - timedelta(days=1), until, sdkappid)
+def _open(source: Source, sdkappid: int | None, since: datetime, until: datetime,
+          tables: tuple[str, ...] | None = None
+          ) -> tuple[duckdb.DuckDBPyConnection, set[str], Any]:
+    """The window's data as the notebooks open it, its tables, and the reader to close;
+    ``tables``: only those (a server pulls nothing else)."""
+    found = reader(source.where, source.dataset, since, until, sdkappid, tables)
     try:
         con = found.connection()
     except Exception:
         found.close()
         raise
-    tables = _tables(con, source.dataset)
-    if tm.TABLE not in tables:
-        return pd.DataFrame(), pd.DataFrame(), tables, con, found
-    around = tm.sessions(con, since - timedelta(days=1), until, source.dataset)
-    window = around[(around["began_at"] >= pd.Timestamp(since))
-                    & (around["began_at"] < pd.Timestamp(until))]
-    return window, around, tables, con, found
+    return con, _tables(con, source.dataset), found
 
 
-def key_values(window: pd.DataFrame, occupancy: float, targets: Targets
-               ) -> dict[str, tuple[float, float]]:
-    """key -> (value, exact share): timeline_metrics.key_figures' rows, and occupancy."""
-    if window.empty:
-        return {k: (float("nan"), float("nan")) for k in FIGURES}
-    rows = tm.key_figures(window, targets.service_level_s)
-    level = f"service level ({targets.service_level_s:g} s)"
-    out = {k: (float(rows.loc[row or level, "value"]), float(rows.loc[row or level,
-                                                                      "exact_share"]))
-           for k, (row, _, _) in FIGURES.items() if k != "occupancy"}
-    handled = window["handle_exact"].dropna().astype(float)
-    out["occupancy"] = (occupancy, float(handled.mean()) if len(handled) else float("nan"))
-    return out
+def interval_figures(con: duckdb.DuckDBPyConnection, tables: set[str], dataset: str,
+                     since: datetime, until: datetime, target_s: float,
+                     by: str | None = None) -> pd.DataFrame:
+    """``interval_metrics.figures`` of the window (no row: nothing happened in it)."""
+    if not set(intervals.TABLES) <= tables:
+        return pd.DataFrame()
+    return im.figures(con, since, until, target_s, by, dataset)
 
 
-def occupancy(around: pd.DataFrame, since: datetime, until: datetime, capacity: float,
-              by: str | None) -> pd.DataFrame:
-    """Occupancy over the hours with a chat (the agent occupancy notebook's table)."""
-    if around.empty:
-        return tm.occupancy_over_intervals(pd.DataFrame(), HOUR, capacity, by)
-    hourly = tm.occupancy_per_interval(around, since, until, HOUR, capacity,
-                                       by=by or "agent_id")
-    return tm.occupancy_over_intervals(hourly, HOUR, capacity, by)
+def agent_hours(con: duckdb.DuckDBPyConnection, tables: set[str], dataset: str,
+                since: datetime, until: datetime, every: str = HOUR) -> pd.DataFrame:
+    """Chat-seconds each agent held per ``every`` in which it held a chat."""
+    if intervals.AGENT not in tables:
+        return pd.DataFrame(columns=["agent_id", "held_s", "agents", "interval_start"])
+    return im.occupancy_per_interval(con, since, until, every, dataset)
 
 
-def _desk_occupancy(around: pd.DataFrame, since: datetime, until: datetime,
-                    capacity: float) -> float:
-    desk = occupancy(around, since, until, capacity, None)
+def key_values(row: pd.Series | None, occupancy: float) -> dict[str, tuple[float, float]]:
+    """key -> (value, exact share): a row of ``interval_metrics.figures``, and occupancy."""
+    nan = float("nan")
+    if row is None:
+        return {k: (nan, nan) for k in FIGURES}
+    return {k: (occupancy if column is None else float(row[column]), float(row[share]))
+            for k, (column, share, _, _) in FIGURES.items()}
+
+
+def occupancy(hours: pd.DataFrame, capacity: float, by: str | None) -> pd.DataFrame:
+    """Occupancy over the hours each agent held a chat (the agent occupancy notebook's
+    figure): per agent (``by="agent_id"``), per group, or the desk's (``by=None``)."""
+    return tm.occupancy_over_intervals(hours, HOUR, capacity, by)
+
+
+def _desk_occupancy(hours: pd.DataFrame, capacity: float) -> float:
+    desk = occupancy(hours, capacity, None)
     return float(desk["occupancy"].iloc[0]) if len(desk) else float("nan")
 
 
-def over_time(window: pd.DataFrame, period: Period, end: datetime,
-              threshold_s: float) -> pd.DataFrame:
-    """Arrivals (asked for a human, by when they queued) and service level per interval of
-    the period up to ``end``: intervals without a session are there, empty."""
+def over_time(con: duckdb.DuckDBPyConnection, tables: set[str], dataset: str,
+              period: Period, end: datetime, threshold_s: float) -> pd.DataFrame:
+    """Arrivals (asked for a human) and service level per interval of the period up to
+    ``end``: intervals without a session are there, empty."""
     step = period.interval
     starts = pd.date_range(period.since, max(end, period.since + pd.Timedelta(step)),
                            freq=step, inclusive="left")
     out = pd.DataFrame(index=starts.rename("interval_start"))
-    if window.empty:
+    per = (im.per_interval(con, period.since, end, step, dataset=dataset,
+                           target_s=threshold_s) if intervals.QUEUE in tables
+           else pd.DataFrame())
+    if per.empty:
         return out.assign(arrivals=0, answered=0, service_level=float("nan")).reset_index()
-    demand = tm.demand(window, step)
-    out["arrivals"] = demand.set_index("interval_start")["arrivals"].reindex(starts).fillna(
-        0).astype(int).to_numpy()
-    queued = pd.to_datetime(window["queued_at"], utc=True).dt.floor(step)
-    level = tm.measured_service_level(window.assign(interval=queued.astype(str)),
-                                      threshold_s, by="interval")
-    if level.empty:
-        out["answered"], out["service_level"] = 0, float("nan")
-    else:
-        level = level[level["group"] != "NaT"].set_index(
-            pd.to_datetime(level.loc[level["group"] != "NaT", "group"], utc=True))
-        out["answered"] = level["n"].reindex(starts).fillna(0).astype(int).to_numpy()
-        out["service_level"] = level["value"].reindex(starts).to_numpy()
+    per = per.set_index(pd.to_datetime(per["period_start"], utc=True))
+    out["arrivals"] = per["arrivals"].reindex(starts).fillna(0).astype(int).to_numpy()
+    out["answered"] = per["answered"].reindex(starts).fillna(0).astype(int).to_numpy()
+    out["service_level"] = per["service_level"].reindex(starts).astype(float).to_numpy()
     return out.reset_index()
 
 
-def groups(window: pd.DataFrame, around: pd.DataFrame, since: datetime, until: datetime,
+def chats(con: duckdb.DuckDBPyConnection, tables: set[str], dataset: str, since: datetime,
+          until: datetime) -> pd.DataFrame:
+    """The chats an agent held in ``[since, until)`` (answered before its end, not ended
+    before its start), in the few columns the interval tables do not keep."""
+    if tm.TABLE not in tables:
+        return pd.DataFrame(columns=list(CHAT_COLUMNS))
+    return frames.frame(
+        con, f"SELECT {', '.join(CHAT_COLUMNS)} FROM {qualified(dataset, tm.TABLE)} "
+        "WHERE agent_id IS NOT NULL AND answered_at < ? "
+        "AND (ended_at IS NULL OR ended_at >= ?) AND began_at >= ?",
+        [until, since, since - tm.LOOKBACK_SPAN])
+
+
+def answered_in(held: pd.DataFrame, since: datetime, until: datetime) -> pd.DataFrame:
+    """The chats answered in the window: whose ratings count in it."""
+    at = pd.to_datetime(held["answered_at"], utc=True)
+    return held[(at >= pd.Timestamp(since)) & (at < pd.Timestamp(until))]
+
+
+def groups(con: duckdb.DuckDBPyConnection, tables: set[str], dataset: str,
+           held: pd.DataFrame, since: datetime, end: datetime,
            targets: Targets) -> pd.DataFrame:
-    """The key figures of each agent group side by side (no group: ``(none)``)."""
-    if window.empty:
-        return pd.DataFrame()
+    """The key figures of each agent group side by side (no group: ``(none)``); a
+    group's occupancy from its chats that ended (as the interval tables count a chat)."""
     by = "agent_group_name"
-    occupied = occupancy(around, since, until, targets.chats_per_agent, by).set_index(by)
-    rows = []
-    for name, g in window.groupby(window[by].fillna("(none)"), sort=True):
-        values = key_values(g, float("nan"), targets)
-        row = {"group": str(name), "sessions": len(g)}
-        row.update({k: v for k, (v, _) in values.items()})
-        row["occupancy"] = float(occupied["occupancy"].get(name, float("nan")))
-        rows.append(row)
-    return pd.DataFrame(rows)
+    rows = interval_figures(con, tables, dataset, since, end, targets.service_level_s, by)
+    if rows.empty:
+        return pd.DataFrame()
+    ended = held[held["ended_at"].notna()]
+    # names as integer codes: copying a million names costs pandas' string type a second
+    group, names = pd.factorize(ended[by].fillna("(none)"))
+    coded = ended.assign(**{by: group, "agent_id": pd.factorize(ended["agent_id"])[0]})
+    hours = tm.occupancy_per_interval(coded, since, end, HOUR, targets.chats_per_agent,
+                                      by=by) if len(ended) \
+        else pd.DataFrame(columns=[by, "held_s", "agents", "interval_start"])
+    occupied = occupancy(hours, targets.chats_per_agent, by).set_index(by)["occupancy"]
+    occupied.index = names[occupied.index.astype(int)]
+    out = []
+    for name, row in rows.iterrows():
+        values = key_values(row, float(occupied.get(name, float("nan"))))
+        out.append({"group": str(name), "sessions": int(row["began"]),
+                    **{k: v for k, (v, _) in values.items()}})
+    return pd.DataFrame(out)
 
 
-def agents(window: pd.DataFrame, around: pd.DataFrame, since: datetime, until: datetime,
+def agents(hours: pd.DataFrame, held: pd.DataFrame, since: datetime, until: datetime,
            capacity: float) -> pd.DataFrame:
-    """Per agent: sessions served and rated in the period, mean rating, occupancy."""
+    """Per agent: chats answered (``served``) and rated in the period, mean rating,
+    occupancy."""
     columns = ["agent_id", "served", "rated", "mean_rating", "occupancy"]
-    if window.empty or window["agent_id"].notna().sum() == 0:
+    answered = answered_in(held, since, until)
+    if answered.empty and hours.empty:
         return pd.DataFrame(columns=columns)
-    rated = tm.ratings(window, "agent_id").set_index("agent_id")
-    busy = occupancy(around, since, until, capacity, "agent_id").set_index("agent_id")
+    rated = tm.ratings(answered, "agent_id").set_index("agent_id")
+    busy = occupancy(hours, capacity, "agent_id").set_index("agent_id")
     out = rated.join(busy[["occupancy"]], how="outer")
     out["served"] = out["served"].fillna(0).astype(int)
     out["rated"] = out["rated"].fillna(0).astype(int)
@@ -217,19 +256,22 @@ def agents(window: pd.DataFrame, around: pd.DataFrame, since: datetime, until: d
 
 
 def no_data_hours(con: duckdb.DuckDBPyConnection, dataset: str, tables: set[str],
-                  since: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-    """Spans of whole hours in ``[since, end)`` with neither a complete run nor a callback:
-    nothing was seen of the desk then (a quiet hour that was polled is not a gap)."""
+                  runs: pd.DataFrame, since: datetime, end: datetime
+                  ) -> list[tuple[datetime, datetime]]:
+    """Spans of whole hours in ``[since, end)`` with neither a complete run (``runs``:
+    ``poll_metrics.complete_runs``) nor a callback: nothing was seen of the desk then (a
+    quiet hour that was polled is not a gap)."""
     hours = pd.date_range(since, max(end, since), freq=HOUR, inclusive="left")
-    seen: set[pd.Timestamp] = set()
-    if "runs" in tables:
-        runs = poll_metrics.complete_runs(con, dataset)
-        seen |= set(pd.to_datetime(runs["snapshot_at"], utc=True).dt.floor(HOUR))
-    if "session_events" in tables:
+    seen = set(pd.to_datetime(runs["snapshot_at"], utc=True).dt.floor(HOUR))
+    unpolled = [h for h in hours if h not in seen]
+    if unpolled and "session_events" in tables:
+        # callbacks within the hours the polls missed only: a month holds millions
         seen |= {pd.Timestamp(t).tz_convert("UTC") for (t,) in con.execute(
             "SELECT DISTINCT date_trunc('hour', event_time) FROM "
             f"{qualified(dataset, 'session_events')} "
-            "WHERE event_time >= ? AND event_time < ?", [since, end]).fetchall()}
+            "WHERE event_time >= ? AND event_time < ?",
+            [unpolled[0].to_pydatetime(),
+             (unpolled[-1] + pd.Timedelta(HOUR)).to_pydatetime()]).fetchall()}
     spans: list[list[datetime]] = []
     for hour in hours:
         if hour in seen:
@@ -251,9 +293,8 @@ def failed_runs(con: duckdb.DuckDBPyConnection, dataset: str, tables: set[str],
     return runs[(at >= pd.Timestamp(since)) & (at < pd.Timestamp(until))].reset_index(drop=True)
 
 
-def plan(con: duckdb.DuckDBPyConnection, dataset: str, tables: set[str],
-         window: pd.DataFrame, around: pd.DataFrame, period: Period, end: datetime,
-         capacity: float) -> tuple[pd.DataFrame | None, str]:
+def plan(con: duckdb.DuckDBPyConnection, dataset: str, tables: set[str], period: Period,
+         end: datetime, target_s: float) -> tuple[pd.DataFrame | None, str]:
     """Plan against actual per interval of the latest plan covering the period: forecast
     arrivals against arrivals, agents required against agents with a chat."""
     if "staffing_plan" not in tables:
@@ -271,15 +312,20 @@ def plan(con: duckdb.DuckDBPyConnection, dataset: str, tables: set[str],
     starts = pd.to_datetime(chosen["interval_start"], utc=True)
     width = starts.sort_values().diff().dropna().min() if len(starts) > 1 else pd.Timedelta(
         HOUR)
+    if width.total_seconds() % intervals.WIDTH_S:
+        return None, (f"Plan {latest} has intervals of {width}: the actual figures are kept "
+                      f"per {intervals.WIDTH_S // 60} minutes, so they cannot be compared.")
     step = f"{int(width.total_seconds())}s"
     planned = chosen.assign(interval_start=starts).groupby("interval_start")[
         ["forecast", "agents_required"]].sum()
-    actual = tm.demand(window, step).set_index("interval_start")["arrivals"] if len(
-        window) else pd.Series(dtype=int)
-    staffed = (tm.occupancy_per_interval(around, period.since, end, step, capacity)
-               .groupby("interval_start")["agent_id"].nunique() if len(around)
-               else pd.Series(dtype=int))
-    out = planned.assign(arrivals=actual.reindex(planned.index).fillna(0).astype(int),
+    actual = (im.per_interval(con, period.since, end, step, dataset=dataset,
+                              target_s=target_s) if intervals.QUEUE in tables
+              else pd.DataFrame(columns=["period_start", "arrivals"]))
+    arrived = actual.set_index(pd.to_datetime(actual["period_start"], utc=True))["arrivals"]
+    staffed = agent_hours(con, tables, dataset, period.since, end, step).groupby(
+        "interval_start")["agent_id"].nunique()
+    staffed.index = pd.to_datetime(staffed.index, utc=True)
+    out = planned.assign(arrivals=arrived.reindex(planned.index).fillna(0).astype(int),
                          agents=staffed.reindex(planned.index).fillna(0).astype(int))
     return out.reset_index(), f"Plan {latest}, intervals of {width}."
 
@@ -303,48 +349,76 @@ def gather(source: Source, period: Period, targets: Targets,
         raise JobError(str(exc)) from None
 
 
+def _check_intervals(source: Source, tables: set[str]) -> None:
+    """Sessions without interval tables (kept by a version before them): the figures
+    would say "no data"; one line saying how to make them instead."""
+    if tm.TABLE not in tables or set(intervals.TABLES) <= tables:
+        return
+    where = (f"--database {source.where}" if isinstance(source.where, Path)
+             else f"--destination {source.where}")
+    raise JobError(f"{source.where} has sessions but no interval tables (the report's "
+                   f"figures): run `desk-sessions publish {where}` once, it makes them")
+
+
+def _first(rows: pd.DataFrame) -> pd.Series | None:
+    return rows.iloc[0] if len(rows) else None
+
+
+def _previous(source: Source, sdkappid: int | None, before: Period,
+              targets: Targets) -> dict[str, tuple[float, float]]:
+    """The key figures of the period before, from its interval rows alone."""
+    con, tables, opened = _open(source, sdkappid, before.since, before.until,
+                                intervals.TABLES)
+    try:
+        # a period with no session at all is a gap in the data, not a desk with nothing
+        row = _first(interval_figures(con, tables, source.dataset, before.since,
+                                      before.until, targets.service_level_s))
+        hours = agent_hours(con, tables, source.dataset, before.since, before.until)
+        return key_values(row, _desk_occupancy(hours, targets.chats_per_agent))
+    finally:
+        opened.close()  # type: ignore[attr-defined]
+
+
 def _gather(source: Source, sdkappid: int | None, period: Period, targets: Targets,
             now: datetime) -> Figures:
     end = min(period.until, now)  # nothing is counted or shown past now
-    window, around, tables, con, opened = _read(source, sdkappid, period.since, period.until)
+    ds, cap = source.dataset, targets.chats_per_agent
+    # from the timeline's lookback before: the chats still held when the period began
+    con, tables, opened = _open(source, sdkappid, period.since - tm.LOOKBACK_SPAN,
+                                period.until)
     try:
-        cap = targets.chats_per_agent
-        values = key_values(window, _desk_occupancy(around, period.since, end, cap), targets)
-        before = period.previous
-        prior, prior_around, _, _, prior_opened = _read(source, sdkappid, before.since,
-                                                        before.until)
-        try:
-            # a period with no session at all is a gap in the data, not a desk with nothing
-            earlier = key_values(prior, _desk_occupancy(prior_around, before.since,
-                                                        before.until, cap), targets)
-        finally:
-            prior_opened.close()  # type: ignore[attr-defined]
+        _check_intervals(source, tables)
+        row = _first(interval_figures(con, tables, ds, period.since, end,
+                                      targets.service_level_s))
+        hours = agent_hours(con, tables, ds, period.since, end)
+        values = key_values(row, _desk_occupancy(hours, cap))
+        earlier = _previous(source, sdkappid, period.previous, targets)
         key = [Figure(k, TITLES[k], unit, value, earlier[k][0],
                       getattr(targets, k), direction, share)
-               for k, (_, unit, direction) in FIGURES.items()
+               for k, (_, _, unit, direction) in FIGURES.items()
                for value, share in [values[k]]]
-        runs = poll_metrics.complete_runs(con, source.dataset) if "runs" in tables else \
+        runs = poll_metrics.complete_runs(con, ds) if "runs" in tables else \
             pd.DataFrame(columns=["snapshot_at"])
         ran = pd.to_datetime(runs["snapshot_at"], utc=True)
-        began = window["began_source"] if len(window) else pd.Series(dtype=str)
+        began = 0 if row is None else int(row["began"])
         coverage: dict[str, object] = {
-            "sessions": len(window),
-            "exact_share": float(began.isin(tm.EXACT).mean()) if len(began) else float("nan"),
+            "sessions": began,
+            "exact_share": float("nan") if row is None else float(row["began_exact_share"]),
             "complete_runs": int(((ran >= pd.Timestamp(period.since))
                                   & (ran < pd.Timestamp(period.until))).sum()),
             "callbacks": "session_events" in tables, "records": "session_records" in tables,
         }
-        plan_rows, plan_note = plan(con, source.dataset, tables, window, around, period, end,
-                                    cap)
+        held = chats(con, tables, ds, period.since, end)
+        plan_rows, plan_note = plan(con, ds, tables, period, end, targets.service_level_s)
         return Figures(
             period=period, source=source, sdkappid=sdkappid, targets=targets,
-            sessions=len(window), key=key,
-            over_time=over_time(window, period, end, targets.service_level_s),
-            groups=groups(window, around, period.since, end, targets),
-            agents=agents(window, around, period.since, end, cap),
+            sessions=began, key=key,
+            over_time=over_time(con, tables, ds, period, end, targets.service_level_s),
+            groups=groups(con, tables, ds, held, period.since, end, targets),
+            agents=agents(hours, held, period.since, end, cap),
             coverage=coverage,
-            failed_runs=failed_runs(con, source.dataset, tables, period.since, period.until),
-            no_data_hours=no_data_hours(con, source.dataset, tables, period.since, end),
+            failed_runs=failed_runs(con, ds, tables, period.since, period.until),
+            no_data_hours=no_data_hours(con, ds, tables, runs, period.since, end),
             plan=plan_rows, plan_note=plan_note)
     finally:
         opened.close()  # type: ignore[attr-defined]

@@ -30,6 +30,14 @@ class Smtp:
     password: str | None = field(default=None, repr=False)
     sender: str = "desk-sessions@localhost"
     timeout_s: float = 30.0
+    # the certificates trusted instead of the system's (a private CA, a self-signed server)
+    ca_file: Path | None = None
+
+    def tls(self) -> ssl.SSLContext:
+        """Verification always on: the server's certificate and name, against ``ca_file``
+        or the system's certificates."""
+        return ssl.create_default_context(cafile=None if self.ca_file is None
+                                          else str(self.ca_file))
 
 
 def from_config() -> Smtp:
@@ -52,8 +60,13 @@ def from_config() -> Smtp:
     password = None if password in (None, "") else str(password)
     redact.register(password)
     user = setting("report.smtp.user")
+    ca = setting("report.smtp.ca_file")
+    ca_file = None if not ca else Path(str(ca)).expanduser()
+    if ca_file is not None and not ca_file.is_file():
+        raise JobError(f"[{SECTION}] ca_file = {str(ca)[:200]!r}: no such file (the "
+                       "certificates, PEM, that the server's is checked against)", EXIT_MAIL)
     return Smtp(str(host), port, security, None if not user else str(user), password,
-                str(setting("report.smtp.sender") or user or Smtp.sender), timeout)
+                str(setting("report.smtp.sender") or user or Smtp.sender), timeout, ca_file)
 
 
 def message(html: str, attachment: Path, subject: str, sender: str,
@@ -72,8 +85,8 @@ def message(html: str, attachment: Path, subject: str, sender: str,
 def send(smtp: Smtp, msg: EmailMessage, recipients: list[str]) -> None:
     """Send, or one line saying why not (never the password)."""
     where = f"{smtp.host}:{smtp.port}"
-    context = ssl.create_default_context()
     try:
+        context = smtp.tls()
         if smtp.security == "tls":
             client: smtplib.SMTP = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout_s,
                                                     context=context)
@@ -91,12 +104,16 @@ def send(smtp: Smtp, msg: EmailMessage, recipients: list[str]) -> None:
                        EXIT_MAIL) from None
     except smtplib.SMTPRecipientsRefused as exc:
         raise JobError(f"mail not sent: {where} refused every recipient "
-                       f"({', '.join(exc.recipients)})", EXIT_MAIL) from None
+                       f"({_refused(exc.recipients)})", EXIT_MAIL) from None
     except smtplib.SMTPNotSupportedError:
         raise JobError(f"mail not sent: {where} does not offer STARTTLS (or AUTH): set "
                        f"security under [{SECTION}]", EXIT_MAIL) from None
     except smtplib.SMTPException as exc:
         raise JobError(f"mail not sent: {where}: {_first_line(exc)}", EXIT_MAIL) from None
+    except ssl.SSLCertVerificationError as exc:
+        raise JobError(f"mail not sent: the certificate of {where} is not trusted "
+                       f"({exc.verify_message}); for a private CA or a self-signed server, "
+                       f"set ca_file under [{SECTION}]", EXIT_MAIL) from None
     except ssl.SSLError as exc:
         raise JobError(f"mail not sent: TLS with {where} failed ({exc.reason}); check "
                        f"security and port under [{SECTION}]", EXIT_MAIL) from None
@@ -104,8 +121,12 @@ def send(smtp: Smtp, msg: EmailMessage, recipients: list[str]) -> None:
         raise JobError(f"mail not sent: cannot reach {where} "
                        f"({exc.strerror or type(exc).__name__})", EXIT_MAIL) from None
     if refused:
-        raise JobError(f"mail sent, but {where} refused {', '.join(sorted(refused))}",
-                       EXIT_MAIL)
+        raise JobError(f"mail sent, but {where} refused {_refused(refused)}", EXIT_MAIL)
+
+
+def _refused(recipients: dict[str, tuple[int, bytes]]) -> str:
+    """Each refused address with the server's code: 550 no such mailbox, 4xx try later."""
+    return ", ".join(f"{addr} ({code})" for addr, (code, _) in sorted(recipients.items()))
 
 
 def _first_line(exc: BaseException) -> str:

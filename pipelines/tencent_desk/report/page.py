@@ -111,7 +111,7 @@ def _groups(fig: Figures) -> str:
 
     headers = ["group", "sessions", *(TITLES[k] for k in FIGURES)]
     rows = [[escape(str(r["group"])), number(r["sessions"], "count"),
-             *(number(r[k], unit) for k, (_, unit, _) in FIGURES.items())]
+             *(number(r[k], unit) for k, (_, _, unit, _) in FIGURES.items())]
             for _, r in fig.groups.iterrows()]
     return _table(headers, rows, name="groups")
 
@@ -215,8 +215,11 @@ def render(fig: Figures, generated: datetime | None = None) -> str:
         + "".join(_card(f) for f in fig.key) + "</div>"
         f'<p class="note">Service level: share of answered sessions answered within '
         f"{t.service_level_s:g} s. Occupancy: chat-seconds held over the capacity "
-        f"({t.chats_per_agent:g} chats per agent) in the hours each agent held a chat. "
-        "Sessions are counted in the period they began.</p></section>",
+        f"({t.chats_per_agent:g} chats per agent) in the hours each agent held a chat; a "
+        "chat counts once it has ended. Each event counts in the period it happened in: "
+        "arrivals when a customer asked for a human; speed of answer, service level, "
+        "handling time and ratings when the chat was answered; abandonment over the queue "
+        "exits of the period.</p></section>",
         "<section><h2>Over the period</h2>" + charts.over_time(
             fig.over_time, fig.period.interval, t.service_level, t.service_level_s,
             fig.no_data_hours) + "</section>",

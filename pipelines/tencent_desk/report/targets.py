@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 
 from tencent_desk.core.apps import setting
 from tencent_desk.core.errors import JobError
+from tencent_desk.models.intervals import WAIT_EDGES_S
 
 SECTION = "sources.tencent_desk.report"
 
@@ -40,4 +41,9 @@ def from_config() -> Targets:
             values[f.name] = float(raw)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise JobError(f"[{SECTION}] {f.name} = {str(raw)[:40]!r} is not a number") from None
+    level = values.get("service_level_s", Targets.service_level_s)
+    if level not in WAIT_EDGES_S:  # the interval tables count waits within these only
+        raise JobError(f"[{SECTION}] service_level_s = {level:g}: the interval tables count "
+                       f"answers within {', '.join(map(str, WAIT_EDGES_S))} s; give one of "
+                       "those")
     return Targets(**values)  # type: ignore[arg-type]
