@@ -42,8 +42,11 @@ lint: install
 check: install lint
 	$(PY) -m pytest -q -m 'check and not slow'
 
+# The suite on TEST_WORKERS processes (pytest-xdist): a module's tests that share a costly
+# fixture stay on one (tests/conftest.py); `make test TEST_WORKERS=1` runs them in one.
+TEST_WORKERS ?= 2
 test: install lint browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 test-slow: install browser  # the long chaos, crash and scale cases only
 	$(PY) -m pytest -q -m slow

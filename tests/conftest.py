@@ -96,3 +96,17 @@ def make_client(url: str | tuple[str, ...], sigs: UserSigProvider | None = None,
                 **fields: Any) -> DeskClient:
     sigs = sigs or UserSigProvider(SDKAPPID, ADMIN, secret_key=SECRET_KEY)
     return DeskClient(client_config(url, **fields), sigs)
+
+
+# Module-scoped fixtures cheap enough to build on each worker: their modules' tests spread.
+SPREAD = {"pop", "kernel"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``pytest -n`` (``--dist loadgroup``): a module's tests that share a costly
+    module-scoped fixture run on one worker, so that it is built once, not once per worker."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info and any(name not in SPREAD and defs[-1].scope == "module"
+                        for name, defs in info.name2fixturedefs.items()):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))

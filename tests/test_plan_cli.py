@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from tencent_desk.run.lock import RunLock
 from tencent_desk.run.publish import publish
 from tencent_desk.simulator import truth
 
-from tests.nb_fixture import build_demo_day, build_weeks
+from tests.nb_fixture import build_weeks
 
 from .support import cli
 from .support.warehouse import copy_dataset
@@ -31,16 +32,18 @@ GROUP = "Online customer service"
 
 
 @pytest.fixture(scope="module")
-def demo_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = build_demo_day(tmp_path_factory.mktemp("plan_demo") / "demo.duckdb")
+def demo(demo_day: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's demo morning, copied: a plan writes into the database it reads."""
+    path = tmp_path_factory.mktemp("plan_demo") / "demo.duckdb"
+    shutil.copyfile(demo_day, path)
     publish(path)
     return path
 
 
 @pytest.fixture(scope="module")
-def weeks(demo_day: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def weeks(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three weeks and a day of history (the demo's day, copied back 21 days)."""
-    path = build_weeks(demo_day, tmp_path_factory.mktemp("plan_weeks") / "weeks.duckdb")
+    path = build_weeks(demo, tmp_path_factory.mktemp("plan_weeks") / "weeks.duckdb")
     publish(path)
     return path
 
@@ -56,8 +59,8 @@ def one_error(done) -> str:
     return lines[0]
 
 
-def test_every_error_is_one_line(demo_day: Path, weeks: Path, tmp_path: Path) -> None:
-    too_little = one_error(plan(tmp_path, "--database", str(demo_day), "--date", DAY,
+def test_every_error_is_one_line(demo: Path, weeks: Path, tmp_path: Path) -> None:
+    too_little = one_error(plan(tmp_path, "--database", str(demo), "--date", DAY,
                                 "--backtest"))
     assert "too little history before 2026-01-06: 1 day with sessions" in too_little
     assert f"needs at least {fc.MIN_DAYS}" in too_little
@@ -164,22 +167,22 @@ def test_plan_on_postgres(weeks: Path, postgres_url: str, tmp_path: Path) -> Non
     assert agents == sum(int(r["agents"]) for r in duck)
 
 
-def test_patience_is_the_truths(demo_day: Path) -> None:
+def test_patience_is_the_truths(demo: Path) -> None:
     """The estimate from the timeline equals the same estimator on the simulator's true
     waits of the same sessions: the plan reads the data exactly. (The demo day has ten
     abandonments: too few to check the configured mean, and its waits include the 5-40 s
     offer during which the simulator's customers cannot leave; see docs/planning.md.)"""
-    sessions = history.read_sessions(demo_day, "duckdb", "tencent_desk",
+    sessions = history.read_sessions(demo, "duckdb", "tencent_desk",
                                      datetime(2026, 1, 1, tzinfo=UTC),
                                      datetime(2026, 1, 7, tzinfo=UTC))
     est = fc.patience(*fc.queue_waits(sessions))
-    reader = Reader(demo_day)
+    reader = Reader(demo)
     try:
         waits = truth.truth_waits(reader.connection())
     finally:
         reader.close()
     mine = waits[waits.outcome.isin(["answered", "ended"])]
-    ids = set(_timeline_ids(demo_day))
+    ids = set(_timeline_ids(demo))
     mine = mine[mine.session_id.isin(ids)]
     assert est.abandoned == int((mine.outcome == "ended").sum()) > 0
     assert est.waited_s == pytest.approx(mine.wait_s.sum(), rel=1e-6)

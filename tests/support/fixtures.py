@@ -3,6 +3,9 @@ its simulator on loopback (model clock standing still), and a seed of its keys."
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,10 +70,24 @@ def target(request, tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def demo_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One simulated morning polled by the real job, built once for every shape."""
+    """One simulated morning polled by the real job, built once for every shape, and once
+    for every worker of a parallel run (``pytest -n``): the first builds it under a lock
+    in the folder they share, the others wait and read it (nobody writes to it after)."""
     from tests.nb_fixture import build_demo_day
 
-    return build_demo_day(tmp_path_factory.mktemp("demo") / "demo.duckdb")
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # each worker's base is a folder of the run's
+    path = root / "demo-day" / "demo.duckdb"
+    with open(root / "demo-day.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            building = root / "demo-day.building"
+            shutil.rmtree(building, ignore_errors=True)  # a worker that died building
+            building.mkdir()
+            build_demo_day(building / "demo.duckdb")
+            building.rename(path.parent)
+    return path
 
 
 class Built(dict[str, Any]):
