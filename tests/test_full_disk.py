@@ -27,6 +27,9 @@ from .support.harness import SDKAPPID
 from .support.targets import Target
 from .test_receiver import Listener, loaded, run_job, valid_callbacks
 
+# A real filesystem filled up, three times: the slow lane's (make test-slow, CI).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def busy_pop():

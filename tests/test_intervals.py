@@ -52,6 +52,7 @@ def nonzero(df: pd.DataFrame, name: str) -> pd.DataFrame:
     return df[(df[counts] != 0).any(axis=1)].reset_index(drop=True)
 
 
+@pytest.mark.slow  # a day of runs, an upkeep after each (the late-record test is the quick one)
 def test_upkeep_run_by_run_equals_a_rebuild(polled, tmp_path):
     """Polls alone, upkeep after every run: each run narrows earlier sessions' bounds and
     moves their times, so intervals are redone again and again; the result equals the

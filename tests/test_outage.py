@@ -423,6 +423,7 @@ def test_cli_exits_5_when_nothing_answers(tmp_path, where):
     assert calls <= bound(100, 8, 2 * (QUIET_S + 2))
 
 
+@pytest.mark.slow  # chaos: the CLI through 30% faults
 def test_cli_completes_at_a_30_percent_fault_rate(tmp_path):
     proc, port = cli.start_server([cli.CLI, "simulate", "--http-502", "0.3", "--seed-out",
                                    str(tmp_path / "sim-seed.csv")])

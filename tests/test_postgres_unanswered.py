@@ -12,6 +12,7 @@ import contextlib
 import socket
 from collections.abc import Iterator
 
+import pytest
 from tencent_desk.job import destination
 from tencent_desk.job.server_credentials import CONNECT_TIMEOUT_S
 
@@ -75,6 +76,7 @@ def test_credentials_missing_say_which_and_how_to_give_them(tmp_path, sim, seed)
                            CREDENTIALS, "~/.pgpass")
 
 
+@pytest.mark.slow  # a server killed with -9 and restarted
 def test_a_server_killed_between_spool_and_load_gets_the_events_once(tmp_path, sim) -> None:
     """Callbacks spooled; the server killed with -9: the run stops in one line and leaves
     the spool; restarted, the next run loads every event once, and a later one adds none."""
@@ -113,6 +115,7 @@ def test_a_server_killed_between_spool_and_load_gets_the_events_once(tmp_path, s
             assert got == Counter({c.request_id: 1 for c in callbacks})
 
 
+@pytest.mark.slow  # a server killed with -9 and restarted
 def test_a_server_killed_mid_load_then_restarted_loses_and_doubles_nothing(
         tmp_path, sim, seed) -> None:
     """The server is killed with -9 once the load has committed the session_states job and

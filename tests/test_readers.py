@@ -102,6 +102,7 @@ def test_the_poll_views_reach_readers_of_new_and_older_snapshots(tmp_path, sim, 
     older.close()
 
 
+@pytest.mark.slow  # CLI runs under a reader that queries all the while
 def test_queries_while_runs_load_see_whole_runs_only(tmp_path, sim, seed):
     """A notebook querying in a loop while runs load: no query fails, and each sees the
     rows of complete runs only, never part of one."""

@@ -307,6 +307,7 @@ def test_message_text_is_stored_nowhere_by_default(tmp_path, desk, target) -> No
         assert secret.encode() not in written, secret
 
 
+@pytest.mark.slow  # chaos: kill -9 under load
 def test_receiver_killed_under_load_loses_no_acknowledged_event(tmp_path, desk) -> None:
     listener = Listener(tmp_path)
     callbacks = valid_callbacks(8000, seed=3)

@@ -227,6 +227,7 @@ def test_schedule_frame_round_trip_and_errors() -> None:
                                    {"3000": 2, "3001": 2}))
 
 
+@pytest.mark.slow  # days of history through the real intake path
 def test_history_whose_callbacks_were_all_sent_by_the_last_day(tmp_path) -> None:
     """Nothing left to send after the last day (seed 0, one day): no final load, no crash."""
     db = tmp_path / "one.duckdb"
@@ -237,6 +238,7 @@ def test_history_whose_callbacks_were_all_sent_by_the_last_day(tmp_path) -> None
     assert "history: 1 days" in done.stdout
 
 
+@pytest.mark.slow  # days of history through the real intake path
 def test_history_through_the_receiver_and_the_records_job(tmp_path) -> None:
     db = tmp_path / "history.duckdb"
     done = cli.run([cli.CLI, "simulate", "history", "--days", "2", "--start", "2026-01-05",
