@@ -54,10 +54,11 @@ test-slow: install browser  # the long chaos, crash and scale cases only
 test-all: test test-slow
 
 # The suite under coverage, lines and branches, child processes too (the CLI's, the
-# receiver's, the notebooks' kernels: pyproject's [tool.coverage.run]).
+# receiver's, the notebooks' kernels: pyproject's [tool.coverage.run]). make test's selection;
+# COVERAGE_TESTS="-m 'slow or not slow'" for the slow lane's too.
 coverage: install
 	$(VENV)/bin/coverage erase
-	$(VENV)/bin/coverage run -m pytest -q -p no:xdist
+	$(VENV)/bin/coverage run -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(COVERAGE_TESTS)
 	$(VENV)/bin/coverage combine -q
 	$(VENV)/bin/coverage report --skip-covered --sort=cover
 	$(VENV)/bin/coverage json -q -o coverage.json
