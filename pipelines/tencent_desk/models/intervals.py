@@ -408,7 +408,7 @@ def upkeep(con: duckdb.DuckDBPyConnection, dataset: str) -> int:
     if now is None or now == mark:
         return 0
     logs = [t for t in snapshot.RUN_LOGS if t in timeline.sources(con, dataset).tables]
-    runs = [r for (r,) in con.execute(new_runs_sql(ds, logs), [mark or "", now]).fetchall()]
+    runs = [r for (r,) in con.execute(new_runs_sql(ds, logs, mark, now)).fetchall()]
     cols = ", ".join(LEDGER_COLUMNS)
     con.execute(f"CREATE OR REPLACE TEMP TABLE changed AS SELECT {cols}, run_id FROM "
                 f"{ds}.{timeline.TABLE} WHERE {rewritten(runs, mark)}")
@@ -470,11 +470,13 @@ def _done(con: duckdb.DuckDBPyConnection, ds: str, now: str) -> None:
     con.execute(f"INSERT INTO {ds}.{STATE_TABLE} VALUES (?)", [now])
 
 
-def new_runs_sql(ds: str, logs: list[str]) -> str:
-    """The runs loaded after the last upkeep's timeline watermark and up to the current
-    one (parameters): the ids the timeline rows rewritten since then carry."""
+def new_runs_sql(ds: str, logs: list[str], mark: str | None, now: str) -> str:
+    """The runs loaded after the last upkeep's timeline watermark ``mark`` and up to the
+    current one ``now``: the ids the timeline rows rewritten since then carry. Constants,
+    so DuckDB skips the runs' history (appended in load order) by its zone maps."""
     return (f"SELECT run_id FROM ({timeline.finished_sql(ds, logs)}) AS f "
-            "WHERE _dlt_load_id > ? AND _dlt_load_id <= ? ORDER BY run_id")
+            f"WHERE _dlt_load_id > {literal(mark or '')} AND _dlt_load_id <= {literal(now)} "
+            "ORDER BY run_id")
 
 
 def rewritten(runs: list[str], mark: str | None) -> str:

@@ -62,7 +62,7 @@ def _upkeep(cur: Any, local: duckdb.DuckDBPyConnection, ds: str, have: set[str],
     if now is None or now == mark:
         return 0
     logs = [t for t in snapshot.RUN_LOGS if t in have]
-    cur.execute(intervals.new_runs_sql(ds, logs).replace("?", "%s"), [mark or "", now])
+    cur.execute(intervals.new_runs_sql(ds, logs, mark, now))
     runs = [r for (r,) in cur.fetchall()]
     _pull(cur, local, "changed", f"SELECT {_TL_COLUMNS} FROM {ds}.{timeline.TABLE} "
           f"WHERE {intervals.rewritten(runs, mark)}", [])
