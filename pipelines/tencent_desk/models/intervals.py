@@ -51,14 +51,14 @@ GROUP = ("sdkappid", "agent_group_id", "agent_group_name")
 # What the ledger keeps of a session: enough to know the intervals it counted in.
 LEDGER_COLUMNS = ("sdkappid", "session_id", "agent_group_id", "agent_group_name", "agent_id",
                   "began_at", "queued_at", "answered_at", "ended_at")
-# And its reach: a session counts only in intervals from its first time to its last, so
-# the sessions an interval needs are those whose reach overlaps it. The ledger's rows are
-# appended as sessions change, so a range on ``last_at`` skips all but its newest row
-# groups by their zone maps (an index on PostgreSQL): the rows read follow the sessions
-# active in the intervals redone, not the history.
 # The timeline's columns the figures read (:func:`facts_sql`): the others are not decompressed.
 READ_COLUMNS = (*LEDGER_COLUMNS, "run_id", *(f"{t}_{k}" for t in timeline.TIMES
                                              for k in ("source", "lo", "hi")))
+# The ledger keeps each session's reach too: a session counts only in intervals from its
+# first time to its last, so the sessions an interval needs are those whose reach overlaps
+# it. The ledger's rows are appended as sessions change, so a range on ``last_at`` skips
+# all but its newest row groups by their zone maps (an index on PostgreSQL): the rows read
+# follow the sessions active in the intervals redone, not the history.
 _TIMES = "began_at, queued_at, answered_at, ended_at"
 REACH = {"first_at": f"least({_TIMES})", "last_at": f"greatest({_TIMES})"}
 REACH_SELECT = ", ".join(f"{v} AS {k}" for k, v in REACH.items())
