@@ -144,6 +144,32 @@ def test_late_record_redoes_exactly_its_intervals(polled, tmp_path):
                                   check_dtype=False)
 
 
+def test_a_ledger_from_before_its_reach_is_given_it(polled, tmp_path):
+    """A database whose ledger was written before each session's reach was kept (the
+    columns dropped here): the next upkeep gives every row its reach, and late records then
+    redo their intervals as a rebuild makes them (a ledger row without its reach would
+    leave its session out of the intervals redone)."""
+    pop, db = polled
+    path = _with_sources(db, tmp_path / "desk.duckdb", pop, lost=0.05, records=False)
+    with duckdb.connect(str(path)) as con:
+        intervals.upkeep(con, DS)
+        for column in intervals.REACH:
+            con.execute(f"ALTER TABLE {DS}.{intervals.LEDGER} DROP COLUMN {column}")
+    _late_records(path, pop, "run99999", 0.2)
+    with duckdb.connect(str(path)) as con:
+        assert timeline.upkeep(con, DS) > 0
+        assert intervals.upkeep(con, DS) > 0
+        (rows, unreached) = con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE first_at IS NULL OR last_at IS NULL "
+            f"OR first_at > began_at OR last_at < began_at) FROM {DS}.{intervals.LEDGER}"
+        ).fetchone()
+        after = {n: nonzero(table(con, n), n) for n in intervals.TABLES}
+        once = rebuilt(con)
+    assert rows > 100 and unreached == 0
+    for name in intervals.TABLES:
+        pd.testing.assert_frame_equal(after[name], once[name], check_dtype=False)
+
+
 def _windows(first: datetime, last: datetime, n: int, seed: int) -> list[tuple[datetime,
                                                                                 datetime]]:
     rng = random.Random(seed)

@@ -13,13 +13,14 @@ value).
 
 Upkeep follows the timeline's: the rows ``session_timeline`` (re)wrote since the last upkeep
 are the changed sessions; the intervals their old versions (kept in ``_interval_sessions``)
-and their new ones touch are computed again from the timeline rows within ``LOOKBACK`` of
-them, and only those.
+and their new ones touch are computed again, and only those, from the timeline rows of the
+sessions whose reach (first to last time, kept in the ledger) overlaps them.
 """
 
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from typing import Any
 
 import duckdb
@@ -50,6 +51,18 @@ GROUP = ("sdkappid", "agent_group_id", "agent_group_name")
 # What the ledger keeps of a session: enough to know the intervals it counted in.
 LEDGER_COLUMNS = ("sdkappid", "session_id", "agent_group_id", "agent_group_name", "agent_id",
                   "began_at", "queued_at", "answered_at", "ended_at")
+# The timeline's columns the figures read (:func:`facts_sql`): the others are not decompressed.
+READ_COLUMNS = (*LEDGER_COLUMNS, "run_id", *(f"{t}_{k}" for t in timeline.TIMES
+                                             for k in ("source", "lo", "hi")))
+# The ledger keeps each session's reach too: a session counts only in intervals from its
+# first time to its last, so the sessions an interval needs are those whose reach overlaps
+# it. The ledger's rows are appended as sessions change, so a range on ``last_at`` skips
+# all but its newest row groups by their zone maps (an index on PostgreSQL): the rows read
+# follow the sessions active in the intervals redone, not the history.
+_TIMES = "began_at, queued_at, answered_at, ended_at"
+REACH = {"first_at": f"least({_TIMES})", "last_at": f"greatest({_TIMES})"}
+REACH_SELECT = ", ".join(f"{v} AS {k}" for k, v in REACH.items())
+LEDGER_SELECT = f"{', '.join(LEDGER_COLUMNS)}, {REACH_SELECT}"
 
 
 def _k(ts: str) -> str:
@@ -331,15 +344,25 @@ def dirty(con: duckdb.DuckDBPyConnection, old: str, new: str) -> tuple[Any, Any]
     return None if first is None else (first, last)
 
 
-def candidates_filter(first: Any, last: Any) -> str:
-    """Timeline rows that may count in ``[first, last + 15 min)``: begun within
-    ``LOOKBACK`` of it (a session's times lie within that of its start; after it too: a
-    start bounded by polls may lie after a queue time a callback gave exactly). Constants,
-    so DuckDB skips older row groups by their zone maps."""
-    lo = f"TIMESTAMPTZ {literal(first.isoformat())} - INTERVAL {timeline.LOOKBACK}"
-    hi = (f"TIMESTAMPTZ {literal(last.isoformat())} + INTERVAL {WIDTH_S} SECOND "
-          f"+ INTERVAL {timeline.LOOKBACK}")
-    return f"began_at >= {lo} AND began_at < {hi}"
+def reaching_sql(ledger: str, since: str, until: str) -> str:
+    """The sessions of ``ledger`` (rows with the reach columns) that may count in the
+    intervals from ``since`` to ``until`` (SQL: constants on DuckDB, for its zone maps;
+    placeholders on a server, for the index on ``last_at``)."""
+    return (f"SELECT sdkappid, session_id, began_at FROM {ledger} "
+            f"WHERE last_at >= {since} AND first_at < {until}")
+
+
+def reach_bounds(first: Any, last: Any) -> tuple[Any, Any]:
+    """From the first dirty interval's start to the last one's end."""
+    return first, last + timedelta(seconds=WIDTH_S)
+
+
+def reach_migration(ds: str, columns: set[str]) -> list[str]:
+    """The statements giving a ledger made before the reach columns (``columns``: the ones
+    it has) those columns (the same SQL on DuckDB and PostgreSQL)."""
+    return [sql for name, value in REACH.items() if name not in columns
+            for sql in (f"ALTER TABLE {ds}.{LEDGER} ADD COLUMN {name} TIMESTAMPTZ",
+                        f"UPDATE {ds}.{LEDGER} SET {name} = {value}")]
 
 
 def _create(con: duckdb.DuckDBPyConnection, ds: str) -> None:
@@ -347,6 +370,10 @@ def _create(con: duckdb.DuckDBPyConnection, ds: str) -> None:
     have = {t for (t,) in con.execute(timeline.tables_sql("?"),
                                       [ds.strip('"')]).fetchall()}
     if {*TABLES, LEDGER, STATE_TABLE} <= have:
+        for sql in reach_migration(ds, {c for (c,) in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = ? "
+                "AND table_name = ?", [ds.strip('"'), LEDGER]).fetchall()}):
+            con.execute(sql)
         return
     con.execute(f"CREATE OR REPLACE TEMP TABLE empty_tl AS SELECT * FROM {ds}.{timeline.TABLE} "
                 "WHERE false")
@@ -355,8 +382,8 @@ def _create(con: duckdb.DuckDBPyConnection, ds: str) -> None:
     compute(con, "empty_tl", "")
     for table, made in ((QUEUE, "new_queue"), (AGENT, "new_agent"), (SKETCH, "new_sketch")):
         con.execute(f"CREATE TABLE IF NOT EXISTS {ds}.{table} AS SELECT * FROM {made}")
-    con.execute(f"CREATE TABLE IF NOT EXISTS {ds}.{LEDGER} AS SELECT "
-                f"{', '.join(LEDGER_COLUMNS)} FROM empty_tl")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {ds}.{LEDGER} AS SELECT {LEDGER_SELECT} "
+                "FROM empty_tl")
     con.execute(f"CREATE TABLE IF NOT EXISTS {ds}.{STATE_TABLE} (load_id VARCHAR)")
 
 
@@ -381,7 +408,7 @@ def upkeep(con: duckdb.DuckDBPyConnection, dataset: str) -> int:
     if now is None or now == mark:
         return 0
     logs = [t for t in snapshot.RUN_LOGS if t in timeline.sources(con, dataset).tables]
-    runs = [r for (r,) in con.execute(new_runs_sql(ds, logs), [mark or "", now]).fetchall()]
+    runs = [r for (r,) in con.execute(new_runs_sql(ds, logs, mark, now)).fetchall()]
     cols = ", ".join(LEDGER_COLUMNS)
     con.execute(f"CREATE OR REPLACE TEMP TABLE changed AS SELECT {cols}, run_id FROM "
                 f"{ds}.{timeline.TABLE} WHERE {rewritten(runs, mark)}")
@@ -401,8 +428,18 @@ def upkeep(con: duckdb.DuckDBPyConnection, dataset: str) -> int:
     written = 0
     if span is not None:
         first, last = span
-        con.execute(f"CREATE OR REPLACE TEMP TABLE cand AS SELECT * FROM "
-                    f"{ds}.{timeline.TABLE} WHERE {candidates_filter(first, last)}")
+        # the sessions that may count there: unchanged ones from the ledger, changed ones
+        # as they are now; their timeline rows found by the range of their starts
+        since, until = (f"TIMESTAMPTZ {literal(t.isoformat())}" for t in reach_bounds(first, last))
+        con.execute(f"CREATE OR REPLACE TEMP TABLE reaching AS "
+                    f"{reaching_sql(f'{ds}.{LEDGER}', since, until)} UNION ALL "
+                    f"{reaching_sql(f'(SELECT *, {REACH_SELECT} FROM changed)', since, until)}")
+        (lo, hi) = con.execute("SELECT min(began_at), max(began_at) FROM reaching"
+                               ).fetchone() or (None, None)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE cand AS SELECT {', '.join(READ_COLUMNS)} "
+                    f"FROM {ds}.{timeline.TABLE} AS x WHERE {starts_between(lo, hi)} AND EXISTS "
+                    f"(SELECT 1 FROM reaching AS r WHERE "
+                    f"{_same('x', 'r', ('sdkappid', 'session_id'))})")
         compute(con, "cand", top)
         for table, made, keys, columns in (
                 (QUEUE, "new_queue", "dirty_queue", GROUP),
@@ -414,9 +451,18 @@ def upkeep(con: duckdb.DuckDBPyConnection, dataset: str) -> int:
             written += int(n) if table != SKETCH else 0
     con.execute(f"DELETE FROM {ds}.{LEDGER} AS x WHERE ({old_filter}) AND EXISTS (SELECT 1 "
                 f"FROM changed AS c WHERE {_same('x', 'c', ('sdkappid', 'session_id'))})")
-    con.execute(f"INSERT INTO {ds}.{LEDGER} SELECT {cols} FROM changed WHERE began_at IS NOT NULL")
+    con.execute(f"INSERT INTO {ds}.{LEDGER} BY NAME SELECT {LEDGER_SELECT} FROM changed "
+                "WHERE began_at IS NOT NULL ORDER BY last_at")
     _done(con, ds, now)
     return written
+
+
+def starts_between(lo: Any, hi: Any) -> str:
+    """Rows begun in ``[lo, hi]`` (none when ``lo`` is None), as constants for zone maps."""
+    if lo is None:
+        return "FALSE"
+    return (f"began_at BETWEEN TIMESTAMPTZ {literal(lo.isoformat())} "
+            f"AND TIMESTAMPTZ {literal(hi.isoformat())}")
 
 
 def _done(con: duckdb.DuckDBPyConnection, ds: str, now: str) -> None:
@@ -424,11 +470,13 @@ def _done(con: duckdb.DuckDBPyConnection, ds: str, now: str) -> None:
     con.execute(f"INSERT INTO {ds}.{STATE_TABLE} VALUES (?)", [now])
 
 
-def new_runs_sql(ds: str, logs: list[str]) -> str:
-    """The runs loaded after the last upkeep's timeline watermark and up to the current
-    one (parameters): the ids the timeline rows rewritten since then carry."""
+def new_runs_sql(ds: str, logs: list[str], mark: str | None, now: str) -> str:
+    """The runs loaded after the last upkeep's timeline watermark ``mark`` and up to the
+    current one ``now``: the ids the timeline rows rewritten since then carry. Constants,
+    so DuckDB skips the runs' history (appended in load order) by its zone maps."""
     return (f"SELECT run_id FROM ({timeline.finished_sql(ds, logs)}) AS f "
-            "WHERE _dlt_load_id > ? AND _dlt_load_id <= ? ORDER BY run_id")
+            f"WHERE _dlt_load_id > {literal(mark or '')} AND _dlt_load_id <= {literal(now)} "
+            "ORDER BY run_id")
 
 
 def rewritten(runs: list[str], mark: str | None) -> str:

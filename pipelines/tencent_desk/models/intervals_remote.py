@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import tempfile
-from datetime import timedelta
 from typing import Any
 
 import duckdb
@@ -26,12 +25,11 @@ _SERVER_TYPES = {"BIGINT": "BIGINT", "INTEGER": "INTEGER", "DOUBLE": "DOUBLE PRE
                  "VARCHAR": "VARCHAR", "BOOLEAN": "BOOLEAN",
                  "TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ"}
 # The server's indexes the upkeep and the readers' windows need (no zone maps there).
-INDEXED = {timeline.TABLE: ("run_id", "began_at"), intervals.LEDGER: ("session_id",),
+INDEXED = {timeline.TABLE: ("run_id", "began_at"),
+           intervals.LEDGER: ("session_id", "last_at"),
            intervals.QUEUE: ("interval_start",), intervals.AGENT: ("interval_start",),
            intervals.SKETCH: ("interval_start",)}
-_TL_COLUMNS = ", ".join(ident(c) for c in (
-    *intervals.LEDGER_COLUMNS, "run_id", *(f"{t}_{k}" for t in timeline.TIMES
-                                            for k in ("source", "lo", "hi"))))
+_TL_COLUMNS = ", ".join(ident(c) for c in intervals.READ_COLUMNS)
 
 
 def upkeep(pipeline: Any) -> int:
@@ -64,7 +62,7 @@ def _upkeep(cur: Any, local: duckdb.DuckDBPyConnection, ds: str, have: set[str],
     if now is None or now == mark:
         return 0
     logs = [t for t in snapshot.RUN_LOGS if t in have]
-    cur.execute(intervals.new_runs_sql(ds, logs).replace("?", "%s"), [mark or "", now])
+    cur.execute(intervals.new_runs_sql(ds, logs, mark, now))
     runs = [r for (r,) in cur.fetchall()]
     _pull(cur, local, "changed", f"SELECT {_TL_COLUMNS} FROM {ds}.{timeline.TABLE} "
           f"WHERE {intervals.rewritten(runs, mark)}", [])
@@ -85,10 +83,21 @@ def _upkeep(cur: Any, local: duckdb.DuckDBPyConnection, ds: str, have: set[str],
     made: dict[str, pa.Table] = {}
     if span is not None:
         first, last = span
-        lookback = timedelta(days=timeline.LOOKBACK_DAYS)
-        _pull(cur, local, "cand", f"SELECT {_TL_COLUMNS} FROM {ds}.{timeline.TABLE} WHERE "
-              "began_at >= %s AND began_at < %s",
-              [first - lookback, last + timedelta(seconds=intervals.WIDTH_S) + lookback])
+        bounds = list(intervals.reach_bounds(first, last))
+        # as on DuckDB: the sessions that may count there, by the ledger's reach (indexed)
+        _pull(cur, local, "reaching", intervals.reaching_sql(
+            f"{ds}.{intervals.LEDGER}", "%s", "%s"), bounds)
+        local.execute("INSERT INTO reaching " + intervals.reaching_sql(
+            f"(SELECT *, {intervals.REACH_SELECT} FROM changed)", "?", "?"), bounds)
+        (lo, hi) = local.execute("SELECT min(began_at), max(began_at) FROM reaching"
+                                 ).fetchone() or (None, None)
+        reached = [r for (r,) in local.execute("SELECT DISTINCT session_id FROM reaching"
+                                               ).fetchall()]
+        _pull(cur, local, "reached", f"SELECT {_TL_COLUMNS} FROM {ds}.{timeline.TABLE} WHERE "
+              "began_at >= %s AND began_at <= %s AND session_id = ANY(%s)", [lo, hi, reached])
+        local.execute("CREATE TABLE cand AS SELECT * FROM reached AS x WHERE EXISTS (SELECT 1 "
+                      "FROM reaching AS r WHERE r.sdkappid IS NOT DISTINCT FROM x.sdkappid "
+                      "AND r.session_id = x.session_id)")
         intervals.compute(local, "cand", top)
         made = {t: local.sql(f"SELECT * FROM {m}").to_arrow_table() for t, m in (
             (intervals.QUEUE, "new_queue"), (intervals.AGENT, "new_agent"),
@@ -107,8 +116,8 @@ def _upkeep(cur: Any, local: duckdb.DuckDBPyConnection, ds: str, have: set[str],
             _push(cur, made[table], f"{ds}.{table}")
             written += made[table].num_rows if table != intervals.SKETCH else 0
     cur.execute(f"DELETE FROM {ds}.{intervals.LEDGER} WHERE session_id = ANY(%s)", [ids])
-    _push(cur, local.sql(f"SELECT {cols} FROM changed WHERE began_at IS NOT NULL"
-                         ).to_arrow_table(), f"{ds}.{intervals.LEDGER}")
+    _push(cur, local.sql(f"SELECT {intervals.LEDGER_SELECT} FROM changed WHERE began_at IS "
+                         "NOT NULL ORDER BY last_at").to_arrow_table(), f"{ds}.{intervals.LEDGER}")
     _done(cur, ds, now)
     conn.commit()
     return written
@@ -122,6 +131,11 @@ def _done(cur: Any, ds: str, now: str) -> None:
 def _create(cur: Any, local: duckdb.DuckDBPyConnection, ds: str, have: set[str]) -> None:
     """The tables on the server, with the columns and types the local SQL makes, and their
     indexes (once)."""
+    if intervals.LEDGER in have:  # a ledger from before its reach was kept
+        cur.execute("SELECT column_name FROM information_schema.columns WHERE "
+                    "table_schema = %s AND table_name = %s", [ds.strip('"'), intervals.LEDGER])
+        for sql in intervals.reach_migration(ds, {c for (c,) in cur.fetchall()}):
+            cur.execute(sql)
     if not {*intervals.TABLES, intervals.LEDGER, intervals.STATE_TABLE} <= have:
         local.execute(f"CREATE TABLE {ds}.{timeline.TABLE} AS SELECT * FROM {_TYPED} "
                       "WHERE false")

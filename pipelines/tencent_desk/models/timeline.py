@@ -283,8 +283,11 @@ def new_data_sql(ds: str, src: Sources, new: Sequence[str]) -> str:
 
 # The rows to write: ``fresh`` with the day each session was first filed under (readers'
 # files are cut by it) from ``kept``, and the run that wrote them (parameter).
+# In order of start: the table's row groups then hold ranges of it, so a range of starts
+# (the interval tables' upkeep, readers' windows) skips the others by their zone maps.
 ROWS_SQL = ("SELECT fresh.*, coalesce(kept.day, strftime(fresh.began_at, '%Y-%m-%d'), "
-            "'undated') AS day, ? AS run_id FROM fresh LEFT JOIN kept ON " + _same("fresh", "kept"))
+            "'undated') AS day, ? AS run_id FROM fresh LEFT JOIN kept ON " + _same("fresh", "kept")
+            + " ORDER BY fresh.began_at")
 
 
 def upkeep(con: duckdb.DuckDBPyConnection, dataset: str) -> int:
