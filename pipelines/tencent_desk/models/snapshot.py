@@ -16,8 +16,9 @@ file per day a run touched, a day's files are compacted into one once there are
 ``COMPACT_AT``, and a table whose rows change (``runs``) rewrites only the days that
 changed. Files a publish replaces are removed a retention later (the setting
 ``snapshot_retention``, default a day: ``core.settings.SNAPSHOT_RETENTION_S``), so that
-readers still on an older snapshot go on reading it; :class:`tencent_desk.readers.snapshot.Reader`
-refreshes its views whenever a newer snapshot exists.
+readers still on an older snapshot go on reading it;
+:class:`tencent_desk.readers.snapshot.Reader` refreshes its views whenever a newer
+snapshot exists.
 """
 
 from __future__ import annotations
