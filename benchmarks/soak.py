@@ -1,7 +1,10 @@
 """``make soak``: a day of minute-by-minute runs of the real CLI (tests/soak_day.py), then
 its figures: each run's time, the job's max RSS, the receiver's RSS and open fds, the
-snapshot's file count, the last 100 runs against the first 100 after warm-up (a quarter of
-the runs each when fewer than 220 ran). Prints a Markdown section for RESULTS.md.
+snapshot's files (on disk; current; retired, kept for readers of older snapshots), the last
+100 runs against the first 100 after warm-up (a quarter of the runs each when fewer than
+220 ran). Warm-up: 10 runs, or the runs of one retention and one compaction cycle when
+longer (before retention first removes anything the retired files can only grow). Prints a
+Markdown section for RESULTS.md.
 
     .venv/bin/python benchmarks/soak.py --runs 1440
 """
@@ -9,6 +12,7 @@ the runs each when fewer than 220 ran). Prints a Markdown section for RESULTS.md
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import tempfile
@@ -18,14 +22,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tencent_desk.models.snapshot import COMPACT_AT  # noqa: E402
+
 from tests.soak_day import check, soak  # noqa: E402
 
-WARM_UP = 10
+EVERY_S = 60.0  # a run every simulated minute
 
 
-def ratios(series: list[float]) -> tuple[float, float, float]:
+def warm_up(retain_s: float) -> int:
+    """Runs before the first window: until retention has begun removing, and a day's files
+    have been compacted once."""
+    return max(10, math.ceil(retain_s / EVERY_S) + COMPACT_AT)
+
+
+def ratios(series: list[float], warm: int) -> tuple[float, float, float]:
     """(median of the first window, of the last, last / first) after warm-up."""
-    rest = series[WARM_UP:] if len(series) > 2 * WARM_UP else series
+    rest = series[warm:] if len(series) > 2 * warm else series
     k = 100 if len(rest) >= 220 else max(1, len(rest) // 4)
     first, last = statistics.median(rest[:k]), statistics.median(rest[-k:])
     return first, last, (last / first if first else float("nan"))
@@ -35,27 +47,37 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--runs", type=int, default=1440)
     p.add_argument("--start-hour", type=float, default=0.0)
+    p.add_argument("--retention", type=float, default=3600.0,
+                   help="the snapshot's retention, simulated seconds (default an hour)")
     args = p.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="desk-soak-"))
+    print(f"soak in {folder}", file=sys.stderr, flush=True)
     started = time.monotonic()
-    figures = soak(folder, args.runs, start_h=args.start_hour)
+    figures = soak(folder, args.runs, start_h=args.start_hour, every_s=EVERY_S,
+                   retain_s=args.retention, progress=lambda n, line: print(
+                       f"run {n}: {line}", file=sys.stderr, flush=True))
     counts = check(folder, figures)
     took = time.monotonic() - started
+    warm = warm_up(args.retention)
     print(f"## Soak: {len(figures.seconds)} minute-by-minute runs of the real CLI\n")
     print(f"`.venv/bin/python benchmarks/soak.py --runs {args.runs} --start-hour "
-          f"{args.start_hour:g}`: {took / 60:.1f} min wall; exit codes "
-          f"{dict(figures.codes)}; {counts['events']} events loaded once each (every one "
-          f"of {len(figures.acknowledged)} acknowledged), {counts['states']} state rows in "
-          f"{counts['runs']} runs, none doubled; {counts['reads']} snapshot reads, "
-          f"{len(figures.read_errors)} failed.\n")
+          f"{args.start_hour:g} --retention {args.retention:g}`: {took / 60:.1f} min wall; "
+          f"exit codes {dict(figures.codes)}; {counts['events']} events loaded once each "
+          f"(every one of {len(figures.acknowledged)} acknowledged), {counts['states']} "
+          f"state rows in {counts['runs']} runs, none doubled; {counts['reads']} snapshot "
+          f"reads, {len(figures.read_errors)} failed; retention removed "
+          f"{counts['removed']} replaced files, each once it had been retired "
+          f"{args.retention:g} s, none current, none early. Warm-up {warm} runs.\n")
     print("| figure | first window | last window | last / first |")
     print("|---|---|---|---|")
     for name, series, unit in (("run time (s)", figures.seconds, 1),
                                ("job max RSS (MB)", figures.job_kb, 1024),
                                ("receiver RSS (MB)", figures.receiver_kb, 1024),
                                ("receiver open fds", figures.receiver_fds, 1),
-                               ("snapshot files", figures.snapshot_files, 1)):
-        first, last, ratio = ratios([v / unit for v in series])
+                               ("snapshot files on disk", figures.snapshot_files, 1),
+                               ("of them current", figures.current_files, 1),
+                               ("of them retired", figures.retired_files, 1)):
+        first, last, ratio = ratios([v / unit for v in series], warm)
         print(f"| {name} | {first:.1f} | {last:.1f} | {ratio:.2f} |")
     return 0
 

@@ -57,7 +57,7 @@ def test_a_kernel_holding_the_snapshot_never_stops_a_run(tmp_path, sim, seed, mo
         for n in range(2, RUNS + 2):
             cli_run(tmp_path, seed, db, url)
             assert consistent(desk.con)[0] == n  # the kernel's views follow each run
-        # the held connection still answers (the snapshot it opened, kept RETAIN_S)
+        # the held connection still answers (the snapshot it opened, kept a retention)
         assert held.execute(f"SELECT count(*) FROM {DATASET}.session_states").fetchone() \
             == first
     finally:
@@ -171,10 +171,14 @@ def test_a_window_reads_only_its_days(tmp_path):
     assert len(manifest["schemas"][DATASET]["tables"]["session_states"]["days"]) == 30
 
 
-def test_a_day_is_compacted_and_replaced_files_are_kept_a_while(tmp_path):
+def test_a_day_is_compacted_and_replaced_files_are_kept_a_retention(tmp_path):
+    """A day's files are compacted into one; the files a publish replaces stay a whole
+    retention after it (a reader of the previous snapshot reads them), then the publish
+    after that removes them, and never a file the current manifest lists."""
     db = tmp_path / "desk.duckdb"
     con = job_tables(db, "n INT")
     clock = [1_000_000.0]
+    retain = 600.0
     folder = snapshot.paths(db)[0]
 
     def one_run(i: int) -> list[str]:
@@ -182,32 +186,73 @@ def test_a_day_is_compacted_and_replaced_files_are_kept_a_while(tmp_path):
         con.execute(f"INSERT INTO {DATASET}._dlt_loads VALUES (?, 0)", [load])
         con.execute(f"INSERT INTO {DATASET}.runs VALUES (?, 'complete', 1, ?)", [run_id, load])
         con.execute(f"INSERT INTO {DATASET}.session_states VALUES (?, ?)", [run_id, i])
-        publisher = snapshot.Publisher(con, db, now=lambda: clock[0])
+        publisher = snapshot.Publisher(con, db, now=lambda: clock[0], retain_s=retain)
         publisher.dataset(DATASET)
         publisher.commit()
         return publisher.manifest["schemas"][DATASET]["tables"]["session_states"]["days"][
             "2026-12-01"]
 
+    def on_disk() -> set[str]:
+        return {p.relative_to(folder).as_posix() for p in folder.rglob("*.parquet")}
+
+    def current() -> set[str]:
+        manifest = json.loads((folder / snapshot.MANIFEST).read_text())
+        return {n for t in manifest["schemas"][DATASET]["tables"].values()
+                for fs in t["days"].values() for n in fs}
+
     for i in range(1, snapshot.COMPACT_AT):
         files = one_run(i)
     assert len(files) == snapshot.COMPACT_AT - 1
+    before = current()
+    # a connection held on the snapshot before the compaction, as a kernel keeps it
+    held = duckdb.connect(str(snapshot.paths(db)[1]), read_only=True)
     files = one_run(snapshot.COMPACT_AT)
     assert len(files) == 1  # the day in one file again
-    reader = Reader(db)
-    assert reader.connection().execute(
-        f"SELECT count(*), sum(n) FROM {DATASET}.session_states").fetchone() == (
-        snapshot.COMPACT_AT, sum(range(1, snapshot.COMPACT_AT + 1)))
-    parquet = list(folder.rglob("*.parquet"))
-    assert len(parquet) > 2  # replaced files are still there for earlier views
-    clock[0] += snapshot.RETAIN_S
+    replaced = before - current()
+    assert len(replaced) >= snapshot.COMPACT_AT - 1 and replaced <= on_disk()
+    clock[0] += retain - 1  # a publish just short of a retention later removes none of them
     one_run(snapshot.COMPACT_AT + 1)
+    assert replaced <= on_disk()
+    assert held.execute(  # its views, over the replaced files, still read
+        f"SELECT count(*), sum(n) FROM {DATASET}.session_states").fetchone() == (
+        snapshot.COMPACT_AT - 1, sum(range(1, snapshot.COMPACT_AT)))
+    held.close()
+    retired = json.loads((folder / snapshot.MANIFEST).read_text())["retired"]
+    assert {at for n, at in retired if n in replaced} == {clock[0] - retain + 1}
+    clock[0] += 1  # a retention after they were replaced: the next publish removes them
+    one_run(snapshot.COMPACT_AT + 2)
     manifest = json.loads((folder / snapshot.MANIFEST).read_text())
-    live = {folder / n for t in manifest["schemas"][DATASET]["tables"].values()
-            for fs in t["days"].values() for n in fs}
-    # what was replaced before is gone; what this publish replaced stays a while
-    assert {at for _, at in manifest["retired"]} == {clock[0]}
-    assert set(folder.rglob("*.parquet")) == live | {folder / n for n, _ in manifest["retired"]}
+    assert not replaced & on_disk()
+    assert current() <= on_disk()
+    # what is left is the current snapshot and what the last two publishes replaced
+    assert {at for _, at in manifest["retired"]} == {clock[0] - 1, clock[0]}
+    assert on_disk() == current() | {n for n, _ in manifest["retired"]}
+    assert Reader(db).connection().execute(
+        f"SELECT count(*), sum(n) FROM {DATASET}.session_states").fetchone() == (
+        snapshot.COMPACT_AT + 2, sum(range(1, snapshot.COMPACT_AT + 3)))
     con.close()
+
+
+def test_the_retention_is_a_setting_checked_before_a_run(tmp_path, monkeypatch):
+    """``snapshot_retention`` from dlt config (default a day); a value that is not a
+    number of seconds above 0 stops the run at once with one line, exit 2."""
+    from tencent_desk.core.settings import SNAPSHOT_RETENTION_S
+    from tencent_desk.run.post_load import snapshot_retention
+
+    monkeypatch.delenv("SOURCES__TENCENT_DESK__SNAPSHOT_RETENTION", raising=False)
+    assert snapshot_retention() == SNAPSHOT_RETENTION_S == 86_400
+    monkeypatch.setenv("SOURCES__TENCENT_DESK__SNAPSHOT_RETENTION", "3600")
+    assert snapshot_retention() == 3600.0
+    db = tmp_path / "desk.duckdb"
+    for bad in ("0", "-5", "an hour"):
+        proc = cli.run([cli.CLI, "run", "--database", str(db), "--api-url",
+                        "http://127.0.0.1:9/", "--no-progress"], tmp_path,
+                       SOURCES__TENCENT_DESK__SNAPSHOT_RETENTION=bad)
+        assert cli.failed_in_one_line(proc, 2) == (
+            "desk-sessions: error: snapshot_retention must be a number above 0 (seconds the "
+            "snapshot's replaced files stay for readers of older snapshots; default 86400): "
+            "fix it under [sources.tencent_desk] or SOURCES__TENCENT_DESK__SNAPSHOT_RETENTION")
+        assert not snapshot.paths(db)[0].exists()  # stopped before anything was loaded
 
 
 def test_new_events_are_added_and_a_reloaded_one_rewrites_its_day(tmp_path):

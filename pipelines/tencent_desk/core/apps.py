@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dlt
-from tencent_desk.core.errors import ConfigError
+from tencent_desk.core.errors import ConfigError, JobError
 
 SECTION = "sources.tencent_desk"
 ENV_PREFIX = "SOURCES__TENCENT_DESK__APPS__"
@@ -161,3 +161,17 @@ def setting(name: str, secret: bool = False) -> object:
         return store[f"sources.tencent_desk.{name}"]
     except KeyError:
         return None
+
+
+def positive_setting(name: str, default: float, kind: type = float, meaning: str = "") -> float:
+    """A number above 0 of ``sources.tencent_desk`` in dlt config (``default`` when unset);
+    anything else stops with one line naming it, its meaning and where to fix it."""
+    raw = setting(name)
+    try:
+        value = kind(default if raw in (None, "") else str(raw).strip())
+    except ValueError:
+        value = 0
+    if not value > 0:
+        raise JobError(f"{name} must be a number above 0 ({meaning}; default {default:g}): "
+                       f"fix it under [{SECTION}] or SOURCES__TENCENT_DESK__{name.upper()}")
+    return value

@@ -39,6 +39,14 @@ DESTINATION_MEMORY_LIMIT = "64MB"
 # gives up with exit code 3 (readers should read the published snapshot, never this file).
 DATABASE_LOCK_WAIT_S = 30.0
 
+# How long the snapshot's files a publish replaces stay on disk for readers still on an older
+# snapshot (setting ``snapshot_retention``, seconds; docs/data.md). A day: a notebook or BI
+# connection left open since yesterday morning still reads its snapshot rather than failing.
+# The cost is a day of replaced files (runs every minute replace some 7 files a run: about
+# 10,000 small files); a shorter one suits readers that reconnect (the notebooks' helper
+# moves to each new snapshot), never shorter than the longest query against one snapshot.
+SNAPSHOT_RETENTION_S = 24 * 3600.0
+
 DEFAULT_DATASET = "tencent_desk"
 PIPELINE_NAME = "tencent_desk"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tencent_desk.api import callback
 from tencent_desk.core import apps, redact, settings
-from tencent_desk.core.apps import setting
+from tencent_desk.core.apps import positive_setting, setting
 from tencent_desk.core.errors import ConfigError, JobError
 from tencent_desk.core.serving import Limits, serve
 from tencent_desk.core.settings import ANCHOR
@@ -69,19 +69,8 @@ LIMITS: dict[str, tuple[float, type, str]] = {
 
 def limits() -> dict[str, float]:
     """The receiver's limits from dlt config (see :data:`LIMITS`), each checked."""
-    out: dict[str, float] = {}
-    for name, (default, kind, meaning) in LIMITS.items():
-        raw = setting(name)
-        try:
-            value = kind(default if raw in (None, "") else str(raw).strip())
-        except ValueError:
-            value = 0
-        if not value > 0:
-            raise JobError(f"{name} must be a number above 0 ({meaning}; default {default:g})"
-                           ": fix it under [sources.tencent_desk] or SOURCES__TENCENT_DESK__"
-                           f"{name.upper()}")
-        out[name] = value
-    return out
+    return {name: positive_setting(name, default, kind, meaning)
+            for name, (default, kind, meaning) in LIMITS.items()}
 
 
 def listen(args: argparse.Namespace) -> int:

@@ -14,9 +14,11 @@ A run's rows appear together with its ``runs`` row, in one step: never half a ru
 cost of a publish follows the new data, not the history: a table of runs' rows gains one
 file per day a run touched, a day's files are compacted into one once there are
 ``COMPACT_AT``, and a table whose rows change (``runs``) rewrites only the days that
-changed. Files a publish replaces are removed ``RETAIN_S`` later, so that queries under
-way on them finish; :class:`tencent_desk.readers.snapshot.Reader` refreshes its views
-whenever a newer snapshot exists.
+changed. Files a publish replaces are removed a retention later (the setting
+``snapshot_retention``, default a day: ``core.settings.SNAPSHOT_RETENTION_S``), so that
+readers still on an older snapshot go on reading it;
+:class:`tencent_desk.readers.snapshot.Reader` refreshes its views whenever a newer
+snapshot exists.
 """
 
 from __future__ import annotations
@@ -25,16 +27,17 @@ import errno
 import json
 import os
 import shutil
-import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
+from tencent_desk.core.clock import SystemClock
 from tencent_desk.core.durable import fsync_dir, write_atomically
+from tencent_desk.core.settings import SNAPSHOT_RETENTION_S
 from tencent_desk.core.sql import ident, literal, qualified
 from tencent_desk.models import poll_views
 
@@ -43,9 +46,6 @@ FORMAT_VERSION = 1
 # A day's files are merged into one when there are this many: a notebook reads a day in a
 # few files, and a run rewrites a whole day only once every COMPACT_AT runs.
 COMPACT_AT = 16
-# Replaced files stay this long, for views made before (a kernel idle since yesterday
-# morning reads a day-old snapshot rather than failing).
-RETAIN_S = 24 * 3600.0
 WHOLE = "all"  # the one partition of a table that has no day
 
 
@@ -170,16 +170,23 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 
 class Publisher:
-    """Publishes, from the job's open connection, what was loaded since the last publish."""
+    """Publishes, from the job's open connection, what was loaded since the last publish.
+    ``retain_s``: how long the files it replaces stay for readers of older snapshots;
+    ``now``: the clock that times it (the job's wall clock, read at each call)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, database: Path,
-                 now: Callable[[], float] = time.time) -> None:
+                 now: Callable[[], float] | None = None,
+                 retain_s: float = SNAPSHOT_RETENTION_S) -> None:
+        if not retain_s > 0:  # 0 would remove files readers of the last snapshot hold
+            raise ValueError(f"retain_s must be above 0, not {retain_s!r}")
         self.con = con
         self.folder, self.catalog = paths(database)
-        self.now = now
+        self.now = now or SystemClock().time
+        self.retain_s = retain_s
         self.folder.mkdir(exist_ok=True)
         self.manifest = read_manifest(self.folder)
         self.written = 0
+        self.replaced: list[str] = []  # files this publish takes out of the snapshot
 
     def dataset(self, dataset: str) -> int:
         """Publish a dlt dataset's loads since the last publish; returns the rows written."""
@@ -228,15 +235,25 @@ class Publisher:
             self._table(schema, table, columns, None, "TRUE")
 
     def commit(self) -> None:
-        """Make what was published visible: the manifest, then the catalog; then tidy up."""
+        """Make what was published visible: the manifest, then the catalog; then remove the
+        files retired ``retain_s`` ago or more. The files this publish replaced are
+        retired now, as readers stop being shown them: they stay a whole retention."""
+        now = self.now()
         self.manifest["generation"] = int(self.manifest.get("generation", 0)) + 1
-        self.manifest["published_at"] = datetime.fromtimestamp(self.now()).astimezone(
-            ).isoformat()
+        self.manifest["published_at"] = datetime.fromtimestamp(now).astimezone().isoformat()
         self._sweep()
-        self._remove_retired()
+        expired = [n for n, at in self.manifest.get("retired", []) if now - at >= self.retain_s]
+        gone = set(expired)
+        self.manifest["retired"] = [
+            [n, at] for n, at in self.manifest.get("retired", []) if n not in gone
+        ] + [[n, now] for n in self.replaced]
         write_atomically(self.folder / MANIFEST,
                           json.dumps(self.manifest, separators=(",", ":")).encode())
         self._write_catalog()
+        # Only once the new snapshot is visible; a crash before this leaves them unlisted,
+        # and the next publish's sweep retires them again.
+        for name in expired:
+            (self.folder / name).unlink(missing_ok=True)
 
     def _tables(self, schema: str) -> dict[str, dict[str, str]]:
         rows = self.con.execute(
@@ -328,7 +345,7 @@ class Publisher:
                 names.append(name)
             fsync_dir(target)
             if replace:
-                self._retire(days.get(day, []))
+                self.replaced.extend(days.get(day, []))
                 days[day] = names
             else:
                 days.setdefault(day, []).extend(names)
@@ -342,32 +359,18 @@ class Publisher:
         # in an order they can be made in: the poll views read those before them
         self.manifest["schemas"][schema]["views"] = dict(sorted(views, key=_view_order))
 
-    def _retire(self, names: Iterable[str]) -> None:
-        at = self.now()
-        self.manifest.setdefault("retired", []).extend([n, at] for n in names)
-
     def _sweep(self) -> None:
         """Files no manifest lists (a publish killed half-way) are retired like replaced ones."""
         known = {n for s in self.manifest["schemas"].values() for t in s["tables"].values()
                  for files in t["days"].values() for n in files}
-        known |= {n for n, _ in self.manifest.get("retired", [])}
+        known |= {n for n, _ in self.manifest.get("retired", [])} | set(self.replaced)
         for schema in self.manifest["schemas"]:
             for file in (self.folder / schema).glob("*/*/*.parquet"):
                 name = file.relative_to(self.folder).as_posix()
                 if name not in known:
-                    self._retire([name])
+                    self.replaced.append(name)
         for stale in self.folder.glob(".tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
-
-    def _remove_retired(self) -> None:
-        """Files retired RETAIN_S ago go (no manifest lists them as current any more)."""
-        keep = []
-        for name, at in self.manifest.get("retired", []):
-            if self.now() - at >= RETAIN_S:
-                (self.folder / name).unlink(missing_ok=True)
-            else:
-                keep.append([name, at])
-        self.manifest["retired"] = keep
 
     def _write_catalog(self) -> None:
         tmp = self.catalog.with_name(f".{self.catalog.name}.{uuid.uuid4().hex[:8]}.tmp")
@@ -394,9 +397,10 @@ class Publisher:
 
 
 def publish(con: duckdb.DuckDBPyConnection, database: Path, datasets: Sequence[str],
-            whole: Sequence[tuple[str, str]] = ()) -> int:
+            whole: Sequence[tuple[str, str]] = (),
+            retain_s: float = SNAPSHOT_RETENTION_S) -> int:
     """Publish the given datasets (and whole tables); returns the rows written."""
-    publisher = Publisher(con, database)
+    publisher = Publisher(con, database, retain_s=retain_s)
     rows = sum(publisher.dataset(d) for d in datasets)
     for schema, table in whole:
         publisher.whole(schema, table)

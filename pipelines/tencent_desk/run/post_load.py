@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
-from tencent_desk.core import dialect
+from tencent_desk.core import apps, dialect, settings
 from tencent_desk.job.record_source import RUNS_TABLE as RECORD_RUNS
 from tencent_desk.job.runs import final_status
 from tencent_desk.models import (
@@ -97,7 +97,15 @@ def for_readers(con: Any, database: Path, dataset: str,
     timeline.upkeep(con, dataset)
     intervals.upkeep(con, dataset)
     poll_views.create(con, dataset)
-    return snapshot.publish(con, database, [dataset], whole)
+    return snapshot.publish(con, database, [dataset], whole, retain_s=snapshot_retention())
+
+
+def snapshot_retention() -> float:
+    """Seconds the files a publish replaces are kept for readers of older snapshots: the
+    setting ``snapshot_retention`` of dlt config, checked (default a day)."""
+    return float(apps.positive_setting(
+        "snapshot_retention", settings.SNAPSHOT_RETENTION_S, float,
+        "seconds the snapshot's replaced files stay for readers of older snapshots"))
 
 
 def _drop_reloaded(client: Any, run_id: str, rows: int, rejects: int, row_id: str) -> None:

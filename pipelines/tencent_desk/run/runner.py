@@ -31,7 +31,7 @@ from tencent_desk.run.exits import alert_of, apps_alert, explain
 from tencent_desk.run.lock import RunLock
 from tencent_desk.run.options import RunOptions
 from tencent_desk.run.pipeline import pipeline_for
-from tencent_desk.run.post_load import after_load
+from tencent_desk.run.post_load import after_load, snapshot_retention
 from tencent_desk.run.progress import Progress
 
 log = logging.getLogger("desk_sessions")
@@ -107,6 +107,7 @@ def run_all(options: RunOptions, *, clock: Clock | None = None,
     with RunLock(database) as lock, contextlib.ExitStack() as cleanup:
         if options.destination == destination.DUCKDB:
             check_database(database, options.lock_wait_s)
+            snapshot_retention()  # a bad setting stops the run before anything is asked
         progress = Progress(options.progress)
         cleanup.callback(progress.close)
         run = Run(options, database, lock, pipeline_for(
