@@ -68,26 +68,32 @@ def target(request, tmp_path, monkeypatch):
     return found
 
 
-@pytest.fixture(scope="session")
-def demo_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One simulated morning polled by the real job, built once for every shape, and once
-    for every worker of a parallel run (``pytest -n``): the first builds it under a lock
-    in the folder they share, the others wait and read it (nobody writes to it after)."""
-    from tests.nb_fixture import build_demo_day
-
-    root = tmp_path_factory.getbasetemp()
+def built_once(factory: pytest.TempPathFactory, name: str,
+               build: Callable[[Path], object]) -> Path:
+    """The folder ``name``, filled by ``build(folder)`` once per test run whatever the
+    workers (``pytest -n``): the first builds it under a lock in the folder they share, the
+    others wait and read it. What is built so must never be written to after."""
+    root = factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent  # each worker's base is a folder of the run's
-    path = root / "demo-day" / "demo.duckdb"
-    with open(root / "demo-day.lock", "w") as lock:
+    folder, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not path.exists():
-            building = root / "demo-day.building"
-            shutil.rmtree(building, ignore_errors=True)  # a worker that died building
-            building.mkdir()
-            build_demo_day(building / "demo.duckdb")
-            building.rename(path.parent)
-    return path
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a worker that died building it
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
+@pytest.fixture(scope="session")
+def demo_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One simulated morning polled by the real job, built once for every shape."""
+    from tests.nb_fixture import build_demo_day
+
+    return built_once(tmp_path_factory, "demo-day",
+                      lambda folder: build_demo_day(folder / "demo.duckdb")) / "demo.duckdb"
 
 
 class Built(dict[str, Any]):
@@ -106,17 +112,18 @@ class Built(dict[str, Any]):
 @pytest.fixture(scope="session")
 def shapes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Built:
     """Every shape of ``tests/nb_fixture.py``, published as a job would (the notebooks and
-    reports read the snapshot)."""
+    reports read the snapshot), each built once per run (:func:`built_once`)."""
     from tencent_desk.run.publish import publish
 
     from tests.nb_fixture import build_shape
 
-    folder = tmp_path_factory.mktemp("shapes")
+    def build(name: str, folder: Path) -> None:
+        publish(build_shape(request.getfixturevalue("demo_day"), name,
+                            folder / f"{name}.duckdb"))
 
     def make(name: str) -> Path:
-        path = build_shape(request.getfixturevalue("demo_day"), name, folder / f"{name}.duckdb")
-        publish(path)
-        return path
+        return built_once(tmp_path_factory, f"shape-{name}",
+                          lambda folder: build(name, folder)) / f"{name}.duckdb"
 
     return Built(make)
 

@@ -172,7 +172,8 @@ def queue_length(df: pd.DataFrame, at: Sequence[datetime] | pd.DatetimeIndex,
     every = df["poll_every_s"].median() if seen else np.nan  # sessions polled once: others'
     for key, g in _groups(_rows(df, df["queued_at"].notna(), by, *times, *seen), by):
         def col(name: str, fill: pd.Timestamp, frame: pd.DataFrame = g) -> np.ndarray:
-            s = pd.to_datetime(frame[name], utc=True)
+            # in ns first: the far/near fills are ns Timestamps (pandas 3 reads us)
+            s = pd.to_datetime(frame[name], utc=True).astype("datetime64[ns, UTC]")
             return s.fillna(fill).to_numpy(dtype="datetime64[ns]")
         far = pd.Timestamp.max.tz_localize("UTC")
         near = pd.Timestamp.min.tz_localize("UTC")
