@@ -35,7 +35,8 @@ NO_GROUP = "(none)"  # sessions without a group (polls only, or never routed)
 
 
 def derive(sessions: pd.DataFrame) -> pd.DataFrame:
-    """The timeline's sessions (``timeline_metrics.sessions``) with what the plan reads:
+    """The timeline's sessions (``timeline_metrics.sessions``, at least :data:`READS`)
+    with what the plan reads:
     ``assigned_at``, when an agent took the chat (offered; answered where the offer time is
     not exact, as polls make it), which ends the wait and the risk of abandoning, and
     ``hold_s``, how long the chat held the agent's slot (assigned to ended)."""
@@ -51,6 +52,9 @@ def derive(sessions: pd.DataFrame) -> pd.DataFrame:
 
 COLUMNS = ["began_at", "queued_at", "assigned_at", "ended_at", "agent_id", GROUP, "hold_s",
            "abandoned"]
+# what derive reads: weeks of sessions, so only these rather than the timeline's every column
+READS = ["began_at", "queued_at", "offered_at", "offered_source", "answered_at", "ended_at",
+         "agent_id", GROUP, "abandoned"]
 
 
 def interval_counts(sessions: pd.DataFrame, freq: str, days: pd.DatetimeIndex) -> pd.DataFrame:
