@@ -40,14 +40,16 @@ def derive(sessions: pd.DataFrame) -> pd.DataFrame:
     ``assigned_at``, when an agent took the chat (offered; answered where the offer time is
     not exact, as polls make it), which ends the wait and the risk of abandoning, and
     ``hold_s``, how long the chat held the agent's slot (assigned to ended)."""
-    out = sessions.copy()
-    queued = pd.to_datetime(out.queued_at, utc=True)
-    offered = pd.to_datetime(out.offered_at, utc=True)
-    exact = out.offered_source.isin(("event", "record")) & (offered >= queued)
-    out["assigned_at"] = offered.where(exact, pd.to_datetime(out.answered_at, utc=True))
-    out["hold_s"] = (pd.to_datetime(out.ended_at, utc=True) - out.assigned_at
-                     ).dt.total_seconds()
-    return out[COLUMNS]
+    queued = pd.to_datetime(sessions.queued_at, utc=True)
+    offered = pd.to_datetime(sessions.offered_at, utc=True)
+    exact = sessions.offered_source.isin(("event", "record")) & (offered >= queued)
+    derived = {"assigned_at": offered.where(exact, pd.to_datetime(sessions.answered_at,
+                                                                   utc=True))}
+    derived["hold_s"] = (pd.to_datetime(sessions.ended_at, utc=True) - derived["assigned_at"]
+                         ).dt.total_seconds()
+    # built from the columns rather than a copy of every one: weeks of sessions are GBs
+    return pd.DataFrame({c: derived[c] if c in derived else sessions[c] for c in COLUMNS},
+                        copy=False)
 
 
 COLUMNS = ["began_at", "queued_at", "assigned_at", "ended_at", "agent_id", GROUP, "hold_s",
