@@ -114,9 +114,8 @@ for day in days:
     except PlanError as exc:
         print(f"{day:%Y-%m-%d}: not planned: {exc}")
         continue
-    before = sessions[pd.to_datetime(sessions.began_at, utc=True) < day]
-    recent = before[pd.to_datetime(before.began_at, utc=True)
-                    >= day - pd.Timedelta(weeks=PARAMS.weeks)]
+    began = pd.to_datetime(sessions.began_at, utc=True)
+    recent = sessions[(began < day) & (began >= day - pd.Timedelta(weeks=PARAMS.weeks))]
     checked.append(evaluate.plan_vs_actual(plan, sessions, recent, PARAMS))
 if checked:
     against = pd.concat(checked, ignore_index=True)

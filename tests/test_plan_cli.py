@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
+from tencent_desk.analysis import timeline_metrics as tm
 from tencent_desk.planning import forecast as fc
 from tencent_desk.planning import history
 from tencent_desk.readers.snapshot import Reader
@@ -186,6 +188,24 @@ def test_patience_is_the_truths(demo: Path) -> None:
     mine = mine[mine.session_id.isin(ids)]
     assert est.abandoned == int((mine.outcome == "ended").sum()) > 0
     assert est.waited_s == pytest.approx(mine.wait_s.sum(), rel=1e-6)
+
+
+def test_history_reads_only_what_the_plan_needs_and_the_same(weeks: Path) -> None:
+    """The plan's read (``fc.READS`` from the timeline, derived) gives exactly the frame
+    derived from every timeline column, on weeks of history and on a window inside it."""
+    windows = [(datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 1, 7, tzinfo=UTC)),
+               (datetime(2025, 12, 22, 12, tzinfo=UTC), datetime(2025, 12, 30, tzinfo=UTC))]
+    reader = Reader(weeks)
+    try:
+        full = [fc.derive(tm.sessions(reader.connection(), since, until))
+                for since, until in windows]
+    finally:
+        reader.close()
+    for (since, until), every in zip(windows, full, strict=True):
+        lean = history.read_sessions(weeks, "duckdb", "tencent_desk", since, until)
+        assert len(lean) and lean.assigned_at.notna().any()
+        pd.testing.assert_frame_equal(lean, every, check_exact=True)
+    assert len(full[1]) < len(full[0])
 
 
 def _timeline_ids(database: Path) -> list[str]:

@@ -166,12 +166,13 @@ def birth_death(lam: float, rates: list[float], theta: float, target_s: float) -
     tail = 0.0  # sum of the first m negative-binomial terms
     answered_in_time = served_wait = 0.0
     mean_stage_sum = 0.0  # E[wait | answered, j ahead] = sum of 1 / (S + i theta)
+    # out of the loop (thousands of states on a busy desk), evaluated in the same order
+    base, log_gamma_b = -b * theta * target_s, math.lgamma(b)
     for j, p in enumerate(queued):
         m = j + 1
         if log_p > -math.inf:
             tail += math.exp(
-                -b * theta * target_s + j * log_p
-                + math.lgamma(b + j) - math.lgamma(b) - math.lgamma(m)
+                base + j * log_p + math.lgamma(b + j) - log_gamma_b - math.lgamma(m)
             )
         else:
             tail = 1.0

@@ -13,7 +13,9 @@ def actuals(sessions: pd.DataFrame, params: Params) -> pd.DataFrame:
     """Per group and interval (by when sessions asked for a human): ``arrivals``, and the
     ``service_level`` reached, answered within the target of all who asked (those still
     waiting or unanswered count as misses, as in Erlang A)."""
-    q = sessions[sessions.queued_at.notna()].copy()
+    # the columns read, not a copy of every one: the planning notebook passes weeks of them
+    q = sessions.loc[sessions.queued_at.notna(),
+                     ["queued_at", "assigned_at", "abandoned", fc.GROUP]]
     q["group"] = q[fc.GROUP].fillna(fc.NO_GROUP).astype(str)
     q["interval_start"] = pd.to_datetime(q.queued_at, utc=True).dt.floor(params.freq)
     wait = (pd.to_datetime(q.assigned_at, utc=True)

@@ -35,34 +35,43 @@ NO_GROUP = "(none)"  # sessions without a group (polls only, or never routed)
 
 
 def derive(sessions: pd.DataFrame) -> pd.DataFrame:
-    """The timeline's sessions (``timeline_metrics.sessions``) with what the plan reads:
+    """The timeline's sessions (``timeline_metrics.sessions``, at least :data:`READS`)
+    with what the plan reads:
     ``assigned_at``, when an agent took the chat (offered; answered where the offer time is
     not exact, as polls make it), which ends the wait and the risk of abandoning, and
     ``hold_s``, how long the chat held the agent's slot (assigned to ended)."""
-    out = sessions.copy()
-    queued = pd.to_datetime(out.queued_at, utc=True)
-    offered = pd.to_datetime(out.offered_at, utc=True)
-    exact = out.offered_source.isin(("event", "record")) & (offered >= queued)
-    out["assigned_at"] = offered.where(exact, pd.to_datetime(out.answered_at, utc=True))
-    out["hold_s"] = (pd.to_datetime(out.ended_at, utc=True) - out.assigned_at
-                     ).dt.total_seconds()
-    return out[COLUMNS]
+    queued = pd.to_datetime(sessions.queued_at, utc=True)
+    offered = pd.to_datetime(sessions.offered_at, utc=True)
+    exact = sessions.offered_source.isin(("event", "record")) & (offered >= queued)
+    derived = {"assigned_at": offered.where(exact, pd.to_datetime(sessions.answered_at,
+                                                                   utc=True))}
+    derived["hold_s"] = (pd.to_datetime(sessions.ended_at, utc=True) - derived["assigned_at"]
+                         ).dt.total_seconds()
+    # built from the columns rather than a copy of every one: weeks of sessions are GBs
+    return pd.DataFrame({c: derived[c] if c in derived else sessions[c] for c in COLUMNS},
+                        copy=False)
 
 
 COLUMNS = ["began_at", "queued_at", "assigned_at", "ended_at", "agent_id", GROUP, "hold_s",
            "abandoned"]
+# what derive reads: weeks of sessions, so only these rather than the timeline's every column
+READS = ["began_at", "queued_at", "offered_at", "offered_source", "answered_at", "ended_at",
+         "agent_id", GROUP, "abandoned"]
 
 
 def interval_counts(sessions: pd.DataFrame, freq: str, days: pd.DatetimeIndex) -> pd.DataFrame:
     """Sessions asking for a human per ``freq`` interval (by ``queued_at``) and group: one
     column per group, one row per interval of ``days`` (UTC midnights); days without data
     are NaN rather than zero."""
-    queued = sessions[sessions.queued_at.notna()]
+    queued = sessions.loc[sessions.queued_at.notna(), ["queued_at", GROUP]]
     at = pd.to_datetime(queued.queued_at, utc=True).dt.floor(freq)
     grid = pd.date_range(days.min(), days.max() + pd.Timedelta(days=1), freq=freq,
                          inclusive="left") if len(days) else pd.DatetimeIndex([], tz="UTC")
-    counts = (pd.crosstab(at, queued[GROUP].fillna(NO_GROUP).to_numpy())
-              if len(queued) else pd.DataFrame())
+    counts = pd.DataFrame()
+    if len(queued):
+        # the groups as categories: millions of sessions as Python strings took 200 MB
+        counts = pd.crosstab(at, pd.Categorical(queued[GROUP].fillna(NO_GROUP)))
+        counts.columns = counts.columns.astype(str)
     counts = counts.reindex(grid, fill_value=0).astype(float)
     counts.index.name = "interval_start"
     counts.columns.name = None

@@ -51,6 +51,6 @@ def _read(reader: Reader | warehouse.Reader, dataset: str, since: datetime,
             [dataset]).fetchall()}
         if TABLE not in tables:
             return pd.DataFrame(columns=fc.COLUMNS)
-        return fc.derive(tm.sessions(con, since, until, dataset))
+        return fc.derive(tm.sessions(con, since, until, dataset, fc.READS))
     finally:
         reader.close()

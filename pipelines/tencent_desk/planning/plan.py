@@ -89,7 +89,9 @@ def make_plan(sessions: pd.DataFrame, days: list[pd.Timestamp], params: Params,
     would look quiet in its evening); with ``now`` (intraday, on the first day): the rest
     of that day, updated from the arrivals between its midnight and ``now``."""
     origin = min(days[0], history_until) if history_until is not None else days[0]
-    history = sessions[pd.to_datetime(sessions.began_at, utc=True) < origin]
+    before = pd.to_datetime(sessions.began_at, utc=True) < origin
+    # weeks of sessions: no copy where every one is before (the planning notebook's read)
+    history = sessions if before.all() else sessions[before]
     data_days = fc.data_days(history)
     check_history(data_days, origin)
     known = groups_of(history)
@@ -150,8 +152,8 @@ def staff(history: pd.DataFrame, group: str, pred: pd.DataFrame, params: Params,
     the ``params.weeks`` weeks before ``origin``. Any forecast: the benchmark feeds it the
     simulator's expected rates for the oracle plan."""
     began = pd.to_datetime(history.began_at, utc=True)
-    recent = history[(began >= origin - pd.Timedelta(weeks=params.weeks)) & (began < origin)]
-    mine = recent[recent[fc.GROUP].fillna(fc.NO_GROUP).astype(str) == group]
+    mine = history[(began >= origin - pd.Timedelta(weeks=params.weeks)) & (began < origin)
+                   & (history[fc.GROUP].fillna(fc.NO_GROUP).astype(str) == group)]
     waits, abandoned = fc.queue_waits(mine)
     patience_s = min(fc.patience(waits, abandoned).mean_s, MAX_PATIENCE_S)
     handling = slot_handling(mine, params)
