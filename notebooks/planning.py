@@ -93,10 +93,10 @@ if ahead is not None:
 # %%
 if ahead is not None:
     busy = ahead[ahead.forecast > 0]
-    display(busy[["group", "interval_start", "forecast", "forecast_lo", "forecast_hi",
-                  "aht_s", "patience_s", "slots_per_agent", "agents", "service_level",
-                  "abandonment", "occupancy", "erlang_c_agents", "erlang_a_agents"]]
-            .round(2).head(48))
+    display(busy.set_index(["group", "interval_start"])[
+        ["forecast", "forecast_lo", "forecast_hi", "aht_s", "patience_s", "slots_per_agent",
+         "agents", "service_level", "abandonment", "occupancy", "erlang_c_agents",
+         "erlang_a_agents"]].round(2).head(48))
 
 # %% [markdown]
 # ## Plan against actual, for the days in the window

@@ -23,6 +23,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 
@@ -138,48 +139,49 @@ def birth_death(lam: float, rates: list[float], theta: float, target_s: float) -
     for n in range(servers, 0, -1):
         log_low[n - 1] = log_low[n] - math.log(lam / rates[n - 1])
     served_rate = rates[-1] if rates else 0.0
-    # log pi_{N+j} / pi_N for j = 0, 1, ...: once past the peak, stop when negligible.
-    log_q, top = [0.0], 0.0
+    # log pi_{N+j} / pi_N for j = 0, 1, ...: once past the peak, stop when negligible. In
+    # NumPy, a block of states at a time: a busy desk's chains run to thousands of states,
+    # and a plan solves thousands of chains.
     peak = (lam - served_rate) / theta
+    log_q = np.zeros(1)
     while True:
-        j = len(log_q)
-        log_q.append(log_q[-1] + math.log(lam / (served_rate + j * theta)))
-        top = max(top, log_q[-1])
-        if j > peak and log_q[-1] < top - 60:
+        j = np.arange(len(log_q), 2 * len(log_q) + max(64, int(2 * max(peak, 0.0))))
+        log_q = np.concatenate([log_q, log_q[-1] + np.cumsum(
+            np.log(lam / (served_rate + j * theta)))])
+        top = np.maximum.accumulate(np.maximum(log_q, 0.0))
+        done = np.flatnonzero((np.arange(len(log_q)) > peak) & (log_q < top - 60))
+        if len(done):
+            log_q = log_q[:done[0] + 1]
             break
-        if j > 1_000_000:
+        if len(log_q) > 1_000_000:
             raise ValueError("patience too long for a load above the agents: no steady state")
     log_z = _logsumexp([_logsumexp(log_low),
-                        _logsumexp(log_q[1:]) if len(log_q) > 1 else -math.inf])
-    queued = [math.exp(v - log_z) for v in log_q]  # pi_{N+j}, j = 0, 1, ...
+                        _logsumexp(log_q[1:].tolist()) if len(log_q) > 1 else -math.inf])
+    queued = np.exp(log_q - log_z)  # pi_{N+j}, j = 0, 1, ...
     low = [math.exp(v - log_z) for v in log_low]  # pi_n, n = 0..N
-    p_wait = sum(queued)
-    mean_queue = sum(j * p for j, p in enumerate(queued))
+    states = np.arange(len(queued))
+    p_wait = float(queued.sum())
+    mean_queue = float((states * queued).sum())
     p_abandon = theta * mean_queue / lam
     in_service_dist = (*low[:-1], p_wait)
     in_service = sum(n * p for n, p in enumerate(in_service_dist))
 
     # P(sum of Exp(S + i theta), i = 1..m, <= t) = I_p(m, b), p = 1 - e^(-theta t),
-    # b = S / theta + 1: one minus the first m negative-binomial terms below.
+    # b = S / theta + 1: one minus the first m negative-binomial terms, whose logs are
+    # -b theta t + j log p + lgamma(b + j) - lgamma(b) - lgamma(j + 1) (the lgammas as
+    # running sums of log((b + i) / (i + 1))).
     b = served_rate / theta + 1.0
-    log_p = math.log(-math.expm1(-theta * target_s)) if target_s > 0 else -math.inf
-    tail = 0.0  # sum of the first m negative-binomial terms
-    answered_in_time = served_wait = 0.0
-    mean_stage_sum = 0.0  # E[wait | answered, j ahead] = sum of 1 / (S + i theta)
-    # out of the loop (thousands of states on a busy desk), evaluated in the same order
-    base, log_gamma_b = -b * theta * target_s, math.lgamma(b)
-    for j, p in enumerate(queued):
-        m = j + 1
-        if log_p > -math.inf:
-            tail += math.exp(
-                base + j * log_p + math.lgamma(b + j) - log_gamma_b - math.lgamma(m)
-            )
-        else:
-            tail = 1.0
-        p_answer = served_rate / (served_rate + m * theta)
-        answered_in_time += p * p_answer * max(0.0, 1.0 - tail)
-        mean_stage_sum += 1.0 / (served_rate + m * theta)
-        served_wait += p * p_answer * mean_stage_sum
+    m = states + 1
+    if target_s > 0:
+        log_p = math.log(-math.expm1(-theta * target_s))
+        ratios = np.concatenate([[0.0], np.cumsum(np.log((b + states[:-1]) / m[:-1]))])
+        tail = np.cumsum(np.exp(-b * theta * target_s + states * log_p + ratios))
+    else:
+        tail = np.ones(len(queued))
+    p_answer = served_rate / (served_rate + m * theta)
+    answered_in_time = float((queued * p_answer * np.maximum(0.0, 1.0 - tail)).sum())
+    # E[wait | answered, j ahead] = sum of 1 / (S + i theta), i = 1..j+1
+    served_wait = float((queued * p_answer * np.cumsum(1.0 / (served_rate + m * theta))).sum())
     p_answered = 1.0 - p_abandon
     return ErlangA(
         p_wait=p_wait,
