@@ -17,7 +17,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from tencent_desk.intake.spool import read_records
 from tencent_desk.models import snapshot
 from tencent_desk.readers.snapshot import Reader
 from tencent_desk.simulator.callbacks import Sender
@@ -25,7 +24,7 @@ from tencent_desk.simulator.callbacks import Sender
 from .support import cli, harness, tmpfs
 from .support.harness import SDKAPPID
 from .support.targets import Target
-from .test_receiver import Listener, loaded, run_job, valid_callbacks
+from .test_receiver import Listener, loaded, run_job, spooled, valid_callbacks
 
 # A real filesystem filled up, three times: the slow lane's (make test-slow, CI).
 pytestmark = pytest.mark.slow
@@ -97,8 +96,7 @@ def test_receiver_answers_503_on_a_full_disk_and_loses_nothing_it_acknowledged(
             asyncio.run(once.send(callbacks))
             assert set(once.statuses) == {200, 503}, once.statuses
             acked = set(once.acknowledged)
-            stored = Counter(r["request_id"] for p in target.spool.iterdir()
-                             for r in read_records(p))
+            stored = Counter(r["request_id"] for r in spooled(target.spool))
             assert acked <= set(stored), "acknowledged but not stored"
             disk.grow("64m")  # space is back: Desk's retries are taken
             rest = [c for c in callbacks if c.request_id not in acked]
