@@ -20,7 +20,7 @@ Erlang A in log space, with the time to answer from the regularized incomplete b
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,11 +96,12 @@ class ErlangA:
     in_service_dist: tuple[float, ...] = ()
 
 
-def _logsumexp(values: list[float]) -> float:
-    top = max(values)
+def _logsumexp(values: Sequence[float] | np.ndarray) -> float:
+    arr = np.asarray(values, dtype=float)
+    top = float(arr.max())
     if top == -math.inf:
         return top
-    return top + math.log(sum(math.exp(v - top) for v in values))
+    return top + math.log(float(np.exp(arr - top).sum()))
 
 
 def erlang_a(
@@ -156,7 +157,7 @@ def birth_death(lam: float, rates: list[float], theta: float, target_s: float) -
         if len(log_q) > 1_000_000:
             raise ValueError("patience too long for a load above the agents: no steady state")
     log_z = _logsumexp([_logsumexp(log_low),
-                        _logsumexp(log_q[1:].tolist()) if len(log_q) > 1 else -math.inf])
+                        _logsumexp(log_q[1:]) if len(log_q) > 1 else -math.inf])
     queued = np.exp(log_q - log_z)  # pi_{N+j}, j = 0, 1, ...
     low = [math.exp(v - log_z) for v in log_low]  # pi_n, n = 0..N
     states = np.arange(len(queued))
