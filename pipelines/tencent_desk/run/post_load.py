@@ -103,9 +103,9 @@ def for_readers(con: Any, database: Path, dataset: str,
 def snapshot_retention() -> float:
     """Seconds the files a publish replaces are kept for readers of older snapshots: the
     setting ``snapshot_retention`` of dlt config, checked (default a day)."""
-    return float(apps.positive_setting(
+    return apps.positive_setting(
         "snapshot_retention", settings.SNAPSHOT_RETENTION_S, float,
-        "seconds the snapshot's replaced files stay for readers of older snapshots"))
+        "seconds the snapshot's replaced files stay for readers of older snapshots")
 
 
 def _drop_reloaded(client: Any, run_id: str, rows: int, rejects: int, row_id: str) -> None:
