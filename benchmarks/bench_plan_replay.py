@@ -45,6 +45,7 @@ from tencent_desk.core import settings
 from tencent_desk.planning import day_target, history
 from tencent_desk.planning import forecast as fc
 from tencent_desk.planning import plan as pl
+from tencent_desk.planning.summary import Summary
 from tencent_desk.readers.snapshot import Reader
 from tencent_desk.simulator import weeks as wk
 from tencent_desk.simulator.replay import replay, serve_customers
@@ -88,16 +89,16 @@ class Day:
     seconds: float
 
 
-def run_day(sessions: pd.DataFrame, cfg: wk.WeeksConfig, rates: pd.DataFrame, d: int,
+def run_day(summed: Summary, cfg: wk.WeeksConfig, rates: pd.DataFrame, d: int,
             params: pl.Params) -> tuple[Day, pd.DataFrame]:
-    """Plan day ``d`` from ``sessions`` (everything before it), replay it under the three
+    """Plan day ``d`` from ``summed`` (the sessions before it), replay it under the three
     plans; returns the day's figures and its sessions as recorded under the plan."""
     t0 = time.monotonic()
     day = pd.Timestamp(cfg.day_start(d), unit="s", tz="UTC")
     ids = glue.group_ids(cfg)
     names = {v: k for k, v in ids.items()}
-    plan = pl.make_plan(sessions, [day], params)
-    oracle = glue.oracle_plan(sessions, rates, day, params)
+    plan = pl.make_plan(summed, [day], params)
+    oracle = glue.oracle_plan(summed, rates, day, params)
     customers = wk.day_customers(cfg, d)
     slow = wk.slowdowns(cfg)
     key = ["group", "interval_start"]
@@ -110,7 +111,7 @@ def run_day(sessions: pd.DataFrame, cfg: wk.WeeksConfig, rates: pd.DataFrame, d:
     # draw (CV day_cv) is negative binomial; what coverage the exact model gets on busy days.
     true = [fc.nb_interval(m, m + (m * cfg.day_cv) ** 2) for m in rows.expected]
     rows["true_lo"], rows["true_hi"] = [t[0] for t in true], [t[1] for t in true]
-    counts = fc.interval_counts(sessions, params.freq, fc.data_days(sessions))
+    counts = summed.counts(params.freq, summed.data_days())
     at = pd.DatetimeIndex(rows.interval_start.unique())
     rows["naive"] = pd.concat([fc.forecast(counts[n], at, "naive").forecast for n in ids]
                               ).to_numpy()
@@ -143,7 +144,7 @@ def run_day(sessions: pd.DataFrame, cfg: wk.WeeksConfig, rates: pd.DataFrame, d:
     # Intraday: the rest of the day from 12:00, from the morning as recorded.
     noon = day + pd.Timedelta(hours=12)
     today = recorded[recorded.queued_at < noon]
-    pm = pl.make_plan(pd.concat([sessions, today], ignore_index=True), [day], params,
+    pm = pl.make_plan(summed + Summary.of(today, params.target_s), [day], params,
                       now=noon, history_until=day)[[*key, "forecast"]]
     pm = pm.merge(rows[[*key, "expected", "actual"]], on=key)
     return Day(rows, pm, time.monotonic() - t0), recorded
@@ -306,20 +307,16 @@ def main(argv: list[str] | None = None) -> int:
         built_s = time.monotonic() - t0
     start = pd.Timestamp(START, tz="UTC")
     history_days = HISTORY_WEEKS * 7
-    sessions = history.read_sessions(args.database, "duckdb", settings.DEFAULT_DATASET,
-                                     start.to_pydatetime(), (start + pd.Timedelta(
-                                         days=history_days)).to_pydatetime())
-    # One time zone for every timestamp: the snapshot's Etc/UTC beside the replayed days' UTC
-    # would make the columns objects, and every later day slower to plan.
-    sessions = sessions.assign(**{c: pd.to_datetime(sessions[c], utc=True).dt.tz_convert("UTC")
-                                  for c in ("began_at", "queued_at", "assigned_at", "ended_at")})
+    summed = history.read(args.database, "duckdb", settings.DEFAULT_DATASET,
+                          start.to_pydatetime(), (start + pd.Timedelta(
+                              days=history_days)).to_pydatetime(), params.target_s)
     cfg = wk.WeeksConfig(seed=SEED, start=start.timestamp(), days=history_days + args.days)
     rates = wk.expected_rates(cfg, params.interval_min * 60)
     days = []
     for d in range(history_days, history_days + args.days):
-        day, recorded = run_day(sessions, cfg, rates, d, params)
+        day, recorded = run_day(summed, cfg, rates, d, params)
         days.append(day)
-        sessions = pd.concat([sessions, recorded], ignore_index=True)
+        summed = summed + Summary.of(recorded, params.target_s)
         print(f"day {d + 1}: planned and replayed in {day.seconds:.0f} s", file=sys.stderr)
     text = report(days, args, params, built_s)
     print(text)

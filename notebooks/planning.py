@@ -55,14 +55,15 @@ days = list(pd.date_range(first, pd.Timestamp(desk.until - pd.Timedelta(microsec
                           .normalize(), freq="D"))
 next_day = days[-1] + pd.Timedelta(days=1)
 on_file = isinstance(desk.path, Path)
-sessions = history.read_sessions(
+# the weeks before the window, summed where they are stored (a few thousand rows)
+summed = history.read(
     desk.path if on_file else None, "duckdb" if on_file else str(desk.path), desk.dataset,
     (first - pd.Timedelta(weeks=PARAMS.weeks, days=1)).to_pydatetime(),
-    next_day.to_pydatetime())
+    next_day.to_pydatetime(), PARAMS.target_s)
 print(f"target {PARAMS.target_sl:.0%} within {PARAMS.target_s:.0f} s over each "
       f"{PARAMS.target_per}, "
       f"{PARAMS.interval_min}-minute intervals, max occupancy {PARAMS.max_occupancy:.0%}; "
-      f"{len(sessions)} sessions read since {first - pd.Timedelta(weeks=PARAMS.weeks):%Y-%m-%d}")
+      f"{summed.sessions} sessions (summed) since {first - pd.Timedelta(weeks=PARAMS.weeks):%Y-%m-%d}")
 
 # %% [markdown]
 # ## The forecast for the next day, with its 80% interval
@@ -73,7 +74,7 @@ print(f"target {PARAMS.target_sl:.0%} within {PARAMS.target_s:.0f} s over each "
 
 # %%
 try:
-    ahead = make_plan(sessions, [next_day], PARAMS)
+    ahead = make_plan(summed, [next_day], PARAMS)
 except PlanError as exc:
     ahead = None
     print(f"no forecast: {exc}")
@@ -110,13 +111,11 @@ if ahead is not None:
 checked = []
 for day in days:
     try:
-        plan = make_plan(sessions, [day], PARAMS)
+        plan = make_plan(summed, [day], PARAMS)
     except PlanError as exc:
         print(f"{day:%Y-%m-%d}: not planned: {exc}")
         continue
-    began = pd.to_datetime(sessions.began_at, utc=True)
-    recent = sessions[(began < day) & (began >= day - pd.Timedelta(weeks=PARAMS.weeks))]
-    checked.append(evaluate.plan_vs_actual(plan, sessions, recent, PARAMS))
+    checked.append(evaluate.plan_vs_actual(plan, summed, PARAMS))
 if checked:
     against = pd.concat(checked, ignore_index=True)
     display(evaluate.summary(against).round(3))

@@ -15,7 +15,7 @@ from tencent_desk.planning import day_target as dt
 from tencent_desk.planning.plan import Params, make_plan, staff
 
 from .support import seasonal
-from .test_planning import _sessions
+from .test_planning import _summed
 
 
 def erlang_c_level(loads: list[float], aht_s: float = 60.0, target_s: float = 0.0
@@ -86,7 +86,7 @@ def plans() -> tuple[pd.DataFrame, pd.DataFrame, Params]:
     """One group's week ahead from three weeks of a small desk (peak 12 an interval),
     under each rule."""
     counts, _ = seasonal.seasonal(3, 12.0, seed=4)
-    sessions = _sessions(counts)
+    sessions = _summed(counts)
     first = counts.index[-1].normalize() + pd.Timedelta(days=1)
     days = [first + pd.Timedelta(days=k) for k in range(2)]
     params = Params(30, 0.8, 60.0, 0.85)
@@ -131,7 +131,7 @@ def test_an_interval_without_arrivals_stays_empty() -> None:
     at = pd.date_range(day + pd.Timedelta(hours=9), periods=4, freq="30min")
     pred = pd.DataFrame({"forecast": [0.0, 3.0, 12.0, 12.0], "lo": np.nan, "hi": np.nan},
                         index=at)
-    got = staff(_sessions(counts), "G", pred, Params(30, 0.8, 60.0, 0.85), day)
+    got = staff(_summed(counts), "G", pred, Params(30, 0.8, 60.0, 0.85), day)
     assert got.agents.tolist()[0] == 0 and got.occupancy.iloc[0] == 0.0
     assert got.service_level.iloc[0] == 1.0 and (got.agents.iloc[1:] >= 1).all()
 

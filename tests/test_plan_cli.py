@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 from tencent_desk.analysis import timeline_metrics as tm
@@ -174,10 +175,9 @@ def test_patience_is_the_truths(demo: Path) -> None:
     waits of the same sessions: the plan reads the data exactly. (The demo day has ten
     abandonments: too few to check the configured mean, and its waits include the 5-40 s
     offer during which the simulator's customers cannot leave; see docs/planning.md.)"""
-    sessions = history.read_sessions(demo, "duckdb", "tencent_desk",
-                                     datetime(2026, 1, 1, tzinfo=UTC),
-                                     datetime(2026, 1, 7, tzinfo=UTC))
-    est = fc.patience(*fc.queue_waits(sessions))
+    est = fc.patience(*history.read(demo, "duckdb", "tencent_desk",
+                                    datetime(2026, 1, 1, tzinfo=UTC),
+                                    datetime(2026, 1, 7, tzinfo=UTC), 60.0).waited())
     reader = Reader(demo)
     try:
         waits = truth.truth_waits(reader.connection())
@@ -190,22 +190,62 @@ def test_patience_is_the_truths(demo: Path) -> None:
     assert est.waited_s == pytest.approx(mine.wait_s.sum(), rel=1e-6)
 
 
-def test_history_reads_only_what_the_plan_needs_and_the_same(weeks: Path) -> None:
-    """The plan's read (``fc.READS`` from the timeline, derived) gives exactly the frame
-    derived from every timeline column, on weeks of history and on a window inside it."""
+def _summed_in_pandas(rows: pd.DataFrame, target_s: float) -> dict[str, pd.DataFrame]:
+    """The summary's rules (planning/summary.py) applied to the timeline's rows one by one,
+    in pandas: the oracle the SQL is checked against."""
+    t = {c: pd.to_datetime(rows[f"{c}_at"], utc=True)
+         for c in ("began", "queued", "offered", "answered", "ended")}
+    exact = rows.offered_source.isin(["event", "record"]) & (t["offered"] >= t["queued"])
+    assigned = t["offered"].where(exact, t["answered"])
+    s = pd.DataFrame({"group": rows.agent_group_name.fillna("(none)"),
+                      "day": t["began"].dt.normalize(), "queued": t["queued"],
+                      "assigned": assigned, "ended": t["ended"], "agent": rows.agent_id,
+                      "hold_s": (t["ended"] - assigned).dt.total_seconds(),
+                      "abandoned": rows.abandoned.astype(bool)})
+    q = s[s.queued.notna()].assign(interval_start=lambda d: d.queued.dt.floor("15min"))
+    wait = (q.assigned - q.queued).dt.total_seconds()
+    left = (q.assigned.fillna(q.ended.where(q.abandoned)) - q.queued).dt.total_seconds()
+    queue = q.assign(in_time=wait <= target_s).groupby(["group", "interval_start"]).agg(
+        queued=("queued", "size"), in_time=("in_time", "sum"), abandoned=("abandoned", "sum"))
+    w = q.assign(waited_s=left.clip(lower=0))[left.notna()]
+    waits = w.groupby(["group", "day"]).agg(waited_s=("waited_s", "sum"),
+                                             gave_up=("abandoned", "sum"))
+    h = q[q.hold_s.notna()]
+    slot = (h.queued - h.queued.dt.normalize()) // pd.Timedelta(minutes=15)
+    handling = h.assign(slot=slot).groupby(["group", "day", "slot"]).agg(
+        chats=("hold_s", "size"), hold_s=("hold_s", "sum"))
+    taken = s[s.assigned.notna() & s.agent.notna()].copy()
+    start = taken.assigned.astype("int64").to_numpy()
+    end = taken.ended.astype("int64").where(taken.ended.notna(), 2**62).to_numpy()
+    taken["held"] = 0
+    for _, idx in taken.groupby(["group", "agent"]).indices.items():
+        taken.iloc[idx, taken.columns.get_loc("held")] = (
+            np.searchsorted(np.sort(start[idx]), start[idx], "right")
+            - np.searchsorted(np.sort(end[idx]), start[idx], "right"))
+    held = taken[taken.hold_s.notna()].groupby(["group", "day", "held"]).agg(
+        chats=("hold_s", "size"), hold_s=("hold_s", "sum"))
+    return {"queue": queue, "waits": waits, "handling": handling, "held": held}
+
+
+def test_summary_is_the_sessions_summed(weeks: Path) -> None:
+    """What the plan reads, summed by DuckDB from weeks of timeline, equals the same rules
+    applied session by session in pandas, on weeks of history and on a window inside it."""
     windows = [(datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 1, 7, tzinfo=UTC)),
                (datetime(2025, 12, 22, 12, tzinfo=UTC), datetime(2025, 12, 30, tzinfo=UTC))]
     reader = Reader(weeks)
     try:
-        full = [fc.derive(tm.sessions(reader.connection(), since, until))
-                for since, until in windows]
+        rows = [tm.sessions(reader.connection(), since, until) for since, until in windows]
     finally:
         reader.close()
-    for (since, until), every in zip(windows, full, strict=True):
-        lean = history.read_sessions(weeks, "duckdb", "tencent_desk", since, until)
-        assert len(lean) and lean.assigned_at.notna().any()
-        pd.testing.assert_frame_equal(lean, every, check_exact=True)
-    assert len(full[1]) < len(full[0])
+    assert 0 < len(rows[1]) < len(rows[0])
+    for (since, until), every in zip(windows, rows, strict=True):
+        got = history.read(weeks, "duckdb", "tencent_desk", since, until, 60.0)
+        assert got.sessions == len(every)
+        for name, want in _summed_in_pandas(every, 60.0).items():
+            have = getattr(got, name).set_index(list(want.index.names)).sort_index()
+            assert len(want) and have.index.equals(want.sort_index().index), name
+            pd.testing.assert_frame_equal(have.astype(float), want.sort_index().astype(float),
+                                          check_exact=False, rtol=1e-12, atol=1e-6)
 
 
 def _timeline_ids(database: Path) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from tencent_desk.planning import plan as pl
+from tencent_desk.planning.summary import Summary
 from tencent_desk.simulator import weeks as wk
 from tencent_desk.simulator.replay import replay
 
@@ -20,10 +21,11 @@ def planned() -> tuple[wk.WeeksConfig, pd.DataFrame, pd.DataFrame, pd.DataFrame]
     cfg = wk.WeeksConfig(seed=3, days=HISTORY_DAYS + 1)
     history = wk.simulate(wk.WeeksConfig(seed=3, days=HISTORY_DAYS))
     sessions = glue.as_sessions(history.customers, cfg)
+    summed = Summary.of(sessions, PARAMS.target_s)
     day = pd.Timestamp(cfg.day_start(HISTORY_DAYS), unit="s", tz="UTC")
-    plan = pl.make_plan(sessions, [day], PARAMS)
+    plan = pl.make_plan(summed, [day], PARAMS)
     rates = wk.expected_rates(cfg, PARAMS.interval_min * 60)
-    return cfg, sessions, plan, glue.oracle_plan(sessions, rates, day, PARAMS)
+    return cfg, sessions, plan, glue.oracle_plan(summed, rates, day, PARAMS)
 
 
 def service_level(cfg: wk.WeeksConfig, plan: pd.DataFrame, column: str = "agents",

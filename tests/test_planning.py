@@ -17,6 +17,7 @@ from tencent_desk.planning import concurrency as cc
 from tencent_desk.planning import evaluate
 from tencent_desk.planning import forecast as fc
 from tencent_desk.planning.plan import Params, PlanError, make_plan, parse_target
+from tencent_desk.planning.summary import Summary
 
 from .support import seasonal
 
@@ -128,11 +129,24 @@ def test_patience_mle_recovers_a_known_exponential() -> None:
     patience = rng.exponential(240.0, 40_000)
     offered = rng.exponential(90.0, 40_000)  # when an agent would have taken the chat
     waits = np.minimum(patience, offered)
-    est = fc.patience(waits, patience < offered)
+    gave_up = patience < offered
+    # as sessions: the answered taken after their wait, the others ending after theirs
+    queued = pd.Timestamp("2026-03-02", tz="UTC") + pd.to_timedelta(
+        np.arange(len(waits)) * 60.0, unit="s")
+    left = queued + pd.to_timedelta(waits, unit="s")
+    sessions = pd.DataFrame({
+        "began_at": queued, "queued_at": queued, "assigned_at": left.where(~gave_up),
+        "ended_at": left + pd.to_timedelta(np.where(gave_up, 0.0, 1.0), unit="s"),
+        "agent_id": "a", "agent_group_name": "G",
+        "hold_s": np.where(gave_up, np.nan, 1.0), "abandoned": gave_up})
+    est = fc.patience(*Summary.of(sessions, 60.0).waited())
+    assert est.abandoned == int(gave_up.sum())
+    # to the microsecond, as the timeline keeps times
+    assert est.waited_s == pytest.approx(waits.sum(), abs=1e-6 * len(waits))
     assert est.mean_s == pytest.approx(240.0, rel=0.03)
     # leaving the answered out (no censoring) would be badly biased low
-    assert waits[patience < offered].mean() < 0.5 * 240
-    assert fc.patience(np.array([10.0, 20.0]), np.array([False, False])).mean_s == math.inf
+    assert waits[gave_up].mean() < 0.5 * 240
+    assert fc.patience(30.0, 0).mean_s == math.inf
 
 
 def test_nb_interval() -> None:
@@ -195,8 +209,12 @@ def _sessions(counts: pd.Series, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({
         "began_at": queued - pd.Timedelta(seconds=30), "queued_at": queued,
         "assigned_at": assigned, "ended_at": pd.to_datetime(ended, utc=True),
-        "agent_id": [f"a{k % 40}" for k in range(n)], fc.GROUP: "G",
+        "agent_id": [f"a{k % 40}" for k in range(n)], "agent_group_name": "G",
         "hold_s": np.where(abandoned, np.nan, 300.0), "abandoned": abandoned})
+
+
+def _summed(counts: pd.Series, seed: int = 0, target_s: float = 60.0) -> Summary:
+    return Summary.of(_sessions(counts, seed), target_s)
 
 
 def test_make_plan_from_sessions() -> None:
@@ -206,9 +224,10 @@ def test_make_plan_from_sessions() -> None:
     counts, _ = seasonal.seasonal(3, 40.0, seed=2)
     today = counts.index[-1].normalize()
     sessions = _sessions(counts[counts.index < today + pd.Timedelta(hours=10)])
+    summed = Summary.of(sessions, 60.0)
     params = Params(30, 0.8, 60.0, 0.85, 0.25)
     tomorrow = today + pd.Timedelta(days=1)
-    plan = make_plan(sessions, [tomorrow], params, history_until=today)
+    plan = make_plan(summed, [tomorrow], params, history_until=today)
     assert len(plan) == 48 and set(plan.group) == {"G"}
     history = counts[counts.index < today]
     expected = fc.forecast(history, pd.DatetimeIndex(plan.interval_start))
@@ -225,15 +244,15 @@ def test_make_plan_from_sessions() -> None:
     assert (staffed.occupancy <= 0.85).all()
     assert (busy.scheduled == np.ceil(busy.agents / 0.75 - 1e-9)).all()
     # the morning of today in the history would lower the same weekday a week on
-    with_today = make_plan(sessions, [today + pd.Timedelta(days=7)], params)
-    without = make_plan(sessions, [today + pd.Timedelta(days=7)], params,
+    with_today = make_plan(summed, [today + pd.Timedelta(days=7)], params)
+    without = make_plan(summed, [today + pd.Timedelta(days=7)], params,
                         history_until=today)
     assert with_today.forecast.sum() < without.forecast.sum()
 
 
 def test_make_plan_errors() -> None:
     counts, _ = seasonal.seasonal(3, 10.0, seed=1)
-    sessions = _sessions(counts)
+    sessions = _summed(counts)
     day = counts.index[0].normalize() + pd.Timedelta(days=10)
     with pytest.raises(PlanError, match=r"10 days with sessions .* needs at least 14"):
         make_plan(sessions, [day], Params())
@@ -244,12 +263,11 @@ def test_make_plan_errors() -> None:
 def test_plan_against_actual() -> None:
     """A past day planned from the days before it, then compared with what came."""
     counts, _ = seasonal.seasonal(3, 40.0, seed=6)
-    sessions = _sessions(counts)
+    sessions = _summed(counts)
     day = counts.index[-1].normalize()
     params = Params(30, 0.8, 60.0, 0.85)
     plan = make_plan(sessions, [day], params)
-    before = sessions[sessions.began_at < day]
-    got = evaluate.plan_vs_actual(plan, sessions, before, params)
+    got = evaluate.plan_vs_actual(plan, sessions, params)
     came = counts[counts.index >= day]
     assert got.arrivals.to_numpy() == pytest.approx(came.to_numpy())
     assert got.error.to_numpy() == pytest.approx((plan.forecast - came.to_numpy()).to_numpy())
@@ -260,8 +278,7 @@ def test_plan_against_actual() -> None:
     held = [300.0] * int(row.slots_per_agent)  # the chats these agents held at once
     needed = cc.agents_required(row.arrivals / 1800, held, row.patience_s, 60.0, 0.8, 0.85)
     each = evaluate.plan_vs_actual(make_plan(sessions, [day], replace(
-        params, target_per="interval")), sessions, before, replace(
-        params, target_per="interval"))
+        params, target_per="interval")), sessions, replace(params, target_per="interval"))
     assert each[each.arrivals >= 20].iloc[0].agents_needed == needed.agents
     # under the day's target (the plan's rule) what came needs fewer agent-intervals
     assert 0 < got.agents_needed.sum() < each.agents_needed.sum()

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from tencent_desk.planning import forecast as fc
 from tencent_desk.planning import plan as pl
+from tencent_desk.planning.summary import COLUMNS, Summary
 from tencent_desk.simulator import weeks as wk
 from tencent_desk.simulator.schedule import Schedule
 
@@ -31,7 +31,7 @@ def schedule_of(plan: pd.DataFrame, column: str, day: pd.Timestamp, cfg: wk.Week
     return Schedule(day.timestamp(), params.interval_min * 60.0, agents, slots)
 
 
-def oracle_plan(sessions: pd.DataFrame, rates: pd.DataFrame, day: pd.Timestamp,
+def oracle_plan(history: Summary, rates: pd.DataFrame, day: pd.Timestamp,
                 params: pl.Params) -> pd.DataFrame:
     """The plan's staffing model (:func:`plan.staff`, same history) fed each interval's
     expected rate before the day's draw (``rates``: :func:`weeks.expected_rates` at the
@@ -42,13 +42,13 @@ def oracle_plan(sessions: pd.DataFrame, rates: pd.DataFrame, day: pd.Timestamp,
                   & (rates.interval_start < day + pd.Timedelta(days=1))]
         pred = pd.DataFrame({"forecast": r.expected_offered.to_numpy(), "lo": np.nan,
                              "hi": np.nan}, index=pd.DatetimeIndex(r.interval_start))
-        out.append(pl.staff(sessions, name, pred, params, day))
+        out.append(pl.staff(history, name, pred, params, day))
     return pd.concat(out, ignore_index=True)
 
 
 def as_sessions(served: pd.DataFrame, cfg: wk.WeeksConfig) -> pd.DataFrame:
     """Served customers (:func:`replay.serve_customers`, with ``chatbot_s``) as the plan
-    reads sessions (:data:`forecast.COLUMNS`): what the desk would have recorded."""
+    reads sessions (:data:`summary.COLUMNS`): what the desk would have recorded."""
     names = {gid: name for name, gid in group_ids(cfg).items()}
     ok = served.agent.to_numpy() >= 0
 
@@ -58,6 +58,6 @@ def as_sessions(served: pd.DataFrame, cfg: wk.WeeksConfig) -> pd.DataFrame:
         "began_at": ts(served.queued_at - served.chatbot_s), "queued_at": ts(served.queued_at),
         "assigned_at": ts(served.started.where(ok)), "ended_at": ts(served.ended_at),
         "agent_id": np.where(ok, served.agent_group_id + "-" + served.agent.astype(str), None),
-        fc.GROUP: served.agent_group_id.map(names),
+        "agent_group_name": served.agent_group_id.map(names),
         "hold_s": (served.ended_at - served.started).where(ok),
-        "abandoned": ~ok})[fc.COLUMNS]
+        "abandoned": ~ok})[COLUMNS]

@@ -195,11 +195,24 @@ def birth_death(lam: float, rates: list[float], theta: float, target_s: float) -
     )
 
 
-def smallest(meets: Callable[[int], bool], lo: int) -> int:
-    """The smallest n >= lo with meets(n), for a monotone ``meets``: doubling, then bisection."""
+def smallest(meets: Callable[[int], bool], lo: int, guess: int | None = None) -> int:
+    """The smallest n >= lo with meets(n), for a monotone ``meets``: doubling, then
+    bisection. From a ``guess`` (a likely answer), the doubling runs down from it when it
+    already meets: the chains of a queue far below its load run to thousands of states,
+    so the search should not start there."""
     hi = max(lo, 1)
-    while not meets(hi):
-        lo, hi = hi + 1, hi * 2
+    if guess is not None and guess > hi and meets(guess):
+        hi, step = guess, 1  # the answer is in [lo, hi]: narrow it from above
+        while hi - step >= lo:
+            if not meets(hi - step):
+                lo = hi - step + 1
+                break
+            hi, step = hi - step, step * 2
+    else:
+        if guess is not None and guess > hi:  # it fails at guess: the answer lies above
+            lo, hi = guess + 1, 2 * guess
+        while not meets(hi):
+            lo, hi = hi + 1, hi * 2
     while lo < hi:
         mid = (lo + hi) // 2
         if meets(mid):
@@ -241,7 +254,7 @@ def agents_needed(
     else:
         on_queue = smallest(
             lambda n: erlang_a(n, load, aht_s, patience_s, target_s).service_level >= target_sl,
-            1,
+            1, math.ceil(load),
         )
     return with_shrinkage(on_queue, shrinkage)
 

@@ -107,11 +107,11 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
                         args.method, target_per=args.target_per)
         since = day - pd.Timedelta(weeks=params.weeks, days=1)
         until = (at.ceil(params.freq) if at is not None else day).to_pydatetime()
-        sessions = history.read_sessions(args.database, args.destination, args.dataset,
-                                         since.to_pydatetime(), until)
+        summed = history.read(args.database, args.destination, args.dataset,
+                              since.to_pydatetime(), until, params.target_s)
         days = [day + pd.Timedelta(days=k) for k in range(args.days)]
         today = pd.Timestamp(now).tz_convert("UTC").normalize()
-        frame = make_plan(sessions, days, params, args.group, at, history_until=today)
+        frame = make_plan(summed, days, params, args.group, at, history_until=today)
     except PlanError as exc:
         raise JobError(str(exc), exit_code=2) from None
     kind = "intraday" if at is not None else "backtest" if day < pd.Timestamp(now).tz_convert(

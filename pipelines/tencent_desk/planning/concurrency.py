@@ -16,6 +16,8 @@ only, not even Erlang A.
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,6 +54,14 @@ def outcome(agents: int, arrivals_per_s: float, aht_by_chats: Sequence[float],
     """Steady state of ``agents`` agents with ``len(aht_by_chats)`` slots each."""
     if not aht_by_chats or min(aht_by_chats) <= 0 or patience_s <= 0:
         raise ValueError("need handling times > 0 for 1..slots chats and a patience > 0")
+    return _outcome(agents, arrivals_per_s, tuple(aht_by_chats), patience_s, target_s)
+
+
+# A plan asks for the same chain again and again: the per-interval search, the day's trim
+# and the agents needed given the actuals all try the agents next to the answer.
+@functools.lru_cache(maxsize=8192)
+def _outcome(agents: int, arrivals_per_s: float, aht_by_chats: tuple[float, ...],
+             patience_s: float, target_s: float) -> Outcome:
     rates = total_rates(agents, aht_by_chats)
     q = erlang.birth_death(arrivals_per_s, rates, 1.0 / patience_s, target_s)
     slots = agents * len(aht_by_chats)
@@ -78,6 +88,8 @@ def agents_required(arrivals_per_s: float, aht_by_chats: Sequence[float], patien
         cache[n] = o = outcome(n, arrivals_per_s, aht_by_chats, patience_s, target_s)
         return o.service_level >= target_sl and o.occupancy <= max_occupancy + 1e-12
 
-    n = erlang.smallest(meets, 1)
+    # a guess near the answer: the load at full concurrency over the slots of an agent
+    slots = len(aht_by_chats)
+    n = erlang.smallest(meets, 1, math.ceil(arrivals_per_s * aht_by_chats[-1] / slots))
     return cache[n] if n in cache else outcome(n, arrivals_per_s, aht_by_chats, patience_s,
                                                target_s)

@@ -5,37 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from tencent_desk.planning import forecast as fc
 from tencent_desk.planning.plan import Params, staff
+from tencent_desk.planning.summary import Summary
 
 
-def actuals(sessions: pd.DataFrame, params: Params) -> pd.DataFrame:
-    """Per group and interval (by when sessions asked for a human): ``arrivals``, and the
-    ``service_level`` reached, answered within the target of all who asked (those still
-    waiting or unanswered count as misses, as in Erlang A)."""
-    # the columns read, not a copy of every one: the planning notebook passes weeks of them
-    q = sessions.loc[sessions.queued_at.notna(),
-                     ["queued_at", "assigned_at", "abandoned", fc.GROUP]]
-    q["group"] = q[fc.GROUP].fillna(fc.NO_GROUP).astype(str)
-    q["interval_start"] = pd.to_datetime(q.queued_at, utc=True).dt.floor(params.freq)
-    wait = (pd.to_datetime(q.assigned_at, utc=True)
-            - pd.to_datetime(q.queued_at, utc=True)).dt.total_seconds()
-    q["in_time"] = wait.le(params.target_s).fillna(False)
-    out = q.groupby(["group", "interval_start"]).agg(
-        arrivals=("in_time", "size"), in_time=("in_time", "sum"),
-        abandoned=("abandoned", "sum")).reset_index()
-    out["service_level_actual"] = out.in_time / out.arrivals
-    out["abandonment_actual"] = out.abandoned / out.arrivals
-    return out.drop(columns=["in_time", "abandoned"])
-
-
-def plan_vs_actual(plan: pd.DataFrame, sessions: pd.DataFrame, history: pd.DataFrame,
-                   params: Params) -> pd.DataFrame:
-    """Each planned interval with what came: ``arrivals``, ``error`` (forecast - actual),
-    ``inside`` (the actual within the 80% interval), ``agents_needed`` (the same model
-    fed the actual arrivals, under the same rule: ``params.target_per``), and the
-    service level and abandonment reached."""
-    got = plan.merge(actuals(sessions, params), on=["group", "interval_start"], how="left")
+def plan_vs_actual(plan: pd.DataFrame, history: Summary, params: Params) -> pd.DataFrame:
+    """Each planned interval with what came (``history``: the days planned and the weeks
+    before them): ``arrivals``, ``error`` (forecast - actual), ``inside`` (the actual
+    within the 80% interval), ``agents_needed`` (the same model fed the actual arrivals,
+    under the same rule: ``params.target_per``), and the service level (answered within
+    the target, of all who asked) and abandonment reached."""
+    got = plan.merge(history.actuals(params.freq, params.target_s),
+                     on=["group", "interval_start"], how="left")
     got["arrivals"] = got.arrivals.fillna(0.0)
     got["service_level_actual"] = got.service_level_actual.astype(float)
     got["error"] = got.forecast - got.arrivals

@@ -29,61 +29,6 @@ METHODS = ("profile", "naive")
 LEVEL = 0.8  # the prediction interval's coverage
 MIN_DAYS = 14  # two of every weekday: the profile's spread and the day-to-day variance
 WEEKS = 8  # how far back the profile looks
-MIN_CHATS = 30  # fewer chats in an interval of the day: the group's mean handling time
-GROUP = "agent_group_name"
-NO_GROUP = "(none)"  # sessions without a group (polls only, or never routed)
-
-
-def derive(sessions: pd.DataFrame) -> pd.DataFrame:
-    """The timeline's sessions (``timeline_metrics.sessions``, at least :data:`READS`)
-    with what the plan reads:
-    ``assigned_at``, when an agent took the chat (offered; answered where the offer time is
-    not exact, as polls make it), which ends the wait and the risk of abandoning, and
-    ``hold_s``, how long the chat held the agent's slot (assigned to ended)."""
-    queued = pd.to_datetime(sessions.queued_at, utc=True)
-    offered = pd.to_datetime(sessions.offered_at, utc=True)
-    exact = sessions.offered_source.isin(("event", "record")) & (offered >= queued)
-    derived = {"assigned_at": offered.where(exact, pd.to_datetime(sessions.answered_at,
-                                                                   utc=True))}
-    derived["hold_s"] = (pd.to_datetime(sessions.ended_at, utc=True) - derived["assigned_at"]
-                         ).dt.total_seconds()
-    # built from the columns rather than a copy of every one: weeks of sessions are GBs
-    return pd.DataFrame({c: derived[c] if c in derived else sessions[c] for c in COLUMNS},
-                        copy=False)
-
-
-COLUMNS = ["began_at", "queued_at", "assigned_at", "ended_at", "agent_id", GROUP, "hold_s",
-           "abandoned"]
-# what derive reads: weeks of sessions, so only these rather than the timeline's every column
-READS = ["began_at", "queued_at", "offered_at", "offered_source", "answered_at", "ended_at",
-         "agent_id", GROUP, "abandoned"]
-
-
-def interval_counts(sessions: pd.DataFrame, freq: str, days: pd.DatetimeIndex) -> pd.DataFrame:
-    """Sessions asking for a human per ``freq`` interval (by ``queued_at``) and group: one
-    column per group, one row per interval of ``days`` (UTC midnights); days without data
-    are NaN rather than zero."""
-    queued = sessions.loc[sessions.queued_at.notna(), ["queued_at", GROUP]]
-    at = pd.to_datetime(queued.queued_at, utc=True).dt.floor(freq)
-    grid = pd.date_range(days.min(), days.max() + pd.Timedelta(days=1), freq=freq,
-                         inclusive="left") if len(days) else pd.DatetimeIndex([], tz="UTC")
-    counts = pd.DataFrame()
-    if len(queued):
-        # the groups as categories: millions of sessions as Python strings took 200 MB
-        counts = pd.crosstab(at, pd.Categorical(queued[GROUP].fillna(NO_GROUP)))
-        counts.columns = counts.columns.astype(str)
-    counts = counts.reindex(grid, fill_value=0).astype(float)
-    counts.index.name = "interval_start"
-    counts.columns.name = None
-    has_data = pd.Series(counts.index.normalize().isin(days), index=counts.index)
-    return counts.where(has_data, axis=0)
-
-
-def data_days(sessions: pd.DataFrame) -> pd.DatetimeIndex:
-    """The UTC days on which any session began: the days the history covers."""
-    began = pd.to_datetime(sessions.began_at.dropna(), utc=True).dt.normalize()
-    return pd.DatetimeIndex(sorted(began.unique()), tz="UTC") if len(began) else \
-        pd.DatetimeIndex([], tz="UTC")
 
 
 def day_variance(counts: pd.Series) -> float:
@@ -213,71 +158,8 @@ class Patience:
     waited_s: float  # total time waited by everyone who queued (the exposure)
 
 
-def patience(waits_s: np.ndarray, abandoned: np.ndarray) -> Patience:
+def patience(waited_s: float, abandoned: int) -> Patience:
     """Exponential patience by maximum likelihood, with the waits of the answered as
     censored observations (their patience was at least that long): abandonments / total
-    time waited, inverted."""
-    waits = np.asarray(waits_s, dtype=float)
-    gave_up = np.asarray(abandoned, dtype=bool)
-    keep = ~np.isnan(waits)
-    total = float(waits[keep].clip(min=0).sum())
-    n = int(gave_up[keep].sum())
-    return Patience(total / n if n else math.inf, n, total)
-
-
-def queue_waits(sessions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Each queued session's time in queue (to answer, or to its end when it abandoned) and
-    whether it abandoned; sessions still waiting or without a known end are left out."""
-    q = sessions[sessions.queued_at.notna()]
-    queued = pd.to_datetime(q.queued_at, utc=True)
-    left = pd.to_datetime(q.assigned_at, utc=True).fillna(
-        pd.to_datetime(q.ended_at, utc=True).where(q.abandoned.astype(bool)))
-    return (left - queued).dt.total_seconds().to_numpy(), q.abandoned.astype(bool).to_numpy()
-
-
-def held_at_answer(sessions: pd.DataFrame) -> pd.Series:
-    """For each assigned session, the chats its agent held just after taking it (itself
-    included): the concurrency agents really keep."""
-    s = sessions[sessions.assigned_at.notna() & sessions.agent_id.notna()]
-    start = pd.to_datetime(s.assigned_at, utc=True).astype("int64").to_numpy()
-    end = pd.to_datetime(s.ended_at, utc=True).astype("int64")
-    end = end.where(s.ended_at.notna(), np.iinfo(np.int64).max).to_numpy()
-    out = np.zeros(len(s), dtype=np.int64)
-    for _, idx in s.groupby("agent_id").indices.items():
-        starts, ends = np.sort(start[idx]), np.sort(end[idx])
-        t = start[idx]
-        out[idx] = np.searchsorted(starts, t, "right") - np.searchsorted(ends, t, "right")
-    return pd.Series(out, index=s.index)
-
-
-def handling_by_chats(sessions: pd.DataFrame, quantile: float = 0.99
-                      ) -> tuple[int, list[float]]:
-    """Slots per agent (the ``quantile`` of chats held at answer; at least 1) and the mean
-    handling time of a chat answered while its agent held j = 1 .. slots chats (the
-    overall mean where fewer than MIN_CHATS chats say)."""
-    held = held_at_answer(sessions)
-    handle = sessions.loc[held.index, "hold_s"].astype(float)
-    ok = handle.notna()
-    held, handle = held[ok], handle[ok]
-    if held.empty:
-        return 1, [math.nan]
-    slots = max(1, int(np.quantile(held, quantile, method="lower")))
-    overall = float(handle.mean())
-    means = []
-    for j in range(1, slots + 1):
-        at_j = handle[held.clip(upper=slots) == j]
-        means.append(float(at_j.mean()) if len(at_j) >= MIN_CHATS else overall)
-    return slots, means
-
-
-def handling_per_slot(sessions: pd.DataFrame, freq: str) -> tuple[float, pd.Series]:
-    """Mean handling time (s) overall and per interval of the day (time since midnight);
-    an interval of the day with fewer than MIN_CHATS chats takes the overall mean."""
-    s = sessions[sessions.hold_s.notna() & sessions.queued_at.notna()]
-    if s.empty:
-        return math.nan, pd.Series(dtype=float)
-    at = pd.to_datetime(s.queued_at, utc=True).dt.floor(freq)
-    slot = at - at.dt.normalize()
-    by = s.hold_s.astype(float).groupby(slot.to_numpy()).agg(["mean", "size"])
-    overall = float(s.hold_s.mean())
-    return overall, by["mean"].where(by["size"] >= MIN_CHATS, overall)
+    time waited (``waited_s``, everyone's, the answered's included), inverted."""
+    return Patience(waited_s / abandoned if abandoned else math.inf, abandoned, waited_s)

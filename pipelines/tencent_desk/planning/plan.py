@@ -16,6 +16,7 @@ import pandas as pd
 from tencent_desk.analysis import erlang
 from tencent_desk.planning import concurrency, day_target
 from tencent_desk.planning import forecast as fc
+from tencent_desk.planning.summary import Summary
 
 INTERVALS = (15, 30, 60)  # minutes
 MAX_PATIENCE_S = 86_400.0  # nobody abandoned: patience taken as a day (close to Erlang C)
@@ -76,30 +77,22 @@ def check_history(days: pd.DatetimeIndex, before: pd.Timestamp) -> None:
             f"least {fc.MIN_DAYS} (two of every weekday): load more history first")
 
 
-def groups_of(sessions: pd.DataFrame) -> list[str]:
-    queued = sessions[sessions.queued_at.notna()]
-    return sorted(queued[fc.GROUP].fillna(fc.NO_GROUP).astype(str).unique())
-
-
-def make_plan(sessions: pd.DataFrame, days: list[pd.Timestamp], params: Params,
+def make_plan(history: Summary, days: list[pd.Timestamp], params: Params,
               groups: list[str] | None = None, now: pd.Timestamp | None = None,
               history_until: pd.Timestamp | None = None) -> pd.DataFrame:
-    """The plan for ``days`` (UTC midnights) from ``sessions`` before the first of them
-    (or before ``history_until``, a midnight: whole days only, as a day still going on
-    would look quiet in its evening); with ``now`` (intraday, on the first day): the rest
-    of that day, updated from the arrivals between its midnight and ``now``."""
+    """The plan for ``days`` (UTC midnights) from the sessions of ``history`` before the
+    first of them (or before ``history_until``, a midnight: whole days only, as a day still
+    going on would look quiet in its evening); with ``now`` (intraday, on the first day):
+    the rest of that day, updated from the arrivals between its midnight and ``now``."""
     origin = min(days[0], history_until) if history_until is not None else days[0]
-    before = pd.to_datetime(sessions.began_at, utc=True) < origin
-    # weeks of sessions: no copy where every one is before (the planning notebook's read)
-    history = sessions if before.all() else sessions[before]
-    data_days = fc.data_days(history)
+    data_days = history.data_days(before=origin)
     check_history(data_days, origin)
-    known = groups_of(history)
+    known = history.groups(before=origin)
     for g in groups or []:
         if g not in known:
             raise PlanError(f"--group {g!r}: no such agent group in the history; known: "
                             f"{', '.join(known) or 'none'}")
-    counts = fc.interval_counts(history, params.freq, data_days)
+    counts = history.counts(params.freq, data_days)
     at = pd.DatetimeIndex([t for d in days for t in pd.date_range(
         d, d + pd.Timedelta(days=1), freq=params.freq, inclusive="left")])
     out = []
@@ -109,33 +102,31 @@ def make_plan(sessions: pd.DataFrame, days: list[pd.Timestamp], params: Params,
         cv2 = fc.day_variance(series)
         pred = fc.forecast(series, at, params.method, params.weeks, cv2)
         if now is not None:
-            pred = _intraday(pred, sessions, group, day_one, now, params.freq, cv2)
+            pred = _intraday(pred, history, group, day_one, now, params.freq, cv2)
         out.append(staff(history, group, pred, params, origin))
     frame = pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=COLUMNS)
     return frame[COLUMNS]
 
 
-def _intraday(pred: pd.DataFrame, sessions: pd.DataFrame, group: str, day: pd.Timestamp,
+def _intraday(pred: pd.DataFrame, history: Summary, group: str, day: pd.Timestamp,
               now: pd.Timestamp, freq: str, cv2: float) -> pd.DataFrame:
     """The rest of ``day`` from ``now`` (floored to the interval), updated from today's
     arrivals so far."""
     cut = now.floor(freq)
-    today = sessions[(pd.to_datetime(sessions.began_at, utc=True) >= day)
-                     & (pd.to_datetime(sessions.queued_at, utc=True) < cut)]
-    so_far = fc.interval_counts(today, freq, pd.DatetimeIndex([day]))
+    so_far = history.counts(freq, pd.DatetimeIndex([day]))
     so_far = so_far[so_far.index < cut]
     observed = so_far[group] if group in so_far else pd.Series(0.0, so_far.index)
     rest, _ = fc.intraday(pred[pred.index < day + pd.Timedelta(days=1)], observed, cv2)
     return rest
 
 
-def slot_handling(sessions: pd.DataFrame, params: Params
+def slot_handling(mine: Summary, params: Params
                   ) -> Callable[[pd.Timestamp], tuple[float, list[float]] | None]:
     """From one group's recent sessions: for an interval's start, its interval of the day's
     mean handling time, and that at 1 .. slots chats held (shaped by how handling slows
     with concurrency); None without any handled chat."""
-    _, aht_by_chats = fc.handling_by_chats(sessions)
-    overall, per_slot = fc.handling_per_slot(sessions, params.freq)
+    _, aht_by_chats = mine.handling_by_chats()
+    overall, per_slot = mine.handling_per_slot(params.interval_min)
 
     def at(t: pd.Timestamp) -> tuple[float, list[float]] | None:
         if pd.isna(overall):
@@ -145,17 +136,14 @@ def slot_handling(sessions: pd.DataFrame, params: Params
     return at
 
 
-def staff(history: pd.DataFrame, group: str, pred: pd.DataFrame, params: Params,
+def staff(history: Summary, group: str, pred: pd.DataFrame, params: Params,
           origin: pd.Timestamp) -> pd.DataFrame:
     """Agents per interval for one group's forecast ``pred`` (columns forecast, lo, hi,
     indexed by interval start), with handling and patience from the group's sessions of
     the ``params.weeks`` weeks before ``origin``. Any forecast: the benchmark feeds it the
     simulator's expected rates for the oracle plan."""
-    began = pd.to_datetime(history.began_at, utc=True)
-    mine = history[(began >= origin - pd.Timedelta(weeks=params.weeks)) & (began < origin)
-                   & (history[fc.GROUP].fillna(fc.NO_GROUP).astype(str) == group)]
-    waits, abandoned = fc.queue_waits(mine)
-    patience_s = min(fc.patience(waits, abandoned).mean_s, MAX_PATIENCE_S)
+    mine = history.window(group, origin - pd.Timedelta(weeks=params.weeks), origin)
+    patience_s = min(fc.patience(*mine.waited()).mean_s, MAX_PATIENCE_S)
     handling = slot_handling(mine, params)
     rows: list[dict[str, object]] = []
     demands: dict[int, _Demand] = {}
