@@ -63,7 +63,8 @@ summed = history.read(
 print(f"target {PARAMS.target_sl:.0%} within {PARAMS.target_s:.0f} s over each "
       f"{PARAMS.target_per}, "
       f"{PARAMS.interval_min}-minute intervals, max occupancy {PARAMS.max_occupancy:.0%}; "
-      f"{summed.sessions} sessions (summed) since {first - pd.Timedelta(weeks=PARAMS.weeks):%Y-%m-%d}")
+      f"{summed.sessions} sessions summed since "
+      f"{first - pd.Timedelta(weeks=PARAMS.weeks):%Y-%m-%d}")
 
 # %% [markdown]
 # ## The forecast for the next day, with its 80% interval
