@@ -42,9 +42,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from tencent_desk.core import settings
-from tencent_desk.planning import day_target, history
 from tencent_desk.planning import forecast as fc
+from tencent_desk.planning import history
 from tencent_desk.planning import plan as pl
+from tencent_desk.planning.choices import PER
 from tencent_desk.planning.summary import Summary
 from tencent_desk.readers.snapshot import Reader
 from tencent_desk.simulator import weeks as wk
@@ -294,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true", help="print, leave RESULTS.md alone")
     ap.add_argument("--max-occupancy", type=float, default=PARAMS.max_occupancy,
                     help="the plans' maximum occupancy (default %(default)s)")
-    ap.add_argument("--target-per", choices=day_target.PER, default=PARAMS.target_per,
+    ap.add_argument("--target-per", choices=PER, default=PARAMS.target_per,
                     help="where the target applies, for all three plans (default "
                     "%(default)s)")
     args = ap.parse_args(argv)

@@ -6,14 +6,17 @@ import argparse
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from tencent_desk.core import settings
 from tencent_desk.core.errors import JobError
 from tencent_desk.job.destination import DESTINATIONS, DUCKDB
-from tencent_desk.planning import day_target, history, store
-from tencent_desk.planning import forecast as fc
-from tencent_desk.planning.plan import INTERVALS, Params, PlanError, make_plan, parse_target
+from tencent_desk.planning.choices import INTERVALS, METHODS, PER
+
+# The maths are imported where a plan is made: building the command line (for `listen` and
+# `run` too) would otherwise load pandas and NumPy, 100 MB in a receiver that needs neither.
+if TYPE_CHECKING:
+    import pandas as pd
 
 DESCRIPTION = """\
 Forecast each agent group's sessions asking for a human, interval by interval, with an 80%
@@ -43,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="minutes per interval (default %(default)s)")
     p.add_argument("--target", default="0.8:60", help="service level SHARE:SECONDS "
                    "(default %(default)s: 80%% answered within 60 s)")
-    p.add_argument("--target-per", choices=day_target.PER, default="day",
+    p.add_argument("--target-per", choices=PER, default="day",
                    help="where --target applies (default %(default)s): day, over each day "
                    "per group, weighted by the forecast, some intervals below it; interval, "
                    "in every interval, which overshoots the day on a small desk")
@@ -53,7 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "not on the queue: breaks, training, absence (default %(default)s)")
     p.add_argument("--group", action="append", metavar="G",
                    help="only this agent group (repeat for more; default: every group)")
-    p.add_argument("--method", choices=fc.METHODS, default="profile",
+    p.add_argument("--method", choices=METHODS, default="profile",
                    help="forecast method (default %(default)s; naive: same interval a "
                    "week before)")
     p.add_argument("--out", type=Path, help="also write the plan to this CSV file")
@@ -72,6 +75,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def _when(args: argparse.Namespace, now: datetime) -> tuple[pd.Timestamp, pd.Timestamp | None]:
     """(first day to plan, the instant of an intraday update or None)."""
+    import pandas as pd
+    from tencent_desk.planning.plan import PlanError
     today = pd.Timestamp(now).tz_convert("UTC").normalize()
     if args.date is None:
         start = pd.Timestamp(now).tz_convert("UTC") if args.intraday else today + \
@@ -91,6 +96,10 @@ def _when(args: argparse.Namespace, now: datetime) -> tuple[pd.Timestamp, pd.Tim
 
 
 def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
+    import pandas as pd
+    from tencent_desk.planning import history, store
+    from tencent_desk.planning.plan import Params, PlanError, make_plan, parse_target
+
     now = now or datetime.now(UTC)
     try:
         sl, seconds = parse_target(args.target)

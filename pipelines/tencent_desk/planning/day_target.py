@@ -23,7 +23,6 @@ from collections.abc import Callable, Sequence
 # (interval index, agents) -> (service level, occupancy) of that interval with that many
 Level = Callable[[int, int], tuple[float, float]]
 
-PER = ("day", "interval")  # where the target applies: --target-per
 
 
 def day_service_level(agents: Sequence[int], arrivals: Sequence[float], level: Level) -> float:

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from tencent_desk.planning.choices import METHODS
 
-METHODS = ("profile", "naive")
 LEVEL = 0.8  # the prediction interval's coverage
 MIN_DAYS = 14  # two of every weekday: the profile's spread and the day-to-day variance
 WEEKS = 8  # how far back the profile looks

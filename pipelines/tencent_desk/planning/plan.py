@@ -16,9 +16,9 @@ import pandas as pd
 from tencent_desk.analysis import erlang
 from tencent_desk.planning import concurrency, day_target
 from tencent_desk.planning import forecast as fc
+from tencent_desk.planning.choices import PER
 from tencent_desk.planning.summary import Summary
 
-INTERVALS = (15, 30, 60)  # minutes
 MAX_PATIENCE_S = 86_400.0  # nobody abandoned: patience taken as a day (close to Erlang C)
 COLUMNS = [
     "group", "interval_start", "interval_min", "forecast", "forecast_lo", "forecast_hi",
@@ -44,8 +44,8 @@ class Params:
     target_per: str = "day"  # the target holds over each day per group, or in every interval
 
     def __post_init__(self) -> None:
-        if self.target_per not in day_target.PER:
-            raise ValueError(f"target_per must be one of {day_target.PER}")
+        if self.target_per not in PER:
+            raise ValueError(f"target_per must be one of {PER}")
 
     @property
     def freq(self) -> str:
