@@ -62,48 +62,37 @@ def _sessions(sessions: str) -> str:
              FROM {sessions})"""
 
 
-# The summary's tables but ``held``: one scan, summed four ways (GROUPING SETS), each
-# set with the aggregates it keeps and the rows it counts (FILTER).
-_SETS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
-    # name: the keys, the aggregates kept, and the count that must be above 0 for a row
-    "days": (("day",), ("sessions",), "sessions"),
-    "queue": (("group", "grain"), ("queued", "in_time", "abandoned"), "queued"),
-    "waits": (("group", "day"), ("waited_s", "gave_up"), "waited"),
-    "handling": (("group", "day", "slot"), ("chats", "hold_s"), "chats"),
-}
-
-
 def _sums(s: str, target_s: float) -> str:
-    """The query summing ``s`` (:func:`_sessions`) per :data:`_SETS`."""
+    """The query summing ``s`` (:func:`_sessions`) per group, day begun and 15-minute
+    interval asked in: one pass over the sessions, fine enough for every table but
+    ``held`` to be summed from it (:func:`_split`)."""
     waited = "(coalesce(assigned_us, CASE WHEN abandoned THEN ended_us END) - queued_us) / 1e6"
-    sets = ", ".join("(" + ", ".join(f'"{k}"' for k in keys) + ")"
-                     for keys, _, _ in _SETS.values())
     return f"""
-        SELECT GROUPING(day, "group", grain, slot) AS grouping, day, "group", grain, slot,
-            count(*) AS sessions,
-            count(*) FILTER (queued_us IS NOT NULL) AS queued,
+        SELECT "group", day, queued_us // {_US_GRAIN} AS grain, count(*) AS sessions,
+            count(queued_us) AS queued,
             count(*) FILTER ((assigned_us - queued_us) / 1e6 <= {float(target_s)!r}) AS in_time,
             count(*) FILTER (queued_us IS NOT NULL AND abandoned) AS abandoned,
             count(w) AS waited, sum(greatest(w, 0)) AS waited_s,
             count(w) FILTER (abandoned) AS gave_up,
             count(hold_s) FILTER (queued_us IS NOT NULL) AS chats,
             sum(hold_s) FILTER (queued_us IS NOT NULL) AS hold_s
-        FROM (SELECT *, queued_us // {_US_GRAIN} AS grain,
-                     queued_us % {_US_DAY} // {_US_GRAIN} AS slot, {waited} AS w FROM {s})
-        GROUP BY GROUPING SETS ({sets})"""
+        FROM (SELECT *, {waited} AS w FROM {s}) GROUP BY ALL"""
 
 
 def _split(sums: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The rows of :func:`_sums` as one frame per set."""
-    columns = ["day", "group", "grain", "slot"]
-    out = {}
-    for name, (keys, kept, count) in _SETS.items():
-        # GROUPING's bit for a column is set where the set does not group by it
-        bits = sum(1 << (len(columns) - 1 - i) for i, c in enumerate(columns) if c not in keys)
-        mine = sums[(sums.grouping == bits) & (sums[count] > 0)].dropna(subset=list(keys))
-        out[name] = mine[list(keys) + list(kept)].reset_index(drop=True).astype(
+    """:func:`_sums` summed into the tables of a :class:`Summary` (but ``held``)."""
+    sums = sums.assign(slot=sums.grain % (_US_DAY // _US_GRAIN))
+
+    def table(keys: list[str], kept: list[str], count: str) -> pd.DataFrame:
+        rows = sums.dropna(subset=keys)
+        out = rows.groupby(keys, as_index=False)[kept + ([count] if count not in kept
+                                                          else [])].sum()
+        return out[out[count] > 0][keys + kept].reset_index(drop=True).astype(
             {k: "int64" for k in keys if k != "group"})
-    return out
+    return {"days": table(["day"], ["sessions"], "sessions"),
+            "queue": table(["group", "grain"], ["queued", "in_time", "abandoned"], "queued"),
+            "waits": table(["group", "day"], ["waited_s", "gave_up"], "waited"),
+            "handling": table(["group", "day", "slot"], ["chats", "hold_s"], "chats")}
 
 
 def _takes(con: duckdb.DuckDBPyConnection, s: str, params: list[object] | None,
