@@ -31,6 +31,7 @@ benchmarks/RESULTS.md (the rest is left alone; --no-write: print only).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -114,8 +115,10 @@ def run_day(summed: Summary, cfg: wk.WeeksConfig, rates: pd.DataFrame, d: int,
     rows["true_lo"], rows["true_hi"] = [t[0] for t in true], [t[1] for t in true]
     counts = summed.counts(params.freq, summed.data_days())
     at = pd.DatetimeIndex(rows.interval_start.unique())
-    rows["naive"] = pd.concat([fc.forecast(counts[n], at, "naive").forecast for n in ids]
-                              ).to_numpy()
+    naive = pd.concat([fc.forecast(counts[n], at, "naive").forecast.rename("naive")
+                       .rename_axis("interval_start").reset_index().assign(group=n)
+                       for n in ids])
+    rows = rows.merge(naive, on=key, how="left")  # by group: the plan's order is not ids'
     served_plan = None
     for label, frame, column in (("plan", plan, "agents"), ("oracle", oracle, "agents"),
                                  ("erlang_c", plan, "erlang_c_agents")):
@@ -151,6 +154,37 @@ def run_day(summed: Summary, cfg: wk.WeeksConfig, rates: pd.DataFrame, d: int,
     return Day(rows, pm, time.monotonic() - t0), recorded
 
 
+PEER = ROOT / "benchmarks" / "peers" / "statsforecast"
+
+
+def mstl(summed: Summary, days: list[Day], params: pl.Params) -> None:
+    """statsforecast's MSTL (daily and weekly seasonality, AutoETS trend), the maintained
+    library the profile is compared with: each planned day forecast from the counts before
+    it, into each day's rows as ``mstl``. It runs in its own environment (statsforecast
+    needs pandas < 3): benchmarks/peers/statsforecast, through uv."""
+    counts = summed.counts(params.freq, summed.data_days())
+    long = counts.reset_index().melt(id_vars="interval_start", var_name="unique_id",
+                                     value_name="y").fillna({"y": 0.0})
+    long["ds"] = long.pop("interval_start").dt.tz_localize(None)
+    origins = [pd.Timestamp(d.rows.day.iloc[0]).tz_localize(None) for d in days]
+    per_day = 24 * 60 // params.interval_min
+    out = ROOT / "benchmarks" / "out" / "plan-history"
+    out.mkdir(parents=True, exist_ok=True)
+    src, dst = out / "mstl-in.parquet", out / "mstl-out.parquet"
+    pd.concat([long[long.ds < o + pd.Timedelta(days=1)].assign(origin=o) for o in origins],
+              ignore_index=True).to_parquet(src)
+    env = {k: v for k, v in os.environ.items() if k != "UV_PROJECT_ENVIRONMENT"}  # its own
+    uv = ROOT / ".venv-uv" / "bin" / "uv"
+    subprocess.run([str(uv), "run", "--quiet", "--locked", "--project", str(PEER), "python",
+                    str(PEER / "mstl.py"), str(src), str(dst), str(per_day), str(per_day)],
+                   check=True, env=env)
+    got = pd.read_parquet(dst)
+    got = got.assign(group=got.unique_id, interval_start=pd.to_datetime(got.ds).dt.tz_localize(
+        "UTC"))[["group", "interval_start", "mstl"]]
+    for d in days:
+        d.rows = d.rows.merge(got, on=["group", "interval_start"], how="left")
+
+
 def wape(actual: pd.Series, predicted: pd.Series) -> float:
     return float((actual - predicted).abs().sum() / actual.sum())
 
@@ -180,19 +214,22 @@ def report(days: list[Day], args: argparse.Namespace, params: pl.Params,
              f"Busy: an interval of a group with >= {BUSY} sessions asking for a human.", "",
              "**Forecast** (busy intervals, 30 min, per group):", "",
              "| group | busy intervals | WAPE plan | oracle | ÷ oracle (<= 1.15) | naive | "
-             "vs naive (>= 25% better) | bias | in 80% (75-85%) | in the true 80% | "
-             "slots estimated |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "vs naive (>= 25% better) | MSTL (statsforecast) | ÷ MSTL | bias | "
+             "in 80% (75-85%) | in the true 80% | slots estimated |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     goals: list[tuple[str, bool]] = []
     for group, b in [*busy.groupby("group"), ("all", busy)]:
         w, o, n = wape(b.actual, b.forecast), wape(b.actual, b.expected), wape(b.actual,
                                                                                  b.naive)
+        m = wape(b.actual, b.mstl)
         cover = float(((b.actual >= b.forecast_lo) & (b.actual <= b.forecast_hi)).mean())
         true = float(((b.actual >= b.true_lo) & (b.actual <= b.true_hi)).mean())
         bias = float((b.forecast - b.actual).sum() / b.actual.sum())
         slots = ", ".join(str(int(s)) for s in sorted(b.slots_per_agent.unique()))
         lines.append(f"| {group} | {len(b)} | {w:.3f} | {o:.3f} | {w / o:.2f} "
                      f"{verdict(w / o <= 1.15)} | {n:.3f} | {1 - w / n:+.0%} "
-                     f"{verdict(1 - w / n >= 0.25)} | {bias:+.3f} | {cover:.0%} "
+                     f"{verdict(1 - w / n >= 0.25)} | {m:.3f} | {w / m:.2f} | {bias:+.3f} | "
+                     f"{cover:.0%} "
                      f"{verdict(0.75 <= cover <= 0.85)} | {true:.0%} | {slots} |")
         goals += [(f"WAPE {group} <= 1.15x oracle", w / o <= 1.15),
                   (f"WAPE {group} >= 25% better than naive", 1 - w / n >= 0.25),
@@ -319,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         days.append(day)
         summed = summed + Summary.of(recorded, params.target_s)
         print(f"day {d + 1}: planned and replayed in {day.seconds:.0f} s", file=sys.stderr)
+    mstl(summed, days, params)
     text = report(days, args, params, built_s)
     print(text)
     if not args.no_write:
