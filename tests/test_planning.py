@@ -284,3 +284,25 @@ def test_plan_against_actual() -> None:
     assert 0 < got.agents_needed.sum() < each.agents_needed.sum()
     s = evaluate.summary(got)
     assert s.wape.iloc[0] == pytest.approx(busy.error.abs().sum() / busy.arrivals.sum())
+
+
+def test_summaries_add_up() -> None:
+    """Two days summed apart and added equal the two summed together (the benchmark adds
+    each replayed day to the history this way); different targets cannot be added."""
+    counts, _ = seasonal.seasonal(1, 30.0, seed=9)
+    sessions = _sessions(counts)
+    cut = sessions.began_at.min().normalize() + pd.Timedelta(days=3)
+    first, rest = sessions[sessions.began_at < cut], sessions[sessions.began_at >= cut]
+    # agents of the two parts apart: chats held across the cut would count in one only
+    rest = rest.assign(agent_id="b" + rest.agent_id)
+    both = Summary.of(pd.concat([first, rest]), 60.0)
+    added = Summary.of(first, 60.0) + Summary.of(rest, 60.0)
+    assert added.sessions == both.sessions == len(sessions)
+    for name in ("queue", "waits", "handling", "held"):
+        keys = [c for c in getattr(both, name).columns
+                if c in ("group", "interval_start", "day", "slot", "held")]
+        pd.testing.assert_frame_equal(
+            getattr(added, name).sort_values(keys).reset_index(drop=True),
+            getattr(both, name).sort_values(keys).reset_index(drop=True), check_dtype=False)
+    with pytest.raises(ValueError, match="different service targets"):
+        Summary.of(first, 60.0) + Summary.of(rest, 20.0)
