@@ -29,6 +29,7 @@ from tencent_desk.run.publish import publish
 
 from tests.nb_fixture import ON_POSTGRES, SHAPES, build_weeks
 
+from .support import cli
 from .support.notebooks import (
     KERNEL,
     NAMES,
@@ -221,17 +222,13 @@ def test_script_runs_headless(shapes: dict[str, Path], tmp_path: Path) -> None:
 def test_analysis_imports_neither_dlt_nor_the_client() -> None:
     """A notebook on a DuckDB file needs neither dlt nor the API client: importing them
     cost each notebook about 0.6 s. (The source still imports from the package.)"""
-    code = ("import sys\n"
-            "from tencent_desk import notebook\n"
-            "from tencent_desk.analysis import erlang, event_metrics, poll_metrics\n"
-            "from tencent_desk.analysis import record_metrics, timeline_metrics\n"
-            "from tencent_desk.simulator import truth\n"
-            "print(sorted(m for m in ('dlt', 'aiohttp', 'httpx') if m in sys.modules))\n"
-            "from tencent_desk import tencent_desk\n"
-            "print(tencent_desk.name, 'dlt' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, check=True)
-    assert done.stdout.splitlines() == ["[]", "tencent_desk True"]
+    readers = ("from tencent_desk import notebook\n"
+               "from tencent_desk.analysis import erlang, event_metrics, poll_metrics\n"
+               "from tencent_desk.analysis import record_metrics, timeline_metrics\n"
+               "from tencent_desk.simulator import truth\n")
+    assert cli.loaded_after(readers, ("dlt", "aiohttp", "httpx")) == []
+    assert cli.loaded_after(readers + "from tencent_desk import tencent_desk\n",
+                            ("dlt",)) == ["dlt"]
 
 
 def test_shapes_are_what_they_say(shapes: dict[str, Path]) -> None:

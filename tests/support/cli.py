@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
@@ -82,3 +84,12 @@ def failed_in_one_line(proc: subprocess.CompletedProcess, code: int, *words: str
     for word in words:
         assert word in lines[-1], lines[-1]
     return lines[-1]
+
+
+def loaded_after(code: str, modules: Iterable[str]) -> list[str]:
+    """Which of ``modules`` a fresh interpreter has loaded after running ``code``: what an
+    import costs every process that makes it."""
+    check = f"\nprint(sorted(m for m in {tuple(modules)!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", "import sys\n" + code + check],
+                          capture_output=True, text=True, timeout=120, check=True)
+    return ast.literal_eval(done.stdout.splitlines()[-1])
