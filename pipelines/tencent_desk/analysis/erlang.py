@@ -115,11 +115,12 @@ def erlang_a(
     if load == 0:
         return ErlangA(0.0, 0.0, 1.0, 0.0, 0.0, 0.0, (1.0,))
     mu = 1.0 / aht_s
-    return birth_death(load * mu, [n * mu for n in range(1, agents + 1)], 1.0 / patience_s,
+    return birth_death(load * mu, np.arange(1, agents + 1) * mu, 1.0 / patience_s,
                        target_s)
 
 
-def birth_death(lam: float, rates: list[float], theta: float, target_s: float) -> ErlangA:
+def birth_death(lam: float, rates: Sequence[float] | np.ndarray, theta: float,
+                target_s: float) -> ErlangA:
     """A FIFO queue with Poisson arrivals ``lam`` (per s), ``len(rates)`` = N servers whose
     total service rate is ``rates[n - 1]`` while n of them are busy, and exponential
     patience of rate ``theta`` while waiting. Erlang A is rates n mu; chat concurrency
@@ -133,13 +134,12 @@ def birth_death(lam: float, rates: list[float], theta: float, target_s: float) -
     servers = len(rates)
     if lam <= 0:
         return ErlangA(0.0, 0.0, 1.0, 0.0, 0.0, 0.0, (1.0,) + (0.0,) * servers)
-    if theta <= 0 or any(r <= 0 for r in rates):
+    rate = np.asarray(rates, dtype=float)
+    if theta <= 0 or (rate <= 0).any():
         raise ValueError("service rates and the abandonment rate must be > 0")
     # log pi_n / pi_N for n = 0..N, built down from N: sum of log(lam / rates) above n.
-    log_low = [0.0] * (servers + 1)
-    for n in range(servers, 0, -1):
-        log_low[n - 1] = log_low[n] - math.log(lam / rates[n - 1])
-    served_rate = rates[-1] if rates else 0.0
+    log_low = np.append(-np.cumsum(np.log(lam / rate)[::-1])[::-1], 0.0)
+    served_rate = float(rate[-1]) if servers else 0.0
     # log pi_{N+j} / pi_N for j = 0, 1, ...: once past the peak, stop when negligible. In
     # NumPy, a block of states at a time: a busy desk's chains run to thousands of states,
     # and a plan solves thousands of chains.
@@ -159,13 +159,13 @@ def birth_death(lam: float, rates: list[float], theta: float, target_s: float) -
     log_z = _logsumexp([_logsumexp(log_low),
                         _logsumexp(log_q[1:]) if len(log_q) > 1 else -math.inf])
     queued = np.exp(log_q - log_z)  # pi_{N+j}, j = 0, 1, ...
-    low = [math.exp(v - log_z) for v in log_low]  # pi_n, n = 0..N
+    low = np.exp(log_low - log_z)  # pi_n, n = 0..N
     states = np.arange(len(queued))
     p_wait = float(queued.sum())
     mean_queue = float((states * queued).sum())
     p_abandon = theta * mean_queue / lam
-    in_service_dist = (*low[:-1], p_wait)
-    in_service = sum(n * p for n, p in enumerate(in_service_dist))
+    in_service_dist = (*low[:-1].tolist(), p_wait)
+    in_service = float((np.arange(servers) * low[:-1]).sum()) + servers * p_wait
 
     # P(sum of Exp(S + i theta), i = 1..m, <= t) = I_p(m, b), p = 1 - e^(-theta t),
     # b = S / theta + 1: one minus the first m negative-binomial terms, whose logs are

@@ -21,6 +21,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from tencent_desk.analysis import erlang
 
 
@@ -37,16 +38,14 @@ class Outcome:
     concurrency: float  # mean chats held by a busy agent
 
 
-def total_rates(agents: int, aht_by_chats: Sequence[float]) -> list[float]:
+def total_rates(agents: int, aht_by_chats: Sequence[float]) -> np.ndarray:
     """Total service rate with n = 1 .. agents x slots chats in service, spread evenly.
     ``aht_by_chats[j - 1]``: mean handling time of a chat while its agent holds j chats."""
-    per_chat = [0.0, *(1.0 / h for h in aht_by_chats)]
-    out = []
-    for n in range(1, agents * len(aht_by_chats) + 1):
-        q, r = divmod(n, agents)
-        low = (agents - r) * q * per_chat[q]
-        out.append(low + (r * (q + 1) * per_chat[q + 1] if r else 0.0))
-    return out
+    slots = len(aht_by_chats)
+    # per chat at j = 0 .. slots chats held, and 0 past the last (never reached: r = 0)
+    per_chat = np.concatenate([[0.0], 1.0 / np.asarray(aht_by_chats, dtype=float), [0.0]])
+    q, r = np.divmod(np.arange(1, agents * slots + 1), agents)
+    return (agents - r) * q * per_chat[q] + r * (q + 1) * per_chat[q + 1]
 
 
 def outcome(agents: int, arrivals_per_s: float, aht_by_chats: Sequence[float],
@@ -65,8 +64,8 @@ def _outcome(agents: int, arrivals_per_s: float, aht_by_chats: tuple[float, ...]
     rates = total_rates(agents, aht_by_chats)
     q = erlang.birth_death(arrivals_per_s, rates, 1.0 / patience_s, target_s)
     slots = agents * len(aht_by_chats)
-    dist = q.in_service_dist
-    busy = sum(min(n, agents) * p for n, p in enumerate(dist))
+    dist = np.asarray(q.in_service_dist)
+    busy = float((np.minimum(np.arange(len(dist)), agents) * dist).sum())
     return Outcome(
         agents=agents, service_level=q.service_level, asa_s=q.asa_s, p_abandon=q.p_abandon,
         occupancy=q.in_service / slots if slots else 1.0,
