@@ -306,3 +306,26 @@ def test_summaries_add_up() -> None:
             getattr(both, name).sort_values(keys).reset_index(drop=True), check_dtype=False)
     with pytest.raises(ValueError, match="different service targets"):
         Summary.of(first, 60.0) + Summary.of(rest, 20.0)
+
+
+def test_chats_held_at_each_take() -> None:
+    """The concurrency agents keep, counted at each take: the agent's takes so far minus its
+    ends so far (ties included), a chat not yet ended holding its slot, and another agent's
+    chats never counted, even with an end recorded before its own take."""
+    t0 = pd.Timestamp("2026-03-02 09:00", tz="UTC")
+    at = [(k, pd.Timedelta(seconds=s)) for k, s in ((0, 0), (0, 50), (0, 50), (0, 200),
+                                                     (1, 10), (1, 20))]
+    ends = [100, None, 60, 300, -5, 30]  # b: an end before any take at all
+    sessions = pd.DataFrame({
+        "began_at": [t0 + d for _, d in at], "queued_at": [t0 + d for _, d in at],
+        "assigned_at": [t0 + d for _, d in at],
+        "ended_at": [t0 + pd.Timedelta(seconds=e) if e is not None else pd.NaT
+                     for e in ends],
+        "agent_id": ["a" if k == 0 else "b" for k, _ in at], "agent_group_name": "G",
+        "hold_s": [e - d.total_seconds() if e is not None else np.nan
+                   for (_, d), e in zip(at, ends, strict=True)],
+        "abandoned": False})
+    held = Summary.of(sessions, 60.0).held
+    assert held.groupby("held").chats.sum().to_dict() == {0: 1, 1: 2, 2: 1, 3: 1}
+    # a's chat taken at 200 s, held 100 s, while a still held its unended one
+    assert held.set_index("held").hold_s[2] == 100.0

@@ -119,25 +119,34 @@ def _held(names: list[str], takes: dict[str, np.ndarray]) -> pd.DataFrame:
     agent = np.concatenate([[0], np.cumsum(by_agent[1:] != by_agent[:-1])])
     del by_agent
     start = takes["assigned_us"].astype(np.int64)[order]
-    end = takes["ended_us"].astype(np.int64)[order]
-    # one key per agent and time, agents apart by more than the span of times
-    base = int(start.min())
-    span = int(np.minimum(end, start.max()).max()) - base + 2
+    base, top = int(start.min()), int(start.max()) - int(start.min())
+    # one key per agent and time: an agent's takes at 0 .. top, its ends at -1 .. top + 1
+    # (an end before every take, or none yet, keeps its order to them), agents apart
+    span = top + 3
     keys = agent * span + (start - base)
     del start
-    ends = np.sort(agent * span + np.minimum(end - base, span - 1))
+    end = takes["ended_us"].astype(np.int64)[order]
+    ends = np.sort(agent * span + np.clip(end - base, -1, top + 1))
     del end, agent
+    # every earlier agent's takes and ends both count and cancel out
     held = np.searchsorted(keys, keys, "right") - np.searchsorted(ends, keys, "right")
     del keys, ends
     hold = takes["hold_s"].astype(float)[order]
     day = takes["day"].astype(np.int64)[order]
+    g = takes["g"].astype(np.int64)[order]
     ok = ~np.isnan(hold) & (day != _NEVER)
-    frame = pd.DataFrame({"g": takes["g"].astype(np.int64)[order][ok], "day": day[ok],
-                          "held": held[ok], "hold_s": hold[ok]})
-    out = frame.groupby(["g", "day", "held"], as_index=False).agg(
-        chats=("hold_s", "size"), hold_s=("hold_s", "sum"))
-    out.insert(0, "group", np.asarray(names, dtype=object)[out.pop("g").to_numpy()])
-    return out
+    g, day, held, hold = g[ok], day[ok], held[ok], hold[ok]
+    if not len(hold):
+        return pd.DataFrame({"group": [], "day": [], "held": [], "chats": [], "hold_s": []})
+    # summed per (group, day, held) by one integer key
+    d0, h0 = int(day.min()), int(held.min())
+    nd, nh = int(day.max()) - d0 + 1, int(held.max()) - h0 + 1
+    cells, at = np.unique((g * nd + (day - d0)) * nh + (held - h0), return_inverse=True)
+    return pd.DataFrame({
+        "group": np.asarray(names, dtype=object)[cells // (nd * nh)],
+        "day": cells // nh % nd + d0, "held": cells % nh + h0,
+        "chats": np.bincount(at, minlength=len(cells)),
+        "hold_s": np.bincount(at, weights=hold, minlength=len(cells))})
 
 
 @dataclass(frozen=True)
