@@ -102,6 +102,22 @@ def make_client(url: str | tuple[str, ...], sigs: UserSigProvider | None = None,
 SPREAD = {"pop", "kernel"}
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``pytest -n``: one PostgreSQL server for every worker, started here before
+    them; they take it as a given server (``DESK_TEST_POSTGRES``, inherited), so that it
+    starts once and what is loaded into it once (``pg_shapes``) serves them all."""
+    if (getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput")
+            and not os.environ.get("DESK_TEST_POSTGRES")):
+        from .support import postgres
+
+        stack = contextlib.ExitStack()
+        config.add_cleanup(stack.close)
+        server = stack.enter_context(postgres.running())
+        stack.callback(os.environ.pop, "DESK_TEST_POSTGRES", None)
+        os.environ["DESK_TEST_POSTGRES"] = server.url()
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which names the groups in the node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under ``pytest -n`` (``--dist loadgroup``): a module's tests that share a costly
     module-scoped fixture run on one worker, so that it is built once, not once per worker."""
