@@ -117,7 +117,7 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["DESK_TEST_POSTGRES"] = server.url()
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's, which names the groups in the node ids
+@pytest.hookimpl(tryfirst=True)  # marked before xdist reads the marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under ``pytest -n`` (``--dist loadgroup``): a module's tests that share a costly
     module-scoped fixture run on one worker, so that it is built once, not once per worker."""
@@ -126,3 +126,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if info and any(name not in SPREAD and defs[-1].scope == "module"
                         for name, defs in info.name2fixturedefs.items()):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+            if getattr(config.option, "loadgroup", False):  # on a worker of such a run
+                _name_group(item, item.module.__name__)
+
+
+def _name_group(item: pytest.Item, group: str) -> None:
+    """The group in the node id, where xdist's scheduler reads it (``id@group``). xdist
+    3.8 writes it to ``item._nodeid``, which pytest 9.2's structured ids no longer read:
+    without this every test is scheduled alone (pytest-dev/pytest-xdist#1386)."""
+    from _pytest.nodeid import NodeId
+
+    if "@" not in item.nodeid.rpartition("]")[2]:
+        item._id = NodeId.parse(f"{item.nodeid}@{group}")  # type: ignore[attr-defined]
