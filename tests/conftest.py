@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -102,6 +103,25 @@ def make_client(url: str | tuple[str, ...], sigs: UserSigProvider | None = None,
 SPREAD = {"pop", "kernel"}
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``pytest -n``: one PostgreSQL server for every worker, started here before
+    them; they take it as a given server (``DESK_TEST_POSTGRES``, inherited), so that it
+    starts once and what is loaded into it once (``pg_shapes``) serves them all."""
+    if (getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput")
+            and not os.environ.get("DESK_TEST_POSTGRES")):
+        from .support import postgres
+
+        stack = contextlib.ExitStack()
+        config.add_cleanup(stack.close)
+        try:
+            server = stack.enter_context(postgres.running())
+        except (OSError, RuntimeError, subprocess.CalledProcessError):
+            return  # no server here: each test that needs one says why, as without -n
+        stack.callback(os.environ.pop, "DESK_TEST_POSTGRES", None)
+        os.environ["DESK_TEST_POSTGRES"] = server.url()
+
+
+@pytest.hookimpl(tryfirst=True)  # marked before xdist reads the marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under ``pytest -n`` (``--dist loadgroup``): a module's tests that share a costly
     module-scoped fixture run on one worker, so that it is built once, not once per worker."""
@@ -110,3 +130,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if info and any(name not in SPREAD and defs[-1].scope == "module"
                         for name, defs in info.name2fixturedefs.items()):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+            if getattr(config.option, "loadgroup", False):  # on a worker of such a run
+                _name_group(item, item.module.__name__)
+
+
+def _name_group(item: pytest.Item, group: str) -> None:
+    """The group in the node id, where xdist's scheduler reads it (``id@group``). xdist
+    3.8 writes it to ``item._nodeid``, which pytest 9.2's structured ids no longer read:
+    without this every test is scheduled alone (pytest-dev/pytest-xdist#1386)."""
+    try:
+        from _pytest.nodeid import NodeId
+    except ImportError:  # a pytest before 9.2: xdist's own naming works
+        return
+    if "@" not in item.nodeid.rpartition("]")[2]:
+        item._id = NodeId.parse(f"{item.nodeid}@{group}")  # type: ignore[attr-defined]

@@ -269,16 +269,14 @@ def test_snapshot_carries_the_interval_tables(polled, tmp_path):
 
 
 
-def test_on_postgres_the_same_tables_and_figures(tmp_path, postgres_url, monkeypatch):
+def test_on_postgres_the_same_tables_and_figures(same_morning):
     """The job's morning (callbacks 10% lost, polls, records; three runs) into a DuckDB file
     and into PostgreSQL: the interval tables the server keeps equal the file's, and every
     figure read from the server's intervals on random windows, overall and per group,
     equals the sessions' own figures."""
     from tencent_desk.readers import warehouse
 
-    from .test_postgres import same_morning_on_both
-
-    pop, duck, pg, _runs = same_morning_on_both(tmp_path, postgres_url, monkeypatch)
+    pop, duck, pg = same_morning.pop, same_morning.duck, same_morning.pg
     for name in intervals.TABLES:
         keys = ", ".join(KEYS[name])
         columns = ", ".join(c for (c,) in duck.query(  # each run's id is its own
@@ -290,7 +288,7 @@ def test_on_postgres_the_same_tables_and_figures(tmp_path, postgres_url, monkeyp
         assert len(got) == len(want)
         for a, b in zip(got, want, strict=True):
             assert [pytest.approx(x) if isinstance(x, float) else x for x in a] == list(b)
-    remote = warehouse.Reader(warehouse.destination("postgres", postgres_url), DS)
+    remote = warehouse.Reader(warehouse.destination("postgres", pg.url), DS)
     try:
         con = remote.connection()
         day = datetime.fromtimestamp(pop.config.day_start, UTC)

@@ -71,11 +71,14 @@ CASES = ([(shape, {}, "duckdb") for shape in SHAPES]
          + [(shape, {}, "postgres") for shape in ON_POSTGRES]
          + [("several_days", WINDOW, "postgres")])
 IDS = [s + ("-window" if e else "") + ("" if d == "duckdb" else f"-{d}") for s, e, d in CASES]
-# The cases whole Jupyter kernels run each notebook on: a DuckDB file with callbacks,
-# records and the simulator's truth; several days from PostgreSQL; nothing complete at all.
-# Every case runs every notebook's cells in this process (test_notebook_draws), where a
-# kernel's start and imports do not cost seconds each.
-IN_KERNEL = ["one_day", "several_days-window-postgres", "failed_only"]
+# Each notebook in a whole Jupyter kernel once, the three kinds of case between them: a
+# DuckDB file with callbacks, records and the simulator's truth; several days from
+# PostgreSQL; nothing complete at all (the planning notebook's forecast in a kernel:
+# test_planning_notebook_on_weeks). Every case runs every notebook's cells in this process
+# (test_notebook_draws), where a kernel's start and imports do not cost seconds each.
+IN_KERNEL = [("queue", "one_day"), ("agent_occupancy", "several_days-window-postgres"),
+             ("staffing", "failed_only"), ("records", "several_days-window-postgres"),
+             ("planning", "one_day")]
 
 
 def _read_case(shape: str, env: dict[str, str], destination: str,
@@ -133,7 +136,7 @@ def test_notebook_draws(name: str, shape: str, env: dict[str, str], destination:
     # make check's one notebook on one shape
     pytest.param(name, *CASES[IDS.index(case)], id=f"{name}-{case}",
                  marks=[pytest.mark.check] if (name, case) == ("queue", "one_day") else [])
-    for case in IN_KERNEL for name in NAMES])
+    for name, case in IN_KERNEL])
 def test_notebook_runs_in_jupyter(name: str, shape: str, env: dict[str, str],
                                   destination: str, request: pytest.FixtureRequest,
                                   kernel: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,10 +7,8 @@ is never written anywhere; ``publish`` and the example pipeline on a server.
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -20,54 +18,15 @@ import pytest
 from tencent_desk.analysis import event_metrics, record_metrics, timeline_metrics
 from tencent_desk.analysis import poll_metrics as metrics
 from tencent_desk.cli import main
-from tencent_desk.core.clock import VirtualClock
-from tencent_desk.intake.receiver import Receiver, ReceiverConfig
 from tencent_desk.job import destination
 from tencent_desk.readers import warehouse
 from tencent_desk.readers.snapshot import Reader
-from tencent_desk.run.runner import RunOptions, run
-from tencent_desk.simulator import (
-    Population,
-    PopulationConfig,
-    SimulatorApp,
-    SimulatorConfig,
-    serve_in_thread,
-)
-from tencent_desk.simulator.callbacks import Knobs, Sender, plan
 
-from .support import cli, postgres
-from .support.harness import ADMIN, SDKAPPID, SECRET_KEY, closed_port
+from .support import cli, morning, postgres
+from .support.harness import closed_port
 from .support.targets import Target
 
-HOURS = (9.0, 10.0, 11.5)
 CREDENTIALS = "DESTINATION__POSTGRES__CREDENTIALS"
-
-
-def _day(target: Target, pop: Population) -> list[dict]:
-    """A morning into ``target``: callbacks (10% lost) through the spool, polls of the
-    sessions known from them, and session records, in three runs."""
-    day = pop.config.day_start
-    clock = VirtualClock(day + HOURS[0] * 3600)
-    app = SimulatorApp(pop, SimulatorConfig(SDKAPPID, ADMIN, SECRET_KEY), model_clock=clock)
-    receiver = Receiver(ReceiverConfig(SDKAPPID, target.spool, seal_after_s=0.05))
-    pending = plan(pop, Knobs(lost=0.1, seed=4))
-    rows = []
-    with serve_in_thread(app) as api, serve_in_thread(receiver) as listener:
-        sender = Sender(listener + "/cb", SDKAPPID)
-        for hour in HOURS:
-            t = day + hour * 3600
-            clock.set(t)
-            asyncio.run(sender.send([c for c in pending if c.send_at <= t]))
-            pending = [c for c in pending if c.send_at > t]
-            while any(target.spool.glob("active-*")):
-                time.sleep(0.02)
-            rows.append(run(RunOptions(
-                seed=None, **target.options(), pipelines_dir=str(target.folder / "dlt"),
-                overrides={"api_url": api, "sdkappid": SDKAPPID, "identifier": ADMIN,
-                           "secret_key": SECRET_KEY, "max_qps": 5000, "max_concurrency": 16,
-                           "records": True, "records_since": 4 * 3600},
-                progress=False), clock=clock))
-    return rows
 
 
 def _timeline(target: Target, columns: list[str]) -> list[tuple]:
@@ -76,25 +35,10 @@ def _timeline(target: Target, columns: list[str]) -> list[tuple]:
     return [tuple(v.timestamp() if isinstance(v, datetime) else v for v in r) for r in got]
 
 
-def same_morning_on_both(tmp_path, postgres_url, monkeypatch):
-    """The job's morning (:func:`_day`) into a DuckDB file and into PostgreSQL: the
-    population, both targets and each one's runs rows."""
-    monkeypatch.setenv(CREDENTIALS, postgres_url)
-    pop = Population(PopulationConfig(seed=3, sessions_per_day=1500, agents=5))
-    duck = Target("duckdb", tmp_path / "duck")
-    pg = Target("postgres", tmp_path / "pg", postgres_url)
-    loaded = []
-    for target in (duck, pg):
-        target.folder.mkdir()
-        loaded.append(_day(target, pop))
-        assert all(r["status"] == "complete" for r in loaded[-1])
-    return pop, duck, pg, loaded
-
-
-def test_the_timeline_on_postgres_equals_the_one_in_duckdb(tmp_path, postgres_url,
-                                                           monkeypatch):
-    _pop, duck, pg, loaded = same_morning_on_both(tmp_path, postgres_url, monkeypatch)
-    for runs in loaded:
+def test_the_timeline_on_postgres_equals_the_one_in_duckdb(same_morning):
+    duck, pg = same_morning.duck, same_morning.pg
+    for runs in same_morning.loaded:
+        assert all(r["status"] == "complete" for r in runs)
         assert runs[-1]["records"] > 0 and runs[-1]["events_loaded"] > 0
     columns = [r[0] for r in duck.query(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = "
@@ -107,9 +51,9 @@ def test_the_timeline_on_postgres_equals_the_one_in_duckdb(tmp_path, postgres_ur
     assert _timeline(pg, columns) == want
     # kept up to date run by run: the last run rewrote only what it touched
     assert pg.query("SELECT count(DISTINCT run_id) FROM tencent_desk.session_timeline") == [
-        (len(HOURS),)]
+        (len(morning.HOURS),)]
     # the notebooks' figures read from the server equal those read from the DuckDB snapshot
-    remote = warehouse.Reader(warehouse.destination("postgres", postgres_url), "tencent_desk")
+    remote = warehouse.Reader(warehouse.destination("postgres", pg.url), "tencent_desk")
     local = Reader(duck.database).connection()
     for figure in (metrics.complete_runs, metrics.waits, metrics.wait_outcomes,
                    metrics.demand_per_interval, event_metrics.events_per_interval,

@@ -27,6 +27,7 @@ from tencent_desk.simulator import (
 
 from .conftest import ADMIN, SDKAPPID, SECRET_KEY, Sim
 from .polled_day import poll_day
+from .support.fixtures import built_once
 from .support.run_by_run import load_run_by_run
 
 DS = "tencent_desk"
@@ -49,31 +50,40 @@ def truth(pop: Population) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("session_id")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def polled(tmp_path_factory) -> tuple[Population, Path]:
     """A morning polled every minute, in the job's layout (polled_at in model time, as the
-    job stamps it with the simulator's clock)."""
+    job stamps it with the simulator's clock). Built once per run (``built_once``) for this
+    module's tests and the intervals': read only, a test keeping a timeline works on a copy
+    (:func:`own`)."""
     pop = Population(PopulationConfig(seed=5, sessions_per_day=3000, agents=7))
-    app = SimulatorApp(pop, SimulatorConfig(SDKAPPID, ADMIN, SECRET_KEY),
-                       model_clock=VirtualClock(pop.config.day_start))
-    db = tmp_path_factory.mktemp("polls") / "desk.duckdb"
-    with serve_in_thread(app) as url:
-        poll_day(Sim(app, url), db, START_H, END_H, 60)
-    with duckdb.connect(str(db)) as con:
-        con.execute(f"UPDATE {DS}.session_states s SET polled_at = r.started_at "
-                    f"FROM {DS}.runs r WHERE s.run_id = r.run_id")
-        con.execute(f"ALTER TABLE {DS}.runs ADD COLUMN _dlt_load_id VARCHAR")
-        con.execute(f"UPDATE {DS}.runs SET _dlt_load_id = run_id")
-    return pop, db
+
+    def build(folder: Path) -> None:
+        app = SimulatorApp(pop, SimulatorConfig(SDKAPPID, ADMIN, SECRET_KEY),
+                           model_clock=VirtualClock(pop.config.day_start))
+        with serve_in_thread(app) as url:
+            poll_day(Sim(app, url), folder / "desk.duckdb", START_H, END_H, 60)
+        with duckdb.connect(str(folder / "desk.duckdb")) as con:
+            con.execute(f"UPDATE {DS}.session_states s SET polled_at = r.started_at "
+                        f"FROM {DS}.runs r WHERE s.run_id = r.run_id")
+            con.execute(f"ALTER TABLE {DS}.runs ADD COLUMN _dlt_load_id VARCHAR")
+            con.execute(f"UPDATE {DS}.runs SET _dlt_load_id = run_id")
+
+    return pop, built_once(tmp_path_factory, "polled-morning", build) / "desk.duckdb"
+
+
+def own(db: Path, folder: Path) -> Path:
+    """A copy of the polled morning in ``folder``, for a test to write in."""
+    return Path(shutil.copy(db, folder / "own.duckdb"))
 
 
 def frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return con.execute(f"SELECT * FROM {DS}.{timeline.TABLE}").df().set_index("session_id")
 
 
-def test_polls_alone_bound_every_time(polled):
+def test_polls_alone_bound_every_time(polled, tmp_path):
     pop, db = polled
-    with duckdb.connect(str(db)) as con:
+    with duckdb.connect(str(own(db, tmp_path))) as con:
         assert timeline.upkeep(con, DS) > 100
         got = frame(con)
     true = truth(pop).reindex(got.index)
@@ -97,7 +107,7 @@ def test_upkeep_run_by_run_equals_one_upkeep(polled, tmp_path):
     """Upkeep after every run gives the same timeline as one upkeep over everything, and a
     run with nothing new rewrites nothing."""
     _pop, db = polled
-    with duckdb.connect(str(db)) as con:
+    with duckdb.connect(str(own(db, tmp_path))) as con:
         timeline.upkeep(con, DS)
         once = frame(con).drop(columns=["run_id", "day"])
     inc = tmp_path / "inc.duckdb"
@@ -108,11 +118,11 @@ def test_upkeep_run_by_run_equals_one_upkeep(polled, tmp_path):
     pd.testing.assert_frame_equal(step.sort_index(), once.sort_index(), check_like=True)
 
 
-def test_polls_alone_figures_hold_the_truth(polled):
+def test_polls_alone_figures_hold_the_truth(polled, tmp_path):
     """Polls every 60 s alone: the true speed of answer, handling time and service level
     lie within their bounds, and the median speed of answer is bounded within 2 minutes."""
     pop, db = polled
-    with duckdb.connect(str(db)) as con:
+    with duckdb.connect(str(own(db, tmp_path))) as con:
         timeline.upkeep(con, DS)
         df = tm.sessions(con)
     true = truth(pop).reindex(df.set_index("session_id").index)
@@ -148,8 +158,6 @@ def _with_sources(polled_db: Path, out: Path, pop: Population, *, lost: float,
     shutil.copy(polled_db, out)
     end = pop.config.day_start + END_H * 3600
     with duckdb.connect(str(out)) as con:
-        for table in (timeline.TABLE, timeline.STATE_TABLE):  # built by other tests
-            con.execute(f"DROP TABLE IF EXISTS {DS}.{table}")
         ((last,),) = con.execute(f"SELECT max(run_id) FROM {DS}.runs").fetchall()
         rows = [events.to_record(json.loads(cb.body), cb.request_id, int(cb.send_at * 1000))
                 for cb in callbacks.plan(pop, callbacks.Knobs(lost=lost, seed=3))

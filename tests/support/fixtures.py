@@ -96,6 +96,18 @@ def demo_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
                       lambda folder: build_demo_day(folder / "demo.duckdb")) / "demo.duckdb"
 
 
+@pytest.fixture(scope="session")
+def same_morning(postgres_server, tmp_path_factory: pytest.TempPathFactory):
+    """The job's morning on both destinations (``morning.py``), built once per run: the
+    tests comparing them only read it."""
+    from . import morning
+
+    url = postgres_server.url("same_morning")
+    folder = built_once(tmp_path_factory, "same-morning", lambda folder: morning.build(
+        folder, postgres_server.create_database("same_morning")))
+    return morning.read(folder, url)
+
+
 class Built(dict[str, Any]):
     """Shapes made on first use, once per session: a test that needs one shape (``make
     check``'s notebook) does not wait for the others."""
@@ -132,13 +144,18 @@ def shapes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 def pg_shapes(shapes: Built, request: pytest.FixtureRequest,
               tmp_path_factory: pytest.TempPathFactory) -> Built:
     """Shapes (``ON_POSTGRES`` of ``tests/nb_fixture.py``) loaded into PostgreSQL by dlt,
-    one database each: their URLs."""
+    one database each: their URLs. Under ``pytest -n`` the workers share one server
+    (``tests/conftest.py``): each shape is loaded once per run (:func:`built_once`)."""
     from .warehouse import copy_dataset
 
     def make(name: str) -> str:
-        url = request.getfixturevalue("postgres_server").create_database(f"nb_{name}")
-        copy_dataset(shapes[name], "postgres", url,
-                     pipelines_dir=tmp_path_factory.mktemp(f"dlt_{name}"))
-        return url
+        server, database = request.getfixturevalue("postgres_server"), f"nb_{name}"
+
+        def build(folder: Path) -> None:
+            copy_dataset(shapes[name], "postgres", server.create_database(database),
+                         pipelines_dir=folder / "dlt")
+
+        built_once(tmp_path_factory, f"pg-shape-{name}", build)
+        return server.url(database)
 
     return Built(make)
