@@ -112,7 +112,7 @@ if ahead is not None:
 checked = []
 for day in days:
     try:
-        plan = make_plan(summed, [day], PARAMS)
+        plan = make_plan(summed, [day], PARAMS, erlang_too=False)  # shown against actual only
     except PlanError as exc:
         print(f"{day:%Y-%m-%d}: not planned: {exc}")
         continue

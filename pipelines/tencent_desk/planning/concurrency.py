@@ -17,7 +17,6 @@ only, not even Erlang A.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -87,8 +86,8 @@ def agents_required(arrivals_per_s: float, aht_by_chats: Sequence[float], patien
         cache[n] = o = outcome(n, arrivals_per_s, aht_by_chats, patience_s, target_s)
         return o.service_level >= target_sl and o.occupancy <= max_occupancy + 1e-12
 
-    # a guess near the answer: the load at full concurrency over the slots of an agent
-    slots = len(aht_by_chats)
-    n = erlang.smallest(meets, 1, math.ceil(arrivals_per_s * aht_by_chats[-1] / slots))
+    # a start near the answer: the load at full concurrency, in agents
+    load = arrivals_per_s * aht_by_chats[-1] / len(aht_by_chats)
+    n = erlang.smallest(meets, 1, erlang.square_root_staffing(load))
     return cache[n] if n in cache else outcome(n, arrivals_per_s, aht_by_chats, patience_s,
                                                target_s)

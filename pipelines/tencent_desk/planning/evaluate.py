@@ -27,7 +27,8 @@ def plan_vs_actual(plan: pd.DataFrame, history: Summary, params: Params) -> pd.D
     for group, g in got.groupby("group"):
         came = pd.DataFrame({"forecast": g.arrivals.to_numpy(), "lo": np.nan, "hi": np.nan},
                             index=pd.DatetimeIndex(g.interval_start))
-        needed[g.index] = staff(history, str(group), came, params, origin).agents.to_numpy()
+        needed[g.index] = staff(history, str(group), came, params, origin,
+                                erlang_too=False).agents.to_numpy()
     got["agents_needed"] = needed
     return got
 

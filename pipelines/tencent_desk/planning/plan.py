@@ -79,11 +79,13 @@ def check_history(days: pd.DatetimeIndex, before: pd.Timestamp) -> None:
 
 def make_plan(history: Summary, days: list[pd.Timestamp], params: Params,
               groups: list[str] | None = None, now: pd.Timestamp | None = None,
-              history_until: pd.Timestamp | None = None) -> pd.DataFrame:
+              history_until: pd.Timestamp | None = None, erlang_too: bool = True
+              ) -> pd.DataFrame:
     """The plan for ``days`` (UTC midnights) from the sessions of ``history`` before the
     first of them (or before ``history_until``, a midnight: whole days only, as a day still
     going on would look quiet in its evening); with ``now`` (intraday, on the first day):
-    the rest of that day, updated from the arrivals between its midnight and ``now``."""
+    the rest of that day, updated from the arrivals between its midnight and ``now``.
+    ``erlang_too``: Erlang C's and A's agents too (without, their columns are empty)."""
     origin = min(days[0], history_until) if history_until is not None else days[0]
     data_days = history.data_days(before=origin)
     check_history(data_days, origin)
@@ -103,7 +105,7 @@ def make_plan(history: Summary, days: list[pd.Timestamp], params: Params,
         pred = fc.forecast(series, at, params.method, params.weeks, cv2)
         if now is not None:
             pred = _intraday(pred, history, group, day_one, now, params.freq, cv2)
-        out.append(staff(history, group, pred, params, origin))
+        out.append(staff(history, group, pred, params, origin, erlang_too))
     frame = pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=COLUMNS)
     return frame[COLUMNS]
 
@@ -137,11 +139,12 @@ def slot_handling(mine: Summary, params: Params
 
 
 def staff(history: Summary, group: str, pred: pd.DataFrame, params: Params,
-          origin: pd.Timestamp) -> pd.DataFrame:
+          origin: pd.Timestamp, erlang_too: bool = True) -> pd.DataFrame:
     """Agents per interval for one group's forecast ``pred`` (columns forecast, lo, hi,
     indexed by interval start), with handling and patience from the group's sessions of
-    the ``params.weeks`` weeks before ``origin``. Any forecast: the benchmark feeds it the
-    simulator's expected rates for the oracle plan."""
+    the ``params.weeks`` weeks before ``origin``; with ``erlang_too``, Erlang C's and A's
+    agents beside them. Any forecast: the benchmark feeds it the simulator's expected
+    rates for the oracle plan."""
     mine = history.window(group, origin - pd.Timedelta(weeks=params.weeks), origin)
     patience_s = min(fc.patience(*mine.waited()).mean_s, MAX_PATIENCE_S)
     handling = slot_handling(mine, params)
@@ -159,11 +162,11 @@ def staff(history: Summary, group: str, pred: pd.DataFrame, params: Params,
             demand = _Demand(f.forecast / (params.interval_min * 60.0), aht,
                              tuple(aht_by_chats), patience_s)
             demands[len(rows)] = demand
-            row.update(_requirement(demand, params))
+            row.update(_requirement(demand, params, erlang_too))
         rows.append(row)
     frame = pd.DataFrame(rows, columns=COLUMNS)
     if params.target_per == "day":
-        _over_days(frame, demands, params)
+        _over_days(frame, demands, params, MODELS if erlang_too else MODELS[:1])
     return frame
 
 
@@ -182,17 +185,19 @@ class _Demand:
         return self.rate * self.aht_s
 
 
-def _requirement(d: _Demand, params: Params) -> dict[str, object]:
+def _requirement(d: _Demand, params: Params, erlang_too: bool) -> dict[str, object]:
     """The concurrency model's agents for one interval, and Erlang C's and A's."""
     o = concurrency.agents_required(d.rate, d.aht_by_chats, d.patience_s, params.target_s,
                                     params.target_sl, params.max_occupancy)
+    if not erlang_too:
+        return _predicted(o, params)
     slots = len(d.aht_by_chats)
-    c_slots = erlang.agents_needed(d.load, d.aht_s, params.target_s, params.target_sl)
-    a_slots = erlang.agents_needed(d.load, d.aht_s, params.target_s, params.target_sl,
-                                   patience_s=d.patience_s)
     return {**_predicted(o, params),
-            "erlang_c_agents": math.ceil(round(c_slots / slots, 9)),
-            "erlang_a_agents": math.ceil(round(a_slots / slots, 9))}
+            "erlang_c_agents": erlang.agents_needed(
+                d.load, d.aht_s, params.target_s, params.target_sl, servers_per_agent=slots),
+            "erlang_a_agents": erlang.agents_needed(
+                d.load, d.aht_s, params.target_s, params.target_sl, patience_s=d.patience_s,
+                servers_per_agent=slots)}
 
 
 def _predicted(o: concurrency.Outcome, params: Params) -> dict[str, object]:
@@ -230,7 +235,8 @@ def _level(model: Model, day: list[_Demand], target_s: float) -> day_target.Leve
     return lambda i, n: model(day[i], n, target_s)
 
 
-def _over_days(plan: pd.DataFrame, demands: dict[int, _Demand], params: Params) -> None:
+def _over_days(plan: pd.DataFrame, demands: dict[int, _Demand], params: Params,
+               models: tuple[tuple[str, Model], ...]) -> None:
     """Each model's agents in ``plan`` trimmed to the target over each day (its rows
     ``demands`` has), weighted by the forecast (:func:`day_target.trim_to_day`); the
     predicted columns follow the concurrency model's agents."""
@@ -240,7 +246,7 @@ def _over_days(plan: pd.DataFrame, demands: dict[int, _Demand], params: Params) 
         arrivals = plan.loc[ks, "forecast"].astype(float).tolist()
         day = [demands[k] for k in ks]
         before = plan.loc[ks, "agents"].copy()
-        for column, model in MODELS:
+        for column, model in models:
             plan.loc[ks, column] = day_target.trim_to_day(
                 plan.loc[ks, column].astype(int).tolist(), arrivals,
                 _level(model, day, params.target_s), params.target_sl, params.max_occupancy)
