@@ -26,7 +26,8 @@
 #
 # `DESK_DUCKDB` / `DESK_DESTINATION`, `DESK_DATASET`: the data, as in every notebook.
 # `DESK_FROM`, `DESK_TO`: the days to check plans against (default the latest day with
-# data); the forecast shown is for the day after. `DESK_TARGET` (default `0.8:60`),
+# data; of a window longer than five days, its latest day); the forecast shown is for the
+# day after. `DESK_TARGET` (default `0.8:60`),
 # `DESK_INTERVAL` (minutes: 15, 30, 60; default 30).
 
 # %%
@@ -45,7 +46,7 @@ from tencent_desk.notebook import describe, open_desk, time_axis
 from tencent_desk.planning import concurrency, evaluate, history
 from tencent_desk.planning.plan import Params, PlanError, make_plan, parse_target
 
-desk = open_desk()
+desk = open_desk(period=False)  # plans the latest day of a long window; draws no period
 print(describe(desk))
 share, seconds = parse_target(os.environ.get("DESK_TARGET", "0.8:60"))
 PARAMS = Params(int(os.environ.get("DESK_INTERVAL", "30")), share, seconds)

@@ -393,10 +393,12 @@ def _utc(times: pd.Index | pd.Series | list) -> pd.DatetimeIndex:
     return index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
 
 
-def open_desk() -> Desk:
+def open_desk(period: bool = True) -> Desk:
     """The window (``DESK_FROM``, ``DESK_TO``, ``DESK_COMPARE``) of the database's snapshot
     (or of a server destination: ``DESK_DESTINATION``), one app of several (``DESK_APP``),
-    its dataset (``DESK_DATASET``), and plot defaults."""
+    its dataset (``DESK_DATASET``), and plot defaults. ``period=False``: a long window's
+    latest day only, without the reader of its interval tables (a notebook that draws no
+    period)."""
     import matplotlib
 
     if "ipykernel" not in sys.modules:
@@ -436,9 +438,10 @@ def open_desk() -> Desk:
     day = datetime(inside[-1].year, inside[-1].month, inside[-1].day, tzinfo=UTC)
     desk = _open(where, dataset, Window(max(day, win.since), min(day + DAY, win.until)),
                  sdkappid, latest)
-    desk.period = win
-    desk.period_source = windowed(where, dataset, win.since, win.until, sdkappid,
-                                  intervals.TABLES)
+    if period:
+        desk.period = win
+        desk.period_source = windowed(where, dataset, win.since, win.until, sdkappid,
+                                      intervals.TABLES)
     return desk
 
 
