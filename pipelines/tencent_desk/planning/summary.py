@@ -113,13 +113,16 @@ def _takes(con: duckdb.DuckDBPyConnection, s: str, params: list[object] | None
     return group.dictionary.to_pylist(), {**arrays, "g": group.indices.to_numpy()}
 
 
+_NO_TAKES = pd.DataFrame({"group": [], "day": [], "held": [], "chats": [], "hold_s": []})
+
+
 def _held(names: list[str], takes: dict[str, np.ndarray]) -> pd.DataFrame:
     """Per group, day and chats held by the agent just after a take (its takes so far minus
     its ends so far, ties included): chats and their hold_s. In NumPy over the takes sorted
     by agent and time, where DuckDB's window (or its sort) over millions of them took
     seconds and hundreds of MB."""
     if not len(takes["assigned_us"]):
-        return pd.DataFrame({"group": [], "day": [], "held": [], "chats": [], "hold_s": []})
+        return _NO_TAKES.copy()
     order = np.lexsort((takes["assigned_us"], takes["agent"]))
     by_agent = takes["agent"][order]
     agent = np.concatenate([[0], np.cumsum(by_agent[1:] != by_agent[:-1])])
@@ -143,7 +146,7 @@ def _held(names: list[str], takes: dict[str, np.ndarray]) -> pd.DataFrame:
     ok = ~np.isnan(hold) & (day != _NEVER)
     g, day, held, hold = g[ok], day[ok], held[ok], hold[ok]
     if not len(hold):
-        return pd.DataFrame({"group": [], "day": [], "held": [], "chats": [], "hold_s": []})
+        return _NO_TAKES.copy()
     # summed per (group, day, held) by one integer key: a few thousand cells, counted
     d0, h0 = int(day.min()), int(held.min())
     nd, nh = int(day.max()) - d0 + 1, int(held.max()) - h0 + 1
