@@ -214,7 +214,8 @@ def test_no_log_record_or_error_carries_the_usersig_or_key(simulator, caplog, tr
     sim = simulator(http_502=0.2, drop=0.1, seed=9)
     client = make_client(sim.url, max_attempts=10, transport=transport)
     sigs = client._sigs
-    with caplog.at_level(logging.DEBUG):
+    # httpx's own level too: a CLI run in this worker before (cli.setup_logging) quiets it
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="httpx"):
         answers = _ask(client, [Key(session_id=f"s{i}") for i in range(30)])
     secrets = (*sigs.secrets(), SECRET_KEY)
     text = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
