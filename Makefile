@@ -45,7 +45,8 @@ check: install lint
 # The suite on TEST_WORKERS processes (pytest-xdist): a module's tests that share a costly
 # fixture stay on one (tests/conftest.py); `make test TEST_WORKERS=1` runs them in one.
 # Three on 2 cores: a third worker fills the time the others wait on child processes
-# (measured on a quiet fresh clone: 6:58 with 3, 7:29 with 2).
+# (quiet fresh clones: make test 5:42 and 6:08 with 3, pytest 326 and 351 s; pytest 360 s
+# with 4 in the second clone).
 TEST_WORKERS ?= 3
 test: install lint browser
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
