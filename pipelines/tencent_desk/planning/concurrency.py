@@ -80,14 +80,14 @@ def agents_required(arrivals_per_s: float, aht_by_chats: Sequence[float], patien
         raise ValueError("target_sl must be in (0, 1) and max_occupancy in (0, 1]")
     if arrivals_per_s <= 0:
         return Outcome(0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    cache: dict[int, Outcome] = {}
+
+    def at(n: int) -> Outcome:  # cached (_outcome): the search's answer is not solved twice
+        return outcome(n, arrivals_per_s, aht_by_chats, patience_s, target_s)
 
     def meets(n: int) -> bool:
-        cache[n] = o = outcome(n, arrivals_per_s, aht_by_chats, patience_s, target_s)
+        o = at(n)
         return o.service_level >= target_sl and o.occupancy <= max_occupancy + 1e-12
 
     # a start near the answer: the load at full concurrency, in agents
     load = arrivals_per_s * aht_by_chats[-1] / len(aht_by_chats)
-    n = erlang.smallest(meets, 1, erlang.square_root_staffing(load))
-    return cache[n] if n in cache else outcome(n, arrivals_per_s, aht_by_chats, patience_s,
-                                               target_s)
+    return at(erlang.smallest(meets, 1, erlang.square_root_staffing(load)))

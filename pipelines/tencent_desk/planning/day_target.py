@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 Level = Callable[[int, int], tuple[float, float]]
 
 
-
 def day_service_level(agents: Sequence[int], arrivals: Sequence[float], level: Level) -> float:
     """The day's service level: each interval's, weighted by its expected arrivals (1 for
     a day expecting none)."""

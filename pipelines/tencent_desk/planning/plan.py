@@ -99,27 +99,27 @@ def make_plan(history: Summary, days: list[pd.Timestamp], params: Params,
         d, d + pd.Timedelta(days=1), freq=params.freq, inclusive="left")])
     out = []
     day_one = days[0]
+    # intraday: today's arrivals so far, every group's, counted once
+    so_far = None if now is None else _arrived(history, day_one, now, params.freq)
     for group in groups or known:
         series = counts[group] if group in counts else pd.Series(np.nan, counts.index)
         cv2 = fc.day_variance(series)
         pred = fc.forecast(series, at, params.method, params.weeks, cv2)
-        if now is not None:
-            pred = _intraday(pred, history, group, day_one, now, params.freq, cv2)
+        if so_far is not None:
+            observed = so_far[group] if group in so_far else pd.Series(0.0, so_far.index)
+            pred, _ = fc.intraday(pred[pred.index < day_one + pd.Timedelta(days=1)],
+                                  observed, cv2)
         out.append(staff(history, group, pred, params, origin, erlang_too))
     frame = pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=COLUMNS)
     return frame[COLUMNS]
 
 
-def _intraday(pred: pd.DataFrame, history: Summary, group: str, day: pd.Timestamp,
-              now: pd.Timestamp, freq: str, cv2: float) -> pd.DataFrame:
-    """The rest of ``day`` from ``now`` (floored to the interval), updated from today's
-    arrivals so far."""
-    cut = now.floor(freq)
-    so_far = history.counts(freq, pd.DatetimeIndex([day]))
-    so_far = so_far[so_far.index < cut]
-    observed = so_far[group] if group in so_far else pd.Series(0.0, so_far.index)
-    rest, _ = fc.intraday(pred[pred.index < day + pd.Timedelta(days=1)], observed, cv2)
-    return rest
+def _arrived(history: Summary, day: pd.Timestamp, now: pd.Timestamp,
+             freq: str) -> pd.DataFrame:
+    """Each group's arrivals on ``day`` before ``now`` (floored to the interval): what the
+    rest of an intraday plan is updated from."""
+    counts = history.counts(freq, pd.DatetimeIndex([day]))
+    return counts[counts.index < now.floor(freq)]
 
 
 def slot_handling(mine: Summary, params: Params
