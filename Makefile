@@ -77,7 +77,7 @@ bench: install
 	$(PY) benchmarks/bench_plan_replay.py
 
 soak: install  # a day of minute-by-minute runs of the real CLI (hours on 2 cores)
-	$(PY) benchmarks/soak.py --runs 1440
+	$(PY) benchmarks/soak.py --runs 1440 --start-hour 12
 
 notebooks: install  # refresh each .ipynb from its reviewed py:percent script
 	$(VENV)/bin/jupytext --sync notebooks/*.py

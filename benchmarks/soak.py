@@ -2,11 +2,14 @@
 its figures: each run's time, the job's max RSS, the receiver's RSS and open fds, the
 snapshot's files (on disk; current; retired, kept for readers of older snapshots), the last
 100 runs against the first 100 after warm-up (a quarter of the runs each when fewer than
-220 ran). Warm-up: 10 runs, or the runs of one retention and one compaction cycle when
+220 ran). The day runs from noon to noon, across midnight, so that the two windows have
+the same activity (an hour's retired files follow the hour's publishes, a quarter as
+many at night as in the afternoon) and what they compare is growth with runs alone; a
+soak from midnight compares the night with the evening. Warm-up: 10 runs, or the runs of one retention and one compaction cycle when
 longer (before retention first removes anything the retired files can only grow). Prints a
 Markdown section for RESULTS.md.
 
-    .venv/bin/python benchmarks/soak.py --runs 1440
+    .venv/bin/python benchmarks/soak.py --runs 1440 --start-hour 12
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ def ratios(series: list[float], warm: int) -> tuple[float, float, float]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--runs", type=int, default=1440)
-    p.add_argument("--start-hour", type=float, default=0.0)
+    p.add_argument("--start-hour", type=float, default=12.0,
+                   help="the simulated hour of the first run (default noon)")
     p.add_argument("--retention", type=float, default=3600.0,
                    help="the snapshot's retention, simulated seconds (default an hour)")
     args = p.parse_args()

@@ -120,11 +120,15 @@ def proc_figures(pid: int) -> tuple[int, int]:
 def soak(folder: Path, runs: int, start_h: float = 8.0, sessions: int = 3000,
          every_s: float = 60.0, records_every: int = 60, retain_s: float = 3600.0,
          progress: Callable[[int, str], None] | None = None) -> Figures:
-    """``runs`` runs, one every ``every_s`` simulated seconds from ``start_h``; session
+    """``runs`` runs, one every ``every_s`` simulated seconds from ``start_h`` (on, into the
+    next day when the runs last past midnight); session
     records loaded after every ``records_every``-th run (an hour of minute runs); the
     snapshot's replaced files kept ``retain_s`` simulated seconds (an hour: 60 runs).
     ``progress(n, line)``: each run's figures, as they come."""
-    pop = Population(PopulationConfig(seed=17, sessions_per_day=sessions, agents=8))
+    # the population spans every simulated hour the runs reach, past midnight if need be
+    hours = max(24.0, start_h + runs * every_s / 3600 + 1)
+    pop = Population(PopulationConfig(seed=17, sessions_per_day=sessions, agents=8,
+                                      hours=hours))
     day = pop.config.day_start
     clock = VirtualClock(day + start_h * 3600)
     app = SimulatorApp(pop, SimulatorConfig(SDKAPPID, ADMIN, SECRET_KEY, seed=3, **FAULTS),
