@@ -5,9 +5,9 @@ snapshot's files (on disk; current; retired, kept for readers of older snapshots
 220 ran). The day runs from noon to noon, across midnight, so that the two windows have
 the same activity (an hour's retired files follow the hour's publishes, a quarter as
 many at night as in the afternoon) and what they compare is growth with runs alone; a
-soak from midnight compares the night with the evening. Warm-up: 10 runs, or the runs of one retention and one compaction cycle when
-longer (before retention first removes anything the retired files can only grow). Prints a
-Markdown section for RESULTS.md.
+soak from midnight compares the night with the evening. Warm-up: 10 runs, or the runs of
+one retention and one compaction cycle when longer (before retention first removes
+anything the retired files can only grow). Prints a Markdown section for RESULTS.md.
 
     .venv/bin/python benchmarks/soak.py --runs 1440 --start-hour 12
 """

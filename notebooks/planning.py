@@ -44,7 +44,8 @@ from IPython.display import display
 from tencent_desk.analysis import erlang
 from tencent_desk.notebook import describe, open_desk, time_axis
 from tencent_desk.planning import concurrency, evaluate, history
-from tencent_desk.planning.plan import Params, PlanError, make_plan, parse_target
+from tencent_desk.planning.choices import PlanError, parse_target
+from tencent_desk.planning.plan import Params, make_plan
 
 desk = open_desk(period=False)  # plans the latest day of a long window; draws no period
 print(describe(desk))

@@ -16,7 +16,8 @@ from tencent_desk.analysis import erlang as e
 from tencent_desk.planning import concurrency as cc
 from tencent_desk.planning import evaluate
 from tencent_desk.planning import forecast as fc
-from tencent_desk.planning.plan import Params, PlanError, make_plan, parse_target
+from tencent_desk.planning.choices import PlanError, parse_target
+from tencent_desk.planning.plan import Params, make_plan
 from tencent_desk.planning.summary import Summary
 
 from .support import seasonal

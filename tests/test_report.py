@@ -27,8 +27,9 @@ from tencent_desk.models import intervals, snapshot
 from tencent_desk.readers.snapshot import Reader
 from tencent_desk.report import period as periods
 from tencent_desk.report import targets
-from tencent_desk.report.figures import Source, gather
+from tencent_desk.report.figures import gather
 from tencent_desk.report.period import Period, PeriodError
+from tencent_desk.report.source import Source
 from tencent_desk.report.targets import Targets
 from tencent_desk.run.publish import publish
 

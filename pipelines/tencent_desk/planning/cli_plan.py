@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from tencent_desk.core import settings
 from tencent_desk.core.errors import JobError
 from tencent_desk.job.destination import DESTINATIONS, DUCKDB
-from tencent_desk.planning.choices import INTERVALS, METHODS, PER
+from tencent_desk.planning.choices import INTERVALS, METHODS, PER, PlanError, parse_target
 
 # The maths are imported where a plan is made: building the command line (for `listen` and
 # `run` too) would otherwise load pandas and NumPy, 100 MB in a receiver that needs neither.
@@ -76,7 +76,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def _when(args: argparse.Namespace, now: datetime) -> tuple[pd.Timestamp, pd.Timestamp | None]:
     """(first day to plan, the instant of an intraday update or None)."""
     import pandas as pd
-    from tencent_desk.planning.plan import PlanError
+
     today = pd.Timestamp(now).tz_convert("UTC").normalize()
     if args.date is None:
         start = pd.Timestamp(now).tz_convert("UTC") if args.intraday else today + \
@@ -96,12 +96,8 @@ def _when(args: argparse.Namespace, now: datetime) -> tuple[pd.Timestamp, pd.Tim
 
 
 def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
-    import pandas as pd
-    from tencent_desk.planning import history, store
-    from tencent_desk.planning.plan import Params, PlanError, make_plan, parse_target
-
     now = now or datetime.now(UTC)
-    try:
+    try:  # what the user must fix is said before the maths are loaded
         sl, seconds = parse_target(args.target)
         if args.destination == DUCKDB and args.database is None:
             raise PlanError("--database is required: the job's DuckDB file")
@@ -111,6 +107,13 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
             raise PlanError("--days must be at least 1 (and 1 with --intraday)")
         if not 0 <= args.shrinkage < 1 or not 0 < args.max_occupancy <= 1:
             raise PlanError("--shrinkage must be in [0, 1) and --max-occupancy in (0, 1]")
+    except PlanError as exc:
+        raise JobError(str(exc), exit_code=2) from None
+    import pandas as pd
+    from tencent_desk.planning import history, store
+    from tencent_desk.planning.plan import Params, make_plan
+
+    try:
         day, at = _when(args, now)
         params = Params(args.interval, sl, seconds, args.max_occupancy, args.shrinkage,
                         args.method, target_per=args.target_per)

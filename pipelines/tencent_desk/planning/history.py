@@ -16,7 +16,7 @@ from tencent_desk.core.sql import qualified
 from tencent_desk.job.destination import DUCKDB
 from tencent_desk.models.intervals import SPANS_SQL
 from tencent_desk.models.timeline import TABLE
-from tencent_desk.planning.plan import PlanError
+from tencent_desk.planning.choices import PlanError
 from tencent_desk.planning.summary import COLUMNS, DERIVED_SQL, Summary
 from tencent_desk.readers.snapshot import Reader
 

@@ -7,7 +7,6 @@ and Erlang A's agents beside it for comparison, under the same rule."""
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -16,7 +15,7 @@ import pandas as pd
 from tencent_desk.analysis import erlang
 from tencent_desk.planning import concurrency, day_target
 from tencent_desk.planning import forecast as fc
-from tencent_desk.planning.choices import PER
+from tencent_desk.planning.choices import PER, PlanError
 from tencent_desk.planning.summary import Summary
 
 MAX_PATIENCE_S = 86_400.0  # nobody abandoned: patience taken as a day (close to Erlang C)
@@ -26,10 +25,6 @@ COLUMNS = [
     "asa_s", "abandonment", "occupancy", "busy_share", "concurrency", "erlang_c_agents",
     "erlang_a_agents",
 ]
-
-
-class PlanError(ValueError):
-    """What the user must fix, in one line."""
 
 
 @dataclass(frozen=True)
@@ -53,17 +48,6 @@ class Params:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-def parse_target(text: str) -> tuple[float, float]:
-    """``0.8:60`` (or ``80%:60``, ``80:60``) -> (share 0.8, 60 seconds)."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)(%?)\s*:\s*(\d+(?:\.\d+)?)\s*s?\s*", text)
-    share = float(m.group(1)) / (100 if m.group(2) or float(m.group(1)) > 1 else 1) if m \
-        else math.nan
-    if not m or not 0 < share < 1 or float(m.group(3)) <= 0:
-        raise PlanError(f"--target {text!r} cannot be read: give SHARE:SECONDS with a share "
-                        "between 0 and 1 (or a percentage) and seconds > 0, e.g. 0.8:60")
-    return share, float(m.group(3))
 
 
 def check_history(days: pd.DatetimeIndex, before: pd.Timestamp) -> None:

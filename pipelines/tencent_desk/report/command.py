@@ -61,15 +61,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def report(args: argparse.Namespace) -> int:
-    try:
-        import matplotlib  # noqa: F401  (the charts)
-    except ImportError:
-        raise JobError("the report draws with matplotlib: pip install "
-                       "'tencent-desk-sessions[report]'") from None
-    from . import page, period
-    from .figures import Source, gather
-    from .targets import from_config
+    from . import period
+    from .source import Source
 
+    # what the user must fix is said first, before pandas and the charts are loaded
     try:
         chosen = period.parse(args.day, args.week, args.month, args.since, args.until)
     except period.PeriodError as exc:
@@ -80,12 +75,23 @@ def report(args: argparse.Namespace) -> int:
         where: Path | str = args.database
     else:
         where = args.destination
+    source = Source(where, args.dataset, args.app)
+    source.check()
     smtp = None
     if args.mail_to:
         from . import mail
 
         smtp = mail.from_config()  # a setting to fix is said before any work
-    figures = gather(Source(where, args.dataset, args.app), chosen, from_config())
+    try:
+        import matplotlib  # noqa: F401  (the charts)
+    except ImportError:
+        raise JobError("the report draws with matplotlib: pip install "
+                       "'tencent-desk-sessions[report]'") from None
+    from . import page
+    from .figures import gather
+    from .targets import from_config
+
+    figures = gather(source, chosen, from_config())
     html = page.render(figures)
     out: Path = args.out
     try:

@@ -28,10 +28,10 @@ from tencent_desk.core import frames
 from tencent_desk.core.errors import JobError
 from tencent_desk.core.sql import qualified
 from tencent_desk.models import intervals
-from tencent_desk.readers.snapshot import Reader
 from tencent_desk.readers.window import app_id, reader
 
 from .period import Period
+from .source import Source
 from .targets import Targets
 
 HOUR = "1h"
@@ -51,25 +51,6 @@ TITLES = {"service_level": "Service level", "speed_of_answer_s": "Speed of answe
           "arrivals": "Arrivals (asked for a human)", "occupancy": "Occupancy"}
 # What a chat is read with, per session: what the interval tables do not keep.
 CHAT_COLUMNS = ("agent_id", "agent_group_name", "answered_at", "ended_at", "satisfaction")
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where the data is: a DuckDB file (its published snapshot) or a server by name."""
-
-    where: Path | str
-    dataset: str
-    app: str | None = None  # a name or an sdkappid, as --app gives it
-
-    def check(self) -> None:
-        if isinstance(self.where, Path):
-            if not self.where.exists():
-                raise JobError(f"{self.where} not found: give the job's DuckDB file "
-                               "(desk-sessions run --database FILE)")
-            if not Reader.available(self.where):  # reading the job's file would block it
-                raise JobError(f"{self.where} has never been published for readers: run "
-                               f"`desk-sessions run` on it, or `desk-sessions publish "
-                               f"--database {self.where}` once")
 
 
 @dataclass
