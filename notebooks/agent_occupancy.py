@@ -71,6 +71,9 @@ in_window = served[(served.answered_at < desk.until)
                    & (served.ended_at.isna() | (served.ended_at > desk.since))]
 print(f"{in_window.agent_id.nunique()} agents held {len(in_window)} chats in the window; "
       f"their times rest on: {source_note(in_window.handle_exact.astype(float).mean())}")
+EXACT_ALL = tm.all_exact(in_window)  # nothing rests on polls: their cross-checks are skipped
+if EXACT_ALL:
+    print(tm.POLLS_SKIPPED)
 
 # %% [markdown]
 # ## The period, for a window longer than five days
@@ -89,14 +92,16 @@ overview(desk, "agents")
 #
 # Each band is one agent's chats, for the ten who held the most; one band sums the other
 # agents. The top is the desk's total, the carried load in Erlangs.
-# The dots are the totals the complete polls saw, the polls-only view of the same thing.
+# Where some times rest on polls, the dots are the totals the complete polls saw, the
+# polls-only view of the same thing.
 
 # %%
 at = instants(desk.shown)
 chats = tm.agent_concurrency(around, at).pivot(index="at", columns="agent_id",
                                                 values="chats")
 chats = chats.reindex(at).fillna(0)
-per_poll = metrics.agent_concurrency_per_poll(con, DATASET)
+per_poll = (pd.DataFrame(columns=["snapshot_at", "agent_id", "chats"]) if EXACT_ALL
+            else metrics.agent_concurrency_per_poll(con, DATASET))
 fig, ax = plt.subplots()
 if chats.shape[1]:
     # dates as numbers once, not once per band (the axis still gets the date units)
@@ -199,19 +204,22 @@ display(over_window("agent_group_name", tm.occupancy_per_interval(
 #
 # Polls see each agent's chats at an instant: the share of polls where an agent had at
 # least one chat (**busy share**), averaged per hour. It needs no callbacks or records, and
-# checks the timeline where both exist.
+# checks the timeline where some of its times rest on polls (skipped where all are exact).
 
 # %%
-snapshots = metrics.complete_runs(con, DATASET).snapshot_at
-polled = (per_poll.pivot(index="snapshot_at", columns="agent_id", values="chats")
-          .reindex(snapshots).sort_index())
-busy = metrics.agent_occupancy(con, DATASET, "1h", chats_per_agent=CHATS_PER_AGENT)
-whole = busy.groupby("interval_start").agg(
-    agents_seen=("agent_id", "nunique"), mean_chats=("mean_chats", "sum"),
-    busy_share=("busy_share", "mean"), occupancy=("occupancy", "mean"),
-)
-whole.index = whole.index.strftime("%m-%d %H:%M")
-plottable(whole).round(2)
+if EXACT_ALL:
+    print(tm.POLLS_SKIPPED)
+else:
+    snapshots = metrics.complete_runs(con, DATASET).snapshot_at
+    polled = (per_poll.pivot(index="snapshot_at", columns="agent_id", values="chats")
+              .reindex(snapshots).sort_index())
+    busy = metrics.agent_occupancy(con, DATASET, "1h", chats_per_agent=CHATS_PER_AGENT)
+    whole = busy.groupby("interval_start").agg(
+        agents_seen=("agent_id", "nunique"), mean_chats=("mean_chats", "sum"),
+        busy_share=("busy_share", "mean"), occupancy=("occupancy", "mean"),
+    )
+    whole.index = whole.index.strftime("%m-%d %H:%M")
+    display(plottable(whole).round(2))
 
 # %% [markdown]
 # ## With a roster
@@ -219,24 +227,20 @@ plottable(whole).round(2)
 # A roster turns invisible idle time into zeros. With `DESK_ROSTER` set, it is read from that
 # CSV. Without one, this section shows what the roster would change under a stated
 # *assumption*: every agent seen was on shift for the whole observed window. Compare busy
-# share and occupancy with the table above: hours where an agent had no chat now count as idle.
+# share and occupancy with the tables above: hours where an agent had no chat now count as
+# idle. Where every time is exact they come from each chat's own times, else from the polls.
 
 # %%
 if os.environ.get("DESK_ROSTER"):
     roster = pd.read_csv(os.environ["DESK_ROSTER"], parse_dates=["shift_start", "shift_end"])
     roster_note = f"roster from {os.environ['DESK_ROSTER']}"
 else:
-    window = per_poll.snapshot_at
-    roster = pd.DataFrame({
-        "agent_id": polled.columns,
-        "capacity": CHATS_PER_AGENT,
-        "shift_start": window.min(),
-        "shift_end": window.max() + pd.Timedelta(seconds=1),
-    })
+    seen = (sorted(in_window.agent_id.unique()), desk.since, desk.until) if EXACT_ALL else (
+        polled.columns, per_poll.snapshot_at.min(),
+        per_poll.snapshot_at.max() + pd.Timedelta(seconds=1))
+    roster = pd.DataFrame({"agent_id": seen[0], "capacity": CHATS_PER_AGENT,
+                           "shift_start": seen[1], "shift_end": seen[2]})
     roster_note = "ASSUMED roster: every agent seen, on shift for the whole window"
-rostered = metrics.agent_occupancy(
-    con, DATASET, "1h", chats_per_agent=CHATS_PER_AGENT, roster=roster
-)
 print(roster_note)
 
 
@@ -250,16 +254,34 @@ def per_agent(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-pd.concat({"with roster": per_agent(rostered), "without": per_agent(busy)}, axis=1).round(2)
+if EXACT_ALL:
+    without = over_window("agent_id", hourly)
+    display(pd.concat({"with roster": tm.rostered(in_window, roster)[["busy_share", "occupancy"]],
+                       "without (hours with a chat)": without.reindex(columns=["occupancy"])},
+                      axis=1).round(2))
+else:
+    display(pd.concat({"with roster": per_agent(metrics.agent_occupancy(
+        con, DATASET, "1h", chats_per_agent=CHATS_PER_AGENT, roster=roster)),
+        "without": per_agent(busy)}, axis=1).round(2))
 
 # %% [markdown]
 # ## Estimate against the simulator's truth
 #
 # The polls sample each agent's concurrency at one instant every interval. The truth can be
-# sampled as finely as we like: here every 30 seconds, close to the true time average.
+# sampled as finely as we like: here every 30 seconds, close to the true time average. Where
+# every time is exact, the timeline's chats per agent are checked against the truth's at
+# each instant drawn instead.
 
 # %%
-if HAS_TRUTH and len(polled):
+if HAS_TRUTH and EXACT_ALL and len(at):
+    true_at = truth.truth_agent_concurrency_at(con, at).pivot(
+        index="snapshot_at", columns="agent_id", values="chats")
+    agents_either = chats.columns.union(true_at.columns)
+    same = (chats.reindex(columns=agents_either, fill_value=0).to_numpy() == true_at.reindex(
+        index=at, columns=agents_either).fillna(0).to_numpy()).mean()
+    print(f"chats per agent from the timeline equal the truth in {same:.1%} of "
+          f"{len(at)} instants x {len(agents_either)} agents")
+elif HAS_TRUTH and not EXACT_ALL and len(polled):
     lo, hi = polled.index.min(), polled.index.max()
     fine = pd.date_range(lo, hi, freq="30s")
     true_fine = truth.truth_agent_concurrency_at(con, fine)

@@ -64,12 +64,15 @@ print(describe(desk))
 around = tm.sessions(con, desk.since - pd.Timedelta(days=1), desk.until, DATASET)
 sessions = around[around.began_at >= desk.since].reset_index(drop=True)
 POLLS_ONLY = desk.polls_only
+EXACT_ALL = tm.all_exact(sessions)  # nothing rests on polls: their cross-checks are skipped
 stopped = metrics.incomplete_runs(con, DATASET)
 GROUPS = sessions.agent_group_name.dropna().nunique()
 print(f"{len(sessions)} sessions began in the window; times rest on: "
       f"{source_note(sessions.began_source.isin(tm.EXACT).mean())}"
       + ("; polls only (no callbacks, no records)" if POLLS_ONLY else "")
       + f"; {GROUPS} agent group(s) named")
+if EXACT_ALL:
+    print(tm.POLLS_SKIPPED)
 
 # %% [markdown]
 # ## The period, for a window longer than five days
@@ -142,13 +145,14 @@ fig.tight_layout()
 #
 # Customers waiting for a human (queued, not yet answered nor gone) every few minutes: the
 # line from the best times, the band between those surely waiting and those that may have
-# been. Where polls ran, the dots are what each complete poll saw: a poll sees only who is
-# waiting at its instant, and misses everyone who came and went in between.
+# been. Where polls ran and some times rest on them, the dots are what each complete poll
+# saw: a poll sees only who is waiting at its instant, and misses everyone who came and went
+# in between.
 
 # %%
 at = instants(desk.shown)
 queue = tm.queue_length(around, at)
-per_poll = metrics.waiting_per_poll(con, DATASET)
+per_poll = pd.DataFrame() if EXACT_ALL else metrics.waiting_per_poll(con, DATASET)
 fig, ax = plt.subplots()
 if queue.empty:
     ax.text(0.5, 0.5, "nobody queued in the window", ha="center", transform=ax.transAxes)

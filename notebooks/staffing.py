@@ -110,9 +110,12 @@ HOUR = pd.Timedelta(hours=1)
 sessions = tm.sessions(con, desk.since, desk.until, DATASET)
 demand = tm.demand(sessions, "1h")
 demand["offered_erlangs"] = demand.arrivals * demand.aht_s / demand.interval_s
-polls = metrics.load_per_interval(con, DATASET, "1h")
-demand["load_erlangs"] = demand.interval_start.map(
-    polls.set_index("interval_start").load_erlangs.astype(float))
+if tm.all_exact(sessions):  # the offered load is exact: what the polls saw adds nothing
+    print(tm.POLLS_SKIPPED)
+else:
+    polls = metrics.load_per_interval(con, DATASET, "1h")
+    demand["load_erlangs"] = demand.interval_start.map(
+        polls.set_index("interval_start").load_erlangs.astype(float))
 hours = demand.interval_start.dt.strftime("%m-%d %H:%M")
 shown = plottable(demand)
 mid = shown.interval_start + HOUR / 2
@@ -144,17 +147,17 @@ for ax in (ax1, ax2):
 fig.tight_layout()
 
 # %%
-demand.assign(hour=hours)[
-    ["hour", "arrivals", "answered", "aht_s", "aht_lo_s", "aht_hi_s", "exact_share",
-     "offered_erlangs", "load_erlangs"]
-].round(2)
+demand.assign(hour=hours).reindex(columns=[
+    "hour", "arrivals", "answered", "aht_s", "aht_lo_s", "aht_hi_s", "exact_share",
+    "offered_erlangs", *(["load_erlangs"] if "load_erlangs" in demand else [])]).round(2)
 
 # %% [markdown]
 # `offered_erlangs` (arrivals x AHT) and `load_erlangs` (chats the polls saw in progress,
-# averaged; needs no timing) should be close. The first and last hours of the window may hold
-# chats begun or ended outside it. Arrivals count in the hour a session asked for a human,
-# answered chats and their AHT in the hour an agent accepted them, in the timeline as in the
-# truth (each event in the interval where it happened), so exact times give the truth's AHT.
+# averaged; needs no timing; left out where every time is exact) should be close. The first
+# and last hours of the window may hold chats begun or ended outside it. Arrivals count in
+# the hour a session asked for a human, answered chats and their AHT in the hour an agent
+# accepted them, in the timeline as in the truth (each event in the interval where it
+# happened), so exact times give the truth's AHT.
 #
 # ## Agents needed per hour
 #

@@ -45,6 +45,7 @@ import matplotlib.pyplot as plt
 
 # Shapes with waits and chats to draw: every figure of every notebook appears.
 FULL = {"one_day", "several_days", "failed_day"}
+EXACT = {"one_day", "several_days", "single_run"}  # failed_day's last day: polls only
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +107,10 @@ def _check(name: str, shape: str, env: dict[str, str], ran: Ran) -> None:
         # each figure says what it rests on: callbacks and records, or polls alone
         polls_only = shape in {"failed_day", "nothing_queued"}
         assert ("bounded by polls" if polls_only else "exact (callbacks / records)") in ran.text
+    # every time exact (callbacks and records on each day shown): the cross-checks that
+    # follow each session's polls are skipped, and said; elsewhere some rest on polls
+    if name in ("queue", "agent_occupancy", "staffing"):
+        assert (timeline_metrics.POLLS_SKIPPED in ran.text) == (shape in EXACT), (name, shape)
     # a single run loaded the morning's callbacks and records: the timeline is full
     has_data = shape in FULL | {"single_run"} and (name != "records" or shape in HAS_RECORDS)
     expected = ALWAYS[name] + (WITH_DATA[name] if has_data else 0)

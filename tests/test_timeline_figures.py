@@ -125,3 +125,38 @@ def test_counting_spans_at_instants_equals_testing_each_span() -> None:
                       for o in range(5)])
     assert (tm._held(start, end, at, owner, 5) == brute).all()
     assert (tm._held(start, end, at) == brute.sum(axis=0)).all()
+
+
+def test_all_exact_is_every_time_the_figures_rest_on(frame: pd.DataFrame) -> None:
+    """s4's times come from polls: the window is not exact; without it, it is. An offer
+    from a poll alone (the plan's time, no figure's) does not count; nothing is not exact."""
+    assert not tm.all_exact(frame)
+    exact = frame[frame.session_id != "s4"].copy()
+    assert tm.all_exact(exact)
+    exact.loc[exact.session_id == "s1", "offered_source"] = "poll"
+    assert tm.all_exact(exact)
+    exact.loc[exact.session_id == "s2", "ended_source"] = "poll"
+    assert not tm.all_exact(exact)
+    assert not tm.all_exact(frame.iloc[:0])
+
+
+def test_rostered_busy_share_and_occupancy_from_each_chats_times(frame: pd.DataFrame) -> None:
+    """a1 held s1 (minutes 2-12) and s4 (22-32); on shift 0-60 with 3 slots: busy 20 of 60
+    minutes, 20 chat-minutes of 180. A shift 10-25 cuts both chats (12-10 and 25-22). a2's
+    s2 (9-29) overlaps an open chat of its own (20-, held to the shift's end at 40): busy
+    9-40, 31 minutes, and 20 + 20 chat-minutes. An agent on shift without a chat: zeros."""
+    chats = frame[frame.answered_at.notna()].copy()
+    open_chat = chats[chats.session_id == "s2"].assign(session_id="s6", answered_at=_t(20),
+                                                       ended_at=pd.NaT)
+    chats = pd.concat([chats, open_chat], ignore_index=True)
+    roster = pd.DataFrame({"agent_id": ["a1", "a1x", "a2", "idle"],
+                           "capacity": [3, 3, 2, 3],
+                           "shift_start": [_t(0), _t(10), _t(0), _t(0)],
+                           "shift_end": [_t(60), _t(25), _t(40), _t(60)]})
+    roster.loc[1, "agent_id"] = "a1"  # the same agent on a second, shorter shift
+    roster["shift_end"] = roster.shift_end.astype(object)
+    roster.loc[3, "shift_end"] = _t(60).tz_localize(None)  # a CSV's time: UTC, unsaid
+    got = tm.rostered(chats, roster)
+    assert got.busy_share.tolist() == pytest.approx([20 / 60, 5 / 15, 31 / 40, 0])
+    assert got.occupancy.tolist() == pytest.approx([20 / 180, 5 / 45, 40 / 80, 0])
+    assert got.shift_h.tolist() == pytest.approx([1, 0.25, 40 / 60, 1])

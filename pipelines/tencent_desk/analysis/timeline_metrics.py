@@ -22,6 +22,7 @@ from tencent_desk.models.intervals import SPANS_SQL
 from tencent_desk.models.timeline import LOOKBACK_DAYS, TABLE
 
 EXACT = ("event", "record")
+FIGURE_TIMES = ("began", "queued", "answered", "ended")
 LOOKBACK_SPAN = timedelta(days=LOOKBACK_DAYS)
 
 
@@ -478,6 +479,56 @@ def ratings(df: pd.DataFrame, by: str | None = "agent_id") -> pd.DataFrame:
                      "low_share": float((rated <= 2).mean()) if len(rated) else float("nan")})
     return pd.DataFrame(rows, columns=[*([by] if by else []), "served", "rated",
                                        "mean_rating", "low_share"])
+
+
+def all_exact(rows: pd.DataFrame) -> bool:
+    """Every time the figures rest on (begun, queued, answered, ended; the offer is only
+    the plan's) that each of ``rows`` (:func:`sessions`) has is exact (callbacks, records):
+    nothing rests on polls, so a cross-check that follows each session's polls adds
+    nothing and the notebooks skip it. False without rows."""
+    return bool(len(rows)) and all(
+        rows[f"{t}_source"][rows[f"{t}_at"].notna()].isin(EXACT).all() for t in FIGURE_TIMES)
+
+
+def rostered(chats: pd.DataFrame, roster: pd.DataFrame) -> pd.DataFrame:
+    """Per agent of ``roster`` (agent_id, capacity, shift_start, shift_end), over the shift:
+    ``busy_share``, the time with at least one chat; ``occupancy``, chat-seconds over
+    capacity times the shift; ``shift_h``. From each chat's own times (``chats``: answered
+    rows of :func:`sessions`; one not ended yet is held to the shift's end), so exact
+    where they are, without sampling."""
+    out = []
+    for r in roster.itertuples(index=False):
+        # a roster's times without a zone are UTC, as every time here
+        s0, s1 = (t if t.tzinfo else t.tz_localize("UTC")
+                  for t in (pd.Timestamp(r.shift_start), pd.Timestamp(r.shift_end)))
+        mine = chats[chats.agent_id == r.agent_id]
+        shift_s = (s1 - s0).total_seconds()
+        # seconds into the shift, clipped to it
+        start = (pd.to_datetime(mine.answered_at, utc=True) - s0).dt.total_seconds().clip(
+            lower=0).to_numpy(float)
+        end = (pd.to_datetime(mine.ended_at, utc=True).fillna(s1) - s0).dt.total_seconds(
+            ).clip(upper=shift_s).to_numpy(float)
+        held = end > start
+        start, end = start[held], end[held]
+        busy = 0.0
+        if len(start):  # the union of the chats: merged where they overlap
+            order = np.argsort(start, kind="stable")
+            start, end = start[order], end[order]
+            reach = np.maximum.accumulate(end)
+            first = np.concatenate([[True], start[1:] > reach[:-1]])
+            busy = float((np.maximum.reduceat(end, np.flatnonzero(first))
+                          - start[first]).sum())
+        out.append({"agent_id": r.agent_id,
+                    "busy_share": busy / shift_s if shift_s > 0 else np.nan,
+                    "occupancy": float((end - start).sum()) / (r.capacity * shift_s)
+                    if shift_s > 0 else np.nan,
+                    "shift_h": shift_s / 3600})
+    return pd.DataFrame(out, columns=["agent_id", "busy_share", "occupancy", "shift_h"]
+                        ).set_index("agent_id")
+
+
+POLLS_SKIPPED = ("every time in the window is exact (callbacks, records): the polls' "
+                 "cross-check is skipped")
 
 
 def source_note(exact_share: float) -> str:
