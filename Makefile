@@ -76,7 +76,7 @@ bench: install
 	$(PY) benchmarks/bench_receiver.py
 	$(PY) benchmarks/bench_plan_replay.py
 
-soak: install  # a day of minute-by-minute runs of the real CLI (hours on 2 cores)
+soak: install  # a day of minute-by-minute runs of the real CLI, noon to noon (about 85 min on 2 cores)
 	$(PY) benchmarks/soak.py --runs 1440 --start-hour 12
 
 notebooks: install  # refresh each .ipynb from its reviewed py:percent script
