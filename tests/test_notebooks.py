@@ -551,6 +551,29 @@ def test_a_day_is_shown_to_its_last_observation(shapes: dict[str, Path],
     assert "data until" not in notebook.describe(earlier)
 
 
+def test_a_long_window_without_its_period_is_its_latest_day(
+        shapes: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``open_desk(period=False)`` (the planning notebook's): a long window gives its
+    latest day with data in detail and no period to draw; with the period, the whole
+    window is kept beside that day."""
+    for name in ("DESK_APP", "DESK_DESTINATION", "DESK_COMPARE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DESK_DUCKDB", str(shapes["several_days"]))
+    for key, value in LONG.items():
+        monkeypatch.setenv(key, value)
+    alone, with_period = notebook.open_desk(period=False), notebook.open_desk()
+    try:
+        assert (alone.since, alone.window.until) == (_utc("2026-01-05"), _utc("2026-01-06"))
+        assert alone.period is None and alone.period_source is None
+        assert (with_period.since, with_period.period.since) == (
+            alone.since, _utc("2025-12-29"))
+    finally:
+        for desk in (alone, with_period):
+            for source in (desk.source, desk.period_source):
+                if source is not None:
+                    source.close()
+
+
 def test_key_figures_against_an_empty_comparison_window_are_a_gap(
         shapes: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """The first day has no day before it: no previous figures and no change, not a

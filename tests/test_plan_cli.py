@@ -75,6 +75,12 @@ def test_every_error_is_one_line(demo: Path, weeks: Path, tmp_path: Path) -> Non
     past = one_error(plan(tmp_path, "--database", str(weeks), "--date", DAY))
     assert "is in the past" in past and "--backtest" in past
     assert "not found" in one_error(plan(tmp_path, "--database", str(tmp_path / "x.duckdb")))
+    # said before anything heavy is loaded: each of these costs the command line alone
+    assert "--database is required" in one_error(plan(tmp_path, "--date", DAY))
+    assert "--days must be at least 1" in one_error(plan(tmp_path, "--database", str(weeks),
+                                                         "--days", "0"))
+    assert "--shrinkage must be in [0, 1)" in one_error(plan(
+        tmp_path, "--database", str(weeks), "--shrinkage", "1.5"))
     unpublished = tmp_path / "bare.duckdb"
     duckdb.connect(str(unpublished)).close()
     assert "publish" in one_error(plan(tmp_path, "--database", str(unpublished)))
