@@ -195,7 +195,8 @@ def over_window(by: str, hours: pd.DataFrame) -> pd.DataFrame:
     return out.assign(rests_on=exact.reindex(out.index).map(source_note)).round(3)
 
 
-display(over_window("agent_id", hourly))
+per_agent_hours = over_window("agent_id", hourly)
+display(per_agent_hours)
 display(over_window("agent_group_name", tm.occupancy_per_interval(
     around, desk.since, desk.until, "1h", CHATS_PER_AGENT, by="agent_group_name")))
 
@@ -255,10 +256,9 @@ def per_agent(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 if EXACT_ALL:
-    without = over_window("agent_id", hourly)
     display(pd.concat({"with roster": tm.rostered(in_window, roster)[["busy_share", "occupancy"]],
-                       "without (hours with a chat)": without.reindex(columns=["occupancy"])},
-                      axis=1).round(2))
+                       "without (hours with a chat)": per_agent_hours.reindex(
+                           columns=["occupancy"])}, axis=1).round(2))
 else:
     display(pd.concat({"with roster": per_agent(metrics.agent_occupancy(
         con, DATASET, "1h", chats_per_agent=CHATS_PER_AGENT, roster=roster)),

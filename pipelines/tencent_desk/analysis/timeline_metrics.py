@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from tencent_desk.core import frames
 from tencent_desk.core.settings import DEFAULT_DATASET
+from tencent_desk.core.spans import union
 from tencent_desk.core.sql import ident, qualified
 from tencent_desk.models.intervals import SPANS_SQL
 from tencent_desk.models.timeline import LOOKBACK_DAYS, TABLE
@@ -496,28 +497,23 @@ def rostered(chats: pd.DataFrame, roster: pd.DataFrame) -> pd.DataFrame:
     capacity times the shift; ``shift_h``. From each chat's own times (``chats``: answered
     rows of :func:`sessions`; one not ended yet is held to the shift's end), so exact
     where they are, without sampling."""
+    answered = pd.to_datetime(chats.answered_at, utc=True)
+    ended = pd.to_datetime(chats.ended_at, utc=True)
     out = []
     for r in roster.itertuples(index=False):
         # a roster's times without a zone are UTC, as every time here
         s0, s1 = (t if t.tzinfo else t.tz_localize("UTC")
                   for t in (pd.Timestamp(r.shift_start), pd.Timestamp(r.shift_end)))
-        mine = chats[chats.agent_id == r.agent_id]
+        mine = (chats.agent_id == r.agent_id).to_numpy()
         shift_s = (s1 - s0).total_seconds()
         # seconds into the shift, clipped to it
-        start = (pd.to_datetime(mine.answered_at, utc=True) - s0).dt.total_seconds().clip(
-            lower=0).to_numpy(float)
-        end = (pd.to_datetime(mine.ended_at, utc=True).fillna(s1) - s0).dt.total_seconds(
-            ).clip(upper=shift_s).to_numpy(float)
+        start = (answered[mine] - s0).dt.total_seconds().clip(lower=0).to_numpy(float)
+        end = (ended[mine].fillna(s1) - s0).dt.total_seconds().clip(upper=shift_s).to_numpy(
+            float)
         held = end > start
         start, end = start[held], end[held]
-        busy = 0.0
-        if len(start):  # the union of the chats: merged where they overlap
-            order = np.argsort(start, kind="stable")
-            start, end = start[order], end[order]
-            reach = np.maximum.accumulate(end)
-            first = np.concatenate([[True], start[1:] > reach[:-1]])
-            busy = float((np.maximum.reduceat(end, np.flatnonzero(first))
-                          - start[first]).sum())
+        busy_from, busy_to = union(start, end)  # the chats merged where they overlap
+        busy = float((busy_to - busy_from).sum())
         out.append({"agent_id": r.agent_id,
                     "busy_share": busy / shift_s if shift_s > 0 else np.nan,
                     "occupancy": float((end - start).sum()) / (r.capacity * shift_s)

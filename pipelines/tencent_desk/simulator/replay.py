@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from tencent_desk.core.spans import union
 from tencent_desk.simulator.schedule import Schedule
 from tencent_desk.simulator.service import serve_group
 
@@ -109,7 +110,7 @@ def _per_interval(served: pd.DataFrame, schedule: Schedule, group: str, edges: n
     t0, t1 = chats["started"].to_numpy(float), chats["ended_at"].to_numpy(float)
     busy = np.zeros(n)
     for _, idx in chats.groupby("agent").indices.items():
-        a0, a1 = _union(t0[idx], t1[idx])
+        a0, a1 = union(t0[idx], t1[idx])
         busy += _spread(a0, a1, edges)
     chat_s = _spread(t0, t1, edges)
     denom = answered + after
@@ -127,18 +128,6 @@ def _per_interval(served: pd.DataFrame, schedule: Schedule, group: str, edges: n
             "busy_s": busy, "chat_s": chat_s,
             "occupancy": np.where(agent_s > 0, busy / agent_s, np.nan),
             "concurrency": np.where(busy > 0, chat_s / busy, np.nan)})
-
-
-def _union(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Disjoint spans covering the union of ``[start, end)`` spans."""
-    order = np.argsort(start, kind="stable")
-    s, e = start[order], end[order]
-    reach = np.maximum.accumulate(e)
-    new = np.ones(len(s), bool)
-    new[1:] = s[1:] > reach[:-1]
-    first = np.flatnonzero(new)
-    last = np.append(first[1:], len(s)) - 1
-    return s[first], reach[last]
 
 
 def _spread(start: np.ndarray, end: np.ndarray, edges: np.ndarray,
