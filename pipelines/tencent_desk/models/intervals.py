@@ -78,16 +78,22 @@ def _exact(*names: str) -> str:
     return " AND ".join(f"{n}_source IN {EXACT}" for n in names)
 
 
+def seconds(end: str, start: str) -> str:
+    """SQL: seconds from ``start`` to ``end`` (timestamps) as a DOUBLE. The difference of
+    their epoch_us, not epoch() of an interval: the same value, a third of the time."""
+    return f"(epoch_us({end}) - epoch_us({start})) / 1e6"
+
+
 # A timeline row's spans (seconds) with their bounds and whether exact: the one definition
 # of speed of answer, handling time and abandonment (``timeline_metrics.sessions`` too).
 SPANS_SQL = f"""
-    epoch(answered_at - queued_at) AS wait_s,
-    greatest(epoch(answered_lo - queued_hi), 0) AS wait_lo_s,
-    epoch(answered_hi - queued_lo) AS wait_hi_s,
+    {seconds("answered_at", "queued_at")} AS wait_s,
+    greatest({seconds("answered_lo", "queued_hi")}, 0) AS wait_lo_s,
+    {seconds("answered_hi", "queued_lo")} AS wait_hi_s,
     {_exact("queued", "answered")} AS wait_exact,
-    epoch(ended_at - answered_at) AS handle_s,
-    greatest(epoch(ended_lo - answered_hi), 0) AS handle_lo_s,
-    epoch(ended_hi - answered_lo) AS handle_hi_s,
+    {seconds("ended_at", "answered_at")} AS handle_s,
+    greatest({seconds("ended_lo", "answered_hi")}, 0) AS handle_lo_s,
+    {seconds("ended_hi", "answered_lo")} AS handle_hi_s,
     {_exact("answered", "ended")} AS handle_exact,
     queued_at IS NOT NULL AND answered_at IS NULL AND ended_at IS NOT NULL AS abandoned"""
 
@@ -101,7 +107,7 @@ def facts_sql(rel: str) -> str:
         coalesce({_exact("began")}, false) AS began_exact,
         coalesce({_exact("queued")}, false) AS queued_exact, {SPANS_SQL},
         CASE WHEN queued_at IS NOT NULL THEN coalesce(answered_at, ended_at) END AS exit_at,
-        epoch(ended_at - queued_at) AS abandon_wait_s,
+        {seconds("ended_at", "queued_at")} AS abandon_wait_s,
         least(answered_at, ended_at) AS queue_out
     FROM {rel}"""
 
@@ -188,8 +194,8 @@ def _peak(spans: str, keys: str, owner: tuple[str, ...]) -> str:
 
 
 def _overlap_s(s: str, e: str) -> str:
-    return (f"epoch(least({e}, k.interval_start + INTERVAL {WIDTH_S} SECOND) "
-            f"- greatest({s}, k.interval_start))")
+    return seconds(f"least({e}, k.interval_start + INTERVAL {WIDTH_S} SECOND)",
+                   f"greatest({s}, k.interval_start)")
 
 
 def queue_sql(facts: str, keys: str, run_id: str) -> str:

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 from tencent_desk.core import frames
+from tencent_desk.models.intervals import seconds
 
 GRAIN_MIN = 15  # minutes: the plan's intervals (15, 30, 60) are whole numbers of these
 MIN_CHATS = 30  # fewer chats in an interval of the day: the group's mean handling time
@@ -44,10 +45,8 @@ COLUMNS = ["began_at", "queued_at", "assigned_at", "ended_at", "agent_id",
 # it exactly (events, records); polls only bound it, and there the answer does.
 _ASSIGNED = ("CASE WHEN offered_source IN ('event', 'record') AND offered_at >= queued_at "
              "THEN offered_at ELSE answered_at END")
-# Spans as differences of epoch_us, not epoch() of an interval: the same seconds, computed
-# in a third of the time over weeks of sessions.
 DERIVED_SQL = f"""SELECT began_at, queued_at, assigned_at, ended_at, agent_id, agent_group_name,
-    (epoch_us(ended_at) - epoch_us(assigned_at)) / 1e6 AS hold_s, abandoned
+    {seconds("ended_at", "assigned_at")} AS hold_s, abandoned
     FROM (SELECT *, {_ASSIGNED} AS assigned_at FROM ({{rows}}))"""
 
 
