@@ -150,6 +150,13 @@ def test_polls_alone_figures_hold_the_truth(polled, tmp_path):
           f"(truth {true_handle.mean():.0f})")
 
 
+def _ended_records(pop: Population, end: float) -> list[dict[str, object]]:
+    """The records of the sessions that ended by ``end`` (the keys listed once: a list of
+    every key made per session cost seconds)."""
+    return [pop.record(i) for i, k in enumerate(pop.session_keys())
+            if pop.ended_at(k.session_id) <= end]
+
+
 def _with_sources(polled_db: Path, out: Path, pop: Population, *, lost: float,
                   records: bool) -> Path:
     """The polled morning plus the callbacks Desk sent by its end (``lost`` of them never
@@ -166,9 +173,7 @@ def _with_sources(polled_db: Path, out: Path, pop: Population, *, lost: float,
         con.register("ev", table)
         con.execute(f"CREATE TABLE {DS}.session_events AS SELECT * FROM ev")
         if records:
-            ended = [pop.record(i) for i in range(len(pop)) if pop.ended_at(
-                pop.session_keys()[i].session_id) <= end]
-            con.register("rec", record_rows.to_table(ended, last))
+            con.register("rec", record_rows.to_table(_ended_records(pop, end), last))
             con.execute(f"CREATE TABLE {DS}.session_records AS SELECT * FROM rec")
         timeline.upkeep(con, DS)
     return out
@@ -220,9 +225,7 @@ def test_records_alone_make_a_timeline(polled, tmp_path):
     """A desk that only loads records (``desk-sessions records``: no polls, no callbacks)
     still gets exact begin and end times from them."""
     pop, _db = polled
-    end = pop.config.day_start + END_H * 3600
-    ended = [pop.record(i) for i, k in enumerate(pop.session_keys())
-             if pop.ended_at(k.session_id) <= end]
+    ended = _ended_records(pop, pop.config.day_start + END_H * 3600)
     with duckdb.connect(str(tmp_path / "records.duckdb")) as con:
         con.execute(f"CREATE SCHEMA {DS}")
         con.execute(f"CREATE TABLE {DS}.record_runs (run_id VARCHAR, status VARCHAR, "

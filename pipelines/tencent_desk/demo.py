@@ -48,7 +48,8 @@ DEMO_SDKAPPID = 1400000000
 DEMO_ADMIN = "administrator"
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def run_demo(args: argparse.Namespace, *, every_min: tuple[float, float] = (5, 15)) -> int:
+    """The demo as ``args`` say, a poll every ``every_min`` minutes (drawn in that range)."""
     database: Path = args.database.expanduser().absolute()
     fresh_database(database)
     population = Population(PopulationConfig(seed=args.seed, sessions_per_day=args.sessions,
@@ -65,9 +66,9 @@ def run_demo(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="desk-demo-"))
     t0, polls, rows = time.monotonic(), 0, 0
-    log.info("simulated day %s: %d sessions; polling %02d:00-%02d:00 every 5-15 minutes",
+    log.info("simulated day %s: %d sessions; polling %02d:00-%02d:00 every %g-%g minutes",
              time.strftime("%Y-%m-%d", time.gmtime(day)), len(population),
-             args.start_hour, args.end_hour)
+             args.start_hour, args.end_hour, *every_min)
     try:
         with serve_in_thread(app) as url, serve_in_thread(receiver) as listener:
             sender = Sender(listener + "/desk/callback", DEMO_SDKAPPID)
@@ -85,7 +86,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 log.info("%s  %3d keys: %d chatbot, %d queuing, %d offered, %d with an agent",
                          time.strftime("%H:%M", time.gmtime(t)), row["keys"], row["n_chatbot"],
                          row["n_queuing"], row["n_waiting_for_agent"], row["n_agent"])
-                t += rng.uniform(5, 15) * 60
+                t += rng.uniform(*every_min) * 60
             if getattr(args, "records", False):
                 records = _load_records(database, work, overrides, clock, day)
                 log.info("loaded %d session records of the day", records)

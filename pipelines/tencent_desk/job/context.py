@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +34,8 @@ class RunContext:
     on_failed: Callable[[str, BaseException], str] | None = None
     # app name -> the clock pacing its calls (virtual ones in tests); default: the wall's
     pace_clocks: Mapping[str, Clock] = field(default_factory=dict)
+    # entered while an app asks the API: the job lets go of its database meanwhile
+    asking: Callable[[], AbstractContextManager[object]] = nullcontext
     app: str | None = None  # set by :meth:`of`: the named app this context is for
 
     def __post_init__(self) -> None:

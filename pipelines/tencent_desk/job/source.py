@@ -242,9 +242,10 @@ class AppSource:
             outage: Outage | None = None
             failure: str | None = None
             try:
-                for answers in poller:
-                    yield to_table(answers, run.run_id, tally, config.sdkappid)
-                    run.batch(len(answers), seed.counts.keys)
+                with run.asking():
+                    for answers in poller:
+                        yield to_table(answers, run.run_id, tally, config.sdkappid)
+                        run.batch(len(answers), seed.counts.keys)
             except Outage as exc:  # load what was answered; the run row says why it stopped
                 outage = exc
             except FatalError as exc:  # one app of several: load what it answered, say why
@@ -258,7 +259,8 @@ class AppSource:
         # After the poll: the two never share the budget at once; not after an outage.
         if records is not None and outage is None and failure is None:
             try:
-                row.update((yield from records.rows()))
+                with run.asking():
+                    row.update((yield from records.rows()))
             except Exception as exc:
                 failure = row["error"] = self.isolation.failed(exc)
         if failure is not None:
@@ -267,7 +269,8 @@ class AppSource:
 
     def records_only(self, load: RecordsLoad) -> Iterator[Any]:
         started_at = utc(load.clock)
-        part = yield from load.rows()
+        with self.run.asking():
+            part = yield from load.rows()
         row = run_row(run_id=load.run_id, started_at=started_at, finished_at=utc(load.clock),
                       seed="-", counts=SeedCounts(), tally=Counter(), stats=None,
                       config=self.client, region=self.region, rejects=0, app=self.run.app)

@@ -26,7 +26,7 @@ from tencent_desk.job.context import RunContext, bound
 from tencent_desk.job.event_load import EventsLoaded, load_events, write_open_sessions
 from tencent_desk.job.runs import FAILED
 from tencent_desk.job.source import SourceConfig
-from tencent_desk.run.database import check_database, local_anchor
+from tencent_desk.run.database import Held, local_anchor
 from tencent_desk.run.exits import alert_of, apps_alert, explain
 from tencent_desk.run.lock import RunLock
 from tencent_desk.run.options import RunOptions
@@ -105,8 +105,11 @@ def run_all(options: RunOptions, *, clock: Clock | None = None,
     _lean_arrow_pool()
     database = local_anchor(options.destination, options.database, options.state_dir)
     with RunLock(database) as lock, contextlib.ExitStack() as cleanup:
+        asking: Any = contextlib.nullcontext
         if options.destination == destination.DUCKDB:
-            check_database(database, options.lock_wait_s)
+            held = Held(database, options.lock_wait_s)
+            cleanup.callback(held.close)
+            asking = held.released
             snapshot_retention()  # a bad setting stops the run before anything is asked
         progress = Progress(options.progress)
         cleanup.callback(progress.close)
@@ -114,7 +117,7 @@ def run_all(options: RunOptions, *, clock: Clock | None = None,
             database, options.dataset, options.pipelines_dir, options.destination), cleanup)
         run.context = RunContext(clock=clock or SystemClock(), on_batch=progress,
                                  on_run=run.fetched, on_failed=run.failed,
-                                 pace_clocks=pace_clocks or {})
+                                 pace_clocks=pace_clocks or {}, asking=asking)
         try:
             source = prepare(run)
             extract_and_load(run, source)
