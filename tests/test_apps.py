@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,6 +101,24 @@ def test_named_apps_inherit_the_common_settings_but_not_credentials(no_single_ap
     assert apps.legacy_sdkappid(list(got.values())) is None  # several, no top-level one
     no_single_app.setenv("SOURCES__TENCENT_DESK__SDKAPPID", "1400999999")
     assert apps.legacy_sdkappid(list(got.values())) == 1400999999
+
+
+def test_the_documented_toml_of_several_apps_is_what_the_job_reads(tmp_path) -> None:
+    """docs/operations.md's .dlt/config.toml and secrets.toml, as written there, give the
+    two apps with their own limits and keys (read by dlt in a child, as a run reads them)."""
+    doc = (Path(__file__).parents[1] / "docs" / "operations.md").read_text()
+    block = doc.split("**Add an app**", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    config, secrets = block.split("# .dlt/secrets.toml\n")
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text(config)
+    (tmp_path / ".dlt" / "secrets.toml").write_text(secrets.replace('"..."', '"k3y-0f-a-test"'))
+    env = {"SOURCES__TENCENT_DESK__SDKAPPID": "", "SOURCES__TENCENT_DESK__SECRET_KEY": ""}
+    done = cli.run([sys.executable, "-c", "from tencent_desk.core import apps; print(sorted("
+                    "(a.name, a.sdkappid, float(a.values['max_qps']), a.values['region']) "
+                    "for a in apps.resolve()))"], cwd=tmp_path, **env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str([("asia", 1400000202, 100.0, "singapore"),
+                                       ("eu", 1400000101, 40.0, "frankfurt")])
 
 
 @pytest.mark.parametrize(("env", "message"), [

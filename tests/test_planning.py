@@ -151,10 +151,25 @@ def test_patience_mle_recovers_a_known_exponential() -> None:
 
 
 def test_nb_interval() -> None:
-    assert fc.nb_interval(10.0, 10.0) == (6.0, 14.0)  # Poisson(10): P(X<=5)=.067, <=6=.130
+    # Poisson(10): P(X<6)=.067, P(X<7)=.130 (nearer .1); P(X<=13)=.864, P(X<=14)=.917
+    assert fc.nb_interval(10.0, 10.0) == (7.0, 14.0)
     lo, hi = fc.nb_interval(100.0, 100.0 + 0.01 * 100**2)
     assert lo < 100 - 1.28 * 10 and hi > 100 + 1.28 * 10  # wider than Poisson's
     assert fc.nb_interval(0.0, 0.0) == (0.0, 0.0)
+
+
+def test_nb_interval_covers_80_percent_on_average() -> None:
+    """Whole bounds on a count: each interval's coverage is near 80%, above or below, and
+    80% on average over the sizes of a busy half hour (bounds at most 10% out: 83-87%)."""
+    def poisson_cdf(m: float, k: float) -> float:
+        return sum(math.exp(j * math.log(m) - m - math.lgamma(j + 1)) for j in range(int(k) + 1))
+
+    covers = []
+    for m in range(5, 61):
+        lo, hi = fc.nb_interval(float(m), float(m))
+        covers.append(poisson_cdf(m, hi) - (poisson_cdf(m, lo - 1) if lo > 0 else 0.0))
+    assert all(0.74 < c < 0.86 for c in covers)
+    assert sum(covers) / len(covers) == pytest.approx(0.80, abs=0.01)
 
 
 def test_parse_target() -> None:

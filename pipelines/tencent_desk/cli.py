@@ -34,7 +34,7 @@ Credentials and settings come from dlt config: .dlt/config.toml and .dlt/secrets
 under [sources.tencent_desk], or environment variables SOURCES__TENCENT_DESK__SDKAPPID,
 SOURCES__TENCENT_DESK__IDENTIFIER, SOURCES__TENCENT_DESK__SECRET_KEY (or __USERSIG),
 SOURCES__TENCENT_DESK__REGION (or __API_URL), __MAX_QPS, __MAX_CONCURRENCY,
-__MAX_ERROR_SHARE, __TRANSPORT. Several apps: each under [sources.tencent_desk.core.apps.<name>] (or
+__MAX_ERROR_SHARE, __TRANSPORT. Several apps: each under [sources.tencent_desk.apps.<name>] (or
 SOURCES__TENCENT_DESK__APPS__<NAME>__<KEY>), all covered by one run (--app to pick).
 --destination postgres: credentials from [destination.postgres.credentials] in
 .dlt/secrets.toml or DESTINATION__POSTGRES__CREDENTIALS; --state-dir holds the job's lock.
@@ -112,7 +112,7 @@ def _database_and_api(p: argparse.ArgumentParser) -> None:
                    f"transport, else {settings.DEFAULT_TRANSPORT}, the lightest; see "
                    "docs/transports.md)")
     p.add_argument("--app", action="append", metavar="NAME", help="only this app of those "
-                   "under [sources.tencent_desk.core.apps.<name>] (repeat for more; default: all)")
+                   "under [sources.tencent_desk.apps.<name>] (repeat for more; default: all)")
     _lock_wait(p)
 
 
@@ -203,7 +203,7 @@ def _simulate_parser(sub: argparse._SubParsersAction) -> None:
                    help="agent groups, each with its own agents and queue (default 1)")
     p.add_argument("--callback-url", help="also POST the day's session events to this "
                    "receiver, as Desk would (desk-sessions listen)")
-    p.add_argument("--app", help="stand in for this app of [sources.tencent_desk.core.apps.<name>] "
+    p.add_argument("--app", help="stand in for this app of [sources.tencent_desk.apps.<name>] "
                    "(its sdkappid, identifier, secret_key); one simulator per app, each on "
                    "its own --port and --rate-limit")
     for knob in ("lost", "repeated", "reordered", "delayed"):

@@ -1,5 +1,5 @@
 """Which Desk apps a run covers: the one app of ``[sources.tencent_desk]`` (the single-app
-form), or the named apps of ``[sources.tencent_desk.core.apps.<name>]``, each with its own
+form), or the named apps of ``[sources.tencent_desk.apps.<name>]``, each with its own
 credentials, limit and seed. The only place that reads the apps' configuration.
 
 A named app takes every key from its own section; keys it does not set fall back to

@@ -45,7 +45,7 @@ def run_row(*, run_id: str, started_at: datetime, finished_at: datetime, seed: s
         "status": "loading",
         "error": error,
         "sdkappid": config.sdkappid,
-        "app": app,  # the name of a named app ([sources.tencent_desk.core.apps.<name>])
+        "app": app,  # the name of a named app ([sources.tencent_desk.apps.<name>])
         "started_at": started_at,
         "finished_at": finished_at,
         "seed": seed,

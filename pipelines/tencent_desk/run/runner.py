@@ -221,7 +221,7 @@ def _given_seed(options: RunOptions, configured: list[apps.App]) -> list[apps.Ap
         return configured
     if len(configured) > 1:
         raise ConfigError("--seed names no app: with several apps set seed under "
-                          "[sources.tencent_desk.core.apps.<name>], or pick one app with --app")
+                          "[sources.tencent_desk.apps.<name>], or pick one app with --app")
     (app,) = configured
     values = {**app.values, "seed": options.seed, "seed_table": options.seed_table}
     return [apps.App(app.name, app.sdkappid, values)]
