@@ -1,9 +1,11 @@
 """The front page and the pages under docs/: every relative link resolves (files, and
 #anchors as GitHub makes them from headings), the README names every make target there is
-and no other, and its layer picture is the one the import contracts check."""
+and no other, every ``desk-sessions`` option they show exists, and the README's layer
+picture is the one the import contracts check."""
 
 from __future__ import annotations
 
+import argparse
 import re
 import tomllib
 import unicodedata
@@ -20,6 +22,8 @@ LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 # `make x` in a sentence, or a line of a code block that starts with it
 MAKE = re.compile(r"(?:`|^)make ([a-z][a-z-]*)", re.M)
 HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.M)
+# `desk-sessions CMD` and the rest of its line (a code span, a code block's line)
+COMMAND = re.compile(r"desk-sessions ((?:simulate history)|[a-z]+)([^\n`|]*)")
 
 
 def prose(text: str) -> str:
@@ -90,6 +94,37 @@ def test_readme_names_the_make_targets_there_are() -> None:
     assert phony - named == set(), "targets the README does not name"
     everywhere = named.union(*(MAKE.findall(p.read_text()) for p in PAGES))
     assert everywhere - defined == set(), "targets named that the Makefile lacks"
+
+
+def _options(parser: argparse.ArgumentParser) -> dict[str, set[str]]:
+    """Each command's options ("simulate history" for the subcommand's own)."""
+    out: dict[str, set[str]] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                key = "simulate history" if name == "history" else name
+                out[key] = {o for a in sub._actions for o in a.option_strings}
+                out.update(_options(sub))
+    return out
+
+
+def test_every_option_the_pages_show_exists() -> None:
+    """A command copied from the README, docs/, the notebooks or .dlt/config.toml runs:
+    each ``desk-sessions CMD --option`` shown is one the CLI has."""
+    from tencent_desk import cli
+
+    known = _options(cli.parser())
+    files = [*PAGES, *sorted((ROOT / "notebooks").glob("*.py")), ROOT / ".dlt" / "config.toml"]
+    shown, unknown = 0, []
+    for page in files:
+        for command, rest in COMMAND.findall(page.read_text()):
+            if command not in known:
+                continue  # prose: "desk-sessions is ..."
+            for option in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest):
+                shown += 1
+                if option not in known[command]:
+                    unknown.append(f"{page.relative_to(ROOT)}: desk-sessions {command} {option}")
+    assert shown > 50 and unknown == []
 
 
 def test_layer_picture_is_the_contract() -> None:
