@@ -22,7 +22,7 @@ abandonments included), with the wait to the answer as the customer sees it (the
 ringing included); the reference's (abandoned within 60 s left out) is reported beside.
 
   .venv/bin/python benchmarks/bench_plan_replay.py [--database FILE] [--days 14]
-      [--max-occupancy 0.85] [--target-per day|interval]
+      [--max-occupancy 0.85] [--target-per day|interval] [--seed N --database FILE]
 
 Writes its figures under "## Plan replayed in the simulator (issue 23)" in
 benchmarks/RESULTS.md (the rest is left alone; --no-write: print only).
@@ -68,12 +68,12 @@ PLANS = ("plan", "oracle", "erlang_c")
 DEFAULT_DB = ROOT / "benchmarks" / "out" / "plan-history" / "h10.duckdb"
 
 
-def build_history(database: Path) -> None:
+def build_history(database: Path, seed: int) -> None:
     """The 10 weeks through the intake path (about 6 CPU-minutes; cached)."""
     database.parent.mkdir(parents=True, exist_ok=True)
     desk = str(Path(sys.executable).parent / "desk-sessions")
     subprocess.run([desk, "simulate", "history", "--weeks", str(HISTORY_WEEKS), "--database",
-                    str(database), "--start", START, "--seed", str(SEED)], check=True)
+                    str(database), "--start", START, "--seed", str(seed)], check=True)
     if not Reader.available(database):
         subprocess.run([desk, "publish", "--database", str(database)], check=True)
     built(database).touch()
@@ -199,12 +199,13 @@ def report(days: list[Day], args: argparse.Namespace, params: pl.Params,
     pm = pd.concat([d.pm for d in days], ignore_index=True)
     busy = r[r.actual >= BUSY]
     target = params.target_sl
-    where = "" if args.database == DEFAULT_DB else f" --database {args.database}"
+    where = ("" if args.database == DEFAULT_DB else f" --database {args.database}") + (
+        "" if args.seed == SEED else f" --seed {args.seed}")
     lines = [f"Command: `.venv/bin/python benchmarks/bench_plan_replay.py{where} --days "
              f"{args.days} --max-occupancy {params.max_occupancy} --target-per "
              f"{params.target_per}` "
              f"({datetime.now(UTC):%Y-%m-%d}; history {args.database.name}: 10 weeks "
-             f"from {START}, seed {SEED}, 3 groups, made through the intake path"
+             f"from {START}, seed {args.seed}, 3 groups, made through the intake path"
              + (f" in {built_s:.0f} s" if built_s else ", cached") + f"; {len(days)} days "
              f"planned and replayed in {sum(d.seconds for d in days):.0f} s, "
              f"{np.mean([d.seconds for d in days]):.0f} s a day). Target 0.8:60 "
@@ -335,20 +336,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target-per", choices=PER, default=PARAMS.target_per,
                     help="where the target applies, for all three plans (default "
                     "%(default)s)")
+    ap.add_argument("--seed", type=int, default=SEED,
+                    help="the simulator's seed: the history's and the replayed days' "
+                    "(default %(default)s; another seed wants its own --database)")
     args = ap.parse_args(argv)
+    if args.seed != SEED and args.database == DEFAULT_DB:
+        ap.error("--seed other than 0 wants its own --database (the default is seed 0's)")
     params = replace(PARAMS, max_occupancy=args.max_occupancy, target_per=args.target_per)
     built_s = None
     if not args.database.exists() or (args.database == DEFAULT_DB
                                       and not built(args.database).exists()):
         t0 = time.monotonic()
-        build_history(args.database)
+        build_history(args.database, args.seed)
         built_s = time.monotonic() - t0
     start = pd.Timestamp(START, tz="UTC")
     history_days = HISTORY_WEEKS * 7
     summed = history.read(args.database, "duckdb", settings.DEFAULT_DATASET,
                           start.to_pydatetime(), (start + pd.Timedelta(
                               days=history_days)).to_pydatetime(), params.target_s)
-    cfg = wk.WeeksConfig(seed=SEED, start=start.timestamp(), days=history_days + args.days)
+    cfg = wk.WeeksConfig(seed=args.seed, start=start.timestamp(), days=history_days + args.days)
     rates = wk.expected_rates(cfg, params.interval_min * 60)
     days = []
     for d in range(history_days, history_days + args.days):
