@@ -17,6 +17,10 @@ the simulator with exactly the planned staffing, against the oracle's plan and E
 - Intraday: at 12:00 of each day, ``make_plan(..., now=12:00)`` from the morning's arrivals;
   the afternoon's WAPE against the oracle's.
 
+Per-group goals on 14 days are at the mercy of the days' draws, so the report also says
+which failing goals the oracle fails too, and how often windows like this one let the truth
+itself pass the forecast's per-group goals (:func:`reach`).
+
 Service level here is the planner's definition (answered within 60 s of all who asked,
 abandonments included), with the wait to the answer as the customer sees it (the offer's
 ringing included); the reference's (abandoned within 60 s left out) is reported beside.
@@ -185,6 +189,36 @@ def mstl(summed: Summary, days: list[Day], params: pl.Params) -> None:
         d.rows = d.rows.merge(got, on=["group", "interval_start"], how="left")
 
 
+def reach(r: pd.DataFrame, day_cv: float, windows: int = 2000) -> dict[str, tuple[float, float]]:
+    """How often windows like this one let the truth itself pass the per-group forecast
+    goals: ``windows`` draws of the same days' arrivals from the simulator's expected rates
+    (Poisson around them times a gamma day draw per group and day, CV ``day_cv``; seasonal
+    naive is the same draw a week before, as the weeks repeat), the same busy rule. Per
+    group and "all": the share of windows where the exact 80% interval covers 75-85% of
+    the busy actuals, and where the expected rate's WAPE is >= 25% below naive's."""
+    rng = np.random.default_rng(0)
+    shape = 1.0 / day_cv**2 if day_cv else 0.0
+    out = {}
+    for group, x in [*r.groupby("group"), ("all", r)]:
+        lam = x.expected.to_numpy(float)
+        day = pd.factorize(x.group.astype(str) + x.day.astype(str))[0]
+
+        def draw(lam: np.ndarray = lam, day: np.ndarray = day) -> np.ndarray:
+            m = (rng.gamma(shape, 1.0 / shape, (windows, day.max() + 1)) if shape
+                 else np.ones((windows, day.max() + 1)))
+            return rng.poisson(lam * m[:, day])
+
+        got, naive = draw(), draw()
+        busy = got >= BUSY
+        inside = busy & (got >= x.true_lo.to_numpy()) & (got <= x.true_hi.to_numpy())
+        cover = inside.sum(1) / np.maximum(busy.sum(1), 1)
+        gain = 1 - (np.abs(got - lam) * busy).sum(1) / np.maximum(
+            (np.abs(got - naive) * busy).sum(1), 1)
+        out[str(group)] = (float(((cover >= 0.75) & (cover <= 0.85)).mean()),
+                           float((gain >= 0.25).mean()))
+    return out
+
+
 def wape(actual: pd.Series, predicted: pd.Series) -> float:
     return float((actual - predicted).abs().sum() / actual.sum())
 
@@ -215,10 +249,13 @@ def report(days: list[Day], args: argparse.Namespace, params: pl.Params,
              f"Busy: an interval of a group with >= {BUSY} sessions asking for a human.", "",
              "**Forecast** (busy intervals, 30 min, per group):", "",
              "| group | busy intervals | WAPE plan | oracle | ÷ oracle (<= 1.15) | naive | "
-             "vs naive (>= 25% better) | MSTL (statsforecast) | ÷ MSTL | bias | "
-             "in 80% (75-85%) | in the true 80% | slots estimated |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "vs naive (>= 25% better) | oracle vs naive | MSTL (statsforecast) | ÷ MSTL | "
+             "bias | in 80% (75-85%) | in the true 80% | slots estimated |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     goals: list[tuple[str, bool]] = []
+    # What the oracle gets on the goals that a 14-day window's own draws can fail: a goal
+    # the oracle misses too is out of reach on this window, not the plan's fault.
+    oracle_ok: dict[str, bool] = {}
     for group, b in [*busy.groupby("group"), ("all", busy)]:
         w, o, n = wape(b.actual, b.forecast), wape(b.actual, b.expected), wape(b.actual,
                                                                                  b.naive)
@@ -229,12 +266,21 @@ def report(days: list[Day], args: argparse.Namespace, params: pl.Params,
         slots = ", ".join(str(int(s)) for s in sorted(b.slots_per_agent.unique()))
         lines.append(f"| {group} | {len(b)} | {w:.3f} | {o:.3f} | {w / o:.2f} "
                      f"{verdict(w / o <= 1.15)} | {n:.3f} | {1 - w / n:+.0%} "
-                     f"{verdict(1 - w / n >= 0.25)} | {m:.3f} | {w / m:.2f} | {bias:+.3f} | "
+                     f"{verdict(1 - w / n >= 0.25)} | {1 - o / n:+.0%} | {m:.3f} | "
+                     f"{w / m:.2f} | {bias:+.3f} | "
                      f"{cover:.0%} "
                      f"{verdict(0.75 <= cover <= 0.85)} | {true:.0%} | {slots} |")
         goals += [(f"WAPE {group} <= 1.15x oracle", w / o <= 1.15),
                   (f"WAPE {group} >= 25% better than naive", 1 - w / n >= 0.25),
                   (f"80% interval coverage {group} 75-85%", 0.75 <= cover <= 0.85)]
+        oracle_ok |= {f"WAPE {group} >= 25% better than naive": 1 - o / n >= 0.25,
+                      f"80% interval coverage {group} 75-85%": 0.75 <= true <= 0.85}
+    odds = reach(r, args.day_cv)
+    lines += ["", "How often a window of these days lets the truth itself pass (2,000 windows "
+              "drawn from the simulator's expected rates and day draws, the same busy rule):",
+              "", "| group | the exact 80% interval covers 75-85% | the expected rate >= 25% "
+              "better than naive |", "|---|---|---|",
+              *[f"| {g} | {c:.0%} | {n:.0%} |" for g, (c, n) in odds.items()]]
     # Staffing on replay, per day (all groups pooled).
     per_day = []
     for d in days:
@@ -305,6 +351,7 @@ def report(days: list[Day], args: argparse.Namespace, params: pl.Params,
               f"| Erlang C's plan on the same customers | {hours_c:.2f}x the plan's "
               f"staff-hours ({pd_.erlang_c_hours.sum():.0f} h), SL {pd_.erlang_c_sl.mean():.1%}, "
               f"abandoned {pd_.erlang_c_ab.mean():.1%} | shown |"]
+    oracle_ok["SL within ±3 points"] = abs(sl_o - target) <= 0.03
     goals += [("SL within ±3 points", abs(sl - target) <= 0.03),
               ("abandonment within 1 point", abs(ab_gap) <= 0.01),
               ("staff-hours <= 1.05x oracle", hours <= 1.05),
@@ -321,6 +368,11 @@ def report(days: list[Day], args: argparse.Namespace, params: pl.Params,
               f"Goals: {sum(ok for _, ok in goals)} of {len(goals)} pass"
               + ("" if all(ok for _, ok in goals) else "; failing: " + "; ".join(
                   n for n, ok in goals if not ok)) + "."]
+    out_of_reach = [n for n, ok in goals if not ok and not oracle_ok.get(n, True)]
+    if out_of_reach:
+        lines += ["", "Of those, the oracle fails too on these days (its forecast; for the "
+                  "interval, the exact predictive distribution's; its plan's service level): "
+                  + "; ".join(out_of_reach) + "."]
     return "\n".join(lines)
 
 
@@ -363,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         summed = summed + Summary.of(recorded, params.target_s)
         print(f"day {d + 1}: planned and replayed in {day.seconds:.0f} s", file=sys.stderr)
     mstl(summed, days, params)
+    args.day_cv = cfg.day_cv
     text = report(days, args, params, built_s)
     print(text)
     if not args.no_write:
