@@ -209,13 +209,16 @@ def mstl(summed: Summary, days: list[Day], params: pl.Params) -> None:
         d.rows = d.rows.merge(got, on=["group", "interval_start"], how="left")
 
 
-def reach(r: pd.DataFrame, day_cv: float, windows: int = 2000) -> dict[str, tuple[float, float]]:
+def reach(r: pd.DataFrame, day_cv: float, windows: int = 2000
+          ) -> dict[str, tuple[float, float, float, float]]:
     """How often windows like this one let the truth itself pass the per-group forecast
     goals: ``windows`` draws of the same days' arrivals from the simulator's expected rates
     (Poisson around them times a gamma day draw per group and day, CV ``day_cv``; seasonal
     naive is the same draw a week before, as the weeks repeat), the same busy rule. Per
     group and "all": the share of windows where the exact 80% interval covers 75-85% of
-    the busy actuals, and where the expected rate's WAPE is >= 25% below naive's."""
+    the busy actuals, and where the expected rate's WAPE is >= 25% below naive's; then
+    both figures over all the windows together (the long run, where a group's busy
+    intervals, chosen on the actual, may hold the truth itself outside the goal)."""
     rng = np.random.default_rng(0)
     shape = 1.0 / day_cv**2 if day_cv else 0.0
     out = {}
@@ -232,10 +235,11 @@ def reach(r: pd.DataFrame, day_cv: float, windows: int = 2000) -> dict[str, tupl
         busy = got >= BUSY
         inside = busy & (got >= x.true_lo.to_numpy()) & (got <= x.true_hi.to_numpy())
         cover = inside.sum(1) / np.maximum(busy.sum(1), 1)
-        gain = 1 - (np.abs(got - lam) * busy).sum(1) / np.maximum(
-            (np.abs(got - naive) * busy).sum(1), 1)
+        err, err_naive = (np.abs(got - lam) * busy).sum(1), (np.abs(got - naive) * busy).sum(1)
+        gain = 1 - err / np.maximum(err_naive, 1)
         out[str(group)] = (float(((cover >= 0.75) & (cover <= 0.85)).mean()),
-                           float((gain >= 0.25).mean()))
+                           float((gain >= 0.25).mean()), float(inside.sum() / busy.sum()),
+                           float(1 - err.sum() / err_naive.sum()))
     return out
 
 
@@ -299,8 +303,10 @@ def report(days: list[Day], args: argparse.Namespace, params: pl.Params,
     lines += ["", "How often a window of these days lets the truth itself pass (2,000 windows "
               "drawn from the simulator's expected rates and day draws, the same busy rule):",
               "", "| group | the exact 80% interval covers 75-85% | the expected rate >= 25% "
-              "better than naive |", "|---|---|---|",
-              *[f"| {g} | {c:.0%} | {n:.0%} |" for g, (c, n) in odds.items()]]
+              "better than naive | in the long run: covered | better than naive |",
+              "|---|---|---|---|---|",
+              *[f"| {g} | {c:.0%} | {n:.0%} | {lc:.1%} | {ln:+.1%} |"
+                for g, (c, n, lc, ln) in odds.items()]]
     # Staffing on replay, per day (all groups pooled).
     per_day = []
     for d in days:
