@@ -280,8 +280,9 @@ def setup_logging(level: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     # A command imports some 1,500 modules that live as long as the process: the garbage
-    # collector's full passes over them took ~0.2 s of a report's ~2 s of CPU. One full
-    # pass per 100 younger ones instead of 10: cyclic garbage still goes, a little later.
+    # collector's full passes over them took 0.1-0.2 s of a report's 1.5-2 s of CPU
+    # (benchmarks/gc_collections.py). One full pass per 100 younger ones instead of 10:
+    # cyclic garbage still goes, a little later.
     gc.set_threshold(700, 10, 100)
     # dlt reports anonymous usage to its vendor by default; a scheduled job behind a
     # firewall should not try. RUNTIME__DLTHUB_TELEMETRY=true turns it back on.
