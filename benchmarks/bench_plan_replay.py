@@ -251,34 +251,20 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "**FAIL**"
 
 
-def report(days: list[Day], args: argparse.Namespace, params: pl.Params,
-           built_s: float | None) -> str:
-    r = pd.concat([d.rows for d in days], ignore_index=True)
-    pm = pd.concat([d.pm for d in days], ignore_index=True)
-    busy = r[r.actual >= BUSY]
-    target = params.target_sl
-    where = ("" if args.database == DEFAULT_DB else f" --database {args.database}") + (
-        "" if args.seed == SEED else f" --seed {args.seed}")
-    lines = [f"Command: `.venv/bin/python benchmarks/bench_plan_replay.py{where} --days "
-             f"{args.days} --max-occupancy {params.max_occupancy} --target-per "
-             f"{params.target_per}` "
-             f"({datetime.now(UTC):%Y-%m-%d}; history {args.database.name}: 10 weeks "
-             f"from {START}, seed {args.seed}, 3 groups, made through the intake path"
-             + (f" in {built_s:.0f} s" if built_s else ", cached") + f"; {len(days)} days "
-             f"planned and replayed in {sum(d.seconds for d in days):.0f} s, "
-             f"{np.mean([d.seconds for d in days]):.0f} s a day). Target 0.8:60 "
-             + ("over each day per group (forecast-weighted) for all three plans, "
-                if params.target_per == "day" else "in every interval, ") +
-             f"30-minute intervals, max occupancy {params.max_occupancy}, no shrinkage. "
-             f"Busy: an interval of a group with >= {BUSY} sessions asking for a human.", "",
-             "**Forecast** (busy intervals, 30 min, per group):", "",
-             "| group | busy intervals | WAPE plan | oracle | ÷ oracle (<= 1.15) | naive | "
-             "vs naive (>= 25% better) | oracle vs naive | MSTL (statsforecast) | ÷ MSTL | "
-             "bias | in 80% (75-85%) | in the true 80% | slots estimated |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+FORECAST_HEAD = [
+    "| group | busy intervals | WAPE plan | oracle | ÷ oracle (<= 1.15) | naive | "
+    "vs naive (>= 25% better) | oracle vs naive | MSTL (statsforecast) | ÷ MSTL | "
+    "bias | in 80% (75-85%) | in the true 80% | slots estimated |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+
+def forecast_table(busy: pd.DataFrame) -> tuple[list[str], list[tuple[str, bool]],
+                                                 dict[str, bool]]:
+    """The forecast's rows over ``busy``, per group and for all; its goals; and what the
+    oracle gets on the goals that a 14-day window's own draws can fail (a goal the oracle
+    misses too is out of reach on this window, not the plan's fault)."""
+    lines: list[str] = []
     goals: list[tuple[str, bool]] = []
-    # What the oracle gets on the goals that a 14-day window's own draws can fail: a goal
-    # the oracle misses too is out of reach on this window, not the plan's fault.
     oracle_ok: dict[str, bool] = {}
     for group, b in [*busy.groupby("group"), ("all", busy)]:
         w, o, n = wape(b.actual, b.forecast), wape(b.actual, b.expected), wape(b.actual,
@@ -299,6 +285,38 @@ def report(days: list[Day], args: argparse.Namespace, params: pl.Params,
                   (f"80% interval coverage {group} 75-85%", 0.75 <= cover <= 0.85)]
         oracle_ok |= {f"WAPE {group} >= 25% better than naive": 1 - o / n >= 0.25,
                       f"80% interval coverage {group} 75-85%": 0.75 <= true <= 0.85}
+    return lines, goals, oracle_ok
+
+
+def report(days: list[Day], args: argparse.Namespace, params: pl.Params,
+           built_s: float | None) -> str:
+    r = pd.concat([d.rows for d in days], ignore_index=True)
+    pm = pd.concat([d.pm for d in days], ignore_index=True)
+    busy = r[r.actual >= BUSY]
+    target = params.target_sl
+    where = ("" if args.database == DEFAULT_DB else f" --database {args.database}") + (
+        "" if args.seed == SEED else f" --seed {args.seed}")
+    lines = [f"Command: `.venv/bin/python benchmarks/bench_plan_replay.py{where} --days "
+             f"{args.days} --max-occupancy {params.max_occupancy} --target-per "
+             f"{params.target_per}` "
+             f"({datetime.now(UTC):%Y-%m-%d}; history {args.database.name}: 10 weeks "
+             f"from {START}, seed {args.seed}, 3 groups, made through the intake path"
+             + (f" in {built_s:.0f} s" if built_s else ", cached") + f"; {len(days)} days "
+             f"planned and replayed in {sum(d.seconds for d in days):.0f} s, "
+             f"{np.mean([d.seconds for d in days]):.0f} s a day). Target 0.8:60 "
+             + ("over each day per group (forecast-weighted) for all three plans, "
+                if params.target_per == "day" else "in every interval, ") +
+             f"30-minute intervals, max occupancy {params.max_occupancy}, no shrinkage. "
+             f"Busy: an interval of a group with >= {BUSY} sessions asking for a human.", "",
+             "**Forecast** (busy intervals, 30 min, per group):", "", *FORECAST_HEAD]
+    table, goals, oracle_ok = forecast_table(busy)
+    lines += table
+    table, other, _ = forecast_table(r[r.expected >= BUSY])
+    lines += ["", f"The same goals with busy intervals chosen before the day, on the expected "
+              f"arrivals (the oracle's >= {BUSY}) rather than on those that came, so not on "
+              f"the day's draw: another reading of the goal, shown, not counted "
+              f"({sum(ok for _, ok in other)} of {len(other)} pass).", "", *FORECAST_HEAD,
+              *table]
     odds = reach(r, args.cfg.day_cv)
     lines += ["", "How often a window of these days lets the truth itself pass (2,000 windows "
               "drawn from the simulator's expected rates and day draws, the same busy rule):",
