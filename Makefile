@@ -86,4 +86,5 @@ chart: install  # the README's chart: the queue notebook on demo.duckdb (make de
 	$(PY) docs/chart.py
 
 clean:
-	rm -rf $(VENV) .venv-uv .pytest_cache demo.duckdb .coverage coverage.json
+	rm -rf $(VENV) .venv-uv .pytest_cache demo.duckdb demo.duckdb.lock demo.duckdb.spool \
+		demo.read demo.read.duckdb .coverage coverage.json

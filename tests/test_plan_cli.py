@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -143,6 +144,30 @@ def test_a_run_in_progress_keeps_the_file(weeks: Path, tmp_path: Path) -> None:
     (line,) = cli.error_lines(done.stderr)
     assert "another desk-sessions run" in line and "Traceback" not in done.stderr
     assert len(_rows(out)) == 48
+
+
+def test_the_report_shows_a_saved_plan(weeks: Path, tmp_path: Path) -> None:
+    """A plan of the demo's day, its CSV into a folder not made yet, then published: the
+    report compares it with what came, over the plan's own intervals."""
+    db = tmp_path / "weeks.duckdb"
+    shutil.copyfile(weeks, db)  # the module's other tests count the plans kept in weeks
+    publish(db)
+    out = tmp_path / "plans" / "monday.csv"
+    done = plan(tmp_path, "--database", str(db), "--date", "2026-01-05", "--backtest",
+                "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert len(_rows(out)) == 48 and "desk-sessions publish" in done.stdout
+    publish(db)
+    page = tmp_path / "report.html"
+    shown = cli.run([cli.CLI, "report", "--database", str(db), "--day", "2026-01-05",
+                     "--out", str(page)], cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    html = page.read_text()
+    assert f"intervals of 30 minutes, for {GROUP}." in html
+    table = html[html.index('data-table="plan"'):]
+    arrivals = [int(a) for a in re.findall(r'data-label="arrivals">([^<]*)<',
+                                            table[:table.index("</table>")])]
+    assert len(arrivals) == 48 and sum(arrivals) > 0
 
 
 def test_intraday_plans_the_rest_of_the_day(weeks: Path, tmp_path: Path) -> None:

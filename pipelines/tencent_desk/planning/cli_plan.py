@@ -130,18 +130,25 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
         "UTC").normalize() else "plan"
     stamped = store.stamp(frame, kind, params.as_dict(), now)
     if args.out:
-        try:
+        try:  # as the report does: a cron line may name a folder not made yet
+            args.out.parent.mkdir(parents=True, exist_ok=True)
             stamped.to_csv(args.out, index=False)
-        except OSError as exc:
-            raise JobError(f"cannot write {args.out}: {exc.strerror}", exit_code=3) from None
+        except OSError as exc:  # pandas' own OSErrors carry no strerror
+            raise JobError(f"cannot write {args.out}: {exc.strerror or exc}",
+                           exit_code=3) from None
     if not args.no_save:
         store.save(stamped, args.destination, args.database, args.dataset, args.lock_wait)
     _summary(stamped, day, args.days, at)
+    if not args.no_save and args.destination == DUCKDB:
+        # readers (the report, the notebooks) read the snapshot the job publishes
+        print("  saved in staffing_plan; the report and the notebooks see it after the "
+              "job's next run or `desk-sessions publish`")
     return 0
 
 
 def _summary(plan: pd.DataFrame, day: pd.Timestamp, days: int, at: pd.Timestamp | None) -> None:
-    span = f"{day:%Y-%m-%d}" + (f" (+{days - 1} days)" if days > 1 else "")
+    span = f"{day:%Y-%m-%d}" + (f" (+{days - 1} day{'s' if days > 2 else ''})"
+                                 if days > 1 else "")
     span += f" from {at:%H:%M} UTC" if at is not None else ""
     ids = plan.plan_id.iloc[0] if len(plan) else "-"
     print(f"plan {ids} for {span}: {len(plan)} intervals")
@@ -150,5 +157,5 @@ def _summary(plan: pd.DataFrame, day: pd.Timestamp, days: int, at: pd.Timestamp 
         hours = float((staffed.scheduled * staffed.interval_min).sum()) / 60
         peak = int(staffed.scheduled.max()) if len(staffed) else 0
         print(f"  {group}: {g.forecast.sum():.0f} sessions forecast, {hours:.1f} agent-hours "
-              f"scheduled, at most {peak} agents at once")
+              f"scheduled, at most {peak} agent{'' if peak == 1 else 's'} at once")
     sys.stdout.flush()

@@ -28,6 +28,7 @@ from tencent_desk.core import frames
 from tencent_desk.core.errors import JobError
 from tencent_desk.core.sql import qualified
 from tencent_desk.models import intervals
+from tencent_desk.planning.summary import NO_GROUP
 from tencent_desk.readers.window import app_id, reader
 
 from .period import Period
@@ -205,7 +206,7 @@ def groups(con: duckdb.DuckDBPyConnection, tables: set[str], dataset: str,
         return pd.DataFrame()
     ended = held[held["ended_at"].notna()]
     # names as integer codes: copying a million names costs pandas' string type a second
-    group, names = pd.factorize(ended[by].fillna("(none)"))
+    group, names = pd.factorize(ended[by].fillna(NO_GROUP))
     coded = ended.assign(**{by: group, "agent_id": pd.factorize(ended["agent_id"])[0]})
     hours = tm.occupancy_per_interval(coded, since, end, HOUR, targets.chats_per_agent,
                                       by=by) if len(ended) \
@@ -275,40 +276,46 @@ def failed_runs(con: duckdb.DuckDBPyConnection, dataset: str, tables: set[str],
 
 
 def plan(con: duckdb.DuckDBPyConnection, dataset: str, tables: set[str], period: Period,
-         end: datetime, target_s: float) -> tuple[pd.DataFrame | None, str]:
-    """Plan against actual per interval of the latest plan covering the period: forecast
-    arrivals against arrivals, agents required against agents with a chat."""
+         end: datetime, target_s: float, held: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
+    """Plan against actual per interval of the latest plan covering the period, over the
+    groups it plans: forecast arrivals against those groups' arrivals, agents required
+    against the agents who held a chat of theirs (``held``: :func:`chats`)."""
     if "staffing_plan" not in tables:
         return None, "No staffing plan in the database (table staffing_plan): nothing to " \
                      "compare with."
     # the columns planning/store.py writes; the newest plan is the one made last
     rows = con.execute(
-        "SELECT plan_id, created_at, interval_start, agents AS agents_required, forecast "
+        'SELECT plan_id, created_at, "group", interval_start, interval_min, '
+        "agents AS agents_required, forecast "
         f"FROM {qualified(dataset, 'staffing_plan')} "
         "WHERE interval_start >= ? AND interval_start < ?", [period.since, period.until]).df()
     if rows.empty:
         return None, "No staffing plan covers this period."
     latest = str(rows.loc[rows["created_at"].idxmax(), "plan_id"])
     chosen = rows[rows["plan_id"].astype(str) == latest]
-    starts = pd.to_datetime(chosen["interval_start"], utc=True)
-    width = starts.sort_values().diff().dropna().min() if len(starts) > 1 else pd.Timedelta(
-        HOUR)
-    if width.total_seconds() % intervals.WIDTH_S:
-        return None, (f"Plan {latest} has intervals of {width}: the actual figures are kept "
-                      f"per {intervals.WIDTH_S // 60} minutes, so they cannot be compared.")
-    step = f"{int(width.total_seconds())}s"
-    planned = chosen.assign(interval_start=starts).groupby("interval_start")[
-        ["forecast", "agents_required"]].sum()
-    actual = (im.per_interval(con, period.since, end, step, dataset=dataset,
-                              target_s=target_s) if intervals.QUEUE in tables
-              else pd.DataFrame(columns=["period_start", "arrivals"]))
-    arrived = actual.set_index(pd.to_datetime(actual["period_start"], utc=True))["arrivals"]
-    staffed = agent_hours(con, tables, dataset, period.since, end, step).groupby(
-        "interval_start")["agent_id"].nunique()
+    minutes = int(chosen["interval_min"].iloc[0])
+    if minutes * 60 % intervals.WIDTH_S:
+        return None, (f"Plan {latest} has intervals of {minutes} minutes: the actual figures "
+                      f"are kept per {intervals.WIDTH_S // 60} minutes, so they cannot be "
+                      "compared.")
+    step = f"{minutes * 60}s"
+    planned = chosen.assign(interval_start=pd.to_datetime(chosen["interval_start"], utc=True)
+                            ).groupby("interval_start")[["forecast", "agents_required"]].sum()
+    names = sorted(chosen["group"].astype(str).unique())
+    actual = (im.per_interval(con, period.since, end, step, by="agent_group_name",
+                              dataset=dataset, target_s=target_s)
+              if intervals.QUEUE in tables else pd.DataFrame(columns=["group", "period_start",
+                                                                       "arrivals"]))
+    actual = actual[actual["group"].isin(names)]
+    arrived = actual.groupby(pd.to_datetime(actual["period_start"], utc=True))["arrivals"].sum()
+    theirs = held[held["agent_group_name"].fillna(NO_GROUP).astype(str).isin(names)]
+    staffed = (tm.occupancy_per_interval(theirs, period.since, end, step).groupby(
+        "interval_start")["agent_id"].nunique() if len(theirs) else pd.Series(dtype=int))
     staffed.index = pd.to_datetime(staffed.index, utc=True)
     out = planned.assign(arrivals=arrived.reindex(planned.index).fillna(0).astype(int),
                          agents=staffed.reindex(planned.index).fillna(0).astype(int))
-    return out.reset_index(), f"Plan {latest}, intervals of {width}."
+    return out.reset_index(), (f"Plan {latest}, intervals of {minutes} minutes, for "
+                               f"{', '.join(names)}.")
 
 
 def gather(source: Source, period: Period, targets: Targets,
@@ -390,7 +397,8 @@ def _gather(source: Source, sdkappid: int | None, period: Period, targets: Targe
             "callbacks": "session_events" in tables, "records": "session_records" in tables,
         }
         held = chats(con, tables, ds, period.since, end)
-        plan_rows, plan_note = plan(con, ds, tables, period, end, targets.service_level_s)
+        plan_rows, plan_note = plan(con, ds, tables, period, end, targets.service_level_s,
+                                    held)
         return Figures(
             period=period, source=source, sdkappid=sdkappid, targets=targets,
             sessions=began, key=key,
