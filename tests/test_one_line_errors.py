@@ -5,6 +5,9 @@ test_postgres_unanswered.py)."""
 
 from __future__ import annotations
 
+import argparse
+import socket
+
 import pytest
 
 from .support import cli
@@ -60,3 +63,62 @@ def test_a_receiver_limit_that_is_no_limit(tmp_path, name, value) -> None:
                     str(closed_port())], tmp_path,
                    **{f"SOURCES__TENCENT_DESK__{name.upper()}": value})
     cli.failed_in_one_line(proc, 2, name, "above 0")
+
+
+def _simulate_shares() -> list[str]:
+    """Every share option of ``simulate``: its fault knobs and its callback knobs."""
+    from tencent_desk.cli import parser
+
+    (commands,) = [a for a in parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    shares = [a.option_strings[0] for a in commands.choices["simulate"]._actions
+              if a.metavar == "SHARE"]
+    assert len(shares) == 13, shares
+    return shares
+
+
+# What the command line refuses, before any work (no server, no database): the option named,
+# exit 2, in the one line. Each of these once ended in "unexpected error: ..." or a simulator
+# serving nothing on port 99999.
+REFUSED = [
+    (["listen", "--database", "d.duckdb", "--port", "99999"], "--port", "1 to 65535"),
+    (["listen", "--database", "d.duckdb", "--port", "0"], "--port", "1 to 65535"),
+    (["simulate", "--port", "99999"], "--port", "1 to 65535"),
+    (["simulate", "--port", "http"], "--port", "1 to 65535"),
+    (["demo", "--sessions", "0"], "--sessions", "above 0"),
+    (["demo", "--agents", "0"], "--agents", "above 0"),
+    (["demo", "--seed", "-1"], "--seed", "0 or more"),
+    (["simulate", "--sessions", "-5"], "--sessions", "above 0"),
+    (["simulate", "--seed", "-1"], "--seed", "0 or more"),
+    (["simulate", "--rate-limit", "-1"], "--rate-limit", "0 or more"),
+    (["simulate", "--latency-ms", "nan"], "--latency-ms", "0 or more"),
+    (["simulate", "--speed", "-2"], "--speed", "0 or more"),
+    (["simulate", "--agent-groups", "0"], "--agent-groups", "above 0"),
+    (["simulate", "--agent-groups", "9"], "--agent-groups", "at most 8"),
+    *[(["simulate", option, "2"], option, "from 0 to 1") for option in _simulate_shares()],
+    (["simulate", "--callback-lost", "-0.1"], "--callback-lost", "from 0 to 1"),
+    (["simulate", "--internal-error", "0.6", "--http-502", "0.5"], "--http-502", "at most 1"),
+    (["simulate", "history", "--database", "h.duckdb", "--seed", "-1"], "--seed", "0 or more"),
+    (["run", "--destination", "nowhere"], "--destination", "invalid choice"),
+]
+
+
+@pytest.mark.check
+@pytest.mark.parametrize("argv, option, says", REFUSED,
+                         ids=[" ".join(argv[:1] + argv[-2:]) for argv, *_ in REFUSED])
+def test_a_value_the_command_line_refuses(tmp_path, argv, option, says) -> None:
+    proc = cli.run([cli.CLI, *argv], tmp_path, timeout=60)
+    line = cli.failed_in_one_line(proc, 2, option, says)
+    assert proc.stderr == line + "\n" and "unexpected error" not in line, proc.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing made
+
+
+@pytest.mark.check
+def test_simulate_on_a_taken_port(tmp_path) -> None:
+    """As ``listen`` does (tests/test_receiver.py): our line and exit 3, not uvicorn's own
+    ``ERROR: [Errno 98]`` log line, and before the day is built."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        proc = cli.run([cli.CLI, "simulate", "--port", str(port)], tmp_path, timeout=60)
+    line = cli.failed_in_one_line(proc, 3, f"cannot listen on 127.0.0.1:{port}",
+                                  "Address already in use", "--port")
+    assert proc.stderr == line + "\n", proc.stderr

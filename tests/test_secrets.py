@@ -233,7 +233,8 @@ def test_the_simulate_command_refuses_a_non_loopback_address(monkeypatch, capsys
     for name, value in cli.env().items():
         if name.startswith("SOURCES__"):
             monkeypatch.setenv(name, value)
-    code = main(["simulate", "--host", "0.0.0.0", "--port", "0", "--sessions", "10"])
+    code = main(["simulate", "--host", "0.0.0.0", "--port", str(harness.closed_port()),
+                 "--sessions", "10"])  # refused before it binds anything
     err = capsys.readouterr().err
     assert code != 0
     (line,) = cli.error_lines(err)

@@ -182,6 +182,24 @@ def test_bad_population_config_is_refused() -> None:
         PopulationConfig(customer_service_ids=())
 
 
+def test_a_day_without_a_session(tmp_path, population: Population) -> None:
+    """A small --sessions may draw none at all (Poisson arrivals): an empty day, whose truth
+    table has the columns of any other day's, not a crash (`desk-sessions demo --sessions 1
+    --seed 4` once ended in an IndexError)."""
+    import duckdb
+    from tencent_desk.demo import write_truth
+
+    empty = Population(PopulationConfig(seed=4, sessions_per_day=1))
+    assert len(empty) == 0 and empty.session_keys() == [] and list(empty.truth_rows()) == []
+    assert empty.summary()["sessions"] == 0
+    columns = {}
+    for name, pop in (("empty", empty), ("full", population)):
+        write_truth(tmp_path / f"{name}.duckdb", pop)
+        with duckdb.connect(str(tmp_path / f"{name}.duckdb"), read_only=True) as con:
+            columns[name] = con.sql("DESCRIBE desk_simulator.truth").fetchall()
+    assert columns["empty"] == columns["full"]
+
+
 @pytest.mark.slow
 def test_a_large_population_builds() -> None:
     pop = Population(PopulationConfig(sessions_per_day=100_000, agents=300))

@@ -17,10 +17,13 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import math
 import os
 import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import NoReturn
 
 from tencent_desk.api.transport import KINDS as TRANSPORTS
 from tencent_desk.core import logs, redact, settings
@@ -45,6 +48,42 @@ stopped early, what was polled is loaded); 6 more keys ended in error than
 max_error_share (run loaded); 7 several apps: some failed or must alert (named in the
 line), the others loaded; 1 anything else.
 """
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose mistakes end in one line too, as every mistake the user must
+    fix does (docs/failures.md): ``desk-sessions: error: ...``, exit 2, no usage above it.
+    Subcommands' parsers are of this class too (add_subparsers makes them so)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"desk-sessions: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(kind: type, low: float, high: float = math.inf, *, above: bool = False,
+            what: str = "") -> Callable[[str], float]:
+    """An argparse ``type=`` for a number in [low, high] (in (low, high] with ``above``), so
+    that a value the command would refuse later is refused at once, naming the option."""
+    whole = "a whole number" if kind is int else "a number"
+    what = what or (f"{whole} above {low:g}" if above else f"{whole} of {low:g} or more"
+                    if high == math.inf else f"{whole} from {low:g} to {high:g}")
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and low <= value <= high and not (above and value == low)):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+
+    return parse
+
+
+PORT = _number(int, 1, 65535, what="a port number from 1 to 65535")
+SHARE = _number(float, 0, 1, what="a share from 0 to 1")
+SEED = _number(int, 0, what="a random seed: a whole number of 0 or more")
+COUNT = _number(int, 0, above=True)
+AT_LEAST_0 = _number(float, 0)
 
 
 def _run_parser(sub: argparse._SubParsersAction) -> None:
@@ -129,7 +168,7 @@ def _listen_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--state-dir", type=Path, help="instead, with a server destination: "
                    "the job's --state-dir (the spool is DIR/desk.spool/)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s)")
-    p.add_argument("--port", type=int, default=8080, help="port (default %(default)s)")
+    p.add_argument("--port", type=PORT, default=8080, help="port (default %(default)s)")
     p.add_argument("--seal-after", type=float, default=SEAL_AFTER_S, metavar="SECONDS",
                    help="a spool segment is handed to the job after this long (default "
                    "%(default)g)")
@@ -163,10 +202,10 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:
                        "DuckDB file, then print how to open the notebooks.")
     p.add_argument("--database", type=Path, default=Path("demo.duckdb"),
                    help="the DuckDB file to create (default %(default)s)")
-    p.add_argument("--seed", type=int, default=7, help="random seed of the simulated day")
-    p.add_argument("--sessions", type=int, default=2400,
+    p.add_argument("--seed", type=SEED, default=7, help="random seed of the simulated day")
+    p.add_argument("--sessions", type=COUNT, default=2400,
                    help="sessions in the simulated day (default %(default)s)")
-    p.add_argument("--agents", type=int, default=6,
+    p.add_argument("--agents", type=COUNT, default=6,
                    help="agents, 3 chats each (default %(default)s: queues at the peaks)")
     p.add_argument("--start-hour", type=float, default=9.0,
                    help="first poll, simulated hour of the day (default %(default)s)")
@@ -182,37 +221,39 @@ def _simulate_parser(sub: argparse._SubParsersAction) -> None:
                        description="Serve get_session_state on loopback for a simulated day; "
                        "credentials come from the same dlt config as a pipeline's.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=PORT, default=8000)
     p.add_argument("--host", default="127.0.0.1", help="bind address (loopback unless "
                    "--allow-remote)")
     p.add_argument("--allow-remote", action="store_true")
-    p.add_argument("--rate-limit", type=float, default=0.0,
+    p.add_argument("--rate-limit", type=AT_LEAST_0, default=0.0,
                    help="calls per sliding second before 60007 (0: none)")
-    p.add_argument("--latency-ms", type=float, default=0.0, help="answer delay")
+    p.add_argument("--latency-ms", type=AT_LEAST_0, default=0.0, help="answer delay")
     p.add_argument("--seed-out", type=Path, help="write a CSV seed of the known keys here")
-    p.add_argument("--seed", type=int, default=7, help="random seed of the simulated day")
-    p.add_argument("--sessions", type=int, default=3000)
-    p.add_argument("--speed", type=float, default=1.0,
-                   help="simulated seconds per real second")
+    p.add_argument("--seed", type=SEED, default=7, help="random seed of the simulated day")
+    p.add_argument("--sessions", type=COUNT, default=3000)
+    p.add_argument("--speed", type=AT_LEAST_0, default=1.0,
+                   help="simulated seconds per real second (0: the clock stands still)")
     p.add_argument("--start-hour", type=float, default=9.0, help="where the simulated "
                    "clock starts, in hours of the simulated day (default %(default)s; 25: "
                    "the whole day is over and has its records)")
     p.add_argument("--today", action="store_true", help="simulate today (UTC) in real time "
                    "instead of a fixed day, so that incremental record loads find records")
-    p.add_argument("--agent-groups", type=int, default=1,
-                   help="agent groups, each with its own agents and queue (default 1)")
+    p.add_argument("--agent-groups", type=COUNT, default=1,
+                   help="agent groups, each with its own agents and queue (default 1, at "
+                   "most 8: one agent each)")
     p.add_argument("--callback-url", help="also POST the day's session events to this "
                    "receiver, as Desk would (desk-sessions listen)")
     p.add_argument("--app", help="stand in for this app of [sources.tencent_desk.apps.<name>] "
                    "(its sdkappid, identifier, secret_key); one simulator per app, each on "
                    "its own --port and --rate-limit")
     for knob in ("lost", "repeated", "reordered", "delayed"):
-        p.add_argument(f"--callback-{knob}", type=float, default=0.0, metavar="SHARE",
+        p.add_argument(f"--callback-{knob}", type=SHARE, default=0.0, metavar="SHARE",
                        help=f"share of callbacks {knob}")
     for kind in ("internal_error", "http_502", "http_503", "truncated", "non_json", "slow",
                  "drop", "throttle", "chaos"):
-        p.add_argument(f"--{kind.replace('_', '-')}", type=float, default=0.0,
-                       metavar="SHARE", help=f"share of calls answered with fault {kind}")
+        p.add_argument(f"--{kind.replace('_', '-')}", type=SHARE, default=0.0,
+                       metavar="SHARE", help=f"share of calls answered with fault {kind} "
+                       "(all of them together: at most 1)")
     _common(p)
     _history_parser(p.add_subparsers(dest="simulate_command", metavar="history"))
 
@@ -235,7 +276,7 @@ def _history_parser(sub: argparse._SubParsersAction) -> None:
     span.add_argument("--days", type=int, help="days of history instead of weeks")
     p.add_argument("--start", type=date.fromisoformat, metavar="YYYY-MM-DD",
                    help="the first day (default: the history ends at today's midnight UTC)")
-    p.add_argument("--seed", dest="history_seed", type=int, default=0,
+    p.add_argument("--seed", dest="history_seed", type=SEED, default=0,
                    help="random seed of the weeks (default %(default)s)")
     p.add_argument("--poll-days", type=int, default=0, metavar="N",
                    help="on the last N days the job also polls (default %(default)s)")
@@ -252,9 +293,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="desk-sessions", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=EPILOG)
+    p = _Parser(prog="desk-sessions", description=__doc__,
+                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     sub = p.add_subparsers(dest="command", required=True)
     _run_parser(sub)
     _records_parser(sub)

@@ -44,6 +44,13 @@ from tencent_desk.simulator.callbacks import Callback, Sender, plan, send_due
 
 log = logging.getLogger("desk_sessions")
 
+# The truth's columns, for a day without a session (a small --sessions may draw none).
+_UTC_TIME = pa.timestamp("us", tz="UTC")
+EMPTY_TRUTH = pa.schema([("session_id", pa.string()), ("client_user_id", pa.string()),
+                         ("customer_service_id", pa.string()), ("state", pa.string()),
+                         ("agent_id", pa.string()), ("started_at", _UTC_TIME),
+                         ("ended_at", _UTC_TIME)])
+
 DEMO_SDKAPPID = 1400000000
 DEMO_ADMIN = "administrator"
 
@@ -143,8 +150,9 @@ def write_truth(database: Path, population: Population,
     """The simulator's truth beside the job's data (schema ``desk_simulator``): ``truth``, the
     true state segments, and the ``more`` tables; published for readers with the rest."""
     rows = population.truth_rows()  # in batches: a list of every row's dict is ~1 KB a row
-    batches = iter(lambda: list(islice(rows, 50_000)), [])
-    table = pa.Table.from_batches([pa.RecordBatch.from_pylist(b) for b in batches])
+    batches = [pa.RecordBatch.from_pylist(b)
+               for b in iter(lambda: list(islice(rows, 50_000)), [])]
+    table = pa.Table.from_batches(batches) if batches else EMPTY_TRUTH.empty_table()
     con = duckdb.connect(str(database))
     try:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {TRUTH_SCHEMA}")

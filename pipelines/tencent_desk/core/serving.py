@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import socket
 import threading
 import time
@@ -15,6 +16,7 @@ from typing import Any
 
 import uvicorn
 from tencent_desk.core import settings
+from tencent_desk.core.errors import JobError
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
@@ -31,6 +33,23 @@ def _check_host(host: str, allow_remote: bool) -> None:
     if not loopback:
         raise ValueError(f"refusing to bind {host!r}: not a loopback address "
                          "(pass allow_remote=True to serve the network)")
+
+
+def check_bind(host: str, port: int, *, allow_remote: bool = False) -> None:
+    """Before a command serves: ``host:port`` can be bound now, else one line (exit 3; uvicorn
+    would exit on its own with a bare log line), and a host off loopback only if allowed
+    (exit 2)."""
+    try:
+        _check_host(host, allow_remote)
+    except ValueError:
+        raise JobError(f"refusing to bind {host!r}: not a loopback address (--allow-remote "
+                       "to serve the network)") from None
+    try:
+        socket.create_server((host, port), reuse_port=False).close()
+    except OSError as exc:  # its strerror says where again: the plain reason only
+        reason = os.strerror(exc.errno) if (exc.errno or 0) > 0 else exc.strerror or str(exc)
+        raise JobError(f"cannot listen on {host}:{port}: {reason}: choose another --port "
+                       "or stop what uses it", exit_code=3) from None
 
 
 @dataclass(frozen=True)

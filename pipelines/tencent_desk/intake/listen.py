@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import socket
 from pathlib import Path
 
 from tencent_desk.api import callback
 from tencent_desk.core import apps, redact, settings
 from tencent_desk.core.apps import positive_setting, setting
 from tencent_desk.core.errors import ConfigError, JobError
-from tencent_desk.core.serving import Limits, serve
+from tencent_desk.core.serving import Limits, check_bind, serve
 from tencent_desk.core.settings import ANCHOR
 from tencent_desk.intake.receiver import Receiver, ReceiverConfig
 from tencent_desk.intake.spool import spool_dir
@@ -83,12 +81,7 @@ def listen(args: argparse.Namespace) -> int:
     config = receiver_config(anchor, args.seal_after)
     given = limits()
     config = dataclasses.replace(config, max_body=int(given["max_body_bytes"]))
-    try:  # uvicorn would exit on its own with a bare log line: say it in ours
-        socket.create_server((args.host, args.port), reuse_port=False).close()
-    except OSError as exc:
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise JobError(f"cannot listen on {args.host}:{args.port}: {reason}: choose "
-                       "another --port or stop what uses it", exit_code=3) from None
+    check_bind(args.host, args.port, allow_remote=True)  # in our line, not uvicorn's
     serve(Receiver(config), args.host, args.port, allow_remote=True, limits=Limits(
         connections=int(given["max_connections"]), keep_alive_s=given["keep_alive_timeout"],
         header_timeout_s=given["header_timeout"]))

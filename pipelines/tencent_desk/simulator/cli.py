@@ -12,6 +12,7 @@ from tencent_desk.api.callback import expected_sign
 from tencent_desk.core import apps
 from tencent_desk.core.apps import setting
 from tencent_desk.core.errors import ConfigError, JobError
+from tencent_desk.core.serving import check_bind
 
 from .app import FAULT_KINDS, SimulatorApp, SimulatorConfig
 from .callbacks import Knobs, Sender, plan, send_due
@@ -59,13 +60,23 @@ def simulate(args: argparse.Namespace) -> int:
         identifier = credential("identifier")
         secret_key = credential("secret_key", secret=True)
         token = str(setting("callback_token", secret=True) or "") or None
+    faults = {k: getattr(args, k) for k in FAULT_KINDS}  # each in [0, 1] (cli.py)
+    if sum(faults.values()) > 1 + 1e-9:
+        given = ", ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in faults.items() if v)
+        raise JobError(f"the fault shares add up to {sum(faults.values()):g} ({given}): "
+                       "at most 1, the share of calls answered with a fault")
+    agents = PopulationConfig.agents
+    if args.agent_groups > agents:
+        raise JobError(f"--agent-groups {args.agent_groups}: at most {agents}, the simulated "
+                       "desk's agents (one group needs one agent at least)")
+    check_bind(args.host, args.port, allow_remote=args.allow_remote)  # before the day is built
     config = SimulatorConfig(
         sdkappid=sdkappid, identifier=identifier, secret_key=secret_key,
         rate_limit=args.rate_limit or None, latency_s=args.latency_ms / 1000.0,
-        seed=args.seed, **{k: getattr(args, k) for k in FAULT_KINDS})
+        seed=args.seed, **faults)
     now = time.time()
     day = now // 86400 * 86400 if args.today else DAY_START
-    groups = tuple(f"Group {k + 1}" for k in range(max(1, args.agent_groups)))
+    groups = tuple(f"Group {k + 1}" for k in range(args.agent_groups))
     population = Population(PopulationConfig(seed=args.seed, sessions_per_day=args.sessions,
                                              day_start=day, agent_groups=groups))
     if args.seed_out:

@@ -245,12 +245,12 @@ class Population:
         self._rating = [int(r) if ok else None
                         for r, ok in zip(rating.tolist(), (served & rated).tolist(), strict=True)]
         # Records in order of their Timestamp, for window queries.
-        times = np.array(self._times)
+        times = np.array(self._times, dtype=np.float64).reshape(n, 5)  # (0, 5): no session
         ts_dur = [record_times(a, e) for a, e in zip(times[:, 0].tolist(),
                                                      times[:, 4].tolist(), strict=True)]
         self._record_ts = np.array([t for t, _ in ts_dur], dtype=np.int64)
         self._record_dur = [d for _, d in ts_dur]
-        self._ends = times[:, 4] if n else np.zeros(0)
+        self._ends = times[:, 4]
         self._by_ts = np.argsort(self._record_ts, kind="stable")
         self._ts_sorted = self._record_ts[self._by_ts]
 
