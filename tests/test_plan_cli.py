@@ -147,11 +147,19 @@ def test_a_run_in_progress_keeps_the_file(weeks: Path, tmp_path: Path) -> None:
 
 
 def test_the_report_shows_a_saved_plan(weeks: Path, tmp_path: Path) -> None:
-    """A plan of the demo's day, its CSV into a folder not made yet, then published: the
-    report compares it with what came, over the plan's own intervals."""
+    """A plan of the demo's day, its CSV into a folder not made yet (a path through a file is
+    one line, exit 3), then published: the report compares it with what came, over the
+    plan's own intervals."""
     db = tmp_path / "weeks.duckdb"
     shutil.copyfile(weeks, db)  # the module's other tests count the plans kept in weeks
     publish(db)
+    (tmp_path / "plans.txt").write_text("a file, not a folder")
+    bad = plan(tmp_path, "--database", str(db), "--date", "2026-01-05", "--backtest",
+               "--out", str(tmp_path / "plans.txt" / "monday.csv"))
+    assert bad.returncode == 3 and "Traceback" not in bad.stderr, bad.stderr
+    (line,) = cli.error_lines(bad.stderr)
+    assert line.endswith(f"cannot write {tmp_path}/plans.txt/monday.csv: File exists "
+                         f"({tmp_path}/plans.txt)"), line
     out = tmp_path / "plans" / "monday.csv"
     done = plan(tmp_path, "--database", str(db), "--date", "2026-01-05", "--backtest",
                 "--out", str(out))

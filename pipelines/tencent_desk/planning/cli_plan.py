@@ -134,7 +134,8 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             stamped.to_csv(args.out, index=False)
         except OSError as exc:  # pandas' own OSErrors carry no strerror
-            raise JobError(f"cannot write {args.out}: {exc.strerror or exc}",
+            where = f" ({exc.filename})" if exc.filename not in (None, str(args.out)) else ""
+            raise JobError(f"cannot write {args.out}: {exc.strerror or exc}{where}",
                            exit_code=3) from None
     if not args.no_save:
         store.save(stamped, args.destination, args.database, args.dataset, args.lock_wait)
