@@ -22,7 +22,7 @@ def total_count(url: str, since: str, until: str) -> int:
     from tencent_desk.api.client import ClientConfig, DeskClient
     from tencent_desk.api.records import RecordsPage, Window
     from tencent_desk.api.usersig import UserSigProvider
-    from tencent_desk.job.record_source import parse_time
+    from tencent_desk.core.clock import parse_time
 
     async def ask() -> int:
         sigs = UserSigProvider(common.SDKAPPID, common.IDENTIFIER,

@@ -99,6 +99,10 @@ REFUSED = [
     (["simulate", "--internal-error", "0.6", "--http-502", "0.5"], "--http-502", "at most 1"),
     (["simulate", "history", "--database", "h.duckdb", "--seed", "-1"], "--seed", "0 or more"),
     (["run", "--destination", "nowhere"], "--destination", "invalid choice"),
+    (["records", "--database", "d.duckdb", "--since", "yesterday"], "--since", "ISO 8601"),
+    (["records", "--database", "d.duckdb", "--until", "soon"], "--until", "ISO 8601"),
+    (["records", "--database", "d.duckdb", "--since", "2026-01-05T00:00:00Z", "--until",
+      "2026-01-04T00:00:00Z"], "--since", "is not before --until"),
 ]
 
 

@@ -27,6 +27,8 @@ from typing import NoReturn
 
 from tencent_desk.api.transport import KINDS as TRANSPORTS
 from tencent_desk.core import logs, redact, settings
+from tencent_desk.core.clock import parse_time
+from tencent_desk.core.errors import ConfigError
 from tencent_desk.intake.spool import SEAL_AFTER_S
 from tencent_desk.job.destination import DESTINATIONS
 from tencent_desk.models import snapshot
@@ -86,6 +88,16 @@ COUNT = _number(int, 0, above=True)
 AT_LEAST_0 = _number(float, 0)
 
 
+def _iso_time(text: str) -> str:
+    """An argparse ``type=`` for --since and --until: an ISO 8601 time, refused at once."""
+    try:
+        parse_time(text, "")
+    except ConfigError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time such as "
+                                         "2026-01-05T09:00:00Z") from None
+    return text
+
+
 def _run_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="poll every key of a seed table once and load the rows",
                        description="Poll every key of the seed table once; load "
@@ -117,9 +129,10 @@ def _records_parser(sub: argparse._SubParsersAction) -> None:
                        "everything settled since the last load.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _database_and_api(p)
-    p.add_argument("--since", help="backfill from this ISO 8601 time (UTC unless it says)")
-    p.add_argument("--until", help="up to this ISO 8601 time (default: now minus the "
-                   "settle lag, config records_settle, 300 s)")
+    p.add_argument("--since", type=_iso_time,
+                   help="backfill from this ISO 8601 time (UTC unless it says)")
+    p.add_argument("--until", type=_iso_time, help="up to this ISO 8601 time (default: now "
+                   "minus the settle lag, config records_settle, 300 s)")
     p.add_argument("--pipelines-dir", help="dlt's working folder (default: dlt's)")
     _common(p)
 
@@ -401,6 +414,10 @@ def _run(args: argparse.Namespace) -> int:
     from tencent_desk.run.summary import summary
 
     records = args.command == "records"
+    if records and args.since and args.until and (
+            parse_time(args.since, "--since") or 0) >= (parse_time(args.until, "--until") or 0):
+        raise JobError(f"--since {args.since} is not before --until {args.until}: nothing "
+                       "to load", exit_code=2)
     overrides = {k: v for k, v in {
         "max_qps": args.max_qps, "max_concurrency": args.max_concurrency,
         "region": args.region, "api_url": args.api_url, "transport": args.transport,

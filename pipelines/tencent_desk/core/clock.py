@@ -7,6 +7,8 @@ import time
 from datetime import UTC, datetime
 from typing import Protocol
 
+from tencent_desk.core.errors import ConfigError
+
 
 class Clock(Protocol):
     def time(self) -> float:
@@ -63,3 +65,17 @@ class VirtualClock:
     async def sleep(self, seconds: float) -> None:
         self.advance(max(0.0, seconds))
         await asyncio.sleep(0)
+
+
+def parse_time(value: str | None, name: str) -> int | None:
+    """An ISO 8601 time (UTC unless it says otherwise) as Unix seconds."""
+    if value in (None, ""):
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{name} must be an ISO 8601 time such as 2026-01-05T09:00:00Z, "
+                          f"got {str(value)[:40]!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())

@@ -87,21 +87,6 @@ class RecordsLoad:
 def _at(t: int) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
-def parse_time(value: str | None, name: str) -> int | None:
-    """An ISO 8601 time (UTC unless it says otherwise) as Unix seconds."""
-    if value in (None, ""):
-        return None
-    from tencent_desk.core.errors import ConfigError
-
-    try:
-        moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"{name} must be an ISO 8601 time such as 2026-01-05T09:00:00Z, "
-                          f"got {str(value)[:40]!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
-
 def summary_line(row: dict[str, Any]) -> str:
     if row.get("records") is None:
         return ""

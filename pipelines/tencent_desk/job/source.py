@@ -23,7 +23,7 @@ from tencent_desk.api.outage import Outage
 from tencent_desk.api.transport import KINDS as TRANSPORTS
 from tencent_desk.api.usersig import UserSigProvider
 from tencent_desk.core import settings
-from tencent_desk.core.clock import SystemClock, utc
+from tencent_desk.core.clock import SystemClock, parse_time, utc
 from tencent_desk.core.errors import ConfigError
 from tencent_desk.job import context as run_context
 from tencent_desk.job.context import RunContext
@@ -33,7 +33,7 @@ from tencent_desk.job.record_source import MERGE_KEY as RECORDS_KEY
 from tencent_desk.job.record_source import RUNS_TABLE as RECORD_RUNS
 from tencent_desk.job.record_source import STATE_KEY as RECORDS_STATE
 from tencent_desk.job.record_source import TABLE as RECORDS_TABLE
-from tencent_desk.job.record_source import RecordsLoad, parse_time
+from tencent_desk.job.record_source import RecordsLoad
 from tencent_desk.job.rows import to_table
 from tencent_desk.job.runs import FAILED, run_row
 from tencent_desk.job.seeds import PreparedSeed, SeedCounts, SeedSpec
