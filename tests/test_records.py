@@ -485,6 +485,8 @@ def test_cli_records_summary_and_one_line_errors(tmp_path, grouped, monkeypatch,
         assert cli.main(args) == 0
         out = capsys.readouterr().out
         assert "session records" in out and "windows" in out and "session_records" in out
-        assert cli.main([*args[:-4], "--since", "yesterday"]) == 2
+        with pytest.raises(SystemExit) as refused:  # the command line's own refusal
+            cli.main([*args[:-4], "--since", "yesterday"])
+        assert refused.value.code == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "ISO 8601" in err
+        assert err.count("\n") == 1 and "argument --since" in err and "ISO 8601" in err
