@@ -17,7 +17,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 from tencent_desk.core import frames
-from tencent_desk.core.settings import DEFAULT_DATASET
+from tencent_desk.core.settings import DEFAULT_DATASET, NO_GROUP
 from tencent_desk.core.sql import ident
 from tencent_desk.models import intervals
 from tencent_desk.models.intervals import AGENT, QUEUE, SKETCH, WIDTH_S
@@ -35,7 +35,7 @@ def bounds(since: datetime, until: datetime) -> tuple[pd.Timestamp, pd.Timestamp
 def _group(by: str | None) -> str:
     if by is None:
         return "'all'"
-    return f"coalesce(CAST({ident(by)} AS VARCHAR), '(none)')"
+    return f"coalesce(CAST({ident(by)} AS VARCHAR), '{NO_GROUP}')"
 
 
 def totals(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime,

@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 from tencent_desk.core import frames
-from tencent_desk.core.settings import DEFAULT_DATASET
+from tencent_desk.core.settings import DEFAULT_DATASET, NO_GROUP
 from tencent_desk.core.spans import union
 from tencent_desk.core.sql import ident, qualified
 from tencent_desk.models.intervals import SPANS_SQL
@@ -69,7 +69,7 @@ def _rows(df: pd.DataFrame, mask: pd.Series, by: str | None, *columns: str) -> p
 def _groups(df: pd.DataFrame, by: str | None) -> list[tuple[str, pd.DataFrame]]:
     if by is None:  # no session: no row (as the docstring says), not a NaN one
         return [("all", df)] if len(df) else []
-    return [(str(k), g) for k, g in df.groupby(df[by].fillna("(none)"), sort=True)]
+    return [(str(k), g) for k, g in df.groupby(df[by].fillna(NO_GROUP), sort=True)]
 
 
 def _stat(values: pd.Series, lo: pd.Series, hi: pd.Series, how: str) -> tuple[float, ...]:
@@ -245,7 +245,7 @@ def compare_apps(df: pd.DataFrame, threshold_s: float = 60.0) -> pd.DataFrame:
     row per ``sdkappid`` with its sessions, mean speed of answer and handling time (with
     bounds), service level within ``threshold_s`` and abandonment."""
     by = "sdkappid"
-    out = pd.DataFrame({"sessions": df.groupby(df[by].fillna("(none)").astype(str)).size()})
+    out = pd.DataFrame({"sessions": df.groupby(df[by].fillna(NO_GROUP).astype(str)).size()})
     for name, frame in (("speed_of_answer_s", speed_of_answer(df, by, ("mean",))),
                         ("handling_s", handling_time(df, by, ("mean",))),
                         ("service_level", measured_service_level(df, threshold_s, by))):
@@ -269,7 +269,7 @@ def agent_concurrency(df: pd.DataFrame, at: Sequence[datetime] | pd.DatetimeInde
     start = pd.to_datetime(served["answered_at"], utc=True).to_numpy(dtype="datetime64[ns]")
     end = pd.to_datetime(served["ended_at"], utc=True).fillna(far).to_numpy(
         dtype="datetime64[ns]")
-    names, owner = np.unique(served[by].fillna("(none)").astype(str).to_numpy(),
+    names, owner = np.unique(served[by].fillna(NO_GROUP).astype(str).to_numpy(),
                              return_inverse=True)
     chats = _held(start, end, instants.to_numpy(dtype="datetime64[ns]"), owner, len(names))
     when, who = np.nonzero(chats.T > 0)  # instant by instant, agents in name order
@@ -287,8 +287,8 @@ def occupancy(df: pd.DataFrame, since: datetime, until: datetime, capacity: int 
     end = pd.to_datetime(served["ended_at"], utc=True).fillna(hi).clip(lower=lo, upper=hi)
     served["held_s"] = (end - start).dt.total_seconds()
     span = (hi - lo).total_seconds()
-    out = served.groupby(served[by].fillna("(none)"))["held_s"].sum().rename("held_s")
-    agents = served.groupby(served[by].fillna("(none)"))["agent_id"].nunique()
+    out = served.groupby(served[by].fillna(NO_GROUP))["held_s"].sum().rename("held_s")
+    agents = served.groupby(served[by].fillna(NO_GROUP))["agent_id"].nunique()
     return pd.DataFrame({"held_s": out, "agents": agents,
                          "occupancy": out / (agents * capacity * span)}).reset_index()
 
@@ -321,7 +321,7 @@ def occupancy_per_interval(df: pd.DataFrame, since: datetime, until: datetime,
     lo = k * w
     hi = np.minimum(lo + w, (end - t0).value)
     held = (np.clip(np.where(open_[row], hi, e[row]), lo, hi) - np.clip(a[row], lo, hi)) / 1e9
-    parts = pd.DataFrame({by: served[by].fillna("(none)").to_numpy()[row], "k": k,
+    parts = pd.DataFrame({by: served[by].fillna(NO_GROUP).to_numpy()[row], "k": k,
                           "agent_id": served["agent_id"].to_numpy()[row], "held_s": held})
     g = parts.groupby(["k", by], sort=True)
     out = pd.DataFrame({"held_s": g["held_s"].sum(), "agents": g["agent_id"].nunique()}

@@ -48,6 +48,9 @@ DATABASE_LOCK_WAIT_S = 30.0
 SNAPSHOT_RETENTION_S = 24 * 3600.0
 
 DEFAULT_DATASET = "tencent_desk"
+# The group of sessions without one (polls only, or never routed), wherever figures
+# are kept per group: the plan, the report and the notebooks must agree on it.
+NO_GROUP = "(none)"
 PIPELINE_NAME = "tencent_desk"
 
 # Seed values longer than this are rejected (session ids are UUIDs, user ids <= 45 bytes).

@@ -28,11 +28,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 from tencent_desk.core import frames
+from tencent_desk.core.settings import NO_GROUP
 from tencent_desk.models.intervals import seconds
 
 GRAIN_MIN = 15  # minutes: the plan's intervals (15, 30, 60) are whole numbers of these
 MIN_CHATS = 30  # fewer chats in an interval of the day: the group's mean handling time
-NO_GROUP = "(none)"  # sessions without a group (polls only, or never routed)
 _US_GRAIN = GRAIN_MIN * 60_000_000
 _US_DAY = 86_400_000_000
 _NEVER = 2**62  # a chat not ended (yet), a session without a start: after any time

@@ -26,9 +26,9 @@ from tencent_desk.analysis import poll_metrics
 from tencent_desk.analysis import timeline_metrics as tm
 from tencent_desk.core import frames
 from tencent_desk.core.errors import JobError
+from tencent_desk.core.settings import NO_GROUP
 from tencent_desk.core.sql import qualified
 from tencent_desk.models import intervals
-from tencent_desk.planning.summary import NO_GROUP
 from tencent_desk.readers.window import app_id, reader
 
 from .period import Period
