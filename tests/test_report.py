@@ -497,19 +497,21 @@ PLAN_ROWS = f"""
     SELECT plan_id, TIMESTAMPTZ '{DAY} 00:00:00+00' - INTERVAL (3 - n) HOUR AS created_at,
            g AS "group", TIMESTAMPTZ '{DAY} 00:00:00+00' + INTERVAL (h) HOUR AS interval_start,
            60 AS interval_min, n + h % 4 AS agents, 50 + h AS forecast
-    FROM range(24) t(h), unnest(?) p(plan_id), (SELECT CAST(plan_id AS INT) AS n) m,
+    FROM range(?, 24) t(h), unnest(?) p(plan_id), (SELECT CAST(plan_id AS INT) AS n) m,
         unnest(?) u(g)"""
 
 
-def _plan(con: duckdb.DuckDBPyConnection, ids: list[str], groups: list[str]) -> None:
-    """Hourly plans ``ids`` of the day for ``groups``, in the columns planning/store.py
-    writes: plan n made at (n - 3) hours from midnight, a group's forecast 50 + hour and
-    its agents n + hour % 4."""
+def _plan(con: duckdb.DuckDBPyConnection, ids: list[str], groups: list[str],
+          first_hour: int = 0) -> None:
+    """Hourly plans ``ids`` of the day from ``first_hour`` for ``groups``, in the columns
+    planning/store.py writes: plan n made at (n - 3) hours from midnight, a group's forecast
+    50 + hour and its agents n + hour % 4."""
     if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
                    "AND table_name = 'staffing_plan'", [DS]).fetchone()[0]:
-        con.execute(f"INSERT INTO {DS}.staffing_plan {PLAN_ROWS}", [ids, groups])
+        con.execute(f"INSERT INTO {DS}.staffing_plan {PLAN_ROWS}", [first_hour, ids, groups])
     else:
-        con.execute(f"CREATE TABLE {DS}.staffing_plan AS {PLAN_ROWS}", [ids, groups])
+        con.execute(f"CREATE TABLE {DS}.staffing_plan AS {PLAN_ROWS}",
+                    [first_hour, ids, groups])
 
 
 def _plan_rows(html: str) -> list[dict[str, str]]:
@@ -519,13 +521,14 @@ def _plan_rows(html: str) -> list[dict[str, str]]:
 
 
 def test_plan_against_actual_and_text_escaped(shapes, demo_day, tmp_path) -> None:
-    """The latest plan covering the day against what happened, over the groups it plans:
-    several groups summed (the usual plan), one group against that group's arrivals only.
-    The plan made last wins, whatever its id; a group's name is text, never markup."""
+    """Each group's interval from the plan made last that covers it, against what happened
+    over the groups planned: one group against that group's arrivals only, a newer plan of
+    all groups in its place, a later plan of the afternoon (an intraday one) over the
+    morning's. A group's name is text, never markup."""
     db = build_shape(demo_day, "one_day", tmp_path / "planned.duckdb")
     empty = "Billing"  # a group without sessions; the demo's sessions are all in HOSTILE
     with duckdb.connect(str(db)) as con:
-        _plan(con, ["2", "1"], [HOSTILE, empty])
+        _plan(con, ["1"], [empty])
         # text from the data is escaped, never markup
         con.execute(f"UPDATE {DS}.session_records SET agent_group_name = ?", [HOSTILE])
     publish(db)
@@ -536,25 +539,36 @@ def test_plan_against_actual_and_text_escaped(shapes, demo_day, tmp_path) -> Non
             [HOSTILE, _utc(DAY)]).fetchall())
     assert sum(per_hour.values()) > 0
     out = tmp_path / "plan.html"
-    assert _report(db, out, "--day", DAY).returncode == 0
-    html = out.read_text()
+
+    def report(*plans: tuple[list[str], list[str], int]) -> tuple[str, list[dict[str, str]]]:
+        with duckdb.connect(str(db)) as con:
+            for plan in plans:
+                _plan(con, *plan)
+        publish(db, rebuild=True)  # rows written by hand make no dlt load for publish to find
+        assert _report(db, out, "--day", DAY).returncode == 0
+        return out.read_text(), _plan_rows(out.read_text())
+
+    # a plan of the group that had no sessions: none of the desk's arrivals or agents
+    html, cells = report()
+    assert "Plan 1, intervals of 60 minutes, for Billing." in html
+    assert {(c["arrivals"], c["agents with a chat"]) for c in cells} == {("0", "0")}
+    html, cells = report((["2"], [HOSTILE, empty], 0))
     assert "Plan 2, intervals of 60 minutes, for " in html
     assert "<script" not in html and "<b>" not in html
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &lt;b&gt;&amp;co" in html
-    cells = _plan_rows(html)
     assert len(cells) == 24
     assert cells[1]["agents required"] == "6"  # plan 2, hour 1: (2 + 1) for each group
     assert cells[10]["forecast"] == "120" and cells[10]["interval (UTC)"] == f"{DAY} 10:00"
     assert [int(c["arrivals"]) for c in cells] == [per_hour.get(h, 0) for h in range(24)]
     busy = [int(c["agents with a chat"]) for c in cells]
     assert max(busy) > 0
-    # a newer plan, of the group that had no sessions: none of the desk's arrivals or agents
-    with duckdb.connect(str(db)) as con:
-        _plan(con, ["3"], [empty])
-    publish(db, rebuild=True)  # rows written by hand make no dlt load for publish to find
-    assert _report(db, out, "--day", DAY).returncode == 0
-    cells = _plan_rows(out.read_text())
-    assert {(c["arrivals"], c["agents with a chat"]) for c in cells} == {("0", "0")}
+    # the afternoon planned again for one group: plan 3 there, plan 2 everywhere else
+    html, cells = report((["3"], [HOSTILE], 12))
+    assert "Plans 3, 2 (the one made last for each interval), intervals of 60 minutes" in html
+    assert [int(c["agents required"]) for c in cells] == [
+        (3 if h >= 12 else 2) + 2 + 2 * (h % 4) for h in range(24)]
+    assert [int(c["arrivals"]) for c in cells] == [per_hour.get(h, 0) for h in range(24)]
+    assert [int(c["agents with a chat"]) for c in cells] == busy
     assert _report(shapes["one_day"], out, "--day", DAY).returncode == 0
     assert "No staffing plan in the database" in out.read_text()
 

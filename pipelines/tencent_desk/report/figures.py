@@ -277,13 +277,14 @@ def failed_runs(con: duckdb.DuckDBPyConnection, dataset: str, tables: set[str],
 
 def plan(con: duckdb.DuckDBPyConnection, dataset: str, tables: set[str], period: Period,
          end: datetime, target_s: float, held: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
-    """Plan against actual per interval of the latest plan covering the period, over the
-    groups it plans: forecast arrivals against those groups' arrivals, agents required
+    """Plan against actual per interval: for each group and interval, the plan made last
+    that covers it (the plan in force, as a morning's plan stands where an intraday one
+    does not reach); forecast arrivals against those groups' arrivals, agents required
     against the agents who held a chat of theirs (``held``: :func:`chats`)."""
     if "staffing_plan" not in tables:
         return None, "No staffing plan in the database (table staffing_plan): nothing to " \
                      "compare with."
-    # the columns planning/store.py writes; the newest plan is the one made last
+    # the columns planning/store.py writes
     rows = con.execute(
         'SELECT plan_id, created_at, "group", interval_start, interval_min, '
         "agents AS agents_required, forecast "
@@ -291,31 +292,47 @@ def plan(con: duckdb.DuckDBPyConnection, dataset: str, tables: set[str], period:
         "WHERE interval_start >= ? AND interval_start < ?", [period.since, period.until]).df()
     if rows.empty:
         return None, "No staffing plan covers this period."
-    latest = str(rows.loc[rows["created_at"].idxmax(), "plan_id"])
-    chosen = rows[rows["plan_id"].astype(str) == latest]
-    minutes = int(chosen["interval_min"].iloc[0])
+    newest = rows.loc[rows["created_at"].idxmax()]
+    minutes = int(newest["interval_min"])
     if minutes * 60 % intervals.WIDTH_S:
-        return None, (f"Plan {latest} has intervals of {minutes} minutes: the actual figures "
-                      f"are kept per {intervals.WIDTH_S // 60} minutes, so they cannot be "
-                      "compared.")
+        return None, (f"Plan {newest['plan_id']} has intervals of {minutes} minutes: the "
+                      f"actual figures are kept per {intervals.WIDTH_S // 60} minutes, so "
+                      "they cannot be compared.")
+    # one width in one table: the newest plan's; plans at another width are named, not mixed
+    same = rows[rows["interval_min"] == minutes]
+    chosen = same.assign(group=same["group"].astype(str),
+                         interval_start=pd.to_datetime(same["interval_start"], utc=True)
+                         ).sort_values("created_at", kind="stable").drop_duplicates(
+                             ["group", "interval_start"], keep="last")
+    keys = chosen[["group", "interval_start"]]
+    planned = chosen.groupby("interval_start")[["forecast", "agents_required"]].sum()
     step = f"{minutes * 60}s"
-    planned = chosen.assign(interval_start=pd.to_datetime(chosen["interval_start"], utc=True)
-                            ).groupby("interval_start")[["forecast", "agents_required"]].sum()
-    names = sorted(chosen["group"].astype(str).unique())
+    names = sorted(chosen["group"].unique())
     actual = (im.per_interval(con, period.since, end, step, by="agent_group_name",
                               dataset=dataset, target_s=target_s)
               if intervals.QUEUE in tables else pd.DataFrame(columns=["group", "period_start",
                                                                        "arrivals"]))
-    actual = actual[actual["group"].isin(names)]
-    arrived = actual.groupby(pd.to_datetime(actual["period_start"], utc=True))["arrivals"].sum()
-    theirs = held[held["agent_group_name"].fillna(NO_GROUP).astype(str).isin(names)]
-    staffed = (tm.occupancy_per_interval(theirs, period.since, end, step).groupby(
-        "interval_start")["agent_id"].nunique() if len(theirs) else pd.Series(dtype=int))
-    staffed.index = pd.to_datetime(staffed.index, utc=True)
+    actual = keys.merge(actual.assign(interval_start=pd.to_datetime(actual["period_start"],
+                                                                    utc=True)))
+    arrived = actual.groupby("interval_start")["arrivals"].sum()
+    group = held["agent_group_name"].fillna(NO_GROUP).astype(str)
+    with_chat = [tm.occupancy_per_interval(held[group == g], period.since, end, step)[
+        ["agent_id", "interval_start"]].assign(group=g) for g in names if (group == g).any()]
+    staffed = (keys.merge(pd.concat(with_chat).assign(interval_start=lambda f: pd.to_datetime(
+        f["interval_start"], utc=True))).groupby("interval_start")["agent_id"].nunique()
+        if with_chat else pd.Series(dtype=int))
     out = planned.assign(arrivals=arrived.reindex(planned.index).fillna(0).astype(int),
                          agents=staffed.reindex(planned.index).fillna(0).astype(int))
-    return out.reset_index(), (f"Plan {latest}, intervals of {minutes} minutes, for "
-                               f"{', '.join(names)}.")
+    ids = list(dict.fromkeys(chosen.sort_values("created_at", ascending=False)["plan_id"]
+                             .astype(str)))
+    other = rows.loc[rows["interval_min"] != minutes, "plan_id"].astype(str).unique()
+    note = (f"Plan {ids[0]}" if len(ids) == 1 else
+            f"Plans {', '.join(ids)} (the one made last for each interval)")
+    note += f", intervals of {minutes} minutes, for {', '.join(names)}."
+    if len(other):
+        note += (f" Left out, being of another interval width: plan "
+                 f"{', '.join(sorted(other))}.")
+    return out.reset_index(), note
 
 
 def gather(source: Source, period: Period, targets: Targets,
