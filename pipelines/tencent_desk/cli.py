@@ -27,7 +27,7 @@ from typing import NoReturn
 
 from tencent_desk.api.transport import KINDS as TRANSPORTS
 from tencent_desk.core import logs, redact, settings
-from tencent_desk.core.clock import parse_time
+from tencent_desk.core.clock import parse_span, parse_time
 from tencent_desk.core.errors import ConfigError
 from tencent_desk.intake.spool import SEAL_AFTER_S
 from tencent_desk.job.destination import DESTINATIONS
@@ -414,10 +414,11 @@ def _run(args: argparse.Namespace) -> int:
     from tencent_desk.run.summary import summary
 
     records = args.command == "records"
-    if records and args.since and args.until and (
-            parse_time(args.since, "--since") or 0) >= (parse_time(args.until, "--until") or 0):
-        raise JobError(f"--since {args.since} is not before --until {args.until}: nothing "
-                       "to load", exit_code=2)
+    if records:  # the source's own check, said before the lock is taken, naming the options
+        try:
+            parse_span(args.since, args.until, ("--since", "--until"))
+        except ConfigError as exc:
+            raise JobError(str(exc), exit_code=2) from None
     overrides = {k: v for k, v in {
         "max_qps": args.max_qps, "max_concurrency": args.max_concurrency,
         "region": args.region, "api_url": args.api_url, "transport": args.transport,
