@@ -105,7 +105,8 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seed", help="seed file: .csv, .parquet, .jsonl, or a .duckdb database "
                    "(with --seed-table); added to the sessions known from received events")
-    p.add_argument("--seed-table", help="table holding the seed in a DuckDB seed database")
+    p.add_argument("--seed-table", help="the table holding the seed in a .duckdb --seed "
+                   "(refused with any other seed)")
     _database_and_api(p)
     p.add_argument("--repoll-ended", action="store_true",
                    help="ask again sessions an earlier run saw end")
