@@ -44,8 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=1, help="days to plan (default %(default)s)")
     p.add_argument("--interval", type=int, choices=INTERVALS, default=30,
                    help="minutes per interval (default %(default)s)")
-    p.add_argument("--target", default="0.8:60", help="service level SHARE:SECONDS "
-                   "(default %(default)s: 80%% answered within 60 s)")
+    p.add_argument("--target", default="0.8:60", help="service level SHARE:SECONDS, the "
+                   "share a fraction or a whole percentage: 0.8:60 or 80:60 (default "
+                   "%(default)s: 80%% answered within 60 s)")
     p.add_argument("--target-per", choices=PER, default="day",
                    help="where --target applies (default %(default)s): day, over each day "
                    "per group, weighted by the forecast, some intervals below it; interval, "
