@@ -600,10 +600,19 @@ def test_bad_input_is_one_line_each(shapes, demo_day, tmp_path) -> None:
         (line,) = error_lines(done.stderr)
         assert done.stderr.strip() == line and says in line, done.stderr
     assert not out.exists()  # nothing written for input to fix
-    # a period without data: the page says so, exit 0, one note
+    # a period without data: the page says so, exit 0, one note naming the days there are
+    holds = ("the database holds 2026-01-05 to 2026-01-05 (1 day): pass --day, --week, "
+             "--month or --from/--to within it")
     done = run([CLI, "report", "--out", str(out), "--database", str(shapes["one_day"]),
                 "--day", "2026-01-04"], cwd=tmp_path)
     assert done.returncode == 0
-    assert done.stderr.strip() == ("desk-sessions: note: no data for Sunday 04 January 2026: "
-                                   "the page says so")
+    assert done.stderr.strip() == ("desk-sessions: note: no data for Sunday 04 January 2026 "
+                                   f"(the page says so); {holds}")
     assert 'data-nodata="1"' in out.read_text()
+    # no period given: yesterday, far from the demo's day; the note names both
+    yesterday = periods.parse()
+    done = run([CLI, "report", "--out", str(out), "--database", str(shapes["one_day"])],
+               cwd=tmp_path)
+    assert done.returncode == 0
+    assert done.stderr.strip() == (f"desk-sessions: note: no data for {yesterday} (the page "
+                                   f"says so); {holds}")

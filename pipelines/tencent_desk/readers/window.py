@@ -8,11 +8,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
+from tencent_desk.core import settings
 from tencent_desk.core.sql import qualified
+from tencent_desk.models import snapshot
 from tencent_desk.readers.snapshot import Reader
 
 if TYPE_CHECKING:  # imported where used: it brings dlt (~0.5 s) that a DuckDB file never needs
     from tencent_desk.readers import warehouse
+
+# Tables whose days say whether a day has data (partitions of the published snapshot).
+DATA_TABLES = ("runs", "session_states", "session_events", "session_records", "session_timeline")
 
 
 def reader(where: Path | str, dataset: str, since: datetime | date | None = None,
@@ -28,6 +33,28 @@ def reader(where: Path | str, dataset: str, since: datetime | date | None = None
 
     return warehouse.Reader(warehouse.destination(where), dataset, since, until, sdkappid,
                             tables)
+
+
+def data_days(where: Path | str, dataset: str = settings.DEFAULT_DATASET) -> list[date]:
+    """The UTC days with data: of a DuckDB file's published snapshot (from its file list
+    alone), or of a destination server (the days its runs started, read there)."""
+    if isinstance(where, Path):
+        manifest = snapshot.read_manifest(snapshot.paths(where)[0])
+        return sorted({date.fromisoformat(d) for entry in manifest["schemas"].values()
+                       for table, spec in entry["tables"].items() if table in DATA_TABLES
+                       for d, files in spec["days"].items() if files and d[:1].isdigit()})
+    from tencent_desk.readers import warehouse
+
+    server = warehouse.Reader(warehouse.destination(where), dataset)
+    try:
+        return server.days()
+    finally:
+        server.close()
+
+
+def held(days: list[date]) -> str:
+    """The days with data, for a message: the first to the last, and how many."""
+    return f"{days[0]} to {days[-1]} ({len(days)} day{'' if len(days) == 1 else 's'})"
 
 
 def app_id(where: Path | str, dataset: str, app: str, option: str = "DESK_APP") -> int:
