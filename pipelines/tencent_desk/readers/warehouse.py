@@ -126,8 +126,11 @@ class Reader:
         return at.astimezone(UTC).date() if at is not None else None
 
     def days(self) -> list[date]:
-        """The UTC days on which runs started (what has data), read on the server."""
+        """The UTC days on which runs started (what has data), read on the server; none
+        before a run (a dataset only `records` loaded has no ``runs``)."""
         with self._client() as client:
+            if "runs" not in self._server_tables(client):
+                return []
             rows = client.execute_sql(
                 "SELECT DISTINCT CAST(started_at AT TIME ZONE 'UTC' AS DATE) FROM "
                 f"{client.make_qualified_table_name('runs')} ORDER BY 1") or []
