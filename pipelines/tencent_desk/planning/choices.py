@@ -16,6 +16,11 @@ class PlanError(ValueError):
     """What the user must fix, in one line."""
 
 
+class TooLittleHistory(PlanError):
+    """Too few days of data before the days to plan; the command line adds the days the
+    database holds (the window read may be far from them)."""
+
+
 def parse_target(text: str) -> tuple[float, float]:
     """``0.8:60`` (or ``80%:60``, ``80:60``) -> (share 0.8, 60 seconds)."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)(%?)\s*:\s*(\d+(?:\.\d+)?)\s*s?\s*", text)

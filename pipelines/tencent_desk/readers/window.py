@@ -54,6 +54,8 @@ def data_days(where: Path | str, dataset: str = settings.DEFAULT_DATASET) -> lis
 
 def held(days: list[date]) -> str:
     """The days with data, for a message: the first to the last, and how many."""
+    if not days:
+        return "no data yet: run the job (desk-sessions run) first"
     return f"{days[0]} to {days[-1]} ({len(days)} day{'' if len(days) == 1 else 's'})"
 
 

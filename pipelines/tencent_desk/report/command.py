@@ -119,7 +119,5 @@ def _holds(where: Path | str, dataset: str) -> str:
     from tencent_desk.readers.window import data_days, held
 
     days = data_days(where, dataset)
-    if not days:
-        return "the database holds no data yet: run the job (desk-sessions run) first"
-    return (f"the database holds {held(days)}: pass --day, --week, --month or --from/--to "
-            "within it")
+    return f"the database holds {held(days)}" + (
+        ": pass --day, --week, --month or --from/--to within it" if days else "")
