@@ -80,23 +80,26 @@ def app_id(where: Path | str, dataset: str, app: str, option: str = "DESK_APP") 
         finally:
             server.close()
     ids = {int(sdkappid) for name, sdkappid in named if name == app}
+    given = f"{option} {app!r}" if option.startswith("-") else f"{option}={app!r}"
     if not ids:
-        known = sorted({name for name, _ in named})
-        raise ValueError(f"{option}={app!r}: no app of that name in {dataset}.runs; give its "
-                         f"sdkappid or one of: {', '.join(known) or 'none recorded'}")
+        listed = ", ".join(f"{name} ({sdkappid})" if name else f"{sdkappid} (no name)"
+                           for name, sdkappid in named) or "none yet"
+        raise ValueError(f"{given} is unknown: the apps of {dataset}.runs are {listed}; give "
+                         "a name or an sdkappid of those")
     if len(ids) > 1:  # the name was given to another app's credentials at some point
-        raise ValueError(f"{option}={app!r} has named several apps ("
+        raise ValueError(f"{given} has named several apps ("
                          f"{', '.join(map(str, sorted(ids)))}): give the sdkappid")
     return ids.pop()
 
 
-def apps_in(con: duckdb.DuckDBPyConnection, dataset: str) -> list[tuple[str, int]]:
-    """The (name, sdkappid) pairs of a dataset's runs (none before runs had names)."""
+def apps_in(con: duckdb.DuckDBPyConnection, dataset: str) -> list[tuple[str | None, int]]:
+    """The (name, sdkappid) pairs of a dataset's runs; no name: the single-app form's app,
+    or runs from before apps had names."""
     columns = {c for (c,) in con.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND "
         "table_name = 'runs'", [dataset]).fetchall()}
-    if "app" not in columns:
+    if "sdkappid" not in columns:
         return []
     return con.execute(
-        f"SELECT DISTINCT app, sdkappid FROM {qualified(dataset, 'runs')} WHERE app IS NOT NULL"
-    ).fetchall()
+        f"SELECT DISTINCT {'app' if 'app' in columns else 'NULL'}, sdkappid FROM "
+        f"{qualified(dataset, 'runs')} WHERE sdkappid IS NOT NULL ORDER BY 1, 2").fetchall()
