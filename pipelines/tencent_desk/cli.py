@@ -34,7 +34,7 @@ from tencent_desk.job.destination import DESTINATIONS
 from tencent_desk.models import snapshot
 from tencent_desk.report.command import add_parser as _report_parser
 
-EPILOG = """\
+CONFIG = """\
 Credentials and settings come from dlt config: .dlt/config.toml and .dlt/secrets.toml
 under [sources.tencent_desk], or environment variables SOURCES__TENCENT_DESK__SDKAPPID,
 SOURCES__TENCENT_DESK__IDENTIFIER, SOURCES__TENCENT_DESK__SECRET_KEY (or __USERSIG),
@@ -43,12 +43,32 @@ __MAX_ERROR_SHARE, __TRANSPORT. Several apps: each under [sources.tencent_desk.a
 SOURCES__TENCENT_DESK__APPS__<NAME>__<KEY>), all covered by one run (--app to pick).
 --destination postgres: credentials from [destination.postgres.credentials] in
 .dlt/secrets.toml or DESTINATION__POSTGRES__CREDENTIALS; --state-dir holds the job's lock.
-Exit codes: 0 done; 2 configuration or seed to fix (with PostgreSQL also credentials
-refused); 3 database in use or not writable (PostgreSQL: unreachable, or no permission);
-4 the Desk API refused the credentials or the app; 5 the Desk API cannot be reached (run
-stopped early, what was polled is loaded); 6 more keys ended in error than
-max_error_share (run loaded); 7 several apps: some failed or must alert (named in the
-line), the others loaded; 1 anything else.
+"""
+# run's and records' (docs/data.md#exit-codes); the other commands' are in their own --help
+JOB_EXITS = """\
+0 done; 2 configuration (or run's seed) to fix (with PostgreSQL also credentials refused);
+3 database in use or not writable (PostgreSQL: unreachable, or no permission); 4 the Desk
+API refused the credentials or the app; 5 the Desk API cannot be reached (stopped early,
+what was answered is loaded); 6 run: more keys ended in error than max_error_share (run
+loaded); 7 several apps: some failed or must alert (named in the line), the others loaded;
+1 anything else.
+"""
+EPILOG = f"{CONFIG}Exit codes:\n{JOB_EXITS}"
+TOP_EPILOG = (f"{CONFIG}Exit codes of run and records (every command's --help gives its "
+              f"own):\n{JOB_EXITS}")
+LISTEN_EPILOG = """\
+Exit codes: 2 configuration to fix (e.g. no sdkappid); 3 the folder or the port cannot be
+used; 1 anything else. SIGTERM or Ctrl-C stops it cleanly: in-flight callbacks are
+answered and the open spool segment is sealed.
+"""
+SIMULATE_EPILOG = """\
+Credentials: sdkappid, identifier and secret_key (callback_token, when set, signs the
+--callback-url callbacks) under [sources.tencent_desk] in .dlt/config.toml and
+.dlt/secrets.toml, or SOURCES__TENCENT_DESK__<KEY>; with --app NAME, those of
+[sources.tencent_desk.apps.<name>]. It serves until Ctrl-C or SIGTERM.
+Exit codes: 2 configuration or an option to fix (e.g. no sdkappid, fault shares adding up
+to more than 1, --host off loopback without --allow-remote); 3 the port cannot be used;
+1 anything else.
 """
 
 
@@ -176,7 +196,8 @@ def _listen_parser(sub: argparse._SubParsersAction) -> None:
                        "desk-sessions run loads them into session_events. Settings under "
                        "[sources.tencent_desk]: sdkappid; callback_token (secret, optional: "
                        "checks each callback's Sign); keep_message_content (default false).",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=LISTEN_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--database", type=Path,
                    help="the DuckDB file the job loads (the spool is FILE.spool/)")
     p.add_argument("--state-dir", type=Path, help="instead, with a server destination: "
@@ -234,7 +255,8 @@ def _simulate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("simulate", help="serve a local stand-in for the Desk API",
                        description="Serve get_session_state on loopback for a simulated day; "
                        "credentials come from the same dlt config as a pipeline's.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=SIMULATE_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--port", type=PORT, default=8000)
     p.add_argument("--host", default="127.0.0.1", help="bind address (loopback unless "
                    "--allow-remote)")
@@ -308,7 +330,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="desk-sessions", description=__doc__,
-                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=TOP_EPILOG)
     sub = p.add_subparsers(dest="command", required=True)
     _run_parser(sub)
     _records_parser(sub)
