@@ -172,3 +172,9 @@ def test_each_help_says_only_what_applies_to_its_command() -> None:
                         "several apps: some failed"):
             assert foreign not in text, (name, foreign)
 
+
+def test_the_top_help_shows_no_seed_as_required() -> None:
+    """run asks the sessions known from received events without --seed (docs/operations.md)."""
+    top = _helps()[""]
+    assert "desk-sessions run --database FILE.duckdb [--seed SEED]" in top
+    assert "run --seed SEED" not in top and "poll every key of a seed table" not in top

@@ -1,7 +1,7 @@
 """``desk-sessions``: poll Tencent Cloud Desk session states into DuckDB (or PostgreSQL:
 --destination postgres --state-dir DIR instead of --database).
 
-  desk-sessions run --seed SEED --database FILE.duckdb   one run of the batch job (cron)
+  desk-sessions run --database FILE.duckdb [--seed SEED] one run of the batch job (cron)
   desk-sessions records --database FILE.duckdb          load session records (incremental)
   desk-sessions publish --database FILE.duckdb          (re)publish what readers read
   desk-sessions demo                                     a simulated day, no account needed
@@ -119,9 +119,10 @@ def _iso_time(text: str) -> str:
 
 
 def _run_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="poll every key of a seed table once and load the rows",
-                       description="Poll every key of the seed table once; load "
-                       "session_states, seed_rejects and runs into a DuckDB file.",
+    p = sub.add_parser("run", help="poll the open sessions once and load the rows",
+                       description="Poll once every session known from received events "
+                       "(desk-sessions listen) and every key of --seed, if given (or each "
+                       "app's seed in config); load session_states, seed_rejects and runs.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seed", help="seed file: .csv, .parquet, .jsonl, or a .duckdb database "
                    "(with --seed-table); added to the sessions known from received events")
