@@ -448,7 +448,8 @@ def test_notebooks_choose_an_app_and_compare_them(tmp_path, no_single_app) -> No
         assert len(tm.sessions(desk.con)) == len(tm.sessions(whole).query(
             f"sdkappid == {APPS['eu'][0]}"))
     no_single_app.setenv("DESK_APP", "mars")
-    with pytest.raises(ValueError, match=r"DESK_APP='mars': no app of that name.*asia, eu"):
+    with pytest.raises(ValueError, match=r"DESK_APP='mars' is unknown: .* are asia \(\d+\), "
+                       r"eu \(\d+\); give a name or an sdkappid of those"):
         notebook.open_desk()
     # side by side: each app's figures are its own sessions' figures
     df = tm.sessions(whole)

@@ -146,3 +146,35 @@ def test_layer_picture_is_the_contract() -> None:
     for n in range(len(layers) - 1):  # every folder has an arrow down to the next layer
         upper = {name for name, at in level.items() if at == n}
         assert upper <= {a for a, b in edges if level[b] == n + 1}, layers[n]
+
+
+def _helps() -> dict[str, str]:
+    """Each command's --help text ("" for the top level's), as argparse prints it."""
+    from tencent_desk import cli
+
+    top = cli.parser()
+    (commands,) = [a for a in top._actions if isinstance(a, argparse._SubParsersAction)]
+    return {"": top.format_help(), **{name: sub.format_help()
+                                      for name, sub in commands.choices.items()}}
+
+
+def test_each_help_says_only_what_applies_to_its_command() -> None:
+    """The job's settings and exit codes are run's and records'; a simulator or a receiver
+    has no PostgreSQL, max_error_share nor Desk API to be refused by."""
+    helps = _helps()
+    for name in ("run", "records"):
+        assert "Exit codes:" in helps[name] and "max_error_share" in helps[name], name
+    for name, own in (("simulate", "3 the port cannot be used"),
+                      ("listen", "3 the folder or the port cannot be used")):
+        text = " ".join(helps[name].split())
+        assert own in text, name
+        for foreign in ("PostgreSQL", "max_error_share", "__MAX_QPS", "the Desk API refused",
+                        "several apps: some failed"):
+            assert foreign not in text, (name, foreign)
+
+
+def test_the_top_help_shows_no_seed_as_required() -> None:
+    """run asks the sessions known from received events without --seed (docs/operations.md)."""
+    top = _helps()[""]
+    assert "desk-sessions run --database FILE.duckdb [--seed SEED]" in top
+    assert "run --seed SEED" not in top and "poll every key of a seed table" not in top

@@ -326,6 +326,15 @@ INJECTIONS = [
 ]
 
 
+@pytest.mark.parametrize("name", ["keys.csv", "keys.parquet", "keys.jsonl"])
+def test_a_seed_table_of_a_seed_that_is_no_database_is_refused(tmp_path, name):
+    """A seed_table (an app's config, --seed-table) beside a file seed was ignored."""
+    path = _write(tmp_path, name, b"session_id\ns1\n")  # refused before it is read
+    with pytest.raises(SeedError, match=f"seed {name} is a .* file, not a DuckDB database: "
+                       "--seed-table .seed_table. 'open_sessions'"):
+        prepared(path, "open_sessions")
+
+
 @pytest.mark.parametrize("table", INJECTIONS)
 def test_a_seed_table_name_that_is_sql_injection_is_refused(tmp_path, table):
     db = tmp_path / "seeds.duckdb"

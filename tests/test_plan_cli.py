@@ -63,6 +63,15 @@ def one_error(done) -> str:
     return lines[0]
 
 
+def test_too_little_history_names_the_days_the_database_holds(demo: Path,
+                                                              tmp_path: Path) -> None:
+    """Tomorrow's plan on the demo (a day far from today): the window read holds nothing,
+    and the line says where the data is."""
+    line = one_error(plan(tmp_path, "--database", str(demo), "--no-save"))
+    assert "too little history before" in line and ": 0 days with sessions;" in line
+    assert line.endswith("; the database holds 2026-01-05 to 2026-01-05 (1 day)"), line
+
+
 def test_every_error_is_one_line(demo: Path, weeks: Path, tmp_path: Path) -> None:
     too_little = one_error(plan(tmp_path, "--database", str(demo), "--date", DAY,
                                 "--backtest"))

@@ -176,9 +176,14 @@ def test_parse_target() -> None:
     assert parse_target("0.8:60") == (0.8, 60.0)
     assert parse_target("80%:20") == (0.8, 20.0)
     assert parse_target("90:30s") == (0.9, 30.0)
-    for bad in ("0.8", "150:60", "0.8:0", "abc", "0:60"):
+    assert parse_target("80.5%:60") == (0.805, 60.0)  # a fraction of a percent: with the sign
+    for bad in ("0.8", "150:60", "0.8:0", "abc", "0:60", "1:60", "100:60"):
         with pytest.raises(PlanError, match="cannot be read"):
             parse_target(bad)
+    for ambiguous in ("1.5:60", "80.5:60"):  # 1.5%, or a slip for 0.15?
+        with pytest.raises(PlanError, match=r"fraction or a whole percentage, e\.g\. 0\.8:60 "
+                           "or 80:60"):
+            parse_target(ambiguous)
 
 
 def test_forecast_on_seasonal_poisson_data() -> None:

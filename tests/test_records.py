@@ -12,7 +12,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from tencent_desk import cli
+from tencent_desk import cli, tencent_desk
 from tencent_desk.analysis import record_metrics
 from tencent_desk.api.record_fields import BadRecord, check, end_kind, record_span, record_times
 from tencent_desk.api.records import (
@@ -25,7 +25,7 @@ from tencent_desk.api.records import (
 )
 from tencent_desk.core import settings
 from tencent_desk.core.clock import VirtualClock
-from tencent_desk.core.errors import JobError
+from tencent_desk.core.errors import ConfigError, JobError
 from tencent_desk.job import record_rows
 from tencent_desk.run.runner import RunOptions, run
 from tencent_desk.simulator import (
@@ -37,6 +37,7 @@ from tencent_desk.simulator import (
 )
 
 from .conftest import ADMIN, SDKAPPID, SECRET_KEY, make_client
+from .support.harness import closed_port
 
 GROUPS = ("Sales", "Support", "Billing")
 HOUR = 3600
@@ -470,6 +471,24 @@ def test_a_failed_poll_is_recorded_in_runs_by_a_records_run_and_not_as_a_snapsho
     db = tmp_path / "desk.duckdb"
     assert _rows(db, "SELECT status FROM tencent_desk.runs") == [("failed",)]
     assert _rows(db, "SELECT status FROM tencent_desk.record_runs") == [("complete",)]
+
+
+def test_a_backfill_that_ends_before_it_starts_is_refused_by_the_source(tmp_path):
+    """What `records --since ... --until ...` refuses, the source refuses too, in the same
+    words naming its config keys: for a pipeline script calling it, and for a job given
+    records_from and records_until; before anything is asked."""
+    url = f"http://127.0.0.1:{closed_port()}"
+    span = {"records_from": "2026-01-05T10:00:00Z", "records_until": "2026-01-05T09:00:00Z"}
+    says = ("records_from 2026-01-05T10:00:00Z is not before records_until "
+            "2026-01-05T09:00:00Z: nothing to load")
+    with pytest.raises(ConfigError) as direct:
+        tencent_desk(sdkappid=SDKAPPID, identifier=ADMIN, secret_key=SECRET_KEY, api_url=url,
+                     **span)
+    assert str(direct.value) == says
+    with pytest.raises(JobError) as job:
+        run(_options(tmp_path, url, **{**span, "records_until": span["records_from"]}))
+    assert job.value.exit_code == 2
+    assert str(job.value) == says.replace("09:00:00Z", "10:00:00Z")
 
 
 def test_cli_records_summary_and_one_line_errors(tmp_path, grouped, monkeypatch, capsys):

@@ -475,8 +475,16 @@ def test_one_app_of_several(shapes, tmp_path) -> None:
     done = _report(db, tmp_path / "x.html", "--day", DAY, "--app", "mars")
     assert done.returncode == 2
     assert error_lines(done.stderr) == [
-        "desk-sessions: error: --app='mars': no app of that name in tencent_desk.runs; give "
-        "its sdkappid or one of: first, second"]
+        f"desk-sessions: error: --app 'mars' is unknown: the apps of {DS}.runs are first "
+        f"({_sdkappid(shapes['one_day'])}), second ({SECOND_APP}); give a name or an sdkappid "
+        "of those"]
+
+
+def _sdkappid(db: Path) -> int:
+    """The one app of a database the single-app form loaded."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        ((sdkappid,),) = con.execute(f"SELECT DISTINCT sdkappid FROM {DS}.runs").fetchall()
+    return int(sdkappid)
 
 
 def test_on_postgresql(pg_shapes, shapes, tmp_path) -> None:
@@ -588,6 +596,9 @@ def test_bad_input_is_one_line_each(shapes, demo_day, tmp_path) -> None:
         (["--database", str(shapes["one_day"]), "--day", "05/01/2026"],
          "--day '05/01/2026' is not a date: give an ISO date like 2026-11-30"),
         (["--day", DAY], "--database is required"),
+        (["--database", str(shapes["one_day"]), "--day", DAY, "--app", "eu"],
+         f"--app 'eu' is unknown: the apps of {DS}.runs are {_sdkappid(shapes['one_day'])} "
+         "(no name); give a name or an sdkappid of those"),
         (["--database", str(shapes["one_day"]), "--mail-to", "a@example.com"],
          "--mail-to needs an SMTP server"),
     ]
@@ -614,10 +625,19 @@ def test_bad_input_is_one_line_each(shapes, demo_day, tmp_path) -> None:
         (line,) = error_lines(done.stderr)
         assert done.stderr.strip() == line and says in line, done.stderr
     assert not out.exists()  # nothing written for input to fix
-    # a period without data: the page says so, exit 0, one note
+    # a period without data: the page says so, exit 0, one note naming the days there are
+    holds = ("the database holds 2026-01-05 to 2026-01-05 (1 day): pass --day, --week, "
+             "--month or --from/--to within it")
     done = run([CLI, "report", "--out", str(out), "--database", str(shapes["one_day"]),
                 "--day", "2026-01-04"], cwd=tmp_path)
     assert done.returncode == 0
-    assert done.stderr.strip() == ("desk-sessions: note: no data for Sunday 04 January 2026: "
-                                   "the page says so")
+    assert done.stderr.strip() == ("desk-sessions: note: no data for Sunday 04 January 2026 "
+                                   f"(the page says so); {holds}")
     assert 'data-nodata="1"' in out.read_text()
+    # no period given: yesterday, far from the demo's day; the note names both
+    yesterday = periods.parse()
+    done = run([CLI, "report", "--out", str(out), "--database", str(shapes["one_day"])],
+               cwd=tmp_path)
+    assert done.returncode == 0
+    assert done.stderr.strip() == (f"desk-sessions: note: no data for {yesterday} (the page "
+                                   f"says so); {holds}")

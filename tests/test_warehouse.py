@@ -183,6 +183,20 @@ def test_no_credentials_and_unknown_destination_say_what_to_set(monkeypatch):
         warehouse.destination("nosuch")
 
 
+def test_a_dataset_without_runs_has_no_days_yet(tmp_path):
+    """Only `records` loaded it: no ``runs`` table, so no day with runs (the plan's and the
+    notebooks' messages name the days), not a failure to read."""
+    db = tmp_path / "records-only.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(f"CREATE SCHEMA {DATASET}; CREATE TABLE {DATASET}.record_runs (run_id VARCHAR)")
+    con.close()
+    server = warehouse.Reader(warehouse.destination("duckdb", str(db)), DATASET)
+    try:
+        assert server.days() == []
+    finally:
+        server.close()
+
+
 @pytest.mark.parametrize("layout", sorted(set(LAYOUTS.values()), key=str))
 def test_window_filter_keeps_the_days_the_snapshot_reader_keeps(layout: Layout):
     """Pure SQL check on DuckDB: a row is in the filter exactly when its day partition is

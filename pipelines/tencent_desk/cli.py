@@ -1,7 +1,7 @@
 """``desk-sessions``: poll Tencent Cloud Desk session states into DuckDB (or PostgreSQL:
 --destination postgres --state-dir DIR instead of --database).
 
-  desk-sessions run --seed SEED --database FILE.duckdb   one run of the batch job (cron)
+  desk-sessions run --database FILE.duckdb [--seed SEED] one run of the batch job (cron)
   desk-sessions records --database FILE.duckdb          load session records (incremental)
   desk-sessions publish --database FILE.duckdb          (re)publish what readers read
   desk-sessions demo                                     a simulated day, no account needed
@@ -27,14 +27,14 @@ from typing import NoReturn
 
 from tencent_desk.api.transport import KINDS as TRANSPORTS
 from tencent_desk.core import logs, redact, settings
-from tencent_desk.core.clock import parse_time
+from tencent_desk.core.clock import parse_span, parse_time
 from tencent_desk.core.errors import ConfigError
 from tencent_desk.intake.spool import SEAL_AFTER_S
 from tencent_desk.job.destination import DESTINATIONS
 from tencent_desk.models import snapshot
 from tencent_desk.report.command import add_parser as _report_parser
 
-EPILOG = """\
+CONFIG = """\
 Credentials and settings come from dlt config: .dlt/config.toml and .dlt/secrets.toml
 under [sources.tencent_desk], or environment variables SOURCES__TENCENT_DESK__SDKAPPID,
 SOURCES__TENCENT_DESK__IDENTIFIER, SOURCES__TENCENT_DESK__SECRET_KEY (or __USERSIG),
@@ -43,12 +43,32 @@ __MAX_ERROR_SHARE, __TRANSPORT. Several apps: each under [sources.tencent_desk.a
 SOURCES__TENCENT_DESK__APPS__<NAME>__<KEY>), all covered by one run (--app to pick).
 --destination postgres: credentials from [destination.postgres.credentials] in
 .dlt/secrets.toml or DESTINATION__POSTGRES__CREDENTIALS; --state-dir holds the job's lock.
-Exit codes: 0 done; 2 configuration or seed to fix (with PostgreSQL also credentials
-refused); 3 database in use or not writable (PostgreSQL: unreachable, or no permission);
-4 the Desk API refused the credentials or the app; 5 the Desk API cannot be reached (run
-stopped early, what was polled is loaded); 6 more keys ended in error than
-max_error_share (run loaded); 7 several apps: some failed or must alert (named in the
-line), the others loaded; 1 anything else.
+"""
+# run's and records' (docs/data.md#exit-codes); the other commands' are in their own --help
+JOB_EXITS = """\
+0 done; 2 configuration (or run's seed) to fix (with PostgreSQL also credentials refused);
+3 database in use or not writable (PostgreSQL: unreachable, or no permission); 4 the Desk
+API refused the credentials or the app; 5 the Desk API cannot be reached (stopped early,
+what was answered is loaded); 6 run: more keys ended in error than max_error_share (run
+loaded); 7 several apps: some failed or must alert (named in the line), the others loaded;
+1 anything else.
+"""
+EPILOG = f"{CONFIG}Exit codes:\n{JOB_EXITS}"
+TOP_EPILOG = (f"{CONFIG}Exit codes of run and records (every command's --help gives its "
+              f"own):\n{JOB_EXITS}")
+LISTEN_EPILOG = """\
+Exit codes: 2 configuration to fix (e.g. no sdkappid); 3 the folder or the port cannot be
+used; 1 anything else. SIGTERM or Ctrl-C stops it cleanly: in-flight callbacks are
+answered and the open spool segment is sealed.
+"""
+SIMULATE_EPILOG = """\
+Credentials: sdkappid, identifier and secret_key (callback_token, when set, signs the
+--callback-url callbacks) under [sources.tencent_desk] in .dlt/config.toml and
+.dlt/secrets.toml, or SOURCES__TENCENT_DESK__<KEY>; with --app NAME, those of
+[sources.tencent_desk.apps.<name>]. It serves until Ctrl-C or SIGTERM.
+Exit codes: 2 configuration or an option to fix (e.g. no sdkappid, fault shares adding up
+to more than 1, --host off loopback without --allow-remote); 3 the port cannot be used;
+1 anything else.
 """
 
 
@@ -99,13 +119,15 @@ def _iso_time(text: str) -> str:
 
 
 def _run_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="poll every key of a seed table once and load the rows",
-                       description="Poll every key of the seed table once; load "
-                       "session_states, seed_rejects and runs into a DuckDB file.",
+    p = sub.add_parser("run", help="poll the open sessions once and load the rows",
+                       description="Poll once every session known from received events "
+                       "(desk-sessions listen) and every key of --seed, if given (or each "
+                       "app's seed in config); load session_states, seed_rejects and runs.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seed", help="seed file: .csv, .parquet, .jsonl, or a .duckdb database "
                    "(with --seed-table); added to the sessions known from received events")
-    p.add_argument("--seed-table", help="table holding the seed in a DuckDB seed database")
+    p.add_argument("--seed-table", help="the table holding the seed in a .duckdb --seed "
+                   "(refused with any other seed)")
     _database_and_api(p)
     p.add_argument("--repoll-ended", action="store_true",
                    help="ask again sessions an earlier run saw end")
@@ -175,7 +197,8 @@ def _listen_parser(sub: argparse._SubParsersAction) -> None:
                        "desk-sessions run loads them into session_events. Settings under "
                        "[sources.tencent_desk]: sdkappid; callback_token (secret, optional: "
                        "checks each callback's Sign); keep_message_content (default false).",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=LISTEN_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--database", type=Path,
                    help="the DuckDB file the job loads (the spool is FILE.spool/)")
     p.add_argument("--state-dir", type=Path, help="instead, with a server destination: "
@@ -233,7 +256,8 @@ def _simulate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("simulate", help="serve a local stand-in for the Desk API",
                        description="Serve get_session_state on loopback for a simulated day; "
                        "credentials come from the same dlt config as a pipeline's.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=SIMULATE_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--port", type=PORT, default=8000)
     p.add_argument("--host", default="127.0.0.1", help="bind address (loopback unless "
                    "--allow-remote)")
@@ -307,7 +331,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="desk-sessions", description=__doc__,
-                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=TOP_EPILOG)
     sub = p.add_subparsers(dest="command", required=True)
     _run_parser(sub)
     _records_parser(sub)
@@ -414,10 +438,11 @@ def _run(args: argparse.Namespace) -> int:
     from tencent_desk.run.summary import summary
 
     records = args.command == "records"
-    if records and args.since and args.until and (
-            parse_time(args.since, "--since") or 0) >= (parse_time(args.until, "--until") or 0):
-        raise JobError(f"--since {args.since} is not before --until {args.until}: nothing "
-                       "to load", exit_code=2)
+    if records:  # the source's own check, said before the lock is taken, naming the options
+        try:
+            parse_span(args.since, args.until, ("--since", "--until"))
+        except ConfigError as exc:
+            raise JobError(str(exc), exit_code=2) from None
     overrides = {k: v for k, v in {
         "max_qps": args.max_qps, "max_concurrency": args.max_concurrency,
         "region": args.region, "api_url": args.api_url, "transport": args.transport,

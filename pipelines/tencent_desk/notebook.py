@@ -23,9 +23,9 @@ from tencent_desk.analysis import interval_metrics, timeline_metrics
 from tencent_desk.analysis import poll_metrics as metrics
 from tencent_desk.analysis.timeline_metrics import source_note  # what notebooks import from here
 from tencent_desk.core.sql import qualified
-from tencent_desk.models import intervals, snapshot
+from tencent_desk.models import intervals
 from tencent_desk.readers.snapshot import Reader
-from tencent_desk.readers.window import app_id
+from tencent_desk.readers.window import app_id, data_days, held
 from tencent_desk.readers.window import reader as windowed
 from tencent_desk.simulator import truth
 
@@ -35,8 +35,6 @@ if TYPE_CHECKING:  # imported where used: it brings dlt (~0.5 s) that a DuckDB f
 DEMO_DATABASE = "demo.duckdb"  # what ``desk-sessions demo`` writes by default
 DAY, WEEK = timedelta(days=1), timedelta(days=7)
 COMPARE = ("auto", "day", "week", "none")
-# Tables whose days say whether a day has data (partitions of the published snapshot).
-DATA_TABLES = ("runs", "session_states", "session_events", "session_records", "session_timeline")
 # A window up to this long keeps the per-session detail; a longer one reads the interval
 # tables for the period (``overview``) and the per-session detail of its latest day only.
 DETAIL_MAX = timedelta(days=5)
@@ -128,14 +126,6 @@ def latest_day(database: Path) -> date | None:
     return days[-1] if days else None
 
 
-def data_days(database: Path) -> list[date]:
-    """The UTC days with data in the published snapshot (from its file list alone)."""
-    manifest = snapshot.read_manifest(snapshot.paths(database)[0])
-    return sorted({date.fromisoformat(d) for entry in manifest["schemas"].values()
-                   for table, spec in entry["tables"].items() if table in DATA_TABLES
-                   for d, files in spec["days"].items() if files and d[:1].isdigit()})
-
-
 def coverage(win: Window, days: list[date]) -> str | None:
     """What the data says of the window: raises ValueError (one line: what was found, what
     to set) when none of its days has data; a line saying which days it covers when only
@@ -143,7 +133,7 @@ def coverage(win: Window, days: list[date]) -> str | None:
     first, last = _midnight(win.since).date(), (win.until - timedelta(microseconds=1)).date()
     wanted = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     have = sorted(set(wanted) & set(days))
-    span = (f"data from {days[0]} to {days[-1]} ({len(days)} days)" if days
+    span = (f"data from {held(days)}" if days
             else "no data at all: run the job (desk-sessions run) first")
     if not have:
         raise ValueError(f"no data in the window {win}: {span}; set DESK_FROM and DESK_TO "
@@ -411,20 +401,13 @@ def open_desk(period: bool = True) -> Desk:
     server = os.environ.get("DESK_DESTINATION", "").strip().lower()
     where: Path | str
     if server not in ("", "duckdb"):
-        from tencent_desk.readers import warehouse
-
         where = server
-        server_reader = warehouse.Reader(warehouse.destination(server), dataset)
-        try:
-            days = server_reader.days()
-        finally:
-            server_reader.close()
     else:
         where = database()
         if not Reader.available(where):  # reading the job's own file would block it
             raise FileNotFoundError(f"{where} has no published snapshot beside it: run "
                                     f"`desk-sessions publish --database {where}` once")
-        days = data_days(where)
+    days = data_days(where, dataset)
     latest = days[-1] if days else None
     win = window(os.environ, latest)
     note = coverage(win, days) if days else None  # nothing loaded at all: each notebook says so

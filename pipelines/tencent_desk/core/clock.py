@@ -79,3 +79,15 @@ def parse_time(value: str | None, name: str) -> int | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp())
+
+
+def parse_span(since: str | None, until: str | None, names: tuple[str, str]
+               ) -> tuple[int | None, int | None]:
+    """A backfill's ``[since, until]`` as Unix seconds; ``names``: how the user gave them
+    (options or config keys), for the message. One that ends before it starts is refused:
+    it would load nothing and say nothing."""
+    start, end = parse_time(since, names[0]), parse_time(until, names[1])
+    if start is not None and end is not None and start >= end:
+        raise ConfigError(f"{names[0]} {since} is not before {names[1]} {until}: nothing to "
+                          "load")
+    return start, end

@@ -53,6 +53,10 @@ class SeedSpec:
         if fmt is None:
             raise SeedError(f"seed {self.path.name}: unknown format; use .csv, .parquet, "
                             ".jsonl or a .duckdb database with --seed-table")
+        if self.table and fmt != "duckdb":  # else the table would be ignored without a word
+            raise SeedError(f"seed {self.path.name} is a {fmt} file, not a DuckDB database: "
+                            f"--seed-table (seed_table) {self.table!r} names a table in a "
+                            ".duckdb seed only; drop it")
         return fmt
 
     def describe(self) -> str:

@@ -23,7 +23,7 @@ from tencent_desk.api.outage import Outage
 from tencent_desk.api.transport import KINDS as TRANSPORTS
 from tencent_desk.api.usersig import UserSigProvider
 from tencent_desk.core import settings
-from tencent_desk.core.clock import SystemClock, parse_time, utc
+from tencent_desk.core.clock import SystemClock, parse_span, utc
 from tencent_desk.core.errors import ConfigError
 from tencent_desk.job import context as run_context
 from tencent_desk.job.context import RunContext
@@ -208,10 +208,10 @@ class AppSource:
         if not (_flag(config.records) or config.records_from):
             return None
         sdkappid = self.client.sdkappid
+        since, until = parse_span(config.records_from, config.records_until,
+                                  ("records_from", "records_until"))
         return RecordsLoad(
-            self.client, self.sigs, self.run.clock, self.run.run_id,
-            since=parse_time(config.records_from, "records_from"),
-            until=parse_time(config.records_until, "records_until"),
+            self.client, self.sigs, self.run.clock, self.run.run_id, since=since, until=until,
             settle_s=int(config.records_settle), first_back_s=int(config.records_since),
             keep_nicknames=_flag(config.keep_nicknames),
             state_key=RECORDS_STATE if self.run.app is None else f"{RECORDS_STATE}@{sdkappid}")

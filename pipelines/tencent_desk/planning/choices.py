@@ -16,12 +16,25 @@ class PlanError(ValueError):
     """What the user must fix, in one line."""
 
 
+class TooLittleHistory(PlanError):
+    """Too few days of data before the days to plan; the command line adds the days the
+    database holds (the window read may be far from them)."""
+
+
 def parse_target(text: str) -> tuple[float, float]:
     """``0.8:60`` (or ``80%:60``, ``80:60``) -> (share 0.8, 60 seconds)."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)(%?)\s*:\s*(\d+(?:\.\d+)?)\s*s?\s*", text)
-    share = float(m.group(1)) / (100 if m.group(2) or float(m.group(1)) > 1 else 1) if m \
-        else math.nan
+    share = _share(float(m.group(1)), percent=bool(m.group(2))) if m else math.nan
     if not m or not 0 < share < 1 or float(m.group(3)) <= 0:
-        raise PlanError(f"--target {text!r} cannot be read: give SHARE:SECONDS with a share "
-                        "between 0 and 1 (or a percentage) and seconds > 0, e.g. 0.8:60")
+        raise PlanError(f"--target {text!r} cannot be read: give SHARE:SECONDS with the share "
+                        "as a fraction or a whole percentage, e.g. 0.8:60 or 80:60 (80.5%:60 "
+                        "with the sign), and seconds > 0")
     return share, float(m.group(3))
+
+
+def _share(number: float, *, percent: bool) -> float:
+    """A number without ``%`` is a fraction below 1, or a percentage above 1 only when whole:
+    1.5 could be 1.5% or a slip for 0.15, and 1 all or 1%, so neither is a share (NaN)."""
+    if percent or (number > 1 and number.is_integer()):
+        return number / 100
+    return number if number < 1 else math.nan

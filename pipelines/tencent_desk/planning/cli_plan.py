@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING
 from tencent_desk.core import settings
 from tencent_desk.core.errors import JobError
 from tencent_desk.job.destination import DESTINATIONS, DUCKDB
-from tencent_desk.planning.choices import INTERVALS, METHODS, PER, PlanError, parse_target
+from tencent_desk.planning.choices import (
+    INTERVALS,
+    METHODS,
+    PER,
+    PlanError,
+    TooLittleHistory,
+    parse_target,
+)
 
 # The maths are imported where a plan is made: building the command line (for `listen` and
 # `run` too) would otherwise load pandas and NumPy, 100 MB in a receiver that needs neither.
@@ -44,8 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=1, help="days to plan (default %(default)s)")
     p.add_argument("--interval", type=int, choices=INTERVALS, default=30,
                    help="minutes per interval (default %(default)s)")
-    p.add_argument("--target", default="0.8:60", help="service level SHARE:SECONDS "
-                   "(default %(default)s: 80%% answered within 60 s)")
+    p.add_argument("--target", default="0.8:60", help="service level SHARE:SECONDS, the "
+                   "share a fraction or a whole percentage: 0.8:60 or 80:60 (default "
+                   "%(default)s: 80%% answered within 60 s)")
     p.add_argument("--target-per", choices=PER, default="day",
                    help="where --target applies (default %(default)s): day, over each day "
                    "per group, weighted by the forecast, some intervals below it; interval, "
@@ -112,6 +120,9 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
     import pandas as pd
     from tencent_desk.planning import history, store
     from tencent_desk.planning.plan import Params, make_plan
+    from tencent_desk.readers.window import data_days, held
+
+    where = args.database if args.destination == DUCKDB else args.destination
 
     try:
         day, at = _when(args, now)
@@ -124,6 +135,9 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
         days = [day + pd.Timedelta(days=k) for k in range(args.days)]
         today = pd.Timestamp(now).tz_convert("UTC").normalize()
         frame = make_plan(summed, days, params, args.group, at, history_until=today)
+    except TooLittleHistory as exc:
+        raise JobError(f"{exc}; the database holds {held(data_days(where, args.dataset))}",
+                       exit_code=2) from None
     except PlanError as exc:
         raise JobError(str(exc), exit_code=2) from None
     kind = "intraday" if at is not None else "backtest" if day < pd.Timestamp(now).tz_convert(

@@ -15,7 +15,7 @@ import pandas as pd
 from tencent_desk.analysis import erlang
 from tencent_desk.planning import concurrency, day_target
 from tencent_desk.planning import forecast as fc
-from tencent_desk.planning.choices import PER, PlanError
+from tencent_desk.planning.choices import PER, PlanError, TooLittleHistory
 from tencent_desk.planning.summary import Summary
 
 MAX_PATIENCE_S = 86_400.0  # nobody abandoned: patience taken as a day (close to Erlang C)
@@ -55,7 +55,7 @@ def check_history(days: pd.DatetimeIndex, before: pd.Timestamp) -> None:
     have = days[days < before.normalize()]
     if len(have) < fc.MIN_DAYS:
         span = (f" ({have.min():%Y-%m-%d} to {have.max():%Y-%m-%d})" if len(have) else "")
-        raise PlanError(
+        raise TooLittleHistory(
             f"too little history before {before:%Y-%m-%d}: {len(have)} day"
             f"{'' if len(have) == 1 else 's'} with sessions{span}; the forecast needs at "
             f"least {fc.MIN_DAYS} (two of every weekday): load more history first")

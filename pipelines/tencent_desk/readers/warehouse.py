@@ -126,22 +126,27 @@ class Reader:
         return at.astimezone(UTC).date() if at is not None else None
 
     def days(self) -> list[date]:
-        """The UTC days on which runs started (what has data), read on the server."""
+        """The UTC days on which runs started (what has data), read on the server; none
+        before a run (a dataset only `records` loaded has no ``runs``)."""
         with self._client() as client:
+            if "runs" not in self._server_tables(client):
+                return []
             rows = client.execute_sql(
                 "SELECT DISTINCT CAST(started_at AT TIME ZONE 'UTC' AS DATE) FROM "
                 f"{client.make_qualified_table_name('runs')} ORDER BY 1") or []
         return [d for (d,) in rows]
 
-    def apps(self) -> list[tuple[str, int]]:
+    def apps(self) -> list[tuple[str | None, int]]:
         """The (name, sdkappid) pairs of the dataset's runs, read on the server without
-        pulling anything (none before runs had names)."""
+        pulling anything (as :func:`~tencent_desk.readers.window.apps_in` reads a file's)."""
         with self._client() as client:
-            if "app" not in {c for c, _ in self._server_tables(client).get("runs", [])}:
+            columns = {c for c, _ in self._server_tables(client).get("runs", [])}
+            if "sdkappid" not in columns:
                 return []
             rows = client.execute_sql(
-                f"SELECT DISTINCT app, sdkappid FROM {client.make_qualified_table_name('runs')}"
-                " WHERE app IS NOT NULL") or []
+                f"SELECT DISTINCT {'app' if 'app' in columns else 'NULL'}, sdkappid FROM "
+                f"{client.make_qualified_table_name('runs')} WHERE sdkappid IS NOT NULL "
+                "ORDER BY 1, 2") or []
         return [(name, int(sdkappid)) for name, sdkappid in rows]
 
     def close(self) -> None:

@@ -8,11 +8,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
+from tencent_desk.core import settings
 from tencent_desk.core.sql import qualified
+from tencent_desk.models import snapshot
 from tencent_desk.readers.snapshot import Reader
 
 if TYPE_CHECKING:  # imported where used: it brings dlt (~0.5 s) that a DuckDB file never needs
     from tencent_desk.readers import warehouse
+
+# Tables whose days say whether a day has data (partitions of the published snapshot).
+DATA_TABLES = ("runs", "session_states", "session_events", "session_records", "session_timeline")
 
 
 def reader(where: Path | str, dataset: str, since: datetime | date | None = None,
@@ -28,6 +33,30 @@ def reader(where: Path | str, dataset: str, since: datetime | date | None = None
 
     return warehouse.Reader(warehouse.destination(where), dataset, since, until, sdkappid,
                             tables)
+
+
+def data_days(where: Path | str, dataset: str = settings.DEFAULT_DATASET) -> list[date]:
+    """The UTC days with data: of a DuckDB file's published snapshot (from its file list
+    alone), or of a destination server (the days its runs started, read there)."""
+    if isinstance(where, Path):
+        manifest = snapshot.read_manifest(snapshot.paths(where)[0])
+        return sorted({date.fromisoformat(d) for entry in manifest["schemas"].values()
+                       for table, spec in entry["tables"].items() if table in DATA_TABLES
+                       for d, files in spec["days"].items() if files and d[:1].isdigit()})
+    from tencent_desk.readers import warehouse
+
+    server = warehouse.Reader(warehouse.destination(where), dataset)
+    try:
+        return server.days()
+    finally:
+        server.close()
+
+
+def held(days: list[date]) -> str:
+    """The days with data, for a message: the first to the last, and how many."""
+    if not days:
+        return "no data yet: run the job (desk-sessions run) first"
+    return f"{days[0]} to {days[-1]} ({len(days)} day{'' if len(days) == 1 else 's'})"
 
 
 def app_id(where: Path | str, dataset: str, app: str, option: str = "DESK_APP") -> int:
@@ -51,23 +80,26 @@ def app_id(where: Path | str, dataset: str, app: str, option: str = "DESK_APP") 
         finally:
             server.close()
     ids = {int(sdkappid) for name, sdkappid in named if name == app}
+    given = f"{option} {app!r}" if option.startswith("-") else f"{option}={app!r}"
     if not ids:
-        known = sorted({name for name, _ in named})
-        raise ValueError(f"{option}={app!r}: no app of that name in {dataset}.runs; give its "
-                         f"sdkappid or one of: {', '.join(known) or 'none recorded'}")
+        listed = ", ".join(f"{name} ({sdkappid})" if name else f"{sdkappid} (no name)"
+                           for name, sdkappid in named) or "none yet"
+        raise ValueError(f"{given} is unknown: the apps of {dataset}.runs are {listed}; give "
+                         "a name or an sdkappid of those")
     if len(ids) > 1:  # the name was given to another app's credentials at some point
-        raise ValueError(f"{option}={app!r} has named several apps ("
+        raise ValueError(f"{given} has named several apps ("
                          f"{', '.join(map(str, sorted(ids)))}): give the sdkappid")
     return ids.pop()
 
 
-def apps_in(con: duckdb.DuckDBPyConnection, dataset: str) -> list[tuple[str, int]]:
-    """The (name, sdkappid) pairs of a dataset's runs (none before runs had names)."""
+def apps_in(con: duckdb.DuckDBPyConnection, dataset: str) -> list[tuple[str | None, int]]:
+    """The (name, sdkappid) pairs of a dataset's runs; no name: the single-app form's app,
+    or runs from before apps had names."""
     columns = {c for (c,) in con.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND "
         "table_name = 'runs'", [dataset]).fetchall()}
-    if "app" not in columns:
+    if "sdkappid" not in columns:
         return []
     return con.execute(
-        f"SELECT DISTINCT app, sdkappid FROM {qualified(dataset, 'runs')} WHERE app IS NOT NULL"
-    ).fetchall()
+        f"SELECT DISTINCT {'app' if 'app' in columns else 'NULL'}, sdkappid FROM "
+        f"{qualified(dataset, 'runs')} WHERE sdkappid IS NOT NULL ORDER BY 1, 2").fetchall()

@@ -101,7 +101,8 @@ def report(args: argparse.Namespace) -> int:
         raise JobError(f"cannot write {out}: {exc.strerror}") from None
     print(f"report of {chosen} written to {out}")
     if figures.empty:
-        print(f"desk-sessions: note: no data for {chosen}: the page says so", file=sys.stderr)
+        print(f"desk-sessions: note: no data for {chosen} (the page says so); "
+              f"{_holds(where, args.dataset)}", file=sys.stderr)
     if smtp is not None:
         from . import mail
 
@@ -110,3 +111,13 @@ def report(args: argparse.Namespace) -> int:
                   args.mail_to)
         print(f"mailed to {', '.join(args.mail_to)}")
     return 0
+
+
+def _holds(where: Path | str, dataset: str) -> str:
+    """The days the database has data on, and how to ask for them: what a period without
+    data (yesterday's, by default) did not say."""
+    from tencent_desk.readers.window import data_days, held
+
+    days = data_days(where, dataset)
+    return f"the database holds {held(days)}" + (
+        ": pass --day, --week, --month or --from/--to within it" if days else "")

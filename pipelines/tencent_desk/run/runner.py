@@ -25,6 +25,7 @@ from tencent_desk.job import destination, upgrade
 from tencent_desk.job.context import RunContext, bound
 from tencent_desk.job.event_load import EventsLoaded, load_events, write_open_sessions
 from tencent_desk.job.runs import FAILED
+from tencent_desk.job.seeds import SeedError, SeedSpec
 from tencent_desk.job.source import SourceConfig
 from tencent_desk.run.database import Held, local_anchor
 from tencent_desk.run.exits import alert_of, apps_alert, explain
@@ -101,6 +102,7 @@ def run_all(options: RunOptions, *, clock: Clock | None = None,
     """Run the pipeline once for every configured app; returns their ``runs`` rows (one in
     the single-app form). Raises :class:`JobError` (with the rows when they were loaded).
     ``pace_clocks``: app name -> the clock pacing its calls (virtual ones in tests)."""
+    _check_seed(options)
     redact.install()
     _lean_arrow_pool()
     database = local_anchor(options.destination, options.database, options.state_dir)
@@ -124,6 +126,19 @@ def run_all(options: RunOptions, *, clock: Clock | None = None,
             return finish(run)
         except BaseException as exc:
             raise run.stopped(exc) from None
+
+
+def _check_seed(options: RunOptions) -> None:
+    """What the seed options say that the source would refuse, or ignore, said before the
+    lock is taken and the spool loaded."""
+    if options.seed_table and not options.seed:
+        raise JobError(f"--seed-table {options.seed_table!r} names a table in the --seed "
+                       "DuckDB database: give --seed too")
+    if options.seed:
+        try:
+            SeedSpec(Path(options.seed), options.seed_table).format  # noqa: B018
+        except SeedError as exc:
+            raise JobError(str(exc)) from None
 
 
 def prepare(run: Run) -> DltSource:
