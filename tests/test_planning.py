@@ -266,6 +266,24 @@ def test_make_plan_from_sessions() -> None:
     assert with_today.forecast.sum() < without.forecast.sum()
 
 
+def test_every_day_of_a_long_plan_is_forecast_from_the_weeks_before_its_first() -> None:
+    """A plan longer than the weeks the forecast reads: every day is forecast and staffed
+    from the data before the plan's first day (the only data there is), a day weeks on as
+    its weekday in the first week; the naive method too, however far ahead."""
+    counts, _ = seasonal.seasonal(3, 40.0, seed=3)
+    first = counts.index[-1].normalize() + pd.Timedelta(days=1)
+    days = [first + pd.Timedelta(days=k) for k in range(28)]
+    plan = make_plan(_summed(counts), days, Params(60, 0.8, 60.0, 0.85, weeks=3))
+    by_day = plan.forecast.to_numpy().reshape(len(days), 24)
+    assert (by_day.sum(axis=1) > 0).all() and plan.agents.notna().all()
+    assert by_day[7:] == pytest.approx(by_day[:-7])
+    far = pd.date_range(first + pd.Timedelta(weeks=60), periods=48, freq="30min")
+    naive = fc.forecast(counts, far, "naive", origin=first)
+    week_before = counts[(counts.index >= first - pd.Timedelta(days=7))
+                         & (counts.index < first - pd.Timedelta(days=6))]
+    assert naive.forecast.to_numpy() == pytest.approx(week_before.to_numpy())
+
+
 def test_make_plan_errors() -> None:
     counts, _ = seasonal.seasonal(3, 10.0, seed=1)
     sessions = _summed(counts)

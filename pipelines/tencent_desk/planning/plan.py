@@ -65,10 +65,11 @@ def make_plan(history: Summary, days: list[pd.Timestamp], params: Params,
               groups: list[str] | None = None, now: pd.Timestamp | None = None,
               history_until: pd.Timestamp | None = None, erlang_too: bool = True
               ) -> pd.DataFrame:
-    """The plan for ``days`` (UTC midnights) from the sessions of ``history`` before the
-    first of them (or before ``history_until``, a midnight: whole days only, as a day still
-    going on would look quiet in its evening); with ``now`` (intraday, on the first day):
-    the rest of that day, updated from the arrivals between its midnight and ``now``.
+    """The plan for ``days`` (UTC midnights), every one of them from the sessions of
+    ``history`` before the first (or before ``history_until``, a midnight: whole days only,
+    as a day still going on would look quiet in its evening); with ``now`` (intraday, on
+    the first day): the rest of that day, updated from the arrivals between its midnight
+    and ``now``.
     ``erlang_too``: Erlang C's and A's agents too (without, their columns are empty)."""
     origin = min(days[0], history_until) if history_until is not None else days[0]
     data_days = history.data_days(before=origin)
@@ -88,7 +89,7 @@ def make_plan(history: Summary, days: list[pd.Timestamp], params: Params,
     for group in groups or known:
         series = counts[group] if group in counts else pd.Series(np.nan, counts.index)
         cv2 = fc.day_variance(series)
-        pred = fc.forecast(series, at, params.method, params.weeks, cv2)
+        pred = fc.forecast(series, at, params.method, params.weeks, cv2, origin)
         if so_far is not None:
             observed = so_far[group] if group in so_far else pd.Series(0.0, so_far.index)
             pred, _ = fc.intraday(pred[pred.index < day_one + pd.Timedelta(days=1)],
