@@ -68,6 +68,9 @@ def test_every_error_is_one_line(demo: Path, weeks: Path, tmp_path: Path) -> Non
                                 "--backtest"))
     assert "too little history before 2026-01-06: 1 day with sessions" in too_little
     assert f"needs at least {fc.MIN_DAYS}" in too_little
+    # tomorrow (the default) on a database whose data ended long ago says where it ends
+    assert "the data ends on 2026-01-05" in one_error(plan(tmp_path, "--database",
+                                                           str(weeks)))
     assert "cannot be read" in one_error(plan(tmp_path, "--database", str(weeks), "--target",
                                               "80%", "--backtest", "--date", DAY))
     unknown = one_error(plan(tmp_path, "--database", str(weeks), "--date", DAY, "--backtest",

@@ -292,6 +292,11 @@ def test_make_plan_errors() -> None:
         make_plan(sessions, [day], Params())
     with pytest.raises(PlanError, match=r"'X': no such agent group.*known: G"):
         make_plan(sessions, [day + pd.Timedelta(days=7)], Params(), groups=["X"])
+    # data that ends before the weeks the forecast reads: where it ends, not "0 days"
+    late = counts.index[-1].normalize() + pd.Timedelta(weeks=10)
+    with pytest.raises(PlanError, match=r"no history in the 8 weeks the forecast reads "
+                       r"\(2026-02-08 to 2026-04-04\): the data ends on 2026-01-25; "):
+        make_plan(sessions, [late], Params())
 
 
 def test_plan_against_actual() -> None:

@@ -50,15 +50,26 @@ class Params:
         return asdict(self)
 
 
-def check_history(days: pd.DatetimeIndex, before: pd.Timestamp) -> None:
-    """Enough days of data before ``before`` for the forecast (``fc.MIN_DAYS``)."""
-    have = days[days < before.normalize()]
-    if len(have) < fc.MIN_DAYS:
-        span = (f" ({have.min():%Y-%m-%d} to {have.max():%Y-%m-%d})" if len(have) else "")
+def check_history(days: pd.DatetimeIndex, before: pd.Timestamp, weeks: int,
+                  ends: pd.Timestamp | None = None) -> None:
+    """Enough days of data in the ``weeks`` weeks before ``before`` (what the forecast
+    reads) for the forecast (``fc.MIN_DAYS``); ``ends``, where the data ends, is said when
+    it ends before those weeks (an old database, a --date far past it)."""
+    start = before.normalize() - pd.Timedelta(weeks=weeks)
+    have = days[(days >= start) & (days < before.normalize())]
+    if len(have) >= fc.MIN_DAYS:
+        return
+    read = (f"the {weeks} weeks the forecast reads ({start:%Y-%m-%d} to "
+            f"{before.normalize() - pd.Timedelta(days=1):%Y-%m-%d})")
+    if not len(have) and ends is not None and ends < start:
         raise PlanError(
-            f"too little history before {before:%Y-%m-%d}: {len(have)} day"
-            f"{'' if len(have) == 1 else 's'} with sessions{span}; the forecast needs at "
-            f"least {fc.MIN_DAYS} (two of every weekday): load more history first")
+            f"no history in {read}: the data ends on {ends:%Y-%m-%d}; load the days since "
+            "(desk-sessions records), or plan a day nearer to it (--date with --backtest)")
+    span = f" ({have.min():%Y-%m-%d} to {have.max():%Y-%m-%d})" if len(have) else ""
+    raise PlanError(
+        f"too little history before {before:%Y-%m-%d}: {len(have)} day"
+        f"{'' if len(have) == 1 else 's'} with sessions{span} in {read}; it needs at least "
+        f"{fc.MIN_DAYS} (two of every weekday): load more history first")
 
 
 def make_plan(history: Summary, days: list[pd.Timestamp], params: Params,
@@ -73,7 +84,7 @@ def make_plan(history: Summary, days: list[pd.Timestamp], params: Params,
     ``erlang_too``: Erlang C's and A's agents too (without, their columns are empty)."""
     origin = min(days[0], history_until) if history_until is not None else days[0]
     data_days = history.data_days(before=origin)
-    check_history(data_days, origin)
+    check_history(data_days, origin, params.weeks, history.latest_start)
     known = history.groups(before=origin)
     for g in groups or []:
         if g not in known:
