@@ -182,6 +182,8 @@ def test_the_report_shows_a_saved_plan(weeks: Path, tmp_path: Path) -> None:
 
 
 def test_intraday_plans_the_rest_of_the_day(weeks: Path, tmp_path: Path) -> None:
+    """The rest of the day from the morning's arrivals, which it says and keeps; a day
+    whose sessions are not loaded yet is refused in one line, not planned as empty."""
     out = tmp_path / "rest.csv"
     done = plan(tmp_path, "--database", str(weeks), "--date", "2026-01-05T11:00",
                 "--backtest", "--intraday", "--no-save", "--out", str(out))
@@ -189,6 +191,16 @@ def test_intraday_plans_the_rest_of_the_day(weeks: Path, tmp_path: Path) -> None
     rows = _rows(out)
     assert rows[0]["interval_start"].startswith("2026-01-05 11:00") and len(rows) == 26
     assert {r["kind"] for r in rows} == {"intraday"}
+    kept = json.loads(rows[0]["parameters"])
+    assert kept["as_of"] == "2026-01-05T11:00:00+00:00" and kept["date"] == "2026-01-05"
+    arrived, multiplier = kept["arrived"][GROUP], kept["multiplier"][GROUP]
+    assert arrived > 0 and multiplier > 0
+    assert (f"{GROUP}: {arrived} arrived before 11:00, the rest of the day scaled by "
+            f"{multiplier:.2f}; ") in done.stdout
+    early = one_error(plan(tmp_path, "--database", str(weeks), "--date", "2026-01-06T12:00",
+                           "--backtest", "--intraday", "--no-save"))
+    assert re.search(r"the data ends at 2026-01-05 \d\d:\d\d UTC .* sessions were expected "
+                     r"from then to 2026-01-06 12:00 UTC", early), early
 
 
 def test_plan_on_postgres(weeks: Path, postgres_url: str, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from tencent_desk.planning import concurrency as cc
 from tencent_desk.planning import evaluate
 from tencent_desk.planning import forecast as fc
 from tencent_desk.planning.choices import PlanError, parse_target
-from tencent_desk.planning.plan import Params, make_plan
+from tencent_desk.planning.plan import Params, intraday_plan, make_plan
 from tencent_desk.planning.summary import Summary
 
 from .support import seasonal
@@ -282,6 +282,24 @@ def test_every_day_of_a_long_plan_is_forecast_from_the_weeks_before_its_first() 
     week_before = counts[(counts.index >= first - pd.Timedelta(days=7))
                          & (counts.index < first - pd.Timedelta(days=6))]
     assert naive.forecast.to_numpy() == pytest.approx(week_before.to_numpy())
+
+
+def test_intraday_plan_needs_the_day_so_far() -> None:
+    """An intraday plan counts the day's arrivals before its time and scales the rest of
+    the day by the multiplier they give; a day whose sessions are not loaded yet (the data
+    ends the evening before) is refused, not read as nobody coming."""
+    counts, _ = seasonal.seasonal(3, 40.0, seed=4)
+    day = counts.index[-1].normalize()
+    noon = day + pd.Timedelta(hours=12)
+    plan, updates = intraday_plan(_summed(counts[counts.index < noon]), noon, Params())
+    morning = counts[(counts.index >= day) & (counts.index < noon)]
+    assert updates["G"].arrived == morning.sum() and len(plan) == 24
+    whole = make_plan(_summed(counts[counts.index < day]), [day], Params())
+    assert plan.forecast.to_numpy() == pytest.approx(
+        whole.forecast.iloc[24:].to_numpy() * updates["G"].multiplier)
+    with pytest.raises(PlanError, match=r"the data ends at \S+ 23:\d\d UTC .* about \d+ "
+                       r"sessions were expected from then to \S+ 12:00 UTC"):
+        intraday_plan(_summed(counts[counts.index < day]), noon, Params())
 
 
 def test_make_plan_errors() -> None:

@@ -17,6 +17,7 @@ from tencent_desk.planning.choices import INTERVALS, METHODS, PER, PlanError, pa
 # `run` too) would otherwise load pandas and NumPy, 100 MB in a receiver that needs neither.
 if TYPE_CHECKING:
     import pandas as pd
+    from tencent_desk.planning.plan import Params, Update
 
 DESCRIPTION = """\
 Forecast each agent group's sessions asking for a human, interval by interval, with an 80%
@@ -111,7 +112,7 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
         raise JobError(str(exc), exit_code=2) from None
     import pandas as pd
     from tencent_desk.planning import history, store
-    from tencent_desk.planning.plan import Params, make_plan
+    from tencent_desk.planning.plan import Params, intraday_plan, make_plan
 
     try:
         day, at = _when(args, now)
@@ -121,14 +122,19 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
         until = (at.ceil(params.freq) if at is not None else day).to_pydatetime()
         summed = history.read(args.database, args.destination, args.dataset,
                               since.to_pydatetime(), until, params.target_s)
-        days = [day + pd.Timedelta(days=k) for k in range(args.days)]
         today = pd.Timestamp(now).tz_convert("UTC").normalize()
-        frame = make_plan(summed, days, params, args.group, at, history_until=today)
+        if at is None:
+            days = [day + pd.Timedelta(days=k) for k in range(args.days)]
+            frame = make_plan(summed, days, params, args.group, history_until=today)
+            updates: dict[str, Update] = {}
+        else:
+            frame, updates = intraday_plan(summed, at, params, args.group, history_until=today)
     except PlanError as exc:
         raise JobError(str(exc), exit_code=2) from None
     kind = "intraday" if at is not None else "backtest" if day < pd.Timestamp(now).tz_convert(
         "UTC").normalize() else "plan"
-    stamped = store.stamp(frame, kind, params.as_dict(), now)
+    stamped = store.stamp(frame, kind, _parameters(params, frame, day, args.days, at, updates),
+                          now)
     if args.out:
         try:  # as the report does: a cron line may name a folder not made yet
             args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -139,7 +145,7 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
                            exit_code=3) from None
     if not args.no_save:
         store.save(stamped, args.destination, args.database, args.dataset, args.lock_wait)
-    _summary(stamped, day, args.days, at)
+    _summary(stamped, day, args.days, at, updates)
     if not args.no_save and args.destination == DUCKDB:
         # readers (the report, the notebooks) read the snapshot the job publishes
         print("  saved in staffing_plan; the report and the notebooks see it after the "
@@ -147,7 +153,20 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
     return 0
 
 
-def _summary(plan: pd.DataFrame, day: pd.Timestamp, days: int, at: pd.Timestamp | None) -> None:
+def _parameters(params: Params, plan: pd.DataFrame, day: pd.Timestamp, days: int,
+                at: pd.Timestamp | None, updates: dict[str, Update]) -> dict[str, object]:
+    """What the plan was made with, kept beside it: the model's parameters, the days and
+    groups planned, and an intraday update's time, arrivals counted and day multipliers."""
+    return {**params.as_dict(), "date": f"{day:%Y-%m-%d}", "days": days,
+            "groups": sorted(plan.group.unique()),
+            "as_of": at.isoformat() if at is not None else None,
+            "arrived": {g: u.arrived for g, u in updates.items()} if updates else None,
+            "multiplier": {g: round(u.multiplier, 4) for g, u in updates.items()}
+            if updates else None}
+
+
+def _summary(plan: pd.DataFrame, day: pd.Timestamp, days: int, at: pd.Timestamp | None,
+             updates: dict[str, Update]) -> None:
     span = f"{day:%Y-%m-%d}" + (f" (+{days - 1} day{'s' if days > 2 else ''})"
                                  if days > 1 else "")
     span += f" from {at:%H:%M} UTC" if at is not None else ""
@@ -157,6 +176,9 @@ def _summary(plan: pd.DataFrame, day: pd.Timestamp, days: int, at: pd.Timestamp 
         staffed = g.dropna(subset=["agents"])
         hours = float((staffed.scheduled * staffed.interval_min).sum()) / 60
         peak = int(staffed.scheduled.max()) if len(staffed) else 0
-        print(f"  {group}: {g.forecast.sum():.0f} sessions forecast, {hours:.1f} agent-hours "
-              f"scheduled, at most {peak} agent{'' if peak == 1 else 's'} at once")
+        update = updates.get(str(group))
+        so_far = (f"{update.arrived} arrived before {at:%H:%M}, the rest of the day scaled "
+                  f"by {update.multiplier:.2f}; " if update and at is not None else "")
+        print(f"  {group}: {so_far}{g.forecast.sum():.0f} sessions forecast, {hours:.1f} "
+              f"agent-hours scheduled, at most {peak} agent{'' if peak == 1 else 's'} at once")
     sys.stdout.flush()
