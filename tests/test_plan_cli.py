@@ -85,6 +85,13 @@ def test_every_error_is_one_line(demo: Path, weeks: Path, tmp_path: Path) -> Non
                                                          "--days", "0"))
     assert "--shrinkage must be in [0, 1)" in one_error(plan(
         tmp_path, "--database", str(weeks), "--shrinkage", "1.5"))
+    # --date is ISO 8601 only: a cron line's unset variable, words and a day/month order
+    # that is a guess are refused, and a time of day is --intraday's
+    for date in ("", "NaT", "today", "10/03/2026"):
+        assert f"--date {date!r} is not an ISO 8601 date" in one_error(plan(
+            tmp_path, "--database", str(weeks), "--date", date, "--backtest"))
+    assert "has a time of day, which only --intraday reads" in one_error(plan(
+        tmp_path, "--database", str(weeks), "--date", "2026-01-05T12:00", "--backtest"))
     unpublished = tmp_path / "bare.duckdb"
     duckdb.connect(str(unpublished)).close()
     assert "publish" in one_error(plan(tmp_path, "--database", str(unpublished)))

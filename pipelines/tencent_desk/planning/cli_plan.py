@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tencent_desk.core import settings
+from tencent_desk.core.clock import parse_instant
 from tencent_desk.core.errors import JobError
 from tencent_desk.job.destination import DESTINATIONS, DUCKDB
 from tencent_desk.planning.choices import INTERVALS, METHODS, PER, PlanError, parse_target
@@ -40,8 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "snapshot it publishes)")
     p.add_argument("--dataset", default=settings.DEFAULT_DATASET,
                    help="schema of the tables (default %(default)s)")
-    p.add_argument("--date", help="first day to plan, UTC (default: tomorrow); with "
-                   "--intraday a date-time: plan the rest of that day from then")
+    p.add_argument("--date", help="first day to plan, ISO 8601 (2026-01-06), UTC (default: "
+                   "tomorrow); with --intraday a date-time (2026-01-06T12:00): plan the rest "
+                   "of that day from then")
     p.add_argument("--days", type=int, default=1, help="days to plan (default %(default)s)")
     p.add_argument("--interval", type=int, choices=INTERVALS, default=30,
                    help="minutes per interval (default %(default)s)")
@@ -74,21 +76,34 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def _when(args: argparse.Namespace, now: datetime) -> tuple[pd.Timestamp, pd.Timestamp | None]:
-    """(first day to plan, the instant of an intraday update or None)."""
+def _date(text: str | None, intraday: bool) -> datetime | None:
+    """--date as a UTC instant: an ISO 8601 date, with --intraday a date-time too."""
+    if text is None:
+        return None
+    try:
+        at, whole_day = parse_instant(text)
+    except ValueError:  # "" and "NaT" too: a cron line's variable left unset
+        raise PlanError(f"--date {text!r} is not an ISO 8601 date: give 2026-01-06 (with "
+                        "--intraday, a time: 2026-01-06T12:00), UTC unless it names a zone"
+                        ) from None
+    if not whole_day and not intraday:
+        raise PlanError(f"--date {text} has a time of day, which only --intraday reads (the "
+                        "rest of the day from then): give the day alone to plan it whole")
+    return at
+
+
+def _when(args: argparse.Namespace, given: datetime | None, now: datetime
+          ) -> tuple[pd.Timestamp, pd.Timestamp | None]:
+    """(first day to plan, the instant of an intraday update or None), from --date's
+    ``given`` instant or, without one, ``now``."""
     import pandas as pd
 
     today = pd.Timestamp(now).tz_convert("UTC").normalize()
-    if args.date is None:
+    if given is None:
         start = pd.Timestamp(now).tz_convert("UTC") if args.intraday else today + \
             pd.Timedelta(days=1)
     else:
-        try:
-            start = pd.Timestamp(args.date)
-        except ValueError:
-            raise PlanError(f"--date {args.date!r} is not a date: give 2026-01-06 (or with "
-                            "--intraday 2026-01-06T12:00), UTC") from None
-        start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
+        start = pd.Timestamp(given)
     day = start.normalize()
     if day < today and not args.backtest:
         raise PlanError(f"--date {day:%Y-%m-%d} is in the past (today is {today:%Y-%m-%d}, "
@@ -108,6 +123,7 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
             raise PlanError("--days must be at least 1 (and 1 with --intraday)")
         if not 0 <= args.shrinkage < 1 or not 0 < args.max_occupancy <= 1:
             raise PlanError("--shrinkage must be in [0, 1) and --max-occupancy in (0, 1]")
+        given = _date(args.date, args.intraday)
     except PlanError as exc:
         raise JobError(str(exc), exit_code=2) from None
     import pandas as pd
@@ -115,7 +131,7 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
     from tencent_desk.planning.plan import Params, intraday_plan, make_plan
 
     try:
-        day, at = _when(args, now)
+        day, at = _when(args, given, now)
         params = Params(args.interval, sl, seconds, args.max_occupancy, args.shrinkage,
                         args.method, target_per=args.target_per)
         since = day - pd.Timedelta(weeks=params.weeks, days=1)
