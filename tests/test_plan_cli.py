@@ -83,8 +83,11 @@ def test_every_error_is_one_line(demo: Path, weeks: Path, tmp_path: Path) -> Non
     assert "--database is required" in one_error(plan(tmp_path, "--date", DAY))
     assert "--days must be at least 1" in one_error(plan(tmp_path, "--database", str(weeks),
                                                          "--days", "0"))
-    assert "--shrinkage must be in [0, 1)" in one_error(plan(
-        tmp_path, "--database", str(weeks), "--shrinkage", "1.5"))
+    shrinkage = one_error(plan(tmp_path, "--database", str(weeks), "--shrinkage", "1.5"))
+    assert "--shrinkage must be in [0, 1), got 1.5" in shrinkage
+    occupancy = one_error(plan(tmp_path, "--database", str(weeks), "--max-occupancy", "0"))
+    assert "--max-occupancy must be in (0, 1], got 0" in occupancy  # that one alone
+    assert "--shrinkage" not in occupancy and "--max-occupancy" not in shrinkage
     # --date is ISO 8601 only: a cron line's unset variable, words and a day/month order
     # that is a guess are refused, and a time of day is --intraday's
     for date in ("", "NaT", "today", "10/03/2026"):
@@ -95,6 +98,14 @@ def test_every_error_is_one_line(demo: Path, weeks: Path, tmp_path: Path) -> Non
     unpublished = tmp_path / "bare.duckdb"
     duckdb.connect(str(unpublished)).close()
     assert "publish" in one_error(plan(tmp_path, "--database", str(unpublished)))
+    # a file that is no DuckDB database, a dataset that is not there: said as such
+    notes = tmp_path / "notes.md"
+    notes.write_text("# not a database\n")
+    assert f"{notes} is not a DuckDB database" in one_error(plan(tmp_path, "--database",
+                                                                 str(notes)))
+    assert f"no dataset 'nope' in {weeks}: it holds tencent_desk" in one_error(plan(
+        tmp_path, "--database", str(weeks), "--dataset", "nope", "--date", DAY,
+        "--backtest"))
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -152,7 +163,8 @@ def test_a_run_in_progress_keeps_the_file(weeks: Path, tmp_path: Path) -> None:
                     "--lock-wait", "1", "--out", str(out))
     assert done.returncode == 3, done.stderr
     (line,) = cli.error_lines(done.stderr)
-    assert "another desk-sessions run" in line and "Traceback" not in done.stderr
+    assert "another desk-sessions run is writing" in line and "Traceback" not in done.stderr
+    assert line.endswith(f"; {out} is written but the plan is not saved in staffing_plan")
     assert len(_rows(out)) == 48
 
 

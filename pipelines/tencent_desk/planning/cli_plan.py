@@ -121,8 +121,10 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
             raise PlanError(f"database {args.database} not found: check --database")
         if args.days < 1 or (args.intraday and args.days != 1):
             raise PlanError("--days must be at least 1 (and 1 with --intraday)")
-        if not 0 <= args.shrinkage < 1 or not 0 < args.max_occupancy <= 1:
-            raise PlanError("--shrinkage must be in [0, 1) and --max-occupancy in (0, 1]")
+        if not 0 <= args.shrinkage < 1:
+            raise PlanError(f"--shrinkage must be in [0, 1), got {args.shrinkage:g}")
+        if not 0 < args.max_occupancy <= 1:
+            raise PlanError(f"--max-occupancy must be in (0, 1], got {args.max_occupancy:g}")
         given = _date(args.date, args.intraday)
     except PlanError as exc:
         raise JobError(str(exc), exit_code=2) from None
@@ -160,7 +162,12 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
             raise JobError(f"cannot write {args.out}: {exc.strerror or exc}{where}",
                            exit_code=3) from None
     if not args.no_save:
-        store.save(stamped, args.destination, args.database, args.dataset, args.lock_wait)
+        try:
+            store.save(stamped, args.destination, args.database, args.dataset, args.lock_wait)
+        except JobError as exc:  # the CSV is written: say what is and what is not
+            written = f"{args.out} is written but " if args.out else ""
+            raise JobError(f"{exc}; {written}the plan is not saved in {store.TABLE}",
+                           exc.exit_code) from None
     _summary(stamped, day, args.days, at, updates)
     if not args.no_save and args.destination == DUCKDB:
         # readers (the report, the notebooks) read the snapshot the job publishes
