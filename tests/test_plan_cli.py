@@ -126,6 +126,11 @@ def test_plan_on_duckdb(weeks: Path, tmp_path: Path) -> None:
     for r in busy:
         assert float(r["forecast_lo"]) <= float(r["forecast"]) <= float(r["forecast_hi"])
         assert int(r["scheduled"]) >= int(r["agents"]) / 0.7 - 1e-9
+    # the summary line's peaks: agents on the queue, and scheduled (grossed up)
+    peaks = [max(int(r[c]) for r in rows if r[c]) for c in ("agents", "scheduled")]
+    assert peaks[0] < peaks[1]
+    assert (f"at most {peaks[0]} agents on the queue at once, {peaks[1]} scheduled"
+            in done.stdout), done.stdout
     # the target holds over each day (the default), weighted by the forecast, and no
     # interval goes above the maximum occupancy
     for day in {r["interval_start"][:10] for r in rows}:

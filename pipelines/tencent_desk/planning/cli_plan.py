@@ -198,10 +198,13 @@ def _summary(plan: pd.DataFrame, day: pd.Timestamp, days: int, at: pd.Timestamp 
     for group, g in plan.groupby("group"):
         staffed = g.dropna(subset=["agents"])
         hours = float((staffed.scheduled * staffed.interval_min).sum()) / 60
-        peak = int(staffed.scheduled.max()) if len(staffed) else 0
+        # the most agents on the queue at once and the most scheduled: apart with shrinkage
+        on_queue, scheduled = (int(staffed[c].max()) if len(staffed) else 0
+                               for c in ("agents", "scheduled"))
         update = updates.get(str(group))
         so_far = (f"{update.arrived} arrived before {at:%H:%M}, the rest of the day scaled "
                   f"by {update.multiplier:.2f}; " if update and at is not None else "")
         print(f"  {group}: {so_far}{g.forecast.sum():.0f} sessions forecast, {hours:.1f} "
-              f"agent-hours scheduled, at most {peak} agent{'' if peak == 1 else 's'} at once")
+              f"agent-hours scheduled, at most {on_queue} agent{'' if on_queue == 1 else 's'}"
+              f" on the queue at once, {scheduled} scheduled")
     sys.stdout.flush()
