@@ -157,6 +157,10 @@ def test_plan_on_duckdb(weeks: Path, tmp_path: Path) -> None:
                                                    ("backtest", "profile", 48)]
     assert kept[1][0] == rows[0]["plan_id"] != kept[0][0]
     assert [json.loads(k[4])["target_per"] for k in kept] == ["interval", "day"]
+    # what the plan was made for is kept with it too
+    made = json.loads(kept[1][4])
+    assert (made["date"], made["days"], made["groups"], made["as_of"]) == (DAY, 2, [GROUP],
+                                                                            None)
 
 
 def test_a_run_in_progress_keeps_the_file(weeks: Path, tmp_path: Path) -> None:
