@@ -14,7 +14,7 @@ the simulator with exactly the planned staffing, against the oracle's plan and E
   are replayed under three staffings: the plan's agents, the oracle's (the same staffing
   model, :func:`plan.staff`, fed the simulator's expected rates: the best forecast the
   evening before) and Erlang C's agents on the plan's forecast.
-- Intraday: at 12:00 of each day, ``make_plan(..., now=12:00)`` from the morning's arrivals;
+- Intraday: at 12:00 of each day, ``intraday_plan(..., 12:00)`` from the morning's arrivals;
   the afternoon's WAPE against the oracle's.
 
 Per-group goals on 14 days are at the mercy of the days' draws, so the report also says
@@ -156,8 +156,8 @@ def run_day(summed: Summary, cfg: wk.WeeksConfig, rates: pd.DataFrame, d: int,
     # Intraday: the rest of the day from 12:00, from the morning as recorded.
     noon = day + pd.Timedelta(hours=12)
     today = recorded[recorded.queued_at < noon]
-    pm = pl.make_plan(summed + Summary.of(today, params.target_s), [day], params,
-                      now=noon, history_until=day)[[*key, "forecast"]]
+    pm = pl.intraday_plan(summed + Summary.of(today, params.target_s), noon, params,
+                          history_until=day)[0][[*key, "forecast"]]
     pm = pm.merge(rows[[*key, "expected", "actual"]], on=key)
     return Day(rows, pm, time.monotonic() - t0, d, schedules["oracle"]), recorded
 

@@ -127,6 +127,19 @@ def test_every_option_the_pages_show_exists() -> None:
     assert shown > 50 and unknown == []
 
 
+def test_the_plan_synopsis_shows_every_option() -> None:
+    """docs/planning.md's synopsis of ``desk-sessions plan`` leaves out none of the
+    options its ``--help`` shows."""
+    from tencent_desk import cli
+
+    page = (ROOT / "docs" / "planning.md").read_text()
+    synopsis = next(block for block in (m.group(0) for m in FENCE.finditer(page))
+                    if "desk-sessions plan --database" in block)
+    shown = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", synopsis))
+    missing = _options(cli.parser())["plan"] - shown - {"-h", "--help"}
+    assert missing == set(), "options the synopsis leaves out"
+
+
 def test_layer_picture_is_the_contract() -> None:
     """The README's Mermaid diagram draws the layers of pyproject.toml's layers contract,
     top to bottom, each layer's folders joined to the next layer's."""

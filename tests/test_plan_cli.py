@@ -63,20 +63,15 @@ def one_error(done) -> str:
     return lines[0]
 
 
-def test_too_little_history_names_the_days_the_database_holds(demo: Path,
-                                                              tmp_path: Path) -> None:
-    """Tomorrow's plan on the demo (a day far from today): the window read holds nothing,
-    and the line says where the data is."""
-    line = one_error(plan(tmp_path, "--database", str(demo), "--no-save"))
-    assert "too little history before" in line and ": 0 days with sessions;" in line
-    assert line.endswith("; the database holds 2026-01-05 to 2026-01-05 (1 day)"), line
-
-
 def test_every_error_is_one_line(demo: Path, weeks: Path, tmp_path: Path) -> None:
     too_little = one_error(plan(tmp_path, "--database", str(demo), "--date", DAY,
                                 "--backtest"))
     assert "too little history before 2026-01-06: 1 day with sessions" in too_little
+    assert too_little.endswith("; the database holds 2026-01-05 to 2026-01-05 (1 day)")
     assert f"needs at least {fc.MIN_DAYS}" in too_little
+    # tomorrow (the default) on a database whose data ended long ago says where it ends
+    assert "the data ends on 2026-01-05" in one_error(plan(tmp_path, "--database",
+                                                           str(weeks)))
     assert "cannot be read" in one_error(plan(tmp_path, "--database", str(weeks), "--target",
                                               "80%", "--backtest", "--date", DAY))
     unknown = one_error(plan(tmp_path, "--database", str(weeks), "--date", DAY, "--backtest",
@@ -89,11 +84,29 @@ def test_every_error_is_one_line(demo: Path, weeks: Path, tmp_path: Path) -> Non
     assert "--database is required" in one_error(plan(tmp_path, "--date", DAY))
     assert "--days must be at least 1" in one_error(plan(tmp_path, "--database", str(weeks),
                                                          "--days", "0"))
-    assert "--shrinkage must be in [0, 1)" in one_error(plan(
-        tmp_path, "--database", str(weeks), "--shrinkage", "1.5"))
+    shrinkage = one_error(plan(tmp_path, "--database", str(weeks), "--shrinkage", "1.5"))
+    assert "--shrinkage must be in [0, 1), got 1.5" in shrinkage
+    occupancy = one_error(plan(tmp_path, "--database", str(weeks), "--max-occupancy", "0"))
+    assert "--max-occupancy must be in (0, 1], got 0" in occupancy  # that one alone
+    assert "--shrinkage" not in occupancy and "--max-occupancy" not in shrinkage
+    # --date is ISO 8601 only: a cron line's unset variable, words and a day/month order
+    # that is a guess are refused, and a time of day is --intraday's
+    for date in ("", "NaT", "today", "10/03/2026"):
+        assert f"--date {date!r} is not an ISO 8601 date" in one_error(plan(
+            tmp_path, "--database", str(weeks), "--date", date, "--backtest"))
+    assert "has a time of day, which only --intraday reads" in one_error(plan(
+        tmp_path, "--database", str(weeks), "--date", "2026-01-05T12:00", "--backtest"))
     unpublished = tmp_path / "bare.duckdb"
     duckdb.connect(str(unpublished)).close()
     assert "publish" in one_error(plan(tmp_path, "--database", str(unpublished)))
+    # a file that is no DuckDB database, a dataset that is not there: said as such
+    notes = tmp_path / "notes.md"
+    notes.write_text("# not a database\n")
+    assert f"{notes} is not a DuckDB database" in one_error(plan(tmp_path, "--database",
+                                                                 str(notes)))
+    assert f"no dataset 'nope' in {weeks}: it holds tencent_desk" in one_error(plan(
+        tmp_path, "--database", str(weeks), "--dataset", "nope", "--date", DAY,
+        "--backtest"))
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -114,6 +127,11 @@ def test_plan_on_duckdb(weeks: Path, tmp_path: Path) -> None:
     for r in busy:
         assert float(r["forecast_lo"]) <= float(r["forecast"]) <= float(r["forecast_hi"])
         assert int(r["scheduled"]) >= int(r["agents"]) / 0.7 - 1e-9
+    # the summary line's peaks: agents on the queue, and scheduled (grossed up)
+    peaks = [max(int(r[c]) for r in rows if r[c]) for c in ("agents", "scheduled")]
+    assert peaks[0] < peaks[1]
+    assert (f"at most {peaks[0]} agents on the queue at once, {peaks[1]} scheduled"
+            in done.stdout), done.stdout
     # the target holds over each day (the default), weighted by the forecast, and no
     # interval goes above the maximum occupancy
     for day in {r["interval_start"][:10] for r in rows}:
@@ -140,6 +158,10 @@ def test_plan_on_duckdb(weeks: Path, tmp_path: Path) -> None:
                                                    ("backtest", "profile", 48)]
     assert kept[1][0] == rows[0]["plan_id"] != kept[0][0]
     assert [json.loads(k[4])["target_per"] for k in kept] == ["interval", "day"]
+    # what the plan was made for is kept with it too
+    made = json.loads(kept[1][4])
+    assert (made["date"], made["days"], made["groups"], made["as_of"]) == (DAY, 2, [GROUP],
+                                                                            None)
 
 
 def test_a_run_in_progress_keeps_the_file(weeks: Path, tmp_path: Path) -> None:
@@ -151,7 +173,8 @@ def test_a_run_in_progress_keeps_the_file(weeks: Path, tmp_path: Path) -> None:
                     "--lock-wait", "1", "--out", str(out))
     assert done.returncode == 3, done.stderr
     (line,) = cli.error_lines(done.stderr)
-    assert "another desk-sessions run" in line and "Traceback" not in done.stderr
+    assert "another desk-sessions run is writing" in line and "Traceback" not in done.stderr
+    assert line.endswith(f"; {out} is written but the plan is not saved in staffing_plan")
     assert len(_rows(out)) == 48
 
 
@@ -188,6 +211,8 @@ def test_the_report_shows_a_saved_plan(weeks: Path, tmp_path: Path) -> None:
 
 
 def test_intraday_plans_the_rest_of_the_day(weeks: Path, tmp_path: Path) -> None:
+    """The rest of the day from the morning's arrivals, which it says and keeps; a day
+    whose sessions are not loaded yet is refused in one line, not planned as empty."""
     out = tmp_path / "rest.csv"
     done = plan(tmp_path, "--database", str(weeks), "--date", "2026-01-05T11:00",
                 "--backtest", "--intraday", "--no-save", "--out", str(out))
@@ -195,6 +220,16 @@ def test_intraday_plans_the_rest_of_the_day(weeks: Path, tmp_path: Path) -> None
     rows = _rows(out)
     assert rows[0]["interval_start"].startswith("2026-01-05 11:00") and len(rows) == 26
     assert {r["kind"] for r in rows} == {"intraday"}
+    kept = json.loads(rows[0]["parameters"])
+    assert kept["as_of"] == "2026-01-05T11:00:00+00:00" and kept["date"] == "2026-01-05"
+    arrived, multiplier = kept["arrived"][GROUP], kept["multiplier"][GROUP]
+    assert arrived > 0 and multiplier > 0
+    assert (f"{GROUP}: {arrived} arrived before 11:00, the rest of the day scaled by "
+            f"{multiplier:.2f}; ") in done.stdout
+    early = one_error(plan(tmp_path, "--database", str(weeks), "--date", "2026-01-06T12:00",
+                           "--backtest", "--intraday", "--no-save"))
+    assert re.search(r"the data ends at 2026-01-05 \d\d:\d\d UTC .* sessions were expected "
+                     r"from then to 2026-01-06 12:00 UTC", early), early
 
 
 def test_plan_on_postgres(weeks: Path, postgres_url: str, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from tencent_desk.planning import concurrency as cc
 from tencent_desk.planning import evaluate
 from tencent_desk.planning import forecast as fc
 from tencent_desk.planning.choices import PlanError, parse_target
-from tencent_desk.planning.plan import Params, make_plan
+from tencent_desk.planning.plan import Params, intraday_plan, make_plan
 from tencent_desk.planning.summary import Summary
 
 from .support import seasonal
@@ -271,6 +271,42 @@ def test_make_plan_from_sessions() -> None:
     assert with_today.forecast.sum() < without.forecast.sum()
 
 
+def test_every_day_of_a_long_plan_is_forecast_from_the_weeks_before_its_first() -> None:
+    """A plan longer than the weeks the forecast reads: every day is forecast and staffed
+    from the data before the plan's first day (the only data there is), a day weeks on as
+    its weekday in the first week; the naive method too, however far ahead."""
+    counts, _ = seasonal.seasonal(3, 40.0, seed=3)
+    first = counts.index[-1].normalize() + pd.Timedelta(days=1)
+    days = [first + pd.Timedelta(days=k) for k in range(28)]
+    plan = make_plan(_summed(counts), days, Params(60, 0.8, 60.0, 0.85, weeks=3))
+    by_day = plan.forecast.to_numpy().reshape(len(days), 24)
+    assert (by_day.sum(axis=1) > 0).all() and plan.agents.notna().all()
+    assert by_day[7:] == pytest.approx(by_day[:-7])
+    far = pd.date_range(first + pd.Timedelta(weeks=60), periods=48, freq="30min")
+    naive = fc.forecast(counts, far, "naive", origin=first)
+    week_before = counts[(counts.index >= first - pd.Timedelta(days=7))
+                         & (counts.index < first - pd.Timedelta(days=6))]
+    assert naive.forecast.to_numpy() == pytest.approx(week_before.to_numpy())
+
+
+def test_intraday_plan_needs_the_day_so_far() -> None:
+    """An intraday plan counts the day's arrivals before its time and scales the rest of
+    the day by the multiplier they give; a day whose sessions are not loaded yet (the data
+    ends the evening before) is refused, not read as nobody coming."""
+    counts, _ = seasonal.seasonal(3, 40.0, seed=4)
+    day = counts.index[-1].normalize()
+    noon = day + pd.Timedelta(hours=12)
+    plan, updates = intraday_plan(_summed(counts[counts.index < noon]), noon, Params())
+    morning = counts[(counts.index >= day) & (counts.index < noon)]
+    assert updates["G"].arrived == morning.sum() and len(plan) == 24
+    whole = make_plan(_summed(counts[counts.index < day]), [day], Params())
+    assert plan.forecast.to_numpy() == pytest.approx(
+        whole.forecast.iloc[24:].to_numpy() * updates["G"].multiplier)
+    with pytest.raises(PlanError, match=r"the data ends at \S+ 23:\d\d UTC .* about \d+ "
+                       r"sessions were expected from then to \S+ 12:00 UTC"):
+        intraday_plan(_summed(counts[counts.index < day]), noon, Params())
+
+
 def test_make_plan_errors() -> None:
     counts, _ = seasonal.seasonal(3, 10.0, seed=1)
     sessions = _summed(counts)
@@ -279,6 +315,11 @@ def test_make_plan_errors() -> None:
         make_plan(sessions, [day], Params())
     with pytest.raises(PlanError, match=r"'X': no such agent group.*known: G"):
         make_plan(sessions, [day + pd.Timedelta(days=7)], Params(), groups=["X"])
+    # data that ends before the weeks the forecast reads: where it ends, not "0 days"
+    late = counts.index[-1].normalize() + pd.Timedelta(weeks=10)
+    with pytest.raises(PlanError, match=r"no history in the 8 weeks the forecast reads "
+                       r"\(2026-02-08 to 2026-04-04\): the data ends on 2026-01-25; "):
+        make_plan(sessions, [late], Params())
 
 
 def test_plan_against_actual() -> None:

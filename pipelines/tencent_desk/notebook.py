@@ -22,6 +22,7 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from tencent_desk.analysis import interval_metrics, timeline_metrics
 from tencent_desk.analysis import poll_metrics as metrics
 from tencent_desk.analysis.timeline_metrics import source_note  # what notebooks import from here
+from tencent_desk.core.clock import parse_instant
 from tencent_desk.core.sql import qualified
 from tencent_desk.models import intervals
 from tencent_desk.readers.snapshot import Reader
@@ -78,15 +79,10 @@ def _stamp(at: datetime) -> str:
 
 def parse_time(name: str, text: str) -> tuple[datetime, bool]:
     """An ISO date or date-time (UTC when it names no zone) -> (UTC instant, was a date)."""
-    text = text.strip()
     try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return datetime(day.year, day.month, day.day, tzinfo=UTC), True
-        at = datetime.fromisoformat(text)
+        return parse_instant(text)
     except ValueError:
-        raise ValueError(f"{name}={text!r} is not a time: give {FORMS}") from None
-    return (at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)), False
+        raise ValueError(f"{name}={text.strip()!r} is not a time: give {FORMS}") from None
 
 
 def window(env: Mapping[str, str], latest: date | None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Protocol
 
 from tencent_desk.core.errors import ConfigError
@@ -67,17 +67,29 @@ class VirtualClock:
         await asyncio.sleep(0)
 
 
+def parse_instant(text: str) -> tuple[datetime, bool]:
+    """An ISO 8601 date or date-time (UTC unless it names a zone) as a UTC instant, and
+    whether it was a date alone; ValueError for anything else (no "today", no 10/03/2026,
+    whose order is a guess)."""
+    text = text.strip()
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        moment = datetime.fromisoformat(text)
+        return (moment.replace(tzinfo=UTC) if moment.tzinfo is None
+                else moment.astimezone(UTC)), False
+    return datetime(day.year, day.month, day.day, tzinfo=UTC), True
+
+
 def parse_time(value: str | None, name: str) -> int | None:
     """An ISO 8601 time (UTC unless it says otherwise) as Unix seconds."""
     if value in (None, ""):
         return None
     try:
-        moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        moment, _ = parse_instant(str(value))
     except ValueError:
         raise ConfigError(f"{name} must be an ISO 8601 time such as 2026-01-05T09:00:00Z, "
                           f"got {str(value)[:40]!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp())
 
 

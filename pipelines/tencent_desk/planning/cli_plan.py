@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tencent_desk.core import settings
+from tencent_desk.core.clock import parse_instant
 from tencent_desk.core.errors import JobError
 from tencent_desk.job.destination import DESTINATIONS, DUCKDB
 from tencent_desk.planning.choices import (
@@ -24,6 +25,7 @@ from tencent_desk.planning.choices import (
 # `run` too) would otherwise load pandas and NumPy, 100 MB in a receiver that needs neither.
 if TYPE_CHECKING:
     import pandas as pd
+    from tencent_desk.planning.plan import Params, Update
 
 DESCRIPTION = """\
 Forecast each agent group's sessions asking for a human, interval by interval, with an 80%
@@ -46,8 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "snapshot it publishes)")
     p.add_argument("--dataset", default=settings.DEFAULT_DATASET,
                    help="schema of the tables (default %(default)s)")
-    p.add_argument("--date", help="first day to plan, UTC (default: tomorrow); with "
-                   "--intraday a date-time: plan the rest of that day from then")
+    p.add_argument("--date", help="first day to plan, ISO 8601 (2026-01-06), UTC (default: "
+                   "tomorrow); with --intraday a date-time (2026-01-06T12:00): plan the rest "
+                   "of that day from then")
     p.add_argument("--days", type=int, default=1, help="days to plan (default %(default)s)")
     p.add_argument("--interval", type=int, choices=INTERVALS, default=30,
                    help="minutes per interval (default %(default)s)")
@@ -81,21 +84,34 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def _when(args: argparse.Namespace, now: datetime) -> tuple[pd.Timestamp, pd.Timestamp | None]:
-    """(first day to plan, the instant of an intraday update or None)."""
+def _date(text: str | None, intraday: bool) -> datetime | None:
+    """--date as a UTC instant: an ISO 8601 date, with --intraday a date-time too."""
+    if text is None:
+        return None
+    try:
+        at, whole_day = parse_instant(text)
+    except ValueError:  # "" and "NaT" too: a cron line's variable left unset
+        raise PlanError(f"--date {text!r} is not an ISO 8601 date: give 2026-01-06 (with "
+                        "--intraday, a time: 2026-01-06T12:00), UTC unless it names a zone"
+                        ) from None
+    if not whole_day and not intraday:
+        raise PlanError(f"--date {text} has a time of day, which only --intraday reads (the "
+                        "rest of the day from then): give the day alone to plan it whole")
+    return at
+
+
+def _when(args: argparse.Namespace, given: datetime | None, now: datetime
+          ) -> tuple[pd.Timestamp, pd.Timestamp | None]:
+    """(first day to plan, the instant of an intraday update or None), from --date's
+    ``given`` instant or, without one, ``now``."""
     import pandas as pd
 
     today = pd.Timestamp(now).tz_convert("UTC").normalize()
-    if args.date is None:
+    if given is None:
         start = pd.Timestamp(now).tz_convert("UTC") if args.intraday else today + \
             pd.Timedelta(days=1)
     else:
-        try:
-            start = pd.Timestamp(args.date)
-        except ValueError:
-            raise PlanError(f"--date {args.date!r} is not a date: give 2026-01-06 (or with "
-                            "--intraday 2026-01-06T12:00), UTC") from None
-        start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
+        start = pd.Timestamp(given)
     day = start.normalize()
     if day < today and not args.backtest:
         raise PlanError(f"--date {day:%Y-%m-%d} is in the past (today is {today:%Y-%m-%d}, "
@@ -113,36 +129,44 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
             raise PlanError(f"database {args.database} not found: check --database")
         if args.days < 1 or (args.intraday and args.days != 1):
             raise PlanError("--days must be at least 1 (and 1 with --intraday)")
-        if not 0 <= args.shrinkage < 1 or not 0 < args.max_occupancy <= 1:
-            raise PlanError("--shrinkage must be in [0, 1) and --max-occupancy in (0, 1]")
+        if not 0 <= args.shrinkage < 1:
+            raise PlanError(f"--shrinkage must be in [0, 1), got {args.shrinkage:g}")
+        if not 0 < args.max_occupancy <= 1:
+            raise PlanError(f"--max-occupancy must be in (0, 1], got {args.max_occupancy:g}")
+        given = _date(args.date, args.intraday)
     except PlanError as exc:
         raise JobError(str(exc), exit_code=2) from None
     import pandas as pd
     from tencent_desk.planning import history, store
-    from tencent_desk.planning.plan import Params, make_plan
+    from tencent_desk.planning.plan import Params, intraday_plan, make_plan
     from tencent_desk.readers.window import data_days, held
 
-    where = args.database if args.destination == DUCKDB else args.destination
+    holder = args.database if args.destination == DUCKDB else args.destination
 
     try:
-        day, at = _when(args, now)
+        day, at = _when(args, given, now)
         params = Params(args.interval, sl, seconds, args.max_occupancy, args.shrinkage,
                         args.method, target_per=args.target_per)
         since = day - pd.Timedelta(weeks=params.weeks, days=1)
         until = (at.ceil(params.freq) if at is not None else day).to_pydatetime()
         summed = history.read(args.database, args.destination, args.dataset,
                               since.to_pydatetime(), until, params.target_s)
-        days = [day + pd.Timedelta(days=k) for k in range(args.days)]
         today = pd.Timestamp(now).tz_convert("UTC").normalize()
-        frame = make_plan(summed, days, params, args.group, at, history_until=today)
+        if at is None:
+            days = [day + pd.Timedelta(days=k) for k in range(args.days)]
+            frame = make_plan(summed, days, params, args.group, history_until=today)
+            updates: dict[str, Update] = {}
+        else:
+            frame, updates = intraday_plan(summed, at, params, args.group, history_until=today)
     except TooLittleHistory as exc:
-        raise JobError(f"{exc}; the database holds {held(data_days(where, args.dataset))}",
+        raise JobError(f"{exc}; the database holds {held(data_days(holder, args.dataset))}",
                        exit_code=2) from None
     except PlanError as exc:
         raise JobError(str(exc), exit_code=2) from None
     kind = "intraday" if at is not None else "backtest" if day < pd.Timestamp(now).tz_convert(
         "UTC").normalize() else "plan"
-    stamped = store.stamp(frame, kind, params.as_dict(), now)
+    stamped = store.stamp(frame, kind, _parameters(params, frame, day, args.days, at, updates),
+                          now)
     if args.out:
         try:  # as the report does: a cron line may name a folder not made yet
             args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -152,8 +176,13 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
             raise JobError(f"cannot write {args.out}: {exc.strerror or exc}{where}",
                            exit_code=3) from None
     if not args.no_save:
-        store.save(stamped, args.destination, args.database, args.dataset, args.lock_wait)
-    _summary(stamped, day, args.days, at)
+        try:
+            store.save(stamped, args.destination, args.database, args.dataset, args.lock_wait)
+        except JobError as exc:  # the CSV is written: say what is and what is not
+            written = f"{args.out} is written but " if args.out else ""
+            raise JobError(f"{exc}; {written}the plan is not saved in {store.TABLE}",
+                           exc.exit_code) from None
+    _summary(stamped, day, args.days, at, updates)
     if not args.no_save and args.destination == DUCKDB:
         # readers (the report, the notebooks) read the snapshot the job publishes
         print("  saved in staffing_plan; the report and the notebooks see it after the "
@@ -161,7 +190,20 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
     return 0
 
 
-def _summary(plan: pd.DataFrame, day: pd.Timestamp, days: int, at: pd.Timestamp | None) -> None:
+def _parameters(params: Params, plan: pd.DataFrame, day: pd.Timestamp, days: int,
+                at: pd.Timestamp | None, updates: dict[str, Update]) -> dict[str, object]:
+    """What the plan was made with, kept beside it: the model's parameters, the days and
+    groups planned, and an intraday update's time, arrivals counted and day multipliers."""
+    return {**params.as_dict(), "date": f"{day:%Y-%m-%d}", "days": days,
+            "groups": sorted(plan.group.unique()),
+            "as_of": at.isoformat() if at is not None else None,
+            "arrived": {g: u.arrived for g, u in updates.items()} if updates else None,
+            "multiplier": {g: round(u.multiplier, 4) for g, u in updates.items()}
+            if updates else None}
+
+
+def _summary(plan: pd.DataFrame, day: pd.Timestamp, days: int, at: pd.Timestamp | None,
+             updates: dict[str, Update]) -> None:
     span = f"{day:%Y-%m-%d}" + (f" (+{days - 1} day{'s' if days > 2 else ''})"
                                  if days > 1 else "")
     span += f" from {at:%H:%M} UTC" if at is not None else ""
@@ -170,7 +212,13 @@ def _summary(plan: pd.DataFrame, day: pd.Timestamp, days: int, at: pd.Timestamp 
     for group, g in plan.groupby("group"):
         staffed = g.dropna(subset=["agents"])
         hours = float((staffed.scheduled * staffed.interval_min).sum()) / 60
-        peak = int(staffed.scheduled.max()) if len(staffed) else 0
-        print(f"  {group}: {g.forecast.sum():.0f} sessions forecast, {hours:.1f} agent-hours "
-              f"scheduled, at most {peak} agent{'' if peak == 1 else 's'} at once")
+        # the most agents on the queue at once and the most scheduled: apart with shrinkage
+        on_queue, scheduled = (int(staffed[c].max()) if len(staffed) else 0
+                               for c in ("agents", "scheduled"))
+        update = updates.get(str(group))
+        so_far = (f"{update.arrived} arrived before {at:%H:%M}, the rest of the day scaled "
+                  f"by {update.multiplier:.2f}; " if update and at is not None else "")
+        print(f"  {group}: {so_far}{g.forecast.sum():.0f} sessions forecast, {hours:.1f} "
+              f"agent-hours scheduled, at most {on_queue} agent{'' if on_queue == 1 else 's'}"
+              f" on the queue at once, {scheduled} scheduled")
     sys.stdout.flush()

@@ -10,6 +10,10 @@ Methods (compared in benchmarks/, chosen in docs/planning.md):
   found that beyond a day or two ahead "a simplistic historical average is difficult to
   beat"; pooling the shape over a day type makes it less noisy than one weekday's mean.
 
+Every interval is forecast from the data before the forecast's origin (its first day): the
+weeks before each later day would hold less data the further the day, none at all beyond
+``weeks`` weeks, so a day in the fifth week of a plan is its weekday's in the first.
+
 Intervals: an interval's arrivals are Poisson around a rate that the day scales (a day's
 volume is drawn around its level: a multiplier with variance ``cv2``), and the profile's
 mean is itself uncertain (the variance of its ``weeks`` values over their number). The
@@ -50,17 +54,18 @@ def day_type(weekday: int) -> int:
     return min(weekday, 5) if weekday >= 5 else 0
 
 
-def _profile(counts: pd.Series, day: pd.Timestamp, weeks: int) -> tuple[pd.Series, float,
-                                                                        float, int]:
-    """For ``day``: its day type's shape (share of the day per interval of the day, pooled
-    over that type's days in the last ``weeks`` weeks with data), its weekday's level (mean
-    daily total of the last ``weeks`` such weekdays), the variance of that mean, and how
-    many days the shape pools."""
+def _profile(counts: pd.Series, origin: pd.Timestamp, weekday: int, weeks: int
+             ) -> tuple[pd.Series, float, float, int]:
+    """For ``weekday`` (0: Monday), from the ``weeks`` weeks before ``origin``: its day
+    type's shape (share of the day per interval of the day, pooled over that type's days),
+    its level (mean daily total of those weeks' such weekdays), the variance of that mean,
+    and how many days the shape pools."""
     days = counts.groupby(counts.index.normalize())
     totals = days.sum(min_count=1).dropna()
-    totals = totals[(totals.index < day) & (totals.index >= day - pd.Timedelta(weeks=weeks))]
-    same = totals[totals.index.day_of_week == day.day_of_week]
-    kind = totals[[day_type(d) == day_type(day.day_of_week) for d in totals.index.day_of_week]]
+    totals = totals[(totals.index < origin)
+                    & (totals.index >= origin - pd.Timedelta(weeks=weeks))]
+    same = totals[totals.index.day_of_week == weekday]
+    kind = totals[[day_type(d) == day_type(weekday) for d in totals.index.day_of_week]]
     if same.empty or kind.sum() <= 0:
         return pd.Series(dtype=float), math.nan, math.nan, 0
     pooled = counts[counts.index.normalize().isin(kind.index)]
@@ -70,32 +75,38 @@ def _profile(counts: pd.Series, day: pd.Timestamp, weeks: int) -> tuple[pd.Serie
     return shape, float(same.mean()), level_var, len(kind)
 
 
-def _week_before(counts: pd.Series, at: pd.Timestamp) -> float:
-    """The value at ``at`` minus a week (or minus two, three, ... where that day had none)."""
-    values = counts.reindex([at - pd.Timedelta(weeks=k) for k in range(1, 60)]).dropna()
+def _week_before(counts: pd.Series, at: pd.Timestamp, origin: pd.Timestamp) -> float:
+    """The value at ``at`` minus the fewest whole weeks that land before ``origin`` (or a
+    week more, two, ... where that day had none)."""
+    first = max(0, (at - origin) // pd.Timedelta(weeks=1)) + 1
+    values = counts.reindex([at - pd.Timedelta(weeks=k)
+                             for k in range(first, first + 59)]).dropna()
     return float(values.iloc[0]) if len(values) else math.nan
 
 
 def forecast(counts: pd.Series, at: pd.DatetimeIndex, method: str = "profile",
-             weeks: int = WEEKS, cv2: float | None = None) -> pd.DataFrame:
-    """One group's forecast for the intervals ``at`` from ``counts`` (its history, before
-    them): ``forecast``, ``lo`` and ``hi`` (the 80% interval), ``sd``, and ``mean_var``
-    (the variance of the forecast's own estimate)."""
+             weeks: int = WEEKS, cv2: float | None = None,
+             origin: pd.Timestamp | None = None) -> pd.DataFrame:
+    """One group's forecast for the intervals ``at`` from ``counts`` (its history) before
+    ``origin`` (a midnight; by default the first interval's): ``forecast``, ``lo`` and
+    ``hi`` (the 80% interval), ``sd``, and ``mean_var`` (the variance of the forecast's own
+    estimate)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}")
     cv2 = day_variance(counts) if cv2 is None else cv2
+    origin = at.min().normalize() if origin is None and len(at) else origin
     rows = []
-    profiles: dict[pd.Timestamp, tuple[pd.Series, float, float, int]] = {}
+    profiles: dict[int, tuple[pd.Series, float, float, int]] = {}
     for t in at:
         day = t.normalize()
         if method == "naive":
-            mu = _week_before(counts, t)
+            mu = _week_before(counts, t, origin)
             # one noisy day: the estimate's error variance is the actual's
             spread = mu * (1 + mu * cv2)
         else:
-            if day not in profiles:
-                profiles[day] = _profile(counts, day, weeks)
-            shape, level, level_var, n_days = profiles[day]
+            if day.day_of_week not in profiles:
+                profiles[day.day_of_week] = _profile(counts, origin, day.day_of_week, weeks)
+            shape, level, level_var, n_days = profiles[day.day_of_week]
             share = float(shape.get(t - day, 0.0)) if len(shape) else math.nan
             mu = share * level
             spread = share * share * level_var + (mu / n_days if n_days else math.nan)

@@ -3,22 +3,25 @@
 The sessions of ``session_timeline`` in a window, summed for planning
 (:class:`summary.Summary`) by the DuckDB the notebooks read through: the published snapshot
 beside a DuckDB file (the job's own file stays the job's), or a window pulled from a
-destination server. Only the sums leave DuckDB, never the sessions.
+destination server. Only the sums leave DuckDB, never the sessions; and where the data
+ends, asked of the whole timeline (a plan says so when it ends before the weeks read).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pandas as pd
 from tencent_desk.core.sql import qualified
 from tencent_desk.job.destination import DUCKDB
 from tencent_desk.models.intervals import SPANS_SQL
 from tencent_desk.models.timeline import TABLE
 from tencent_desk.planning.choices import PlanError
 from tencent_desk.planning.summary import COLUMNS, DERIVED_SQL, Summary
-from tencent_desk.readers.snapshot import Reader
+from tencent_desk.readers.snapshot import Reader, is_duckdb
 
 if TYPE_CHECKING:  # imported where used: it brings dlt, which a DuckDB file never needs
     from tencent_desk.readers import warehouse
@@ -30,21 +33,42 @@ def read(database: Path | None, destination: str, dataset: str, since: datetime,
     counted within ``target_s``."""
     if destination == DUCKDB:
         assert database is not None
+        if not is_duckdb(database):
+            raise PlanError(f"{database} is not a DuckDB database: give --database the "
+                            "job's DuckDB file")
         if not Reader.available(database):
             raise PlanError(f"{database} has no published snapshot beside it: run "
                             f"`desk-sessions publish --database {database}` once")
-        return _read(Reader(database, since, until), dataset, since, until, target_s)
+        held = Reader.datasets(database)
+        if dataset not in held:
+            raise PlanError(f"no dataset {dataset!r} in {database}: it holds "
+                            f"{', '.join(held) or 'none'}; check --dataset")
+        return _read(Reader(database, since, until), dataset, since, until, target_s,
+                     lambda: _latest_start(Reader(database, until=until), dataset, until))
     from tencent_desk.readers import warehouse
 
     try:
-        return _read(warehouse.Reader(warehouse.destination(destination), dataset, since,
-                                      until), dataset, since, until, target_s)
+        reader = warehouse.Reader(warehouse.destination(destination), dataset, since, until)
+        return _read(reader, dataset, since, until, target_s,
+                     lambda: reader.latest(TABLE, "began_at", until))
     except warehouse.DestinationError as exc:
         raise PlanError(str(exc)) from None
 
 
+def _latest_start(reader: Reader, dataset: str, until: datetime) -> datetime | None:
+    """The latest session start before ``until`` in the snapshot's every day up to it."""
+    try:
+        ((at,),) = reader.connection().execute(
+            f"SELECT max(began_at) FROM {qualified(dataset, TABLE)} WHERE began_at < ?",
+            [until]).fetchall()
+        return at
+    finally:
+        reader.close()
+
+
 def _read(reader: Reader | warehouse.Reader, dataset: str, since: datetime,
-          until: datetime, target_s: float) -> Summary:
+          until: datetime, target_s: float, latest: Callable[[], datetime | None]
+          ) -> Summary:
     try:
         con = reader.connection()
         tables = {t for (t,) in con.execute(
@@ -56,7 +80,9 @@ def _read(reader: Reader | warehouse.Reader, dataset: str, since: datetime,
             return Summary.read(con, rows, target_s)
         rows = (f"SELECT *, {SPANS_SQL} FROM {qualified(dataset, TABLE)} "
                 "WHERE began_at >= ? AND began_at < ?")
-        return Summary.read(con, DERIVED_SQL.format(rows=rows), target_s, [since, until])
+        ends = latest()
+        return Summary.read(con, DERIVED_SQL.format(rows=rows), target_s, [since, until],
+                            None if ends is None else pd.Timestamp(ends).tz_convert("UTC"))
     finally:
         reader.close()
 

@@ -50,51 +50,132 @@ class Params:
         return asdict(self)
 
 
-def check_history(days: pd.DatetimeIndex, before: pd.Timestamp) -> None:
-    """Enough days of data before ``before`` for the forecast (``fc.MIN_DAYS``)."""
-    have = days[days < before.normalize()]
-    if len(have) < fc.MIN_DAYS:
-        span = (f" ({have.min():%Y-%m-%d} to {have.max():%Y-%m-%d})" if len(have) else "")
-        raise TooLittleHistory(
-            f"too little history before {before:%Y-%m-%d}: {len(have)} day"
-            f"{'' if len(have) == 1 else 's'} with sessions{span}; the forecast needs at "
-            f"least {fc.MIN_DAYS} (two of every weekday): load more history first")
+def check_history(days: pd.DatetimeIndex, before: pd.Timestamp, weeks: int,
+                  ends: pd.Timestamp | None = None) -> None:
+    """Enough days of data in the ``weeks`` weeks before ``before`` (what the forecast
+    reads) for the forecast (``fc.MIN_DAYS``); ``ends``, where the data ends, is said when
+    it ends before those weeks (an old database, a --date far past it)."""
+    start = before.normalize() - pd.Timedelta(weeks=weeks)
+    have = days[(days >= start) & (days < before.normalize())]
+    if len(have) >= fc.MIN_DAYS:
+        return
+    read = (f"the {weeks} weeks the forecast reads ({start:%Y-%m-%d} to "
+            f"{before.normalize() - pd.Timedelta(days=1):%Y-%m-%d})")
+    if not len(have) and ends is not None and ends < start:
+        raise PlanError(
+            f"no history in {read}: the data ends on {ends:%Y-%m-%d}; load the days since "
+            "(desk-sessions records), or plan a day nearer to it (--date with --backtest)")
+    span = f" ({have.min():%Y-%m-%d} to {have.max():%Y-%m-%d})" if len(have) else ""
+    raise TooLittleHistory(
+        f"too little history before {before:%Y-%m-%d}: {len(have)} day"
+        f"{'' if len(have) == 1 else 's'} with sessions{span} in {read}; it needs at least "
+        f"{fc.MIN_DAYS} (two of every weekday): load more history first")
 
 
 def make_plan(history: Summary, days: list[pd.Timestamp], params: Params,
-              groups: list[str] | None = None, now: pd.Timestamp | None = None,
-              history_until: pd.Timestamp | None = None, erlang_too: bool = True
-              ) -> pd.DataFrame:
-    """The plan for ``days`` (UTC midnights) from the sessions of ``history`` before the
-    first of them (or before ``history_until``, a midnight: whole days only, as a day still
-    going on would look quiet in its evening); with ``now`` (intraday, on the first day):
-    the rest of that day, updated from the arrivals between its midnight and ``now``.
-    ``erlang_too``: Erlang C's and A's agents too (without, their columns are empty)."""
-    origin = min(days[0], history_until) if history_until is not None else days[0]
+              groups: list[str] | None = None, history_until: pd.Timestamp | None = None,
+              erlang_too: bool = True) -> pd.DataFrame:
+    """The plan for ``days`` (UTC midnights), every one of them from the sessions of
+    ``history`` before the first (or before ``history_until``, a midnight: whole days only,
+    as a day still going on would look quiet in its evening). ``erlang_too``: Erlang C's
+    and A's agents too (without, their columns are empty)."""
+    origin = _origin(days[0], history_until)
+    return _frame([staff(history, group, pred, params, origin, erlang_too) for group, (
+        pred, _) in _forecasts(history, days, params, groups, origin).items()])
+
+
+@dataclass(frozen=True)
+class Update:
+    """How an intraday plan updated one group's day: the arrivals counted before the as-of
+    time (its whole intervals), and the day multiplier that scaled the rest of the day."""
+
+    arrived: int
+    multiplier: float
+
+
+def intraday_plan(history: Summary, now: pd.Timestamp, params: Params,
+                  groups: list[str] | None = None, history_until: pd.Timestamp | None = None
+                  ) -> tuple[pd.DataFrame, dict[str, Update]]:
+    """The rest of ``now``'s day, its forecast (from the data before the day, or before
+    ``history_until``) updated from the arrivals between its midnight and ``now``; and each
+    group's :class:`Update`. Refused when the data ends well before ``now``
+    (:func:`check_reach`)."""
+    day = now.normalize()
+    origin = _origin(day, history_until)
+    forecasts = _forecasts(history, [day], params, groups, origin)
+    expected = pd.DataFrame({g: p.forecast for g, (p, _) in forecasts.items()},
+                            index=_intervals([day], params.freq)).sum(axis=1)
+    check_reach(history.latest_start, now, expected, params.interval_min)
+    so_far = _arrived(history, day, now, params.freq)  # every group's, counted once
+    parts, updates = [], {}
+    for group, (pred, cv2) in forecasts.items():
+        observed = so_far[group] if group in so_far else pd.Series(0.0, so_far.index)
+        rest, multiplier = fc.intraday(pred, observed, cv2)
+        updates[group] = Update(int(observed.sum()), multiplier)
+        parts.append(staff(history, group, rest, params, origin))
+    return _frame(parts), updates
+
+
+# Sessions expected between where the data ends and an intraday update's time beyond which
+# the silence is the data's (a job down, records loaded only at night), not the customers':
+# none coming where 5 were expected has a chance under 1% (Poisson, or with a day's spread).
+GAP_SESSIONS = 5.0
+
+
+def check_reach(ends: pd.Timestamp | None, now: pd.Timestamp, expected: pd.Series,
+                interval_min: int) -> None:
+    """Refuse an intraday update at ``now`` whose data ends (``ends``: its latest session
+    start) where more than ``GAP_SESSIONS`` sessions were ``expected`` (per interval
+    start) before ``now``: reading sessions not loaded as nobody coming would scale the
+    rest of the day down to nothing."""
+    length = pd.Timedelta(minutes=interval_min)
+    start = expected.index.to_series()
+    since = start.clip(lower=ends)  # ends None: no session at all
+    share = ((start + length).clip(upper=now) - since).clip(lower=pd.Timedelta(0)) / length
+    missed = float((expected * share).sum())
+    if missed > GAP_SESSIONS:
+        end = f"at {ends:%Y-%m-%d %H:%M} UTC" if ends is not None else "before the day"
+        raise PlanError(
+            f"the data ends {end} (its latest session start), while about {missed:.0f} "
+            f"sessions were expected from then to {now:%Y-%m-%d %H:%M} UTC, the update's "
+            "time: load the sessions so far first (the job's desk-sessions run, or "
+            "desk-sessions records), or plan the whole day without --intraday")
+
+
+def _origin(first: pd.Timestamp, history_until: pd.Timestamp | None) -> pd.Timestamp:
+    return min(first, history_until) if history_until is not None else first
+
+
+def _forecasts(history: Summary, days: list[pd.Timestamp], params: Params,
+               groups: list[str] | None, origin: pd.Timestamp
+               ) -> dict[str, tuple[pd.DataFrame, float]]:
+    """Each group's forecast of the intervals of ``days`` and its day variance, from the
+    sessions before ``origin``, once there are enough of them and the ``groups`` asked
+    are among them."""
     data_days = history.data_days(before=origin)
-    check_history(data_days, origin)
+    check_history(data_days, origin, params.weeks, history.latest_start)
     known = history.groups(before=origin)
     for g in groups or []:
         if g not in known:
             raise PlanError(f"--group {g!r}: no such agent group in the history; known: "
                             f"{', '.join(known) or 'none'}")
     counts = history.counts(params.freq, data_days)
-    at = pd.DatetimeIndex([t for d in days for t in pd.date_range(
-        d, d + pd.Timedelta(days=1), freq=params.freq, inclusive="left")])
-    out = []
-    day_one = days[0]
-    # intraday: today's arrivals so far, every group's, counted once
-    so_far = None if now is None else _arrived(history, day_one, now, params.freq)
+    at = _intervals(days, params.freq)
+    out = {}
     for group in groups or known:
         series = counts[group] if group in counts else pd.Series(np.nan, counts.index)
         cv2 = fc.day_variance(series)
-        pred = fc.forecast(series, at, params.method, params.weeks, cv2)
-        if so_far is not None:
-            observed = so_far[group] if group in so_far else pd.Series(0.0, so_far.index)
-            pred, _ = fc.intraday(pred[pred.index < day_one + pd.Timedelta(days=1)],
-                                  observed, cv2)
-        out.append(staff(history, group, pred, params, origin, erlang_too))
-    frame = pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=COLUMNS)
+        out[group] = fc.forecast(series, at, params.method, params.weeks, cv2, origin), cv2
+    return out
+
+
+def _intervals(days: list[pd.Timestamp], freq: str) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex([t for d in days for t in pd.date_range(
+        d, d + pd.Timedelta(days=1), freq=freq, inclusive="left")])
+
+
+def _frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS)
     return frame[COLUMNS]
 
 

@@ -167,7 +167,9 @@ class Summary:
     ``queue`` per group and 15-minute interval (queued, in_time: answered within
     ``target_s``, abandoned); ``waits`` per group and day (waited_s, gave_up: abandoned);
     ``handling`` per group, day and 15-minute slot of the day (chats, hold_s); ``held`` per
-    group, day and chats held at the take (chats, hold_s)."""
+    group, day and chats held at the take (chats, hold_s); ``latest_start``, where the data
+    ends: the latest session start the source holds before the end of the sessions summed
+    (before their start too: the data may end before them), None without any."""
 
     target_s: float
     days: pd.Series
@@ -175,11 +177,15 @@ class Summary:
     waits: pd.DataFrame
     handling: pd.DataFrame
     held: pd.DataFrame
+    latest_start: pd.Timestamp | None = None
 
     @classmethod
     def read(cls, con: duckdb.DuckDBPyConnection, sessions: str, target_s: float,
-             params: list[object] | None = None) -> Summary:
-        """Summed by ``con`` over the relation ``sessions`` (SQL with ``?`` ``params``)."""
+             params: list[object] | None = None,
+             latest_start: pd.Timestamp | None = None) -> Summary:
+        """Summed by ``con`` over the relation ``sessions`` (SQL with ``?`` ``params``);
+        ``latest_start``: where the source's data ends (its own query: the data may end
+        before ``sessions``)."""
         rows = _sessions(f"({sessions})")
         # the takes (and the sort that counts chats held) on a cursor of their own while
         # the sums run: each leaves a core idle for part of its time (weeks of a busy desk:
@@ -201,7 +207,7 @@ class Summary:
             t = tables[name]
             t["day"] = pd.to_datetime(t.day.astype("int64") * _US_DAY, unit="us", utc=True)
         return cls(float(target_s), pd.Series(days.sessions.to_numpy(), index=day_index),
-                   queue, tables["waits"], tables["handling"], tables["held"])
+                   queue, tables["waits"], tables["handling"], tables["held"], latest_start)
 
     @classmethod
     def of(cls, sessions: pd.DataFrame, target_s: float) -> Summary:
@@ -211,7 +217,9 @@ class Summary:
             # a table, not a registered frame: the read's second cursor sees tables only
             con.register("frame", sessions[COLUMNS])
             con.execute("CREATE TABLE sessions AS SELECT * FROM frame")
-            return cls.read(con, "SELECT * FROM sessions", target_s)
+            latest = sessions.began_at.max()
+            return cls.read(con, "SELECT * FROM sessions", target_s,
+                            latest_start=None if pd.isna(latest) else pd.Timestamp(latest))
         finally:
             con.close()
 
@@ -227,7 +235,9 @@ class Summary:
             both(self.queue, other.queue, ["group", "interval_start"]),
             both(self.waits, other.waits, ["group", "day"]),
             both(self.handling, other.handling, ["group", "day", "slot"]),
-            both(self.held, other.held, ["group", "day", "held"]))
+            both(self.held, other.held, ["group", "day", "held"]),
+            max((t for t in (self.latest_start, other.latest_start) if t is not None),
+                default=None))
 
     @property
     def sessions(self) -> int:
@@ -280,7 +290,7 @@ class Summary:
         def cut(t: pd.DataFrame) -> pd.DataFrame:
             return t[(t.group == group) & (t.day >= since) & (t.day < until)]
         return Summary(self.target_s, self.days, self.queue, cut(self.waits),
-                       cut(self.handling), cut(self.held))
+                       cut(self.handling), cut(self.held), self.latest_start)
 
     def waited(self) -> tuple[float, int]:
         """Total time waited by everyone who asked (the exposure) and the abandonments."""

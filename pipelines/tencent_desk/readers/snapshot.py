@@ -10,6 +10,15 @@ import duckdb
 from tencent_desk.models import poll_views, snapshot
 
 
+def is_duckdb(path: Path) -> bool:
+    """Whether ``path`` is a DuckDB database file, by its header's magic bytes: read, not
+    opened (opening the job's file would wait for, or block, the job)."""
+    if not path.is_file():
+        return False
+    with path.open("rb") as f:
+        return f.read(12)[8:] == b"DUCK"
+
+
 class Reader:
     """An in-memory DuckDB whose views read the latest snapshot, optionally a window: the
     days it touches, and of the tables in ``WINDOW_TIMES`` only the rows within
@@ -31,6 +40,11 @@ class Reader:
     @staticmethod
     def available(database: Path) -> bool:
         return (snapshot.paths(database)[0] / snapshot.MANIFEST).exists()
+
+    @staticmethod
+    def datasets(database: Path) -> list[str]:
+        """The datasets (schemas) of the snapshot published beside ``database``."""
+        return sorted(snapshot.read_manifest(snapshot.paths(database)[0])["schemas"])
 
     def connection(self) -> duckdb.DuckDBPyConnection:
         manifest = snapshot.read_manifest(self.folder)

@@ -117,6 +117,15 @@ class Reader:
                 self._key = key
         return self._con
 
+    def latest(self, table: str, column: str, before: datetime) -> datetime | None:
+        """The latest ``column`` of ``table`` before ``before``, read on the server without
+        pulling anything (where the data ends, however long before the window)."""
+        with self._client() as client:
+            ((at,),) = client.execute_sql(
+                f"SELECT max({ident(column)}) FROM {client.make_qualified_table_name(table)} "
+                f"WHERE {ident(column)} < %s", before)
+        return at
+
     def latest_day(self) -> date | None:
         """The latest UTC day with data on the server (its latest run's start), read there
         without pulling anything."""

@@ -36,9 +36,10 @@ class RunLock:
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            other = self.read().get("pid", "?")
+            other = self.read().get("pid")  # none yet: a plan, or a run just started
             os.close(self._fd)
-            raise JobError(f"another desk-sessions run (pid {other}) is writing "
+            who = f" (pid {other})" if other else ""
+            raise JobError(f"another desk-sessions run{who} is writing "
                            f"{self.path.with_suffix('')}: wait for it to finish",
                            exit_code=3) from None
         return self
