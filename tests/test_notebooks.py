@@ -85,12 +85,18 @@ IN_KERNEL = [("queue", "one_day"), ("agent_occupancy", "several_days-window-post
 def _read_case(shape: str, env: dict[str, str], destination: str,
                request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """The environment a notebook reads the case by."""
-    if destination == "duckdb":
-        monkeypatch.setenv("DESK_DUCKDB", str(request.getfixturevalue("shapes")[shape]))
+    _read(request.getfixturevalue("shapes" if destination == "duckdb" else "pg_shapes")[shape],
+          env, monkeypatch)
+
+
+def _read(where: Path | str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment a notebook reads a DuckDB file (a Path) or a PostgreSQL database (a
+    URL) by, with ``env``'s window."""
+    if isinstance(where, Path):
+        monkeypatch.setenv("DESK_DUCKDB", str(where))
     else:
-        monkeypatch.setenv("DESK_DESTINATION", destination)
-        monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS",
-                           request.getfixturevalue("pg_shapes")[shape])
+        monkeypatch.setenv("DESK_DESTINATION", "postgres")
+        monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", where)
     for key in ("DESK_FROM", "DESK_TO", "DESK_COMPARE", "DESK_APP"):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
@@ -166,6 +172,37 @@ def test_planning_notebook_on_weeks(demo_day: Path, kernel: str, tmp_path: Path,
     assert "not planned" not in text and "no forecast" not in text
     assert "wape" in text and "coverage_80" in text
     assert len([out for out in outputs if "image/png" in out.get("data", {})]) == 3
+
+
+# What the first line says of a window without a single poll.
+NO_POLL = "no poll in the window: the figures drawn from polls are empty"
+# A day never polled, on each destination (tests/support/fixtures.py), and its day.
+UNPOLLED = {"duckdb": "unpolled_day", "postgres": "pg_unpolled_day"}
+MONDAY = {"DESK_FROM": "2026-01-05", "DESK_TO": "2026-01-05"}
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"])
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_runs_without_polls(name: str, destination: str,
+                                     request: pytest.FixtureRequest,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database loaded by the receiver and the records job alone, never polled: every
+    notebook runs and says in one line that the figures of polls are empty; the records'
+    arrivals are drawn still, with no polls beside them."""
+    _read(request.getfixturevalue(UNPOLLED[destination]), MONDAY, monkeypatch)
+    ran = run_inline(name)
+    assert not ran.warned, ran.warned
+    assert NO_POLL in ran.text
+    if name == "records":
+        arrivals = ran.names["table"]
+        assert arrivals.records.sum() > 0 and arrivals.polls.isna().all()
+
+
+def test_planning_notebook_without_polls_in_jupyter(unpolled_day: Path, kernel: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The .ipynb in a kernel, as an analyst runs it, on a database never polled."""
+    _read(unpolled_day, MONDAY, monkeypatch)
+    assert NO_POLL in _in_kernel(execute("planning")).text
 
 
 # A long window (more than five days): the period from the interval tables, and the latest

@@ -261,23 +261,28 @@ def folders() -> list[Path]:
 
 
 def describe(desk: Desk) -> str:
-    """One line on what a notebook reads: database, dataset, snapshots, poll interval, truth."""
+    """One line on what a notebook reads: database, dataset, window, snapshots, poll
+    interval, truth."""
     snapshots = metrics.complete_runs(desk.con, desk.dataset)
-    if snapshots.empty:
-        seen = "no complete run yet"
+    if snapshots.empty and metrics.incomplete_runs(desk.con, desk.dataset).empty:
+        polls = "no poll in the window: the figures drawn from polls are empty"
     else:
-        first, last = snapshots.snapshot_at.min(), snapshots.snapshot_at.max()
-        n = len(snapshots)
-        seen = (f"{n} snapshot{'s' if n > 1 else ''} from {first:%Y-%m-%d %H:%M} "
-                f"to {last:%Y-%m-%d %H:%M} UTC")
-    every = (f"polls every {desk.poll_s:.0f} s (median)" if desk.poll_s is not None
-             else "no poll interval (fewer than two snapshots)")
+        if snapshots.empty:
+            seen = "no complete run yet"
+        else:
+            first, last = snapshots.snapshot_at.min(), snapshots.snapshot_at.max()
+            n = len(snapshots)
+            seen = (f"{n} snapshot{'s' if n > 1 else ''} from {first:%Y-%m-%d %H:%M} "
+                    f"to {last:%Y-%m-%d %H:%M} UTC")
+        every = (f"polls every {desk.poll_s:.0f} s (median)" if desk.poll_s is not None
+                 else "no poll interval (fewer than two snapshots)")
+        polls = f"{seen}; {every}"
     app = f" (app {desk.sdkappid})" if desk.sdkappid is not None else ""
     shown = "" if desk.shown == desk.window else f" (data until {_stamp(desk.until)})"
     period = "" if desk.period is None else (
         f"period {desk.period} from the interval tables; per-session detail of ")
     return (f"{desk.path} / {desk.dataset}{app}, {period}window {desk.window}{shown}: "
-            f"{seen}; {every}; simulator truth: {'yes' if desk.has_truth else 'no'}")
+            f"{polls}; simulator truth: {'yes' if desk.has_truth else 'no'}")
 
 
 def plottable(frame: pd.DataFrame) -> pd.DataFrame:
