@@ -172,6 +172,12 @@ def test_planning_notebook_on_weeks(demo_day: Path, kernel: str, tmp_path: Path,
     assert "not planned" not in text and "no forecast" not in text
     assert "wape" in text and "coverage_80" in text
     assert len([out for out in outputs if "image/png" in out.get("data", {})]) == 3
+    # the models side by side: the concurrency model is the plan's own, with the handling
+    # times by chats held it measured, so at the agents planned it predicts what the plan does
+    ran = run_inline("planning")
+    top, agents = ran.names["top"], list(ran.names["agents"])
+    levels = ran.names["models"]["concurrency model"]
+    assert levels[agents.index(int(top.agents))] == pytest.approx(float(top.service_level))
 
 
 # What the first line says of a window without a single poll.
