@@ -146,3 +146,18 @@ def test_layer_picture_is_the_contract() -> None:
     for n in range(len(layers) - 1):  # every folder has an arrow down to the next layer
         upper = {name for name, at in level.items() if at == n}
         assert upper <= {a for a, b in edges if level[b] == n + 1}, layers[n]
+
+
+def test_the_analysis_page_names_every_notebook_and_what_it_reads() -> None:
+    """docs/analysis.md lists every notebook and every environment variable the notebooks
+    (and the helpers they all open the data with) read."""
+    page = (ROOT / "docs" / "analysis.md").read_text()
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    sources = [*sorted((ROOT / "notebooks").glob("*.py")),
+               ROOT / "pipelines" / "tencent_desk" / "notebook.py"]
+    read = {name for source in sources for name in re.findall(
+        r"environ(?:\.get\(|\[)\s*[\"'](DESK_[A-Z_]+)", source.read_text())}
+    assert len(notebooks) >= 5 and "DESK_TARGET" in read
+    missing = [f"notebooks/{nb.name}" for nb in notebooks if f"notebooks/{nb.name}" not in page]
+    missing += [name for name in sorted(read) if f"`{name}`" not in page]
+    assert missing == []
