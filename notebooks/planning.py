@@ -45,7 +45,7 @@ from tencent_desk.analysis import erlang
 from tencent_desk.notebook import describe, open_desk, time_axis
 from tencent_desk.planning import concurrency, evaluate, history
 from tencent_desk.planning.choices import PlanError, parse_target
-from tencent_desk.planning.plan import Params, make_plan
+from tencent_desk.planning.plan import Params, make_plan, recent, slot_handling
 
 desk = open_desk(period=False)  # plans the latest day of a long window; draws no period
 print(describe(desk))
@@ -146,21 +146,25 @@ else:
 # ## Erlang C, Erlang A and the concurrency model side by side
 #
 # For the busiest interval planned (or, without a plan, a textbook example: 100 chats in 30
-# minutes, 6-minute handling, 4-minute patience, 3 chats per agent): the service level each
-# model predicts for a number of agents. Erlang C lets nobody leave and so asks for the
-# most; Erlang A lets customers abandon; the concurrency model also lets handling slow as an
-# agent holds more chats (as measured in the data).
+# minutes, 4-minute patience, 3 chats per agent, handling 5 minutes for an agent's only chat
+# and a minute longer for each more, 6 on average): the service level each model predicts
+# for a number of agents. Erlang C lets nobody leave and so asks for the most; Erlang A lets
+# customers abandon; the concurrency model also lets handling slow as an agent holds more
+# chats (as measured in the data: the handling times by chats held the plan staffs with).
 
 # %%
 source = ahead if ahead is not None and ahead.forecast.max() > 0 else None
 if source is not None:
     top = source.loc[source.forecast.astype(float).idxmax()]
     rate = top.forecast / (PARAMS.interval_min * 60)
-    aht, patience, slots = float(top.aht_s), float(top.patience_s), int(top.slots_per_agent)
+    aht, by_chats = slot_handling(recent(summed, top.group, next_day, PARAMS),
+                                  PARAMS)(top.interval_start)
+    patience = float(top.patience_s)
     title = f"busiest interval planned: {top.group}, {top.interval_start:%Y-%m-%d %H:%M}"
 else:
-    rate, aht, patience, slots = 100 / 1800, 360.0, 240.0, 3
+    rate, aht, by_chats, patience = 100 / 1800, 360.0, [300.0, 360.0, 420.0], 240.0
     title = "textbook example (no plan)"
+slots = len(by_chats)
 load = rate * aht
 agents = range(max(1, int(load / slots) - 2), int(load / slots) + 8)
 models = {
@@ -169,7 +173,7 @@ models = {
     "Erlang A (slots as servers)": [erlang.erlang_a(n * slots, load, aht, patience,
                                                     PARAMS.target_s).service_level
                                     for n in agents],
-    "concurrency model": [concurrency.outcome(n, rate, [aht] * slots, patience,
+    "concurrency model": [concurrency.outcome(n, rate, by_chats, patience,
                                               PARAMS.target_s).service_level for n in agents],
 }
 fig, ax = plt.subplots()

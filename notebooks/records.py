@@ -35,19 +35,21 @@ import pandas as pd
 from IPython.display import display
 from tencent_desk.analysis import poll_metrics as metrics
 from tencent_desk.analysis import record_metrics
-from tencent_desk.notebook import open_desk, plottable, time_axis
+from tencent_desk.notebook import describe, open_desk, plottable, time_axis
 from tencent_desk.simulator import truth
 
 desk = open_desk()
 con, ds = desk.con, desk.dataset
+print(describe(desk))
 sessions = (record_metrics.recorded_sessions(con, ds) if record_metrics.has_records(con, ds)
             else None)
 HAS_RECORDS = sessions is not None and len(sessions) > 0
 if HAS_RECORDS:
-    print(f"{desk.path}, window {desk.window}: {len(sessions)} recorded sessions, "
-          f"{sessions.started_at.min():%Y-%m-%d %H:%M} to {sessions.ended_at.max():%H:%M} UTC")
+    print(f"{len(sessions)} recorded sessions, "
+          f"{sessions.started_at.min():%Y-%m-%d %H:%M} to "
+          f"{sessions.ended_at.max():%Y-%m-%d %H:%M} UTC")
 else:  # every cell below waits for records
-    print(f"{desk.path} has no session_records in the window {desk.window}: load them with "
+    print("no session_records in the window: load them with "
           "`desk-sessions records --database ...` or `desk-sessions run ... --records`")
 
 # %% [markdown]
@@ -81,7 +83,8 @@ if HAS_RECORDS:
         # the hours the data saw whole
         whole = true_demand.index + pd.Timedelta(hours=1) <= desk.until
         table["truth"] = true_demand.arrivals[whole]
-    table = plottable(table.dropna(subset=["polls"]))
+    # the hours polled, records against polls; without a poll, the records' hours
+    table = plottable(table if polled.empty else table.dropna(subset=["polls"]))
     HOUR = pd.Timedelta(hours=1)
     fig, ax = plt.subplots()
     for i, column in enumerate(table.columns):

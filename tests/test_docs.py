@@ -191,3 +191,18 @@ def test_the_top_help_shows_no_seed_as_required() -> None:
     top = _helps()[""]
     assert "desk-sessions run --database FILE.duckdb [--seed SEED]" in top
     assert "run --seed SEED" not in top and "poll every key of a seed table" not in top
+
+
+def test_the_analysis_page_names_every_notebook_and_what_it_reads() -> None:
+    """docs/analysis.md lists every notebook and every environment variable the notebooks
+    (and the helpers they all open the data with) read."""
+    page = (ROOT / "docs" / "analysis.md").read_text()
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    sources = [*sorted((ROOT / "notebooks").glob("*.py")),
+               ROOT / "pipelines" / "tencent_desk" / "notebook.py"]
+    read = {name for source in sources for name in re.findall(
+        r"environ(?:\.get\(|\[)\s*[\"'](DESK_[A-Z_]+)", source.read_text())}
+    assert len(notebooks) >= 5 and "DESK_TARGET" in read
+    missing = [f"notebooks/{nb.name}" for nb in notebooks if f"notebooks/{nb.name}" not in page]
+    missing += [name for name in sorted(read) if f"`{name}`" not in page]
+    assert missing == []

@@ -85,12 +85,18 @@ IN_KERNEL = [("queue", "one_day"), ("agent_occupancy", "several_days-window-post
 def _read_case(shape: str, env: dict[str, str], destination: str,
                request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """The environment a notebook reads the case by."""
-    if destination == "duckdb":
-        monkeypatch.setenv("DESK_DUCKDB", str(request.getfixturevalue("shapes")[shape]))
+    _read(request.getfixturevalue("shapes" if destination == "duckdb" else "pg_shapes")[shape],
+          env, monkeypatch)
+
+
+def _read(where: Path | str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment a notebook reads a DuckDB file (a Path) or a PostgreSQL database (a
+    URL) by, with ``env``'s window."""
+    if isinstance(where, Path):
+        monkeypatch.setenv("DESK_DUCKDB", str(where))
     else:
-        monkeypatch.setenv("DESK_DESTINATION", destination)
-        monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS",
-                           request.getfixturevalue("pg_shapes")[shape])
+        monkeypatch.setenv("DESK_DESTINATION", "postgres")
+        monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", where)
     for key in ("DESK_FROM", "DESK_TO", "DESK_COMPARE", "DESK_APP"):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
@@ -166,6 +172,63 @@ def test_planning_notebook_on_weeks(demo_day: Path, kernel: str, tmp_path: Path,
     assert "not planned" not in text and "no forecast" not in text
     assert "wape" in text and "coverage_80" in text
     assert len([out for out in outputs if "image/png" in out.get("data", {})]) == 3
+    # the models side by side: the concurrency model is the plan's own, with the handling
+    # times by chats held it measured, so at the agents planned it predicts what the plan does
+    ran = run_inline("planning")
+    top, agents = ran.names["top"], list(ran.names["agents"])
+    levels = ran.names["models"]["concurrency model"]
+    assert levels[agents.index(int(top.agents))] == pytest.approx(float(top.service_level))
+
+
+# What the first line says of a window without a single poll.
+NO_POLL = "no poll in the window: the figures drawn from polls are empty"
+# A day never polled, on each destination (tests/support/fixtures.py).
+UNPOLLED = {"duckdb": "unpolled_day", "postgres": "pg_unpolled_day"}
+# Why its default window is its Monday, though the Tuesday has data (callbacks).
+PASSED_OVER = "(the default: the latest day with data, 2026-01-06, has 0 sessions begun so far)"
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"])
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_runs_without_polls(name: str, destination: str,
+                                     request: pytest.FixtureRequest,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database loaded by the receiver and the records job alone, never polled: every
+    notebook runs on its last full day and says in one line that the figures of polls are
+    empty; the records' arrivals are drawn still, with no polls beside them."""
+    _read(request.getfixturevalue(UNPOLLED[destination]), {}, monkeypatch)
+    ran = run_inline(name)
+    assert not ran.warned, ran.warned
+    assert NO_POLL in ran.text
+    # the Monday, not the Tuesday whose first minutes saw the Monday's last sessions end
+    assert "window 2026-01-05 to 2026-01-06 UTC" in ran.text
+    if destination == "duckdb":  # a server's days are those of its runs and sessions only
+        assert PASSED_OVER in ran.text
+    if name == "records":
+        arrivals = ran.names["table"]
+        assert arrivals.records.sum() > 0 and arrivals.polls.isna().all()
+
+
+def test_planning_notebook_without_polls_in_jupyter(unpolled_day: Path, kernel: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The .ipynb in a kernel, as an analyst runs it, on a database never polled."""
+    _read(unpolled_day, {}, monkeypatch)
+    text = _in_kernel(execute("planning")).text
+    assert NO_POLL in text and PASSED_OVER in text
+
+
+def test_a_window_asked_is_read_as_asked(unpolled_day: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The day passed over by default is read when asked for (DESK_FROM on it), without
+    the note; DESK_FROM alone ends the window where the default would."""
+    for env, window, note in (({"DESK_FROM": "2026-01-06"}, ("2026-01-06", "2026-01-07"), ""),
+                              ({"DESK_FROM": "2026-01-04"}, ("2026-01-04", "2026-01-06"),
+                               PASSED_OVER[1:-1])):
+        _read(unpolled_day, env, monkeypatch)
+        desk = notebook.open_desk()
+        desk.source.close()
+        assert (desk.since, desk.window.until) == tuple(map(_utc, window))
+        assert desk.chosen == note
 
 
 # A long window (more than five days): the period from the interval tables, and the latest
@@ -450,6 +513,20 @@ def test_window_defaults_to_the_latest_day_with_data() -> None:
     assert win.previous == notebook.Window(_utc("2026-01-04"), _utc("2026-01-05"), "none")
     empty = _w({}, latest=None)  # nothing published yet: today
     assert empty.span == timedelta(days=1)
+
+
+@pytest.mark.check
+def test_the_default_day_passes_over_a_days_tail() -> None:
+    """A latest day on which fewer sessions began than in an hour of the day before (the
+    sessions that ended after midnight, loaded by the nightly records run; a day only just
+    begun) is passed over for the day before, saying why; from an hour's worth on, or with
+    nothing the day before, the latest day is read."""
+    monday, tuesday = date(2026, 1, 5), date(2026, 1, 6)
+    assert notebook.default_day(tuesday, {monday: 2400, tuesday: 3}) == (
+        monday, "the default: the latest day with data, 2026-01-06, has 3 sessions begun so far")
+    assert notebook.default_day(tuesday, {monday: 2400})[0] == monday
+    assert notebook.default_day(tuesday, {monday: 2400, tuesday: 100}) == (tuesday, "")
+    assert notebook.default_day(tuesday, {tuesday: 1}) == (tuesday, "")
 
 
 @pytest.mark.check

@@ -24,7 +24,7 @@ from tencent_desk.analysis import poll_metrics as metrics
 from tencent_desk.analysis.timeline_metrics import source_note  # what notebooks import from here
 from tencent_desk.core.clock import parse_instant
 from tencent_desk.core.sql import qualified
-from tencent_desk.models import intervals
+from tencent_desk.models import intervals, timeline
 from tencent_desk.readers.snapshot import Reader
 from tencent_desk.readers.window import app_id, data_days, held
 from tencent_desk.readers.window import reader as windowed
@@ -89,10 +89,10 @@ def window(env: Mapping[str, str], latest: date | None,
            today: date | None = None) -> Window:
     """The window from ``DESK_FROM``, ``DESK_TO`` and ``DESK_COMPARE``. ``DESK_TO`` as a date
     means through the end of that day. Without ``DESK_FROM``: the day ``DESK_TO`` ends in,
-    else the latest day with data (``latest``; today when there is none); without
-    ``DESK_TO``: through the end of that latest day (or of ``DESK_FROM``'s day if later)."""
-    fallback = latest or today or datetime.now(UTC).date()
-    start = datetime(fallback.year, fallback.month, fallback.day, tzinfo=UTC)
+    else the latest day with data (``latest``, as :func:`default_day` chose it; today when
+    there is none); without ``DESK_TO``: through the end of that latest day (or of
+    ``DESK_FROM``'s day if later)."""
+    start = _start(latest or today or datetime.now(UTC).date())
     given_from, given_to = env.get("DESK_FROM", "").strip(), env.get("DESK_TO", "").strip()
     until = None
     if given_to:
@@ -114,6 +114,25 @@ def window(env: Mapping[str, str], latest: date | None,
 
 def _midnight(at: datetime) -> datetime:
     return at.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _start(day: date) -> datetime:
+    """A UTC day's first instant."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def default_day(latest: date, begun: Mapping[date, int]) -> tuple[date, str]:
+    """The day read by default, and why when not ``latest`` (the latest day with data):
+    the day before it when fewer sessions began on ``latest`` than in an hour of that day
+    on average (``begun``: sessions begun per day). Such a day is only the tail of the one
+    before (sessions that ended after midnight, loaded by a nightly records run) or has only
+    just begun: a window on it would show next to nothing."""
+    before = latest - DAY
+    if begun.get(latest, 0) * 24 >= begun.get(before, 0):
+        return latest, ""
+    n = begun.get(latest, 0)
+    return before, (f"the default: the latest day with data, {latest}, has {n} session"
+                    f"{'' if n == 1 else 's'} begun so far")
 
 
 def latest_day(database: Path) -> date | None:
@@ -167,6 +186,9 @@ class Desk:
     # ``period_source``; ``window`` is then its latest day with data, kept in detail
     period: Window | None = None
     period_source: Reader | warehouse.Reader | None = None
+    # why the window is not the latest day with data, when it is the day before by default
+    # (``default_day``)
+    chosen: str = ""
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -195,6 +217,13 @@ class Desk:
             return win
         end = pd.Timestamp(self.horizon).floor("min") + pd.Timedelta(minutes=1)
         return Window(win.since, end.to_pydatetime(), win.compare)
+
+    @property
+    def window_line(self) -> str:
+        """The window as a notebook names it: where its data ends, when before its end, and
+        why it is not the latest day with data, when the default chose the day before."""
+        shown = "" if self.shown == self.window else f" (data until {_stamp(self.until)})"
+        return f"window {self.window}{shown}" + (f" ({self.chosen})" if self.chosen else "")
 
     @property
     def since(self) -> datetime:
@@ -247,23 +276,27 @@ def folders() -> list[Path]:
 
 
 def describe(desk: Desk) -> str:
-    """One line on what a notebook reads: database, dataset, snapshots, poll interval, truth."""
+    """One line on what a notebook reads: database, dataset, window, snapshots, poll
+    interval, truth."""
     snapshots = metrics.complete_runs(desk.con, desk.dataset)
-    if snapshots.empty:
-        seen = "no complete run yet"
+    if snapshots.empty and metrics.incomplete_runs(desk.con, desk.dataset).empty:
+        polls = "no poll in the window: the figures drawn from polls are empty"
     else:
-        first, last = snapshots.snapshot_at.min(), snapshots.snapshot_at.max()
-        n = len(snapshots)
-        seen = (f"{n} snapshot{'s' if n > 1 else ''} from {first:%Y-%m-%d %H:%M} "
-                f"to {last:%Y-%m-%d %H:%M} UTC")
-    every = (f"polls every {desk.poll_s:.0f} s (median)" if desk.poll_s is not None
-             else "no poll interval (fewer than two snapshots)")
+        if snapshots.empty:
+            seen = "no complete run yet"
+        else:
+            first, last = snapshots.snapshot_at.min(), snapshots.snapshot_at.max()
+            n = len(snapshots)
+            seen = (f"{n} snapshot{'s' if n > 1 else ''} from {first:%Y-%m-%d %H:%M} "
+                    f"to {last:%Y-%m-%d %H:%M} UTC")
+        every = (f"polls every {desk.poll_s:.0f} s (median)" if desk.poll_s is not None
+                 else "no poll interval (fewer than two snapshots)")
+        polls = f"{seen}; {every}"
     app = f" (app {desk.sdkappid})" if desk.sdkappid is not None else ""
-    shown = "" if desk.shown == desk.window else f" (data until {_stamp(desk.until)})"
     period = "" if desk.period is None else (
         f"period {desk.period} from the interval tables; per-session detail of ")
-    return (f"{desk.path} / {desk.dataset}{app}, {period}window {desk.window}{shown}: "
-            f"{seen}; {every}; simulator truth: {'yes' if desk.has_truth else 'no'}")
+    return (f"{desk.path} / {desk.dataset}{app}, {period}{desk.window_line}: {polls}; "
+            f"simulator truth: {'yes' if desk.has_truth else 'no'}")
 
 
 def plottable(frame: pd.DataFrame) -> pd.DataFrame:
@@ -405,23 +438,44 @@ def open_desk(period: bool = True) -> Desk:
                                     f"`desk-sessions publish --database {where}` once")
     days = data_days(where, dataset)
     latest = days[-1] if days else None
-    win = window(os.environ, latest)
+    sdkappid = None if app is None else app_id(where, dataset, app)
+    read, chosen = latest, ""
+    if latest is not None and not os.environ.get("DESK_TO", "").strip():  # the default's end
+        read, chosen = default_day(latest, _begun(where, dataset, sdkappid, latest))
+    win = window(os.environ, read)
+    if latest is not None and win.until > _start(latest):
+        chosen = ""  # the window reaches the latest day (DESK_FROM on it): read as asked
     note = coverage(win, days) if days else None  # nothing loaded at all: each notebook says so
     if note:
         print(note)
-    sdkappid = None if app is None else app_id(where, dataset, app)
     if win.span <= DETAIL_MAX:
-        return _open(where, dataset, win, sdkappid, latest)
-    # the latest day of the window with data, in detail; the period from the intervals
-    inside = [d for d in days if win.since.date() <= d < win.until.date()] or days
-    day = datetime(inside[-1].year, inside[-1].month, inside[-1].day, tzinfo=UTC)
-    desk = _open(where, dataset, Window(max(day, win.since), min(day + DAY, win.until)),
-                 sdkappid, latest)
-    if period:
-        desk.period = win
-        desk.period_source = windowed(where, dataset, win.since, win.until, sdkappid,
-                                      intervals.TABLES)
+        desk = _open(where, dataset, win, sdkappid, latest)
+    else:  # the latest day of the window with data, in detail; the period from the intervals
+        inside = [d for d in days if win.since.date() <= d < win.until.date()] or days
+        day = _start(inside[-1])
+        desk = _open(where, dataset, Window(max(day, win.since), min(day + DAY, win.until)),
+                     sdkappid, latest)
+        if period:
+            desk.period = win
+            desk.period_source = windowed(where, dataset, win.since, win.until, sdkappid,
+                                          intervals.TABLES)
+    desk.chosen = chosen
     return desk
+
+
+def _begun(where: Path | str, dataset: str, sdkappid: int | None,
+           latest: date) -> dict[date, int]:
+    """Sessions begun on ``latest`` and on the day before (what ``default_day`` weighs),
+    read from the timeline alone."""
+    since = _start(latest) - DAY
+    reader = windowed(where, dataset, since, since + 2 * DAY, sdkappid, (timeline.TABLE,))
+    try:
+        began = timeline_metrics.sessions(reader.connection(), since, since + 2 * DAY, dataset,
+                                          ["began_at"]).began_at
+    finally:
+        reader.close()
+    return {d.date(): int(n) for d, n in
+            _utc(began).floor("D").value_counts().items()}
 
 
 def _open(where: Path | str, dataset: str, win: Window, sdkappid: int | None,
@@ -430,8 +484,7 @@ def _open(where: Path | str, dataset: str, win: Window, sdkappid: int | None,
     is shown as far as its data goes (``Desk.shown``)."""
     reader = windowed(where, dataset, win.since, win.until, sdkappid)
     con = reader.connection()
-    live = latest is not None and win.until > datetime(latest.year, latest.month, latest.day,
-                                                       tzinfo=UTC)
+    live = latest is not None and win.until > _start(latest)
     return Desk(reader, where, dataset, truth.has_truth(con),
                 metrics.poll_interval_s(con, dataset), win, sdkappid,
                 observed_until(con, dataset) if live else None)

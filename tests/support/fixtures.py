@@ -7,6 +7,7 @@ import fcntl
 import os
 import shutil
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,22 @@ def same_morning(postgres_server, tmp_path_factory: pytest.TempPathFactory):
     return morning.read(folder, url)
 
 
+@pytest.fixture(scope="session")
+def unpolled_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Monday of three agent groups never polled, loaded as production loads it by
+    ``desk-sessions simulate history``: callbacks through the receiver, then the nightly
+    records run, whose last sessions end just after midnight. Published; built once."""
+    from tencent_desk.history import HistoryOptions, make_history
+    from tencent_desk.run.publish import publish
+
+    def build(folder: Path) -> None:
+        make_history(HistoryOptions(folder / "unpolled.duckdb", days=1,
+                                    start=date(2026, 1, 5)))
+        publish(folder / "unpolled.duckdb")
+
+    return built_once(tmp_path_factory, "unpolled-day", build) / "unpolled.duckdb"
+
+
 class Built(dict[str, Any]):
     """Shapes made on first use, once per session: a test that needs one shape (``make
     check``'s notebook) does not wait for the others."""
@@ -144,18 +161,29 @@ def shapes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 def pg_shapes(shapes: Built, request: pytest.FixtureRequest,
               tmp_path_factory: pytest.TempPathFactory) -> Built:
     """Shapes (``ON_POSTGRES`` of ``tests/nb_fixture.py``) loaded into PostgreSQL by dlt,
-    one database each: their URLs. Under ``pytest -n`` the workers share one server
-    (``tests/conftest.py``): each shape is loaded once per run (:func:`built_once`)."""
+    one database each: their URLs."""
+    return Built(lambda name: on_postgres(shapes[name], name, request, tmp_path_factory))
+
+
+@pytest.fixture(scope="session")
+def pg_unpolled_day(unpolled_day: Path, request: pytest.FixtureRequest,
+                    tmp_path_factory: pytest.TempPathFactory) -> str:
+    """:func:`unpolled_day` loaded into PostgreSQL by dlt: its URL."""
+    return on_postgres(unpolled_day, "unpolled", request, tmp_path_factory)
+
+
+def on_postgres(database: Path, name: str, request: pytest.FixtureRequest,
+                factory: pytest.TempPathFactory) -> str:
+    """The dataset of a DuckDB file loaded into a PostgreSQL database of its own
+    (``nb_<name>``): its URL. Under ``pytest -n`` the workers share one server
+    (``tests/conftest.py``): it is loaded once per run (:func:`built_once`)."""
     from .warehouse import copy_dataset
 
-    def make(name: str) -> str:
-        server, database = request.getfixturevalue("postgres_server"), f"nb_{name}"
+    server, on_server = request.getfixturevalue("postgres_server"), f"nb_{name}"
 
-        def build(folder: Path) -> None:
-            copy_dataset(shapes[name], "postgres", server.create_database(database),
-                         pipelines_dir=folder / "dlt")
+    def build(folder: Path) -> None:
+        copy_dataset(database, "postgres", server.create_database(on_server),
+                     pipelines_dir=folder / "dlt")
 
-        built_once(tmp_path_factory, f"pg-shape-{name}", build)
-        return server.url(database)
-
-    return Built(make)
+    built_once(factory, f"pg-shape-{name}", build)
+    return server.url(on_server)

@@ -7,7 +7,7 @@ import contextlib
 import io
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +46,12 @@ def figures(nb: nbformat.NotebookNode) -> int:
 @dataclass
 class Ran:
     """What a notebook showed: its text (printed, and each cell's last value), the PNGs it
-    drew, and the warnings it raised."""
+    drew, and the warnings it raised; run in this process, the names it left."""
 
     text: str
     images: int
     warned: list[str]
+    names: dict[str, Any] = field(default_factory=dict)
 
 
 def run_inline(name: str) -> Ran:
@@ -98,4 +99,4 @@ def run_inline(name: str) -> Ran:
     warned = [f"{w.category.__name__}: {w.message}" for w in caught
               if not issubclass(w.category, DeprecationWarning | PendingDeprecationWarning)
               or w.filename.startswith("<")]
-    return Ran(shown.getvalue(), images, warned)
+    return Ran(shown.getvalue(), images, warned, namespace)

@@ -41,12 +41,17 @@ BLIND = (st.ERROR, st.UNKNOWN)
 LONG_GAP = 2
 # Identity of a row for counting: its session, or its (user, service account) pair.
 KEY = "coalesce(nullif(session_id, ''), client_user_id || chr(31) || customer_service_id)"
-# The columns the views read: a dataset without them has no views.
+# The columns the views read, with their types: a dataset without them has no views, but
+# a reader stands an empty table in for each of these tables a dataset lacks (``for_reader``).
 READS = {
-    "runs": ("run_id", "started_at", "status"),
-    "session_states": ("run_id", "session_id", "client_user_id", "customer_service_id",
-                       "state", "agent_id", "polled_at"),
+    "runs": {"run_id": "VARCHAR", "started_at": "TIMESTAMPTZ", "status": "VARCHAR"},
+    "session_states": {
+        "run_id": "VARCHAR", "session_id": "VARCHAR", "client_user_id": "VARCHAR",
+        "customer_service_id": "VARCHAR", "state": "VARCHAR", "agent_id": "VARCHAR",
+        "polled_at": "TIMESTAMPTZ"},
 }
+# What a dataset holds of its sessions besides polls.
+UNPOLLED = ("session_events", "session_records")
 
 
 WAIT_LABEL = st.merged(WAIT_STATES)  # the waiting states as one, in the wait views
@@ -218,6 +223,21 @@ def create(con: Any, dataset: str) -> bool:
     for sql in statements(dataset):
         con.execute(sql)
     return True
+
+
+def for_reader(con: Any, dataset: str) -> None:
+    """The views in a reader's own DuckDB (never the job's database, where dlt makes the
+    tables). A dataset of sessions without polls (loaded by callbacks and records alone)
+    gets each table of ``READS`` it lacks as an empty one first, so that its poll figures
+    are empty, not an error."""
+    have = _tables(con, dataset)
+    if not have & {*READS, *UNPOLLED}:  # not sessions at all (the simulator's truth)
+        return
+    for table, columns in READS.items():
+        if table not in have:
+            con.execute(f"CREATE TABLE {qualified(dataset, table)} ("
+                        f"{', '.join(f'{ident(c)} {t}' for c, t in columns.items())})")
+    ensure(con, dataset)
 
 
 def ensure(con: Any, dataset: str) -> None:

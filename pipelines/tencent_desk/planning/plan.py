@@ -187,6 +187,12 @@ def _arrived(history: Summary, day: pd.Timestamp, now: pd.Timestamp,
     return counts[counts.index < now.floor(freq)]
 
 
+def recent(history: Summary, group: str, origin: pd.Timestamp, params: Params) -> Summary:
+    """The sessions a plan from ``origin`` measures a group's handling and patience on:
+    those of the ``params.weeks`` weeks before it."""
+    return history.window(group, origin - pd.Timedelta(weeks=params.weeks), origin)
+
+
 def slot_handling(mine: Summary, params: Params
                   ) -> Callable[[pd.Timestamp], tuple[float, list[float]] | None]:
     """From one group's recent sessions: for an interval's start, its interval of the day's
@@ -210,7 +216,7 @@ def staff(history: Summary, group: str, pred: pd.DataFrame, params: Params,
     the ``params.weeks`` weeks before ``origin``; with ``erlang_too``, Erlang C's and A's
     agents beside them. Any forecast: the benchmark feeds it the simulator's expected
     rates for the oracle plan."""
-    mine = history.window(group, origin - pd.Timedelta(weeks=params.weeks), origin)
+    mine = recent(history, group, origin, params)
     patience_s = min(fc.patience(*mine.waited()).mean_s, MAX_PATIENCE_S)
     handling = slot_handling(mine, params)
     rows: list[dict[str, object]] = []

@@ -52,8 +52,9 @@ class Reader:
             for sql in snapshot.view_statements(manifest, self.folder, self._days, self._rows,
                                        self.sdkappid):
                 self._con.execute(sql)
-            for schema in manifest["schemas"]:  # a snapshot published before they existed
-                poll_views.ensure(self._con, schema)
+            # a snapshot published before they existed, or a dataset without polls
+            for schema in manifest["schemas"]:
+                poll_views.for_reader(self._con, schema)
             self._generation = manifest["generation"]
         return self._con
 

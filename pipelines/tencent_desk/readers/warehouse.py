@@ -30,7 +30,7 @@ from dlt.common.destination.reference import Destination
 from tencent_desk.core import dialect, redact
 from tencent_desk.core.sql import ident, literal
 from tencent_desk.job import event_load
-from tencent_desk.models import latest, poll_views, snapshot
+from tencent_desk.models import latest, poll_views, snapshot, timeline
 
 CHUNK_ROWS = 100_000  # rows per Arrow batch pulled: bounded memory on the way in
 # The dataset's views, made again locally over the pulled rows with the job's own SQL
@@ -135,15 +135,18 @@ class Reader:
         return at.astimezone(UTC).date() if at is not None else None
 
     def days(self) -> list[date]:
-        """The UTC days on which runs started (what has data), read on the server; none
-        before a run (a dataset only `records` loaded has no ``runs``)."""
+        """The UTC days with data, read on the server: those on which runs started or
+        sessions began (the timeline's days, whatever loaded them: a dataset loaded by
+        callbacks and records alone has no runs)."""
         with self._client() as client:
-            if "runs" not in self._server_tables(client):
-                return []
-            rows = client.execute_sql(
-                "SELECT DISTINCT CAST(started_at AT TIME ZONE 'UTC' AS DATE) FROM "
-                f"{client.make_qualified_table_name('runs')} ORDER BY 1") or []
-        return [d for (d,) in rows]
+            tables, name = self._server_tables(client), client.make_qualified_table_name
+            days = [sql for table, sql in (
+                ("runs", f"SELECT CAST(started_at AT TIME ZONE 'UTC' AS DATE) AS day "
+                         f"FROM {name('runs')}"),
+                (timeline.TABLE, f"SELECT CAST(day AS DATE) FROM {name(timeline.TABLE)} "
+                                 "WHERE day <> 'undated'")) if table in tables]
+            rows = client.execute_sql(f"{' UNION '.join(days)} ORDER BY 1") if days else []
+        return [d for (d,) in rows or []]
 
     def apps(self) -> list[tuple[str | None, int]]:
         """The (name, sdkappid) pairs of the dataset's runs, read on the server without
@@ -228,7 +231,7 @@ class Reader:
         for view, (table, make) in VIEWS.items():
             if table in tables:
                 con.execute(make(f"{local}.{ident(view)}", f"{local}.{ident(table)}"))
-        poll_views.create(con, self.dataset_name)
+        poll_views.for_reader(con, self.dataset_name)
 
     def select(self, client: Any, table: str, columns: list[str]) -> str:
         """The server-side query for a table's window (the whole table if it has no layout)."""

@@ -37,7 +37,7 @@ def reader(where: Path | str, dataset: str, since: datetime | date | None = None
 
 def data_days(where: Path | str, dataset: str = settings.DEFAULT_DATASET) -> list[date]:
     """The UTC days with data: of a DuckDB file's published snapshot (from its file list
-    alone), or of a destination server (the days its runs started, read there)."""
+    alone), or of a destination server (the days runs started or sessions began, read there)."""
     if isinstance(where, Path):
         manifest = snapshot.read_manifest(snapshot.paths(where)[0])
         return sorted({date.fromisoformat(d) for entry in manifest["schemas"].values()
