@@ -80,8 +80,9 @@ if HAS_RECORDS:
     table = pd.DataFrame({"records": arrivals.arrivals, "polls": polled.arrivals})
     if desk.has_truth:
         true_demand = truth.truth_demand_per_interval(con).set_index("interval_start")
-        # the hours the data saw whole
-        whole = true_demand.index + pd.Timedelta(hours=1) <= desk.until
+        # the window's hours the data saw whole (the truth holds every simulated day)
+        whole = ((true_demand.index >= desk.since)
+                 & (true_demand.index + pd.Timedelta(hours=1) <= desk.until))
         table["truth"] = true_demand.arrivals[whole]
     # the hours polled, records against polls; without a poll, the records' hours
     table = plottable(table if polled.empty else table.dropna(subset=["polls"]))
@@ -113,6 +114,7 @@ if HAS_RECORDS:
     }
     if desk.has_truth:
         t_ab = truth.truth_abandonment(con)
+        t_ab = t_ab[t_ab.started_waiting.between(desk.since, desk.until, inclusive="left")]
         rows["handling time, mean (s)"].append(ratio(
             (true_demand.aht_s * true_demand.answered).sum(),
             true_demand.answered[true_demand.aht_s.notna()].sum()))

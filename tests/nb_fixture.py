@@ -194,9 +194,11 @@ def _base_tables(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
-def build_shape(base: Path, shape: str, path: Path) -> Path:
-    """A copy of the demo day at ``base``, reshaped as ``shape`` (a key of ``SHAPES``)."""
-    reshape, truth = SHAPES[shape]
+def build_shape(base: Path, shape: str, path: Path, truth: bool | None = None) -> Path:
+    """A copy of the demo day at ``base``, reshaped as ``shape`` (a key of ``SHAPES``),
+    with the simulator's truth kept as the shape says, or as ``truth`` says when given."""
+    reshape, kept = SHAPES[shape]
+    truth = kept if truth is None else truth
     shutil.copyfile(base, path)
     con = duckdb.connect(str(path))
     try:

@@ -5,6 +5,7 @@ draw gaps as gaps and time axes readable for any span."""
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from tencent_desk.readers import warehouse
 from tencent_desk.readers.snapshot import Reader
 from tencent_desk.run.publish import publish
 
-from tests.nb_fixture import ON_POSTGRES, SHAPES, build_weeks
+from tests.nb_fixture import ON_POSTGRES, SHAPES, build_shape, build_weeks
 
 from .support import cli
 from .support.notebooks import (
@@ -207,6 +208,25 @@ def test_notebook_runs_without_polls(name: str, destination: str,
     if name == "records":
         arrivals = ran.names["table"]
         assert arrivals.records.sum() > 0 and arrivals.polls.isna().all()
+
+
+def test_records_truth_is_the_windows(demo_day: Path, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The records notebook's truth is the window's, as its records are: on the Monday, the
+    one simulated day of several, records and truth agree on abandonment; on the Thursday
+    (a copy of it, without truth) the truth has nothing to say."""
+    db = build_shape(demo_day, "several_days", tmp_path / "several.duckdb", truth=True)
+    publish(db)
+    for day, truth_known in (("2026-01-05", True), ("2026-01-01", False)):
+        _read(db, {"DESK_FROM": day, "DESK_TO": day}, monkeypatch)
+        ran = run_inline("records")
+        records, _, true = ran.names["rows"]["abandonment rate"]
+        assert records > 0, day
+        if truth_known:
+            assert true == pytest.approx(records, abs=0.005)
+        else:
+            assert math.isnan(true) and ran.names["table"]["truth"].isna().all(), day
+        assert ran.names["table"].index.min() >= pd.Timestamp(day, tz="UTC"), day
 
 
 def test_planning_notebook_without_polls_in_jupyter(unpolled_day: Path, kernel: str,
