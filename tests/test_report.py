@@ -587,11 +587,14 @@ def test_plan_against_actual_and_text_escaped(shapes, demo_day, tmp_path) -> Non
 def test_bad_input_is_one_line_each(shapes, demo_day, tmp_path) -> None:
     out = tmp_path / "r.html"
     unpublished = shutil.copyfile(demo_day, tmp_path / "never.duckdb")
+    notes = tmp_path / "notes.md"
+    notes.write_text("# not a database\n")
     cases = [
         (["--database", str(unpublished), "--day", DAY],
          f"{unpublished} has never been published for readers: run `desk-sessions run` on "
          f"it, or `desk-sessions publish --database {unpublished}` once"),
         (["--database", str(tmp_path / "nope.duckdb")], "nope.duckdb not found"),
+        (["--database", str(notes)], f"{notes} is not a DuckDB database"),
         (["--database", str(shapes["one_day"]), "--day", "2999-01-01"], "is in the future"),
         (["--database", str(shapes["one_day"]), "--day", "05/01/2026"],
          "--day '05/01/2026' is not a date: give an ISO date like 2026-11-30"),

@@ -21,7 +21,7 @@ from tencent_desk.models.intervals import SPANS_SQL
 from tencent_desk.models.timeline import TABLE
 from tencent_desk.planning.choices import PlanError
 from tencent_desk.planning.summary import COLUMNS, DERIVED_SQL, Summary
-from tencent_desk.readers.snapshot import Reader, is_duckdb
+from tencent_desk.readers.snapshot import Reader, unreadable
 
 if TYPE_CHECKING:  # imported where used: it brings dlt, which a DuckDB file never needs
     from tencent_desk.readers import warehouse
@@ -33,12 +33,8 @@ def read(database: Path | None, destination: str, dataset: str, since: datetime,
     counted within ``target_s``."""
     if destination == DUCKDB:
         assert database is not None
-        if not is_duckdb(database):
-            raise PlanError(f"{database} is not a DuckDB database: give --database the "
-                            "job's DuckDB file")
-        if not Reader.available(database):
-            raise PlanError(f"{database} has no published snapshot beside it: run "
-                            f"`desk-sessions publish --database {database}` once")
+        if why := unreadable(database):
+            raise PlanError(why)
         held = Reader.datasets(database)
         if dataset not in held:
             raise PlanError(f"no dataset {dataset!r} in {database}: it holds "

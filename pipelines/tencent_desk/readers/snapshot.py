@@ -19,6 +19,20 @@ def is_duckdb(path: Path) -> bool:
         return f.read(12)[8:] == b"DUCK"
 
 
+def unreadable(path: Path) -> str | None:
+    """Why readers cannot read the job's DuckDB file ``path``, in one line (None: they can):
+    what the plan, the report and the notebooks each say of it."""
+    if not path.exists():
+        return f"{path} not found: give the job's DuckDB file (desk-sessions run --database FILE)"
+    if not is_duckdb(path):
+        return (f"{path} is not a DuckDB database: give the job's DuckDB file "
+                "(desk-sessions run --database FILE)")
+    if not Reader.available(path):  # reading the job's own file would block it
+        return (f"{path} has never been published for readers: run `desk-sessions run` on "
+                f"it, or `desk-sessions publish --database {path}` once")
+    return None
+
+
 class Reader:
     """An in-memory DuckDB whose views read the latest snapshot, optionally a window: the
     days it touches, and of the tables in ``WINDOW_TIMES`` only the rows within

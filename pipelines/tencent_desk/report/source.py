@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tencent_desk.core.errors import JobError
-from tencent_desk.readers.snapshot import Reader
+from tencent_desk.readers.snapshot import unreadable
 
 
 @dataclass(frozen=True)
@@ -19,11 +19,5 @@ class Source:
     app: str | None = None  # a name or an sdkappid, as --app gives it
 
     def check(self) -> None:
-        if isinstance(self.where, Path):
-            if not self.where.exists():
-                raise JobError(f"{self.where} not found: give the job's DuckDB file "
-                               "(desk-sessions run --database FILE)")
-            if not Reader.available(self.where):  # reading the job's file would block it
-                raise JobError(f"{self.where} has never been published for readers: run "
-                               f"`desk-sessions run` on it, or `desk-sessions publish "
-                               f"--database {self.where}` once")
+        if isinstance(self.where, Path) and (why := unreadable(self.where)):
+            raise JobError(why)
