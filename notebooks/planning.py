@@ -44,13 +44,14 @@ from IPython.display import display
 from tencent_desk.analysis import erlang
 from tencent_desk.notebook import describe, open_desk, time_axis
 from tencent_desk.planning import concurrency, evaluate, history
-from tencent_desk.planning.choices import PlanError, parse_target
+from tencent_desk.planning.choices import PlanError, parse_interval, parse_target
 from tencent_desk.planning.plan import Params, make_plan, recent, slot_handling
 
 desk = open_desk(period=False)  # plans the latest day of a long window; draws no period
 print(describe(desk))
-share, seconds = parse_target(os.environ.get("DESK_TARGET", "0.8:60"))
-PARAMS = Params(int(os.environ.get("DESK_INTERVAL", "30")), share, seconds)
+share, seconds = parse_target(os.environ.get("DESK_TARGET", "0.8:60"), "DESK_TARGET")
+PARAMS = Params(parse_interval(os.environ.get("DESK_INTERVAL", "30"), "DESK_INTERVAL"), share,
+                seconds)
 STEP = pd.Timedelta(minutes=PARAMS.interval_min)
 first = pd.Timestamp(desk.since).normalize()
 days = list(pd.date_range(first, pd.Timestamp(desk.until - pd.Timedelta(microseconds=1))

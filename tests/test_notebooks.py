@@ -24,6 +24,7 @@ from tencent_desk.analysis import event_metrics, record_metrics, timeline_metric
 from tencent_desk.analysis import poll_metrics as metrics
 from tencent_desk.models import snapshot
 from tencent_desk.notebook import plottable, shade_gaps, time_axis, with_breaks
+from tencent_desk.planning.choices import PlanError
 from tencent_desk.readers import warehouse
 from tencent_desk.readers.snapshot import Reader
 from tencent_desk.run.publish import publish
@@ -227,6 +228,19 @@ def test_records_truth_is_the_windows(demo_day: Path, tmp_path: Path,
         else:
             assert math.isnan(true) and ran.names["table"]["truth"].isna().all(), day
         assert ran.names["table"].index.min() >= pd.Timestamp(day, tz="UTC"), day
+
+
+@pytest.mark.parametrize(("key", "value"), [("DESK_TARGET", "1.5:60"),
+                                            ("DESK_INTERVAL", "20")])
+def test_planning_notebook_names_its_variable(shapes: dict[str, Path], key: str, value: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A setting the planning notebook cannot read is one line naming the variable, not
+    the command line's option."""
+    _read(shapes["one_day"], {}, monkeypatch)
+    monkeypatch.setenv(key, value)
+    with pytest.raises(PlanError) as caught:
+        run_inline("planning")
+    assert str(caught.value).startswith(f"{key} {value!r}"), caught.value
 
 
 def test_planning_notebook_without_polls_in_jupyter(unpolled_day: Path, kernel: str,

@@ -21,15 +21,24 @@ class TooLittleHistory(PlanError):
     database holds (the window read may be far from them)."""
 
 
-def parse_target(text: str) -> tuple[float, float]:
-    """``0.8:60`` (or ``80%:60``, ``80:60``) -> (share 0.8, 60 seconds)."""
+def parse_target(text: str, name: str = "--target") -> tuple[float, float]:
+    """``0.8:60`` (or ``80%:60``, ``80:60``) -> (share 0.8, 60 seconds); ``name``: where
+    the user gave it (an option, a notebook's environment variable), for the message."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)(%?)\s*:\s*(\d+(?:\.\d+)?)\s*s?\s*", text)
     share = _share(float(m.group(1)), percent=bool(m.group(2))) if m else math.nan
     if not m or not 0 < share < 1 or float(m.group(3)) <= 0:
-        raise PlanError(f"--target {text!r} cannot be read: give SHARE:SECONDS with the share "
+        raise PlanError(f"{name} {text!r} cannot be read: give SHARE:SECONDS with the share "
                         "as a fraction or a whole percentage, e.g. 0.8:60 or 80:60 (80.5%:60 "
                         "with the sign), and seconds > 0")
     return share, float(m.group(3))
+
+
+def parse_interval(text: str, name: str = "--interval") -> int:
+    """Minutes per interval, one of ``INTERVALS``."""
+    if text.strip() not in {str(m) for m in INTERVALS}:
+        raise PlanError(f"{name} {text!r}: give the minutes per interval, one of "
+                        f"{', '.join(map(str, INTERVALS))}")
+    return int(text)
 
 
 def _share(number: float, *, percent: bool) -> float:
