@@ -27,6 +27,7 @@ from tencent_desk.notebook import plottable, shade_gaps, time_axis, with_breaks
 from tencent_desk.planning.choices import PlanError
 from tencent_desk.readers import warehouse
 from tencent_desk.readers.snapshot import Reader
+from tencent_desk.readers.window import data_days
 from tencent_desk.run.publish import publish
 
 from tests.nb_fixture import ON_POSTGRES, SHAPES, build_shape, build_weeks
@@ -631,7 +632,7 @@ def test_window_bad_values_say_what_is_accepted(env: dict[str, str], says: str) 
 
 
 def test_latest_day_with_data(shapes: dict[str, Path]) -> None:
-    assert notebook.latest_day(shapes["several_days"]) == date(2026, 1, 5)
+    assert data_days(shapes["several_days"])[-1] == date(2026, 1, 5)
 
 
 def test_a_day_is_shown_to_its_last_observation(shapes: dict[str, Path],

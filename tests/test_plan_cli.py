@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -162,6 +164,20 @@ def test_plan_on_duckdb(weeks: Path, tmp_path: Path) -> None:
     made = json.loads(kept[1][4])
     assert (made["date"], made["days"], made["groups"], made["as_of"]) == (DAY, 2, [GROUP],
                                                                             None)
+
+
+def test_a_reader_that_leaves_early_is_no_error(weeks: Path, tmp_path: Path) -> None:
+    """``plan ... | head -1``: stdout's reader gone before the summary is written is what
+    the user asked for: exit 141 (as SIGPIPE), nothing on stderr, not 'unexpected error'."""
+    read, write = os.pipe()
+    os.close(read)  # the reader left before the first line: every write fails
+    try:
+        done = subprocess.run([cli.CLI, "plan", "--database", str(weeks), "--date", DAY,
+                               "--backtest", "--no-save"], cwd=tmp_path, env=cli.env(),
+                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=240)
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, "")
 
 
 def test_a_run_in_progress_keeps_the_file(weeks: Path, tmp_path: Path) -> None:

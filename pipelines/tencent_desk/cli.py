@@ -402,6 +402,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("desk-sessions: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout's reader left (| head): what it wanted, it has
+        # Python's flush at exit would fail again and print a warning: write nowhere instead
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as the shell says of a command that SIGPIPE stopped
     except Exception as exc:  # a bug of ours: one line too; the traceback at DEBUG
         if args.log_level == "DEBUG":
             raise

@@ -135,12 +135,6 @@ def default_day(latest: date, begun: Mapping[date, int]) -> tuple[date, str]:
                     f"{'' if n == 1 else 's'} begun so far")
 
 
-def latest_day(database: Path) -> date | None:
-    """The latest UTC day with data in the published snapshot (from its file list alone)."""
-    days = data_days(database)
-    return days[-1] if days else None
-
-
 def coverage(win: Window, days: list[date]) -> str | None:
     """What the data says of the window: raises ValueError (one line: what was found, what
     to set) when none of its days has data; a line saying which days it covers when only

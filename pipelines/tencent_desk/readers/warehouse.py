@@ -19,7 +19,7 @@ import re
 import tempfile
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -125,14 +125,6 @@ class Reader:
                 f"SELECT max({ident(column)}) FROM {client.make_qualified_table_name(table)} "
                 f"WHERE {ident(column)} < %s", before)
         return at
-
-    def latest_day(self) -> date | None:
-        """The latest UTC day with data on the server (its latest run's start), read there
-        without pulling anything."""
-        with self._client() as client:
-            ((at,),) = client.execute_sql(
-                f"SELECT max(started_at) FROM {client.make_qualified_table_name('runs')}")
-        return at.astimezone(UTC).date() if at is not None else None
 
     def days(self) -> list[date]:
         """The UTC days with data, read on the server: those on which runs started or
