@@ -240,12 +240,15 @@ def test_intraday_plans_the_rest_of_the_day(weeks: Path, tmp_path: Path) -> None
     assert kept["as_of"] == "2026-01-05T11:00:00+00:00" and kept["date"] == "2026-01-05"
     arrived, multiplier = kept["arrived"][GROUP], kept["multiplier"][GROUP]
     assert arrived > 0 and multiplier > 0
-    assert (f"{GROUP}: {arrived} arrived before 11:00, the rest of the day scaled by "
+    # counted up to the as-of time, or where the data ends when before it
+    until = pd.Timestamp(kept["arrived_until"])
+    assert pd.Timestamp("2026-01-05T10:30Z") <= until <= pd.Timestamp("2026-01-05T11:00Z")
+    assert (f"{GROUP}: {arrived} arrived before {until:%H:%M}, the rest of the day scaled by "
             f"{multiplier:.2f}; ") in done.stdout
     early = one_error(plan(tmp_path, "--database", str(weeks), "--date", "2026-01-06T12:00",
                            "--backtest", "--intraday", "--no-save"))
-    assert re.search(r"the data ends at 2026-01-05 \d\d:\d\d UTC .* sessions were expected "
-                     r"from then to 2026-01-06 12:00 UTC", early), early
+    assert re.search(r"the data ends on 2026-01-05 \(at \d\d:\d\d UTC\), before 2026-01-06, "
+                     r"the update's day", early), early
 
 
 def test_plan_on_postgres(weeks: Path, postgres_url: str, tmp_path: Path) -> None:

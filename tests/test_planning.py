@@ -17,7 +17,7 @@ from tencent_desk.planning import concurrency as cc
 from tencent_desk.planning import evaluate
 from tencent_desk.planning import forecast as fc
 from tencent_desk.planning.choices import PlanError, parse_target
-from tencent_desk.planning.plan import Params, intraday_plan, make_plan
+from tencent_desk.planning.plan import Params, check_reach, intraday_plan, make_plan
 from tencent_desk.planning.summary import Summary
 
 from .support import seasonal
@@ -302,9 +302,49 @@ def test_intraday_plan_needs_the_day_so_far() -> None:
     whole = make_plan(_summed(counts[counts.index < day]), [day], Params())
     assert plan.forecast.to_numpy() == pytest.approx(
         whole.forecast.iloc[24:].to_numpy() * updates["G"].multiplier)
-    with pytest.raises(PlanError, match=r"the data ends at \S+ 23:\d\d UTC .* about \d+ "
-                       r"sessions were expected from then to \S+ 12:00 UTC"):
+    with pytest.raises(PlanError, match=r"the data ends on (\S+) \(at 23:\d\d UTC\), "
+                       r"before \S+, the update's day: none of its sessions is loaded"):
         intraday_plan(_summed(counts[counts.index < day]), noon, Params())
+
+
+def test_intraday_reads_the_data_to_where_it_ends() -> None:
+    """The data a job's lag behind the update (minutes, where a busy desk expects more than
+    a handful of sessions) is read to its end: the morning counted up to where the data
+    ends against as much of the day expected, the rest planned from the update's time, as
+    from the data complete; ending hours before, it is refused, saying the count it
+    compared."""
+    counts, _ = seasonal.seasonal(3, 120.0, seed=4)
+    day = counts.index[-1].normalize()
+    noon = day + pd.Timedelta(hours=12)
+    sessions = _sessions(counts[counts.index < noon])
+    lagging = sessions[sessions.began_at < noon - pd.Timedelta(minutes=6)]
+    plan, updates = intraday_plan(Summary.of(lagging, 60.0), noon, Params())
+    whole, complete = intraday_plan(Summary.of(sessions, 60.0), noon, Params())
+    assert len(plan) == 24 and plan.interval_start.min() == noon
+    got = updates["G"]
+    assert got.until == lagging.began_at.max()
+    assert got.arrived == int((lagging.queued_at >= day).sum())
+    assert got.multiplier == pytest.approx(complete["G"].multiplier, rel=0.02)
+    assert plan.forecast.sum() == pytest.approx(whole.forecast.sum(), rel=0.02)
+    stopped = sessions[sessions.began_at < noon - pd.Timedelta(hours=2)]
+    with pytest.raises(PlanError, match=r"the data ends at \S+ 09:5\d UTC .*, 12\d minutes "
+                       r"before the update's time \(12:00 UTC\), in which about \d+ sessions "
+                       r"were expected"):
+        intraday_plan(Summary.of(stopped, 60.0), noon, Params())
+
+
+@pytest.mark.parametrize(("missed", "refused"), [(5.4, False), (5.6, True)])
+def test_a_gap_is_refused_on_the_count_it_says(missed: float, refused: bool) -> None:
+    """The expected sessions of a gap are compared as they are said, whole: 5.4 is 'about
+    5', not more than 5; 5.6 is refused as 'about 6'."""
+    day = pd.Timestamp("2026-03-12", tz="UTC")
+    expected = pd.Series(missed / 8, pd.date_range(day, periods=48, freq="30min"))
+    now, ends = day + pd.Timedelta(hours=12), day + pd.Timedelta(hours=8)
+    if not refused:
+        check_reach(ends, now, expected, 30)
+        return
+    with pytest.raises(PlanError, match=r"about 6 sessions were expected"):
+        check_reach(ends, now, expected, 30)
 
 
 def test_make_plan_errors() -> None:

@@ -193,11 +193,14 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
 def _parameters(params: Params, plan: pd.DataFrame, day: pd.Timestamp, days: int,
                 at: pd.Timestamp | None, updates: dict[str, Update]) -> dict[str, object]:
     """What the plan was made with, kept beside it: the model's parameters, the days and
-    groups planned, and an intraday update's time, arrivals counted and day multipliers."""
+    groups planned, and an intraday update's time, arrivals counted (and where they were
+    counted to: the data's end when before that time) and day multipliers."""
     return {**params.as_dict(), "date": f"{day:%Y-%m-%d}", "days": days,
             "groups": sorted(plan.group.unique()),
             "as_of": at.isoformat() if at is not None else None,
             "arrived": {g: u.arrived for g, u in updates.items()} if updates else None,
+            "arrived_until": next(iter(updates.values())).until.isoformat() if updates
+            else None,
             "multiplier": {g: round(u.multiplier, 4) for g, u in updates.items()}
             if updates else None}
 
@@ -216,8 +219,8 @@ def _summary(plan: pd.DataFrame, day: pd.Timestamp, days: int, at: pd.Timestamp 
         on_queue, scheduled = (int(staffed[c].max()) if len(staffed) else 0
                                for c in ("agents", "scheduled"))
         update = updates.get(str(group))
-        so_far = (f"{update.arrived} arrived before {at:%H:%M}, the rest of the day scaled "
-                  f"by {update.multiplier:.2f}; " if update and at is not None else "")
+        so_far = (f"{update.arrived} arrived before {update.until:%H:%M}, the rest of the "
+                  f"day scaled by {update.multiplier:.2f}; " if update else "")
         print(f"  {group}: {so_far}{g.forecast.sum():.0f} sessions forecast, {hours:.1f} "
               f"agent-hours scheduled, at most {on_queue} agent{'' if on_queue == 1 else 's'}"
               f" on the queue at once, {scheduled} scheduled")

@@ -143,14 +143,18 @@ def nb_interval(mean: float, var: float, level: float = LEVEL) -> tuple[float, f
             float(np.argmin(np.abs(cdf - (1 - tail)))))
 
 
-def intraday(fc: pd.DataFrame, observed: pd.Series, cv2: float) -> tuple[pd.DataFrame, float]:
+def intraday(fc: pd.DataFrame, observed: pd.Series, cv2: float,
+             covered: pd.Series | None = None) -> tuple[pd.DataFrame, float]:
     """Update the rest of a day from its arrivals so far. The day's multiplier G has prior
     Gamma(a, a), a = 1 / cv2 (mean 1, variance cv2); after X arrivals where E were
     expected, its posterior has mean (a + X) / (a + E) and variance (a + X) / (a + E)^2.
-    ``fc``: the day's forecast; ``observed``: the intervals past (counts). Returns the
-    forecast of the intervals not in ``observed``, and the multiplier."""
+    ``fc``: the day's forecast; ``observed``: the intervals past (counts); ``covered``: the
+    share of each of them the data covers (the last one, where the data ends, in part;
+    all of each by default). Returns the forecast of the intervals not in ``observed``,
+    and the multiplier."""
     seen = fc.index.isin(observed.index)
-    expected, got = float(fc.forecast[seen].sum()), float(observed.sum())
+    share = 1.0 if covered is None else covered.reindex(fc.index[seen]).to_numpy()
+    expected, got = float((fc.forecast[seen] * share).sum()), float(observed.sum())
     if cv2 <= 0:
         return fc[~seen], 1.0
     a = 1.0 / cv2
