@@ -251,6 +251,30 @@ def test_intraday_plans_the_rest_of_the_day(weeks: Path, tmp_path: Path) -> None
                      r"the update's day", early), early
 
 
+def test_a_day_loaded_in_part_is_left_out(weeks: Path, tmp_path: Path) -> None:
+    """The data ending halfway through its last day: a plan of the next day leaves that day
+    out of its forecast (not a quiet day) and says so, in its summary and parameters."""
+    db = tmp_path / "cut.duckdb"
+    shutil.copyfile(weeks, db)
+    with duckdb.connect(str(db)) as con:
+        (first, last), = con.execute(
+            "SELECT min(began_at), max(began_at) FROM tencent_desk.session_timeline "
+            "WHERE began_at >= TIMESTAMPTZ '2026-01-05 00:00+00'").fetchall()
+        con.execute("DELETE FROM tencent_desk.session_timeline WHERE began_at >= ?",
+                    [first + (last - first) / 2])
+        (ends,), = con.execute("SELECT max(began_at) FROM tencent_desk.session_timeline"
+                               ).fetchall()
+    publish(db)
+    out = tmp_path / "plan.csv"
+    done = plan(tmp_path, "--database", str(db), "--date", DAY, "--backtest", "--no-save",
+                "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    said = ("2026-01-05 left out of the forecast: the data ends at "
+            f"{ends.astimezone(UTC):%H:%M} UTC")
+    assert f"48 intervals ({said})" in done.stdout.splitlines()[0], done.stdout
+    assert json.loads(_rows(out)[0]["parameters"])["left_out"] == said
+
+
 def test_plan_on_postgres(weeks: Path, postgres_url: str, tmp_path: Path) -> None:
     copy_dataset(weeks, "postgres", postgres_url, pipelines_dir=tmp_path / "copy")
     out = tmp_path / "plan.csv"

@@ -17,7 +17,13 @@ from tencent_desk.planning import concurrency as cc
 from tencent_desk.planning import evaluate
 from tencent_desk.planning import forecast as fc
 from tencent_desk.planning.choices import PlanError, parse_target
-from tencent_desk.planning.plan import Params, check_reach, intraday_plan, make_plan
+from tencent_desk.planning.plan import (
+    Params,
+    check_reach,
+    cut_short,
+    intraday_plan,
+    make_plan,
+)
 from tencent_desk.planning.summary import Summary
 
 from .support import seasonal
@@ -264,11 +270,12 @@ def test_make_plan_from_sessions() -> None:
     assert (staffed.service_level * staffed.forecast).sum() / staffed.forecast.sum() >= 0.8
     assert (staffed.occupancy <= 0.85).all()
     assert (busy.scheduled == np.ceil(busy.agents / 0.75 - 1e-9)).all()
-    # the morning of today in the history would lower the same weekday a week on
+    # the morning of today, where the data ends, is left out without history_until too:
+    # it would lower the same weekday a week on
     with_today = make_plan(summed, [today + pd.Timedelta(days=7)], params)
     without = make_plan(summed, [today + pd.Timedelta(days=7)], params,
                         history_until=today)
-    assert with_today.forecast.sum() < without.forecast.sum()
+    assert with_today.forecast.to_numpy() == pytest.approx(without.forecast.to_numpy())
 
 
 def test_every_day_of_a_long_plan_is_forecast_from_the_weeks_before_its_first() -> None:
@@ -345,6 +352,29 @@ def test_a_gap_is_refused_on_the_count_it_says(missed: float, refused: bool) -> 
         return
     with pytest.raises(PlanError, match=r"about 6 sessions were expected"):
         check_reach(ends, now, expected, 30)
+
+
+def test_a_day_the_data_ends_early_in_is_left_out() -> None:
+    """A day the data ends in early (at 08:00, and no day after it loaded) is left out of
+    the forecast, not read as a quiet day: a plan a week on is the one from the days before
+    it, and the days after the end count as no days, not empty ones. A day loaded to
+    22:55 (little of it after) is kept."""
+    counts, _ = seasonal.seasonal(3, 40.0, seed=5)
+    cut = counts.index[-1].normalize() - pd.Timedelta(days=3)  # a Thursday
+    sessions = _sessions(counts)
+    early = Summary.of(sessions[sessions.began_at < cut + pd.Timedelta(hours=8)], 60.0)
+    thursday, friday = cut + pd.Timedelta(days=7), cut + pd.Timedelta(days=8)
+    before = Summary.of(sessions[sessions.began_at < cut], 60.0)
+    for day in (thursday, friday):
+        assert make_plan(early, [day], Params()).forecast.to_numpy() == pytest.approx(
+            make_plan(before, [day], Params()).forecast.to_numpy())
+    fridays = counts[(counts.index < cut) & (counts.index.day_of_week == 4)]
+    assert make_plan(early, [friday], Params()).forecast.sum() == pytest.approx(
+        fridays.groupby(fridays.index.normalize()).sum().mean())
+    assert cut_short(early, thursday, fc.WEEKS) == early.latest_start
+    late = Summary.of(sessions[sessions.began_at < cut + pd.Timedelta(hours=22, minutes=55)],
+                      60.0)
+    assert cut_short(late, thursday, fc.WEEKS) is None
 
 
 def test_make_plan_errors() -> None:

@@ -138,7 +138,7 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
         raise JobError(str(exc), exit_code=2) from None
     import pandas as pd
     from tencent_desk.planning import history, store
-    from tencent_desk.planning.plan import Params, intraday_plan, make_plan
+    from tencent_desk.planning.plan import Params, cut_short, intraday_plan, make_plan, origin_of
     from tencent_desk.readers.window import data_days, held
 
     holder = args.database if args.destination == DUCKDB else args.destination
@@ -158,6 +158,7 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
             updates: dict[str, Update] = {}
         else:
             frame, updates = intraday_plan(summed, at, params, args.group, history_until=today)
+        short = cut_short(summed, origin_of(day, today), params.weeks)  # said, as left out
     except TooLittleHistory as exc:
         raise JobError(f"{exc}; the database holds {held(data_days(holder, args.dataset))}",
                        exit_code=2) from None
@@ -165,8 +166,8 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
         raise JobError(str(exc), exit_code=2) from None
     kind = "intraday" if at is not None else "backtest" if day < pd.Timestamp(now).tz_convert(
         "UTC").normalize() else "plan"
-    stamped = store.stamp(frame, kind, _parameters(params, frame, day, args.days, at, updates),
-                          now)
+    stamped = store.stamp(frame, kind, _parameters(params, frame, day, args.days, at, updates,
+                                                   short), now)
     if args.out:
         try:  # as the report does: a cron line may name a folder not made yet
             args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -182,7 +183,7 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
             written = f"{args.out} is written but " if args.out else ""
             raise JobError(f"{exc}; {written}the plan is not saved in {store.TABLE}",
                            exc.exit_code) from None
-    _summary(stamped, day, args.days, at, updates)
+    _summary(stamped, day, args.days, at, updates, short)
     if not args.no_save and args.destination == DUCKDB:
         # readers (the report, the notebooks) read the snapshot the job publishes
         print("  saved in staffing_plan; the report and the notebooks see it after the "
@@ -191,12 +192,15 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
 
 
 def _parameters(params: Params, plan: pd.DataFrame, day: pd.Timestamp, days: int,
-                at: pd.Timestamp | None, updates: dict[str, Update]) -> dict[str, object]:
+                at: pd.Timestamp | None, updates: dict[str, Update],
+                short: pd.Timestamp | None) -> dict[str, object]:
     """What the plan was made with, kept beside it: the model's parameters, the days and
-    groups planned, and an intraday update's time, arrivals counted (and where they were
-    counted to: the data's end when before that time) and day multipliers."""
+    groups planned, a day the forecast left out (``short``: where the data ends in it), and
+    an intraday update's time, arrivals counted (and where they were counted to: the
+    data's end when before that time) and day multipliers."""
     return {**params.as_dict(), "date": f"{day:%Y-%m-%d}", "days": days,
             "groups": sorted(plan.group.unique()),
+            "left_out": _left_out(short) if short is not None else None,
             "as_of": at.isoformat() if at is not None else None,
             "arrived": {g: u.arrived for g, u in updates.items()} if updates else None,
             "arrived_until": next(iter(updates.values())).until.isoformat() if updates
@@ -205,13 +209,18 @@ def _parameters(params: Params, plan: pd.DataFrame, day: pd.Timestamp, days: int
             if updates else None}
 
 
+def _left_out(short: pd.Timestamp) -> str:
+    return f"{short:%Y-%m-%d} left out of the forecast: the data ends at {short:%H:%M} UTC"
+
+
 def _summary(plan: pd.DataFrame, day: pd.Timestamp, days: int, at: pd.Timestamp | None,
-             updates: dict[str, Update]) -> None:
+             updates: dict[str, Update], short: pd.Timestamp | None) -> None:
     span = f"{day:%Y-%m-%d}" + (f" (+{days - 1} day{'s' if days > 2 else ''})"
                                  if days > 1 else "")
     span += f" from {at:%H:%M} UTC" if at is not None else ""
     ids = plan.plan_id.iloc[0] if len(plan) else "-"
-    print(f"plan {ids} for {span}: {len(plan)} intervals")
+    gap = f" ({_left_out(short)})" if short is not None else ""
+    print(f"plan {ids} for {span}: {len(plan)} intervals{gap}")
     for group, g in plan.groupby("group"):
         staffed = g.dropna(subset=["agents"])
         hours = float((staffed.scheduled * staffed.interval_min).sum()) / 60

@@ -75,6 +75,22 @@ def _profile(counts: pd.Series, origin: pd.Timestamp, weekday: int, weeks: int
     return shape, float(same.mean()), level_var, len(kind)
 
 
+def share_after(counts: pd.Series, end: pd.Timestamp, length: pd.Timedelta) -> float:
+    """The share of ``end``'s day's arrivals expected from ``end`` on (the interval it falls
+    in included: seen in part), by the shape of its day type pooled over the days of
+    ``counts`` (arrivals per interval of ``length``, NaN on days without data); NaN
+    without such days."""
+    day = end.normalize()
+    counts = counts.dropna()
+    kind = counts[[day_type(d) == day_type(day.day_of_week)
+                   for d in counts.index.day_of_week]]
+    total = float(kind.sum())
+    if total <= 0:
+        return math.nan
+    slot = kind.index - kind.index.normalize()
+    return float(kind[slot + length > end - day].sum()) / total
+
+
 def _week_before(counts: pd.Series, at: pd.Timestamp, origin: pd.Timestamp) -> float:
     """The value at ``at`` minus the fewest whole weeks that land before ``origin`` (or a
     week more, two, ... where that day had none)."""

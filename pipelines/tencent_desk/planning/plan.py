@@ -16,7 +16,7 @@ from tencent_desk.analysis import erlang
 from tencent_desk.planning import concurrency, day_target
 from tencent_desk.planning import forecast as fc
 from tencent_desk.planning.choices import PER, PlanError, TooLittleHistory
-from tencent_desk.planning.summary import Summary
+from tencent_desk.planning.summary import GRAIN_MIN, Summary
 
 MAX_PATIENCE_S = 86_400.0  # nobody abandoned: patience taken as a day (close to Erlang C)
 COLUMNS = [
@@ -77,8 +77,9 @@ def make_plan(history: Summary, days: list[pd.Timestamp], params: Params,
               erlang_too: bool = True) -> pd.DataFrame:
     """The plan for ``days`` (UTC midnights), every one of them from the sessions of
     ``history`` before the first (or before ``history_until``, a midnight: whole days only,
-    as a day still going on would look quiet in its evening). ``erlang_too``: Erlang C's
-    and A's agents too (without, their columns are empty)."""
+    as a day still going on would look quiet in its evening; a day the data ends in early
+    is left out too: :func:`cut_short`). ``erlang_too``: Erlang C's and A's agents too
+    (without, their columns are empty)."""
     origin = origin_of(days[0], history_until)
     return _frame([staff(history, group, pred, params, origin, erlang_too) for group, (
         pred, _) in _forecasts(history, days, params, groups, origin).items()])
@@ -172,6 +173,30 @@ def check_reach(ends: pd.Timestamp | None, now: pd.Timestamp, expected: pd.Serie
         f"{GAP_SESSIONS} sessions); {load}")
 
 
+# A day the data ends in before the forecast's origin is left out of the history when more
+# than this share of its expected arrivals falls after the end: a day missing 5% lowers its
+# weekday's level (a mean over up to 8 such days) by under 1%, well inside the day-to-day
+# spread, so tomorrow's plan keeps today loaded to 22:55 (1-2% after it on a simulated
+# desk), while a day ending at 08:00 (over 90% after it) would read as a quiet day.
+PARTIAL_SHARE = 0.05
+
+
+def cut_short(history: Summary, origin: pd.Timestamp, weeks: int) -> pd.Timestamp | None:
+    """Where the data ends (its latest session start) when it ends before ``origin`` early
+    enough in its day for the forecast to leave that day out (``PARTIAL_SHARE`` of its
+    expected arrivals after the end, by its day type's shape over the ``weeks`` weeks
+    before it); None when the data runs to ``origin`` or on to the day's end."""
+    ends = history.latest_start
+    if ends is None or ends >= origin:
+        return None
+    day = ends.normalize()
+    before = history.data_days(before=day)
+    before = before[before >= day - pd.Timedelta(weeks=weeks)]
+    counts = history.counts(f"{GRAIN_MIN}min", before).sum(axis=1, min_count=1)
+    after = fc.share_after(counts, ends, pd.Timedelta(minutes=GRAIN_MIN))
+    return ends if after > PARTIAL_SHARE else None
+
+
 def origin_of(first: pd.Timestamp, history_until: pd.Timestamp | None) -> pd.Timestamp:
     """The forecast's origin: the first day planned, or ``history_until`` when before it."""
     return min(first, history_until) if history_until is not None else first
@@ -184,6 +209,9 @@ def _forecasts(history: Summary, days: list[pd.Timestamp], params: Params,
     sessions before ``origin``, once there are enough of them and the ``groups`` asked
     are among them."""
     data_days = history.data_days(before=origin)
+    short = cut_short(history, origin, params.weeks)
+    if short is not None:  # its sessions not loaded would lower its weekday's level
+        data_days = data_days[data_days != short.normalize()]
     check_history(data_days, origin, params.weeks, history.latest_start)
     known = history.groups(before=origin)
     for g in groups or []:
