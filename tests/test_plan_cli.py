@@ -212,7 +212,9 @@ def test_the_report_shows_a_saved_plan(weeks: Path, tmp_path: Path) -> None:
     done = plan(tmp_path, "--database", str(db), "--date", "2026-01-05", "--backtest",
                 "--out", str(out))
     assert done.returncode == 0, done.stderr
-    assert len(_rows(out)) == 48 and "desk-sessions publish" in done.stdout
+    assert len(_rows(out)) == 48
+    assert done.stdout.splitlines()[-1] == ("  saved in staffing_plan; the report sees it after "
+                                            "the job's next run or `desk-sessions publish`")
     publish(db)
     page = tmp_path / "report.html"
     shown = cli.run([cli.CLI, "report", "--database", str(db), "--day", "2026-01-05",

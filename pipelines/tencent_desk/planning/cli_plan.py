@@ -185,9 +185,9 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
                            exc.exit_code) from None
     _summary(stamped, day, args.days, at, updates, short)
     if not args.no_save and args.destination == DUCKDB:
-        # readers (the report, the notebooks) read the snapshot the job publishes
-        print("  saved in staffing_plan; the report and the notebooks see it after the "
-              "job's next run or `desk-sessions publish`")
+        # the report reads the snapshot the job publishes (no notebook reads saved plans)
+        print("  saved in staffing_plan; the report sees it after the job's next run or "
+              "`desk-sessions publish`")
     return 0
 
 
