@@ -6,6 +6,7 @@ simulator's truth read the same way."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -134,6 +135,12 @@ def test_plan_on_duckdb(weeks: Path, tmp_path: Path) -> None:
     assert peaks[0] < peaks[1]
     assert (f"at most {peaks[0]} agents on the queue at once, {peaks[1]} scheduled"
             in done.stdout), done.stdout
+    # and the agent-hours of both: shrinkage rounded up per interval adds to the scheduled
+    hours = [sum(int(r[c]) * int(r["interval_min"]) for r in rows if r[c]) / 60
+             for c in ("agents", "scheduled")]
+    assert (f"{hours[0]:.1f} agent-hours on the queue, {hours[1]:.1f} scheduled; "
+            in done.stdout), done.stdout
+    assert f"\n  written to {out}\n" in done.stdout
     # the target holds over each day (the default), weighted by the forecast, and no
     # interval goes above the maximum occupancy
     for day in {r["interval_start"][:10] for r in rows}:
@@ -164,6 +171,20 @@ def test_plan_on_duckdb(weeks: Path, tmp_path: Path) -> None:
     made = json.loads(kept[1][4])
     assert (made["date"], made["days"], made["groups"], made["as_of"]) == (DAY, 2, [GROUP],
                                                                             None)
+
+
+def test_the_csv_to_stdout_with_the_summary_beside_it(weeks: Path, tmp_path: Path) -> None:
+    """--out -: the CSV alone on stdout (a pipe reads it clean), the summary lines on stderr
+    saying where it went, no file named '-'; one interval said as one."""
+    done = plan(tmp_path, "--database", str(weeks), "--date", "2026-01-05T23:45",
+                "--backtest", "--intraday", "--interval", "15", "--no-save", "--out", "-")
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    assert len(rows) == 1 and rows[0]["interval_start"].startswith("2026-01-05 23:45")
+    assert not (tmp_path / "-").exists()
+    assert re.search(r"^plan \w+ for 2026-01-05 from 23:45 UTC: 1 interval$", done.stderr,
+                     re.M), done.stderr
+    assert "\n  written to stdout\n" in done.stderr
 
 
 def test_a_reader_that_leaves_early_is_no_error(weeks: Path, tmp_path: Path) -> None:

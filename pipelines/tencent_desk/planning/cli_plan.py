@@ -6,7 +6,7 @@ import argparse
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from tencent_desk.core import settings
 from tencent_desk.core.clock import parse_instant
@@ -70,7 +70,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--method", choices=METHODS, default="profile",
                    help="forecast method (default %(default)s; naive: same interval a "
                    "week before)")
-    p.add_argument("--out", type=Path, help="also write the plan to this CSV file")
+    p.add_argument("--out", type=Path, help="also write the plan to this CSV file; - for "
+                   "stdout (the summary lines then go to stderr, so a pipe gets the CSV alone)")
     p.add_argument("--backtest", action="store_true",
                    help="allow a date in the past: plan it from the data before it")
     p.add_argument("--intraday", action="store_true",
@@ -82,6 +83,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    metavar="SECONDS", help="how long to wait for a run holding the DuckDB "
                    "file before giving up with exit code 3 (default %(default)g)")
     return p
+
+
+STDOUT = "-"  # --out -: the CSV to stdout
+COUNTED = ("agents", "scheduled")  # on the queue, and grossed up for shrinkage
 
 
 def _date(text: str | None, intraday: bool) -> datetime | None:
@@ -168,7 +173,12 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
         "UTC").normalize() else "plan"
     stamped = store.stamp(frame, kind, _parameters(params, frame, day, args.days, at, updates,
                                                    short), now)
-    if args.out:
+    to_stdout = str(args.out) == STDOUT
+    csv = "the CSV on stdout" if to_stdout else str(args.out)
+    if to_stdout:
+        stamped.to_csv(sys.stdout, index=False)
+        sys.stdout.flush()
+    elif args.out:
         try:  # as the report does: a cron line may name a folder not made yet
             args.out.parent.mkdir(parents=True, exist_ok=True)
             stamped.to_csv(args.out, index=False)
@@ -180,14 +190,18 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
         try:
             store.save(stamped, args.destination, args.database, args.dataset, args.lock_wait)
         except JobError as exc:  # the CSV is written: say what is and what is not
-            written = f"{args.out} is written but " if args.out else ""
+            written = f"{csv} is written but " if args.out else ""
             raise JobError(f"{exc}; {written}the plan is not saved in {store.TABLE}",
                            exc.exit_code) from None
-    _summary(stamped, day, args.days, at, updates, short)
+    said = sys.stderr if to_stdout else sys.stdout  # a pipe of the CSV gets the CSV alone
+    _summary(stamped, day, args.days, at, updates, short, said)
+    if args.out:
+        print(f"  written to {'stdout' if to_stdout else args.out}", file=said)
     if not args.no_save and args.destination == DUCKDB:
         # the report reads the snapshot the job publishes (no notebook reads saved plans)
         print("  saved in staffing_plan; the report sees it after the job's next run or "
-              "`desk-sessions publish`")
+              "`desk-sessions publish`", file=said)
+    said.flush()
     return 0
 
 
@@ -213,24 +227,28 @@ def _left_out(short: pd.Timestamp) -> str:
     return f"{short:%Y-%m-%d} left out of the forecast: the data ends at {short:%H:%M} UTC"
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _summary(plan: pd.DataFrame, day: pd.Timestamp, days: int, at: pd.Timestamp | None,
-             updates: dict[str, Update], short: pd.Timestamp | None) -> None:
-    span = f"{day:%Y-%m-%d}" + (f" (+{days - 1} day{'s' if days > 2 else ''})"
-                                 if days > 1 else "")
+             updates: dict[str, Update], short: pd.Timestamp | None, out: TextIO) -> None:
+    span = f"{day:%Y-%m-%d}" + (f" (+{_count(days - 1, 'day')})" if days > 1 else "")
     span += f" from {at:%H:%M} UTC" if at is not None else ""
     ids = plan.plan_id.iloc[0] if len(plan) else "-"
     gap = f" ({_left_out(short)})" if short is not None else ""
-    print(f"plan {ids} for {span}: {len(plan)} intervals{gap}")
+    print(f"plan {ids} for {span}: {_count(len(plan), 'interval')}{gap}", file=out)
     for group, g in plan.groupby("group"):
         staffed = g.dropna(subset=["agents"])
-        hours = float((staffed.scheduled * staffed.interval_min).sum()) / 60
-        # the most agents on the queue at once and the most scheduled: apart with shrinkage
-        on_queue, scheduled = (int(staffed[c].max()) if len(staffed) else 0
-                               for c in ("agents", "scheduled"))
+        # agent-hours and the most agents at once, on the queue and scheduled: apart with
+        # shrinkage, by more than it on a small group (each interval rounded up)
+        (queue_h, scheduled_h), (on_queue, scheduled) = (
+            [float((staffed[c] * staffed.interval_min).sum()) / 60 for c in COUNTED],
+            [int(staffed[c].max()) if len(staffed) else 0 for c in COUNTED])
         update = updates.get(str(group))
         so_far = (f"{update.arrived} arrived before {update.until:%H:%M}, the rest of the "
                   f"day scaled by {update.multiplier:.2f}; " if update else "")
-        print(f"  {group}: {so_far}{g.forecast.sum():.0f} sessions forecast, {hours:.1f} "
-              f"agent-hours scheduled, at most {on_queue} agent{'' if on_queue == 1 else 's'}"
-              f" on the queue at once, {scheduled} scheduled")
-    sys.stdout.flush()
+        print(f"  {group}: {so_far}{_count(round(g.forecast.sum()), 'session')} forecast, "
+              f"{queue_h:.1f} agent-hours on the queue, {scheduled_h:.1f} scheduled; at most "
+              f"{_count(on_queue, 'agent')} on the queue at once, {scheduled} scheduled",
+              file=out)
