@@ -33,6 +33,15 @@ def unreadable(path: Path) -> str | None:
     return None
 
 
+def missing_dataset(path: Path, dataset: str, option: str = "--dataset") -> str | None:
+    """Why the published snapshot of ``path`` has no ``dataset``, in one line naming those it
+    holds (None: it has it); ``option``: how the user gave it."""
+    held = Reader.datasets(path)
+    if dataset in held:
+        return None
+    return f"no dataset {dataset!r} in {path}: it holds {', '.join(held) or 'none'}; check {option}"
+
+
 class Reader:
     """An in-memory DuckDB whose views read the latest snapshot, optionally a window: the
     days it touches, and of the tables in ``WINDOW_TIMES`` only the rows within
