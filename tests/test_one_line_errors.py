@@ -131,3 +131,21 @@ def test_simulate_on_a_taken_port(tmp_path) -> None:
     line = cli.failed_in_one_line(proc, 3, f"cannot listen on 127.0.0.1:{port}",
                                   "Address already in use", "--port")
     assert proc.stderr == line + "\n", proc.stderr
+
+
+@pytest.mark.check
+@pytest.mark.parametrize("command", ["publish", "run", "records"])
+def test_a_database_that_cannot_be_the_jobs_file(tmp_path, command) -> None:
+    """A text file, a folder or an empty name (a cron variable left unset) as --database:
+    one line, exit 2, and no lock (nor anything else) made beside it or its folder; once
+    exit 3 ("not a valid DuckDB database file") with README.md.lock left behind."""
+    (tmp_path / "README.md").write_text("# notes\n")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "here").mkdir()
+    for given, says in (("README.md", "is not a DuckDB database"), ("docs", "is a folder"),
+                        ("", "an empty name")):
+        proc = cli.run([cli.CLI, command, "--database", given and f"../{given}"],
+                       tmp_path / "here", timeout=60)
+        line = cli.failed_in_one_line(proc, 2, "--database", says)
+        assert proc.stderr == line + "\n", proc.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["README.md", "docs", "here"]

@@ -7,16 +7,8 @@ from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
+from tencent_desk.core.files import is_duckdb
 from tencent_desk.models import poll_views, snapshot
-
-
-def is_duckdb(path: Path) -> bool:
-    """Whether ``path`` is a DuckDB database file, by its header's magic bytes: read, not
-    opened (opening the job's file would wait for, or block, the job)."""
-    if not path.is_file():
-        return False
-    with path.open("rb") as f:
-        return f.read(12)[8:] == b"DUCK"
 
 
 def unreadable(path: Path) -> str | None:
