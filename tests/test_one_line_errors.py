@@ -108,6 +108,11 @@ REFUSED = [
     (["records", "--database", "d.duckdb", "--until", "soon"], "--until", "ISO 8601"),
     (["records", "--database", "d.duckdb", "--since", "2026-01-05T00:00:00Z", "--until",
       "2026-01-04T00:00:00Z"], "--since", "is not before --until"),
+    # an empty period (a cron line's $DAY left unset) once reported yesterday
+    *[(["report", "--database", "d.duckdb", *given], option, "''")
+      for given, option in ((["--day="], "--day"), (["--week="], "--week"),
+                            (["--month="], "--month"), (["--from=", "--to=2026-01-05"], "--from"),
+                            (["--from=2026-01-05", "--to="], "--to"))],
 ]
 
 
