@@ -505,6 +505,15 @@ def test_a_never_polled_database_checks_the_dataset_and_the_app(shapes, tmp_path
     assert 'data-figure="arrivals"' in out.read_text()
 
 
+def test_an_out_that_cannot_be_written(shapes, tmp_path) -> None:
+    """--out naming a folder: one line, exit 3, as the plan's --out (it was exit 2)."""
+    (tmp_path / "pages").mkdir()
+    done = _report(shapes["one_day"], tmp_path / "pages", "--day", DAY)
+    assert done.returncode == 3, done.stderr
+    assert error_lines(done.stderr) == [
+        f"desk-sessions: error: cannot write {tmp_path / 'pages'}: Is a directory"]
+
+
 def _sdkappid(db: Path) -> int:
     """The one app of a database the single-app form loaded."""
     with duckdb.connect(str(db), read_only=True) as con:
