@@ -93,7 +93,8 @@ def app_id(where: Path | str, dataset: str, app: str, option: str = "DESK_APP") 
 
 
 def apps_in(con: duckdb.DuckDBPyConnection, dataset: str) -> list[tuple[str | None, int]]:
-    """The (name, sdkappid) pairs of a dataset (:func:`~tencent_desk.readers.apps.apps_sql`) in a snapshot's views."""
+    """The (name, sdkappid) pairs of a dataset in a snapshot's views
+    (:func:`~tencent_desk.readers.apps.apps_sql`)."""
     columns: dict[str, set[str]] = {}
     for table, column in con.execute(
             "SELECT table_name, column_name FROM information_schema.columns WHERE "
