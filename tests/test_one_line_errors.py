@@ -108,6 +108,11 @@ REFUSED = [
     (["records", "--database", "d.duckdb", "--until", "soon"], "--until", "ISO 8601"),
     (["records", "--database", "d.duckdb", "--since", "2026-01-05T00:00:00Z", "--until",
       "2026-01-04T00:00:00Z"], "--since", "is not before --until"),
+    # an empty period (a cron line's $DAY left unset) once reported yesterday
+    *[(["report", "--database", "d.duckdb", *given], option, "''")
+      for given, option in ((["--day="], "--day"), (["--week="], "--week"),
+                            (["--month="], "--month"), (["--from=", "--to=2026-01-05"], "--from"),
+                            (["--from=2026-01-05", "--to="], "--to"))],
 ]
 
 
@@ -131,3 +136,35 @@ def test_simulate_on_a_taken_port(tmp_path) -> None:
     line = cli.failed_in_one_line(proc, 3, f"cannot listen on 127.0.0.1:{port}",
                                   "Address already in use", "--port")
     assert proc.stderr == line + "\n", proc.stderr
+
+
+@pytest.mark.check
+@pytest.mark.parametrize("command", ["publish", "run", "records"])
+def test_a_database_that_cannot_be_the_jobs_file(tmp_path, command) -> None:
+    """A text file, a folder or an empty name (a cron variable left unset) as --database:
+    one line, exit 2, and no lock (nor anything else) made beside it or its folder; once
+    exit 3 ("not a valid DuckDB database file") with README.md.lock left behind."""
+    (tmp_path / "README.md").write_text("# notes\n")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "here").mkdir()
+    for given, says in (("README.md", "is not a DuckDB database"), ("docs", "is a folder"),
+                        ("", "an empty name")):
+        proc = cli.run([cli.CLI, command, "--database", given and f"../{given}"],
+                       tmp_path / "here", timeout=60)
+        line = cli.failed_in_one_line(proc, 2, "--database", says)
+        assert proc.stderr == line + "\n", proc.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["README.md", "docs", "here"]
+
+
+@pytest.mark.check
+@pytest.mark.parametrize("command", ["run", "records"])
+def test_a_run_without_configuration_makes_nothing(tmp_path, command) -> None:
+    """No sdkappid nor identifier: one line naming them, exit 2, and neither the database
+    nor its lock made (once an empty 12 KB scratch.duckdb and its lock were left)."""
+    unset = ["env", "-u", "SOURCES__TENCENT_DESK__SDKAPPID", "-u",
+             "SOURCES__TENCENT_DESK__IDENTIFIER"]
+    proc = cli.run([cli.CLI, command, "--database", "scratch.duckdb", "--no-progress"],
+                   tmp_path, timeout=60, prefix=unset)
+    line = cli.failed_in_one_line(proc, 2, "missing configuration: sdkappid, identifier")
+    assert proc.stderr == line + "\n", proc.stderr
+    assert list(tmp_path.iterdir()) == []

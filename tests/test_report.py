@@ -475,9 +475,43 @@ def test_one_app_of_several(shapes, tmp_path) -> None:
     done = _report(db, tmp_path / "x.html", "--day", DAY, "--app", "mars")
     assert done.returncode == 2
     assert error_lines(done.stderr) == [
-        f"desk-sessions: error: --app 'mars' is unknown: the apps of {DS}.runs are first "
+        f"desk-sessions: error: --app 'mars' is unknown: the apps of {DS} are first "
         f"({_sdkappid(shapes['one_day'])}), second ({SECOND_APP}); give a name or an sdkappid "
         "of those"]
+
+
+def test_a_never_polled_database_checks_the_dataset_and_the_app(shapes, tmp_path) -> None:
+    """A database loaded by callbacks and records alone (no runs): its apps are the
+    sdkappids its sessions carry, and a dataset it does not hold is refused as the plan
+    refuses it, rather than a page of "no data" on a day it holds."""
+    db = shutil.copyfile(shapes["one_day"], tmp_path / "callbacks.duckdb")
+    with duckdb.connect(str(db)) as con:
+        con.execute(f"DELETE FROM {DS}.runs")  # the polls' rows gone, their sessions kept
+    publish(db, rebuild=True)
+    sdkappid = _sdkappid(shapes["one_day"])
+    out = tmp_path / "r.html"
+    for more, says in (
+            (["--dataset", "nope"], f"no dataset 'nope' in {db}: it holds "),
+            (["--app", str(sdkappid + 1)], f"--app '{sdkappid + 1}' is unknown: the apps of "
+                                           f"{DS} are {sdkappid} (no name)"),
+            (["--app", "eu"], f"--app 'eu' is unknown: the apps of {DS} are {sdkappid} "
+                              "(no name); give a name or an sdkappid of those")):
+        done = _report(db, out, "--day", DAY, *more)
+        assert done.returncode == 2, (more, done.stderr)
+        (line,) = error_lines(done.stderr)
+        assert done.stderr.strip() == line and says in line, (more, done.stderr)
+    assert not out.exists()
+    assert _report(db, out, "--day", DAY, "--app", str(sdkappid)).returncode == 0
+    assert 'data-figure="arrivals"' in out.read_text()
+
+
+def test_an_out_that_cannot_be_written(shapes, tmp_path) -> None:
+    """--out naming a folder: one line, exit 3, as the plan's --out (it was exit 2)."""
+    (tmp_path / "pages").mkdir()
+    done = _report(shapes["one_day"], tmp_path / "pages", "--day", DAY)
+    assert done.returncode == 3, done.stderr
+    assert error_lines(done.stderr) == [
+        f"desk-sessions: error: cannot write {tmp_path / 'pages'}: Is a directory"]
 
 
 def _sdkappid(db: Path) -> int:
@@ -600,7 +634,7 @@ def test_bad_input_is_one_line_each(shapes, demo_day, tmp_path) -> None:
          "--day '05/01/2026' is not a date: give an ISO date like 2026-11-30"),
         (["--day", DAY], "--database is required"),
         (["--database", str(shapes["one_day"]), "--day", DAY, "--app", "eu"],
-         f"--app 'eu' is unknown: the apps of {DS}.runs are {_sdkappid(shapes['one_day'])} "
+         f"--app 'eu' is unknown: the apps of {DS} are {_sdkappid(shapes['one_day'])} "
          "(no name); give a name or an sdkappid of those"),
         (["--database", str(shapes["one_day"]), "--mail-to", "a@example.com"],
          "--mail-to needs an SMTP server"),

@@ -118,6 +118,14 @@ def _iso_time(text: str) -> str:
     return text
 
 
+def _file(text: str) -> Path:
+    """An argparse ``type=`` for the job's file: an empty name (a cron line's variable left
+    unset) refused at once, which ``Path`` would take for the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty name: give the DuckDB file")
+    return Path(text)
+
+
 def _run_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="poll the open sessions once and load the rows",
                        description="Poll once every session known from received events "
@@ -165,7 +173,7 @@ def _destination(p: argparse.ArgumentParser, database_help: str) -> None:
                    help="where to load (default %(default)s); postgres: credentials from "
                    "[destination.postgres.credentials] in .dlt/secrets.toml or "
                    "DESTINATION__POSTGRES__CREDENTIALS")
-    p.add_argument("--database", type=Path, help=database_help)
+    p.add_argument("--database", type=_file, help=database_help)
     p.add_argument("--state-dir", type=Path, help="with --destination postgres: the local "
                    "folder for the job's lock and the receiver's spool")
     p.add_argument("--dataset", default=settings.DEFAULT_DATASET,

@@ -25,7 +25,7 @@ from tencent_desk.analysis.timeline_metrics import source_note  # what notebooks
 from tencent_desk.core.clock import parse_instant
 from tencent_desk.core.sql import qualified
 from tencent_desk.models import intervals, timeline
-from tencent_desk.readers.snapshot import Reader, unreadable
+from tencent_desk.readers.snapshot import Reader, missing_dataset, unreadable
 from tencent_desk.readers.window import app_id, data_days, held
 from tencent_desk.readers.window import reader as windowed
 from tencent_desk.simulator import truth
@@ -429,6 +429,8 @@ def open_desk(period: bool = True) -> Desk:
         where = database()
         if why := unreadable(where):
             raise FileNotFoundError(why)
+        if why := missing_dataset(where, dataset, "DESK_DATASET"):
+            raise ValueError(why)
     days = data_days(where, dataset)
     latest = days[-1] if days else None
     sdkappid = None if app is None else app_id(where, dataset, app)

@@ -7,16 +7,8 @@ from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
+from tencent_desk.core.files import is_duckdb
 from tencent_desk.models import poll_views, snapshot
-
-
-def is_duckdb(path: Path) -> bool:
-    """Whether ``path`` is a DuckDB database file, by its header's magic bytes: read, not
-    opened (opening the job's file would wait for, or block, the job)."""
-    if not path.is_file():
-        return False
-    with path.open("rb") as f:
-        return f.read(12)[8:] == b"DUCK"
 
 
 def unreadable(path: Path) -> str | None:
@@ -31,6 +23,15 @@ def unreadable(path: Path) -> str | None:
         return (f"{path} has never been published for readers: run `desk-sessions run` on "
                 f"it, or `desk-sessions publish --database {path}` once")
     return None
+
+
+def missing_dataset(path: Path, dataset: str, option: str = "--dataset") -> str | None:
+    """Why the published snapshot of ``path`` has no ``dataset``, in one line naming those it
+    holds (None: it has it); ``option``: how the user gave it."""
+    held = Reader.datasets(path)
+    if dataset in held:
+        return None
+    return f"no dataset {dataset!r} in {path}: it holds {', '.join(held) or 'none'}; check {option}"
 
 
 class Reader:

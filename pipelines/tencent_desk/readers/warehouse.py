@@ -31,6 +31,7 @@ from tencent_desk.core import dialect, redact
 from tencent_desk.core.sql import ident, literal
 from tencent_desk.job import event_load
 from tencent_desk.models import latest, poll_views, snapshot, timeline
+from tencent_desk.readers.apps import apps_sql
 
 CHUNK_ROWS = 100_000  # rows per Arrow batch pulled: bounded memory on the way in
 # The dataset's views, made again locally over the pulled rows with the job's own SQL
@@ -141,16 +142,12 @@ class Reader:
         return [d for (d,) in rows or []]
 
     def apps(self) -> list[tuple[str | None, int]]:
-        """The (name, sdkappid) pairs of the dataset's runs, read on the server without
-        pulling anything (as :func:`~tencent_desk.readers.window.apps_in` reads a file's)."""
+        """The (name, sdkappid) pairs of the dataset, read on the server without pulling
+        anything (:func:`~tencent_desk.readers.apps.apps_sql`)."""
         with self._client() as client:
-            columns = {c for c, _ in self._server_tables(client).get("runs", [])}
-            if "sdkappid" not in columns:
-                return []
-            rows = client.execute_sql(
-                f"SELECT DISTINCT {'app' if 'app' in columns else 'NULL'}, sdkappid FROM "
-                f"{client.make_qualified_table_name('runs')} WHERE sdkappid IS NOT NULL "
-                "ORDER BY 1, 2") or []
+            columns = {t: {c for c, _ in cols} for t, cols in self._server_tables(client).items()}
+            sql = apps_sql(columns, client.make_qualified_table_name)
+            rows = (client.execute_sql(sql) or []) if sql else []
         return [(name, int(sdkappid)) for name, sdkappid in rows]
 
     def close(self) -> None:

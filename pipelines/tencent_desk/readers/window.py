@@ -11,6 +11,7 @@ import duckdb
 from tencent_desk.core import settings
 from tencent_desk.core.sql import qualified
 from tencent_desk.models import snapshot
+from tencent_desk.readers.apps import apps_sql
 from tencent_desk.readers.snapshot import Reader
 
 if TYPE_CHECKING:  # imported where used: it brings dlt (~0.5 s) that a DuckDB file never needs
@@ -60,15 +61,13 @@ def held(days: list[date]) -> str:
 
 
 def app_id(where: Path | str, dataset: str, app: str, option: str = "DESK_APP") -> int:
-    """An app as an sdkappid: a number, or the name of an app as its runs record it
-    (looked up in the runs alone: on a server, nothing is pulled for it). ``option``: how
-    the user gave it, for the message."""
-    if app.isdigit():
-        return int(app)
+    """An app as an sdkappid: a name as its runs record it, or an sdkappid, either one the
+    dataset holds (looked up on a server without pulling anything). ``option``: how the
+    user gave it, for the message."""
     if isinstance(where, Path):
         files = Reader(where)
         try:
-            named = apps_in(files.connection(), dataset)
+            known = apps_in(files.connection(), dataset)
         finally:
             files.close()
     else:
@@ -76,15 +75,16 @@ def app_id(where: Path | str, dataset: str, app: str, option: str = "DESK_APP") 
 
         server = warehouse.Reader(warehouse.destination(where), dataset)
         try:
-            named = server.apps()
+            known = server.apps()
         finally:
             server.close()
-    ids = {int(sdkappid) for name, sdkappid in named if name == app}
     given = f"{option} {app!r}" if option.startswith("-") else f"{option}={app!r}"
+    ids = {int(sdkappid) for name, sdkappid in known
+           if name == app or (app.isdigit() and sdkappid == int(app))}
     if not ids:
         listed = ", ".join(f"{name} ({sdkappid})" if name else f"{sdkappid} (no name)"
-                           for name, sdkappid in named) or "none yet"
-        raise ValueError(f"{given} is unknown: the apps of {dataset}.runs are {listed}; give "
+                           for name, sdkappid in known) or "none yet"
+        raise ValueError(f"{given} is unknown: the apps of {dataset} are {listed}; give "
                          "a name or an sdkappid of those")
     if len(ids) > 1:  # the name was given to another app's credentials at some point
         raise ValueError(f"{given} has named several apps ("
@@ -93,13 +93,13 @@ def app_id(where: Path | str, dataset: str, app: str, option: str = "DESK_APP") 
 
 
 def apps_in(con: duckdb.DuckDBPyConnection, dataset: str) -> list[tuple[str | None, int]]:
-    """The (name, sdkappid) pairs of a dataset's runs; no name: the single-app form's app,
-    or runs from before apps had names."""
-    columns = {c for (c,) in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND "
-        "table_name = 'runs'", [dataset]).fetchall()}
-    if "sdkappid" not in columns:
-        return []
-    return con.execute(
-        f"SELECT DISTINCT {'app' if 'app' in columns else 'NULL'}, sdkappid FROM "
-        f"{qualified(dataset, 'runs')} WHERE sdkappid IS NOT NULL ORDER BY 1, 2").fetchall()
+    """The (name, sdkappid) pairs of a dataset in a snapshot's views
+    (:func:`~tencent_desk.readers.apps.apps_sql`)."""
+    columns: dict[str, set[str]] = {}
+    for table, column in con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE "
+            "table_schema = ?", [dataset]).fetchall():
+        columns.setdefault(table, set()).add(column)
+    sql = apps_sql(columns, lambda table: qualified(dataset, table))
+    return [(app, int(sdkappid)) for app, sdkappid in con.execute(sql).fetchall()] if sql \
+        else []

@@ -28,7 +28,8 @@ Mail: [sources.tencent_desk.report.smtp] host, port, security (starttls | tls | 
 user, sender, timeout; password in .dlt/secrets.toml (or
 SOURCES__TENCENT_DESK__REPORT__SMTP__PASSWORD).
 Exit codes: 0 written (a period without data too: the page says so); 2 something to fix
-(period, database, app); 8 the page is written but the mail was not sent.
+(period, database, dataset, app); 3 --out cannot be written (a folder, no permission); 8
+the page is written but the mail was not sent.
 See docs/report.md.
 """
 
@@ -98,7 +99,8 @@ def report(args: argparse.Namespace) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(html, encoding="utf-8")
     except OSError as exc:
-        raise JobError(f"cannot write {out}: {exc.strerror}") from None
+        # exit 3 as the plan's --out and the job's folder: a place that cannot be written
+        raise JobError(f"cannot write {out}: {exc.strerror}", exit_code=3) from None
     print(f"report of {chosen} written to {out}")
     if figures.empty:
         print(f"desk-sessions: note: no data for {chosen} (the page says so); "

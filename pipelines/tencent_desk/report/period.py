@@ -75,33 +75,35 @@ def parse(day: str | None = None, week: str | None = None, month: str | None = N
     """The period asked for (default: yesterday, UTC); a period starting after ``today``
     is refused: there is nothing to report yet."""
     today = today or datetime.now(UTC).date()
-    given = [name for name, v in (("day", day), ("week", week), ("month", month)) if v]
-    if since or until:
+    # given empty (a cron line's variable left unset) is given: refused below, not yesterday
+    given = [name for name, v in (("day", day), ("week", week), ("month", month))
+             if v is not None]
+    if since is not None or until is not None:
         given.append("from/--to")
     if len(given) > 1:
         raise PeriodError(f"give one period, not --{' and --'.join(given)}")
-    if week:
+    if week is not None:
         try:
             first = datetime.strptime(week.strip() + "-1", "%G-W%V-%u").date()
         except ValueError:
             raise PeriodError(f"--week {week!r} is not a week: give {FORMS['week']}") from None
         found = Period(_midnight(first), _midnight(first + 7 * DAY), "week")
-    elif month:
+    elif month is not None:
         try:
             first = datetime.strptime(month.strip(), "%Y-%m").date()
         except ValueError:
             raise PeriodError(f"--month {month!r} is not a month: give {FORMS['month']}"
                               ) from None
         found = Period(_midnight(first), _midnight((first + 32 * DAY).replace(day=1)), "month")
-    elif since or until:
-        if not since or not until:
+    elif since is not None or until is not None:
+        if since is None or until is None:
             raise PeriodError("give both --from and --to (dates, both included)")
         first, last = _date("from", since), _date("to", until)
         if last < first:
             raise PeriodError(f"--to {last} is before --from {first}")
         found = Period(_midnight(first), _midnight(last + DAY), "range")
     else:
-        first = _date("day", day) if day else today - DAY
+        first = _date("day", day) if day is not None else today - DAY
         found = Period(_midnight(first), _midnight(first + DAY), "day")
     if found.since.date() > today:
         raise PeriodError(f"{found} is in the future (today is {today} UTC): nothing to "

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tencent_desk.core.errors import JobError
-from tencent_desk.readers.snapshot import unreadable
+from tencent_desk.readers.snapshot import missing_dataset, unreadable
 
 
 @dataclass(frozen=True)
@@ -19,5 +19,6 @@ class Source:
     app: str | None = None  # a name or an sdkappid, as --app gives it
 
     def check(self) -> None:
-        if isinstance(self.where, Path) and (why := unreadable(self.where)):
+        if isinstance(self.where, Path) and (
+                why := unreadable(self.where) or missing_dataset(self.where, self.dataset)):
             raise JobError(why)

@@ -12,7 +12,12 @@ from tencent_desk.core.errors import JobError
 from tencent_desk.core.settings import TRUTH_SCHEMA
 from tencent_desk.job import destination
 from tencent_desk.models import intervals_remote, snapshot, timeline_remote
-from tencent_desk.run.database import check_database, database_problem, local_anchor
+from tencent_desk.run.database import (
+    check_database,
+    check_file,
+    database_problem,
+    local_anchor,
+)
 from tencent_desk.run.exits import explain
 from tencent_desk.run.lock import RunLock
 from tencent_desk.run.pipeline import pipeline_for
@@ -29,6 +34,7 @@ def publish(database: Path, dataset: str = settings.DEFAULT_DATASET, rebuild: bo
     database = database.expanduser().absolute()
     if not database.exists():
         raise JobError(f"database {database} not found: check --database", exit_code=2)
+    check_file(database)
     with RunLock(database):
         check_database(database, lock_wait_s)
         if rebuild:
