@@ -154,17 +154,3 @@ def test_a_database_that_cannot_be_the_jobs_file(tmp_path, command) -> None:
         line = cli.failed_in_one_line(proc, 2, "--database", says)
         assert proc.stderr == line + "\n", proc.stderr
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["README.md", "docs", "here"]
-
-
-@pytest.mark.check
-@pytest.mark.parametrize("command", ["run", "records"])
-def test_a_run_without_configuration_makes_nothing(tmp_path, command) -> None:
-    """No sdkappid nor identifier: one line naming them, exit 2, and neither the database
-    nor its lock made (once an empty 12 KB scratch.duckdb and its lock were left)."""
-    unset = ["env", "-u", "SOURCES__TENCENT_DESK__SDKAPPID", "-u",
-             "SOURCES__TENCENT_DESK__IDENTIFIER"]
-    proc = cli.run([cli.CLI, command, "--database", "scratch.duckdb", "--no-progress"],
-                   tmp_path, timeout=60, prefix=unset)
-    line = cli.failed_in_one_line(proc, 2, "missing configuration: sdkappid, identifier")
-    assert proc.stderr == line + "\n", proc.stderr
-    assert list(tmp_path.iterdir()) == []

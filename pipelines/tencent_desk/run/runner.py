@@ -15,9 +15,6 @@ from typing import Any
 
 import dlt
 import pyarrow as pa
-from dlt.common.configuration import resolve_configuration
-from dlt.common.configuration.exceptions import ConfigFieldMissingException
-from dlt.common.configuration.inject import get_fun_spec
 from dlt.extract import DltSource
 from tencent_desk import tencent_desk, tencent_desk_apps
 from tencent_desk.core import apps, redact
@@ -109,7 +106,6 @@ def run_all(options: RunOptions, *, clock: Clock | None = None,
     redact.install()
     _lean_arrow_pool()
     database = local_anchor(options.destination, options.database, options.state_dir)
-    _check_config(options, database)
     with RunLock(database) as lock, contextlib.ExitStack() as cleanup:
         asking: Any = contextlib.nullcontext
         if options.destination == destination.DUCKDB:
@@ -143,18 +139,6 @@ def _check_seed(options: RunOptions) -> None:
             SeedSpec(Path(options.seed), options.seed_table).format  # noqa: B018
         except SeedError as exc:
             raise JobError(str(exc)) from None
-
-
-def _check_config(options: RunOptions, database: Path) -> None:
-    """The apps' configuration, and the single-app form's as its source resolves it, said
-    before anything is made: a run refused for its configuration leaves no database or
-    lock behind."""
-    try:
-        if not apps.resolve(options.overrides, options.apps):
-            resolve_configuration(get_fun_spec(tencent_desk)(), explicit_value=dict(
-                options.overrides), sections=("sources", "tencent_desk", "tencent_desk"))
-    except (ConfigError, ConfigFieldMissingException) as exc:
-        raise JobError(*explain(exc, database)) from None
 
 
 def prepare(run: Run) -> DltSource:
