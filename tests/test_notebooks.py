@@ -215,19 +215,29 @@ def test_notebook_runs_without_polls(name: str, destination: str,
 def test_records_truth_is_the_windows(demo_day: Path, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """The records notebook's truth is the window's, as its records are: on the Monday, the
-    one simulated day of several, records and truth agree on abandonment; on the Thursday
-    (a copy of it, without truth) the truth has nothing to say."""
+    one simulated day of several, records and truth agree on abandonment and the truth's
+    handling time is the day's; on the Thursday (a copy of it, without truth) the truth has
+    nothing to say, of arrivals, abandonment or handling time."""
     db = build_shape(demo_day, "several_days", tmp_path / "several.duckdb", truth=True)
     publish(db)
     for day, truth_known in (("2026-01-05", True), ("2026-01-01", False)):
         _read(db, {"DESK_FROM": day, "DESK_TO": day}, monkeypatch)
         ran = run_inline("records")
         records, _, true = ran.names["rows"]["abandonment rate"]
+        true_handling = ran.names["rows"]["handling time, mean (s)"][2]
         assert records > 0, day
         if truth_known:
             assert true == pytest.approx(records, abs=0.005)
+            # exact callbacks and records: the timeline's handling time is the truth's
+            desk = notebook.open_desk()
+            try:
+                handled = timeline_metrics.sessions(desk.con, desk.since, desk.until).handle_s
+            finally:
+                desk.source.close()
+            assert true_handling == pytest.approx(handled.mean(), rel=0.01), day
         else:
             assert math.isnan(true) and ran.names["table"]["truth"].isna().all(), day
+            assert math.isnan(true_handling), day
         assert ran.names["table"].index.min() >= pd.Timestamp(day, tz="UTC"), day
 
 
