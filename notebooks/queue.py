@@ -119,7 +119,7 @@ else:
 # %%
 HOUR = pd.Timedelta(hours=1)
 began = tm.arrivals(sessions, "1h")
-queued = tm.demand(sessions, "1h")
+queued = tm.demand(sessions, "1h", until=desk.until)
 fig, ax = plt.subplots()
 if began.empty:
     ax.text(0.5, 0.5, "no session in the window", ha="center", transform=ax.transAxes)

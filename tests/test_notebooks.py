@@ -241,6 +241,21 @@ def test_records_truth_is_the_windows(demo_day: Path, tmp_path: Path,
         assert ran.names["table"].index.min() >= pd.Timestamp(day, tz="UTC"), day
 
 
+def test_staffing_notebook_shows_every_group_within_its_window(
+        shapes: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The busiest hour of each agent group is shown (a table inside an if is no cell's
+    value), and neither table has an hour past the window: a chat queued in its last
+    minutes and answered after it is no hour of the window."""
+    end = pd.Timestamp("2026-01-05T10:00Z")
+    _read(shapes["one_day"], {"DESK_FROM": "2026-01-05T09:00", "DESK_TO": str(end)},
+          monkeypatch)
+    ran = run_inline("staffing")
+    busiest = ran.names["busiest_per_group"]
+    assert len(busiest) and all(group in ran.text for group in busiest.group)
+    for table in (ran.names["table"], ran.names["by_group"]):
+        assert table.interval_start.max() < end
+
+
 @pytest.mark.parametrize(("key", "value"), [("DESK_TARGET", "1.5:60"),
                                             ("DESK_INTERVAL", "20")])
 def test_planning_notebook_names_its_variable(shapes: dict[str, Path], key: str, value: str,
