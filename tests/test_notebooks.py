@@ -161,9 +161,10 @@ def test_notebook_runs_in_jupyter(name: str, shape: str, env: dict[str, str],
 
 def test_planning_notebook_on_weeks(demo_day: Path, kernel: str, tmp_path: Path,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """With three weeks of history the planning notebook forecasts the next day, checks the
-    Monday's plan against what came, and compares the models: three figures."""
-    weeks = build_weeks(demo_day, tmp_path / "weeks.duckdb")
+    """With three weeks of history the planning notebook forecasts the next day of each
+    agent group, checks the Monday's plan against what came, and compares the models:
+    three figures."""
+    weeks = build_weeks(demo_day, tmp_path / "weeks.duckdb", two_groups=True)
     publish(weeks)
     monkeypatch.setenv("DESK_DUCKDB", str(weeks))
     for key in ("DESK_FROM", "DESK_TO", "DESK_COMPARE", "DESK_DESTINATION"):
@@ -175,9 +176,19 @@ def test_planning_notebook_on_weeks(demo_day: Path, kernel: str, tmp_path: Path,
     assert "not planned" not in text and "no forecast" not in text
     assert "wape" in text and "coverage_80" in text
     assert len([out for out in outputs if "image/png" in out.get("data", {})]) == 3
+    ran = run_inline("planning")
+    # the forecast's table shows every group, not the first group's day
+    (forecast_cell,) = [c for c in nb.cells if c.cell_type == "code"
+                        and c.source.startswith("if ahead is not None:") and "display(" in c.source]
+    table = "\n".join(out.get("data", {}).get("text/plain", "") for out in forecast_cell.outputs)
+    groups = set(ran.names["ahead"].group)
+    assert len(groups) > 1 and all(group in table for group in groups), (groups, table)
+    # the Monday's data ends in the afternoon: its plan is compared until then only
+    end, step = ran.names["desk"].until, ran.names["STEP"]
+    assert (ran.names["against"].interval_start + step).max() <= end < ran.names["next_day"]
+    assert "where the data ends; the intervals after it are not" in text
     # the models side by side: the concurrency model is the plan's own, with the handling
     # times by chats held it measured, so at the agents planned it predicts what the plan does
-    ran = run_inline("planning")
     top, agents = ran.names["top"], list(ran.names["agents"])
     levels = ran.names["models"]["concurrency model"]
     assert levels[agents.index(int(top.agents))] == pytest.approx(float(top.service_level))
@@ -702,6 +713,10 @@ def test_a_long_window_without_its_period_is_its_latest_day(
     try:
         assert (alone.since, alone.window.until) == (_utc("2026-01-05"), _utc("2026-01-06"))
         assert alone.period is None and alone.period_source is None
+        # the line naming the window says it was narrowed; with the period, the period does
+        assert ("(the latest day with data of the window asked, 2025-12-29 to 2026-01-06 UTC"
+                in alone.window_line)
+        assert with_period.chosen == ""
         assert (with_period.since, with_period.period.since) == (
             alone.since, _utc("2025-12-29"))
     finally:

@@ -181,7 +181,7 @@ class Desk:
     period: Window | None = None
     period_source: Reader | warehouse.Reader | None = None
     # why the window is not the latest day with data, when it is the day before by default
-    # (``default_day``)
+    # (``default_day``), or not the window asked (a long one without its period)
     chosen: str = ""
 
     @property
@@ -452,6 +452,9 @@ def open_desk(period: bool = True) -> Desk:
             desk.period = win
             desk.period_source = windowed(where, dataset, win.since, win.until, sdkappid,
                                           intervals.TABLES)
+        else:  # nothing else says that the window asked was narrowed
+            chosen = (f"the latest day with data of the window asked, {win}: longer than "
+                      f"{DETAIL_MAX.days} days, it is read on that day")
     desk.chosen = chosen
     return desk
 
