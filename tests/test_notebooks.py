@@ -656,7 +656,9 @@ def test_a_window_past_its_data_ends_where_the_data_does() -> None:
 @pytest.mark.parametrize("env, says", [
     ({"DESK_FROM": "yesterday"}, "DESK_FROM='yesterday' is not a time: give an ISO date"),
     ({"DESK_TO": "2026-13-01"}, "DESK_TO='2026-13-01' is not a time"),
-    ({"DESK_FROM": "2026-01-05", "DESK_TO": "2026-01-04"}, "must be before DESK_TO"),
+    # as given: not the exclusive end a date means (2026-01-05)
+    ({"DESK_FROM": "2026-01-05", "DESK_TO": "2026-01-04"},
+     "DESK_FROM='2026-01-05' must be before DESK_TO='2026-01-04'"),
     ({"DESK_FROM": "2026-01-05T10:00", "DESK_TO": "2026-01-05T10:00"}, "must be before"),
     ({"DESK_COMPARE": "month"}, "DESK_COMPARE='month': give one of auto, day, week, none"),
 ])
@@ -665,6 +667,16 @@ def test_window_bad_values_say_what_is_accepted(env: dict[str, str], says: str) 
     with pytest.raises(ValueError) as caught:
         _w(env)
     assert says in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_an_unknown_dataset_is_named_with_those_held(shapes: dict[str, Path],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    _read(shapes["one_day"], {}, monkeypatch)
+    monkeypatch.setenv("DESK_DATASET", "nope")
+    with pytest.raises(ValueError) as caught:
+        notebook.open_desk()
+    assert str(caught.value) == (f"no dataset 'nope' in {shapes['one_day']}: it holds "
+                                 "desk_simulator, tencent_desk; check DESK_DATASET")
 
 
 def test_latest_day_with_data(shapes: dict[str, Path]) -> None:

@@ -25,7 +25,7 @@ from tencent_desk.analysis.timeline_metrics import source_note  # what notebooks
 from tencent_desk.core.clock import parse_instant
 from tencent_desk.core.sql import qualified
 from tencent_desk.models import intervals, timeline
-from tencent_desk.readers.snapshot import Reader, unreadable
+from tencent_desk.readers.snapshot import Reader, absent, unreadable
 from tencent_desk.readers.window import app_id, data_days, held
 from tencent_desk.readers.window import reader as windowed
 from tencent_desk.simulator import truth
@@ -106,9 +106,9 @@ def window(env: Mapping[str, str], latest: date | None,
     compare = env.get("DESK_COMPARE", "auto").strip().lower() or "auto"
     if compare not in COMPARE:
         raise ValueError(f"DESK_COMPARE={compare!r}: give one of {', '.join(COMPARE)}")
-    if since >= until:
-        raise ValueError(f"DESK_FROM ({_stamp(since)}) must be before DESK_TO "
-                         f"({_stamp(until)}, exclusive); give {FORMS}")
+    if since >= until:  # both given (a default never ends before the start): as given
+        raise ValueError(f"DESK_FROM={given_from!r} must be before DESK_TO={given_to!r} (a "
+                         f"date there means through its end); give {FORMS}")
     return Window(since, until, compare)
 
 
@@ -429,6 +429,8 @@ def open_desk(period: bool = True) -> Desk:
         where = database()
         if why := unreadable(where):
             raise FileNotFoundError(why)
+        if why := absent(where, dataset, "DESK_DATASET"):
+            raise ValueError(why)
     days = data_days(where, dataset)
     latest = days[-1] if days else None
     sdkappid = None if app is None else app_id(where, dataset, app)

@@ -21,7 +21,7 @@ from tencent_desk.models.intervals import SPANS_SQL
 from tencent_desk.models.timeline import TABLE
 from tencent_desk.planning.choices import PlanError
 from tencent_desk.planning.summary import COLUMNS, DERIVED_SQL, Summary
-from tencent_desk.readers.snapshot import Reader, unreadable
+from tencent_desk.readers.snapshot import Reader, absent, unreadable
 
 if TYPE_CHECKING:  # imported where used: it brings dlt, which a DuckDB file never needs
     from tencent_desk.readers import warehouse
@@ -35,10 +35,8 @@ def read(database: Path | None, destination: str, dataset: str, since: datetime,
         assert database is not None
         if why := unreadable(database):
             raise PlanError(why)
-        held = Reader.datasets(database)
-        if dataset not in held:
-            raise PlanError(f"no dataset {dataset!r} in {database}: it holds "
-                            f"{', '.join(held) or 'none'}; check --dataset")
+        if why := absent(database, dataset, "--dataset"):
+            raise PlanError(why)
         return _read(Reader(database, since, until), dataset, since, until, target_s,
                      lambda: _latest_start(Reader(database, until=until), dataset, until))
     from tencent_desk.readers import warehouse

@@ -33,6 +33,14 @@ def unreadable(path: Path) -> str | None:
     return None
 
 
+def absent(database: Path, dataset: str, option: str) -> str | None:
+    """Why the snapshot beside ``database`` has no ``dataset`` (None: it has): the datasets
+    it holds, and the ``option`` that named it."""
+    held = Reader.datasets(database)
+    return None if dataset in held else (f"no dataset {dataset!r} in {database}: it holds "
+                                         f"{', '.join(held) or 'none'}; check {option}")
+
+
 class Reader:
     """An in-memory DuckDB whose views read the latest snapshot, optionally a window: the
     days it touches, and of the tables in ``WINDOW_TIMES`` only the rows within
