@@ -85,8 +85,10 @@ if HAS_RECORDS:
         true_demand = true_demand[(true_demand.index >= desk.since)
                                   & (true_demand.index + pd.Timedelta(hours=1) <= desk.until)]
         table["truth"] = true_demand.arrivals
-    # the hours polled, records against polls; without a poll, the records' hours
-    table = plottable(table if polled.empty else table.dropna(subset=["polls"]))
+    # the hours polled, records against polls; without a poll, the records' hours (and no
+    # polls' bars to name)
+    table = plottable(table.drop(columns="polls") if polled.empty
+                      else table.dropna(subset=["polls"]))
     HOUR = pd.Timedelta(hours=1)
     fig, ax = plt.subplots()
     for i, column in enumerate(table.columns):

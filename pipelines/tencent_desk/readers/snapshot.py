@@ -56,7 +56,8 @@ class Reader:
         self.folder, self.catalog = snapshot.paths(database)
         self.since, self.until = since, until
         self.sdkappid = sdkappid  # one app's rows only (several apps in one database)
-        self._con = duckdb.connect(":memory:")
+        # no progress bar: in Jupyter DuckDB draws one as a widget in the notebook's output
+        self._con = duckdb.connect(":memory:", config={"enable_progress_bar": False})
         self._generation = -1
 
     @staticmethod
