@@ -276,6 +276,8 @@ else:
 if HAS_TRUTH and EXACT_ALL and len(at):
     true_at = truth.truth_agent_concurrency_at(con, at).pivot(
         index="snapshot_at", columns="agent_id", values="chats")
+    # the agents with a chat at an instant drawn: the truth names every simulated day's
+    true_at = true_at.loc[:, true_at.gt(0).any()]
     agents_either = chats.columns.union(true_at.columns)
     same = (chats.reindex(columns=agents_either, fill_value=0).to_numpy() == true_at.reindex(
         index=at, columns=agents_either).fillna(0).to_numpy()).mean()

@@ -97,11 +97,11 @@ if ahead is not None:
 
 # %%
 if ahead is not None:
-    busy = ahead[ahead.forecast > 0]
-    display(busy.set_index(["group", "interval_start"])[
-        ["forecast", "forecast_lo", "forecast_hi", "aht_s", "patience_s", "slots_per_agent",
-         "agents", "service_level", "abandonment", "occupancy", "erlang_c_agents",
-         "erlang_a_agents"]].round(2).head(48))
+    # the groups side by side: one under the other, a day's first rows are one group's
+    plan_table = pd.concat({group: g.set_index("interval_start")[
+        ["forecast", "forecast_lo", "forecast_hi", "agents", "service_level"]]
+        for group, g in ahead.groupby("group")}, axis=1)
+    display(plan_table[plan_table.xs("forecast", axis=1, level=1).gt(0).any(axis=1)].round(2))
 
 # %% [markdown]
 # ## Plan against actual, for the days in the window
@@ -112,14 +112,22 @@ if ahead is not None:
 # asked). A single interval's service level is noisy even under a perfect plan.
 
 # %%
-checked = []
+checked, data_end = [], pd.Timestamp(desk.until)  # no actual past the data's end
 for day in days:
     try:
         plan = make_plan(summed, [day], PARAMS, erlang_too=False)  # shown against actual only
     except PlanError as exc:
         print(f"{day:%Y-%m-%d}: not planned: {exc}")
         continue
-    checked.append(evaluate.plan_vs_actual(plan, summed, PARAMS))
+    seen = plan[plan.interval_start + STEP <= data_end]  # the intervals the data saw whole
+    if seen.empty:
+        print(f"{day:%Y-%m-%d}: no data yet to check the plan against "
+              f"(data until {data_end:%Y-%m-%d %H:%M})")
+        continue
+    if len(seen) < len(plan):
+        print(f"{day:%Y-%m-%d}: compared until {seen.interval_start.max() + STEP:%H:%M}, "
+              "where the data ends; the intervals after it are not")
+    checked.append(evaluate.plan_vs_actual(seen, summed, PARAMS))
 if checked:
     against = pd.concat(checked, ignore_index=True)
     display(evaluate.summary(against).round(3))
@@ -141,7 +149,7 @@ if checked:
         ax.legend(loc="best", fontsize="x-small")
     fig.tight_layout()
 else:
-    print("no day in the window has enough history before it to check a plan against")
+    print("no plan in the window to check against what came")
 
 # %% [markdown]
 # ## Erlang C, Erlang A and the concurrency model side by side

@@ -119,7 +119,7 @@ else:
 # %%
 HOUR = pd.Timedelta(hours=1)
 began = tm.arrivals(sessions, "1h")
-queued = tm.demand(sessions, "1h")
+queued = tm.demand(sessions, "1h", until=desk.until)
 fig, ax = plt.subplots()
 if began.empty:
     ax.text(0.5, 0.5, "no session in the window", ha="center", transform=ax.transAxes)
@@ -271,8 +271,11 @@ runs = con.execute(
 ).df()
 snapshots = metrics.complete_runs(con, DATASET)
 print(runs.to_string(index=False) if len(runs) else "no run in the window")
-longest_gap = pd.to_timedelta(snapshots.gap_s, unit="s").max()  # NaT with one snapshot
-print(f"longest gap between snapshots: {longest_gap.round('s')}")
+if len(snapshots) > 1:
+    longest_gap = pd.to_timedelta(snapshots.gap_s, unit="s").max()
+    print(f"longest gap between snapshots: {longest_gap.round('s')}")
+else:  # no gap to measure
+    print(f"{'one snapshot' if len(snapshots) else 'no snapshot'} in the window")
 if len(stopped):
     print("runs that are gaps, with their reason:")
     print(stopped.to_string(index=False, max_colwidth=160))

@@ -80,12 +80,15 @@ if HAS_RECORDS:
     table = pd.DataFrame({"records": arrivals.arrivals, "polls": polled.arrivals})
     if desk.has_truth:
         true_demand = truth.truth_demand_per_interval(con).set_index("interval_start")
-        # the window's hours the data saw whole (the truth holds every simulated day)
-        whole = ((true_demand.index >= desk.since)
-                 & (true_demand.index + pd.Timedelta(hours=1) <= desk.until))
-        table["truth"] = true_demand.arrivals[whole]
-    # the hours polled, records against polls; without a poll, the records' hours
-    table = plottable(table if polled.empty else table.dropna(subset=["polls"]))
+        # the window's hours the data saw whole (the truth holds every simulated day): its
+        # arrivals here, its handling time below
+        true_demand = true_demand[(true_demand.index >= desk.since)
+                                  & (true_demand.index + pd.Timedelta(hours=1) <= desk.until)]
+        table["truth"] = true_demand.arrivals
+    # the hours polled, records against polls; without a poll, the records' hours (and no
+    # polls' bars to name)
+    table = plottable(table.drop(columns="polls") if polled.empty
+                      else table.dropna(subset=["polls"]))
     HOUR = pd.Timedelta(hours=1)
     fig, ax = plt.subplots()
     for i, column in enumerate(table.columns):

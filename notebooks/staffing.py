@@ -41,6 +41,7 @@ sys.path[:] = [p for p in sys.path if p and not p.rstrip("/").endswith("notebook
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import display
 from tencent_desk.analysis import erlang
 from tencent_desk.analysis import poll_metrics as metrics
 from tencent_desk.analysis import timeline_metrics as tm
@@ -108,7 +109,7 @@ print(f"agents needed: {needed}; scheduled with 30% shrinkage: "
 # %%
 HOUR = pd.Timedelta(hours=1)
 sessions = tm.sessions(con, desk.since, desk.until, DATASET)
-demand = tm.demand(sessions, "1h")
+demand = tm.demand(sessions, "1h", until=desk.until)
 demand["offered_erlangs"] = demand.arrivals * demand.aht_s / demand.interval_s
 if tm.all_exact(sessions):  # the offered load is exact: what the polls saw adds nothing
     print(tm.POLLS_SKIPPED)
@@ -183,7 +184,7 @@ table.assign(hour=hours)[
 # The same for each agent group (from session records), for the busiest hour of each.
 
 # %%
-by_group = tm.demand(sessions, "1h", by="agent_group_name")
+by_group = tm.demand(sessions, "1h", by="agent_group_name", until=desk.until)
 by_group = by_group[by_group.arrivals > 0]
 if by_group.empty:
     print("no arrival in the window")
@@ -193,10 +194,11 @@ else:
     groups[["group", "exact_share"]] = by_group[["group", "exact_share"]]
     sized = groups.dropna(subset=["offered_load"])
     busiest_per_group = sized.loc[sized.groupby("group").offered_load.idxmax()]
-    busiest_per_group.assign(hour=busiest_per_group.interval_start.dt.strftime("%m-%d %H:%M"))[
+    # in a branch a table is no cell's last value: Jupyter shows it through display() only
+    display(busiest_per_group.assign(
+        hour=busiest_per_group.interval_start.dt.strftime("%m-%d %H:%M"))[
         ["group", "hour", "arrivals", "aht_s", "exact_share", "offered_load", "agents",
-         "scheduled", "service_level"]
-    ].round(2)
+         "scheduled", "service_level"]].round(2))
 
 # %% [markdown]
 # ## Erlang A: when customers give up

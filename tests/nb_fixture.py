@@ -129,10 +129,15 @@ def _fail_runs(con: duckdb.DuckDBPyConnection, nth: list[int]) -> None:
 
 
 def _several_days(con: duckdb.DuckDBPyConnection) -> None:
-    # Thursday and Friday before the Monday: nights and a weekend without runs. The records
-    # name two agent groups: every other agent (by id) serves in the second.
+    # Thursday and Friday before the Monday: nights and a weekend without runs, and two
+    # agent groups.
     _copy_day(con, 4)
     _copy_day(con, 3)
+    _two_groups(con)
+
+
+def _two_groups(con: duckdb.DuckDBPyConnection) -> None:
+    # The records name two agent groups: every other agent (by id) serves in the second.
     con.execute(f"""
         UPDATE {DS}.session_records SET agent_group_id = 'second', agent_group_name = '{GROUP_2}'
         WHERE agent_id IN (SELECT agent_id FROM (SELECT DISTINCT agent_id FROM
@@ -228,15 +233,18 @@ def _loaded_only(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"DELETE FROM {DS}.{table} WHERE run_id NOT IN ({logs})")
 
 
-def build_weeks(base: Path, path: Path, days: int = 21) -> Path:
+def build_weeks(base: Path, path: Path, days: int = 21, two_groups: bool = False) -> Path:
     """The demo day and ``days`` days before it, each a copy (times shifted, ids unique):
-    weeks of history to plan from. Truth dropped, as for a real account."""
+    weeks of history to plan from, in one agent group or two. Truth dropped, as for a real
+    account."""
     shutil.copyfile(base, path)
     con = duckdb.connect(str(path))
     try:
         _base_tables(con)
         for back in range(1, days + 1):
             _copy_day(con, back)
+        if two_groups:
+            _two_groups(con)
         con.execute(f"DROP SCHEMA {TRUTH_SCHEMA} CASCADE")
         con.execute(f"DROP TABLE {DS}.{timeline.TABLE}; DROP TABLE {DS}.{timeline.STATE_TABLE}")
     finally:

@@ -161,9 +161,10 @@ def test_notebook_runs_in_jupyter(name: str, shape: str, env: dict[str, str],
 
 def test_planning_notebook_on_weeks(demo_day: Path, kernel: str, tmp_path: Path,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """With three weeks of history the planning notebook forecasts the next day, checks the
-    Monday's plan against what came, and compares the models: three figures."""
-    weeks = build_weeks(demo_day, tmp_path / "weeks.duckdb")
+    """With three weeks of history the planning notebook forecasts the next day of each
+    agent group, checks the Monday's plan against what came, and compares the models:
+    three figures."""
+    weeks = build_weeks(demo_day, tmp_path / "weeks.duckdb", two_groups=True)
     publish(weeks)
     monkeypatch.setenv("DESK_DUCKDB", str(weeks))
     for key in ("DESK_FROM", "DESK_TO", "DESK_COMPARE", "DESK_DESTINATION"):
@@ -175,9 +176,19 @@ def test_planning_notebook_on_weeks(demo_day: Path, kernel: str, tmp_path: Path,
     assert "not planned" not in text and "no forecast" not in text
     assert "wape" in text and "coverage_80" in text
     assert len([out for out in outputs if "image/png" in out.get("data", {})]) == 3
+    ran = run_inline("planning")
+    # the forecast's table shows every group, not the first group's day
+    (forecast_cell,) = [c for c in nb.cells if c.cell_type == "code"
+                        and c.source.startswith("if ahead is not None:") and "display(" in c.source]
+    table = "\n".join(out.get("data", {}).get("text/plain", "") for out in forecast_cell.outputs)
+    groups = set(ran.names["ahead"].group)
+    assert len(groups) > 1 and all(group in table for group in groups), (groups, table)
+    # the Monday's data ends in the afternoon: its plan is compared until then only
+    end, step = ran.names["desk"].until, ran.names["STEP"]
+    assert (ran.names["against"].interval_start + step).max() <= end < ran.names["next_day"]
+    assert "where the data ends; the intervals after it are not" in text
     # the models side by side: the concurrency model is the plan's own, with the handling
     # times by chats held it measured, so at the agents planned it predicts what the plan does
-    ran = run_inline("planning")
     top, agents = ran.names["top"], list(ran.names["agents"])
     levels = ran.names["models"]["concurrency model"]
     assert levels[agents.index(int(top.agents))] == pytest.approx(float(top.service_level))
@@ -209,26 +220,51 @@ def test_notebook_runs_without_polls(name: str, destination: str,
         assert PASSED_OVER in ran.text
     if name == "records":
         arrivals = ran.names["table"]
-        assert arrivals.records.sum() > 0 and arrivals.polls.isna().all()
+        assert arrivals.records.sum() > 0 and "polls" not in arrivals
 
 
 def test_records_truth_is_the_windows(demo_day: Path, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """The records notebook's truth is the window's, as its records are: on the Monday, the
-    one simulated day of several, records and truth agree on abandonment; on the Thursday
-    (a copy of it, without truth) the truth has nothing to say."""
+    one simulated day of several, records and truth agree on abandonment and the truth's
+    handling time is the day's; on the Thursday (a copy of it, without truth) the truth has
+    nothing to say, of arrivals, abandonment or handling time."""
     db = build_shape(demo_day, "several_days", tmp_path / "several.duckdb", truth=True)
     publish(db)
     for day, truth_known in (("2026-01-05", True), ("2026-01-01", False)):
         _read(db, {"DESK_FROM": day, "DESK_TO": day}, monkeypatch)
         ran = run_inline("records")
         records, _, true = ran.names["rows"]["abandonment rate"]
+        true_handling = ran.names["rows"]["handling time, mean (s)"][2]
         assert records > 0, day
         if truth_known:
             assert true == pytest.approx(records, abs=0.005)
+            # exact callbacks and records: the timeline's handling time is the truth's
+            desk = notebook.open_desk()
+            try:
+                handled = timeline_metrics.sessions(desk.con, desk.since, desk.until).handle_s
+            finally:
+                desk.source.close()
+            assert true_handling == pytest.approx(handled.mean(), rel=0.01), day
         else:
             assert math.isnan(true) and ran.names["table"]["truth"].isna().all(), day
+            assert math.isnan(true_handling), day
         assert ran.names["table"].index.min() >= pd.Timestamp(day, tz="UTC"), day
+
+
+def test_staffing_notebook_shows_every_group_within_its_window(
+        shapes: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The busiest hour of each agent group is shown (a table inside an if is no cell's
+    value), and neither table has an hour past the window: a chat queued in its last
+    minutes and answered after it is no hour of the window."""
+    end = pd.Timestamp("2026-01-05T10:00Z")
+    _read(shapes["one_day"], {"DESK_FROM": "2026-01-05T09:00", "DESK_TO": str(end)},
+          monkeypatch)
+    ran = run_inline("staffing")
+    busiest = ran.names["busiest_per_group"]
+    assert len(busiest) and all(group in ran.text for group in busiest.group)
+    for table in (ran.names["table"], ran.names["by_group"]):
+        assert table.interval_start.max() < end
 
 
 @pytest.mark.parametrize(("key", "value"), [("DESK_TARGET", "1.5:60"),
@@ -620,7 +656,9 @@ def test_a_window_past_its_data_ends_where_the_data_does() -> None:
 @pytest.mark.parametrize("env, says", [
     ({"DESK_FROM": "yesterday"}, "DESK_FROM='yesterday' is not a time: give an ISO date"),
     ({"DESK_TO": "2026-13-01"}, "DESK_TO='2026-13-01' is not a time"),
-    ({"DESK_FROM": "2026-01-05", "DESK_TO": "2026-01-04"}, "must be before DESK_TO"),
+    # as given: not the exclusive end a date means (2026-01-05)
+    ({"DESK_FROM": "2026-01-05", "DESK_TO": "2026-01-04"},
+     "DESK_FROM='2026-01-05' must be before DESK_TO='2026-01-04'"),
     ({"DESK_FROM": "2026-01-05T10:00", "DESK_TO": "2026-01-05T10:00"}, "must be before"),
     ({"DESK_COMPARE": "month"}, "DESK_COMPARE='month': give one of auto, day, week, none"),
 ])
@@ -629,6 +667,16 @@ def test_window_bad_values_say_what_is_accepted(env: dict[str, str], says: str) 
     with pytest.raises(ValueError) as caught:
         _w(env)
     assert says in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_an_unknown_dataset_is_named_with_those_held(shapes: dict[str, Path],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    _read(shapes["one_day"], {}, monkeypatch)
+    monkeypatch.setenv("DESK_DATASET", "nope")
+    with pytest.raises(ValueError) as caught:
+        notebook.open_desk()
+    assert str(caught.value) == (f"no dataset 'nope' in {shapes['one_day']}: it holds "
+                                 "desk_simulator, tencent_desk; check DESK_DATASET")
 
 
 def test_latest_day_with_data(shapes: dict[str, Path]) -> None:
@@ -677,6 +725,10 @@ def test_a_long_window_without_its_period_is_its_latest_day(
     try:
         assert (alone.since, alone.window.until) == (_utc("2026-01-05"), _utc("2026-01-06"))
         assert alone.period is None and alone.period_source is None
+        # the line naming the window says it was narrowed; with the period, the period does
+        assert ("(the latest day with data of the window asked, 2025-12-29 to 2026-01-06 UTC"
+                in alone.window_line)
+        assert with_period.chosen == ""
         assert (with_period.since, with_period.period.since) == (
             alone.since, _utc("2025-12-29"))
     finally:

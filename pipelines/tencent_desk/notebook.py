@@ -106,9 +106,9 @@ def window(env: Mapping[str, str], latest: date | None,
     compare = env.get("DESK_COMPARE", "auto").strip().lower() or "auto"
     if compare not in COMPARE:
         raise ValueError(f"DESK_COMPARE={compare!r}: give one of {', '.join(COMPARE)}")
-    if since >= until:
-        raise ValueError(f"DESK_FROM ({_stamp(since)}) must be before DESK_TO "
-                         f"({_stamp(until)}, exclusive); give {FORMS}")
+    if since >= until:  # both given (a default never ends before the start): as given
+        raise ValueError(f"DESK_FROM={given_from!r} must be before DESK_TO={given_to!r} (a "
+                         f"date there means through its end); give {FORMS}")
     return Window(since, until, compare)
 
 
@@ -181,7 +181,7 @@ class Desk:
     period: Window | None = None
     period_source: Reader | warehouse.Reader | None = None
     # why the window is not the latest day with data, when it is the day before by default
-    # (``default_day``)
+    # (``default_day``), or not the window asked (a long one without its period)
     chosen: str = ""
 
     @property
@@ -454,6 +454,9 @@ def open_desk(period: bool = True) -> Desk:
             desk.period = win
             desk.period_source = windowed(where, dataset, win.since, win.until, sdkappid,
                                           intervals.TABLES)
+        else:  # nothing else says that the window asked was narrowed
+            chosen = (f"the latest day with data of the window asked, {win}: longer than "
+                      f"{DETAIL_MAX.days} days, it is read on that day")
     desk.chosen = chosen
     return desk
 

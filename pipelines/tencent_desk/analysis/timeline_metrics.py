@@ -370,7 +370,8 @@ def longest_wait(df: pd.DataFrame, interval: str = "15min", by: str | None = Non
                                        "exact_share"])
 
 
-def demand(df: pd.DataFrame, interval: str = "1h", by: str | None = None) -> pd.DataFrame:
+def demand(df: pd.DataFrame, interval: str = "1h", by: str | None = None,
+           until: datetime | None = None) -> pd.DataFrame:
     """What a staffing model needs, per interval: ``arrivals`` (sessions that asked for a
     human then), ``answered`` (chats an agent accepted then) and their mean handling time
     ``aht_s`` with its bounds (``aht_lo_s``, ``aht_hi_s``), ``exact_share`` of those
@@ -378,7 +379,8 @@ def demand(df: pd.DataFrame, interval: str = "1h", by: str | None = None) -> pd.
     event counts in the interval where it happened, as in the interval tables and the
     simulator's truth (a chat queued at 0:59 and answered at 1:01 is an arrival of 0:00 and
     a handling time of 1:00). Intervals inside the span with no arrival are there with 0
-    arrivals and no aht_s."""
+    arrivals and no aht_s. ``until``: the window's end; the intervals from it on (chats
+    queued in the window, answered after it) are left out."""
     width = pd.Timedelta(interval)
     out = []
     spans = _rows(df, df["queued_at"].notna(), by, "queued_at", "answered_at", "handle_s",
@@ -398,6 +400,8 @@ def demand(df: pd.DataFrame, interval: str = "1h", by: str | None = None) -> pd.
         full = pd.date_range(at.min(), max(at.max(), answered_at.max()
                                            if answered_at.notna().any() else at.max()),
                              freq=width)
+        if until is not None:
+            full = full[full < until]
         frame = frame.reindex(full).rename_axis("interval_start").reset_index()
         frame[["arrivals", "answered"]] = frame[["arrivals", "answered"]].fillna(0).astype(int)
         frame.insert(0, "group", key)

@@ -49,7 +49,9 @@ class Reader:
         self.folder, self.catalog = snapshot.paths(database)
         self.since, self.until = since, until
         self.sdkappid = sdkappid  # one app's rows only (several apps in one database)
+        # no progress bar: in Jupyter DuckDB draws one as a widget in the notebook's output
         self._con = duckdb.connect(":memory:")
+        self._con.execute("SET enable_progress_bar = false")
         self._generation = -1
 
     @staticmethod

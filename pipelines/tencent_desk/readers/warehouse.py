@@ -102,7 +102,9 @@ class Reader:
         self.since, self.until = since, until
         self.first, self.last = snapshot.window_days(since, until)
         self._dataset = dlt.dataset(dest, dataset)
+        # no progress bar: in Jupyter DuckDB draws one as a widget in the notebook's output
         self._con = duckdb.connect(":memory:")
+        self._con.execute("SET enable_progress_bar = false")
         self._key: tuple[Any, ...] | None = None
         self.pulled: dict[str, int] = {}
         self.where = dest.destination_name
