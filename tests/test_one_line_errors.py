@@ -139,11 +139,12 @@ def test_simulate_on_a_taken_port(tmp_path) -> None:
 
 
 @pytest.mark.check
-@pytest.mark.parametrize("command", ["publish", "run", "records"])
+@pytest.mark.parametrize("command", ["publish", "run", "records", "listen"])
 def test_a_database_that_cannot_be_the_jobs_file(tmp_path, command) -> None:
     """A text file, a folder or an empty name (a cron variable left unset) as --database:
-    one line, exit 2, and no lock (nor anything else) made beside it or its folder; once
-    exit 3 ("not a valid DuckDB database file") with README.md.lock left behind."""
+    one line, exit 2, and no lock nor spool (nor anything else) made beside it or its
+    folder; once exit 3 ("not a valid DuckDB database file") with README.md.lock left
+    behind, and the receiver served into README.md.spool."""
     (tmp_path / "README.md").write_text("# notes\n")
     (tmp_path / "docs").mkdir()
     (tmp_path / "here").mkdir()

@@ -207,7 +207,7 @@ def _listen_parser(sub: argparse._SubParsersAction) -> None:
                        "checks each callback's Sign); keep_message_content (default false).",
                        epilog=LISTEN_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--database", type=Path,
+    p.add_argument("--database", type=_file,
                    help="the DuckDB file the job loads (the spool is FILE.spool/)")
     p.add_argument("--state-dir", type=Path, help="instead, with a server destination: "
                    "the job's --state-dir (the spool is DIR/desk.spool/)")

@@ -1,9 +1,11 @@
-"""What a file is, told without opening it: readers and the job alike ask before DuckDB
-would refuse it (or wait for the job holding it)."""
+"""What a file is, told without opening it: readers, the job and the receiver alike ask
+before DuckDB would refuse it (or wait for the job holding it)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from tencent_desk.core.errors import JobError
 
 
 def is_duckdb(path: Path) -> bool:
@@ -13,3 +15,15 @@ def is_duckdb(path: Path) -> bool:
         return False
     with path.open("rb") as f:
         return f.read(12)[8:] == b"DUCK"
+
+
+def check_file(database: Path) -> None:
+    """Refuse, before anything is made beside it (its lock, its spool), a ``--database``
+    that cannot be the job's DuckDB file: a folder, or a file of something else. One not
+    there yet is made by the first run."""
+    if database.is_dir():
+        raise JobError(f"--database {database} is a folder: give the job's DuckDB file, e.g. "
+                       f"{database / 'desk.duckdb'}")
+    if database.exists() and not is_duckdb(database):
+        raise JobError(f"--database {database} is not a DuckDB database: give the job's "
+                       "DuckDB file, or the name of a new one")

@@ -10,6 +10,7 @@ from tencent_desk.api import callback
 from tencent_desk.core import apps, redact, settings
 from tencent_desk.core.apps import positive_setting, setting
 from tencent_desk.core.errors import ConfigError, JobError
+from tencent_desk.core.files import check_file
 from tencent_desk.core.serving import Limits, check_bind, serve
 from tencent_desk.core.settings import ANCHOR
 from tencent_desk.intake.receiver import Receiver, ReceiverConfig
@@ -77,6 +78,8 @@ def listen(args: argparse.Namespace) -> int:
     if (args.database is None) == (args.state_dir is None):
         raise JobError("give --database (the DuckDB file the job loads) or --state-dir (the "
                        "job's, with a server destination), one of them")
+    if args.database is not None:  # else its spool would be made beside a file of another kind
+        check_file(args.database)
     anchor = args.database if args.state_dir is None else args.state_dir / ANCHOR
     config = receiver_config(anchor, args.seal_after)
     given = limits()

@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 from tencent_desk.core import settings
 from tencent_desk.core.errors import JobError
-from tencent_desk.core.files import is_duckdb
+from tencent_desk.core.files import check_file
 from tencent_desk.job import destination, space
 from tencent_desk.models import snapshot
 
@@ -28,18 +28,6 @@ def check_folder(database: Path, option: str = "--database path") -> None:
     if not os.access(folder, os.W_OK):
         raise JobError(f"folder {folder} is not writable: choose another {option}",
                        exit_code=3)
-
-
-def check_file(database: Path) -> None:
-    """Refuse, before anything is made beside it (its lock, its spool), a ``--database``
-    that cannot be the job's DuckDB file: a folder, or a file of something else. One not
-    there yet is made by the first run."""
-    if database.is_dir():
-        raise JobError(f"--database {database} is a folder: give the job's DuckDB file, e.g. "
-                       f"{database / 'desk.duckdb'}")
-    if database.exists() and not is_duckdb(database):
-        raise JobError(f"--database {database} is not a DuckDB database: give the job's "
-                       "DuckDB file, or the name of a new one")
 
 
 def local_anchor(kind: str, database: Path | None, state_dir: Path | None) -> Path:

@@ -9,15 +9,11 @@ from typing import TYPE_CHECKING
 import duckdb
 from tencent_desk.core import redact, settings
 from tencent_desk.core.errors import JobError
+from tencent_desk.core.files import check_file
 from tencent_desk.core.settings import TRUTH_SCHEMA
 from tencent_desk.job import destination
 from tencent_desk.models import intervals_remote, snapshot, timeline_remote
-from tencent_desk.run.database import (
-    check_database,
-    check_file,
-    database_problem,
-    local_anchor,
-)
+from tencent_desk.run.database import check_database, database_problem, local_anchor
 from tencent_desk.run.exits import explain
 from tencent_desk.run.lock import RunLock
 from tencent_desk.run.pipeline import pipeline_for
