@@ -22,7 +22,7 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from tencent_desk.analysis import interval_metrics, timeline_metrics
 from tencent_desk.analysis import poll_metrics as metrics
 from tencent_desk.analysis.timeline_metrics import source_note  # what notebooks import from here
-from tencent_desk.core.clock import parse_instant
+from tencent_desk.core.clock import day_start, parse_instant
 from tencent_desk.core.sql import qualified
 from tencent_desk.models import intervals, timeline
 from tencent_desk.readers.snapshot import Reader, missing_dataset, unreadable
@@ -92,7 +92,7 @@ def window(env: Mapping[str, str], latest: date | None,
     else the latest day with data (``latest``, as :func:`default_day` chose it; today when
     there is none); without ``DESK_TO``: through the end of that latest day (or of
     ``DESK_FROM``'s day if later)."""
-    start = _start(latest or today or datetime.now(UTC).date())
+    start = day_start(latest or today or datetime.now(UTC).date())
     given_from, given_to = env.get("DESK_FROM", "").strip(), env.get("DESK_TO", "").strip()
     until = None
     if given_to:
@@ -114,11 +114,6 @@ def window(env: Mapping[str, str], latest: date | None,
 
 def _midnight(at: datetime) -> datetime:
     return at.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def _start(day: date) -> datetime:
-    """A UTC day's first instant."""
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def default_day(latest: date, begun: Mapping[date, int]) -> tuple[date, str]:
@@ -438,7 +433,7 @@ def open_desk(period: bool = True) -> Desk:
     if latest is not None and not os.environ.get("DESK_TO", "").strip():  # the default's end
         read, chosen = default_day(latest, _begun(where, dataset, sdkappid, latest))
     win = window(os.environ, read)
-    if latest is not None and win.until > _start(latest):
+    if latest is not None and win.until > day_start(latest):
         chosen = ""  # the window reaches the latest day (DESK_FROM on it): read as asked
     note = coverage(win, days) if days else None  # nothing loaded at all: each notebook says so
     if note:
@@ -447,7 +442,7 @@ def open_desk(period: bool = True) -> Desk:
         desk = _open(where, dataset, win, sdkappid, latest)
     else:  # the latest day of the window with data, in detail; the period from the intervals
         inside = [d for d in days if win.since.date() <= d < win.until.date()] or days
-        day = _start(inside[-1])
+        day = day_start(inside[-1])
         desk = _open(where, dataset, Window(max(day, win.since), min(day + DAY, win.until)),
                      sdkappid, latest)
         if period:
@@ -465,7 +460,7 @@ def _begun(where: Path | str, dataset: str, sdkappid: int | None,
            latest: date) -> dict[date, int]:
     """Sessions begun on ``latest`` and on the day before (what ``default_day`` weighs),
     read from the timeline alone."""
-    since = _start(latest) - DAY
+    since = day_start(latest) - DAY
     reader = windowed(where, dataset, since, since + 2 * DAY, sdkappid, (timeline.TABLE,))
     try:
         began = timeline_metrics.sessions(reader.connection(), since, since + 2 * DAY, dataset,
@@ -482,7 +477,7 @@ def _open(where: Path | str, dataset: str, win: Window, sdkappid: int | None,
     is shown as far as its data goes (``Desk.shown``)."""
     reader = windowed(where, dataset, win.since, win.until, sdkappid)
     con = reader.connection()
-    live = latest is not None and win.until > _start(latest)
+    live = latest is not None and win.until > day_start(latest)
     return Desk(reader, where, dataset, truth.has_truth(con),
                 metrics.poll_interval_s(con, dataset), win, sdkappid,
                 observed_until(con, dataset) if live else None)

@@ -67,6 +67,11 @@ class VirtualClock:
         await asyncio.sleep(0)
 
 
+def day_start(day: date) -> datetime:
+    """A UTC day's first instant."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
 def parse_instant(text: str) -> tuple[datetime, bool]:
     """An ISO 8601 date or date-time (UTC unless it names a zone) as a UTC instant, and
     whether it was a date alone; ValueError for anything else (no "today", no 10/03/2026,
@@ -78,7 +83,7 @@ def parse_instant(text: str) -> tuple[datetime, bool]:
         moment = datetime.fromisoformat(text)
         return (moment.replace(tzinfo=UTC) if moment.tzinfo is None
                 else moment.astimezone(UTC)), False
-    return datetime(day.year, day.month, day.day, tzinfo=UTC), True
+    return day_start(day), True
 
 
 def parse_time(value: str | None, name: str) -> int | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from tencent_desk.core.clock import day_start
+
 DAY = timedelta(days=1)
 FORMS = {"day": "an ISO date like 2026-11-30", "week": "an ISO week like 2026-W48",
          "month": "a month like 2026-11", "from": "an ISO date like 2026-11-01",
@@ -34,7 +36,7 @@ class Period:
         if self.kind == "month":
             end = self.since.date()
             start = (end - DAY).replace(day=1)
-            return Period(_midnight(start), self.since, "month")
+            return Period(day_start(start), self.since, "month")
         return Period(self.since - (self.until - self.since), self.since, self.kind)
 
     @property
@@ -56,10 +58,6 @@ class Period:
 
     def __str__(self) -> str:
         return self.label
-
-
-def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def _date(option: str, text: str) -> date:
@@ -87,24 +85,24 @@ def parse(day: str | None = None, week: str | None = None, month: str | None = N
             first = datetime.strptime(week.strip() + "-1", "%G-W%V-%u").date()
         except ValueError:
             raise PeriodError(f"--week {week!r} is not a week: give {FORMS['week']}") from None
-        found = Period(_midnight(first), _midnight(first + 7 * DAY), "week")
+        found = Period(day_start(first), day_start(first + 7 * DAY), "week")
     elif month is not None:
         try:
             first = datetime.strptime(month.strip(), "%Y-%m").date()
         except ValueError:
             raise PeriodError(f"--month {month!r} is not a month: give {FORMS['month']}"
                               ) from None
-        found = Period(_midnight(first), _midnight((first + 32 * DAY).replace(day=1)), "month")
+        found = Period(day_start(first), day_start((first + 32 * DAY).replace(day=1)), "month")
     elif since is not None or until is not None:
         if since is None or until is None:
             raise PeriodError("give both --from and --to (dates, both included)")
         first, last = _date("from", since), _date("to", until)
         if last < first:
             raise PeriodError(f"--to {last} is before --from {first}")
-        found = Period(_midnight(first), _midnight(last + DAY), "range")
+        found = Period(day_start(first), day_start(last + DAY), "range")
     else:
         first = _date("day", day) if day is not None else today - DAY
-        found = Period(_midnight(first), _midnight(first + DAY), "day")
+        found = Period(day_start(first), day_start(first + DAY), "day")
     if found.since.date() > today:
         raise PeriodError(f"{found} is in the future (today is {today} UTC): nothing to "
                           "report yet")
