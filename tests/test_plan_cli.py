@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from tencent_desk.analysis import timeline_metrics as tm
+from tencent_desk.models import timeline
 from tencent_desk.planning import forecast as fc
 from tencent_desk.planning import history
 from tencent_desk.readers.snapshot import Reader
@@ -299,7 +300,10 @@ def test_a_day_loaded_in_part_is_left_out(weeks: Path, tmp_path: Path) -> None:
 
 
 def test_plan_on_postgres(weeks: Path, postgres_url: str, tmp_path: Path) -> None:
-    copy_dataset(weeks, "postgres", postgres_url, pipelines_dir=tmp_path / "copy")
+    # the one table a plan reads (planning/history.py): the weeks' events, polls and
+    # records would take most of the test's time to copy
+    copy_dataset(weeks, "postgres", postgres_url, pipelines_dir=tmp_path / "copy",
+                 only=(timeline.TABLE,))
     out = tmp_path / "plan.csv"
     done = plan(tmp_path, "--destination", "postgres", "--date", DAY, "--backtest",
                 "--out", str(out), DESTINATION__POSTGRES__CREDENTIALS=postgres_url)

@@ -14,14 +14,15 @@ DS = "tencent_desk"
 
 
 def copy_dataset(database: Path, destination: str, credentials: str, dataset: str = DS,
-                 pipelines_dir: Path | None = None) -> dict[str, int]:
-    """Every table of ``dataset`` in the DuckDB ``database`` loaded into the destination
-    (appended); returns the rows per table."""
+                 pipelines_dir: Path | None = None,
+                 only: tuple[str, ...] = ()) -> dict[str, int]:
+    """Every table of ``dataset`` in the DuckDB ``database`` (or those ``only`` names)
+    loaded into the destination (appended); returns the rows per table."""
     with duckdb.connect(str(database), read_only=True) as con:
         tables = [t for (t,) in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND "
             "table_type = 'BASE TABLE' AND NOT starts_with(table_name, '_')",
-            [dataset]).fetchall()]
+            [dataset]).fetchall() if not only or t in only]
         data = {t: con.sql(f'SELECT * FROM "{dataset}"."{t}"').to_arrow_table()
                 for t in tables}
     folder = pipelines_dir or Path(tempfile.mkdtemp(prefix="desk-copy-"))
