@@ -108,8 +108,9 @@ if ahead is not None:
 #
 # Each day planned from the data before it, then compared with what came: the forecast's
 # error, the agents planned against the agents the same model asks for given the arrivals
-# that really came, and the service level reached (answered within the target, of all who
-# asked). A single interval's service level is noisy even under a perfect plan.
+# that really came, and the service level reached (answered within the target ÷ (answered +
+# abandoned after it), the plan's target; the table's is the busy intervals' counts summed).
+# A single interval's service level is noisy even under a perfect plan.
 
 # %%
 checked, data_end = [], pd.Timestamp(desk.until)  # no actual past the data's end

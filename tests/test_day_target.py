@@ -60,10 +60,10 @@ def test_an_interval_with_arrivals_keeps_an_agent() -> None:
                           erlang_c_level([0.0, 0.0, 0.5]), 0.5) == [0, 3, 1]
 
 
-@pytest.mark.parametrize(("target", "fewer"), [(0.7, True), (0.8, True), (0.9, False)])
-def test_as_few_agents_as_an_exhaustive_search(target: float, fewer: bool) -> None:
+@pytest.mark.parametrize("target", [0.7, 0.8, 0.9])
+def test_as_few_agents_as_an_exhaustive_search(target: float) -> None:
     """Erlang A per interval (patience 120 s, 20 s target): no combination of fewer agents
-    meets the day's target under the occupancy cap (at 90% none can go here)."""
+    meets the day's target under the occupancy cap, and the day gives some up."""
     loads, aht = [1.2, 3.5, 6.0, 2.2], 300.0
     arrivals = [load * 1800 / aht for load in loads]
 
@@ -78,7 +78,7 @@ def test_as_few_agents_as_an_exhaustive_search(target: float, fewer: bool) -> No
     best = min(sum(c) for c in itertools.product(*(range(1, s + 1) for s in start))
                if all(level(i, n)[1] <= 0.9 for i, n in enumerate(c))
                and dt.day_service_level(c, arrivals, level) >= target)
-    assert sum(got) == best and (best < sum(start)) == fewer
+    assert sum(got) == best < sum(start)
 
 
 @pytest.fixture(scope="module")

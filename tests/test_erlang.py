@@ -79,52 +79,67 @@ def test_erlang_a_tends_to_erlang_c_with_endless_patience() -> None:
 @settings(max_examples=30, deadline=None)
 @given(agents=hs.integers(0, 20), load=hs.floats(0.2, 25), patience=hs.floats(10, 1000))
 def test_erlang_a_is_self_consistent(agents: int, load: float, patience: float) -> None:
-    """Answered share two ways, and ASA as the integral of the waiting-time tail."""
+    """Answered share two ways, ASA as the integral of the waiting-time tail, and the
+    field's service level at its limits."""
     aht = 180.0
     never = e.erlang_a(agents, load, aht, patience, 1e9)
+    now = e.erlang_a(agents, load, aht, patience, 0)
     # P(answered at all) = 1 - theta E[queue] / lambda, computed from the answer probabilities
-    assert never.service_level == pytest.approx(1 - never.p_abandon, abs=1e-9)
-    assert e.erlang_a(agents, load, aht, patience, 0).service_level == pytest.approx(
-        1 - never.p_wait, abs=1e-12)
+    assert never.answered_in_time == pytest.approx(1 - never.p_abandon, abs=1e-9)
+    assert now.answered_in_time == pytest.approx(1 - never.p_wait, abs=1e-12)
+    # every abandonment is within an endless target, none within 0 s
+    assert never.abandoned_in_time == pytest.approx(never.p_abandon, abs=1e-9)
+    assert now.abandoned_in_time == 0 and now.service_level == now.answered_in_time
+    if never.p_abandon < 1 - 1e-9:
+        assert never.service_level == pytest.approx(1.0, abs=1e-6)
     # E[wait; answered] = integral over t of P(answered) - P(answered within t)
     step, total, t = 0.5, 0.0, 0.0
-    prev = never.service_level - e.erlang_a(agents, load, aht, patience, 0).service_level
+    prev = never.answered_in_time - now.answered_in_time
+    gave_up = 0.0
     while prev > 1e-7 and t < 20_000:
         t += step
-        cur = never.service_level - e.erlang_a(agents, load, aht, patience, t).service_level
+        at = e.erlang_a(agents, load, aht, patience, t)
+        assert at.abandoned_in_time >= gave_up - 1e-12  # more give up within a longer target
+        gave_up = at.abandoned_in_time
+        cur = never.answered_in_time - at.answered_in_time
         total += (prev + cur) / 2 * step
         prev, step = cur, min(step * 1.05, 60.0)
-    if never.service_level > 1e-9:
-        assert total / never.service_level == pytest.approx(never.asa_s, rel=2e-3, abs=1e-3)
+    if never.answered_in_time > 1e-9:
+        assert total / never.answered_in_time == pytest.approx(never.asa_s, rel=2e-3, abs=1e-3)
 
 
 def _simulate(agents: int, load: float, aht: float, patience: float, target: float,
-              n: int = 200_000) -> tuple[float, float, float]:
-    """FCFS M/M/N+M: (P(wait), P(abandon), P(answered within target))."""
+              n: int = 200_000) -> tuple[float, float, float, float]:
+    """FCFS M/M/N+M: (P(wait), P(abandon), P(answered within target), the field's service
+    level: answered within target / (answered + abandoned after it))."""
     rng = random.Random(7)
     lam = load / aht
     free = [0.0] * agents
-    t = waited = abandoned = in_time = 0
+    t = waited = abandoned = in_time = abandoned_in_time = 0
     for _ in range(n):
         t += rng.expovariate(lam)
         start = max(t, free[0])
         if start > t:
             waited += 1
-        if start - t > rng.expovariate(1 / patience):
+        gives_up = rng.expovariate(1 / patience)
+        if start - t > gives_up:
             abandoned += 1  # gave up before an agent was free: takes no agent
+            abandoned_in_time += gives_up <= target
             continue
         in_time += start - t <= target
         heapq.heapreplace(free, start + rng.expovariate(1 / aht))
-    return waited / n, abandoned / n, in_time / n
+    return waited / n, abandoned / n, in_time / n, in_time / (n - abandoned_in_time)
 
 
 @pytest.mark.parametrize(("agents", "patience"), [(8, 120.0), (11, 300.0), (10, 60.0)])
 def test_erlang_a_matches_a_simulation(agents: int, patience: float) -> None:
     a = e.erlang_a(agents, LOAD, 180, patience, 20)
-    p_wait, p_abandon, sl = _simulate(agents, LOAD, 180, patience, 20)
+    p_wait, p_abandon, in_time, sl = _simulate(agents, LOAD, 180, patience, 20)
     assert a.p_wait == pytest.approx(p_wait, abs=0.01)
     assert a.p_abandon == pytest.approx(p_abandon, abs=0.01)
+    assert a.answered_in_time == pytest.approx(in_time, abs=0.01)
     assert a.service_level == pytest.approx(sl, abs=0.01)
+    assert a.service_level > a.answered_in_time + 0.01  # the two variants differ here
 
 
 def test_erlang_a_staffs_below_the_load_and_less_than_erlang_c() -> None:

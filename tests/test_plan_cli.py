@@ -358,8 +358,10 @@ def _summed_in_pandas(rows: pd.DataFrame, target_s: float) -> dict[str, pd.DataF
     q = s[s.queued.notna()].assign(interval_start=lambda d: d.queued.dt.floor("15min"))
     wait = (q.assigned - q.queued).dt.total_seconds()
     left = (q.assigned.fillna(q.ended.where(q.abandoned)) - q.queued).dt.total_seconds()
-    queue = q.assign(in_time=wait <= target_s).groupby(["group", "interval_start"]).agg(
-        queued=("queued", "size"), in_time=("in_time", "sum"), abandoned=("abandoned", "sum"))
+    queue = q.assign(in_time=wait <= target_s, abandoned_in_time=q.abandoned & (
+        left <= target_s)).groupby(["group", "interval_start"]).agg(
+        queued=("queued", "size"), in_time=("in_time", "sum"), abandoned=("abandoned", "sum"),
+        abandoned_in_time=("abandoned_in_time", "sum"))
     w = q.assign(waited_s=left.clip(lower=0))[left.notna()]
     waits = w.groupby(["group", "day"]).agg(waited_s=("waited_s", "sum"),
                                              gave_up=("abandoned", "sum"))

@@ -68,13 +68,14 @@ def _simulate_chats(agents: int, lam: float, aht_by_chats: list[float], patience
     """A continuous-time simulation of the desk the model stands for: each arrival goes to
     the least-loaded agent with a free slot, else waits in one FIFO queue; a chat ends at
     rate 1 / aht_by_chats[j - 1] while its agent holds j chats; a waiting customer leaves
-    at rate 1 / patience. Returns (service level, abandonment, occupancy)."""
+    at rate 1 / patience. Returns (service level: answered within the target / (answered +
+    abandoned after it), abandonment, occupancy)."""
     rng = random.Random(seed)
     slots = len(aht_by_chats)
     held = [0] * agents
     queue: list[float] = []  # arrival times, FIFO
     t = held_time = 0.0
-    arrived = answered_in_time = abandoned = 0
+    arrived = answered_in_time = abandoned = abandoned_in_time = 0
     while arrived < n:
         ends = [h / aht_by_chats[h - 1] if h else 0.0 for h in held]
         total = lam + sum(ends) + len(queue) / patience
@@ -102,9 +103,10 @@ def _simulate_chats(agents: int, lam: float, aht_by_chats: list[float], patience
                 break
             x -= rate
         else:
-            queue.pop(rng.randrange(len(queue)))
+            abandoned_in_time += t - queue.pop(rng.randrange(len(queue))) <= target
             abandoned += 1
-    return answered_in_time / arrived, abandoned / arrived, held_time / t / (agents * slots)
+    return (answered_in_time / (arrived - abandoned_in_time), abandoned / arrived,
+            held_time / t / (agents * slots))
 
 
 @pytest.mark.parametrize(("agents", "rate_per_min"), [(4, 2.0), (6, 3.4)])

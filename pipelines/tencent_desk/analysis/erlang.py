@@ -89,12 +89,21 @@ class ErlangA:
 
     p_wait: float  # an arrival finds every server busy
     p_abandon: float  # an arrival gives up before being answered
-    service_level: float  # an arrival is answered within the target
+    answered_in_time: float  # an arrival is answered within the target
     asa_s: float  # mean wait of the answered
     mean_queue: float  # customers waiting, time average
     in_service: float = 0.0  # customers being served, time average (chats held)
     # P(n customers in service) for n = 0..N: what occupancy per agent is computed from
     in_service_dist: tuple[float, ...] = ()
+    abandoned_in_time: float = 0.0  # an arrival gives up within the target
+
+    @property
+    def service_level(self) -> float:
+        """The field's service level, the one the product measures and plans for:
+        answered within the target / (answered + abandoned after it). An arrival that
+        leaves within the target counts neither way."""
+        kept = 1.0 - self.abandoned_in_time
+        return self.answered_in_time / kept if kept > 0 else 1.0
 
 
 def _logsumexp(values: Sequence[float] | np.ndarray) -> float:
@@ -171,32 +180,46 @@ def birth_death(lam: float, rates: Sequence[float] | np.ndarray, theta: float,
     in_service_dist = (*low[:-1].tolist(), p_wait)
     in_service = float((np.arange(servers) * low[:-1]).sum()) + servers * p_wait
 
-    # P(sum of Exp(S + i theta), i = 1..m, <= t) = I_p(m, b), p = 1 - e^(-theta t),
-    # b = S / theta + 1: one minus the first m negative-binomial terms, whose logs are
-    # -b theta t + j log p + lgamma(b + j) - lgamma(b) - lgamma(j + 1) (the lgammas as
-    # running sums of log((b + i) / (i + 1))).
-    b = served_rate / theta + 1.0
+    # an arrival with j ahead is answered with probability S / (S + m theta), m = j + 1,
+    # after a wait that is a sum of Exp(S + i theta), i = 1..m
     m = states + 1
-    if target_s > 0:
-        log_p = math.log(-math.expm1(-theta * target_s))
-        ratios = np.concatenate([[0.0], np.cumsum(np.log((b + states[:-1]) / m[:-1]))])
-        tail = np.cumsum(np.exp(-b * theta * target_s + states * log_p + ratios))
-    else:
-        tail = np.ones(len(queued))
     p_answer = served_rate / (served_rate + m * theta)
-    answered_in_time = float((queued * p_answer * np.maximum(0.0, 1.0 - tail)).sum())
+    answered_by_t = p_answer * _sum_within(served_rate / theta + 1.0, m, theta, target_s)
+    answered_in_time = float((queued * answered_by_t).sum())
+    # Abandoned within the target: of an arrival that waits, whatever is neither answered
+    # within it nor still waiting at it. Still waiting: its patience outlasts the target
+    # (e^(-theta t)) and so does its virtual wait, the time until it would be answered were
+    # it endlessly patient: a sum of Exp(S + i theta), i = 0..j for the j ahead.
+    waiting_at_t = math.exp(-theta * target_s) * (
+        1.0 - _sum_within(served_rate / theta, m, theta, target_s))
+    abandoned_in_time = float((queued * np.maximum(
+        0.0, 1.0 - answered_by_t - waiting_at_t)).sum())
     # E[wait | answered, j ahead] = sum of 1 / (S + i theta), i = 1..j+1
     served_wait = float((queued * p_answer * np.cumsum(1.0 / (served_rate + m * theta))).sum())
     p_answered = 1.0 - p_abandon
     return ErlangA(
         p_wait=p_wait,
         p_abandon=p_abandon,
-        service_level=(1.0 - p_wait) + answered_in_time,
+        answered_in_time=(1.0 - p_wait) + answered_in_time,
         asa_s=served_wait / p_answered if p_answered > 0 else math.inf,
         mean_queue=mean_queue,
         in_service=in_service,
         in_service_dist=in_service_dist,
+        abandoned_in_time=min(abandoned_in_time, p_wait),
     )
+
+
+def _sum_within(b: float, m: np.ndarray, theta: float, target_s: float) -> np.ndarray:
+    """P(a sum of Exp(theta (b + i)), i = 0..m-1, <= t) for m = 1, 2, ...: I_p(m, b),
+    p = 1 - e^(-theta t), one minus the first m negative-binomial terms, whose logs are
+    -b theta t + j log p + lgamma(b + j) - lgamma(b) - lgamma(j + 1) (the lgammas as running
+    sums of log((b + i) / (i + 1)))."""
+    if target_s <= 0 or b <= 0:  # b = 0: no agent, nobody is ever answered
+        return np.zeros(len(m))
+    j = m - 1
+    log_p = math.log(-math.expm1(-theta * target_s))
+    ratios = np.concatenate([[0.0], np.cumsum(np.log((b + j[:-1]) / m[:-1]))])
+    return np.maximum(0.0, 1.0 - np.cumsum(np.exp(-b * theta * target_s + j * log_p + ratios)))
 
 
 def smallest(meets: Callable[[int], bool], lo: int, guess: int | None = None) -> int:

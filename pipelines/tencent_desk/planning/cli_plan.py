@@ -56,7 +56,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="minutes per interval (default %(default)s)")
     p.add_argument("--target", default="0.8:60", help="service level SHARE:SECONDS, the "
                    "share a fraction or a whole percentage: 0.8:60 or 80:60 (default "
-                   "%(default)s: 80%% answered within 60 s)")
+                   "%(default)s: 80%% answered within 60 s, of those answered or "
+                   "abandoned after 60 s)")
     p.add_argument("--target-per", choices=PER, default="day",
                    help="where --target applies (default %(default)s): day, over each day "
                    "per group, weighted by the forecast, some intervals below it; interval, "

@@ -29,7 +29,8 @@ class Outcome:
     """What a staffing level gives, per arrival and per agent."""
 
     agents: int
-    service_level: float  # answered within the target, of all arrivals
+    # answered within the target / (answered + abandoned after it): the field's definition
+    service_level: float
     asa_s: float  # mean wait of the answered
     p_abandon: float
     occupancy: float  # chats held / chat slots (the load each agent carries)

@@ -14,7 +14,7 @@ def plan_vs_actual(plan: pd.DataFrame, history: Summary, params: Params) -> pd.D
     before them): ``arrivals``, ``error`` (forecast - actual), ``inside`` (the actual
     within the 80% interval), ``agents_needed`` (the same model fed the actual arrivals,
     under the same rule: ``params.target_per``), and the service level (answered within
-    the target, of all who asked) and abandonment reached."""
+    the target / (answered + abandoned after it)) and abandonment reached."""
     got = plan.merge(history.actuals(params.freq, params.target_s),
                      on=["group", "interval_start"], how="left")
     got["arrivals"] = got.arrivals.fillna(0.0)
@@ -35,7 +35,8 @@ def plan_vs_actual(plan: pd.DataFrame, history: Summary, params: Params) -> pd.D
 
 def summary(frame: pd.DataFrame, busy: float = 20.0) -> pd.DataFrame:
     """Per group, over intervals with at least ``busy`` arrivals: WAPE, bias, coverage of
-    the 80% interval, agents planned and needed (sums), and mean service level reached."""
+    the 80% interval, agents planned and needed (sums), and the service level those
+    intervals reached together (their counts summed, as the target is over the day)."""
     rows = []
     for group, g in frame.groupby("group"):
         b = g[g.arrivals >= busy]
@@ -46,6 +47,6 @@ def summary(frame: pd.DataFrame, busy: float = 20.0) -> pd.DataFrame:
                      "coverage_80": float(b.inside.mean()) if len(b) else np.nan,
                      "agents_planned": float(b.agents.sum()),
                      "agents_needed": float(b.agents_needed.sum()),
-                     "service_level_actual": float(b.service_level_actual.mean())
-                     if len(b) else np.nan})
+                     "service_level_actual": float(b.in_time.sum() / b.kept.sum())
+                     if b.kept.sum() > 0 else np.nan})
     return pd.DataFrame(rows)

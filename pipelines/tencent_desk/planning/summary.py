@@ -76,11 +76,18 @@ def _sums(s: str, target_s: float) -> str:
             count(queued_us) AS queued,
             count(*) FILTER ((assigned_us - queued_us) / 1e6 <= {float(target_s)!r}) AS in_time,
             count(*) FILTER (queued_us IS NOT NULL AND abandoned) AS abandoned,
+            count(*) FILTER (queued_us IS NOT NULL AND abandoned
+                             AND w <= {float(target_s)!r}) AS abandoned_in_time,
             count(w) AS waited, sum(greatest(w, 0)) AS waited_s,
             count(w) FILTER (abandoned) AS gave_up,
             count(hold_s) FILTER (queued_us IS NOT NULL) AS chats,
             sum(hold_s) FILTER (queued_us IS NOT NULL) AS hold_s
         FROM (SELECT *, {waited} AS w FROM {s}) GROUP BY ALL"""
+
+
+# per group and interval: asked, answered within the target, abandoned, and abandoned
+# within it (counted out of the service level, the field's definition)
+_QUEUE = ["queued", "in_time", "abandoned", "abandoned_in_time"]
 
 
 def _split(sums: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -94,7 +101,7 @@ def _split(sums: pd.DataFrame) -> dict[str, pd.DataFrame]:
         return out[out[count] > 0][keys + kept].reset_index(drop=True).astype(
             {k: "int64" for k in keys if k != "group"})
     return {"days": table(["day"], ["sessions"], "sessions"),
-            "queue": table(["group", "grain"], ["queued", "in_time", "abandoned"], "queued"),
+            "queue": table(["group", "grain"], _QUEUE, "queued"),
             "waits": table(["group", "day"], ["waited_s", "gave_up"], "waited"),
             "handling": table(["group", "day", "slot"], ["chats", "hold_s"], "chats")}
 
@@ -165,11 +172,12 @@ def _held(names: list[str], takes: dict[str, np.ndarray]) -> pd.DataFrame:
 class Summary:
     """Sessions summed for planning (see the module): ``days``, sessions begun per UTC day;
     ``queue`` per group and 15-minute interval (queued, in_time: answered within
-    ``target_s``, abandoned); ``waits`` per group and day (waited_s, gave_up: abandoned);
-    ``handling`` per group, day and 15-minute slot of the day (chats, hold_s); ``held`` per
-    group, day and chats held at the take (chats, hold_s); ``latest_start``, where the data
-    ends: the latest session start the source holds before the end of the sessions summed
-    (before their start too: the data may end before them), None without any."""
+    ``target_s``, abandoned, abandoned_in_time: abandoned within it); ``waits`` per group
+    and day (waited_s, gave_up: abandoned); ``handling`` per group, day and 15-minute slot
+    of the day (chats, hold_s); ``held`` per group, day and chats held at the take (chats,
+    hold_s); ``latest_start``, where the data ends: the latest session start the source
+    holds before the end of the sessions summed (before their start too: the data may end
+    before them), None without any."""
 
     target_s: float
     days: pd.Series
@@ -270,19 +278,21 @@ class Summary:
 
     def actuals(self, freq: str, target_s: float) -> pd.DataFrame:
         """Per group and ``freq`` interval: ``arrivals`` (asked for a human), the
-        ``service_level_actual`` reached (answered within the target, of all who asked)
-        and ``abandonment_actual``."""
+        ``service_level_actual`` reached (answered within the target / (answered +
+        abandoned after it): the field's definition, the plan's target) and
+        ``abandonment_actual``; with the counts behind them, which add up over intervals."""
         if target_s != self.target_s:
             raise ValueError(f"this summary counts answers within {self.target_s:g} s, "
                              f"not {target_s:g} s")
         q = self.queue.assign(interval_start=self.queue.interval_start.dt.floor(freq))
-        out = q.groupby(["group", "interval_start"], as_index=False)[
-            ["queued", "in_time", "abandoned"]].sum()
+        out = q.groupby(["group", "interval_start"], as_index=False)[_QUEUE].sum()
+        kept = out.queued - out.abandoned_in_time
         return pd.DataFrame({
             "group": out.group, "interval_start": out.interval_start,
             "arrivals": out.queued.astype(float),
-            "service_level_actual": out.in_time / out.queued,
-            "abandonment_actual": out.abandoned / out.queued})
+            "service_level_actual": (out.in_time / kept).where(kept > 0),
+            "abandonment_actual": out.abandoned / out.queued,
+            "in_time": out.in_time, "kept": kept})
 
     def window(self, group: str, since: pd.Timestamp, until: pd.Timestamp) -> Summary:
         """One group's sessions begun in ``[since, until)``, as far as the per-day tables
