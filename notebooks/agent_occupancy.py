@@ -29,7 +29,9 @@
 #
 # `DESK_FROM`, `DESK_TO` choose the window (ISO dates or date-times; default the latest day
 # with data; see the queue notebook), `DESK_DUCKDB` the database (default `demo.duckdb`),
-# `DESK_DATASET` its dataset, `DESK_CHATS_PER_AGENT` the capacity (default 3).
+# `DESK_DATASET` its dataset, `DESK_CHATS_PER_AGENT` the capacity: by default each agent
+# group's chats per agent, read from the data (the planner's rule: the 99th percentile of the
+# chats an agent of the group held just after answering one); set, it is every group's.
 
 # %%
 # %matplotlib inline
@@ -61,9 +63,8 @@ from tencent_desk.simulator import truth
 
 desk = open_desk()
 con, DATASET, HAS_TRUTH = desk.con, desk.dataset, desk.has_truth
-CHATS_PER_AGENT = float(os.environ.get("DESK_CHATS_PER_AGENT", "3"))
+SET_CHATS = os.environ.get("DESK_CHATS_PER_AGENT", "").strip()
 print(describe(desk))
-print(f"capacity {CHATS_PER_AGENT:g} chats per agent")
 # chats begun the day before may still be held at the window's start
 around = tm.sessions(con, desk.since - pd.Timedelta(days=1), desk.until, DATASET)
 served = around[around.answered_at.notna() & around.agent_id.notna()]
@@ -71,6 +72,12 @@ in_window = served[(served.answered_at < desk.until)
                    & (served.ended_at.isna() | (served.ended_at > desk.since))]
 print(f"{in_window.agent_id.nunique()} agents held {len(in_window)} chats in the window; "
       f"their times rest on: {source_note(in_window.handle_exact.astype(float).mean())}")
+# each group's capacity (the report's too), and so each agent's: its group's
+GROUP_CHATS = tm.chats_per_agent(in_window, override=float(SET_CHATS) if SET_CHATS else None)
+AGENT_CHATS = tm.agent_chats_per_agent(in_window, GROUP_CHATS)
+print("chats per agent, " + ("as set (DESK_CHATS_PER_AGENT)" if SET_CHATS else
+                             "read from the data") + ": "
+      + (", ".join(f"{g} {v:g}" for g, v in GROUP_CHATS.items()) or "no chat"))
 EXACT_ALL = tm.all_exact(in_window)  # nothing rests on polls: their cross-checks are skipped
 if EXACT_ALL:
     print(tm.POLLS_SKIPPED)
@@ -156,7 +163,7 @@ fig.tight_layout()
 
 # %%
 HOUR = pd.Timedelta(hours=1)
-hourly = tm.occupancy_per_interval(around, desk.since, desk.until, "1h", CHATS_PER_AGENT)
+hourly = tm.occupancy_per_interval(around, desk.since, desk.until, "1h", AGENT_CHATS)
 grid = hourly.pivot(index="agent_id", columns="interval_start", values="occupancy")
 MOST = 40  # rows one can read (and draw in a blink): the busiest and the idlest
 agents = len(grid)
@@ -168,7 +175,7 @@ if grid.empty:
     ax.text(0.5, 0.5, "no agent held a chat", ha="center", transform=ax.transAxes)
 else:
     mesh = heatmap(ax, grid, HOUR, cmap="viridis", vmin=0, vmax=1)
-    fig.colorbar(mesh, label=f"occupancy (chats / {CHATS_PER_AGENT:g})")
+    fig.colorbar(mesh, label="occupancy (chats / the group's chats per agent)")
     if agents > MOST:
         ax.axhline(MOST // 2, color="white", lw=4)
 ax.set_title("Occupancy per agent and hour (blank: no chat that hour)" + (
@@ -180,25 +187,27 @@ fig.tight_layout()
 # ## Over the window: per agent and per agent group
 #
 # Occupancy over the hours each agent (group) held at least one chat: hours with no chat at
-# all are left out, since they may be off shift. `agents`: agents with a chat in those hours.
+# all are left out, since they may be off shift. `agents`: agents with a chat in those hours;
+# `chats_per_agent`: the capacity of each of them, their group's.
 
 # %%
-def over_window(by: str, hours: pd.DataFrame) -> pd.DataFrame:
+def over_window(by: str, hours: pd.DataFrame, chats: pd.Series) -> pd.DataFrame:
     """Occupancy over the hours with a chat (``hours``: occupancy_per_interval by ``by``),
-    per agent or group, with what it rests on."""
+    per agent or group, over its chats per agent (``chats``), with what it rests on."""
     if hours.empty:
         return pd.DataFrame()
-    out = tm.occupancy_over_intervals(hours, "1h", CHATS_PER_AGENT, by).set_index(by).rename(
+    out = tm.occupancy_over_intervals(hours, "1h", chats, by).set_index(by).rename(
         columns={"intervals": "hours"})
     exact = in_window.groupby(in_window[by].fillna("(none)")).handle_exact.agg(
         lambda x: x.astype(float).mean())
-    return out.assign(rests_on=exact.reindex(out.index).map(source_note)).round(3)
+    return out.assign(chats_per_agent=chats.reindex(out.index),
+                      rests_on=exact.reindex(out.index).map(source_note)).round(3)
 
 
-per_agent_hours = over_window("agent_id", hourly)
+per_agent_hours = over_window("agent_id", hourly, AGENT_CHATS)
 display(per_agent_hours)
 display(over_window("agent_group_name", tm.occupancy_per_interval(
-    around, desk.since, desk.until, "1h", CHATS_PER_AGENT, by="agent_group_name")))
+    around, desk.since, desk.until, "1h", GROUP_CHATS, by="agent_group_name"), GROUP_CHATS))
 
 # %% [markdown]
 # ## From the polls alone: busy share per hour
@@ -214,7 +223,10 @@ else:
     snapshots = metrics.complete_runs(con, DATASET).snapshot_at
     polled = (per_poll.pivot(index="snapshot_at", columns="agent_id", values="chats")
               .reindex(snapshots).sort_index())
-    busy = metrics.agent_occupancy(con, DATASET, "1h", chats_per_agent=CHATS_PER_AGENT)
+    busy = metrics.agent_occupancy(con, DATASET, "1h")
+    # over each agent's group's chats per agent (one per agent: the mean's ratio is exact)
+    busy["capacity"] = busy.agent_id.map(AGENT_CHATS).fillna(tm.DEFAULT_CHATS_PER_AGENT)
+    busy["occupancy"] = busy.mean_chats / busy.capacity
     whole = busy.groupby("interval_start").agg(
         agents_seen=("agent_id", "nunique"), mean_chats=("mean_chats", "sum"),
         busy_share=("busy_share", "mean"), occupancy=("occupancy", "mean"),
@@ -239,8 +251,10 @@ else:
     seen = (sorted(in_window.agent_id.unique()), desk.since, desk.until) if EXACT_ALL else (
         polled.columns, per_poll.snapshot_at.min(),
         per_poll.snapshot_at.max() + pd.Timedelta(seconds=1))
-    roster = pd.DataFrame({"agent_id": seen[0], "capacity": CHATS_PER_AGENT,
-                           "shift_start": seen[1], "shift_end": seen[2]})
+    roster = pd.DataFrame({"agent_id": seen[0], "shift_start": seen[1],
+                           "shift_end": seen[2]})
+    roster.insert(1, "capacity", roster.agent_id.map(AGENT_CHATS).fillna(
+        tm.DEFAULT_CHATS_PER_AGENT))
     roster_note = "ASSUMED roster: every agent seen, on shift for the whole window"
 print(roster_note)
 
@@ -261,7 +275,7 @@ if EXACT_ALL:
                            columns=["occupancy"])}, axis=1).round(2))
 else:
     display(pd.concat({"with roster": per_agent(metrics.agent_occupancy(
-        con, DATASET, "1h", chats_per_agent=CHATS_PER_AGENT, roster=roster)),
+        con, DATASET, "1h", chats_per_agent=tm.DEFAULT_CHATS_PER_AGENT, roster=roster)),
         "without": per_agent(busy)}, axis=1).round(2))
 
 # %% [markdown]
@@ -309,5 +323,6 @@ else:
 #   are invisible, busy share is overstated and staffing looks tighter than it is.
 # - Concurrency is sampled once per poll; a chat shorter than the interval is mostly missed,
 #   but the *average* concurrency over many polls is unbiased.
-# - Capacity is a parameter (`DESK_CHATS_PER_AGENT`) or comes from the roster; the API does
-#   not report it.
+# - Capacity is each group's chats per agent as the data show it (a quiet window, where an
+#   agent never fills every slot, reads it low), a parameter (`DESK_CHATS_PER_AGENT`) or the
+#   roster's; the API does not report it.

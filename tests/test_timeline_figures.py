@@ -160,3 +160,72 @@ def test_rostered_busy_share_and_occupancy_from_each_chats_times(frame: pd.DataF
     assert got.busy_share.tolist() == pytest.approx([20 / 60, 5 / 15, 31 / 40, 0])
     assert got.occupancy.tolist() == pytest.approx([20 / 180, 5 / 45, 40 / 80, 0])
     assert got.shift_h.tolist() == pytest.approx([1, 0.25, 40 / 60, 1])
+
+
+def _two_groups() -> pd.DataFrame:
+    """One hour, 09:00-10:00: Billing's b1 holds up to 2 chats, Sales' s1 up to 3."""
+    chats = [("Billing", "b1", 0, 60), ("Billing", "b1", 5, 35), ("Billing", "b1", 40, 60),
+             ("Sales", "s1", 0, 60), ("Sales", "s1", 10, 60), ("Sales", "s1", 20, 50),
+             ("Sales", "s1", 50, 60)]
+    return pd.DataFrame({"agent_group_name": [c[0] for c in chats],
+                         "agent_id": [c[1] for c in chats],
+                         "answered_at": [_t(c[2]) for c in chats],
+                         "ended_at": [_t(c[3]) for c in chats]})
+
+
+def test_occupancy_over_each_groups_chats_per_agent() -> None:
+    """Groups of 2 and 3 chats per agent: the old figure (3 for all) puts Billing's at 61%
+    where its 2 slots give 92%; each group's read from the data gives the hand figures,
+    per group, per agent and for the desk (the report's path too); a setting wins."""
+    from tencent_desk.report import figures
+    from tencent_desk.report.targets import Targets
+
+    chats = _two_groups()
+    until = T0 + pd.Timedelta(hours=1)
+    per_group = tm.chats_per_agent(chats)
+    assert per_group.to_dict() == {"Billing": 2.0, "Sales": 3.0}
+    per_agent = tm.agent_chats_per_agent(chats, per_group)
+    assert per_agent.to_dict() == {"b1": 2.0, "s1": 3.0}
+    # by hand: Billing 60 + 30 + 20 min held over 1 agent x 2 slots x 60 min
+    billing, sales = 110 / 120, 150 / 180
+    by = "agent_group_name"
+    old = tm.occupancy_over_intervals(
+        tm.occupancy_per_interval(chats, T0, until, "1h", 3, by=by), "1h", 3, by)
+    assert old.set_index(by)["occupancy"]["Billing"] == pytest.approx(110 / 180)
+    hours = tm.occupancy_per_interval(chats, T0, until, "1h", per_group, by=by)
+    assert hours.set_index(by)["occupancy"].to_dict() == pytest.approx(
+        {"Billing": billing, "Sales": sales})
+    new = tm.occupancy_over_intervals(hours, "1h", per_group, by).set_index(by)["occupancy"]
+    assert new.to_dict() == pytest.approx({"Billing": billing, "Sales": sales})
+    # the report: per agent and the desk's, from per-agent hours as the interval tables hold
+    agent_hours = tm.occupancy_per_interval(chats, T0, until, "1h")
+    got_group, got_agent = figures.capacity(chats.assign(satisfaction=None), Targets())
+    pd.testing.assert_series_equal(got_group, per_group)
+    agents = figures.agents(agent_hours, chats.assign(satisfaction=None), T0, until,
+                            got_agent).set_index("agent_id")["occupancy"]
+    assert agents.to_dict() == pytest.approx({"b1": billing, "s1": sales})
+    assert figures._desk_occupancy(agent_hours, got_agent) == pytest.approx(260 / 300)
+    assert figures._desk_occupancy(agent_hours, 3.0) == pytest.approx(260 / 360)  # old
+    # a setting overrides the data, for every group
+    set_group, set_agent = figures.capacity(chats, Targets(chats_per_agent=4))
+    assert set_group.to_dict() == {"Billing": 4.0, "Sales": 4.0}
+    assert figures._desk_occupancy(agent_hours, set_agent) == pytest.approx(260 / 480)
+
+
+def test_chats_per_agent_is_the_planners_rule() -> None:
+    """The 99th percentile (lower) of the chats held just after each answer, itself and
+    ties included, per group and agent: one stray overlap does not add a slot, a chat not
+    ended holds on, and no chat gives no value."""
+    chats = _two_groups()
+    many = pd.concat([chats[chats.agent_group_name == "Billing"].assign(
+        answered_at=lambda f, k=k: f.answered_at + pd.Timedelta(hours=k),
+        ended_at=lambda f, k=k: f.ended_at + pd.Timedelta(hours=k)) for k in range(60)])
+    stray = pd.DataFrame({"agent_group_name": ["Billing"], "agent_id": ["b1"],
+                          "answered_at": [_t(6)], "ended_at": [_t(7)]})
+    assert tm.chats_per_agent(pd.concat([many, stray])).to_dict() == {"Billing": 2.0}
+    assert tm.chats_per_agent(pd.concat([many, stray]), quantile=1.0).to_dict() == {
+        "Billing": 3.0}
+    tie = pd.DataFrame({"agent_group_name": ["A"] * 2, "agent_id": ["a"] * 2,
+                        "answered_at": [_t(0)] * 2, "ended_at": [None, _t(5)]})
+    assert tm.chats_per_agent(tie).to_dict() == {"A": 2.0}
+    assert tm.chats_per_agent(tie.iloc[:0]).empty

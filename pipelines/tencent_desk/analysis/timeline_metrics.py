@@ -294,11 +294,12 @@ def occupancy(df: pd.DataFrame, since: datetime, until: datetime, capacity: int 
 
 
 def occupancy_per_interval(df: pd.DataFrame, since: datetime, until: datetime,
-                           interval: str = "1h", capacity: int = 3,
+                           interval: str = "1h", capacity: float | pd.Series = 3,
                            by: str = "agent_id") -> pd.DataFrame:
     """``occupancy`` for each interval of ``[since, until)`` (``interval_start`` added),
     counting in a group only the agents with a chat in that interval; an agent (or group)
-    with no chat in an interval has no row there."""
+    with no chat in an interval has no row there. ``capacity``: chats per agent, one for
+    all or per value of ``by`` (:func:`chats_per_agent`)."""
     t0, end = pd.Timestamp(since).tz_convert("UTC"), pd.Timestamp(until).tz_convert("UTC")
     starts = pd.date_range(t0, end, freq=interval, inclusive="left")
     width = pd.Timedelta(interval)
@@ -328,11 +329,76 @@ def occupancy_per_interval(df: pd.DataFrame, since: datetime, until: datetime,
                        ).reset_index()
     span = (np.minimum(out["k"].to_numpy() * w + w, (end - t0).value)
             - out["k"].to_numpy() * w) / 1e9
-    out["occupancy"] = out["held_s"] / (out["agents"] * capacity * span)
+    out["occupancy"] = out["held_s"] / (out["agents"] * capacities(out, capacity, by) * span)
     out["interval_start"] = starts[out["k"].to_numpy()] if len(out) else pd.Series(
         [], dtype=starts.dtype)
     out = out[[by, "held_s", "agents", "occupancy", "interval_start"]]
     return out[out["held_s"] > 0].reset_index(drop=True)
+
+
+# Where no chat says how many an agent holds at once: the notebooks' long-standing default.
+DEFAULT_CHATS_PER_AGENT = 3.0
+# The planner's rule (planning/summary.py, Summary.handling_by_chats): the 99th percentile,
+# not the most, so that one stray overlap (times estimated from polls) does not add a slot.
+HELD_QUANTILE = 0.99
+
+
+def chats_per_agent(chats: pd.DataFrame, by: str = "agent_group_name",
+                    override: float | None = None,
+                    quantile: float = HELD_QUANTILE) -> pd.Series:
+    """Per group (``by``): how many chats its agents hold at once, read from ``chats``
+    (rows with agent_id, answered_at, ended_at and ``by``) by the planner's rule: the
+    ``quantile`` (lower) of the chats an agent held just after answering one, itself and
+    every chat answered at that instant included (a chat not ended is held on); at least
+    1. ``override`` (a setting): that for every group instead. Indexed by ``by``
+    (no group: ``(none)``)."""
+    served = chats[chats["answered_at"].notna() & chats["agent_id"].notna()]
+    group = served[by].fillna(NO_GROUP).astype(str).to_numpy()
+    names = pd.Index(sorted(set(group)), name=by)
+    if override is not None:
+        return pd.Series(float(override), index=names, name="chats_per_agent")
+    if not len(served):
+        return pd.Series([], index=names, dtype=float, name="chats_per_agent")
+    # one key per (group, agent), as the planner counts them
+    who = pd.factorize(pd.MultiIndex.from_arrays([group, served["agent_id"].astype(str)]))[0]
+    start = pd.to_datetime(served["answered_at"], utc=True).to_numpy(
+        "datetime64[us]").astype(np.int64)
+    ended = pd.to_datetime(served["ended_at"], utc=True)
+    base, top = int(start.min()), int(start.max() - start.min())
+    end = np.where(ended.isna().to_numpy(), base + top + 1, ended.fillna(
+        pd.Timestamp(0, tz="UTC")).to_numpy("datetime64[us]").astype(np.int64))
+    # each key's answers at 0 .. top, its ends at -1 .. top + 1: keys apart by span
+    span = top + 3
+    takes = who.astype(np.int64) * span + (start - base)
+    ends = np.sort(who.astype(np.int64) * span + np.clip(end - base, -1, top + 1))
+    held = np.searchsorted(np.sort(takes), takes, "right") - np.searchsorted(ends, takes,
+                                                                             "right")
+    per = pd.Series(held, index=group).groupby(level=0).quantile(quantile,
+                                                                 interpolation="lower")
+    return per.clip(lower=1).astype(float).reindex(names).rename("chats_per_agent")
+
+
+def agent_chats_per_agent(chats: pd.DataFrame, per_group: pd.Series,
+                          by: str = "agent_group_name") -> pd.Series:
+    """Per ``agent_id`` of ``chats``: its group's chats per agent (``per_group``:
+    :func:`chats_per_agent`); an agent in several groups: the most of theirs."""
+    served = chats[chats["agent_id"].notna()]
+    group = served[by].fillna(NO_GROUP).astype(str)
+    slots = group.map(per_group).fillna(DEFAULT_CHATS_PER_AGENT).astype(float)
+    out = slots.groupby(served["agent_id"].to_numpy()).max()
+    return out.rename_axis("agent_id").rename("chats_per_agent")
+
+
+def capacities(rows: pd.DataFrame, capacity: float | pd.Series,
+               by: str | None) -> float | np.ndarray:
+    """Chats per agent for each of ``rows``: ``capacity`` itself, or a Series looked up by
+    the column its index names (else ``by``); a value it lacks: the default."""
+    if not isinstance(capacity, pd.Series):
+        return float(capacity)
+    column = capacity.index.name if capacity.index.name in rows.columns else by
+    if column is None:
+        raise ValueError("capacity per value needs a column to look it up by")
+    return rows[column].map(capacity).fillna(DEFAULT_CHATS_PER_AGENT).to_numpy(float)
 
 
 def _waits_to_end(df: pd.DataFrame) -> pd.DataFrame:
@@ -453,18 +519,22 @@ def key_figures(df: pd.DataFrame, target_s: float = 60.0) -> pd.DataFrame:
 
 
 def occupancy_over_intervals(per_interval: pd.DataFrame, interval: str = "1h",
-                             capacity: float = 3, by: str | None = "agent_id") -> pd.DataFrame:
+                             capacity: float | pd.Series = 3,
+                             by: str | None = "agent_id") -> pd.DataFrame:
     """Occupancy over the intervals each agent (group, or the desk with ``by=None``) held at
     least one chat (``per_interval``: :func:`occupancy_per_interval`): intervals with no
     chat at all are left out, since they may be off shift. ``agents``: the most agents with
-    a chat in one of those intervals."""
+    a chat in one of those intervals. ``capacity``: chats per agent, one for all or per
+    value of a column of ``per_interval`` (its index's name, else ``by``): the desk's from
+    its agents' rows with a Series per ``agent_id`` (:func:`agent_chats_per_agent`)."""
     columns = [*([by] if by else []), "held_s", "capacity_s", "intervals", "agents",
                "occupancy"]
     if per_interval.empty:
         return pd.DataFrame(columns=columns)
     width = pd.Timedelta(interval).total_seconds()
-    rows = per_interval.assign(capacity_s=per_interval["agents"] * capacity * width,
-                               _all="all")
+    rows = per_interval.assign(
+        capacity_s=per_interval["agents"] * capacities(per_interval, capacity, by) * width,
+        _all="all")
     out = rows.groupby(by or "_all").agg(
         held_s=("held_s", "sum"), capacity_s=("capacity_s", "sum"),
         intervals=("interval_start", "nunique"), agents=("agents", "max"))

@@ -23,7 +23,8 @@ the job publishes (or the server), with the notebooks' own functions.
 EPILOG = """\
 Targets: [sources.tencent_desk.report] in .dlt/config.toml: service_level (0.80),
 service_level_s (60), speed_of_answer_s (30), abandonment (0.05), handling_time_s (600),
-occupancy (0.85), arrivals (none), chats_per_agent (3); "none" drops a target.
+occupancy (0.85), arrivals (none), chats_per_agent (none: each group's, read from the
+data; a number overrides it for every group); "none" drops a target.
 Mail: [sources.tencent_desk.report.smtp] host, port, security (starttls | tls | none),
 user, sender, timeout; password in .dlt/secrets.toml (or
 SOURCES__TENCENT_DESK__REPORT__SMTP__PASSWORD).

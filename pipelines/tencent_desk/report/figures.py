@@ -93,6 +93,8 @@ class Figures:
     plan: pd.DataFrame | None     # interval_start, forecast, arrivals, agents_required, agents
     plan_note: str
     notes: list[str] = field(default_factory=list)
+    # per group: the chats per agent its occupancy is over (timeline_metrics.chats_per_agent)
+    chats_per_agent: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
 
     @property
     def empty(self) -> bool:
@@ -145,13 +147,22 @@ def key_values(row: pd.Series | None, occupancy: float) -> dict[str, tuple[float
             for k, (column, share, _, _) in FIGURES.items()}
 
 
-def occupancy(hours: pd.DataFrame, capacity: float, by: str | None) -> pd.DataFrame:
+def occupancy(hours: pd.DataFrame, capacity: float | pd.Series, by: str | None
+              ) -> pd.DataFrame:
     """Occupancy over the hours each agent held a chat (the agent occupancy notebook's
-    figure): per agent (``by="agent_id"``), per group, or the desk's (``by=None``)."""
+    figure): per agent (``by="agent_id"``), per group, or the desk's (``by=None``);
+    ``capacity``: chats per agent, per agent or group (:func:`capacity`)."""
     return tm.occupancy_over_intervals(hours, HOUR, capacity, by)
 
 
-def _desk_occupancy(hours: pd.DataFrame, capacity: float) -> float:
+def capacity(held: pd.DataFrame, targets: Targets) -> tuple[pd.Series, pd.Series]:
+    """Chats per agent per group, read from the chats ``held`` (:func:`chats`) unless the
+    ``chats_per_agent`` setting gives one for all; and so per agent."""
+    per_group = tm.chats_per_agent(held, override=targets.chats_per_agent)
+    return per_group, tm.agent_chats_per_agent(held, per_group)
+
+
+def _desk_occupancy(hours: pd.DataFrame, capacity: float | pd.Series) -> float:
     desk = occupancy(hours, capacity, None)
     return float(desk["occupancy"].iloc[0]) if len(desk) else float("nan")
 
@@ -197,9 +208,10 @@ def answered_in(held: pd.DataFrame, since: datetime, until: datetime) -> pd.Data
 
 def groups(con: duckdb.DuckDBPyConnection, tables: set[str], dataset: str,
            held: pd.DataFrame, since: datetime, end: datetime,
-           targets: Targets) -> pd.DataFrame:
+           targets: Targets, per_group: pd.Series) -> pd.DataFrame:
     """The key figures of each agent group side by side (no group: ``(none)``); a
-    group's occupancy from its chats that ended (as the interval tables count a chat)."""
+    group's occupancy from its chats that ended (as the interval tables count a chat),
+    over its chats per agent (``per_group``: :func:`capacity`)."""
     by = "agent_group_name"
     rows = interval_figures(con, tables, dataset, since, end, targets.service_level_s, by)
     if rows.empty:
@@ -208,23 +220,25 @@ def groups(con: duckdb.DuckDBPyConnection, tables: set[str], dataset: str,
     # names as integer codes: copying a million names costs pandas' string type a second
     group, names = pd.factorize(ended[by].fillna(NO_GROUP))
     coded = ended.assign(**{by: group, "agent_id": pd.factorize(ended["agent_id"])[0]})
-    hours = tm.occupancy_per_interval(coded, since, end, HOUR, targets.chats_per_agent,
-                                      by=by) if len(ended) \
+    # each group's chats per agent under its code
+    slots = pd.Series(per_group.reindex(names).to_numpy(), index=range(len(names)))
+    hours = tm.occupancy_per_interval(coded, since, end, HOUR, slots, by=by) if len(ended) \
         else pd.DataFrame(columns=[by, "held_s", "agents", "interval_start"])
-    occupied = occupancy(hours, targets.chats_per_agent, by).set_index(by)["occupancy"]
+    occupied = occupancy(hours, slots, by).set_index(by)["occupancy"]
     occupied.index = names[occupied.index.astype(int)]
     out = []
     for name, row in rows.iterrows():
         values = key_values(row, float(occupied.get(name, float("nan"))))
         out.append({"group": str(name), "sessions": int(row["began"]),
-                    **{k: v for k, (v, _) in values.items()}})
+                    **{k: v for k, (v, _) in values.items()},
+                    "chats_per_agent": float(per_group.get(str(name), float("nan")))})
     return pd.DataFrame(out)
 
 
 def agents(hours: pd.DataFrame, held: pd.DataFrame, since: datetime, until: datetime,
-           capacity: float) -> pd.DataFrame:
+           capacity: float | pd.Series) -> pd.DataFrame:
     """Per agent: chats answered (``served``) and rated in the period, mean rating,
-    occupancy."""
+    occupancy (over its group's chats per agent: ``capacity`` per agent_id)."""
     columns = ["agent_id", "served", "rated", "mean_rating", "occupancy"]
     answered = answered_in(held, since, until)
     if answered.empty and hours.empty:
@@ -372,14 +386,17 @@ def _first(rows: pd.DataFrame) -> pd.Series | None:
 def _previous(source: Source, sdkappid: int | None, before: Period,
               targets: Targets) -> dict[str, tuple[float, float]]:
     """The key figures of the period before, from its interval rows alone."""
+    # the timeline too: the chats say each agent's group and its chats per agent
     con, tables, opened = _open(source, sdkappid, before.since, before.until,
-                                intervals.TABLES)
+                                (*intervals.TABLES, tm.TABLE))
     try:
         # a period with no session at all is a gap in the data, not a desk with nothing
         row = _first(interval_figures(con, tables, source.dataset, before.since,
                                       before.until, targets.service_level_s))
         hours = agent_hours(con, tables, source.dataset, before.since, before.until)
-        return key_values(row, _desk_occupancy(hours, targets.chats_per_agent))
+        _, per_agent = capacity(chats(con, tables, source.dataset, before.since,
+                                      before.until), targets)
+        return key_values(row, _desk_occupancy(hours, per_agent))
     finally:
         opened.close()  # type: ignore[attr-defined]
 
@@ -387,7 +404,7 @@ def _previous(source: Source, sdkappid: int | None, before: Period,
 def _gather(source: Source, sdkappid: int | None, period: Period, targets: Targets,
             now: datetime) -> Figures:
     end = min(period.until, now)  # nothing is counted or shown past now
-    ds, cap = source.dataset, targets.chats_per_agent
+    ds = source.dataset
     # from the timeline's lookback before: the chats still held when the period began
     con, tables, opened = _open(source, sdkappid, period.since - tm.LOOKBACK_SPAN,
                                 period.until)
@@ -396,7 +413,9 @@ def _gather(source: Source, sdkappid: int | None, period: Period, targets: Targe
         row = _first(interval_figures(con, tables, ds, period.since, end,
                                       targets.service_level_s))
         hours = agent_hours(con, tables, ds, period.since, end)
-        values = key_values(row, _desk_occupancy(hours, cap))
+        held = chats(con, tables, ds, period.since, end)
+        per_group, per_agent = capacity(held, targets)
+        values = key_values(row, _desk_occupancy(hours, per_agent))
         earlier = _previous(source, sdkappid, period.previous, targets)
         key = [Figure(k, TITLES[k], unit, value, earlier[k][0],
                       getattr(targets, k), direction, share)
@@ -413,18 +432,17 @@ def _gather(source: Source, sdkappid: int | None, period: Period, targets: Targe
                                   & (ran < pd.Timestamp(period.until))).sum()),
             "callbacks": "session_events" in tables, "records": "session_records" in tables,
         }
-        held = chats(con, tables, ds, period.since, end)
         plan_rows, plan_note = plan(con, ds, tables, period, end, targets.service_level_s,
                                     held)
         return Figures(
             period=period, source=source, sdkappid=sdkappid, targets=targets,
             sessions=began, key=key,
             over_time=over_time(con, tables, ds, period, end, targets.service_level_s),
-            groups=groups(con, tables, ds, held, period.since, end, targets),
-            agents=agents(hours, held, period.since, end, cap),
+            groups=groups(con, tables, ds, held, period.since, end, targets, per_group),
+            agents=agents(hours, held, period.since, end, per_agent),
             coverage=coverage,
             failed_runs=failed_runs(con, ds, tables, period.since, period.until),
             no_data_hours=no_data_hours(con, ds, tables, runs, period.since, end),
-            plan=plan_rows, plan_note=plan_note)
+            plan=plan_rows, plan_note=plan_note, chats_per_agent=per_group)
     finally:
         opened.close()  # type: ignore[attr-defined]

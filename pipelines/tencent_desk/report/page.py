@@ -104,14 +104,26 @@ def _when(at: datetime) -> str:
     return f"{pd.Timestamp(at).tz_convert('UTC'):%Y-%m-%d %H:%M}"
 
 
+def _slots(fig: Figures) -> str:
+    """The chats per agent each group's occupancy is over, and where they come from."""
+    per = fig.chats_per_agent.dropna()
+    if fig.targets.chats_per_agent is not None:
+        return f"{fig.targets.chats_per_agent:g} chats per agent, as set (chats_per_agent)"
+    if per.empty:
+        return "chats per agent read from the data: no chat in the period"
+    return ("chats per agent read from the data, the most an agent of the group holds at "
+            "once (99th percentile): " + ", ".join(f"{g} {v:g}" for g, v in per.items()))
+
+
 def _groups(fig: Figures) -> str:
     if fig.groups.empty:
         return '<p class="note">No session in the period.</p>'
     from .figures import FIGURES, TITLES
 
-    headers = ["group", "sessions", *(TITLES[k] for k in FIGURES)]
+    headers = ["group", "sessions", *(TITLES[k] for k in FIGURES), "chats per agent"]
     rows = [[escape(str(r["group"])), number(r["sessions"], "count"),
-             *(number(r[k], unit) for k, (_, _, unit, _) in FIGURES.items())]
+             *(number(r[k], unit) for k, (_, _, unit, _) in FIGURES.items()),
+             f"{r['chats_per_agent']:g}" if pd.notna(r["chats_per_agent"]) else "–"]
             for _, r in fig.groups.iterrows()]
     return _table(headers, rows, name="groups")
 
@@ -215,7 +227,7 @@ def render(fig: Figures, generated: datetime | None = None) -> str:
         + "".join(_card(f) for f in fig.key) + "</div>"
         f'<p class="note">Service level: share of answered sessions answered within '
         f"{t.service_level_s:g} s. Occupancy: chat-seconds held over the capacity "
-        f"({t.chats_per_agent:g} chats per agent) in the hours each agent held a chat; a "
+        f"({escape(_slots(fig))}) in the hours each agent held a chat; a "
         "chat counts once it has ended. Each event counts in the period it happened in: "
         "arrivals when a customer asked for a human; speed of answer, service level, "
         "handling time and ratings when the chat was answered; abandonment over the queue "

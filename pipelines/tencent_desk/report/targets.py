@@ -23,7 +23,9 @@ class Targets:
     handling_time_s: float | None = 600.0  # mean, at most
     arrivals: float | None = None          # per period: a forecast, no default
     occupancy: float | None = 0.85         # at most (over the hours with a chat)
-    chats_per_agent: float = 3.0           # an agent's capacity, as the notebooks' default
+    # an agent's capacity; None: each group's, read from the data (timeline_metrics.
+    # chats_per_agent, the planner's rule); a number: that for every group
+    chats_per_agent: float | None = None
 
 
 def from_config() -> Targets:
@@ -33,8 +35,7 @@ def from_config() -> Targets:
         raw = setting(f"report.{f.name}")
         if raw is None:
             continue
-        if str(raw).strip().lower() in ("none", "") and f.name not in (
-                "service_level_s", "chats_per_agent"):
+        if str(raw).strip().lower() in ("none", "") and f.name != "service_level_s":
             values[f.name] = None
             continue
         try:
@@ -46,4 +47,8 @@ def from_config() -> Targets:
         raise JobError(f"[{SECTION}] service_level_s = {level:g}: the interval tables count "
                        f"answers within {', '.join(map(str, WAIT_EDGES_S))} s; give one of "
                        "those")
+    per_agent = values.get("chats_per_agent")
+    if per_agent is not None and not per_agent > 0:  # a capacity of 0 divides by zero
+        raise JobError(f"[{SECTION}] chats_per_agent = {per_agent:g}: give a number above 0, "
+                       "or none to read each group's from the data")
     return Targets(**values)  # type: ignore[arg-type]
