@@ -204,11 +204,12 @@ fig.tight_layout()
 # %% [markdown]
 # ## Speed of answer, service level, abandonment and handling time, per agent group
 #
-# Speed of answer: queued to answered, over answered sessions. Service level: the share
-# answered within the target (`lo` counts the waits surely within it, `hi` those that may
-# be). Abandonment: of the sessions that queued and are over, those that ended unanswered.
-# Handling time: answered to ended. The agent group comes from session records; without
-# them every session is `(none)`.
+# Speed of answer: queued to answered, over answered sessions. Service level: answered
+# within the target ÷ (answered + abandoned after waiting longer than it), the field's
+# definition, which the plan targets too (`lo` counts the answers surely within it and the
+# abandons that may be after it, `hi` the opposite). Abandonment: of the sessions that
+# queued and are over, those that ended unanswered. Handling time: answered to ended. The
+# agent group comes from session records; without them every session is `(none)`.
 
 # %%
 def per_group(frame: pd.DataFrame) -> pd.DataFrame:

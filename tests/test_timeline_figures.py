@@ -26,7 +26,8 @@ def session(sid: str, group: str, agent: str | None, began: float, queued: float
             answered: float | None, ended: float | None, source: str = "event",
             slack: float = 0.0) -> dict[str, object]:
     """A timeline row: every time exact, or (``source`` poll) ``slack`` minutes each side."""
-    row: dict[str, object] = {"session_id": sid, "agent_group_name": group, "agent_id": agent}
+    row: dict[str, object] = {"sdkappid": 1, "session_id": sid, "agent_group_id": group,
+                              "agent_group_name": group, "agent_id": agent, "run_id": "r1"}
     for name, at in zip(TIMES, (began, queued, answered if answered is not None else None,
                                 answered, ended), strict=True):
         row[f"{name}_at"] = _t(at)
@@ -34,6 +35,20 @@ def session(sid: str, group: str, agent: str | None, began: float, queued: float
         row[f"{name}_lo"] = _t(None if at is None else at - slack)
         row[f"{name}_hi"] = _t(None if at is None else at + slack)
     return row
+
+
+def timeline(rows: list[dict[str, object]]) -> duckdb.DuckDBPyConnection:
+    """A connection holding ``rows`` as the dataset's ``session_timeline``."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"CREATE SCHEMA {DS}")
+    table = pd.DataFrame(rows)
+    for name in TIMES:
+        for part in ("at", "lo", "hi"):
+            table[f"{name}_{part}"] = pd.to_datetime(table[f"{name}_{part}"], utc=True)
+    con.register("rows", table)
+    con.execute(f"CREATE TABLE {DS}.session_timeline AS SELECT * FROM rows")
+    return con
 
 
 @pytest.fixture
@@ -50,15 +65,7 @@ def frame() -> pd.DataFrame:
         # the chatbot only, an hour later
         session("s5", "A", None, 70, None, None, 75),
     ]
-    con = duckdb.connect()
-    con.execute(f"CREATE SCHEMA {DS}")
-    table = pd.DataFrame(rows)
-    for name in TIMES:
-        for part in ("at", "lo", "hi"):
-            table[f"{name}_{part}"] = pd.to_datetime(table[f"{name}_{part}"], utc=True)
-    con.register("rows", table)
-    con.execute(f"CREATE TABLE {DS}.session_timeline AS SELECT * FROM rows")
-    return tm.sessions(con, T0, T0 + pd.Timedelta(hours=2), DS)
+    return tm.sessions(timeline(rows), T0, T0 + pd.Timedelta(hours=2), DS)
 
 
 def test_longest_wait_per_interval(frame: pd.DataFrame) -> None:
@@ -92,7 +99,11 @@ def test_key_figures(frame: pd.DataFrame) -> None:
     assert figures.loc["sessions", "value"] == 5
     assert figures.loc["arrivals (asked for a human)", "value"] == 4
     assert figures.loc["speed of answer, mean (s)", "value"] == pytest.approx((60 + 180 + 120) / 3)
-    assert figures.loc["service level (120 s)", "value"] == pytest.approx(2 / 3)
+    # within 120 s: s1 (1 min) and s4 (2 min) of 3 answered; s3 gave up after 4 min > 120 s
+    level = figures.loc["service level (120 s)"]
+    assert level["value"] == pytest.approx(2 / (3 + 1))
+    # lo: s4's wait may be 4 min (only s1 surely within); hi: s4's may be 0
+    assert (level["lo"], level["hi"]) == (pytest.approx(1 / 4), pytest.approx(2 / 4))
     assert figures.loc["abandonment", "value"] == pytest.approx(1 / 4)
     assert figures.loc["handling time, mean (s)", "exact_share"] == pytest.approx(2 / 3)
     nothing = tm.key_figures(frame.iloc[:0])
@@ -229,3 +240,48 @@ def test_chats_per_agent_is_the_planners_rule() -> None:
                         "answered_at": [_t(0)] * 2, "ended_at": [None, _t(5)]})
     assert tm.chats_per_agent(tie).to_dict() == {"A": 2.0}
     assert tm.chats_per_agent(tie.iloc[:0]).empty
+
+
+def test_service_level_counts_those_who_gave_up_after_the_target() -> None:
+    """The reference's service level, answered within T ÷ (answered + abandoned after T), on
+    sessions where answered within T ÷ answered differs: the same from the sessions and from
+    the interval tables, with the same bounds."""
+    from tencent_desk.analysis import interval_metrics as im
+    from tencent_desk.models import intervals
+
+    rows = [
+        session("a1", "A", "x", 0, 0, 0.5, 5),        # answered after 30 s
+        session("a2", "A", "x", 1, 1, 1.75, 6),       # 45 s
+        session("a3", "A", "x", 2, 2, 3.5, 7),        # 90 s: not within 60 s
+        session("b1", "A", None, 3, 3, None, 6),      # left after 180 s: abandoned after T
+        session("b2", "A", None, 4, 4, None, 4.5),    # left after 30 s: not counted
+        # polls only (+-30 s): left after 60 s at best, 0 to 120 s by the bounds
+        session("p1", "A", None, 5, 5, None, 6, source="poll", slack=0.5),
+    ]
+    answered, within = 3, 2
+    old = within / answered
+    value = within / (answered + 1)             # b1
+    lo, hi = within / (answered + 2), value     # p1 may have left after T, surely not
+    con = timeline(rows)
+    since, until = T0, T0 + pd.Timedelta(hours=1)
+    df = tm.sessions(con, since, until, DS)
+    level = tm.measured_service_level(df, 60).iloc[0]
+    assert (level["value"], level["lo"], level["hi"]) == (
+        pytest.approx(value), pytest.approx(lo), pytest.approx(hi))
+    assert level["value"] != pytest.approx(old)
+    assert (level["answered"], level["within"], level["abandoned"], level["abandoned_after"],
+            level["n"]) == (3, 2, 3, 1, 6)
+
+    # the interval tables of these sessions, made as the upkeep makes them
+    con.execute(f"CREATE TEMP TABLE none AS SELECT * FROM {DS}.session_timeline WHERE false")
+    intervals.dirty(con, "none", f"{DS}.session_timeline")
+    intervals.compute(con, f"{DS}.session_timeline", "r1")
+    for table, made in ((intervals.QUEUE, "new_queue"), (intervals.SKETCH, "new_sketch")):
+        con.execute(f"CREATE TABLE {DS}.{table} AS SELECT * FROM {made}")
+    got = im.figures(con, since, until, 60, dataset=DS).iloc[0]
+    assert (got["service_level"], got["service_level_lo"], got["service_level_hi"]) == (
+        pytest.approx(value), pytest.approx(lo), pytest.approx(hi))
+    per = im.per_interval(con, since, until, "1h", dataset=DS, target_s=60)
+    assert per["service_level"].tolist() == [pytest.approx(value)]
+    touching = tm.event_figures(tm.sessions_touching(con, since, until, DS), since, until, 60)
+    assert touching.loc["all", "service_level"] == pytest.approx(value)

@@ -19,7 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.collections import QuadMesh
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
-from tencent_desk.analysis import interval_metrics, timeline_metrics
+from tencent_desk.analysis import interval_metrics, service_level, timeline_metrics
 from tencent_desk.analysis import poll_metrics as metrics
 from tencent_desk.analysis.timeline_metrics import source_note  # what notebooks import from here
 from tencent_desk.core.clock import day_start, parse_instant
@@ -566,7 +566,7 @@ def _trend(desk: Desk, con: duckdb.DuckDBPyConnection, target_s: float, plt: Any
         ax2.plot(back.index + shift, back.service_level.rolling(7, min_periods=1).mean(), "--",
                  color="grey", label="the period before (7-day mean)")
     ax1.set_title("Arrivals per day (asked for a human)")
-    ax2.set_title(f"Service level within {target_s:g} s")
+    ax2.set_title(service_level.title(target_s))
     for ax in (ax1, ax2):
         time_axis(ax, pd.Series([win.since, win.until]))
         ax.legend(loc="best", fontsize="small", framealpha=0.6)
@@ -591,7 +591,7 @@ def _heatmap(desk: Desk, con: duckdb.DuckDBPyConnection, target_s: float, plt: A
     for ax, column, title, style in (
             (axes[0], "arrivals_per_hour", "Arrivals per hour (mean per weekday)",
              {"cmap": "viridis"}),
-            (axes[1], "service_level", f"Service level within {target_s:g} s",
+            (axes[1], "service_level", service_level.title(target_s),
              {"cmap": "RdYlGn", "vmin": 0, "vmax": 1})):
         table = grid.pivot(index="weekday", columns="hour", values=column).reindex(
             index=range(7), columns=range(24))

@@ -1,9 +1,10 @@
 """Figures over any window from the interval tables (``queue_intervals``,
 ``agent_intervals``, ``interval_sketches``): what a week, a month or a quarter is read by.
 
-Counts, sums, means, maxima, service level and abandonment are the sums of the window's
-15-minute rows, and equal ``timeline_metrics.event_figures`` of the same window (each event
-counts in the interval where it happened). Medians and 90th percentiles come from the
+Counts, sums, means, maxima, service level (:mod:`service_level`: answered within T ÷
+(answered + abandoned after T), with bounds) and abandonment come from the sums of the
+window's 15-minute rows, and equal ``timeline_metrics.event_figures`` of the same window
+(each event counts in the interval where it happened). Medians and 90th percentiles come from the
 sketch's log buckets: within ``SKETCH_ALPHA`` (1%) of the exact figure. A window is read
 in whole intervals: its bounds are rounded out to 15 minutes.
 """
@@ -16,6 +17,7 @@ from datetime import datetime
 import duckdb
 import numpy as np
 import pandas as pd
+from tencent_desk.analysis import service_level
 from tencent_desk.core import frames
 from tencent_desk.core.settings import DEFAULT_DATASET, NO_GROUP
 from tencent_desk.core.sql import ident
@@ -106,9 +108,11 @@ def figures(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime,
         out[f"{span}_exact_share"] = share(f"{n}_exact" if span == "wait" else "handled_exact",
                                            n)
         out[f"{span}_max_s"] = t[f"{span}_max_s"]
-    out["service_level"] = share(f"within_{e}", "waits")
-    out["service_level_lo"] = share(f"within_lo_{e}", "waits")
-    out["service_level_hi"] = share(f"within_hi_{e}", "waits")
+    # abandoned after T: the abandons not within it (lo: not surely within; hi: not possibly)
+    for name, bound in (("service_level", ""), ("service_level_lo", "_lo"),
+                        ("service_level_hi", "_hi")):
+        out[name] = service_level.share(t[f"within{bound}_{e}"], t["waits"],
+                                        t["abandoned"] - t[f"abandoned_within{bound}_{e}"])
     out["abandonment"] = share("abandoned", "exits")
     out["exits_exact_share"] = share("exits_exact", "exits")
     out["queue_mean"] = t["queue_s"] / (bounds(since, until)[1] - bounds(since, until)[0]
@@ -134,10 +138,12 @@ def per_interval(con: duckdb.DuckDBPyConnection, since: datetime, until: datetim
             to_timestamp(epoch(interval_start)::BIGINT // {step} * {step}) AS period_start,
             sum(queued) AS arrivals, sum(answered) AS answered, sum(abandoned) AS abandoned,
             sum(waits) AS waits, sum(within_{e}) AS within, sum(exits) AS exits,
+            sum(abandoned - abandoned_within_{e}) AS abandoned_after,
             sum(handled) AS handled, sum(handle_sum_s) AS handle_sum_s
         FROM {ident(dataset)}.{QUEUE} WHERE interval_start >= ? AND interval_start < ?
         GROUP BY ALL ORDER BY 1, 2""", [lo.to_pydatetime(), hi.to_pydatetime()])
-    frame["service_level"] = (frame["within"] / frame["waits"]).where(frame["waits"] > 0)
+    frame["service_level"] = service_level.share(frame["within"], frame["waits"],
+                                                 frame["abandoned_after"])
     frame["abandonment"] = (frame["abandoned"] / frame["exits"]).where(frame["exits"] > 0)
     frame["aht_s"] = (frame["handle_sum_s"] / frame["handled"]).where(frame["handled"] > 0)
     periods = pd.date_range(lo.floor(pd.Timedelta(seconds=step)), hi, freq=f"{step}s",
@@ -163,13 +169,15 @@ def weekday_hour(con: duckdb.DuckDBPyConnection, since: datetime, until: datetim
     e = int(target_s)
     frame = frames.frame(con, f"""
         SELECT isodow(interval_start) - 1 AS weekday, hour(interval_start) AS hour,
-            sum(queued) AS arrivals, sum(waits) AS waits, sum(within_{e}) AS within
+            sum(queued) AS arrivals, sum(waits) AS waits, sum(within_{e}) AS within,
+            sum(abandoned - abandoned_within_{e}) AS abandoned_after
         FROM {ident(dataset)}.{QUEUE} WHERE interval_start >= ? AND interval_start < ?
         GROUP BY ALL""", [lo.to_pydatetime(), hi.to_pydatetime()])
     days = pd.Series(pd.date_range(lo.floor("D"), hi, freq="D", inclusive="left").weekday
                      ).value_counts()
     frame["arrivals_per_hour"] = frame["arrivals"] / frame["weekday"].map(days)
-    frame["service_level"] = (frame["within"] / frame["waits"]).where(frame["waits"] > 0)
+    frame["service_level"] = service_level.share(frame["within"], frame["waits"],
+                                                 frame["abandoned_after"])
     return frame.sort_values(["weekday", "hour"]).reset_index(drop=True)
 
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import duckdb
 import numpy as np
 import pandas as pd
+from tencent_desk.analysis import service_level
 from tencent_desk.core import frames
 from tencent_desk.core.settings import DEFAULT_DATASET, NO_GROUP
 from tencent_desk.core.spans import union
@@ -112,17 +113,36 @@ def handling_time(df: pd.DataFrame, by: str | None = None,
 
 
 def measured_service_level(df: pd.DataFrame, threshold_s: float = 60.0,
-                  by: str | None = None) -> pd.DataFrame:
-    """Share of answered sessions answered within ``threshold_s``: ``lo`` counts only the
-    waits surely within it, ``hi`` every wait that may be."""
+                           by: str | None = None) -> pd.DataFrame:
+    """Service level within ``threshold_s`` as :data:`service_level.DEFINITION` (answered
+    within T ÷ (answered + abandoned after T)) over the sessions answered (with a wait) and
+    those abandoned. ``lo`` takes the answers surely within T and every abandon that may
+    have waited past it; ``hi`` the answers that may be within T and only the abandons
+    surely past it: the least and the most the true times allow. ``n``: the sessions it
+    rests on (``answered`` + ``abandoned``); ``exact_share``: those whose times are exact."""
     rows = []
-    waits = _rows(df, df["wait_s"].notna(), by, "wait_s", "wait_lo_s", "wait_hi_s", "wait_exact")
-    for key, g in _groups(waits, by):
-        rows.append({"group": key, "threshold_s": threshold_s,
-                     "value": float((g["wait_s"] <= threshold_s).mean()),
-                     "lo": float((g["wait_hi_s"].fillna(np.inf) <= threshold_s).mean()),
-                     "hi": float((g["wait_lo_s"].fillna(0) <= threshold_s).mean()),
-                     "n": len(g), "exact_share": float(g["wait_exact"].mean())})
+    cols = ("wait_s", "wait_lo_s", "wait_hi_s", "wait_exact", "abandoned", "abandon_wait_s",
+            "abandon_wait_lo_s", "abandon_wait_hi_s", "abandon_exact")
+    counted = _rows(df, df["wait_s"].notna() | df["abandoned"].fillna(False).astype(bool),
+                    by, *cols)
+    t = threshold_s
+    for key, g in _groups(counted, by):
+        waits, gone = g[g["wait_s"].notna()], g[g["wait_s"].isna()]
+        # an unknown upper bound may be past T; an unknown lower one may be 0
+        within = int((waits["wait_s"] <= t).sum())
+        within_lo = int((waits["wait_hi_s"].fillna(np.inf) <= t).sum())
+        within_hi = int((waits["wait_lo_s"].fillna(0) <= t).sum())
+        after = int((gone["abandon_wait_s"] > t).sum())
+        after_lo = int((gone["abandon_wait_lo_s"].fillna(0) > t).sum())
+        after_hi = int((gone["abandon_wait_hi_s"].fillna(np.inf) > t).sum())
+        exact = pd.concat([waits["wait_exact"], gone["abandon_exact"]]).astype(float)
+        rows.append({"group": key, "threshold_s": t,
+                     "value": service_level.share(float(within), len(waits), after),
+                     "lo": service_level.share(float(within_lo), len(waits), after_hi),
+                     "hi": service_level.share(float(within_hi), len(waits), after_lo),
+                     "answered": len(waits), "within": within, "abandoned": len(gone),
+                     "abandoned_after": after, "n": len(g),
+                     "exact_share": float(exact.mean())})
     return pd.DataFrame(rows)
 
 
@@ -622,8 +642,9 @@ def event_figures(df: pd.DataFrame, since: datetime, until: datetime, target_s: 
                   by: str | None = None) -> pd.DataFrame:
     """The window's figures under one rule, the interval tables' (each event counts in the
     interval where it happened): sessions begun, queued (asked for a human) and answered in
-    it; speed of answer, service level and handling time over the chats answered in it;
-    abandonment over the queue exits in it (answered, or ended unanswered). ``df``:
+    it; speed of answer and handling time over the chats answered in it; service level over
+    the chats answered and the sessions abandoned in it; abandonment over the queue exits
+    in it (answered, or ended unanswered). ``df``:
     :func:`sessions_touching` of the window. One row per group."""
     lo, hi = pd.Timestamp(since).tz_convert("UTC"), pd.Timestamp(until).tz_convert("UTC")
     frame = df.assign(exit_at=df["answered_at"].where(df["answered_at"].notna(),
@@ -667,7 +688,10 @@ def event_figures(df: pd.DataFrame, since: datetime, until: datetime, target_s: 
     for span, part, column in (("wait", answered, "wait_s"), ("handle", handled, "handle_s")):
         for key, g in _groups(part[part[column].notna()], by):
             out[key][f"{span}_max_s"] = float(g[column].max())
-    level = measured_service_level(answered, target_s, by)
+    # each answer counts where it was answered, each abandon where it left: as the tables
+    level = measured_service_level(pd.concat([answered, exited[exited["abandoned"]
+                                                               .fillna(False).astype(bool)]]),
+                                   target_s, by)
     if not level.empty:
         put(level, service_level="value", service_level_lo="lo", service_level_hi="hi")
     aband = abandonment_rate(exited, by)

@@ -95,7 +95,14 @@ SPANS_SQL = f"""
     greatest({seconds("ended_lo", "answered_hi")}, 0) AS handle_lo_s,
     {seconds("ended_hi", "answered_lo")} AS handle_hi_s,
     {_exact("answered", "ended")} AS handle_exact,
-    queued_at IS NOT NULL AND answered_at IS NULL AND ended_at IS NOT NULL AS abandoned"""
+    queued_at IS NOT NULL AND answered_at IS NULL AND ended_at IS NOT NULL AS abandoned,
+    CASE WHEN answered_at IS NULL THEN {seconds("ended_at", "queued_at")} END
+        AS abandon_wait_s,
+    CASE WHEN answered_at IS NULL THEN greatest({seconds("ended_lo", "queued_hi")}, 0) END
+        AS abandon_wait_lo_s,
+    CASE WHEN answered_at IS NULL THEN {seconds("ended_hi", "queued_lo")} END
+        AS abandon_wait_hi_s,
+    coalesce({_exact("queued", "ended")}, false) AS abandon_exact"""
 
 
 def facts_sql(rel: str) -> str:
@@ -107,7 +114,6 @@ def facts_sql(rel: str) -> str:
         coalesce({_exact("began")}, false) AS began_exact,
         coalesce({_exact("queued")}, false) AS queued_exact, {SPANS_SQL},
         CASE WHEN queued_at IS NOT NULL THEN coalesce(answered_at, ended_at) END AS exit_at,
-        {seconds("ended_at", "queued_at")} AS abandon_wait_s,
         least(answered_at, ended_at) AS queue_out
     FROM {rel}"""
 
@@ -229,6 +235,8 @@ def queue_sql(facts: str, keys: str, run_id: str) -> str:
         count(*) FILTER (WHERE {exits} AND queued_exact) AS exits_exact,
         count(*) FILTER (WHERE {gone}) AS abandoned,
         {_within("abandoned_within", "abandon_wait_s", WAIT_EDGES_S, gone)},
+        {_within("abandoned_within_lo", "abandon_wait_hi_s", WAIT_EDGES_S, gone)},
+        {_within("abandoned_within_hi", "coalesce(abandon_wait_lo_s, 0)", WAIT_EDGES_S, gone)},
         count(*) FILTER (WHERE {handled}) AS handled,
         count(*) FILTER (WHERE {handled} AND handle_exact) AS handled_exact,
         {_span_sums("handle", handled)},
@@ -259,7 +267,8 @@ def _queue_columns() -> list[str]:
             "wait_max_s"]
     base += [f"{p}_{e}" for p in ("within", "within_lo", "within_hi") for e in WAIT_EDGES_S]
     base += ["exits", "exits_exact", "abandoned"]
-    base += [f"abandoned_within_{e}" for e in WAIT_EDGES_S]
+    base += [f"{p}_{e}" for p in ("abandoned_within", "abandoned_within_lo",
+                                  "abandoned_within_hi") for e in WAIT_EDGES_S]
     base += ["handled", "handled_exact", "handle_sum_s", "handle_lo_sum_s", "handle_hi_sum_s",
              "handle_hi_open", "handle_max_s"]
     base += [f"handled_within_{e}" for e in HANDLE_EDGES_S]
@@ -371,14 +380,30 @@ def reach_migration(ds: str, columns: set[str]) -> list[str]:
                         f"UPDATE {ds}.{LEDGER} SET {name} = {value}")]
 
 
+def outdated_sql(ds: str, columns: set[str]) -> list[str]:
+    """The statements dropping interval tables whose ``queue_intervals`` lacks a column the
+    SQL now counts (``columns``: the ones it has; none: no table), so they are made anew and
+    the next upkeep counts every session again: a count's history cannot be added after the
+    fact (the same SQL on DuckDB and PostgreSQL)."""
+    if not columns or set(_queue_columns()) <= columns:
+        return []
+    return [f"DROP TABLE IF EXISTS {ds}.{t}" for t in (*TABLES, LEDGER, STATE_TABLE)]
+
+
+def _columns(con: duckdb.DuckDBPyConnection, ds: str, table: str) -> set[str]:
+    return {c for (c,) in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? "
+        "AND table_name = ?", [ds.strip('"'), table]).fetchall()}
+
+
 def _create(con: duckdb.DuckDBPyConnection, ds: str) -> None:
-    """The tables, empty, with the types the SQL makes (once)."""
+    """The tables, empty, with the types the SQL makes (once; again when outdated)."""
+    for sql in outdated_sql(ds, _columns(con, ds, QUEUE)):
+        con.execute(sql)
     have = {t for (t,) in con.execute(timeline.tables_sql("?"),
                                       [ds.strip('"')]).fetchall()}
     if {*TABLES, LEDGER, STATE_TABLE} <= have:
-        for sql in reach_migration(ds, {c for (c,) in con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = ? "
-                "AND table_name = ?", [ds.strip('"'), LEDGER]).fetchall()}):
+        for sql in reach_migration(ds, _columns(con, ds, LEDGER)):
             con.execute(sql)
         return
     con.execute(f"CREATE OR REPLACE TEMP TABLE empty_tl AS SELECT * FROM {ds}.{timeline.TABLE} "

@@ -130,7 +130,14 @@ def _done(cur: Any, ds: str, now: str) -> None:
 
 def _create(cur: Any, local: duckdb.DuckDBPyConnection, ds: str, have: set[str]) -> None:
     """The tables on the server, with the columns and types the local SQL makes, and their
-    indexes (once)."""
+    indexes (once; again when outdated)."""
+    cur.execute("SELECT column_name FROM information_schema.columns WHERE "
+                "table_schema = %s AND table_name = %s", [ds.strip('"'), intervals.QUEUE])
+    outdated = intervals.outdated_sql(ds, {c for (c,) in cur.fetchall()})
+    for sql in outdated:
+        cur.execute(sql)
+    if outdated:
+        have = have - {*intervals.TABLES, intervals.LEDGER, intervals.STATE_TABLE}
     if intervals.LEDGER in have:  # a ledger from before its reach was kept
         cur.execute("SELECT column_name FROM information_schema.columns WHERE "
                     "table_schema = %s AND table_name = %s", [ds.strip('"'), intervals.LEDGER])

@@ -3,10 +3,11 @@ read (the published snapshot, or a destination server; never the job's own file)
 
 One rule for every figure and every period: each event counts in the period where it
 happened (the interval tables' rule, docs/intervals.md): arrivals where a session asked for
-a human, speed of answer, service level, handling time and ratings where the chat was
-answered, abandonment over the queue exits of the period. So a month is the sum of its days,
-and a day's figures do not move when a session begun the evening before is answered after
-midnight. The figures come from the interval tables through
+a human, speed of answer, handling time and ratings where the chat was answered, service
+level (answered within T ÷ (answered + abandoned after T), ``analysis.service_level``) where
+the chat was answered or the customer left, abandonment over the queue exits of the period.
+So a month is the sum of its days, and a day's figures do not move when a session begun the
+evening before is answered after midnight. The figures come from the interval tables through
 :mod:`~tencent_desk.analysis.interval_metrics`, the functions the notebooks read long
 windows with, and equal ``timeline_metrics.event_figures`` of the period's sessions. Only
 what the tables do not keep is read per session, in a few columns: ratings, and occupancy
@@ -39,6 +40,7 @@ HOUR = "1h"
 # key -> (its column of interval_metrics.figures, or None: occupancy, computed here; the
 # column of the share of exact times it rests on; unit; the direction a target holds the
 # value to: "min" at least, "max" at most, None none)
+# (service level's share is its answers': the tables keep no exactness of abandons' waits)
 FIGURES: dict[str, tuple[str | None, str, str, str | None]] = {
     "service_level": ("service_level", "wait_exact_share", "share", "min"),
     "speed_of_answer_s": ("wait_mean_s", "wait_exact_share", "s", "max"),

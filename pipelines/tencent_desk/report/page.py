@@ -225,13 +225,14 @@ def render(fig: Figures, generated: datetime | None = None) -> str:
     body = [
         '<section><h2>Key figures</h2><div class="cards">'
         + "".join(_card(f) for f in fig.key) + "</div>"
-        f'<p class="note">Service level: share of answered sessions answered within '
-        f"{t.service_level_s:g} s. Occupancy: chat-seconds held over the capacity "
+        f'<p class="note">Service level: sessions answered within {t.service_level_s:g} s '
+        f"÷ (sessions answered + sessions that left unanswered after waiting more than "
+        f"{t.service_level_s:g} s). Occupancy: chat-seconds held over the capacity "
         f"({escape(_slots(fig))}) in the hours each agent held a chat; a "
         "chat counts once it has ended. Each event counts in the period it happened in: "
-        "arrivals when a customer asked for a human; speed of answer, service level, "
-        "handling time and ratings when the chat was answered; abandonment over the queue "
-        "exits of the period.</p></section>",
+        "arrivals when a customer asked for a human; speed of answer, handling time and "
+        "ratings when the chat was answered; service level when the chat was answered or "
+        "the customer left; abandonment over the queue exits of the period.</p></section>",
         "<section><h2>Over the period</h2>" + charts.over_time(
             fig.over_time, fig.period.interval, t.service_level, t.service_level_s,
             fig.no_data_hours) + "</section>",
