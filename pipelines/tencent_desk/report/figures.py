@@ -25,6 +25,7 @@ from tencent_desk.analysis import interval_metrics as im
 from tencent_desk.analysis import poll_metrics
 from tencent_desk.analysis import timeline_metrics as tm
 from tencent_desk.core import frames
+from tencent_desk.core.clock import day_start
 from tencent_desk.core.errors import JobError
 from tencent_desk.core.settings import NO_GROUP
 from tencent_desk.core.sql import qualified
@@ -419,7 +420,10 @@ def _gather(source: Source, sdkappid: int | None, period: Period, targets: Targe
         values = key_values(row, _desk_occupancy(hours, cap))
         # data ending inside the period (now, or the job stopped): the period before as far
         # in, not whole (docs/analysis.md: a week so far with the week before so far)
-        seen = observed_until(con, ds)
+        days = data_days(source.where, ds)
+        # the period's last data, where the data's last day is in it: a day's last poll
+        # before its evening is no end of the data while a later day has some
+        seen = observed_until(con, ds) if days and day_start(days[-1]) < end else None
         so_far = seen if seen is not None and period.since < seen < end else None
         whole = (period.previous.since, period.previous.until)
         before = (whole[0], same_point(period.since, so_far, whole) if so_far else whole[1])
@@ -452,6 +456,6 @@ def _gather(source: Source, sdkappid: int | None, period: Period, targets: Targe
             coverage=coverage,
             failed_runs=failed_runs(con, ds, tables, period.since, period.until),
             no_data_hours=gaps, plan=plan_rows, plan_note=plan_note, before=before,
-            so_far=so_far, before_note=partly(data_days(source.where, ds), *before))
+            so_far=so_far, before_note=partly(days, *before))
     finally:
         opened.close()  # type: ignore[attr-defined]
