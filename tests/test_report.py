@@ -556,6 +556,11 @@ def _plan(con: duckdb.DuckDBPyConnection, ids: list[str], groups: list[str],
                     [first_hour, ids, groups])
 
 
+def _count(cell: str) -> int | None:
+    """A count as the page shows it; None for a gap (an en dash)."""
+    return None if cell == "–" else int(cell.replace(",", ""))
+
+
 def _plan_rows(html: str) -> list[dict[str, str]]:
     table = html[html.index('data-table="plan"'):]
     rows = re.findall(r"<tr>(.*?)</tr>", table[:table.index("</table>")])[1:]
@@ -593,7 +598,11 @@ def test_plan_against_actual_and_text_escaped(shapes, demo_day, tmp_path) -> Non
     # a plan of the group that had no sessions: none of the desk's arrivals or agents
     html, cells = report()
     assert "Plan 1, intervals of 60 minutes, for Billing." in html
-    assert {(c["arrivals"], c["agents with a chat"]) for c in cells} == {("0", "0")}
+    # hours without data (no run, no callback: the night, the afternoon) are gaps, not 0
+    assert {(c["arrivals"], c["agents with a chat"]) for c in cells} == {("0", "0"),
+                                                                         ("–", "–")}
+    gap = [h for h, c in enumerate(cells) if c["arrivals"] == "–"]
+    assert not {9, 10, 11} & set(gap) and not {per_hour.get(h, 0) for h in gap} - {0}
     html, cells = report((["2"], [HOSTILE, empty], 0))
     assert "Plan 2, intervals of 60 minutes, for " in html
     assert "<script" not in html and "<b>" not in html
@@ -601,16 +610,18 @@ def test_plan_against_actual_and_text_escaped(shapes, demo_day, tmp_path) -> Non
     assert len(cells) == 24
     assert cells[1]["agents required"] == "6"  # plan 2, hour 1: (2 + 1) for each group
     assert cells[10]["forecast"] == "120" and cells[10]["interval (UTC)"] == f"{DAY} 10:00"
-    assert [int(c["arrivals"]) for c in cells] == [per_hour.get(h, 0) for h in range(24)]
-    busy = [int(c["agents with a chat"]) for c in cells]
+    assert [_count(c["arrivals"]) for c in cells] == [
+        None if h in gap else per_hour.get(h, 0) for h in range(24)]
+    busy = [_count(c["agents with a chat"]) or 0 for c in cells]
     assert max(busy) > 0
     # the afternoon planned again for one group: plan 3 there, plan 2 everywhere else
     html, cells = report((["3"], [HOSTILE], 12))
     assert "Plans 3, 2 (the one made last for each interval), intervals of 60 minutes" in html
     assert [int(c["agents required"]) for c in cells] == [
         (3 if h >= 12 else 2) + 2 + 2 * (h % 4) for h in range(24)]
-    assert [int(c["arrivals"]) for c in cells] == [per_hour.get(h, 0) for h in range(24)]
-    assert [int(c["agents with a chat"]) for c in cells] == busy
+    assert [_count(c["arrivals"]) for c in cells] == [
+        None if h in gap else per_hour.get(h, 0) for h in range(24)]
+    assert [_count(c["agents with a chat"]) or 0 for c in cells] == busy
     assert _report(shapes["one_day"], out, "--day", DAY).returncode == 0
     assert "No staffing plan in the database" in out.read_text()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,10 +23,17 @@ from tencent_desk.analysis import interval_metrics, service_level, timeline_metr
 from tencent_desk.analysis import poll_metrics as metrics
 from tencent_desk.analysis.timeline_metrics import source_note  # what notebooks import from here
 from tencent_desk.core.clock import day_start, parse_instant
-from tencent_desk.core.sql import qualified
 from tencent_desk.models import intervals, timeline
 from tencent_desk.readers.snapshot import Reader, missing_dataset, unreadable
-from tencent_desk.readers.window import app_id, data_days, held
+from tencent_desk.readers.window import (
+    app_id,
+    data_days,
+    held,
+    observed_until,
+    partly,
+    ranges,
+    same_point,
+)
 from tencent_desk.readers.window import reader as windowed
 from tencent_desk.simulator import truth
 
@@ -130,34 +137,37 @@ def default_day(latest: date, begun: Mapping[date, int]) -> tuple[date, str]:
                     f"{'' if n == 1 else 's'} begun so far")
 
 
-def coverage(win: Window, days: list[date]) -> str | None:
+def coverage(win: Window, days: list[date], tail: date | None = None) -> str | None:
     """What the data says of the window: raises ValueError (one line: what was found, what
     to set) when none of its days has data; a line saying which days it covers when only
-    some have (before the first load, after the last, or days between); None when all do."""
+    some have (before the first load, after the last, or days between); None when all do.
+    ``tail``: a latest day holding only the tail of the day before (:func:`tail_day`),
+    no day with data of its own: neither counted nor suggested."""
     first, last = _midnight(win.since).date(), (win.until - timedelta(microseconds=1)).date()
     wanted = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-    have = sorted(set(wanted) & set(days))
+    have = sorted(set(wanted) & set(days) - {tail})
     span = (f"data from {held(days)}" if days
             else "no data at all: run the job (desk-sessions run) first")
+    tail_note = (f"; {tail} holds only the tail of {tail - DAY} (sessions that ended after "
+                 "midnight)") if tail in wanted else ""
     if not have:
+        if tail_note:  # asked for the tail itself: read as asked, said once
+            return f"window {win}{tail_note}"
         raise ValueError(f"no data in the window {win}: {span}; set DESK_FROM and DESK_TO "
                          "within it")
     if len(have) == len(wanted):
         return None
     before = f"starts before the first load ({days[0]}): " if first < days[0] else ""
-    return (f"window {win} {before}covers {_ranges(have)} only ({len(have)} of "
-            f"{len(wanted)} days); set DESK_FROM={have[0]} DESK_TO={have[-1]} for those")
+    return (f"window {win} {before}covers {ranges(have)} only ({len(have)} of "
+            f"{len(wanted)} days){tail_note}; set DESK_FROM={have[0]} DESK_TO={have[-1]} "
+            "for those")
 
 
-def _ranges(days: list[date]) -> str:
-    """Consecutive days as ranges: 2026-01-01..2026-01-03, 2026-01-05."""
-    runs: list[list[date]] = []
-    for d in days:
-        if runs and d - runs[-1][-1] == DAY:
-            runs[-1].append(d)
-        else:
-            runs.append([d])
-    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}..{r[-1]}" for r in runs)
+def tail_day(latest: date, begun: Mapping[date, int]) -> date | None:
+    """``latest`` when :func:`default_day` passes it over (only the tail of the day before,
+    or just begun), else None: the one rule for the default window, a long window's
+    detail day and the coverage line."""
+    return latest if default_day(latest, begun)[0] != latest else None
 
 
 @dataclass
@@ -178,6 +188,10 @@ class Desk:
     # why the window is not the latest day with data, when it is the day before by default
     # (``default_day``), or not the window asked (a long one without its period)
     chosen: str = ""
+    # the days with data of their own (a latest day holding only a tail left out)
+    days: list[date] = field(default_factory=list)
+    # where the period's data ends, when inside it: its figures are so far
+    period_end: datetime | None = None
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -429,31 +443,51 @@ def open_desk(period: bool = True) -> Desk:
     days = data_days(where, dataset)
     latest = days[-1] if days else None
     sdkappid = None if app is None else app_id(where, dataset, app)
-    read, chosen = latest, ""
+    read, chosen, begun = latest, "", None
     if latest is not None and not os.environ.get("DESK_TO", "").strip():  # the default's end
-        read, chosen = default_day(latest, _begun(where, dataset, sdkappid, latest))
+        begun = _begun(where, dataset, sdkappid, latest)
+        read, chosen = default_day(latest, begun)
     win = window(os.environ, read)
+    tail = None
     if latest is not None and win.until > day_start(latest):
         chosen = ""  # the window reaches the latest day (DESK_FROM on it): read as asked
-    note = coverage(win, days) if days else None  # nothing loaded at all: each notebook says so
+        tail = tail_day(latest, begun or _begun(where, dataset, sdkappid, latest))
+    note = coverage(win, days, tail) if days else None  # nothing loaded: each notebook says so
     if note:
         print(note)
     if win.span <= DETAIL_MAX:
         desk = _open(where, dataset, win, sdkappid, latest)
-    else:  # the latest day of the window with data, in detail; the period from the intervals
-        inside = [d for d in days if win.since.date() <= d < win.until.date()] or days
-        day = day_start(inside[-1])
+    else:  # the latest day of the window with data of its own, in detail; the period from
+        # the intervals
+        inside = [d for d in days if win.since.date() <= d < win.until.date() and d != tail]
+        day = day_start((inside or days)[-1])
         desk = _open(where, dataset, Window(max(day, win.since), min(day + DAY, win.until)),
                      sdkappid, latest)
         if period:
             desk.period = win
             desk.period_source = windowed(where, dataset, win.since, win.until, sdkappid,
                                           intervals.TABLES)
+            desk.period_end = _data_end(where, dataset, win, sdkappid, latest)
         else:  # nothing else says that the window asked was narrowed
             chosen = (f"the latest day with data of the window asked, {win}: longer than "
                       f"{DETAIL_MAX.days} days, it is read on that day")
     desk.chosen = chosen
+    desk.days = [d for d in days if d != tail]
     return desk
+
+
+def _data_end(where: Path | str, dataset: str, win: Window, sdkappid: int | None,
+              latest: date | None) -> datetime | None:
+    """Where a window's data ends, when inside it (``observed_until`` of its latest day)."""
+    if latest is None or win.until <= day_start(latest):
+        return None
+    reader = windowed(where, dataset, day_start(latest), win.until, sdkappid,
+                      ("runs", "session_events"))
+    try:
+        end = observed_until(reader.connection(), dataset)
+    finally:
+        reader.close()
+    return end if end is not None and win.since < end < win.until else None
 
 
 def _begun(where: Path | str, dataset: str, sdkappid: int | None,
@@ -481,25 +515,6 @@ def _open(where: Path | str, dataset: str, win: Window, sdkappid: int | None,
     return Desk(reader, where, dataset, truth.has_truth(con),
                 metrics.poll_interval_s(con, dataset), win, sdkappid,
                 observed_until(con, dataset) if live else None)
-
-
-def observed_until(con: duckdb.DuckDBPyConnection, dataset: str) -> datetime | None:
-    """The latest instant at which the data read saw every open session: its last complete
-    run or callback (None without either). Records do not count: they tell of the sessions
-    that ended, not of those still waiting."""
-    tables = {t for (t,) in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
-        [dataset]).fetchall()}
-    latest = [f"SELECT max({column}) AS t FROM {qualified(dataset, table)}{where}"
-              for table, column, where in (("runs", "started_at", " WHERE status = 'complete'"),
-                                           ("session_events", "event_time", ""))
-              if table in tables]
-    if not latest:
-        return None
-    (at,) = con.execute(f"SELECT max(t) FROM ({' UNION ALL '.join(latest)})").fetchone() or (
-        None,)
-    return None if at is None else pd.Timestamp(at).tz_convert("UTC").to_pydatetime()
-
 
 
 # --- A long window: the period from the interval tables ------------------------------------
@@ -538,19 +553,31 @@ def _trend(desk: Desk, con: duckdb.DuckDBPyConnection, target_s: float, plt: Any
     win, ds = desk.period, desk.dataset
     assert win is not None
     shift = win.span
-    before = windowed(desk.path, ds, win.since - shift, win.since, desk.sdkappid,
+    # data ending inside the period: the period before as far in (a week so far with the
+    # week before so far), not whole
+    end = desk.period_end or win.until
+    before = Window(win.since - shift, same_point(win.since, end, (win.since - shift,
+                                                                   win.since)))
+    if desk.period_end is not None:
+        print(f"so far: to {_stamp(end)} UTC, against the period before to the same point "
+              f"({_stamp(before.until)} UTC)")
+    if partial := partly(desk.days, before.since, before.until):
+        print(f"the period before, {before}: {partial}")
+    reader = windowed(desk.path, ds, before.since, before.until, desk.sdkappid,
                       intervals.TABLES)
     try:
-        prev_con = before.connection()
-        daily = interval_metrics.per_interval(con, win.since, win.until, "1D", dataset=ds,
-                                              target_s=target_s)
-        prev = interval_metrics.per_interval(prev_con, win.since - shift, win.since, "1D",
-                                             dataset=ds, target_s=target_s)
-        now_fig = interval_metrics.figures(con, win.since, win.until, target_s, dataset=ds)
-        prev_fig = interval_metrics.figures(prev_con, win.since - shift, win.since, target_s,
+        prev_con = reader.connection()
+        daily = interval_metrics.per_interval(
+            con, win.since, win.until, "1D", dataset=ds, target_s=target_s,
+            gaps=interval_metrics.days_without(desk.days, win.since, win.until))
+        prev = interval_metrics.per_interval(
+            prev_con, before.since, before.until, "1D", dataset=ds, target_s=target_s,
+            gaps=interval_metrics.days_without(desk.days, before.since, before.until))
+        now_fig = interval_metrics.figures(con, win.since, end, target_s, dataset=ds)
+        prev_fig = interval_metrics.figures(prev_con, before.since, before.until, target_s,
                                             dataset=ds)
     finally:
-        before.close()
+        reader.close()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 3.8))
     days = plottable(daily.set_index("period_start"))
     ax1.bar(days.index, days.arrivals, width=0.8, label="arrivals per day")
@@ -575,7 +602,7 @@ def _trend(desk: Desk, con: duckdb.DuckDBPyConnection, target_s: float, plt: Any
     rows = ["queued", "answered", "wait_mean_s", "wait_median_s", "wait_p90_s",
             "service_level", "abandonment", "handle_mean_s", "handle_median_s", "handle_p90_s"]
     table = pd.DataFrame({"this period": now_fig.iloc[0].reindex(rows)})
-    before_name = f"previous ({Window(win.since - shift, win.since)})"
+    before_name = f"previous ({before})"
     table[before_name] = prev_fig.iloc[0].reindex(rows) if len(prev_fig) else np.nan
     table["change"] = table["this period"] - table[before_name]
     display(table.astype(float).round(3))
@@ -585,7 +612,8 @@ def _heatmap(desk: Desk, con: duckdb.DuckDBPyConnection, target_s: float, plt: A
              ) -> None:
     win = desk.period
     assert win is not None
-    grid = interval_metrics.weekday_hour(con, win.since, win.until, desk.dataset, target_s)
+    grid = interval_metrics.weekday_hour(con, win.since, win.until, desk.dataset, target_s,
+                                         desk.days)
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
     names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
     for ax, column, title, style in (
@@ -613,7 +641,8 @@ def _groups(desk: Desk, con: duckdb.DuckDBPyConnection, target_s: float, plt: An
     assert win is not None
     by = interval_metrics.figures(con, win.since, win.until, target_s, "agent_group_name",
                                   desk.dataset)
-    ranked = by.sort_values("queued", ascending=False)[
+    # a group with nothing queued (chatbot-only sessions: no agent group) has no figure here
+    ranked = by[by["queued"] > 0].sort_values("queued", ascending=False)[
         ["queued", "answered", "abandonment", "service_level", "wait_mean_s", "wait_p90_s",
          "handle_mean_s"]]
     fig, ax = plt.subplots()

@@ -12,7 +12,7 @@ in whole intervals: its bounds are rounded out to 15 minutes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 import duckdb
 import numpy as np
@@ -126,10 +126,12 @@ def figures(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime,
 def per_interval(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime,
                  every: str = "1D", by: str | None = None,
                  dataset: str = DEFAULT_DATASET,
-                 target_s: float = intervals.SERVICE_TARGET_S) -> pd.DataFrame:
+                 target_s: float = intervals.SERVICE_TARGET_S,
+                 gaps: Sequence[tuple[datetime, datetime]] = ()) -> pd.DataFrame:
     """Per ``every`` (a multiple of 15 minutes: "1h", "1D") and group: arrivals (queued),
     answered, abandoned, service level, abandonment and mean handling time; every
-    period of the window is there (0 arrivals where none)."""
+    period of the window is there: 0 arrivals where none came, NaN throughout where the
+    period lies wholly in ``gaps`` (spans without data: nothing was seen, not nothing came)."""
     lo, hi = bounds(since, until)
     step = int(pd.Timedelta(every).total_seconds())
     e = int(target_s)
@@ -148,23 +150,55 @@ def per_interval(con: duckdb.DuckDBPyConnection, since: datetime, until: datetim
     frame["aht_s"] = (frame["handle_sum_s"] / frame["handled"]).where(frame["handled"] > 0)
     periods = pd.date_range(lo.floor(pd.Timedelta(seconds=step)), hi, freq=f"{step}s",
                             inclusive="left")
+    seen = ~unseen(periods, pd.Timedelta(seconds=step), gaps)
+    counts = ["arrivals", "answered", "abandoned"]
     parts = []
     for key, g in frame.groupby("group", sort=True):
         g = g.set_index("period_start").reindex(periods)
-        g[["arrivals", "answered", "abandoned"]] = g[["arrivals", "answered", "abandoned"]
-                                                    ].fillna(0)
+        g[counts] = g[counts].astype("float64")
+        g.loc[seen, counts] = g.loc[seen, counts].fillna(0)
         parts.append(g.assign(group=key).rename_axis("period_start").reset_index())
-    columns = ["group", "period_start", "arrivals", "answered", "abandoned", "service_level",
-               "abandonment", "aht_s"]
+    columns = ["group", "period_start", *counts, "service_level", "abandonment", "aht_s"]
     return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(
         columns=columns)
 
 
+def unseen(starts: pd.DatetimeIndex, width: pd.Timedelta,
+           gaps: Sequence[tuple[datetime, datetime]]) -> np.ndarray:
+    """Which periods ``[start, start + width)`` lie wholly within ``gaps`` (spans without
+    data, in any order; touching spans join)."""
+    out = np.zeros(len(starts), dtype=bool)
+    spans = sorted((pd.Timestamp(a).tz_convert("UTC"), pd.Timestamp(b).tz_convert("UTC"))
+                   for a, b in gaps)
+    joined: list[list[pd.Timestamp]] = []
+    for a, b in spans:
+        if joined and a <= joined[-1][1]:
+            joined[-1][1] = max(joined[-1][1], b)
+        else:
+            joined.append([a, b])
+    ends = starts + width
+    for a, b in joined:
+        out |= np.asarray((starts >= a) & (ends <= b))
+    return out
+
+
+def days_without(days: Sequence[date], since: datetime, until: datetime
+                 ) -> list[tuple[datetime, datetime]]:
+    """The UTC days of ``[since, until)`` not in ``days`` (the days with data), as spans."""
+    have = set(days)
+    first = pd.Timestamp(since).tz_convert("UTC").floor("D")
+    return [(d.to_pydatetime(), (d + pd.Timedelta(days=1)).to_pydatetime())
+            for d in pd.date_range(first, pd.Timestamp(until).tz_convert("UTC"), freq="D",
+                                   inclusive="left") if d.date() not in have]
+
+
 def weekday_hour(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime,
                  dataset: str = DEFAULT_DATASET,
-                 target_s: float = intervals.SERVICE_TARGET_S) -> pd.DataFrame:
+                 target_s: float = intervals.SERVICE_TARGET_S,
+                 days: Sequence[date] | None = None) -> pd.DataFrame:
     """Per weekday (0 = Monday) and UTC hour over the window: mean arrivals per such hour
-    (over the days of that weekday the window holds) and service level."""
+    over the days of that weekday with data (``days``; default: those the interval tables
+    hold rows on), a day without data being no day of none, and service level."""
     lo, hi = bounds(since, until)
     e = int(target_s)
     frame = frames.frame(con, f"""
@@ -173,9 +207,12 @@ def weekday_hour(con: duckdb.DuckDBPyConnection, since: datetime, until: datetim
             sum(abandoned - abandoned_within_{e}) AS abandoned_after
         FROM {ident(dataset)}.{QUEUE} WHERE interval_start >= ? AND interval_start < ?
         GROUP BY ALL""", [lo.to_pydatetime(), hi.to_pydatetime()])
-    days = pd.Series(pd.date_range(lo.floor("D"), hi, freq="D", inclusive="left").weekday
-                     ).value_counts()
-    frame["arrivals_per_hour"] = frame["arrivals"] / frame["weekday"].map(days)
+    held = (set(days) if days is not None else
+            {date.fromisoformat(d) for d in covered_days(con, since, until, dataset)})
+    window = pd.date_range(lo.floor("D"), hi, freq="D", inclusive="left")
+    per_weekday = pd.Series([d.weekday() for d in window if d.date() in held],
+                            dtype="int64").value_counts()
+    frame["arrivals_per_hour"] = frame["arrivals"] / frame["weekday"].map(per_weekday)
     frame["service_level"] = service_level.share(frame["within"], frame["waits"],
                                                  frame["abandoned_after"])
     return frame.sort_values(["weekday", "hour"]).reset_index(drop=True)

@@ -3,11 +3,12 @@ DuckDB file's published snapshot or of a destination server, and one app of seve
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
+import pandas as pd
 from tencent_desk.core import settings
 from tencent_desk.core.sql import qualified
 from tencent_desk.models import snapshot
@@ -58,6 +59,53 @@ def held(days: list[date]) -> str:
     if not days:
         return "no data yet: run the job (desk-sessions run) first"
     return f"{days[0]} to {days[-1]} ({len(days)} day{'' if len(days) == 1 else 's'})"
+
+
+def ranges(days: list[date]) -> str:
+    """Consecutive days as ranges: 2026-01-01..2026-01-03, 2026-01-05."""
+    runs: list[list[date]] = []
+    for d in days:
+        if runs and d - runs[-1][-1] == timedelta(days=1):
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}..{r[-1]}" for r in runs)
+
+
+def partly(days: list[date], since: datetime, until: datetime) -> str:
+    """Which days of ``[since, until)`` have data (``days``), when not all do ("" then):
+    what a comparison with that time must say beside it."""
+    first, last = since.date(), (until - timedelta(microseconds=1)).date()
+    wanted = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    have = sorted(set(wanted) & set(days))
+    if len(have) == len(wanted):
+        return ""
+    return (f"data on {ranges(have)} only ({len(have)} of {len(wanted)} days)" if have
+            else "no data in it")
+
+
+def same_point(since: datetime, end: datetime, before: tuple[datetime, datetime]) -> datetime:
+    """Where the period ``before`` is cut to be compared with a period from ``since`` whose
+    data ends at ``end``: as far into it (a week so far with the week before so far)."""
+    return min(before[0] + (end - since), before[1])
+
+
+def observed_until(con: duckdb.DuckDBPyConnection, dataset: str) -> datetime | None:
+    """The latest instant at which the data read saw every open session: its last complete
+    run or callback (None without either). Records do not count: they tell of the sessions
+    that ended, not of those still waiting."""
+    tables = {t for (t,) in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+        [dataset]).fetchall()}
+    latest = [f"SELECT max({column}) AS t FROM {qualified(dataset, table)}{where}"
+              for table, column, where in (("runs", "started_at", " WHERE status = 'complete'"),
+                                           ("session_events", "event_time", ""))
+              if table in tables]
+    if not latest:
+        return None
+    (at,) = con.execute(f"SELECT max(t) FROM ({' UNION ALL '.join(latest)})").fetchone() or (
+        None,)
+    return None if at is None else pd.Timestamp(at).tz_convert("UTC").to_pydatetime()
 
 
 def app_id(where: Path | str, dataset: str, app: str, option: str = "DESK_APP") -> int:

@@ -26,11 +26,19 @@ from tencent_desk.analysis import interval_metrics as im
 from tencent_desk.analysis import poll_metrics
 from tencent_desk.analysis import timeline_metrics as tm
 from tencent_desk.core import frames
+from tencent_desk.core.clock import day_start
 from tencent_desk.core.errors import JobError
 from tencent_desk.core.settings import NO_GROUP
 from tencent_desk.core.sql import qualified
 from tencent_desk.models import intervals
-from tencent_desk.readers.window import app_id, reader
+from tencent_desk.readers.window import (
+    app_id,
+    data_days,
+    observed_until,
+    partly,
+    reader,
+    same_point,
+)
 
 from .period import Period
 from .source import Source
@@ -54,6 +62,7 @@ TITLES = {"service_level": "Service level", "speed_of_answer_s": "Speed of answe
           "arrivals": "Arrivals (asked for a human)", "occupancy": "Occupancy"}
 # What a chat is read with, per session: what the interval tables do not keep.
 CHAT_COLUMNS = ("agent_id", "agent_group_name", "answered_at", "ended_at", "satisfaction")
+CHATBOT_ONLY = "no agent group (chatbot only)"
 
 
 @dataclass
@@ -94,6 +103,12 @@ class Figures:
     no_data_hours: list[tuple[datetime, datetime]]
     plan: pd.DataFrame | None     # interval_start, forecast, arrivals, agents_required, agents
     plan_note: str
+    # what the key figures are compared with: the period before, cut at the same point
+    # when the data ends inside this one (``so_far``); ``before_note``: which of its days
+    # have data, when not all do
+    before: tuple[datetime, datetime]
+    so_far: datetime | None = None
+    before_note: str = ""
     notes: list[str] = field(default_factory=list)
     # per group: the chats per agent its occupancy is over (timeline_metrics.chats_per_agent)
     chats_per_agent: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
@@ -170,21 +185,23 @@ def _desk_occupancy(hours: pd.DataFrame, capacity: float | pd.Series) -> float:
 
 
 def over_time(con: duckdb.DuckDBPyConnection, tables: set[str], dataset: str,
-              period: Period, end: datetime, threshold_s: float) -> pd.DataFrame:
+              period: Period, end: datetime, threshold_s: float,
+              gaps: list[tuple[datetime, datetime]]) -> pd.DataFrame:
     """Arrivals (asked for a human) and service level per interval of the period up to
-    ``end``: intervals without a session are there, empty."""
+    ``end``: an interval without a session is there with 0 arrivals, one wholly in
+    ``gaps`` (:func:`no_data_hours`) with none (NaN: a gap, not a quiet time)."""
     step = period.interval
     starts = pd.date_range(period.since, max(end, period.since + pd.Timedelta(step)),
                            freq=step, inclusive="left")
     out = pd.DataFrame(index=starts.rename("interval_start"))
     per = (im.per_interval(con, period.since, end, step, dataset=dataset,
-                           target_s=threshold_s) if intervals.QUEUE in tables
-           else pd.DataFrame())
-    if per.empty:
-        return out.assign(arrivals=0, answered=0, service_level=float("nan")).reset_index()
+                           target_s=threshold_s, gaps=gaps) if intervals.QUEUE in tables
+           else pd.DataFrame(columns=["period_start", "arrivals", "answered", "service_level"]))
     per = per.set_index(pd.to_datetime(per["period_start"], utc=True))
-    out["arrivals"] = per["arrivals"].reindex(starts).fillna(0).astype(int).to_numpy()
-    out["answered"] = per["answered"].reindex(starts).fillna(0).astype(int).to_numpy()
+    seen = ~im.unseen(starts, pd.Timedelta(step), gaps)
+    for column in ("arrivals", "answered"):
+        values = per[column].reindex(starts).astype(float)
+        out[column] = values.where(~seen, values.fillna(0)).to_numpy()
     out["service_level"] = per["service_level"].reindex(starts).astype(float).to_numpy()
     return out.reset_index()
 
@@ -231,7 +248,9 @@ def groups(con: duckdb.DuckDBPyConnection, tables: set[str], dataset: str,
     out = []
     for name, row in rows.iterrows():
         values = key_values(row, float(occupied.get(name, float("nan"))))
-        out.append({"group": str(name), "sessions": int(row["began"]),
+        # its sessions are its one figure: named for what they are, not "(none)"
+        label = CHATBOT_ONLY if name == NO_GROUP and row["queued"] == 0 else str(name)
+        out.append({"group": label, "sessions": int(row["began"]),
                     **{k: v for k, (v, _) in values.items()},
                     "chats_per_agent": float(per_group.get(str(name), float("nan")))})
     return pd.DataFrame(out)
@@ -292,11 +311,13 @@ def failed_runs(con: duckdb.DuckDBPyConnection, dataset: str, tables: set[str],
 
 
 def plan(con: duckdb.DuckDBPyConnection, dataset: str, tables: set[str], period: Period,
-         end: datetime, target_s: float, held: pd.DataFrame) -> tuple[pd.DataFrame | None, str]:
+         end: datetime, target_s: float, held: pd.DataFrame,
+         gaps: list[tuple[datetime, datetime]]) -> tuple[pd.DataFrame | None, str]:
     """Plan against actual per interval: for each group and interval, the plan made last
     that covers it (the plan in force, as a morning's plan stands where an intraday one
     does not reach); forecast arrivals against those groups' arrivals, agents required
-    against the agents who held a chat of theirs (``held``: :func:`chats`)."""
+    against the agents who held a chat of theirs (``held``: :func:`chats`); an interval
+    wholly in ``gaps`` (:func:`no_data_hours`) has neither (NaN: not seen, not none)."""
     if "staffing_plan" not in tables:
         return None, "No staffing plan in the database (table staffing_plan): nothing to " \
                      "compare with."
@@ -337,8 +358,9 @@ def plan(con: duckdb.DuckDBPyConnection, dataset: str, tables: set[str], period:
     staffed = (keys.merge(pd.concat(with_chat).assign(interval_start=lambda f: pd.to_datetime(
         f["interval_start"], utc=True))).groupby("interval_start")["agent_id"].nunique()
         if with_chat else pd.Series(dtype=int))
-    out = planned.assign(arrivals=arrived.reindex(planned.index).fillna(0).astype(int),
-                         agents=staffed.reindex(planned.index).fillna(0).astype(int))
+    seen = ~im.unseen(pd.DatetimeIndex(planned.index), pd.Timedelta(step), gaps)
+    out = planned.assign(arrivals=arrived.reindex(planned.index).fillna(0).where(seen),
+                         agents=staffed.reindex(planned.index).fillna(0).where(seen))
     ids = list(dict.fromkeys(chosen.sort_values("created_at", ascending=False)["plan_id"]
                              .astype(str)))
     other = rows.loc[rows["interval_min"] != minutes, "plan_id"].astype(str).unique()
@@ -385,19 +407,17 @@ def _first(rows: pd.DataFrame) -> pd.Series | None:
     return rows.iloc[0] if len(rows) else None
 
 
-def _previous(source: Source, sdkappid: int | None, before: Period,
+def _previous(source: Source, sdkappid: int | None, since: datetime, until: datetime,
               targets: Targets) -> dict[str, tuple[float, float]]:
-    """The key figures of the period before, from its interval rows alone."""
+    """The key figures of ``[since, until)`` before, from its interval rows alone."""
     # the timeline too: the chats say each agent's group and its chats per agent
-    con, tables, opened = _open(source, sdkappid, before.since, before.until,
-                                (*intervals.TABLES, tm.TABLE))
+    con, tables, opened = _open(source, sdkappid, since, until, (*intervals.TABLES, tm.TABLE))
     try:
         # a period with no session at all is a gap in the data, not a desk with nothing
-        row = _first(interval_figures(con, tables, source.dataset, before.since,
-                                      before.until, targets.service_level_s))
-        hours = agent_hours(con, tables, source.dataset, before.since, before.until)
-        _, per_agent = capacity(chats(con, tables, source.dataset, before.since,
-                                      before.until), targets)
+        row = _first(interval_figures(con, tables, source.dataset, since, until,
+                                      targets.service_level_s))
+        hours = agent_hours(con, tables, source.dataset, since, until)
+        _, per_agent = capacity(chats(con, tables, source.dataset, since, until), targets)
         return key_values(row, _desk_occupancy(hours, per_agent))
     finally:
         opened.close()  # type: ignore[attr-defined]
@@ -418,7 +438,16 @@ def _gather(source: Source, sdkappid: int | None, period: Period, targets: Targe
         held = chats(con, tables, ds, period.since, end)
         per_group, per_agent = capacity(held, targets)
         values = key_values(row, _desk_occupancy(hours, per_agent))
-        earlier = _previous(source, sdkappid, period.previous, targets)
+        # data ending inside the period (now, or the job stopped): the period before as far
+        # in, not whole (docs/analysis.md: a week so far with the week before so far)
+        days = data_days(source.where, ds)
+        # the period's last data, where the data's last day is in it: a day's last poll
+        # before its evening is no end of the data while a later day has some
+        seen = observed_until(con, ds) if days and day_start(days[-1]) < end else None
+        so_far = seen if seen is not None and period.since < seen < end else None
+        whole = (period.previous.since, period.previous.until)
+        before = (whole[0], same_point(period.since, so_far, whole) if so_far else whole[1])
+        earlier = _previous(source, sdkappid, *before, targets)
         key = [Figure(k, TITLES[k], unit, value, earlier[k][0],
                       getattr(targets, k), direction, share)
                for k, (_, _, unit, direction) in FIGURES.items()
@@ -434,17 +463,18 @@ def _gather(source: Source, sdkappid: int | None, period: Period, targets: Targe
                                   & (ran < pd.Timestamp(period.until))).sum()),
             "callbacks": "session_events" in tables, "records": "session_records" in tables,
         }
+        gaps = no_data_hours(con, ds, tables, runs, period.since, end)
         plan_rows, plan_note = plan(con, ds, tables, period, end, targets.service_level_s,
-                                    held)
+                                    held, gaps)
         return Figures(
             period=period, source=source, sdkappid=sdkappid, targets=targets,
             sessions=began, key=key,
-            over_time=over_time(con, tables, ds, period, end, targets.service_level_s),
+            over_time=over_time(con, tables, ds, period, end, targets.service_level_s, gaps),
             groups=groups(con, tables, ds, held, period.since, end, targets, per_group),
             agents=agents(hours, held, period.since, end, per_agent),
             coverage=coverage,
             failed_runs=failed_runs(con, ds, tables, period.since, period.until),
-            no_data_hours=no_data_hours(con, ds, tables, runs, period.since, end),
-            plan=plan_rows, plan_note=plan_note, chats_per_agent=per_group)
+            no_data_hours=gaps, plan=plan_rows, plan_note=plan_note, before=before,
+            so_far=so_far, before_note=partly(days, *before), chats_per_agent=per_group)
     finally:
         opened.close()  # type: ignore[attr-defined]

@@ -77,6 +77,17 @@ def change(figure: Figure) -> str:
     return f"{delta:+,.1f}{' s' if figure.unit == 's' else ''} vs before"
 
 
+def compared_with(fig: Figures) -> str:
+    """What the key figures are compared with, in words: the period before; so far, to the
+    same point of it; and which of its days have data, when not all do."""
+    if fig.so_far is None:
+        line = f"compared with {fig.period.previous}"
+    else:
+        line = (f"so far: to {_when(fig.so_far)} UTC, against the period before to the same "
+                f"point ({fig.period.previous}, to {_when(fig.before[1])} UTC)")
+    return line + (f" (the period before has {fig.before_note})" if fig.before_note else "")
+
+
 def _card(f: Figure) -> str:
     state = {True: "met", False: "missed", None: ""}[f.met]
     target = ("no target" if f.target is None else
@@ -215,8 +226,7 @@ def render(fig: Figures, generated: datetime | None = None) -> str:
             f"<title>{escape(title)}</title><style>{CSS}</style></head><body><main>"
             f"<h1>{escape(title)}</h1>"
             f'<p class="sub">{escape(str(where))} / {escape(fig.source.dataset)}{app}; '
-            f"compared with {escape(str(fig.period.previous))}; made {_when(generated)} UTC"
-            "</p>")
+            f"{escape(compared_with(fig))}; made {_when(generated)} UTC</p>")
     if fig.empty:
         return (head + '<section><p class="nodata" data-nodata="1">No data for this period: '
                 "no session began and no run completed in it.</p>" + _gaps(fig)
