@@ -667,7 +667,27 @@ def test_bad_input_is_one_line_each(shapes, demo_day, tmp_path) -> None:
     cases.append((["--database", str(old), "--day", DAY],
                   f"{old} has sessions but no interval tables (the report's figures): run "
                   f"`desk-sessions publish --database {old}` once, it makes them"))
-    for argv, says in cases[-1:]:
+    # a snapshot published by the version before the abandon bounds: its interval tables
+    # lack columns this version reads (the job's next run or a publish makes them anew)
+    earlier = shutil.copyfile(shapes["one_day"], tmp_path / "earlier.duckdb")
+    shutil.copytree(snapshot.paths(shapes["one_day"])[0], snapshot.paths(earlier)[0])
+    shutil.copyfile(snapshot.paths(shapes["one_day"])[1], snapshot.paths(earlier)[1])
+    lacking = ", ".join(f"abandoned_within_lo_{e}" for e in intervals.WAIT_EDGES_S)
+    with duckdb.connect() as con:
+        for part in (snapshot.paths(earlier)[0] / DS / intervals.QUEUE).rglob("*.parquet"):
+            con.execute(f"COPY (SELECT * EXCLUDE ({lacking}) FROM read_parquet('{part}')) "
+                        f"TO '{part}.new' (FORMAT parquet)")
+            Path(f"{part}.new").replace(part)
+    manifest = snapshot.read_manifest(snapshot.paths(earlier)[0])
+    table = manifest["schemas"][DS]["tables"][intervals.QUEUE]
+    table["columns"] = [c for c in table["columns"]
+                        if not c[0].startswith("abandoned_within_lo_")]
+    manifest["generation"] += 1
+    (snapshot.paths(earlier)[0] / snapshot.MANIFEST).write_text(json.dumps(manifest))
+    cases.append((["--database", str(earlier), "--day", DAY],
+                  f"the interval tables of {earlier} were made by an earlier version: run "
+                  f"`desk-sessions publish --database {earlier}` once, it makes them anew"))
+    for argv, says in cases[-2:]:
         done = run([CLI, "report", "--out", str(out), *argv], cwd=tmp_path)
         assert done.returncode == 2, done.stderr
         (line,) = error_lines(done.stderr)

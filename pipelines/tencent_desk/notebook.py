@@ -536,6 +536,11 @@ def overview(desk: Desk, *parts: str, target_s: float = intervals.SERVICE_TARGET
               f"longer than {DETAIL_MAX.days} days)")
         return
     con, win, ds = desk.period_source.connection(), desk.period, desk.dataset
+    if interval_metrics.made_earlier(con, ds):
+        flag = "--database" if isinstance(desk.path, Path) else "--destination"
+        print(f"period {win}: the interval tables were made by an earlier version; run "
+              f"`desk-sessions publish {flag} {desk.path}` once, it makes them anew")
+        return
     covered = interval_metrics.covered_days(con, win.since, win.until, ds)
     print(f"period {win}: interval tables cover {len(covered)} day(s)"
           + (f", {covered[0]} to {covered[-1]}" if covered else ""))

@@ -27,6 +27,15 @@ from tencent_desk.models.intervals import AGENT, QUEUE, SKETCH, WIDTH_S
 QUANTILES = {"median": 0.5, "p90": 0.9}
 
 
+def made_earlier(con: duckdb.DuckDBPyConnection, dataset: str = DEFAULT_DATASET) -> bool:
+    """The interval tables a reader sees were made by an earlier version (a snapshot
+    published before an upgrade): their figures cannot be read until a publish makes them
+    anew."""
+    return intervals.outdated({c for (c,) in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? "
+        "AND table_name = ?", [dataset, QUEUE]).fetchall()})
+
+
 def bounds(since: datetime, until: datetime) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The window in whole intervals (rounded out)."""
     width = pd.Timedelta(seconds=WIDTH_S)

@@ -380,12 +380,17 @@ def reach_migration(ds: str, columns: set[str]) -> list[str]:
                         f"UPDATE {ds}.{LEDGER} SET {name} = {value}")]
 
 
+def outdated(columns: set[str]) -> bool:
+    """A ``queue_intervals`` with ``columns`` (none: no table) lacks a column the SQL now
+    counts: made by an earlier version."""
+    return bool(columns) and not set(_queue_columns()) <= columns
+
+
 def outdated_sql(ds: str, columns: set[str]) -> list[str]:
-    """The statements dropping interval tables whose ``queue_intervals`` lacks a column the
-    SQL now counts (``columns``: the ones it has; none: no table), so they are made anew and
-    the next upkeep counts every session again: a count's history cannot be added after the
-    fact (the same SQL on DuckDB and PostgreSQL)."""
-    if not columns or set(_queue_columns()) <= columns:
+    """The statements dropping interval tables made by an earlier version (:func:`outdated`),
+    so they are made anew and the next upkeep counts every session again: a count's history
+    cannot be added after the fact (the same SQL on DuckDB and PostgreSQL)."""
+    if not outdated(columns):
         return []
     return [f"DROP TABLE IF EXISTS {ds}.{t}" for t in (*TABLES, LEDGER, STATE_TABLE)]
 

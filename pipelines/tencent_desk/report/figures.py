@@ -392,15 +392,22 @@ def gather(source: Source, period: Period, targets: Targets,
         raise JobError(str(exc)) from None
 
 
-def _check_intervals(source: Source, tables: set[str]) -> None:
-    """Sessions without interval tables (kept by a version before them): the figures
-    would say "no data"; one line saying how to make them instead."""
-    if tm.TABLE not in tables or set(intervals.TABLES) <= tables:
+def _check_intervals(source: Source, con: duckdb.DuckDBPyConnection, tables: set[str]
+                     ) -> None:
+    """Sessions without interval tables (kept by a version before them), or with tables an
+    earlier version made: the figures would say "no data" or fail; one line saying how to
+    make them instead."""
+    if tm.TABLE not in tables:
         return
     where = (f"--database {source.where}" if isinstance(source.where, Path)
              else f"--destination {source.where}")
-    raise JobError(f"{source.where} has sessions but no interval tables (the report's "
-                   f"figures): run `desk-sessions publish {where}` once, it makes them")
+    if not set(intervals.TABLES) <= tables:
+        raise JobError(f"{source.where} has sessions but no interval tables (the report's "
+                       f"figures): run `desk-sessions publish {where}` once, it makes them")
+    if im.made_earlier(con, source.dataset):
+        raise JobError(f"the interval tables of {source.where} were made by an earlier "
+                       f"version: run `desk-sessions publish {where}` once, it makes them "
+                       "anew")
 
 
 def _first(rows: pd.DataFrame) -> pd.Series | None:
@@ -431,7 +438,7 @@ def _gather(source: Source, sdkappid: int | None, period: Period, targets: Targe
     con, tables, opened = _open(source, sdkappid, period.since - tm.LOOKBACK_SPAN,
                                 period.until)
     try:
-        _check_intervals(source, tables)
+        _check_intervals(source, con, tables)
         row = _first(interval_figures(con, tables, ds, period.since, end,
                                       targets.service_level_s))
         hours = agent_hours(con, tables, ds, period.since, end)
