@@ -29,6 +29,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tencent_desk.analysis import event_metrics
 from tencent_desk.api import callback
+from tencent_desk.core import keys
 from tencent_desk.core.clock import VirtualClock
 from tencent_desk.intake import events
 from tencent_desk.intake.receiver import Receiver, ReceiverConfig
@@ -193,6 +194,100 @@ def hostile(url: str, sdkappid: int) -> list[tuple[str, int, Counter]]:
     return out
 
 
+def sender_mistake(field: str, raw_value: str) -> bytes:
+    """A valid body whose ``field`` is ``raw_value`` as written (JSON text)."""
+    doc = json.loads(body("s-mistake", DAY * 1000))
+    doc[field] = "@VALUE@"
+    return json.dumps(doc).encode().replace(b'"@VALUE@"', raw_value.encode())
+
+
+NINES = "9" * 5000
+# A sender's mistake in a number or a key field: (field, its JSON text, the reason).
+MISTAKES = [
+    ("EventTime", '"\u00b2"', "event_time"), ("EventTime", '"\u0663"', "event_time"),
+    ("EventTime", f'"{"1" * 5000}"', "event_time"), ("EventTime", '"1e999"', "event_time"),
+    ("EventTime", "1e999", "event_time"), ("EventTime", "NaN", "event_time"),
+    ("EventTime", "-Infinity", "event_time"), ("EventTime", "1725540020017.5", "event_time"),
+    ("EventTime", "true", "event_time"), ("EventTime", '{"ms": 1}', "event_time"),
+    ("EventTime", "[1725540020017]", "event_time"), ("EventTime", NINES, "json"),
+    ("EventTime", '" 1725540020017"', "event_time"),
+    ("SatisfactionSelected", '"\u00b2"', "satisfaction"),
+    ("SatisfactionSelected", f'"{NINES}"', "satisfaction"),
+    ("SatisfactionSelected", NINES, "json"), ("SatisfactionSelected", "1e999", "satisfaction"),
+    ("SatisfactionSelected", "NaN", "satisfaction"),
+    ("SatisfactionSelected", "true", "satisfaction"),
+    ("SatisfactionSelected", "[5]", "satisfaction"),
+    ("SatisfactionSelected", '{"v": 5}', "satisfaction"),
+    ("SatisfactionSelected", str(2**31), "satisfaction"),
+    ("SatisfactionSelected", '"5x"', "satisfaction"),
+    ("SessionId", '["s-1"]', "session_id"), ("SessionId", '{"id": "s-1"}', "session_id"),
+    ("SessionId", "1e999", "session_id"),
+    # a key with a control character: the seed check would refuse it on every run
+    ("SessionId", '"a\\u0000b"', "session_id"), ("SessionId", '"a\\u001bb"', "session_id"),
+    ("SessionId", '"a\\u007fb"', "session_id"), ("SessionId", '"a\\u0085b"', "session_id"),
+    ("ClientUserId", '"u\\u0001"', "client_user_id"),
+    ("CustomerServiceId", '"@cs\\u009f"', "customer_service_id"),
+]
+
+
+@pytest.fixture
+def token_receiver(tmp_path: Path) -> Iterator[tuple[Receiver, str]]:
+    receiver = Receiver(ReceiverConfig(SDKAPPID, tmp_path / "spool", token=TOKEN,
+                                       seal_after_s=0.05))
+    with serve_in_thread(receiver) as url:
+        yield receiver, url + "/desk/callback"
+
+
+def test_a_senders_mistake_in_a_field_gets_a_400_with_its_reason(token_receiver) -> None:
+    """A number no number (superscript digits, 5000 digits, 1e999, NaN, a list...) or a key
+    with a control character is the sender's mistake: 400 and the reason, counted, stored
+    nowhere; never a 5xx (Desk would retry it for ever)."""
+    receiver, url = token_receiver
+    params = {"SdkAppid": str(SDKAPPID), "CallbackCommand": events.CALLBACK_COMMAND}
+    with httpx.Client(timeout=30) as http:
+        for n, (field, value, reason) in enumerate(MISTAKES):
+            got = http.post(url, params={**params, **signed(), "RequestID": f"bad-{n}"},
+                            content=sender_mistake(field, value),
+                            headers={"Content-Type": "application/json"})
+            assert got.status_code == 400, (field, value[:20], got.status_code, got.text)
+            info = got.json()
+            assert info["ActionStatus"] == "FAIL", (field, value[:20])
+            assert info["ErrorInfo"].startswith(f"{reason}: "), (field, value[:20], info)
+        ok = http.post(url, params={**params, **signed(), "RequestID": "good"},
+                       content=sender_mistake("SatisfactionSelected", '"4"'),
+                       headers={"Content-Type": "application/json"})
+        assert ok.status_code == 200, ok.text
+    want = Counter(f"rejected:{reason}" for _, _, reason in MISTAKES)
+    assert {k: v for k, v in receiver.counts.items() if k.startswith("rejected:")} == want
+    assert receiver.counts["accepted"] == 1
+    time.sleep(0.2)
+    stored = spooled(receiver.config.spool)
+    assert [(r["request_id"], r["satisfaction"]) for r in stored] == [("good", 4)]
+
+
+def test_the_receiver_refuses_a_key_the_seed_check_would_refuse() -> None:
+    """One rule for both (core/keys.py): every character the job's seed check (DuckDB's
+    regular expressions) calls a control character, the receiver (Python's) refuses in a
+    key at intake, and no other."""
+    texts = [f"a{chr(i)}b" for i in range(0x3000) if not 0xD800 <= i < 0xE000]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (session_id VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?)", [[t] for t in texts])
+    seed_refuses = {r[0] for r in con.execute(
+        f"SELECT session_id FROM t WHERE {keys.control_characters_sql('session_id')}"
+    ).fetchall()}
+    assert len(seed_refuses) == 65  # C0 (32), DEL, C1 (32): Unicode's Cc
+    for field in ("SessionId", "ClientUserId", "CustomerServiceId"):
+        refused = set()
+        for text in texts:
+            try:
+                events.to_record({"SessionId": "s", "EventTime": 1, field: text}, "r", 0)
+            except events.BadEvent as exc:
+                assert str(exc) == f"{field} {keys.CONTROL_CHARACTERS_REASON}"
+                refused.add(text)
+        assert refused == seed_refuses, field
+
+
 def flood(target: Target, desk: str, n: int) -> None:
     spool = target.spool
     receiver = Receiver(ReceiverConfig(SDKAPPID, spool, token=TOKEN, seal_after_s=0.2))
@@ -282,6 +377,29 @@ def test_listen_on_a_taken_port_says_so_in_one_line(tmp_path) -> None:
     assert cli.error_lines(got.stderr) == [
         f"desk-sessions: error: cannot listen on 127.0.0.1:{port}: Address already in use: "
         "choose another --port or stop what uses it"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_listen_stopped_by_a_signal_exits_0_with_what_it_acknowledged_stored(tmp_path, sig
+                                                                            ) -> None:
+    """``systemctl stop`` (SIGTERM) or Ctrl-C (SIGINT) is the receiver's normal end: exit 0
+    (the documented unit has no SuccessExitStatus=143), every acknowledged event on disk,
+    the open segment sealed, the counts logged."""
+    listener = Listener(tmp_path)
+    try:
+        sender = Sender(listener.url, SDKAPPID, concurrency=8, attempts=1)
+        asyncio.run(sender.send(valid_callbacks(500, seed=9)))
+        assert sender.statuses == Counter({200: 500})
+    finally:
+        listener.proc.send_signal(sig)
+        code = listener.proc.wait(timeout=30)
+    log = listener.log_path.read_text()
+    assert code == 0, log[-3000:]
+    assert "Traceback" not in log and "desk-sessions: error" not in log, log[-3000:]
+    folder = spool_dir(listener.db)
+    assert not list(folder.glob("active-*"))  # sealed on the way out
+    assert {r["request_id"] for r in spooled(folder)} == set(sender.acknowledged)
+    assert "500 accepted" in [line for line in log.splitlines() if "callbacks:" in line][-1]
 
 
 def test_message_text_is_stored_nowhere_by_default(tmp_path, desk, target) -> None:
@@ -515,6 +633,7 @@ def test_simulate_posts_its_day_to_a_listening_receiver(tmp_path) -> None:
         cli.stop_server(sim)
         log.close()
         listener.stop()
+    assert (sim.returncode, listener.proc.returncode) == (0, 0)  # SIGTERM: a clean stop
     assert {r["request_id"] for r in stored} == expected
     assert len(stored) == len(expected)  # repeats dropped
     assert {r["session_id"] for r in stored} <= {k.session_id for k in pop.session_keys()}

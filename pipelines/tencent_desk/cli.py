@@ -57,18 +57,18 @@ EPILOG = f"{CONFIG}Exit codes:\n{JOB_EXITS}"
 TOP_EPILOG = (f"{CONFIG}Exit codes of run and records (every command's --help gives its "
               f"own):\n{JOB_EXITS}")
 LISTEN_EPILOG = """\
-Exit codes: 2 configuration to fix (e.g. no sdkappid); 3 the folder or the port cannot be
-used; 1 anything else. SIGTERM or Ctrl-C stops it cleanly: in-flight callbacks are
-answered and the open spool segment is sealed.
+Exit codes: 0 stopped by SIGTERM or Ctrl-C (SIGINT), cleanly: in-flight callbacks are
+answered and the open spool segment is sealed; 2 configuration to fix (e.g. no sdkappid);
+3 the folder or the port cannot be used; 1 anything else.
 """
 SIMULATE_EPILOG = """\
 Credentials: sdkappid, identifier and secret_key (callback_token, when set, signs the
 --callback-url callbacks) under [sources.tencent_desk] in .dlt/config.toml and
 .dlt/secrets.toml, or SOURCES__TENCENT_DESK__<KEY>; with --app NAME, those of
 [sources.tencent_desk.apps.<name>]. It serves until Ctrl-C or SIGTERM.
-Exit codes: 2 configuration or an option to fix (e.g. no sdkappid, fault shares adding up
-to more than 1, --host off loopback without --allow-remote); 3 the port cannot be used;
-1 anything else.
+Exit codes: 0 stopped by SIGTERM or Ctrl-C (SIGINT); 2 configuration or an option to fix
+(e.g. no sdkappid, fault shares adding up to more than 1, --host off loopback without
+--allow-remote); 3 the port cannot be used; 1 anything else.
 """
 
 

@@ -142,9 +142,25 @@ def serve_in_thread(app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *,
         sock.close()
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, for which SIGTERM and SIGINT are the normal end of serving: once it
+    has shut down cleanly (requests answered, the app's shutdown run: the receiver seals
+    its spool) the command returns, exit code 0. uvicorn itself raises the signal again
+    after its clean shutdown, so that the process dies of it (143 for SIGTERM, a
+    KeyboardInterrupt for SIGINT): a failure to systemd (``systemctl stop``) and to
+    supervisors."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()  # shut down cleanly: nothing to raise again
+
+
 def serve(app: ASGIApp, host: str = "127.0.0.1", port: int = 8000, *,
           allow_remote: bool = False, limits: Limits | None = None) -> None:
-    """Serve ``app`` in the foreground until interrupted (``limits``: what senders may
-    hold; None: uvicorn's defaults, for the simulator)."""
+    """Serve ``app`` in the foreground until SIGTERM or SIGINT (Ctrl-C), then return after a
+    clean shutdown (``limits``: what senders may hold; None: uvicorn's defaults, for the
+    simulator)."""
     _check_host(host, allow_remote)
-    uvicorn.Server(_config(app, host, port, limits)).run()
+    _Server(_config(app, host, port, limits)).run()

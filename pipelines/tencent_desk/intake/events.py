@@ -17,6 +17,7 @@ from typing import Any
 
 from tencent_desk.api.callback import CALLBACK_COMMAND
 from tencent_desk.core import settings
+from tencent_desk.core.keys import CONTROL_CHARACTERS_REASON, has_control_characters
 from tencent_desk.core.sql import literals
 
 
@@ -44,6 +45,9 @@ CLOSING = tuple(name for name, e in EVENT_NAMES.items() if e.meaning == "closed"
 
 # EventTime is milliseconds; outside these bounds (1970..2999) it is no time at all.
 _MAX_EVENT_TIME_MS = 32_503_680_000_000
+# A number sent as a string has at most this many digits: every valid EventTime (14) and
+# satisfaction (10) has fewer, leading zeros included.
+_MAX_DIGITS = 20
 
 # The columns of ``session_events`` (spool records carry the same keys, times in ms).
 COLUMNS = ("session_id", "event", "event_time", "client_user_id", "customer_service_id",
@@ -53,6 +57,9 @@ CONTENT_COLUMNS = ("msg_body", "cloud_custom_data")  # only with keep_message_co
 _TEXT_FIELDS = {"client_user_id": "ClientUserId", "customer_service_id": "CustomerServiceId",
                 "agent_id": "AgentId", "forward_from_agent_id": "ForwardFromAgentId",
                 "channel_type": "ChannelType", "msg_key": "MsgKey"}
+# The columns a seed's key is made of (job/seeds.py checks them with the same rule).
+_KEY_FIELDS = {"session_id": "SessionId", "client_user_id": "ClientUserId",
+               "customer_service_id": "CustomerServiceId"}
 
 
 class BadEvent(ValueError):
@@ -87,12 +94,14 @@ def to_record(doc: Any, request_id: str, received_ms: int, *,
         raise BadEvent("session_id", "SessionId is missing or not a string")
     if len(session_id) > settings.MAX_KEY_LENGTH:
         raise BadEvent("session_id", f"SessionId is longer than {settings.MAX_KEY_LENGTH}")
-    event_time = doc.get("EventTime")
-    if isinstance(event_time, str) and event_time.isdigit():
-        event_time = int(event_time)
-    if (not isinstance(event_time, int) or isinstance(event_time, bool)
-            or not 0 < event_time < _MAX_EVENT_TIME_MS):
+    event_time = _integer(doc.get("EventTime"))
+    if event_time is None or not 0 < event_time < _MAX_EVENT_TIME_MS:
         raise BadEvent("event_time", "EventTime is missing or not milliseconds since 1970")
+    satisfaction = doc.get("SatisfactionSelected")
+    if satisfaction is not None:
+        satisfaction = _integer(satisfaction)
+        if satisfaction is None or not -(2**31) <= satisfaction < 2**31:
+            raise BadEvent("satisfaction", "SatisfactionSelected is not a whole number")
     event = doc.get("Event")
     record: dict[str, Any] = {
         "session_id": session_id.strip(),
@@ -101,14 +110,20 @@ def to_record(doc: Any, request_id: str, received_ms: int, *,
         **{col: _text(doc.get(field)) for col, field in _TEXT_FIELDS.items()},
         "is_contact_user": doc["IsContactUser"] if isinstance(
             doc.get("IsContactUser"), bool) else None,
-        "satisfaction": _small_int(doc.get("SatisfactionSelected")),
+        "satisfaction": satisfaction,
         "request_id": request_id,
         "received_at": received_ms,
         "sdkappid": sdkappid,  # the app whose callback it was (the URL's SdkAppid)
     }
+    for col, field in _KEY_FIELDS.items():  # the seed check would refuse it on every run
+        if record[col] is not None and has_control_characters(record[col]):
+            raise BadEvent(col, f"{field} {CONTROL_CHARACTERS_REASON}")
     if keep_content:
         body = doc.get("MsgBody")
-        record["msg_body"] = None if body is None else json.dumps(body, ensure_ascii=False)
+        try:
+            record["msg_body"] = None if body is None else json.dumps(body, ensure_ascii=False)
+        except RecursionError:  # parsed just below the limit, nested deeper to write
+            raise BadEvent("msg_body", "MsgBody is nested too deeply") from None
         record["cloud_custom_data"] = _text(doc.get("CloudCustomData"))
     return record
 
@@ -124,12 +139,18 @@ def _text(value: Any) -> str | None:
     return value[:settings.MAX_KEY_LENGTH]
 
 
-def _small_int(value: Any) -> int | None:
+def _integer(value: Any) -> int | None:
+    """A JSON integer, or one written as ASCII digits (at most ``_MAX_DIGITS``); None for
+    anything else: a bool, a float (1e999, NaN), a list, an object, digits ``str.isdigit``
+    takes but ``int`` does not ('²') or that ``int`` refuses to read (over 4300 of them)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    return value if isinstance(value, int) and -(2**31) <= value < 2**31 else None
+    if isinstance(value, int):
+        return value
+    if (isinstance(value, str) and value.isascii() and value.isdigit()
+            and len(value) <= _MAX_DIGITS):
+        return int(value)
+    return None
 
 
 # One row per session from its events: the derived times, whether a closing name was seen.

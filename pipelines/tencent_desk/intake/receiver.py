@@ -143,15 +143,16 @@ class Receiver:
         if not callback.content_type_ok(headers.get(b"content-type")):
             raise _Rejected(415, "content_type", "Content-Type must be application/json")
         length = headers.get(b"content-length", b"0")
-        if length.isdigit() and int(length) > self.config.max_body:
+        if length.isdigit() and (len(length) > 18 or int(length) > self.config.max_body):
             raise _Rejected(413, "too_large", f"the body is over {self.config.max_body} bytes")
         raw = await _read_body(receive, self.config.max_body)
         try:
             doc = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError:
             raise _Rejected(400, "utf8", "the body is not UTF-8") from None
-        except (ValueError, RecursionError):
-            raise _Rejected(400, "json", "the body is not JSON") from None
+        except (ValueError, RecursionError):  # a number of over 4300 digits too
+            raise _Rejected(400, "json", "the body is not JSON (or not readable JSON: "
+                            "nested too deeply, a number of thousands of digits)") from None
         rid = callback.request_id(params, raw)
         try:
             record = events.to_record(doc, rid, int(time.time() * 1000),

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tencent_desk.api.client import Key
 from tencent_desk.core import settings
+from tencent_desk.core.keys import CONTROL_CHARACTERS_REASON, control_characters_sql
 from tencent_desk.core.sql import ident as _ident
 from tencent_desk.core.sql import literal, qualified
 
@@ -250,9 +251,9 @@ class PreparedSeed:
     def _check(self) -> None:
         trimmed = ", ".join(f"nullif(trim({c}, ' '), '') AS {c}" for c in COLUMNS)
         reasons = []
-        for c in COLUMNS:  # control characters: C0, DEL and C1 (Unicode's Cc)
-            reasons.append(f"CASE WHEN regexp_matches({c}, '[[:cntrl:]\\x{{80}}-\\x{{9F}}]') "
-                           f"THEN '{c} contains control characters' END")
+        for c in COLUMNS:  # the receiver refuses such a key at intake (core/keys.py)
+            reasons.append(f"CASE WHEN {control_characters_sql(c)} "
+                           f"THEN '{c} {CONTROL_CHARACTERS_REASON}' END")
             reasons.append(f"CASE WHEN length({c}) > {settings.MAX_KEY_LENGTH} THEN "
                            f"'{c} is longer than {settings.MAX_KEY_LENGTH} characters' END")
         reasons.append("CASE WHEN session_id IS NULL AND (client_user_id IS NULL) <> "
