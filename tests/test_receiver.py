@@ -202,6 +202,9 @@ def sender_mistake(field: str, raw_value: str) -> bytes:
 
 
 NINES = "9" * 5000
+# A rating that is no whole number: the event is kept, its rating dropped (None).
+UNREADABLE_RATINGS = ['"\u00b2"', f'"{NINES}"', "1e999", "NaN", "true", "[5]", '{"v": 5}',
+                      str(2**31), '"5x"', '""']
 # A sender's mistake in a number or a key field: (field, its JSON text, the reason).
 MISTAKES = [
     ("EventTime", '"\u00b2"', "event_time"), ("EventTime", '"\u0663"', "event_time"),
@@ -211,15 +214,7 @@ MISTAKES = [
     ("EventTime", "true", "event_time"), ("EventTime", '{"ms": 1}', "event_time"),
     ("EventTime", "[1725540020017]", "event_time"), ("EventTime", NINES, "json"),
     ("EventTime", '" 1725540020017"', "event_time"),
-    ("SatisfactionSelected", '"\u00b2"', "satisfaction"),
-    ("SatisfactionSelected", f'"{NINES}"', "satisfaction"),
-    ("SatisfactionSelected", NINES, "json"), ("SatisfactionSelected", "1e999", "satisfaction"),
-    ("SatisfactionSelected", "NaN", "satisfaction"),
-    ("SatisfactionSelected", "true", "satisfaction"),
-    ("SatisfactionSelected", "[5]", "satisfaction"),
-    ("SatisfactionSelected", '{"v": 5}', "satisfaction"),
-    ("SatisfactionSelected", str(2**31), "satisfaction"),
-    ("SatisfactionSelected", '"5x"', "satisfaction"),
+    ("SatisfactionSelected", NINES, "json"),
     ("SessionId", '["s-1"]', "session_id"), ("SessionId", '{"id": "s-1"}', "session_id"),
     ("SessionId", "1e999", "session_id"),
     # a key with a control character: the seed check would refuse it on every run
@@ -239,9 +234,10 @@ def token_receiver(tmp_path: Path) -> Iterator[tuple[Receiver, str]]:
 
 
 def test_a_senders_mistake_in_a_field_gets_a_400_with_its_reason(token_receiver) -> None:
-    """A number no number (superscript digits, 5000 digits, 1e999, NaN, a list...) or a key
+    """A time no number (superscript digits, 5000 digits, 1e999, NaN, a list...) or a key
     with a control character is the sender's mistake: 400 and the reason, counted, stored
-    nowhere; never a 5xx (Desk would retry it for ever)."""
+    nowhere; never a 5xx (Desk would retry it for ever). A rating no number costs only the
+    rating: the event's times are kept."""
     receiver, url = token_receiver
     params = {"SdkAppid": str(SDKAPPID), "CallbackCommand": events.CALLBACK_COMMAND}
     with httpx.Client(timeout=30) as http:
@@ -257,12 +253,18 @@ def test_a_senders_mistake_in_a_field_gets_a_400_with_its_reason(token_receiver)
                        content=sender_mistake("SatisfactionSelected", '"4"'),
                        headers={"Content-Type": "application/json"})
         assert ok.status_code == 200, ok.text
+        for n, value in enumerate(UNREADABLE_RATINGS):
+            kept = http.post(url, params={**params, **signed(), "RequestID": f"rating-{n}"},
+                             content=sender_mistake("SatisfactionSelected", value),
+                             headers={"Content-Type": "application/json"})
+            assert kept.status_code == 200, (value[:20], kept.text)
     want = Counter(f"rejected:{reason}" for _, _, reason in MISTAKES)
     assert {k: v for k, v in receiver.counts.items() if k.startswith("rejected:")} == want
-    assert receiver.counts["accepted"] == 1
+    assert receiver.counts["accepted"] == 1 + len(UNREADABLE_RATINGS)
     time.sleep(0.2)
     stored = spooled(receiver.config.spool)
-    assert [(r["request_id"], r["satisfaction"]) for r in stored] == [("good", 4)]
+    assert sorted((r["request_id"], r["satisfaction"]) for r in stored) == sorted(
+        [("good", 4)] + [(f"rating-{n}", None) for n in range(len(UNREADABLE_RATINGS))])
 
 
 def test_the_receiver_refuses_a_key_the_seed_check_would_refuse() -> None:

@@ -97,11 +97,11 @@ def to_record(doc: Any, request_id: str, received_ms: int, *,
     event_time = _integer(doc.get("EventTime"))
     if event_time is None or not 0 < event_time < _MAX_EVENT_TIME_MS:
         raise BadEvent("event_time", "EventTime is missing or not milliseconds since 1970")
-    satisfaction = doc.get("SatisfactionSelected")
-    if satisfaction is not None:
-        satisfaction = _integer(satisfaction)
-        if satisfaction is None or not -(2**31) <= satisfaction < 2**31:
-            raise BadEvent("satisfaction", "SatisfactionSelected is not a whole number")
+    # a rating that is no whole number is dropped, not the event: refused, Desk would not
+    # send its times again ("" for no rating would cost every unrated session's events)
+    satisfaction = _integer(doc.get("SatisfactionSelected"))
+    if satisfaction is not None and not -(2**31) <= satisfaction < 2**31:
+        satisfaction = None
     event = doc.get("Event")
     record: dict[str, Any] = {
         "session_id": session_id.strip(),
