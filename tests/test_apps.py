@@ -313,6 +313,117 @@ def test_two_apps_with_the_same_session_ids_never_mix(tmp_path, no_single_app) -
     assert len(_q(db, "SELECT * FROM tencent_desk.session_events")) == 2 * len(due)
 
 
+def _events_by_app(con: duckdb.DuckDBPyConnection) -> dict[int, int]:
+    return dict(con.execute("SELECT sdkappid, count(*) FROM tencent_desk.session_events "
+                            "GROUP BY 1").fetchall())
+
+
+def _fused(con: duckdb.DuckDBPyConnection) -> dict[int, int]:
+    """Per app, the sessions with events whose timeline row has its start from them."""
+    return dict(con.execute(
+        "SELECT e.sdkappid, count(*) FROM (SELECT DISTINCT sdkappid, session_id FROM "
+        "tencent_desk.session_events) e JOIN tencent_desk.session_timeline t ON "
+        "t.sdkappid = e.sdkappid AND t.session_id = e.session_id WHERE t.began_source = "
+        "'event' GROUP BY 1").fetchall())
+
+
+# Runs as the job did before a log row of one app of several stood for its run's own id
+# (the events' run id): what made the databases the fix must repair.
+BEFORE_THE_FIX = """
+import runpy, sys
+from tencent_desk.models import snapshot
+rule = getattr(snapshot, "logged_runs_sql", None)
+if rule is not None:
+    snapshot.logged_runs_sql = lambda ds, logs, where, with_app: rule(ds, logs, where, ())
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_every_apps_received_events_are_published_and_fused_once(tmp_path, no_single_app
+                                                                 ) -> None:
+    """Both apps' callbacks come to one receiver; the real CLI's `run` and `records` load
+    them (stamped with the run's own id, its apps' rows carry "<id>-<app>"): readers'
+    snapshot holds every event once, per app, as the job's file does, and the timeline
+    takes the sessions' times from them. A database loaded as before the fix (events never
+    published, timeline without them) is repaired by `publish --rebuild`."""
+    from tencent_desk.models import snapshot
+
+    pop = Population(PopulationConfig(seed=3, sessions_per_day=800, agents=5))
+    clock = VirtualClock(pop.config.day_start + 10 * 3600)
+    db = tmp_path / "desk.duckdb"
+    catalog = snapshot.paths(db)[1]
+    receiver = Receiver(ReceiverConfig(APPS["eu"][0], spool_dir(db), seal_after_s=0.05,
+                                       more_apps={APPS["asia"][0]: None}))
+    calls = plan(pop, Knobs(seed=2))
+    seed = harness.write_seed(tmp_path / "seed.csv", [
+        (k.session_id, "", "") for k in pop.session_keys()[:20]])
+    env: dict[str, str] = {"SOURCES__TENCENT_DESK__SDKAPPID": ""}
+    sent: list[int] = []
+
+    def receive(until_s: float) -> None:
+        since = clock.time() if sent else float("-inf")  # each callback sent once
+        clock.advance(until_s)
+        due = [c for c in calls if since < c.send_at <= clock.time()]
+        for name in APPS:
+            asyncio.run(Sender(listener + "/cb", APPS[name][0]).send(due))
+        sent.append(len(due))
+        while any(spool_dir(db).glob("active-*")):
+            time.sleep(0.02)
+
+    def desk(*argv: str, prefix: list[str] | None = None) -> None:
+        done = cli.run([cli.CLI, *argv], cwd=tmp_path, prefix=prefix, **env)
+        assert done.returncode == 0, done.stderr
+
+    def published() -> tuple[dict[int, int], dict[int, int], dict[int, int], dict[int, int]]:
+        """Events per app and sessions fused from them: the job's file, readers' snapshot."""
+        with duckdb.connect(str(db), read_only=True) as job, \
+                duckdb.connect(str(catalog), read_only=True) as readers:
+            return _events_by_app(job), _events_by_app(readers), _fused(job), _fused(readers)
+
+    with desks(pop, clock, {"eu": None, "asia": None}) as sims, \
+            serve_in_thread(receiver) as listener:
+        for name in APPS:
+            env.update(app_env(name, sims[name][1], seed=seed))
+        run = ["run", "--database", str(db), "--pipelines-dir", str(tmp_path / "dlt"),
+               "--no-progress"]
+        # a database loaded before the fix: events in the job's file, never published
+        receive(0)
+        wrapper = tmp_path / "before_the_fix.py"
+        wrapper.write_text(BEFORE_THE_FIX)
+        desk(*run, prefix=[sys.executable, str(wrapper)])
+        job, readers, fused_job, fused_readers = published()
+        assert job == {a: sent[0] for a, _ in APPS.values()} and sent[0] > 100
+        assert readers == {} and fused_job == fused_readers == {}
+        desk("publish", "--database", str(db), "--rebuild")  # repairs it
+        job, readers, fused_job, fused_readers = published()
+        assert readers == job and fused_readers == fused_job
+        assert set(fused_job) == set(job) and min(fused_job.values()) > 0
+        # then runs and a records load (each app's rows "<id>-<app>") publish them at once
+        env["SOURCES__TENCENT_DESK__RECORDS_SINCE"] = "7200"
+        for command in (run, ["records", *run[1:]]):
+            receive(1800)
+            desk(*command)
+            job, readers, fused_job, fused_readers = published()
+            expected = sum(sent)
+            assert job == {a: expected for a, _ in APPS.values()}, command
+            assert readers == job and fused_readers == fused_job, command
+            log = "record_runs" if command[0] == "records" else "runs"
+            assert sorted(a for (a,) in _q(db, f"SELECT app FROM tencent_desk.{log}")) == (
+                ["asia", "asia", "eu", "eu"] if log == "runs" else ["asia", "eu"]), command
+    # every event once in the snapshot, and one timeline row per app's session
+    with duckdb.connect(str(catalog), read_only=True) as readers:
+        assert readers.execute("SELECT count(*) - count(DISTINCT (sdkappid, request_id)) FROM "
+                               "tencent_desk.session_events").fetchone() == (0,)
+        assert readers.execute("SELECT count(*) - count(DISTINCT (sdkappid, session_id)) FROM "
+                               "tencent_desk.session_timeline").fetchone() == (0,)
+        ((missing,),) = readers.execute(
+            "SELECT count(*) FROM (SELECT DISTINCT sdkappid, session_id FROM "
+            "tencent_desk.session_events) e ANTI JOIN tencent_desk.session_timeline t "
+            "ON t.sdkappid = e.sdkappid AND t.session_id = e.session_id").fetchall()
+        assert missing == 0
+
+
 # -- a database made by the previous version -----------------------------------------------
 OLD = Path(__file__).resolve().parent / "fixtures" / "single_app_database"
 OLD_APP, OLD_KEY = 1400555000, "k3y-of-the-old-single-app-7c1d"  # see make_single_app_...

@@ -108,6 +108,33 @@ class Layout:
 # What is new in a table is found through the runs' logs: every table the job writes carries
 # the run_id of the run that (last) wrote its rows.
 RUN_LOGS = ("runs", "record_runs")
+# The logs of a dataset that have the ``app`` column (SQL of DuckDB and PostgreSQL; ``param``
+# names the dataset: DuckDB's ``?``, a dlt sql_client's ``%s``).
+APP_LOGS_SQL = ("SELECT table_name FROM information_schema.columns WHERE table_schema = {param} "
+                "AND table_catalog = current_database() AND column_name = 'app'")
+
+
+def logged_runs_sql(ds: str, logs: Sequence[str], where: str, with_app: Sequence[str]) -> str:
+    """``run_id, _dlt_load_id`` of the rows of the runs' logs ``logs`` that match ``where``,
+    and of the runs they stand for (SQL of DuckDB and PostgreSQL). ``with_app``: the logs
+    that have the ``app`` column (an older database's may not).
+
+    The one rule of which run ids are new with a log's row: a run loads the received events
+    once, before its apps ask, stamped with its own id; with several apps each app's row
+    carries that id and ``-<app>`` (``RunContext.of``), so it stands for the run's own id
+    too. Else the events of a run of several apps would never be published or reach the
+    timeline (a run of one app, or one killed before its apps' rows, logs its own id)."""
+    parts = []
+    for t in logs:
+        parts.append(f"SELECT run_id, _dlt_load_id FROM {ds}.{t} WHERE {where}")
+        if t in with_app:
+            parts.append(
+                f"SELECT left(run_id, length(run_id) - length(app) - 1) AS run_id, _dlt_load_id "
+                f"FROM {ds}.{t} WHERE ({where}) AND app IS NOT NULL AND app <> '' AND "
+                "right(run_id, length(app) + 1) = '-' || app")
+    return " UNION ALL ".join(parts)
+
+
 # Tables not named here have one partition, rewritten whenever a load touched them.
 LAYOUTS: dict[str, Layout] = {
     "runs": Layout("run_id", appended=False),
@@ -204,9 +231,9 @@ class Publisher:
         new_runs = "FALSE"
         logs = [t for t in RUN_LOGS if t in tables]
         if logs:
-            ids = sorted(r for (r,) in self.con.execute(" UNION ALL ".join(
-                f"SELECT run_id FROM {ds}.{t} WHERE _dlt_load_id > $1 AND _dlt_load_id <= $2"
-                for t in logs), [watermark, top]).fetchall())
+            ids = sorted({r for (r, _) in self.con.execute(logged_runs_sql(
+                ds, logs, "_dlt_load_id > $1 AND _dlt_load_id <= $2",
+                [t for t in logs if "app" in tables[t]]), [watermark, top]).fetchall()})
             if ids:  # the range lets DuckDB skip the history by its zone maps
                 new_runs = (f"run_id >= {literal(ids[0])} AND run_id <= {literal(ids[-1])} AND "
                             f"run_id IN ({', '.join(map(literal, ids))})")

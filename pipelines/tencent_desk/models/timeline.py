@@ -49,9 +49,11 @@ POLL_STATES: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class Sources:
-    """Which source tables exist in the dataset."""
+    """Which source tables exist in the dataset (``with_app``: the runs' logs that have the
+    ``app`` column, see ``snapshot.logged_runs_sql``)."""
 
     tables: frozenset[str]
+    with_app: frozenset[str] = frozenset()
 
     @property
     def events(self) -> bool:
@@ -252,13 +254,16 @@ def tables_sql(param: str) -> str:
 
 
 def sources(con: duckdb.DuckDBPyConnection, dataset: str) -> Sources:
-    return Sources(frozenset(r[0] for r in con.execute(tables_sql("?"), [dataset]).fetchall()))
+    return Sources(
+        frozenset(r[0] for r in con.execute(tables_sql("?"), [dataset]).fetchall()),
+        frozenset(r[0] for r in con.execute(snapshot.APP_LOGS_SQL.format(param="?"),
+                                            [dataset]).fetchall()))
 
 
-def finished_sql(ds: str, logs: Sequence[str]) -> str:
-    """Runs (and their load ids) no longer loading, from the runs' logs."""
-    return " UNION ALL ".join(
-        f"SELECT run_id, _dlt_load_id FROM {ds}.{t} WHERE status <> 'loading'" for t in logs)
+def finished_sql(ds: str, logs: Sequence[str], with_app: Sequence[str] = ()) -> str:
+    """Runs (and their load ids) no longer loading, from the runs' logs; with ``with_app``
+    (the logs that have the ``app`` column) the runs their apps' rows stand for too."""
+    return snapshot.logged_runs_sql(ds, logs, "status <> 'loading'", with_app)
 
 
 def new_data_sql(ds: str, src: Sources, new: Sequence[str]) -> str:
@@ -302,7 +307,7 @@ def upkeep(con: duckdb.DuckDBPyConnection, dataset: str) -> int:
     con.execute(f"CREATE TABLE IF NOT EXISTS {ds}.{STATE_TABLE} (load_id VARCHAR)")
     (watermark,) = con.execute(f"SELECT max(load_id) FROM {ds}.{STATE_TABLE}").fetchone() or (
         None,)
-    finished = finished_sql(ds, logs)
+    finished = finished_sql(ds, logs, sorted(src.with_app))
     new = [r for (r,) in con.execute(
         f"SELECT run_id FROM ({finished}) AS f WHERE _dlt_load_id > ? ORDER BY run_id",
         [watermark or ""]).fetchall()]

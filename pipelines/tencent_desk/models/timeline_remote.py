@@ -58,8 +58,10 @@ def upkeep(pipeline: Any) -> int:
     dataset = pipeline.dataset_name
     ds = ident(dataset)
     with pipeline.sql_client() as client:
-        src = timeline.Sources(frozenset(r[0] for r in client.execute_sql(
-            timeline.tables_sql("%s"), dataset)))
+        src = timeline.Sources(
+            frozenset(r[0] for r in client.execute_sql(timeline.tables_sql("%s"), dataset)),
+            frozenset(r[0] for r in client.execute_sql(
+                snapshot.APP_LOGS_SQL.format(param="%s"), dataset) or ()))
         logs = [t for t in snapshot.RUN_LOGS if t in src.tables]
         if not logs or not (src.events or src.records or src.polls):
             return 0
@@ -72,7 +74,7 @@ def upkeep(pipeline: Any) -> int:
         state = f"{ds}.{timeline.STATE_TABLE}"
         client.execute_sql(f"CREATE TABLE IF NOT EXISTS {state} (load_id VARCHAR)")
         ((watermark,),) = client.execute_sql(f"SELECT max(load_id) FROM {state}")
-        finished = timeline.finished_sql(ds, logs)
+        finished = timeline.finished_sql(ds, logs, sorted(src.with_app))
         new = [r for (r,) in client.execute_sql(
             f"SELECT run_id FROM ({finished}) AS f WHERE _dlt_load_id > %s ORDER BY run_id",
             watermark or "")]

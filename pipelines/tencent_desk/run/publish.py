@@ -11,8 +11,9 @@ from tencent_desk.core import redact, settings
 from tencent_desk.core.errors import JobError
 from tencent_desk.core.files import check_file
 from tencent_desk.core.settings import TRUTH_SCHEMA
+from tencent_desk.core.sql import qualified
 from tencent_desk.job import destination
-from tencent_desk.models import intervals_remote, snapshot, timeline_remote
+from tencent_desk.models import intervals, intervals_remote, snapshot, timeline, timeline_remote
 from tencent_desk.run.database import check_database, database_problem, local_anchor
 from tencent_desk.run.exits import explain
 from tencent_desk.run.lock import RunLock
@@ -26,7 +27,8 @@ if TYPE_CHECKING:
 def publish(database: Path, dataset: str = settings.DEFAULT_DATASET, rebuild: bool = False,
             lock_wait_s: float = settings.DATABASE_LOCK_WAIT_S) -> int:
     """Publish the snapshot readers read without a run (``rebuild``: from scratch, e.g.
-    after deleting it or upgrading from a version that did not publish); returns rows."""
+    after deleting it or upgrading from a version that did not publish, the timeline and
+    the interval tables brought up to date with every run again); returns rows."""
     database = database.expanduser().absolute()
     if not database.exists():
         raise JobError(f"database {database} not found: check --database", exit_code=2)
@@ -39,6 +41,12 @@ def publish(database: Path, dataset: str = settings.DEFAULT_DATASET, rebuild: bo
             catalog.unlink(missing_ok=True)
         try:
             with duckdb.connect(str(database)) as con:
+                if rebuild:
+                    # Without their watermarks the models' upkeep takes every run as new:
+                    # it repairs what an upkeep missed (the received events of runs of
+                    # several apps, before snapshot.logged_runs_sql took them as new).
+                    for state in (timeline.STATE_TABLE, intervals.STATE_TABLE):
+                        con.execute(f"DROP TABLE IF EXISTS {qualified(dataset, state)}")
                 others = con.execute(
                     "SELECT table_schema, table_name FROM information_schema.tables WHERE "
                     "table_schema = ? AND table_type = 'BASE TABLE'", [TRUTH_SCHEMA]).fetchall()
