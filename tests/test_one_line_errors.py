@@ -108,6 +108,29 @@ REFUSED = [
     (["records", "--database", "d.duckdb", "--until", "soon"], "--until", "ISO 8601"),
     (["records", "--database", "d.duckdb", "--since", "2026-01-05T00:00:00Z", "--until",
       "2026-01-04T00:00:00Z"], "--since", "is not before --until"),
+    # an empty value (a cron line's variable left unset): --dataset once loaded the run, and
+    # the receiver's spool drained, into a dataset dlt named itself; --since/--until once
+    # meant an incremental load, --seed none, --out the current folder (exit 3)
+    *[([command, "--database", "d.duckdb", option, blank], option, "an empty")
+      for command in ("run", "records", "publish", "plan", "report")
+      for option in ("--dataset", "--state-dir") for blank in ("", " ")
+      if (command, option) not in (("report", "--state-dir"), ("plan", "--state-dir"))],
+    *[(["records", "--database", "d.duckdb", option, ""], option, "an empty time")
+      for option in ("--since", "--until")],
+    (["run", "--database", "d.duckdb", "--seed", ""], "--seed", "an empty name"),
+    (["report", "--database", "d.duckdb", "--out", ""], "--out", "an empty name"),
+    (["plan", "--database", "d.duckdb", "--out", ""], "--out", "an empty name"),
+    # a count below 1, a wait below 0 (docs/failures.md), once taken as given
+    (["run", "--database", "d.duckdb", "--max-concurrency", "0"], "--max-concurrency",
+     "above 0"),
+    (["records", "--database", "d.duckdb", "--max-qps", "0"], "--max-qps", "above 0"),
+    (["run", "--database", "d.duckdb", "--max-session-age", "-1"], "--max-session-age",
+     "above 0"),
+    (["run", "--database", "d.duckdb", "--max-error-share", "2"], "--max-error-share",
+     "from 0 to 1"),
+    *[([command, "--database", "d.duckdb", "--lock-wait", "-1"], "--lock-wait", "0 or more")
+      for command in ("run", "records", "publish", "plan")],
+    (["listen", "--database", "d.duckdb", "--seal-after", "0"], "--seal-after", "above 0"),
     # an empty period (a cron line's $DAY left unset) once reported yesterday
     *[(["report", "--database", "d.duckdb", *given], option, "''")
       for given, option in ((["--day="], "--day"), (["--week="], "--week"),
@@ -155,3 +178,55 @@ def test_a_database_that_cannot_be_the_jobs_file(tmp_path, command) -> None:
         line = cli.failed_in_one_line(proc, 2, "--database", says)
         assert proc.stderr == line + "\n", proc.stderr
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["README.md", "docs", "here"]
+
+
+# A setting (config or environment) that is not what it must be: one line naming it and what
+# it must be, exit 2, before the lock or the spool is touched. The first four once ended in
+# "unexpected error: ValueError: could not convert string to float: 'fast'"; the others were
+# taken as given (max_concurrency 0 as "automatic", keep_message_content=perhaps as false).
+BAD_SETTINGS = [
+    ("MAX_QPS", "fast", "a number above 0"),
+    ("TIMEOUT", "abc", "a number of seconds above 0"),
+    ("RECORDS", "maybe", "true or false"),
+    ("RECORDS_SETTLE", "abc", "a whole number of seconds, 0 or more"),
+    ("MAX_CONCURRENCY", "0", "a whole number of 1 or more"),
+    ("MAX_CONCURRENCY", "2.5", "a whole number of 1 or more"),
+    ("RECORDS_SINCE", "-1", "a whole number of seconds above 0"),
+    ("KEEP_NICKNAMES", "perhaps", "true or false"),
+    ("MAX_ERROR_SHARE", "5%", "a share from 0 to 1"),
+    ("TRANSPORT", "curl", "one of aiohttp"),
+    ("APPS__EU__MAX_QPS", "fast", "a number above 0"),
+]
+
+
+@pytest.mark.check
+@pytest.mark.parametrize("command", ["run", "records"])
+@pytest.mark.parametrize("key, value, says", BAD_SETTINGS,
+                         ids=[f"{k}={v}" for k, v, _ in BAD_SETTINGS])
+def test_a_setting_that_is_not_what_it_must_be(tmp_path, command, key, value, says) -> None:
+    extra = {f"SOURCES__TENCENT_DESK__{key}": value}
+    if key.startswith("APPS__"):  # a named app: its section and variable are named
+        extra.update(SOURCES__TENCENT_DESK__APPS__EU__SDKAPPID="1400000999",
+                     SOURCES__TENCENT_DESK__APPS__EU__SECRET_KEY="k")
+    spool = tmp_path / "d.duckdb.spool"
+    spool.mkdir()
+    (spool / "segment").write_text("kept\n")
+    proc = cli.run([cli.CLI, command, "--database", str(tmp_path / "d.duckdb"), "--api-url",
+                    f"http://127.0.0.1:{closed_port()}", "--no-progress"], tmp_path,
+                   timeout=60, **extra)
+    name = key.rsplit("__", 1)[-1]
+    line = cli.failed_in_one_line(proc, 2, f"{name.lower()} must be {says}", f"{value!r}",
+                                  f"SOURCES__TENCENT_DESK__{key}")
+    assert proc.stderr == line + "\n" and "unexpected error" not in line, proc.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["d.duckdb.spool", "segment"]
+
+
+@pytest.mark.check
+def test_keep_message_content_that_is_no_flag(tmp_path) -> None:
+    proc = cli.run([cli.CLI, "listen", "--database", str(tmp_path / "d.duckdb"), "--port",
+                    str(closed_port())], tmp_path, timeout=60,
+                   SOURCES__TENCENT_DESK__KEEP_MESSAGE_CONTENT="perhaps")
+    line = cli.failed_in_one_line(proc, 2, "keep_message_content must be true or false",
+                                  "SOURCES__TENCENT_DESK__KEEP_MESSAGE_CONTENT")
+    assert proc.stderr == line + "\n", proc.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -17,16 +17,27 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
-import math
 import os
 import sys
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import NoReturn
 
 from tencent_desk.api.transport import KINDS as TRANSPORTS
 from tencent_desk.core import logs, redact, settings
+from tencent_desk.core.arguments import (
+    ABOVE_0,
+    AT_LEAST_0,
+    COUNT,
+    DATABASE,
+    DATASET,
+    PORT,
+    SEED,
+    SEED_FILE,
+    SHARE,
+    STATE_DIR,
+    given,
+)
 from tencent_desk.core.clock import parse_span, parse_time
 from tencent_desk.core.errors import ConfigError
 from tencent_desk.intake.spool import SEAL_AFTER_S
@@ -81,33 +92,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"desk-sessions: error: {message} (see {self.prog} --help)\n")
 
 
-def _number(kind: type, low: float, high: float = math.inf, *, above: bool = False,
-            what: str = "") -> Callable[[str], float]:
-    """An argparse ``type=`` for a number in [low, high] (in (low, high] with ``above``), so
-    that a value the command would refuse later is refused at once, naming the option."""
-    whole = "a whole number" if kind is int else "a number"
-    what = what or (f"{whole} above {low:g}" if above else f"{whole} of {low:g} or more"
-                    if high == math.inf else f"{whole} from {low:g} to {high:g}")
-
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and low <= value <= high and not (above and value == low)):
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
-        return value
-
-    return parse
-
-
-PORT = _number(int, 1, 65535, what="a port number from 1 to 65535")
-SHARE = _number(float, 0, 1, what="a share from 0 to 1")
-SEED = _number(int, 0, what="a random seed: a whole number of 0 or more")
-COUNT = _number(int, 0, above=True)
-AT_LEAST_0 = _number(float, 0)
-
-
 def _iso_time(text: str) -> str:
     """An argparse ``type=`` for --since and --until: an ISO 8601 time, refused at once."""
     try:
@@ -118,12 +102,9 @@ def _iso_time(text: str) -> str:
     return text
 
 
-def _file(text: str) -> Path:
-    """An argparse ``type=`` for the job's file: an empty name (a cron line's variable left
-    unset) refused at once, which ``Path`` would take for the current folder."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty name: give the DuckDB file")
-    return Path(text)
+# an empty one (a cron line's $SINCE left unset) once meant no --since: an incremental load
+ISO_TIME = given("an ISO 8601 time such as 2026-01-05T09:00:00Z", _iso_time,
+                 empty="an empty time")
 
 
 def _run_parser(sub: argparse._SubParsersAction) -> None:
@@ -132,8 +113,9 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
                        "(desk-sessions listen) and every key of --seed, if given (or each "
                        "app's seed in config); load session_states, seed_rejects and runs.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seed", help="seed file: .csv, .parquet, .jsonl, or a .duckdb database "
-                   "(with --seed-table); added to the sessions known from received events")
+    p.add_argument("--seed", type=SEED_FILE, help="seed file: .csv, .parquet, .jsonl, or a "
+                   ".duckdb database (with --seed-table); added to the sessions known from "
+                   "received events")
     p.add_argument("--seed-table", help="the table holding the seed in a .duckdb --seed "
                    "(refused with any other seed)")
     _database_and_api(p)
@@ -141,13 +123,14 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
                    help="ask again sessions an earlier run saw end")
     p.add_argument("--records", action="store_true", default=None,
                    help="also load new session records (config key records = true)")
-    p.add_argument("--max-error-share", type=float, metavar="SHARE",
+    p.add_argument("--max-error-share", type=SHARE, metavar="SHARE",
                    help="exit 6 when more than this share of the keys end in error "
                    f"(default: config, else {settings.DEFAULT_MAX_ERROR_SHARE:g}; 1 turns it "
                    "off)")
-    p.add_argument("--max-session-age", type=float, default=settings.DEFAULT_MAX_SESSION_AGE_H,
-                   metavar="HOURS", help="sessions from events: ask those that began within "
-                   "this many hours and are not known to have ended (default %(default)g)")
+    p.add_argument("--max-session-age", type=ABOVE_0, metavar="HOURS",
+                   default=settings.DEFAULT_MAX_SESSION_AGE_H, help="sessions from events: "
+                   "ask those that began within this many hours and are not known to have "
+                   "ended (default %(default)g)")
     p.add_argument("--pipelines-dir", help="dlt's working folder (default: dlt's)")
     _common(p)
 
@@ -159,9 +142,9 @@ def _records_parser(sub: argparse._SubParsersAction) -> None:
                        "everything settled since the last load.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _database_and_api(p)
-    p.add_argument("--since", type=_iso_time,
+    p.add_argument("--since", type=ISO_TIME,
                    help="backfill from this ISO 8601 time (UTC unless it says)")
-    p.add_argument("--until", type=_iso_time, help="up to this ISO 8601 time (default: now "
+    p.add_argument("--until", type=ISO_TIME, help="up to this ISO 8601 time (default: now "
                    "minus the settle lag, config records_settle, 300 s)")
     p.add_argument("--pipelines-dir", help="dlt's working folder (default: dlt's)")
     _common(p)
@@ -173,19 +156,19 @@ def _destination(p: argparse.ArgumentParser, database_help: str) -> None:
                    help="where to load (default %(default)s); postgres: credentials from "
                    "[destination.postgres.credentials] in .dlt/secrets.toml or "
                    "DESTINATION__POSTGRES__CREDENTIALS")
-    p.add_argument("--database", type=_file, help=database_help)
-    p.add_argument("--state-dir", type=Path, help="with --destination postgres: the local "
+    p.add_argument("--database", type=DATABASE, help=database_help)
+    p.add_argument("--state-dir", type=STATE_DIR, help="with --destination postgres: the local "
                    "folder for the job's lock and the receiver's spool")
-    p.add_argument("--dataset", default=settings.DEFAULT_DATASET,
+    p.add_argument("--dataset", type=DATASET, default=settings.DEFAULT_DATASET,
                    help="schema for the tables (default %(default)s)")
 
 
 def _database_and_api(p: argparse.ArgumentParser) -> None:
     """What ``run`` and ``records`` share: where to load, and how to reach the API."""
     _destination(p, "the DuckDB file to load (--destination duckdb)")
-    p.add_argument("--max-qps", type=float, help="calls per second, never exceeded in any "
+    p.add_argument("--max-qps", type=ABOVE_0, help="calls per second, never exceeded in any "
                    f"one-second window (default: config, else {settings.DEFAULT_MAX_QPS:g})")
-    p.add_argument("--max-concurrency", type=int, help="calls in flight at most (default: "
+    p.add_argument("--max-concurrency", type=COUNT, help="calls in flight at most (default: "
                    "config, else enough for --max-qps with half-second answers: 50 at "
                    "100/s, 500 at 1000/s)")
     p.add_argument("--region", help="data centre: " + ", ".join(settings.REGIONS))
@@ -207,20 +190,20 @@ def _listen_parser(sub: argparse._SubParsersAction) -> None:
                        "checks each callback's Sign); keep_message_content (default false).",
                        epilog=LISTEN_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--database", type=_file,
+    p.add_argument("--database", type=DATABASE,
                    help="the DuckDB file the job loads (the spool is FILE.spool/)")
-    p.add_argument("--state-dir", type=Path, help="instead, with a server destination: "
+    p.add_argument("--state-dir", type=STATE_DIR, help="instead, with a server destination: "
                    "the job's --state-dir (the spool is DIR/desk.spool/)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s)")
     p.add_argument("--port", type=PORT, default=8080, help="port (default %(default)s)")
-    p.add_argument("--seal-after", type=float, default=SEAL_AFTER_S, metavar="SECONDS",
+    p.add_argument("--seal-after", type=ABOVE_0, default=SEAL_AFTER_S, metavar="SECONDS",
                    help="a spool segment is handed to the job after this long (default "
                    "%(default)g)")
     _common(p)
 
 
 def _lock_wait(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lock-wait", type=float, default=settings.DATABASE_LOCK_WAIT_S,
+    p.add_argument("--lock-wait", type=AT_LEAST_0, default=settings.DATABASE_LOCK_WAIT_S,
                    metavar="SECONDS", help="how long to wait while another process holds "
                    "the database open before giving up with exit code 3 (default "
                    "%(default)g)")
@@ -244,7 +227,7 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:
                        description="Start the simulator on loopback, poll its sessions every "
                        "5-15 simulated minutes through a working day, load the rows into a "
                        "DuckDB file, then print how to open the notebooks.")
-    p.add_argument("--database", type=Path, default=Path("demo.duckdb"),
+    p.add_argument("--database", type=DATABASE, default=Path("demo.duckdb"),
                    help="the DuckDB file to create (default %(default)s)")
     p.add_argument("--seed", type=SEED, default=7, help="random seed of the simulated day")
     p.add_argument("--sessions", type=COUNT, default=2400,
@@ -313,7 +296,7 @@ def _history_parser(sub: argparse._SubParsersAction) -> None:
         "--poll-days days the job polls too. A virtual clock: 10 weeks take minutes. The "
         "truth goes beside it in schema desk_simulator (expected_rates, customers, schedule, "
         "agent_groups, truth).")
-    p.add_argument("--database", type=Path, required=True,
+    p.add_argument("--database", type=DATABASE, required=True,
                    help="the DuckDB file to create (replaced if it exists)")
     span = p.add_mutually_exclusive_group()
     span.add_argument("--weeks", type=int, default=10, help="weeks of history (default "

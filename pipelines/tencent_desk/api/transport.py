@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from tencent_desk.core import redact
+from tencent_desk.core import redact, settings
 
-KINDS = ("aiohttp", "httpx-aiohttp", "httpx")
+KINDS = settings.TRANSPORTS
 HEADERS = {"Content-Type": "application/json"}
 
 

@@ -10,12 +10,15 @@ and its seed, which are its own.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import dlt
+from tencent_desk.core import settings
 from tencent_desk.core.errors import ConfigError, JobError
 
 SECTION = "sources.tencent_desk"
@@ -66,6 +69,101 @@ def names() -> list[str]:
     return sorted(found)
 
 
+def _flag(value: object) -> bool:
+    if value is True or value is False:
+        return value
+    text = str(value).strip().lower()
+    if text in TRUE or text in FALSE:
+        return text in TRUE
+    raise ValueError(text)
+
+
+def _number(kind: type, low: float, *, above: bool) -> Callable[[object], float]:
+    def parse(value: object) -> float:
+        if isinstance(value, bool):
+            raise ValueError(value)
+        number = float(str(value).strip())
+        if not (math.isfinite(number) and number >= low and not (above and number == low)):
+            raise ValueError(value)
+        if kind is int:
+            if not number.is_integer():
+                raise ValueError(value)
+            return int(number)
+        return number
+
+    return parse
+
+
+def _share(value: object) -> float:
+    share = _number(float, 0, above=False)(value)
+    if share > 1:
+        raise ValueError(value)
+    return share
+
+
+def _transport(value: object) -> str:
+    kind = str(value).strip().lower()
+    if kind not in settings.TRANSPORTS:
+        raise ValueError(value)
+    return kind
+
+
+TRUE = ("true", "yes", "t", "y", "1")
+FALSE = ("false", "no", "f", "n", "0")
+# Every setting of docs/operations.md's Configuration table that is a number, a flag or a
+# choice (and the receiver's keep_message_content): how it is read, what it must be. The one
+# place that converts them: a value that is not what it must be is one line naming it, exit 2.
+CHECKS: dict[str, tuple[Callable[[object], Any], str]] = {
+    "max_qps": (_number(float, 0, above=True), "a number above 0 (calls per second)"),
+    "max_concurrency": (_number(int, 1, above=False),
+                        "a whole number of 1 or more (calls in flight)"),
+    "timeout": (_number(float, 0, above=True), "a number of seconds above 0"),
+    "transport": (_transport, "one of " + ", ".join(settings.TRANSPORTS)),
+    "records": (_flag, "true or false"),
+    "records_since": (_number(int, 0, above=True), "a whole number of seconds above 0"),
+    "records_settle": (_number(int, 0, above=False), "a whole number of seconds, 0 or more"),
+    "keep_nicknames": (_flag, "true or false"),
+    "keep_message_content": (_flag, "true or false"),
+    "max_error_share": (_share, "a share from 0 to 1 (e.g. 0.05 for 5%)"),
+    "snapshot_retention": (_number(float, 0, above=True), "a number of seconds above 0"),
+}
+
+
+def checked(key: str, value: object, app: str | None = None) -> Any:
+    """``value`` of setting ``key`` (one of :data:`CHECKS`) converted; else
+    :class:`ConfigError`, one line naming the key, what it must be and where to fix it
+    (``app``: a named app's section)."""
+    convert, what = CHECKS[key]
+    try:
+        return convert(value)
+    except (ValueError, TypeError):
+        section, env = ((f"{SECTION}.apps.{app}", f"{ENV_PREFIX}{app.upper()}__")
+                        if app else (SECTION, "SOURCES__TENCENT_DESK__"))
+        raise ConfigError(f"{key} must be {what}, got {str(value)[:20]!r}: fix it under "
+                          f"[{section}] or {env}{key.upper()}") from None
+
+
+def check_settings(keys: tuple[str, ...] = tuple(CHECKS)) -> None:
+    """The settings ``keys`` of [sources.tencent_desk] and of every named app, each
+    checked (:func:`checked`) before any work: what the user must fix, said at once."""
+    for key in keys:
+        value = _value(f"{SECTION}.{key}", key in SECRETS)
+        if value is not None:
+            checked(key, value)
+    for name in names():
+        for key in keys:
+            value = _value(f"{SECTION}.apps.{name}.{key}", key in SECRETS)
+            if value is not None:
+                checked(key, value, name)
+
+
+def setting_of(key: str) -> Any:
+    """Setting ``key`` (one of :data:`CHECKS`) of [sources.tencent_desk], checked; None
+    when unset."""
+    value = _value(f"{SECTION}.{key}", False)
+    return None if value is None else checked(key, value)
+
+
 def _value(path: str, secret: bool) -> Any:
     store = dlt.secrets if secret else dlt.config
     try:
@@ -107,11 +205,11 @@ def resolve(overrides: dict[str, Any] | None = None, only: list[str] | None = No
         values: dict[str, Any] = {}
         for key in KEYS:
             secret = key in SECRETS
-            value = _value(f"{SECTION}.apps.{name}.{key}", secret)
+            value, of = _value(f"{SECTION}.apps.{name}.{key}", secret), name
             if value is None and key not in OWN:
-                value = _value(f"{SECTION}.{key}", secret)
+                value, of = _value(f"{SECTION}.{key}", secret), None
             if value is not None:
-                values[key] = value
+                values[key] = checked(key, value, of) if key in CHECKS else value
         where = f"app {name}"
         if "sdkappid" not in values:
             raise ConfigError(f"{where} has no sdkappid: set it under [{SECTION}.apps.{name}] "

@@ -24,6 +24,7 @@ AUTO_CONCURRENCY_BOUNDS = (16, 512)
 DEFAULT_TIMEOUT_S = 10.0
 # The HTTP client (api/transport.py; when to pick which: docs/transports.md).
 DEFAULT_TRANSPORT = "aiohttp"
+TRANSPORTS = ("aiohttp", "httpx-aiohttp", "httpx")
 DEFAULT_MAX_ATTEMPTS = 6
 # Throttled answers are retried more often than failures: they cost nothing but time.
 DEFAULT_MAX_THROTTLED_ATTEMPTS = 20

@@ -45,7 +45,10 @@ def receiver_config(database: Path, seal_after_s: float) -> ReceiverConfig:
                        "[sources.tencent_desk] and under its app: keep one")
     token = token or named
     redact.register(token, *tokens.values())
-    keep = str(setting("keep_message_content") or "false").strip().lower() in ("true", "1")
+    try:
+        keep = bool(apps.setting_of("keep_message_content"))
+    except ConfigError as exc:
+        raise JobError(str(exc)) from None
     database = database.expanduser().absolute()
     if not database.parent.is_dir():
         raise JobError(f"folder {database.parent} does not exist: create it or choose "

@@ -20,9 +20,9 @@ from dlt.common.typing import TSecretStrValue
 from dlt.sources import DltResource
 from tencent_desk.api.client import ClientConfig, DeskClient, FatalError, base_urls
 from tencent_desk.api.outage import Outage
-from tencent_desk.api.transport import KINDS as TRANSPORTS
 from tencent_desk.api.usersig import UserSigProvider
 from tencent_desk.core import settings
+from tencent_desk.core.apps import checked
 from tencent_desk.core.clock import SystemClock, parse_span, utc
 from tencent_desk.core.errors import ConfigError
 from tencent_desk.job import context as run_context
@@ -169,15 +169,17 @@ class AppSource:
         self.client = ClientConfig(
             sdkappid=_int(config.sdkappid, "sdkappid"), identifier=str(config.identifier),
             base_urls=base_urls(config.region, config.api_url, config.backup_url),
-            max_qps=float(config.max_qps),
-            max_concurrency=int(config.max_concurrency) if config.max_concurrency else None,
-            timeout=float(config.timeout), transport=_transport(config.transport))
+            max_qps=checked("max_qps", config.max_qps),
+            max_concurrency=None if config.max_concurrency in (None, "") else checked(
+                "max_concurrency", config.max_concurrency),
+            timeout=checked("timeout", config.timeout),
+            transport=checked("transport", config.transport))
         if not config.secret_key and not config.usersig:
             raise ConfigError("set secret_key (or a ready-made usersig) for the tencent_desk "
                               "source in .dlt/secrets.toml or SOURCES__TENCENT_DESK__SECRET_KEY")
         self.sigs = UserSigProvider(self.client.sdkappid, self.client.identifier,
                                     secret_key=config.secret_key, usersig=config.usersig)
-        self.error_share = _share(config.max_error_share, "max_error_share")
+        self.error_share = checked("max_error_share", config.max_error_share)
         self.region = config.region or ("custom" if config.api_url else settings.DEFAULT_REGION)
         self.isolation = Isolation(run, self.client, self.region)
 
@@ -205,15 +207,16 @@ class AppSource:
 
     def records_load(self) -> RecordsLoad | None:
         config = self.source
-        if not (_flag(config.records) or config.records_from):
+        if not (checked("records", config.records) or config.records_from):
             return None
         sdkappid = self.client.sdkappid
         since, until = parse_span(config.records_from, config.records_until,
                                   ("records_from", "records_until"))
         return RecordsLoad(
             self.client, self.sigs, self.run.clock, self.run.run_id, since=since, until=until,
-            settle_s=int(config.records_settle), first_back_s=int(config.records_since),
-            keep_nicknames=_flag(config.keep_nicknames),
+            settle_s=checked("records_settle", config.records_settle),
+            first_back_s=checked("records_since", config.records_since),
+            keep_nicknames=checked("keep_nicknames", config.keep_nicknames),
             state_key=RECORDS_STATE if self.run.app is None else f"{RECORDS_STATE}@{sdkappid}")
 
     def client_factory(self) -> DeskClient:
@@ -287,9 +290,6 @@ def _ended_when_polled(sdkappid: int) -> Iterator[pa.Table]:
     yield from ended_sessions(dlt.current.pipeline(), sdkappid=sdkappid)
 
 
-def _flag(value: object) -> bool:
-    """A boolean setting, as TOML (true) or an environment variable ("true", "1") gives it."""
-    return value is True or str(value).strip().lower() in ("true", "1", "yes")
 
 
 @dataclass
@@ -351,23 +351,8 @@ def _run_row(row: dict[str, Any], run: RunContext, table: str) -> Iterator[Any]:
             create_table_variant=True)
 
 
-def _share(value: object, name: str) -> float:
-    try:
-        share = float(str(value).strip())
-    except ValueError:
-        share = -1.0
-    if not 0.0 <= share <= 1.0:
-        raise ConfigError(f"{name} must be a share between 0 and 1 (e.g. 0.05 for 5%), "
-                          f"got {str(value)[:20]!r}")
-    return share
 
 
-def _transport(value: object) -> str:
-    kind = str(value).strip().lower()
-    if kind not in TRANSPORTS:
-        raise ConfigError(f"transport must be one of {', '.join(TRANSPORTS)}, got "
-                          f"{str(value)[:20]!r}")
-    return kind
 
 
 def _int(value: object, name: str) -> int:

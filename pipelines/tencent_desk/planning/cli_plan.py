@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from tencent_desk.core import settings
+from tencent_desk.core.arguments import AT_LEAST_0, DATABASE, DATASET, OUT
 from tencent_desk.core.clock import parse_instant
 from tencent_desk.core.errors import JobError
 from tencent_desk.job.destination import DESTINATIONS, DUCKDB
@@ -44,9 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--destination", choices=DESTINATIONS, default=DUCKDB,
                    help="where the history is and the plan goes (default %(default)s); "
                    "postgres: credentials as for desk-sessions run")
-    p.add_argument("--database", type=Path, help="the job's DuckDB file (history from the "
+    p.add_argument("--database", type=DATABASE, help="the job's DuckDB file (history from the "
                    "snapshot it publishes)")
-    p.add_argument("--dataset", default=settings.DEFAULT_DATASET,
+    p.add_argument("--dataset", type=DATASET, default=settings.DEFAULT_DATASET,
                    help="schema of the tables (default %(default)s)")
     p.add_argument("--date", help="first day to plan, ISO 8601 (2026-01-06), UTC (default: "
                    "tomorrow); with --intraday a date-time (2026-01-06T12:00): plan the rest "
@@ -71,7 +71,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--method", choices=METHODS, default="profile",
                    help="forecast method (default %(default)s; naive: same interval a "
                    "week before)")
-    p.add_argument("--out", type=Path, help="also write the plan to this CSV file; - for "
+    p.add_argument("--out", type=OUT, help="also write the plan to this CSV file; - for "
                    "stdout (the summary lines then go to stderr, so a pipe gets the CSV alone)")
     p.add_argument("--backtest", action="store_true",
                    help="allow a date in the past: plan it from the data before it")
@@ -80,7 +80,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "so far")
     p.add_argument("--no-save", action="store_true",
                    help="do not append the plan to the staffing_plan table")
-    p.add_argument("--lock-wait", type=float, default=settings.DATABASE_LOCK_WAIT_S,
+    p.add_argument("--lock-wait", type=AT_LEAST_0, default=settings.DATABASE_LOCK_WAIT_S,
                    metavar="SECONDS", help="how long to wait for a run holding the DuckDB "
                    "file before giving up with exit code 3 (default %(default)g)")
     return p

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from tencent_desk.core import settings
+from tencent_desk.core.arguments import DATABASE, DATASET, OUT
 from tencent_desk.core.errors import JobError
 
 DESCRIPTION = """\
@@ -39,11 +40,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="one HTML page of a day, week or month; mailed if asked",
                        description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--database", type=Path, help="the job's DuckDB file (its published "
+    p.add_argument("--database", type=DATABASE, help="the job's DuckDB file (its published "
                    "snapshot is read, never the file itself)")
     p.add_argument("--destination", default="duckdb", help="duckdb (default), or a server "
                    "the job loads, e.g. postgres (credentials as for desk-sessions run)")
-    p.add_argument("--dataset", default=settings.DEFAULT_DATASET,
+    p.add_argument("--dataset", type=DATASET, default=settings.DEFAULT_DATASET,
                    help="schema of the tables (default %(default)s)")
     when = p.add_argument_group("period (UTC; default: yesterday)")
     when.add_argument("--day", metavar="DATE", help="one day, e.g. 2026-11-30")
@@ -53,7 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     when.add_argument("--to", dest="until", metavar="DATE", help="last day of a range "
                       "(included)")
     p.add_argument("--app", help="one app of several: its name or sdkappid")
-    p.add_argument("--out", type=Path, default=Path("report.html"),
+    p.add_argument("--out", type=OUT, default=Path("report.html"),
                    help="the HTML file to write (default %(default)s)")
     p.add_argument("--mail-to", nargs="+", metavar="ADDR", help="also mail it to these "
                    "addresses (SMTP settings from config)")
@@ -79,11 +80,14 @@ def report(args: argparse.Namespace) -> int:
         where = args.destination
     source = Source(where, args.dataset, args.app)
     source.check()
-    smtp = None
+    smtp, unmailable = None, None
     if args.mail_to:
         from . import mail
 
-        smtp = mail.from_config()  # a setting to fix is said before any work
+        try:  # read before any work, said after it: the page is written all the same
+            smtp = mail.from_config()
+        except JobError as exc:  # exit 8 (docs/report.md): the day's page is never lost
+            unmailable = exc
     try:
         import matplotlib  # noqa: F401  (the charts)
     except ImportError:
@@ -106,6 +110,8 @@ def report(args: argparse.Namespace) -> int:
     if figures.empty:
         print(f"desk-sessions: note: no data for {chosen} (the page says so); "
               f"{_holds(where, args.dataset)}", file=sys.stderr)
+    if unmailable is not None:
+        raise unmailable
     if smtp is not None:
         from . import mail
 

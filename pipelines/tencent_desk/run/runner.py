@@ -103,6 +103,10 @@ def run_all(options: RunOptions, *, clock: Clock | None = None,
     the single-app form). Raises :class:`JobError` (with the rows when they were loaded).
     ``pace_clocks``: app name -> the clock pacing its calls (virtual ones in tests)."""
     _check_seed(options)
+    try:  # every setting read as it must be, before the lock is taken and the spool loaded
+        apps.check_settings()
+    except ConfigError as exc:
+        raise JobError(str(exc)) from None
     redact.install()
     _lean_arrow_pool()
     database = local_anchor(options.destination, options.database, options.state_dir)
