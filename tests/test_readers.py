@@ -250,8 +250,9 @@ def test_the_retention_is_a_setting_checked_before_a_run(tmp_path, monkeypatch):
                        SOURCES__TENCENT_DESK__SNAPSHOT_RETENTION=bad)
         assert cli.failed_in_one_line(proc, 2) == (
             "desk-sessions: error: snapshot_retention must be a number above 0 (seconds the "
-            "snapshot's replaced files stay for readers of older snapshots; default 86400): "
-            "fix it under [sources.tencent_desk] or SOURCES__TENCENT_DESK__SNAPSHOT_RETENTION")
+            "snapshot's replaced files stay for readers of older snapshots; default 86400), "
+            f"got {bad!r}: fix it under [sources.tencent_desk] or "
+            "SOURCES__TENCENT_DESK__SNAPSHOT_RETENTION")
         assert not snapshot.paths(db)[0].exists()  # stopped before anything was loaded
 
 

@@ -125,7 +125,10 @@ CHECKS: dict[str, tuple[Callable[[object], Any], str]] = {
     "keep_nicknames": (_flag, "true or false"),
     "keep_message_content": (_flag, "true or false"),
     "max_error_share": (_share, "a share from 0 to 1 (e.g. 0.05 for 5%)"),
-    "snapshot_retention": (_number(float, 0, above=True), "a number of seconds above 0"),
+    "snapshot_retention": (_number(float, 0, above=True),
+                           "a number above 0 (seconds the snapshot's replaced files stay "
+                           f"for readers of older snapshots; default "
+                           f"{settings.SNAPSHOT_RETENTION_S:g})"),
 }
 
 
