@@ -18,7 +18,7 @@ from pathlib import Path
 from tencent_desk.planning import forecast as fc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_plan_replay  # noqa: E402  (beside this file)
+import bench_plan_replay  # beside this file
 
 _estimate = fc.patience
 
