@@ -411,3 +411,39 @@ def _timeline_ids(database: Path) -> list[str]:
         ).fetchall()]
     finally:
         reader.close()
+
+
+def test_a_saved_plan_carries_its_app_and_is_no_table_to_upgrade(
+        weeks: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A plan saved by the real CLI carries the sdkappid of the app whose sessions it was
+    made from, like every table the job writes: the next run's upgrade (the function it
+    calls before a load) finds nothing to upgrade, and says nothing of staffing_plan."""
+    import logging
+
+    from tencent_desk.job import upgrade
+    from tencent_desk.run.pipeline import pipeline_for
+
+    db = tmp_path / "weeks.duckdb"
+    shutil.copyfile(weeks, db)  # the module's other tests count the plans kept in weeks
+    publish(db)
+    with duckdb.connect(str(db), read_only=True) as con:
+        (app,) = [a for (a,) in con.execute(
+            f"SELECT DISTINCT sdkappid FROM tencent_desk.{timeline.TABLE}").fetchall()]
+    assert app is not None
+    done = plan(tmp_path, "--database", str(db), "--date", DAY, "--backtest")
+    assert done.returncode == 0, done.stderr
+    with duckdb.connect(str(db), read_only=True) as con:
+        # the module's earlier tests may have saved plans in weeks (with their app too)
+        kept = con.execute("SELECT DISTINCT sdkappid FROM tencent_desk.staffing_plan"
+                           ).fetchall()
+        newest = con.execute("SELECT count(*) FROM tencent_desk.staffing_plan WHERE "
+                             "created_at = (SELECT max(created_at) FROM "
+                             "tencent_desk.staffing_plan) AND sdkappid = ?", [app]).fetchone()
+    assert kept == [(app,)] and newest == (48,)
+    pipeline = pipeline_for(db, "tencent_desk", str(tmp_path / "dlt"))
+    with caplog.at_level(logging.WARNING, logger="desk_sessions"):
+        assert upgrade.add_app_column(pipeline, 1400000000) == []
+    assert "upgraded" not in caplog.text
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT DISTINCT sdkappid FROM tencent_desk.staffing_plan"
+                           ).fetchall() == [(app,)]

@@ -360,3 +360,90 @@ def test_a_publish_that_failed_is_done_by_the_next_run(tmp_path, sim, seed, monk
         assert consistent(fresh)[0] == 3
     retired = {n for n, _ in json.loads((folder / snapshot.MANIFEST).read_text())["retired"]}
     assert orphans <= retired
+
+
+def test_a_rebuild_keeps_the_files_of_readers_on_the_old_snapshot(tmp_path, sim, seed):
+    """``publish --rebuild`` (the real CLI) starts the snapshot over from the database, and
+    replaces every file of the old one as a publish does: they stay a retention. A plain
+    read-only connection opened before it still answers every table and view, with the
+    same rows; a fresh one reads the new snapshot, with the same rows too."""
+    _app, url = sim
+    db = tmp_path / "desk.duckdb"
+    for _ in range(2):
+        cli_run(tmp_path, seed, db, url)
+    folder, catalog = snapshot.paths(db)
+    held = duckdb.connect(str(catalog), read_only=True)
+    try:
+        names = [r[0] for r in held.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
+            "ORDER BY 1", [DATASET]).fetchall()]
+        assert {"runs", "session_states", "session_state_latest"} <= set(names)
+
+        def every_table(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
+            return {n: sorted(map(repr, con.execute(
+                f"SELECT * FROM {DATASET}.{n}").fetchall())) for n in names}
+
+        before = every_table(held)
+        assert before["runs"] and before["session_states"]
+        old_files = {p.relative_to(folder).as_posix() for p in folder.rglob("*.parquet")}
+        proc = cli.run([cli.CLI, "publish", "--database", str(db), "--rebuild"],
+                       tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert every_table(held) == before  # the old snapshot's files are still there
+    finally:
+        held.close()
+    manifest = json.loads((folder / snapshot.MANIFEST).read_text())
+    current = {n for t in manifest["schemas"][DATASET]["tables"].values()
+               for fs in t["days"].values() for n in fs}
+    assert current and not current & old_files  # written again, from the database
+    assert old_files <= {n for n, _ in manifest["retired"]}  # removed a retention later
+    with duckdb.connect(str(catalog), read_only=True) as fresh:
+        assert every_table(fresh) == before
+    reader = Reader(db)
+    assert consistent(reader.connection()) == (2, len(before["session_states"]))
+    reader.close()
+
+
+@pytest.mark.parametrize("damage", [None, b"{not json", b'{"version": 99}'])
+def test_a_rebuild_retires_the_old_files_even_from_a_damaged_manifest(tmp_path, damage):
+    """A rebuild writes every table again and retires every file of the old snapshot at its
+    time, readable or not its manifest, removing them a retention later like any replaced
+    file; a Reader moves to the new snapshot (its generation changes)."""
+    db = tmp_path / "desk.duckdb"
+    con = job_tables(db, "n INT")
+    clock, retain = [1_000_000.0], 600.0
+    folder = snapshot.paths(db)[0]
+
+    def publish(rebuild: bool) -> dict:
+        publisher = snapshot.Publisher(con, db, now=lambda: clock[0], retain_s=retain,
+                                       rebuild=rebuild)
+        publisher.dataset(DATASET)
+        publisher.commit()
+        return json.loads((folder / snapshot.MANIFEST).read_text())
+
+    for i in (1, 2):
+        run_id, load = f"20261201T{i:06d}Z-0000", f"{i:04d}"
+        con.execute(f"INSERT INTO {DATASET}._dlt_loads VALUES (?, 0)", [load])
+        con.execute(f"INSERT INTO {DATASET}.runs VALUES (?, 'complete', 1, ?)", [run_id, load])
+        con.execute(f"INSERT INTO {DATASET}.session_states VALUES (?, ?)", [run_id, i])
+        publish(rebuild=False)
+    clock[0] += 1
+    reader = Reader(db)
+    reader.connection()
+    old = {p.relative_to(folder).as_posix() for p in folder.rglob("*.parquet")}
+    if damage is not None:
+        (folder / snapshot.MANIFEST).write_bytes(damage)
+    manifest = publish(rebuild=True)
+    # the files the second publish replaced keep their time, unless the manifest was lost
+    assert old == {n for n, _ in manifest["retired"]}
+    assert len([n for n, at in manifest["retired"] if at == clock[0]]) == (
+        len(old) - (1 if damage is None else 0))
+    assert old <= {p.relative_to(folder).as_posix() for p in folder.rglob("*.parquet")}
+    assert reader.connection().execute(  # a new generation: the Reader's views moved
+        f"SELECT count(*), sum(n) FROM {DATASET}.session_states").fetchone() == (2, 3)
+    reader.close()
+    clock[0] += retain
+    manifest = publish(rebuild=False)
+    assert not old & {p.relative_to(folder).as_posix() for p in folder.rglob("*.parquet")}
+    assert not old & {n for n, _ in manifest["retired"]}
+    con.close()

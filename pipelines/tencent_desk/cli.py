@@ -214,7 +214,9 @@ def _publish_parser(sub: argparse._SubParsersAction) -> None:
                        description="Every run publishes what it loaded for readers: Parquet "
                        "files in FILE.read/ and the views in FILE.read.duckdb. This does it "
                        "without a run; --rebuild starts over from the whole database (after "
-                       "deleting the snapshot, or upgrading from a version without one).")
+                       "deleting the snapshot, or upgrading from a version without one); "
+                       "the old snapshot's files stay snapshot_retention for readers still "
+                       "on it, as files a publish replaces do.")
     _destination(p, "the job's DuckDB file")
     p.add_argument("--rebuild", action="store_true", help="start the snapshot over")
     p.add_argument("--pipelines-dir", help="dlt's working folder (default: dlt's)")

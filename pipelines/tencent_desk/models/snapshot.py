@@ -199,11 +199,12 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 class Publisher:
     """Publishes, from the job's open connection, what was loaded since the last publish.
     ``retain_s``: how long the files it replaces stay for readers of older snapshots;
-    ``now``: the clock that times it (the job's wall clock, read at each call)."""
+    ``now``: the clock that times it (the job's wall clock, read at each call);
+    ``rebuild``: start the snapshot over (see :meth:`_start_over`)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, database: Path,
                  now: Callable[[], float] | None = None,
-                 retain_s: float = SNAPSHOT_RETENTION_S) -> None:
+                 retain_s: float = SNAPSHOT_RETENTION_S, rebuild: bool = False) -> None:
         if not retain_s > 0:  # 0 would remove files readers of the last snapshot hold
             raise ValueError(f"retain_s must be above 0, not {retain_s!r}")
         self.con = con
@@ -211,9 +212,31 @@ class Publisher:
         self.now = now or SystemClock().time
         self.retain_s = retain_s
         self.folder.mkdir(exist_ok=True)
-        self.manifest = read_manifest(self.folder)
         self.written = 0
         self.replaced: list[str] = []  # files this publish takes out of the snapshot
+        self.manifest = self._start_over() if rebuild else read_manifest(self.folder)
+
+    def _start_over(self) -> dict[str, Any]:
+        """An empty manifest, so that this publish writes every table again from the
+        database; every file of the old snapshot is replaced, as a publish replaces files:
+        retired now and removed a retention later, for readers still on an older snapshot.
+        The old manifest may be lost or damaged (the reason to rebuild): the files on disk
+        are what is retired, and what it had retired keeps its time. The generation goes on
+        from the old one, so that a Reader moves to the new snapshot."""
+        try:
+            old = read_manifest(self.folder)
+            generation = int(old.get("generation", 0))
+            retired = [[str(n), float(at)] for n, at in old.get("retired", [])]
+        except (ValueError, TypeError, AttributeError, OSError):
+            # unreadable: a generation (the time) far above any a Reader counted up to
+            generation, retired = int(self.now()), []
+        known = {n for n, _ in retired}
+        for file in sorted(self.folder.glob("*/*/*/*.parquet")):  # schema/table/day/file
+            name = file.relative_to(self.folder).as_posix()
+            if name not in known:
+                self.replaced.append(name)
+        return {"version": FORMAT_VERSION, "generation": generation, "schemas": {},
+                "retired": retired}
 
     def dataset(self, dataset: str) -> int:
         """Publish a dlt dataset's loads since the last publish; returns the rows written."""
@@ -425,9 +448,10 @@ class Publisher:
 
 def publish(con: duckdb.DuckDBPyConnection, database: Path, datasets: Sequence[str],
             whole: Sequence[tuple[str, str]] = (),
-            retain_s: float = SNAPSHOT_RETENTION_S) -> int:
-    """Publish the given datasets (and whole tables); returns the rows written."""
-    publisher = Publisher(con, database, retain_s=retain_s)
+            retain_s: float = SNAPSHOT_RETENTION_S, rebuild: bool = False) -> int:
+    """Publish the given datasets (and whole tables); returns the rows written.
+    ``rebuild``: the snapshot started over, its files retired like replaced ones."""
+    publisher = Publisher(con, database, retain_s=retain_s, rebuild=rebuild)
     rows = sum(publisher.dataset(d) for d in datasets)
     for schema, table in whole:
         publisher.whole(schema, table)

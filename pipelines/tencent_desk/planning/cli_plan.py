@@ -173,7 +173,7 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
     kind = "intraday" if at is not None else "backtest" if day < pd.Timestamp(now).tz_convert(
         "UTC").normalize() else "plan"
     stamped = store.stamp(frame, kind, _parameters(params, frame, day, args.days, at, updates,
-                                                   short), now)
+                                                   short), now, store.app_of(summed.sdkappids))
     to_stdout = str(args.out) == STDOUT
     csv = "the CSV on stdout" if to_stdout else str(args.out)
     if to_stdout:

@@ -10,9 +10,10 @@ ends, asked of the whole timeline (a plan says so when it ends before the weeks 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from tencent_desk.core.sql import qualified
@@ -73,10 +74,23 @@ def _read(reader: Reader | warehouse.Reader, dataset: str, since: datetime,
         rows = (f"SELECT *, {SPANS_SQL} FROM {qualified(dataset, TABLE)} "
                 "WHERE began_at >= ? AND began_at < ?")
         ends = latest()
-        return Summary.read(con, DERIVED_SQL.format(rows=rows), target_s, [since, until],
-                            None if ends is None else pd.Timestamp(ends).tz_convert("UTC"))
+        summed = Summary.read(con, DERIVED_SQL.format(rows=rows), target_s, [since, until],
+                              None if ends is None else pd.Timestamp(ends).tz_convert("UTC"))
+        return replace(summed, sdkappids=_apps(con, dataset, since, until))
     finally:
         reader.close()
+
+
+def _apps(con: Any, dataset: str, since: datetime, until: datetime) -> tuple[int, ...]:
+    """The apps (sdkappid) of the sessions begun in ``[since, until)``: those a plan is for."""
+    (has,) = con.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = ? AND "
+        "table_name = ? AND column_name = 'sdkappid'", [dataset, TABLE]).fetchone()
+    if not has:  # a timeline from before several apps
+        return ()
+    return tuple(int(a) for (a,) in con.execute(
+        f"SELECT DISTINCT sdkappid FROM {qualified(dataset, TABLE)} WHERE began_at >= ? "
+        "AND began_at < ? AND sdkappid IS NOT NULL ORDER BY 1", [since, until]).fetchall())
 
 
 # the summary's columns, typed, for a dataset the job has not yet given a timeline

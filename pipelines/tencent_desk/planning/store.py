@@ -13,7 +13,7 @@ import json
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 from tencent_desk.core.errors import JobError
 from tencent_desk.job import destination
+from tencent_desk.job.upgrade import COLUMN
 from tencent_desk.run.database import check_database
 from tencent_desk.run.exits import explain
 from tencent_desk.run.lock import RunLock
@@ -30,16 +31,27 @@ TABLE = "staffing_plan"
 
 
 def stamp(plan: pd.DataFrame, kind: str, params: dict[str, object],
-          now: datetime | None = None) -> pd.DataFrame:
+          now: datetime | None = None, sdkappid: int | None = None) -> pd.DataFrame:
     """The plan with what identifies it: ``plan_id``, ``created_at``, ``kind`` (plan,
-    backtest, intraday), ``method`` and ``parameters`` (JSON)."""
+    backtest, intraday), ``method``, ``parameters`` (JSON) and ``sdkappid``, the app it is
+    for (:func:`app_of`; NULL: several apps' sessions at once, or an app not known). Every
+    table of the job carries ``sdkappid``: without it the next run's upgrade would take
+    ``staffing_plan`` for a table from before several apps."""
     out = plan.copy()
     out.insert(0, "plan_id", uuid.uuid4().hex[:16])
     out.insert(1, "created_at", pd.Timestamp(now or datetime.now(UTC)))
     out.insert(2, "kind", kind)
     out.insert(3, "method", str(params.get("method")))
     out.insert(4, "parameters", json.dumps(params, sort_keys=True, default=str))
+    # a nullable integer: a column of NULLs alone is still a BIGINT, never left out by dlt
+    out.insert(5, COLUMN, pd.array([sdkappid] * len(out), dtype="Int64"))
     return out
+
+
+def app_of(sdkappids: Sequence[int]) -> int | None:
+    """The app a plan made from the sessions of ``sdkappids`` is for: the one app, or None
+    (NULL) when they are several apps' (a plan over them all) or carry none."""
+    return sdkappids[0] if len(sdkappids) == 1 else None
 
 
 def save(plan: pd.DataFrame, where: str, database: Path | None, dataset: str,

@@ -177,7 +177,8 @@ class Summary:
     of the day (chats, hold_s); ``held`` per group, day and chats held at the take (chats,
     hold_s); ``latest_start``, where the data ends: the latest session start the source
     holds before the end of the sessions summed (before their start too: the data may end
-    before them), None without any."""
+    before them), None without any; ``sdkappids``, the apps of the sessions summed (their
+    ``sdkappid``, NULL left out; empty where the source does not say)."""
 
     target_s: float
     days: pd.Series
@@ -186,6 +187,7 @@ class Summary:
     handling: pd.DataFrame
     held: pd.DataFrame
     latest_start: pd.Timestamp | None = None
+    sdkappids: tuple[int, ...] = ()
 
     @classmethod
     def read(cls, con: duckdb.DuckDBPyConnection, sessions: str, target_s: float,
@@ -245,7 +247,7 @@ class Summary:
             both(self.handling, other.handling, ["group", "day", "slot"]),
             both(self.held, other.held, ["group", "day", "held"]),
             max((t for t in (self.latest_start, other.latest_start) if t is not None),
-                default=None))
+                default=None), tuple(sorted({*self.sdkappids, *other.sdkappids})))
 
     @property
     def sessions(self) -> int:

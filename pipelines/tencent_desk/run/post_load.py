@@ -90,14 +90,16 @@ def _complete(client: Any, table: str, row_id: str | None = None) -> dict[str, s
 
 
 def for_readers(con: Any, database: Path, dataset: str,
-                whole: Sequence[tuple[str, str]] = ()) -> int:
+                whole: Sequence[tuple[str, str]] = (), rebuild: bool = False) -> int:
     """On the job's DuckDB: the sessions the new loads touched brought up to date in
     ``session_timeline`` and the interval tables, the poll views made (they go out with the
-    snapshot), then everything new published for readers; returns rows published."""
+    snapshot), then everything new published for readers (``rebuild``: everything, the old
+    snapshot's files kept a retention like any replaced file); returns rows published."""
     timeline.upkeep(con, dataset)
     intervals.upkeep(con, dataset)
     poll_views.create(con, dataset)
-    return snapshot.publish(con, database, [dataset], whole, retain_s=snapshot_retention())
+    return snapshot.publish(con, database, [dataset], whole, retain_s=snapshot_retention(),
+                            rebuild=rebuild)
 
 
 def snapshot_retention() -> float:

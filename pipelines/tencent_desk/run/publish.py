@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +12,7 @@ from tencent_desk.core.files import check_file
 from tencent_desk.core.settings import TRUTH_SCHEMA
 from tencent_desk.core.sql import qualified
 from tencent_desk.job import destination
-from tencent_desk.models import intervals, intervals_remote, snapshot, timeline, timeline_remote
+from tencent_desk.models import intervals, intervals_remote, timeline, timeline_remote
 from tencent_desk.run.database import check_database, database_problem, local_anchor
 from tencent_desk.run.exits import explain
 from tencent_desk.run.lock import RunLock
@@ -28,17 +27,15 @@ def publish(database: Path, dataset: str = settings.DEFAULT_DATASET, rebuild: bo
             lock_wait_s: float = settings.DATABASE_LOCK_WAIT_S) -> int:
     """Publish the snapshot readers read without a run (``rebuild``: from scratch, e.g.
     after deleting it or upgrading from a version that did not publish, the timeline and
-    the interval tables brought up to date with every run again); returns rows."""
+    the interval tables brought up to date with every run again; the old snapshot's files
+    stay ``snapshot_retention`` for readers still on it, as a publish keeps the files it
+    replaces); returns rows."""
     database = database.expanduser().absolute()
     if not database.exists():
         raise JobError(f"database {database} not found: check --database", exit_code=2)
     check_file(database)
     with RunLock(database):
         check_database(database, lock_wait_s)
-        if rebuild:
-            folder, catalog = snapshot.paths(database)
-            shutil.rmtree(folder, ignore_errors=True)
-            catalog.unlink(missing_ok=True)
         try:
             with duckdb.connect(str(database)) as con:
                 if rebuild:
@@ -50,7 +47,7 @@ def publish(database: Path, dataset: str = settings.DEFAULT_DATASET, rebuild: bo
                 others = con.execute(
                     "SELECT table_schema, table_name FROM information_schema.tables WHERE "
                     "table_schema = ? AND table_type = 'BASE TABLE'", [TRUTH_SCHEMA]).fetchall()
-                return for_readers(con, database, dataset, others)
+                return for_readers(con, database, dataset, others, rebuild=rebuild)
         except (duckdb.Error, OSError) as exc:
             raise JobError(redact.redact(database_problem(database, exc)), 3) from None
 
