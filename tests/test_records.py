@@ -509,3 +509,15 @@ def test_cli_records_summary_and_one_line_errors(tmp_path, grouped, monkeypatch,
         assert refused.value.code == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "argument --since" in err and "ISO 8601" in err
+
+
+def test_the_summary_line_dates_an_end_past_midnight() -> None:
+    from tencent_desk.job.record_source import summary_line
+
+    row = {"records": 3, "records_windows": 1, "records_pages": 1, "records_repaged": 0,
+           "records_from": datetime(2026, 12, 5, 12, 56, 21, tzinfo=UTC)}
+    same = summary_line({**row, "records_until": datetime(2026, 12, 5, 18, 0, tzinfo=UTC)})
+    assert "(2026-12-05 12:56:21..18:00:00 UTC)" in same
+    # the reviewer's line read "12:56:21..12:51:21", an end before its start
+    later = summary_line({**row, "records_until": datetime(2026, 12, 6, 12, 51, 21, tzinfo=UTC)})
+    assert "(2026-12-05 12:56:21..2026-12-06 12:51:21 UTC)" in later

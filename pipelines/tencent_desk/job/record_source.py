@@ -90,8 +90,12 @@ def _at(t: int) -> datetime:
 def summary_line(row: dict[str, Any]) -> str:
     if row.get("records") is None:
         return ""
-    span = (f"{row['records_from']:%Y-%m-%d %H:%M:%S}..{row['records_until']:%H:%M:%S} UTC"
-            if row.get("records_from") else "nothing settled yet")
+    span = "nothing settled yet"
+    if row.get("records_from"):
+        since, until = row["records_from"], row["records_until"]
+        # the end's date too when the span crosses midnight (12:56..12:51 read backwards)
+        end = f"{until:%H:%M:%S}" if until.date() == since.date() else f"{until:%Y-%m-%d %H:%M:%S}"
+        span = f"{since:%Y-%m-%d %H:%M:%S}..{end} UTC"
     return (f"  records: {row['records']} sessions ({span}), {row['records_windows']} "
             f"windows, {row['records_pages']} pages, {row['records_repaged']} paged again, "
             f"{row.get('records_calls', 0)} calls (table {TABLE})")
