@@ -186,6 +186,19 @@ def test_each_help_says_only_what_applies_to_its_command() -> None:
             assert foreign not in text, (name, foreign)
 
 
+def test_every_command_but_the_demo_gives_its_exit_codes() -> None:
+    """The top help says every command's --help gives its own exit codes: each does (the
+    demo, a walk-through, has none to script against)."""
+    helps = {name: " ".join(text.split()) for name, text in _helps().items() if name}
+    assert set(helps) >= {"run", "records", "listen", "simulate", "publish", "report", "plan"}
+    missing = [name for name, text in helps.items()
+               if name != "demo" and "Exit codes:" not in text]
+    assert missing == []
+    assert "3 --out cannot be written, or a run held the database past --lock-wait" in helps[
+        "plan"]
+    assert "3 the database is in use by a run or not writable" in helps["publish"]
+
+
 def test_the_top_help_shows_no_seed_as_required() -> None:
     """run asks the sessions known from received events without --seed (docs/operations.md)."""
     top = _helps()[""]

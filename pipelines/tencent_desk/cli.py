@@ -216,7 +216,10 @@ def _publish_parser(sub: argparse._SubParsersAction) -> None:
                        "without a run; --rebuild starts over from the whole database (after "
                        "deleting the snapshot, or upgrading from a version without one); "
                        "the old snapshot's files stay snapshot_retention for readers still "
-                       "on it, as files a publish replaces do.")
+                       "on it, as files a publish replaces do.",
+                       epilog="Exit codes: 0 published; 2 something to fix (no such "
+                       "database, not a DuckDB file, an empty name); 3 the database is in "
+                       "use by a run or not writable; 1 anything else.")
     _destination(p, "the job's DuckDB file")
     p.add_argument("--rebuild", action="store_true", help="start the snapshot over")
     p.add_argument("--pipelines-dir", help="dlt's working folder (default: dlt's)")

@@ -35,11 +35,16 @@ each day meets --target per group, weighted by the arrivals forecast (--target-p
 interval: every interval meets it), never above --max-occupancy, grossed up for
 --shrinkage. Each plan is appended to the staffing_plan table and written to --out. See
 docs/planning.md."""
+EPILOG = """\
+Exit codes: 0 planned (and saved, unless --no-save); 2 something to fix (too little
+history, a target, group or date that cannot be used, the database or dataset); 3 --out
+cannot be written, or a run held the database past --lock-wait (the CSV is written, the
+plan not saved); 1 anything else."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="forecast demand and plan the agents each interval needs",
-                       description=DESCRIPTION,
+                       description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--destination", choices=DESTINATIONS, default=DUCKDB,
                    help="where the history is and the plan goes (default %(default)s); "
