@@ -18,7 +18,7 @@ import pandas as pd
 from tencent_desk.analysis import service_level
 from tencent_desk.core import frames
 from tencent_desk.core.settings import DEFAULT_DATASET, NO_GROUP
-from tencent_desk.core.spans import union
+from tencent_desk.core.spans import held_at_starts, union
 from tencent_desk.core.sql import ident, qualified
 from tencent_desk.models.intervals import SPANS_SQL
 from tencent_desk.models.timeline import LOOKBACK_DAYS, TABLE
@@ -384,15 +384,10 @@ def chats_per_agent(chats: pd.DataFrame, by: str = "agent_group_name",
     start = pd.to_datetime(served["answered_at"], utc=True).to_numpy(
         "datetime64[us]").astype(np.int64)
     ended = pd.to_datetime(served["ended_at"], utc=True)
-    base, top = int(start.min()), int(start.max() - start.min())
-    end = np.where(ended.isna().to_numpy(), base + top + 1, ended.fillna(
+    # a chat not ended is held on: an end past every start
+    end = np.where(ended.isna().to_numpy(), start.max() + 1, ended.fillna(
         pd.Timestamp(0, tz="UTC")).to_numpy("datetime64[us]").astype(np.int64))
-    # each key's answers at 0 .. top, its ends at -1 .. top + 1: keys apart by span
-    span = top + 3
-    takes = who.astype(np.int64) * span + (start - base)
-    ends = np.sort(who.astype(np.int64) * span + np.clip(end - base, -1, top + 1))
-    held = np.searchsorted(np.sort(takes), takes, "right") - np.searchsorted(ends, takes,
-                                                                             "right")
+    held = held_at_starts(who, start, end)
     per = pd.Series(held, index=group).groupby(level=0).quantile(quantile,
                                                                  interpolation="lower")
     return per.clip(lower=1).astype(float).reindex(names).rename("chats_per_agent")

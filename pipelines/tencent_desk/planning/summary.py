@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow.compute as pc
 from tencent_desk.core import frames
 from tencent_desk.core.settings import NO_GROUP
+from tencent_desk.core.spans import held_at_starts
 from tencent_desk.models.intervals import seconds
 
 GRAIN_MIN = 15  # minutes: the plan's intervals (15, 30, 60) are whole numbers of these
@@ -136,19 +137,8 @@ def _held(names: list[str], takes: dict[str, np.ndarray]) -> pd.DataFrame:
     by_agent = takes["agent"][order]
     agent = np.concatenate([[0], np.cumsum(by_agent[1:] != by_agent[:-1])])
     del by_agent
-    start = takes["assigned_us"].astype(np.int64)[order]
-    base, top = int(start.min()), int(start.max()) - int(start.min())
-    # one key per agent and time: an agent's takes at 0 .. top, its ends at -1 .. top + 1
-    # (an end before every take, or none yet, keeps its order to them), agents apart
-    span = top + 3
-    keys = agent * span + (start - base)
-    del start
-    end = takes["ended_us"].astype(np.int64)[order]
-    ends = np.sort(agent * span + np.clip(end - base, -1, top + 1))
-    del end, agent
-    # every earlier agent's takes and ends both count and cancel out
-    held = np.searchsorted(keys, keys, "right") - np.searchsorted(ends, keys, "right")
-    del keys, ends
+    held = held_at_starts(agent, takes["assigned_us"][order], takes["ended_us"][order])
+    del agent
     hold = takes["hold_s"].astype(float)[order]
     day = takes["day"].astype(np.int64)[order]
     g = takes["g"].astype(np.int64)[order]
