@@ -20,6 +20,7 @@ import pandas as pd
 from tencent_desk.analysis import service_level
 from tencent_desk.core import frames
 from tencent_desk.core.settings import DEFAULT_DATASET, NO_GROUP
+from tencent_desk.core.spans import union
 from tencent_desk.core.sql import ident
 from tencent_desk.models import intervals
 from tencent_desk.models.intervals import AGENT, QUEUE, SKETCH, WIDTH_S
@@ -176,19 +177,16 @@ def unseen(starts: pd.DatetimeIndex, width: pd.Timedelta,
            gaps: Sequence[tuple[datetime, datetime]]) -> np.ndarray:
     """Which periods ``[start, start + width)`` lie wholly within ``gaps`` (spans without
     data, in any order; touching spans join)."""
-    out = np.zeros(len(starts), dtype=bool)
-    spans = sorted((pd.Timestamp(a).tz_convert("UTC"), pd.Timestamp(b).tz_convert("UTC"))
-                   for a, b in gaps)
-    joined: list[list[pd.Timestamp]] = []
-    for a, b in spans:
-        if joined and a <= joined[-1][1]:
-            joined[-1][1] = max(joined[-1][1], b)
-        else:
-            joined.append([a, b])
-    ends = starts + width
-    for a, b in joined:
-        out |= np.asarray((starts >= a) & (ends <= b))
-    return out
+    if not len(gaps) or not len(starts):
+        return np.zeros(len(starts), dtype=bool)
+    ns = [[pd.Timestamp(t).tz_convert("UTC").as_unit("ns").value for t in span]
+          for span in gaps]
+    s, e = union(*np.asarray(ns, dtype=np.int64).T)
+    lo = starts.as_unit("ns").asi8
+    hi = (starts + width).as_unit("ns").asi8
+    # the one joined gap that can hold a period: the last to start at or before it
+    k = np.searchsorted(s, lo, "right") - 1
+    return (k >= 0) & (hi <= e[np.maximum(k, 0)])
 
 
 def days_without(days: Sequence[date], since: datetime, until: datetime
