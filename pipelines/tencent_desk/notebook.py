@@ -28,6 +28,7 @@ from tencent_desk.readers.snapshot import Reader, missing_dataset, unreadable
 from tencent_desk.readers.window import (
     app_id,
     data_days,
+    days_of,
     held,
     observed_until,
     partly,
@@ -143,8 +144,8 @@ def coverage(win: Window, days: list[date], tail: date | None = None) -> str | N
     some have (before the first load, after the last, or days between); None when all do.
     ``tail``: a latest day holding only the tail of the day before (:func:`tail_day`),
     no day with data of its own: neither counted nor suggested."""
-    first, last = _midnight(win.since).date(), (win.until - timedelta(microseconds=1)).date()
-    wanted = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    wanted = days_of(win.since, win.until)
+    first = wanted[0]
     have = sorted(set(wanted) & set(days) - {tail})
     span = (f"data from {held(days)}" if days
             else "no data at all: run the job (desk-sessions run) first")
@@ -451,7 +452,8 @@ def open_desk(period: bool = True) -> Desk:
     tail = None
     if latest is not None and win.until > day_start(latest):
         chosen = ""  # the window reaches the latest day (DESK_FROM on it): read as asked
-        tail = tail_day(latest, begun or _begun(where, dataset, sdkappid, latest))
+        tail = tail_day(latest, begun if begun is not None
+                        else _begun(where, dataset, sdkappid, latest))
     note = coverage(win, days, tail) if days else None  # nothing loaded: each notebook says so
     if note:
         print(note)

@@ -72,11 +72,16 @@ def ranges(days: list[date]) -> str:
     return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}..{r[-1]}" for r in runs)
 
 
+def days_of(since: datetime, until: datetime) -> list[date]:
+    """The UTC days ``[since, until)`` touches."""
+    first, last = since.date(), (until - timedelta(microseconds=1)).date()
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
 def partly(days: list[date], since: datetime, until: datetime) -> str:
     """Which days of ``[since, until)`` have data (``days``), when not all do ("" then):
     what a comparison with that time must say beside it."""
-    first, last = since.date(), (until - timedelta(microseconds=1)).date()
-    wanted = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    wanted = days_of(since, until)
     have = sorted(set(wanted) & set(days))
     if len(have) == len(wanted):
         return ""
