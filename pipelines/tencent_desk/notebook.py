@@ -29,6 +29,7 @@ from tencent_desk.readers.window import (
     app_id,
     data_days,
     days_of,
+    ends_inside,
     held,
     observed_until,
     partly,
@@ -486,10 +487,9 @@ def _data_end(where: Path | str, dataset: str, win: Window, sdkappid: int | None
     reader = windowed(where, dataset, day_start(latest), win.until, sdkappid,
                       ("runs", "session_events"))
     try:
-        end = observed_until(reader.connection(), dataset)
+        return ends_inside(reader.connection(), dataset, latest, win.since, win.until)
     finally:
         reader.close()
-    return end if end is not None and win.since < end < win.until else None
 
 
 def _begun(where: Path | str, dataset: str, sdkappid: int | None,

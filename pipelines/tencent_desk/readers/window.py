@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import pandas as pd
 from tencent_desk.core import settings
+from tencent_desk.core.clock import day_start
 from tencent_desk.core.sql import qualified
 from tencent_desk.models import snapshot
 from tencent_desk.readers.apps import apps_sql
@@ -111,6 +112,18 @@ def observed_until(con: duckdb.DuckDBPyConnection, dataset: str) -> datetime | N
     (at,) = con.execute(f"SELECT max(t) FROM ({' UNION ALL '.join(latest)})").fetchone() or (
         None,)
     return None if at is None else pd.Timestamp(at).tz_convert("UTC").to_pydatetime()
+
+
+def ends_inside(con: duckdb.DuckDBPyConnection, dataset: str, last_day: date | None,
+           since: datetime, until: datetime) -> datetime | None:
+    """Where the data of ``[since, until)`` ends when that is inside it (its figures are
+    then so far): :func:`observed_until`, when the data's last day (``last_day``) is in the
+    window: a day's last poll before its evening is no end of the data while a later day
+    has some. None when the window is seen whole."""
+    if last_day is None or day_start(last_day) >= until:
+        return None
+    seen = observed_until(con, dataset)
+    return seen if seen is not None and since < seen < until else None
 
 
 def app_id(where: Path | str, dataset: str, app: str, option: str = "DESK_APP") -> int:

@@ -26,7 +26,6 @@ from tencent_desk.analysis import interval_metrics as im
 from tencent_desk.analysis import poll_metrics
 from tencent_desk.analysis import timeline_metrics as tm
 from tencent_desk.core import frames
-from tencent_desk.core.clock import day_start
 from tencent_desk.core.errors import JobError
 from tencent_desk.core.settings import NO_GROUP
 from tencent_desk.core.sql import qualified
@@ -34,7 +33,7 @@ from tencent_desk.models import intervals
 from tencent_desk.readers.window import (
     app_id,
     data_days,
-    observed_until,
+    ends_inside,
     partly,
     reader,
     same_point,
@@ -448,10 +447,7 @@ def _gather(source: Source, sdkappid: int | None, period: Period, targets: Targe
         # data ending inside the period (now, or the job stopped): the period before as far
         # in, not whole (docs/analysis.md: a week so far with the week before so far)
         days = data_days(source.where, ds)
-        # the period's last data, where the data's last day is in it: a day's last poll
-        # before its evening is no end of the data while a later day has some
-        seen = observed_until(con, ds) if days and day_start(days[-1]) < end else None
-        so_far = seen if seen is not None and period.since < seen < end else None
+        so_far = ends_inside(con, ds, days[-1] if days else None, period.since, end)
         whole = (period.previous.since, period.previous.until)
         before = (whole[0], same_point(period.since, so_far, whole) if so_far else whole[1])
         earlier = _previous(source, sdkappid, *before, targets)
