@@ -352,19 +352,27 @@ def _summed_in_pandas(rows: pd.DataFrame, target_s: float) -> dict[str, pd.DataF
     assigned = t["offered"].where(exact, t["answered"])
     s = pd.DataFrame({"group": rows.agent_group_name.fillna("(none)"),
                       "day": t["began"].dt.normalize(), "queued": t["queued"],
-                      "assigned": assigned, "ended": t["ended"], "agent": rows.agent_id,
+                      "assigned": assigned, "answered": t["answered"], "ended": t["ended"],
+                      "agent": rows.agent_id,
                       "hold_s": (t["ended"] - assigned).dt.total_seconds(),
                       "abandoned": rows.abandoned.astype(bool)})
     q = s[s.queued.notna()].assign(interval_start=lambda d: d.queued.dt.floor("15min"))
-    wait = (q.assigned - q.queued).dt.total_seconds()
+    wait = (q.answered.fillna(q.assigned) - q.queued).dt.total_seconds()
     left = (q.assigned.fillna(q.ended.where(q.abandoned)) - q.queued).dt.total_seconds()
     queue = q.assign(in_time=wait <= target_s, abandoned_in_time=q.abandoned & (
         left <= target_s)).groupby(["group", "interval_start"]).agg(
         queued=("queued", "size"), in_time=("in_time", "sum"), abandoned=("abandoned", "sum"),
         abandoned_in_time=("abandoned_in_time", "sum"))
-    w = q.assign(waited_s=left.clip(lower=0))[left.notna()]
-    waits = w.groupby(["group", "day"]).agg(waited_s=("waited_s", "sum"),
-                                             gave_up=("abandoned", "sum"))
+    answered = ~q.abandoned & q.assigned.notna() & q.answered.notna()
+    w = q.assign(waited_s=left.clip(lower=0), one=1,
+                 gave_up_s=left.clip(lower=0).where(q.abandoned, 0.0),
+                 rang_in_wait=answered & (q.assigned >= q.answered),
+                 rang_s=(q.answered - q.assigned).dt.total_seconds().where(
+                     answered & (q.assigned < q.answered), 0.0))[left.notna()]
+    waits = w.groupby(["group", "day"]).agg(
+        waited=("one", "sum"), waited_s=("waited_s", "sum"), gave_up=("abandoned", "sum"),
+        gave_up_s=("gave_up_s", "sum"), rang_in_wait=("rang_in_wait", "sum"),
+        rang_s=("rang_s", "sum"))
     h = q[q.hold_s.notna()]
     slot = (h.queued - h.queued.dt.normalize()) // pd.Timedelta(minutes=15)
     handling = h.assign(slot=slot).groupby(["group", "day", "slot"]).agg(

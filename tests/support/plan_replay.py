@@ -48,7 +48,9 @@ def oracle_plan(history: Summary, rates: pd.DataFrame, day: pd.Timestamp,
 
 def as_sessions(served: pd.DataFrame, cfg: wk.WeeksConfig) -> pd.DataFrame:
     """Served customers (:func:`replay.serve_customers`, with ``chatbot_s``) as the plan
-    reads sessions (:data:`summary.COLUMNS`): what the desk would have recorded."""
+    reads sessions (:data:`summary.COLUMNS`): what the desk would have recorded. Its
+    callbacks time the answer, not the offer (simulator/callbacks.py), so the wait runs to
+    the answer and the handling from it, as in the history."""
     names = {gid: name for name, gid in group_ids(cfg).items()}
     ok = served.agent.to_numpy() >= 0
 
@@ -56,8 +58,9 @@ def as_sessions(served: pd.DataFrame, cfg: wk.WeeksConfig) -> pd.DataFrame:
         return pd.to_datetime(values, unit="s", utc=True)
     return pd.DataFrame({
         "began_at": ts(served.queued_at - served.chatbot_s), "queued_at": ts(served.queued_at),
-        "assigned_at": ts(served.started.where(ok)), "ended_at": ts(served.ended_at),
+        "assigned_at": ts(served.answered_at.where(ok)),
+        "answered_at": ts(served.answered_at.where(ok)), "ended_at": ts(served.ended_at),
         "agent_id": np.where(ok, served.agent_group_id + "-" + served.agent.astype(str), None),
         "agent_group_name": served.agent_group_id.map(names),
-        "hold_s": (served.ended_at - served.started).where(ok),
+        "hold_s": (served.ended_at - served.answered_at).where(ok),
         "abandoned": ~ok})[COLUMNS]

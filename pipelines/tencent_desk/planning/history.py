@@ -1,7 +1,8 @@
 """Where the plan's history comes from: the one place that reads it.
 
 The sessions of ``session_timeline`` in a window, summed for planning
-(:class:`summary.Summary`) by the DuckDB the notebooks read through: the published snapshot
+(:class:`summary.Summary`, with what the polls saw of the offers' ringing: :mod:`ringing`)
+by the DuckDB the notebooks read through: the published snapshot
 beside a DuckDB file (the job's own file stays the job's), or a window pulled from a
 destination server. Only the sums leave DuckDB, never the sessions; and where the data
 ends, asked of the whole timeline (a plan says so when it ends before the weeks read).
@@ -20,6 +21,7 @@ from tencent_desk.core.sql import qualified
 from tencent_desk.job.destination import DUCKDB
 from tencent_desk.models.intervals import SPANS_SQL
 from tencent_desk.models.timeline import TABLE
+from tencent_desk.planning import ringing
 from tencent_desk.planning.choices import PlanError
 from tencent_desk.planning.summary import COLUMNS, DERIVED_SQL, Summary
 from tencent_desk.readers.snapshot import Reader, missing_dataset, unreadable
@@ -76,7 +78,9 @@ def _read(reader: Reader | warehouse.Reader, dataset: str, since: datetime,
         ends = latest()
         summed = Summary.read(con, DERIVED_SQL.format(rows=rows), target_s, [since, until],
                               None if ends is None else pd.Timestamp(ends).tz_convert("UTC"))
-        return replace(summed, sdkappids=_apps(con, dataset, since, until))
+        seen = ringing.seen(con, dataset, since, until)
+        return replace(summed, sdkappids=_apps(con, dataset, since, until),
+                       **({} if seen is None else {"ringing_seen": seen}))
     finally:
         reader.close()
 
@@ -94,5 +98,5 @@ def _apps(con: Any, dataset: str, since: datetime, until: datetime) -> tuple[int
 
 
 # the summary's columns, typed, for a dataset the job has not yet given a timeline
-_EMPTY = dict(zip(COLUMNS, ["TIMESTAMPTZ"] * 4 + ["VARCHAR", "VARCHAR", "DOUBLE", "BOOLEAN"],
+_EMPTY = dict(zip(COLUMNS, ["TIMESTAMPTZ"] * 5 + ["VARCHAR", "VARCHAR", "DOUBLE", "BOOLEAN"],
                   strict=True))

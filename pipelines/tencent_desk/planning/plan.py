@@ -21,7 +21,7 @@ from tencent_desk.planning.summary import GRAIN_MIN, Summary
 MAX_PATIENCE_S = 86_400.0  # nobody abandoned: patience taken as a day (close to Erlang C)
 COLUMNS = [
     "group", "interval_start", "interval_min", "forecast", "forecast_lo", "forecast_hi",
-    "aht_s", "patience_s", "slots_per_agent", "agents", "scheduled", "service_level",
+    "aht_s", "patience_s", "ringing_s", "slots_per_agent", "agents", "scheduled", "service_level",
     "asa_s", "abandonment", "occupancy", "busy_share", "concurrency", "erlang_c_agents",
     "erlang_a_agents",
 ]
@@ -256,16 +256,18 @@ def recent(history: Summary, group: str, origin: pd.Timestamp, params: Params) -
 def slot_handling(mine: Summary, params: Params
                   ) -> Callable[[pd.Timestamp], tuple[float, list[float]] | None]:
     """From one group's recent sessions: for an interval's start, its interval of the day's
-    mean handling time, and that at 1 .. slots chats held (shaped by how handling slows
-    with concurrency); None without any handled chat."""
+    mean time a chat holds its agent's slot, and that at 1 .. slots chats held (shaped by
+    how handling slows with concurrency); None without any handled chat. The slot is held
+    from the offer: the ringing a handling time from the answer leaves out is added."""
     _, aht_by_chats = mine.handling_by_chats()
     overall, per_slot = mine.handling_per_slot(params.interval_min)
+    unheld = mine.ringing().unheld_s
 
     def at(t: pd.Timestamp) -> tuple[float, list[float]] | None:
         if pd.isna(overall):
             return None
         aht = float(per_slot.get(t - t.normalize(), overall))
-        return aht, [h * aht / overall for h in aht_by_chats]
+        return aht + unheld, [h * aht / overall + unheld for h in aht_by_chats]
     return at
 
 
@@ -278,6 +280,7 @@ def staff(history: Summary, group: str, pred: pd.DataFrame, params: Params,
     rates for the oracle plan."""
     mine = recent(history, group, origin, params)
     patience_s = min(fc.patience(*mine.waited()).mean_s, MAX_PATIENCE_S)
+    ring_s = mine.ringing().mean_s
     handling = slot_handling(mine, params)
     rows: list[dict[str, object]] = []
     demands: dict[int, _Demand] = {}
@@ -287,11 +290,11 @@ def staff(history: Summary, group: str, pred: pd.DataFrame, params: Params,
         row: dict[str, object] = {
             "group": group, "interval_start": t, "interval_min": params.interval_min,
             "forecast": f.forecast, "forecast_lo": f.lo, "forecast_hi": f.hi,
-            "aht_s": aht, "patience_s": patience_s,
+            "aht_s": aht, "patience_s": patience_s, "ringing_s": ring_s,
             "slots_per_agent": len(aht_by_chats) or math.nan}
         if not pd.isna(f.forecast) and aht_by_chats:
             demand = _Demand(f.forecast / (params.interval_min * 60.0), aht,
-                             tuple(aht_by_chats), patience_s)
+                             tuple(aht_by_chats), patience_s, ring_s)
             demands[len(rows)] = demand
             row.update(_requirement(demand, params, erlang_too))
         rows.append(row)
@@ -301,33 +304,47 @@ def staff(history: Summary, group: str, pred: pd.DataFrame, params: Params,
     return frame
 
 
+def wait_target(target_s: float, ringing_s: float) -> float:
+    """The models' target: the wait to the offer that answers within ``target_s`` when the
+    offer rings ``ringing_s``."""
+    return max(target_s - ringing_s, 0.0)
+
+
 @dataclass(frozen=True)
 class _Demand:
-    """One interval's arrivals (per s), handling (overall and at 1 .. slots chats held) and
-    patience: what each staffing model reads."""
+    """One interval's arrivals (per s), the time a chat holds its slot (overall and at 1 ..
+    slots chats held: the offer's ringing and the handling), patience and the ringing: what
+    each staffing model reads. The models' wait ends at the offer, the service level's at
+    the answer, so a wait counts in time when it ends ``ring_s`` before the target (the
+    mean ringing as if every offer rang as long: a close reading for a few seconds)."""
 
     rate: float
     aht_s: float
     aht_by_chats: tuple[float, ...]
     patience_s: float
+    ring_s: float = 0.0
 
     @property
     def load(self) -> float:
         return self.rate * self.aht_s
 
+    def within(self, target_s: float) -> float:
+        return wait_target(target_s, self.ring_s)
+
 
 def _requirement(d: _Demand, params: Params, erlang_too: bool) -> dict[str, object]:
     """The concurrency model's agents for one interval, and Erlang C's and A's."""
-    o = concurrency.agents_required(d.rate, d.aht_by_chats, d.patience_s, params.target_s,
+    within = d.within(params.target_s)
+    o = concurrency.agents_required(d.rate, d.aht_by_chats, d.patience_s, within,
                                     params.target_sl, params.max_occupancy)
     if not erlang_too:
         return _predicted(o, params)
     slots = len(d.aht_by_chats)
     return {**_predicted(o, params),
             "erlang_c_agents": erlang.agents_needed(
-                d.load, d.aht_s, params.target_s, params.target_sl, servers_per_agent=slots),
+                d.load, d.aht_s, within, params.target_sl, servers_per_agent=slots),
             "erlang_a_agents": erlang.agents_needed(
-                d.load, d.aht_s, params.target_s, params.target_sl, patience_s=d.patience_s,
+                d.load, d.aht_s, within, params.target_sl, patience_s=d.patience_s,
                 servers_per_agent=slots)}
 
 
@@ -339,19 +356,19 @@ def _predicted(o: concurrency.Outcome, params: Params) -> dict[str, object]:
 
 
 def _concurrency_level(d: _Demand, agents: int, target_s: float) -> tuple[float, float]:
-    o = concurrency.outcome(agents, d.rate, d.aht_by_chats, d.patience_s, target_s)
+    o = concurrency.outcome(agents, d.rate, d.aht_by_chats, d.patience_s, d.within(target_s))
     return o.service_level, o.occupancy
 
 
 def _erlang_c_level(d: _Demand, agents: int, target_s: float) -> tuple[float, float]:
     servers = agents * len(d.aht_by_chats)
-    return (erlang.service_level(servers, d.load, d.aht_s, target_s),
+    return (erlang.service_level(servers, d.load, d.aht_s, d.within(target_s)),
             erlang.occupancy(servers, d.load))
 
 
 def _erlang_a_level(d: _Demand, agents: int, target_s: float) -> tuple[float, float]:
     servers = agents * len(d.aht_by_chats)
-    a = erlang.erlang_a(servers, d.load, d.aht_s, d.patience_s, target_s)
+    a = erlang.erlang_a(servers, d.load, d.aht_s, d.patience_s, d.within(target_s))
     return a.service_level, a.in_service / servers
 
 
@@ -384,6 +401,6 @@ def _over_days(plan: pd.DataFrame, demands: dict[int, _Demand], params: Params,
         for k in before.index[plan.loc[ks, "agents"] != before]:
             d = demands[k]
             o = concurrency.outcome(int(plan.at[k, "agents"]), d.rate, d.aht_by_chats,
-                                    d.patience_s, params.target_s)
+                                    d.patience_s, d.within(params.target_s))
             for column, value in _predicted(o, params).items():
                 plan.at[k, column] = value

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import numpy as np
@@ -35,28 +35,30 @@ from tencent_desk.models.intervals import seconds
 GRAIN_MIN = 15  # minutes: the plan's intervals (15, 30, 60) are whole numbers of these
 MIN_CHATS = 30  # fewer chats in an interval of the day: the group's mean handling time
 _US_GRAIN = GRAIN_MIN * 60_000_000
-_US_DAY = 86_400_000_000
+US_DAY = 86_400_000_000
 _NEVER = 2**62  # a chat not ended (yet), a session without a start: after any time
 
 # What the summary reads of each session (a frame of these columns, or DERIVED_SQL).
-COLUMNS = ["began_at", "queued_at", "assigned_at", "ended_at", "agent_id",
+COLUMNS = ["began_at", "queued_at", "assigned_at", "answered_at", "ended_at", "agent_id",
            "agent_group_name", "hold_s", "abandoned"]
 
 # The timeline's sessions as the plan reads them: the offer ends a wait where the data time
 # it exactly (events, records); polls only bound it, and there the answer does.
-_ASSIGNED = ("CASE WHEN offered_source IN ('event', 'record') AND offered_at >= queued_at "
-             "THEN offered_at ELSE answered_at END")
-DERIVED_SQL = f"""SELECT began_at, queued_at, assigned_at, ended_at, agent_id, agent_group_name,
+ASSIGNED_SQL = ("CASE WHEN offered_source IN ('event', 'record') AND offered_at >= queued_at "
+                "THEN offered_at ELSE answered_at END")
+DERIVED_SQL = f"""SELECT began_at, queued_at, assigned_at, answered_at, ended_at, agent_id,
+    agent_group_name,
     {seconds("ended_at", "assigned_at")} AS hold_s, abandoned
-    FROM (SELECT *, {_ASSIGNED} AS assigned_at FROM ({{rows}}))"""
+    FROM (SELECT *, {ASSIGNED_SQL} AS assigned_at FROM ({{rows}}))"""
 
 
 def _sessions(sessions: str) -> str:
     """Each session of the relation ``sessions`` (COLUMNS) as the sums read it: times in
     microseconds since the epoch, its day, its group."""
-    return f"""(SELECT epoch_us(began_at) // {_US_DAY} AS day,
+    return f"""(SELECT epoch_us(began_at) // {US_DAY} AS day,
                 coalesce(agent_group_name, '{NO_GROUP}') AS "group",
                 epoch_us(queued_at) AS queued_us, epoch_us(assigned_at) AS assigned_us,
+                epoch_us(answered_at) AS answered_us,
                 epoch_us(ended_at) AS ended_us,
                 -- an agent of a group as a 64-bit hash: 8 bytes a row rather than its text
                 -- (two of 10,000 agents share one with a chance near 3e-12)
@@ -75,12 +77,18 @@ def _sums(s: str, target_s: float) -> str:
     return f"""
         SELECT "group", day, queued_us // {_US_GRAIN} AS grain, count(*) AS sessions,
             count(queued_us) AS queued,
-            count(*) FILTER ((assigned_us - queued_us) / 1e6 <= {float(target_s)!r}) AS in_time,
+            count(*) FILTER ((coalesce(answered_us, assigned_us) - queued_us) / 1e6
+                             <= {float(target_s)!r}) AS in_time,
             count(*) FILTER (queued_us IS NOT NULL AND abandoned) AS abandoned,
             count(*) FILTER (queued_us IS NOT NULL AND abandoned
                              AND w <= {float(target_s)!r}) AS abandoned_in_time,
             count(w) AS waited, sum(greatest(w, 0)) AS waited_s,
             count(w) FILTER (abandoned) AS gave_up,
+            coalesce(sum(greatest(w, 0)) FILTER (abandoned), 0) AS gave_up_s,
+            -- answered, the offer's ringing inside the wait (no exact offer before the answer)
+            count(w) FILTER (NOT abandoned AND assigned_us >= answered_us) AS rang_in_wait,
+            coalesce(sum((answered_us - assigned_us) / 1e6) FILTER (
+                w IS NOT NULL AND NOT abandoned AND assigned_us < answered_us), 0) AS rang_s,
             count(hold_s) FILTER (queued_us IS NOT NULL) AS chats,
             sum(hold_s) FILTER (queued_us IS NOT NULL) AS hold_s
         FROM (SELECT *, {waited} AS w FROM {s}) GROUP BY ALL"""
@@ -93,7 +101,7 @@ _QUEUE = ["queued", "in_time", "abandoned", "abandoned_in_time"]
 
 def _split(sums: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """:func:`_sums` summed into the tables of a :class:`Summary` (but ``held``)."""
-    sums = sums.assign(slot=sums.grain % (_US_DAY // _US_GRAIN))
+    sums = sums.assign(slot=sums.grain % (US_DAY // _US_GRAIN))
 
     def table(keys: list[str], kept: list[str], count: str) -> pd.DataFrame:
         rows = sums.dropna(subset=keys)
@@ -103,7 +111,8 @@ def _split(sums: pd.DataFrame) -> dict[str, pd.DataFrame]:
             {k: "int64" for k in keys if k != "group"})
     return {"days": table(["day"], ["sessions"], "sessions"),
             "queue": table(["group", "grain"], _QUEUE, "queued"),
-            "waits": table(["group", "day"], ["waited_s", "gave_up"], "waited"),
+            "waits": table(["group", "day"], ["waited", "waited_s", "gave_up", "gave_up_s",
+                                              "rang_in_wait", "rang_s"], "waited"),
             "handling": table(["group", "day", "slot"], ["chats", "hold_s"], "chats")}
 
 
@@ -121,6 +130,28 @@ def _takes(con: duckdb.DuckDBPyConnection, s: str, params: list[object] | None
     arrays = {c: got[c].to_numpy() for c in ("agent", "assigned_us", "ended_us", "day",
                                               "hold_s")}
     return group.dictionary.to_pylist(), {**arrays, "g": group.indices.to_numpy()}
+
+
+# per group and day: the polls' sightings of ringing chats (``seen``; ``seen_s``, each
+# weighted by the time since the run before) and the chats answered in the spans they cover
+# (``covered``): see planning/ringing.py
+RINGING_COLUMNS = ["group", "day", "seen", "seen_s", "covered"]
+MIN_SEEN = 20  # fewer sightings say too little: the ringing is then taken as none
+
+
+def _no_ringing() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object if c == "group" else "datetime64[ns, UTC]"
+                                      if c == "day" else float) for c in RINGING_COLUMNS})
+
+
+@dataclass(frozen=True)
+class Ringing:
+    """The offer's ringing (an agent offered the chat and has not yet accepted it), which
+    customers do not leave during and which holds the agent's slot."""
+
+    mean_s: float  # per answered chat: from the offer to the answer
+    hidden_s: float  # in total, inside the waits that ran to the answer (no exact offer)
+    unheld_s: float  # per answered chat, what its handling time (from the answer) leaves out
 
 
 _NO_TAKES = pd.DataFrame({"group": [], "day": [], "held": [], "chats": [], "hold_s": []})
@@ -168,7 +199,8 @@ class Summary:
     hold_s); ``latest_start``, where the data ends: the latest session start the source
     holds before the end of the sessions summed (before their start too: the data may end
     before them), None without any; ``sdkappids``, the apps of the sessions summed (their
-    ``sdkappid``, NULL left out; empty where the source does not say)."""
+    ``sdkappid``, NULL left out; empty where the source does not say); ``ringing_seen``,
+    what polls saw of the offers' ringing (:data:`RINGING_COLUMNS`)."""
 
     target_s: float
     days: pd.Series
@@ -178,6 +210,7 @@ class Summary:
     held: pd.DataFrame
     latest_start: pd.Timestamp | None = None
     sdkappids: tuple[int, ...] = ()
+    ringing_seen: pd.DataFrame = field(default_factory=_no_ringing)
 
     @classmethod
     def read(cls, con: duckdb.DuckDBPyConnection, sessions: str, target_s: float,
@@ -199,19 +232,22 @@ class Summary:
         finally:
             cursor.close()
         days = tables.pop("days")
-        day_index = pd.to_datetime(days.day.astype("int64") * _US_DAY, unit="us", utc=True)
+        day_index = pd.to_datetime(days.day.astype("int64") * US_DAY, unit="us", utc=True)
         queue = tables.pop("queue")
         queue.insert(1, "interval_start", pd.to_datetime(
             queue.pop("grain").astype("int64") * _US_GRAIN, unit="us", utc=True))
         for name in ("waits", "handling", "held"):
             t = tables[name]
-            t["day"] = pd.to_datetime(t.day.astype("int64") * _US_DAY, unit="us", utc=True)
+            t["day"] = pd.to_datetime(t.day.astype("int64") * US_DAY, unit="us", utc=True)
         return cls(float(target_s), pd.Series(days.sessions.to_numpy(), index=day_index),
                    queue, tables["waits"], tables["handling"], tables["held"], latest_start)
 
     @classmethod
     def of(cls, sessions: pd.DataFrame, target_s: float) -> Summary:
-        """A frame of sessions (:data:`COLUMNS`) summed: the replayed days, and tests."""
+        """A frame of sessions (:data:`COLUMNS`) summed: the replayed days, and tests.
+        Without ``answered_at``, each was answered when assigned (the offer not timed)."""
+        if "answered_at" not in sessions:
+            sessions = sessions.assign(answered_at=sessions.assigned_at)
         con = duckdb.connect(":memory:")
         try:
             # a table, not a registered frame: the read's second cursor sees tables only
@@ -237,7 +273,8 @@ class Summary:
             both(self.handling, other.handling, ["group", "day", "slot"]),
             both(self.held, other.held, ["group", "day", "held"]),
             max((t for t in (self.latest_start, other.latest_start) if t is not None),
-                default=None), tuple(sorted({*self.sdkappids, *other.sdkappids})))
+                default=None), tuple(sorted({*self.sdkappids, *other.sdkappids})),
+            both(self.ringing_seen, other.ringing_seen, ["group", "day"]))
 
     @property
     def sessions(self) -> int:
@@ -292,11 +329,29 @@ class Summary:
         def cut(t: pd.DataFrame) -> pd.DataFrame:
             return t[(t.group == group) & (t.day >= since) & (t.day < until)]
         return Summary(self.target_s, self.days, self.queue, cut(self.waits),
-                       cut(self.handling), cut(self.held), self.latest_start)
+                       cut(self.handling), cut(self.held), self.latest_start,
+                       ringing_seen=cut(self.ringing_seen))
+
+    def ringing(self) -> Ringing:
+        """The offers' ringing: timed where the data time the offer, else as the polls saw
+        it (none without polls, or with fewer than MIN_SEEN sightings)."""
+        w, r = self.waits, self.ringing_seen
+        answered = float((w.waited - w.gave_up).sum())
+        hidden = float(w.rang_in_wait.sum())
+        seen_s = (float(r.seen_s.sum()) / float(r.covered.sum())
+                  if r.seen.sum() >= MIN_SEEN and r.covered.sum() > 0 else 0.0)
+        if not answered:
+            return Ringing(0.0, 0.0, 0.0)
+        return Ringing((float(w.rang_s.sum()) + seen_s * hidden) / answered, seen_s * hidden,
+                       seen_s * hidden / answered)
 
     def waited(self) -> tuple[float, int]:
-        """Total time waited by everyone who asked (the exposure) and the abandonments."""
-        return float(self.waits.waited_s.sum()), int(self.waits.gave_up.sum())
+        """Total time waited by everyone who asked (the exposure) and the abandonments.
+        The ringing the answered's waits hold is not waiting: nobody leaves during it."""
+        w = self.waits
+        answered_s = float(w.waited_s.sum() - w.gave_up_s.sum())
+        exposure = float(w.gave_up_s.sum()) + max(answered_s - self.ringing().hidden_s, 0.0)
+        return exposure, int(w.gave_up.sum())
 
     def handling_per_slot(self, interval_min: int) -> tuple[float, pd.Series]:
         """Mean handling time (s) overall and per interval of the day (time since
