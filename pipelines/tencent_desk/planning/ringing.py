@@ -37,12 +37,11 @@ WITH runs AS (
     WHERE r.status = 'complete' AND s.polled_at >= ? AND s.polled_at < ?
     GROUP BY ALL
 ),
-covered AS (
-    SELECT * FROM (
-        SELECT sdkappid, run_id, run_at,
-               lag(run_at) OVER (PARTITION BY sdkappid ORDER BY run_at) AS before FROM runs)
-    WHERE epoch(run_at - before) <= {max_gap}
+gaps AS (
+    SELECT sdkappid, run_id, run_at,
+           lag(run_at) OVER (PARTITION BY sdkappid ORDER BY run_at) AS before FROM runs
 ),
+covered AS (SELECT * FROM gaps WHERE epoch(run_at - before) <= {max_gap}),
 rang AS (  -- answered, the wait running to the answer
     SELECT sdkappid, session_id, answered_at,
            coalesce(agent_group_name, '{none}') AS "group",
@@ -58,10 +57,11 @@ seen AS (
     WHERE s.state = {ringing}
     GROUP BY ALL
 ),
-answered AS (
+answered AS (  -- each in the gap of the first run at or after its answer (an as-of join,
+               -- not a range join: weeks of runs against millions of chats)
     SELECT t."group", t.day, count(*) AS covered
-    FROM rang t JOIN covered c
-        ON t.sdkappid = c.sdkappid AND t.answered_at > c.before AND t.answered_at <= c.run_at
+    FROM rang t ASOF JOIN gaps g ON t.sdkappid = g.sdkappid AND t.answered_at <= g.run_at
+    WHERE epoch(g.run_at - g.before) <= {max_gap}
     GROUP BY ALL
 )
 SELECT a."group", a.day, coalesce(s.seen, 0) AS seen,
