@@ -98,7 +98,9 @@ REFUSED = [
     (["simulate", "--callback-lost", "-0.1"], "--callback-lost", "from 0 to 1"),
     (["simulate", "--internal-error", "0.6", "--http-502", "0.5"], "--http-502", "at most 1"),
     (["simulate", "history", "--database", "h.duckdb", "--seed", "-1"], "--seed", "0 or more"),
-    (["run", "--destination", "nowhere"], "--destination", "invalid choice"),
+    # report's once took any name, and said so only after the period was read
+    *[([command, "--destination", "nowhere"], "--destination", "invalid choice")
+      for command in ("run", "records", "publish", "plan", "report")],
     (["plan", "--database", "d.duckdb", "--target", "1.5:60"], "--target", "0.8:60 or 80:60"),
     (["run", "--database", "d.duckdb", "--seed-table", "ops.open", "--seed", "keys.csv"],
      "--seed-table", "not a DuckDB database"),
