@@ -484,7 +484,20 @@ def test_cli_in_its_own_process_shows_no_traceback_for_an_unreadable_seed(tmp_pa
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
     (line,) = cli.error_lines(proc.stderr)
-    assert "no session_id column" in line
+    assert "has no key column: its columns ('user') must include session_id" in line
+
+
+def test_a_csv_seed_without_a_header_says_what_its_first_line_must_name(tmp_path):
+    """A seed given to run is asked beside the sessions from events, which the line once
+    named as if they were the seed's fault: "seed X + sessions from events has no ..."."""
+    path = _write(tmp_path, "keys.csv", b"s-1,u-1,cs-1\ns-2,u-2,cs-2\n")
+    proc = cli.run(cli.run_argv(path, tmp_path / "d.duckdb",
+                                f"http://127.0.0.1:{harness.closed_port()}", tmp_path / "dlt"),
+                   tmp_path)
+    line = cli.failed_in_one_line(proc, 2)
+    assert line == (f"desk-sessions: error: seed {path} has no key column: its first line "
+                    "('s-1', 'u-1', 'cs-1') must name session_id, or both client_user_id and "
+                    "customer_service_id, separated by commas"), line
 
 
 def test_cli_refuses_a_seed_table_that_is_sql(tmp_path, pop, capfd, monkeypatch):

@@ -60,9 +60,13 @@ class SeedSpec:
                             ".duckdb seed only; drop it")
         return fmt
 
+    def where(self) -> str:
+        """The seed as a message names it: the sessions from events are never its fault."""
+        return str(self.path) + (f" (table {self.table})" if self.table else "")
+
     def describe(self) -> str:
-        return str(self.path) + (f" (table {self.table})" if self.table else "") + (
-            " + sessions from events" if self.extra else "")
+        """What the run asked, for ``runs.seed``."""
+        return self.where() + (" + sessions from events" if self.extra else "")
 
 
 def quote_table(name: str) -> str:
@@ -73,8 +77,10 @@ def quote_table(name: str) -> str:
     return qualified(*parts)
 
 
-def key_columns(names: list[str], where: str) -> dict[str, str]:
-    """Our column name -> the seed's. A seed without a key column is unusable as a whole."""
+def key_columns(names: list[str], where: str, separator: str | None = None
+                ) -> dict[str, str]:
+    """Our column name -> the seed's. A seed without a key column is unusable as a whole.
+    ``separator``: a CSV's ("commas"), whose first line names its columns."""
     found: dict[str, str] = {}
     for name in names:
         ours = ALIASES.get(str(name).strip().lower())
@@ -83,9 +89,10 @@ def key_columns(names: list[str], where: str) -> dict[str, str]:
     if "session_id" not in found and not {"client_user_id", "customer_service_id"} <= set(
             found):
         shown = ", ".join(repr(str(n)[:40]) for n in names[:6]) or "none"
-        raise SeedError(f"seed {where} has no session_id column and no client_user_id + "
-                        f"customer_service_id columns (found: {shown}); is it comma-separated "
-                        "with a header row?")
+        keys = "session_id, or both client_user_id and customer_service_id"
+        raise SeedError(f"seed {where} has no key column: " + (
+            f"its first line ({shown}) must name {keys}, separated by {separator}" if separator
+            else f"its columns ({shown}) must include {keys}"))
     return found
 
 
@@ -165,7 +172,7 @@ class PreparedSeed:
                 self._csv_path = _lf_copy(spec.path, Path(self._dir, "seed-lf" + spec.path.suffix))
                 self.con.execute(f"CREATE TABLE raw AS {reader()}")
         except duckdb.Error as exc:
-            raise SeedError(f"cannot read seed {spec.describe()}: {_first_line(exc)}") from None
+            raise SeedError(f"cannot read seed {spec.where()}: {_first_line(exc)}") from None
         if spec.extra is not None:
             self.con.execute(f"""
                 INSERT INTO raw SELECT (SELECT coalesce(max(row_no), 0) FROM raw)
@@ -202,7 +209,7 @@ class PreparedSeed:
                     "NULL::VARCHAR AS client_user_id, NULL::VARCHAR AS customer_service_id, "
                     "NULL::VARCHAR AS problem, NULL::VARCHAR AS raw WHERE false")
         header = [h.lstrip("\ufeff") for h in header]
-        found = key_columns(header, self.spec.describe())
+        found = key_columns(header, self.spec.where(), "tabs" if delim == "\t" else "commas")
         positional = {ours: f"c{header.index(name)}" for ours, name in found.items()}
         columns = {f"c{i}": "VARCHAR" for i in range(len(header))}
         # Lines DuckDB cannot parse (bad UTF-8, wrong column count) go to csv_rejects.
@@ -235,12 +242,12 @@ class PreparedSeed:
     def _typed(self, source: str) -> str:
         desc = self.con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
         names = [r[0] for r in desc]
-        return self._select(source, key_columns(names, self.spec.describe()),
+        return self._select(source, key_columns(names, self.spec.where()),
                             {r[0]: r[1] for r in desc})
 
     def _jsonl(self) -> str:
         # Checked here: raised inside the stream, DuckDB would wrap it in its own error.
-        _jsonl_columns(self.spec.path, self.spec.describe())
+        _jsonl_columns(self.spec.path, self.spec.where())
         # Python parses the lines so that a broken one is a reject with its text, not a gap.
         reader = pa.RecordBatchReader.from_batches(
             _RAW_SCHEMA, _jsonl_batches(self.spec.path))
