@@ -496,6 +496,25 @@ def test_cli_loads_valid_rows_and_rejects_the_rest_with_reasons(tmp_path, pop, c
         assert word in reasons
 
 
+@pytest.mark.parametrize("name, content", [("keys.csv", HEADER), ("keys.csv", b""),
+                                           ("keys.jsonl", b"")],
+                         ids=["header-alone", "empty-csv", "empty-jsonl"])
+def test_cli_says_in_one_line_that_a_seed_has_no_rows(tmp_path, pop, name, content):
+    """The real CLI in its own process: the run goes on (--seed adds to the sessions from
+    events, none here), and says so in one warning line, where it once loaded nothing
+    without a word."""
+    path = _write(tmp_path, name, content)
+    with harness.serve(pop) as (app, url):
+        proc = cli.run(cli.run_argv(path, tmp_path / "d.duckdb", url, tmp_path / "dlt"),
+                       tmp_path)
+        assert app.stats.codes.total() == 0
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    said = [line for line in proc.stderr.splitlines() if "no rows" in line]
+    assert len(said) == 1 and " WARNING " in said[0], proc.stderr[-3000:]
+    assert said[0].endswith(f": seed {path} has no rows: this run asks nothing"), said
+    assert "0 rows from 0 keys" in proc.stdout
+
+
 def test_cli_rejects_the_line_of_a_stray_quote_and_asks_the_rows_after_it(tmp_path, pop):
     """The real CLI in its own process: the rows after the quote are asked, and the reject
     in seed_rejects is that line alone, named by its number."""

@@ -50,6 +50,7 @@ class SeedSpec:
     path: Path
     table: str | None = None
     extra: Path | None = None  # a Parquet file of more keys (sessions known from events)
+    from_events: bool = False  # path is that file itself: the run was given no seed
 
     @property
     def format(self) -> str:
@@ -69,6 +70,8 @@ class SeedSpec:
 
     def describe(self) -> str:
         """What the run asked, for ``runs.seed``."""
+        if self.from_events:
+            return "sessions from events"
         return self.where() + (" + sessions from events" if self.extra else "")
 
 
@@ -113,7 +116,7 @@ class PreparedSeed:
     ``reject_batches()`` from Parquet files in a temporary folder (``close()`` removes it).
 
     ``ended``: chunks (Arrow, one ``session_id`` column) of sessions known to have ended;
-    they are not asked again.
+    they are not asked again. ``empty``: the seed itself has no rows (the extra keys aside).
     """
 
     def __init__(self, spec: SeedSpec, *, ended: Iterable[pa.Table] | None = None,
@@ -178,6 +181,7 @@ class PreparedSeed:
             raise SeedError(f"cannot read seed {spec.where()}: {_first_line(exc)}") from None
         if spec.format == "csv" and self._quote_swallowed_lines():
             self._csv_by_lines()
+        self.empty = not self._scalar("SELECT count(*) FROM raw")  # before the extra keys
         if spec.extra is not None:
             self.con.execute(f"""
                 INSERT INTO raw SELECT (SELECT coalesce(max(row_no), 0) FROM raw)
