@@ -386,6 +386,50 @@ def test_the_lf_copy_is_the_same_whatever_its_block_size(tmp_path_factory, parts
     assert out.read_bytes() == data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
 
+# A stray quote made DuckDB read every line after it as one value: one reject holding the
+# rest of the file (its first 10,000 characters), or, in a file of several buffers, the
+# lines up to where a later buffer found its footing again, gone without a word.
+UNTERMINATED = "unreadable line: unterminated quote (a value quoted on line 3 does not close on it)"
+STRAY_QUOTES = {  # the lines after s1's (line 2): the rejects (row_no, reason), the keys
+    "unterminated": (b'"s2,u,c\ns3,,\n', [(2, UNTERMINATED)], {"s3"}),
+    "closed-lines-later": (b'"s2,u,c\ns3,,\n"s4",u,c\ns5,,\n', [(2, UNTERMINATED)],
+                           {"s3", "s4", "s5"}),
+    "in-the-last-column": (b's2,u,"c\ns3,,\n', [(2, UNTERMINATED)], {"s3"}),
+    "and-a-misplaced-one": (b'"s2,u,c\n"s3"x,,\ns4,,\n', [
+        (2, UNTERMINATED), (3, "unreadable line: misplaced quote (text after the quote that "
+                               "closes a value)")], {"s4"}),
+}
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"], ids=["lf", "crlf", "cr"])
+@pytest.mark.parametrize("name", sorted(STRAY_QUOTES))
+def test_a_stray_quote_rejects_its_own_line_and_no_other(tmp_path, name, newline):
+    lines, want_rejects, want_keys = STRAY_QUOTES[name]
+    content = (HEADER + b"s1,,\n" + lines).replace(b"\n", newline)
+    keys, rejects, counts = prepared(_write(tmp_path, "seed.csv", content))
+    assert [(r["row_no"], r["reason"]) for r in rejects] == want_rejects
+    assert rejects[0]["raw"] == lines.split(b"\n")[0].decode()  # the line, not the rest
+    assert keys == {("s", k) for k in {"s1", *want_keys}}
+    assert counts.rows == 1 + lines.count(b"\n") and counts.rejects == len(want_rejects)
+
+
+def test_a_stray_quote_early_in_a_big_seed_loses_none_of_the_lines_after_it(tmp_path):
+    after = b"".join(b"s%d,u,c\n" % n for n in range(2, 200_002))  # 2.5 MB, read whole
+    path = _write(tmp_path, "seed.csv", HEADER + b"s1,,\n" + b'"s-stray,u,c\n' + after)
+    keys, rejects, counts = prepared(path)
+    assert [(r["row_no"], r["raw"], r["reason"]) for r in rejects] == [
+        (2, '"s-stray,u,c', UNTERMINATED)]
+    assert len(keys) == 200_001 and counts.rows == 200_002
+
+
+def test_a_quoted_value_over_two_lines_is_still_a_value(tmp_path):
+    """Only a quote that swallows lines makes the file be read line by line: a notes
+    column's line break, properly quoted, is read as before."""
+    path = _write(tmp_path, "seed.csv", b'session_id,notes\ns1,"two\nlines"\ns2,x\n')
+    keys, rejects, _ = prepared(path)
+    assert keys == {("s", "s1"), ("s", "s2")} and rejects == []
+
+
 def test_a_seed_path_with_sql_in_its_name_is_only_a_name(tmp_path):
     folder = tmp_path / "it's'); DROP TABLE raw; --"
     folder.mkdir()
@@ -452,6 +496,50 @@ def test_cli_loads_valid_rows_and_rejects_the_rest_with_reasons(tmp_path, pop, c
         assert word in reasons
 
 
+@pytest.mark.parametrize("name, content", [("keys.csv", HEADER), ("keys.csv", b""),
+                                           ("keys.jsonl", b"")],
+                         ids=["header-alone", "empty-csv", "empty-jsonl"])
+def test_cli_says_in_one_line_that_a_seed_has_no_rows(tmp_path, pop, name, content):
+    """The real CLI in its own process: the run goes on (--seed adds to the sessions from
+    events, none here), and says so in one warning line, where it once loaded nothing
+    without a word."""
+    path = _write(tmp_path, name, content)
+    with harness.serve(pop) as (app, url):
+        proc = cli.run(cli.run_argv(path, tmp_path / "d.duckdb", url, tmp_path / "dlt"),
+                       tmp_path)
+        assert app.stats.codes.total() == 0
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    said = [line for line in proc.stderr.splitlines() if "no rows" in line]
+    assert len(said) == 1 and " WARNING " in said[0], proc.stderr[-3000:]
+    assert said[0].endswith(f": seed {path} has no rows: this run asks nothing"), said
+    assert "0 rows from 0 keys" in proc.stdout
+
+
+def test_cli_rejects_the_line_of_a_stray_quote_and_asks_the_rows_after_it(tmp_path, pop):
+    """The real CLI in its own process: the rows after the quote are asked, and the reject
+    in seed_rejects is that line alone, named by its number."""
+    t = pop.config.day_start + harness.MODEL_HOUR * 3600
+    good = [s for s, _, _ in harness.pick_keys(pop, t, live=6, other=6, pairs=0).rows]
+    path = tmp_path / "seed.csv"
+    path.write_text("session_id\n" + "\n".join(good[:4]) + '\n"stray\n'
+                    + "\n".join(good[4:]) + "\n")
+    db = tmp_path / "desk.duckdb"
+    with harness.serve(pop) as (_app, url):
+        proc = cli.run(cli.run_argv(path, db, url, tmp_path / "dlt"), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        asked = {s for (s,) in con.execute(
+            f"SELECT session_id FROM {DATASET}.session_states").fetchall()}
+        rejects = con.execute(f"SELECT row_no, raw, reason FROM {DATASET}.seed_rejects"
+                              ).fetchall()
+    finally:
+        con.close()
+    assert asked == set(good)
+    assert rejects == [(5, '"stray', "unreadable line: unterminated quote (a value quoted on "
+                        "line 6 does not close on it)")]
+
+
 @pytest.mark.parametrize("name", ["semicolons.csv", "no-key-column.jsonl", "garbage.parquet",
                                   "seed.xlsx", "missing.csv", "a-folder.csv",
                                   "not-a-database.duckdb"])
@@ -484,7 +572,20 @@ def test_cli_in_its_own_process_shows_no_traceback_for_an_unreadable_seed(tmp_pa
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
     (line,) = cli.error_lines(proc.stderr)
-    assert "no session_id column" in line
+    assert "has no key column: its columns ('user') must include session_id" in line
+
+
+def test_a_csv_seed_without_a_header_says_what_its_first_line_must_name(tmp_path):
+    """A seed given to run is asked beside the sessions from events, which the line once
+    named as if they were the seed's fault: "seed X + sessions from events has no ..."."""
+    path = _write(tmp_path, "keys.csv", b"s-1,u-1,cs-1\ns-2,u-2,cs-2\n")
+    proc = cli.run(cli.run_argv(path, tmp_path / "d.duckdb",
+                                f"http://127.0.0.1:{harness.closed_port()}", tmp_path / "dlt"),
+                   tmp_path)
+    line = cli.failed_in_one_line(proc, 2)
+    assert line == (f"desk-sessions: error: seed {path} has no key column: its first line "
+                    "('s-1', 'u-1', 'cs-1') must name session_id, or both client_user_id and "
+                    "customer_service_id, separated by commas"), line
 
 
 def test_cli_refuses_a_seed_table_that_is_sql(tmp_path, pop, capfd, monkeypatch):

@@ -98,7 +98,9 @@ REFUSED = [
     (["simulate", "--callback-lost", "-0.1"], "--callback-lost", "from 0 to 1"),
     (["simulate", "--internal-error", "0.6", "--http-502", "0.5"], "--http-502", "at most 1"),
     (["simulate", "history", "--database", "h.duckdb", "--seed", "-1"], "--seed", "0 or more"),
-    (["run", "--destination", "nowhere"], "--destination", "invalid choice"),
+    # report's once took any name, and said so only after the period was read
+    *[([command, "--destination", "nowhere"], "--destination", "invalid choice")
+      for command in ("run", "records", "publish", "plan", "report")],
     (["plan", "--database", "d.duckdb", "--target", "1.5:60"], "--target", "0.8:60 or 80:60"),
     (["run", "--database", "d.duckdb", "--seed-table", "ops.open", "--seed", "keys.csv"],
      "--seed-table", "not a DuckDB database"),
@@ -178,6 +180,36 @@ def test_a_database_that_cannot_be_the_jobs_file(tmp_path, command) -> None:
         line = cli.failed_in_one_line(proc, 2, "--database", says)
         assert proc.stderr == line + "\n", proc.stderr
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["README.md", "docs", "here"]
+
+
+MISSING_FOLDER = [["run"], ["records"], ["publish"], ["plan"], ["report"],
+                  ["listen", "--port", str(closed_port())], ["simulate", "history", "--days", "1"]]
+
+
+@pytest.mark.check
+@pytest.mark.parametrize("command", MISSING_FOLDER, ids=[" ".join(c[:2]) for c in MISSING_FOLDER])
+def test_a_database_in_a_folder_that_does_not_exist(tmp_path, command) -> None:
+    """Every command says it the same way: exit 2, a path to fix, in one line naming it, and
+    makes nothing; run, records, listen and simulate history once exited 3 (as for a folder
+    that cannot be written) while publish, plan and report exited 2."""
+    database = tmp_path / "nowhere" / "desk.duckdb"
+    proc = cli.run([cli.CLI, *command, "--database", str(database)], tmp_path, timeout=120)
+    line = cli.failed_in_one_line(proc, 2, str(database.parent))
+    assert proc.stderr == line + "\n", proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.check
+@pytest.mark.parametrize("command", [["run", "--destination", "postgres"],
+                                     ["listen", "--port", str(closed_port())]])
+def test_a_state_dir_that_does_not_exist(tmp_path, command) -> None:
+    """As a --database's folder, and named as the option it is (the receiver once said
+    --database path)."""
+    proc = cli.run([cli.CLI, *command, "--state-dir", str(tmp_path / "nowhere")], tmp_path,
+                   timeout=60, **{CREDENTIALS: "postgresql://nobody@127.0.0.1:1/desk"})
+    line = cli.failed_in_one_line(proc, 2, "folder", str(tmp_path / "nowhere"), "--state-dir")
+    assert proc.stderr == line + "\n", proc.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 # A setting (config or environment) that is not what it must be: one line naming it and what

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import random
 import signal
@@ -579,6 +580,37 @@ def test_seed_file_adds_to_sessions_from_events(tmp_path, desk, population, targ
     assert polled == {"from-events-open", "from-events-odd", "from-the-seed"}
     assert row["events_loaded"] == 5 and row["events_unknown"] == 1
     assert os.path.basename(row["seed"]) == "seed.csv + sessions from events"
+
+
+def test_an_empty_seed_beside_events_is_said_and_the_events_asked(tmp_path, desk, population,
+                                                                  caplog) -> None:
+    """A header alone (an export of what is open, at night): no error, as --seed adds to the
+    sessions from events, but one warning line, once silent; a run given no seed (the
+    events' file is its seed) says nothing of the kind."""
+    db = tmp_path / "desk.duckdb"
+    clock = VirtualClock(population.config.day_start + 11 * 3600)
+    now_ms = int(clock.time() * 1000)
+    receiver = Receiver(ReceiverConfig(SDKAPPID, spool_dir(db), seal_after_s=0.05))
+    with serve_in_thread(receiver) as url:
+        asyncio.run(Sender(url, SDKAPPID).send([
+            Callback(0, "a", body("from-events-1", now_ms - 60_000, "SessionBegin")),
+            Callback(0, "b", body("from-events-2", now_ms - 30_000, "SessionBegin"))]))
+        time.sleep(0.3)
+    seed = tmp_path / "seed.csv"
+    seed.write_text("session_id\n")
+    caplog.set_level(logging.WARNING)
+    row = run_job(db, desk, seed=str(seed), clock=clock)
+    with duckdb.connect(str(db), read_only=True) as con:
+        polled = {s for (s,) in con.execute(
+            "SELECT session_id FROM tencent_desk.session_states").fetchall()}
+    assert polled == {"from-events-1", "from-events-2"} and row["status"] == "complete"
+    assert [r.getMessage() for r in caplog.records if "no rows" in r.getMessage()] == [
+        f"seed {seed} has no rows: this run asks only the sessions known from received "
+        "events (2)"]
+    caplog.clear()
+    row = run_job(db, desk, clock=clock)  # both answered ended: an empty file of events
+    assert row["seed"] == "sessions from events" and row["keys"] == 0
+    assert [r.getMessage() for r in caplog.records if "no rows" in r.getMessage()] == []
 
 
 def test_message_content_is_kept_when_the_user_opts_in(tmp_path, desk) -> None:

@@ -57,20 +57,21 @@ SOURCES__TENCENT_DESK__APPS__<NAME>__<KEY>), all covered by one run (--app to pi
 """
 # run's and records' (docs/data.md#exit-codes); the other commands' are in their own --help
 JOB_EXITS = """\
-0 done; 2 configuration (or run's seed) to fix (with PostgreSQL also credentials refused);
-3 database in use or not writable (PostgreSQL: unreachable, or no permission); 4 the Desk
-API refused the credentials or the app; 5 the Desk API cannot be reached (stopped early,
-what was answered is loaded); 6 run: more keys ended in error than max_error_share (run
-loaded); 7 several apps: some failed or must alert (named in the line), the others loaded;
-1 anything else.
+0 done; 2 configuration, run's seed or the --database path to fix (e.g. its folder does not
+exist; with PostgreSQL also credentials refused); 3 database in use or not writable
+(PostgreSQL: unreachable, or no permission); 4 the Desk API refused the credentials or the
+app; 5 the Desk API cannot be reached (stopped early, what was answered is loaded); 6 run:
+more keys ended in error than max_error_share (run loaded); 7 several apps: some failed or
+must alert (named in the line), the others loaded; 1 anything else.
 """
 EPILOG = f"{CONFIG}Exit codes:\n{JOB_EXITS}"
 TOP_EPILOG = (f"{CONFIG}Exit codes of run and records (every command's --help gives its "
               f"own):\n{JOB_EXITS}")
 LISTEN_EPILOG = """\
 Exit codes: 0 stopped by SIGTERM or Ctrl-C (SIGINT), cleanly: in-flight callbacks are
-answered and the open spool segment is sealed; 2 configuration to fix (e.g. no sdkappid);
-3 the folder or the port cannot be used; 1 anything else.
+answered and the open spool segment is sealed; 2 configuration to fix (e.g. no sdkappid, a
+--database or --state-dir in a folder that does not exist); 3 the folder or the port cannot
+be used; 1 anything else.
 """
 SIMULATE_EPILOG = """\
 Credentials: sdkappid, identifier and secret_key (callback_token, when set, signs the

@@ -27,11 +27,11 @@ from typing import Any
 
 from tencent_desk.core.clock import VirtualClock
 from tencent_desk.core.errors import JobError
+from tencent_desk.core.files import check_folder
 from tencent_desk.core.settings import DEFAULT_RECORDS_SETTLE_S, TRUTH_SCHEMA
 from tencent_desk.demo import DEMO_ADMIN, DEMO_SDKAPPID, deliver, fresh_database, write_truth
 from tencent_desk.intake.receiver import Receiver, ReceiverConfig
 from tencent_desk.intake.spool import spool_dir
-from tencent_desk.run.database import check_folder
 from tencent_desk.run.runner import RunOptions, run
 from tencent_desk.simulator import SimulatorApp, SimulatorConfig, serve_in_thread
 from tencent_desk.simulator.callbacks import Callback, Sender, StreamSender, plan

@@ -1,8 +1,10 @@
-"""What a file is, told without opening it: readers, the job and the receiver alike ask
-before DuckDB would refuse it (or wait for the job holding it)."""
+"""What a file is, and whether its folder can take it, told without opening it: readers,
+the job and the receiver alike ask before DuckDB would refuse it (or wait for the job
+holding it)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from tencent_desk.core.errors import JobError
@@ -27,3 +29,15 @@ def check_file(database: Path) -> None:
     if database.exists() and not is_duckdb(database):
         raise JobError(f"--database {database} is not a DuckDB database: give the job's "
                        "DuckDB file, or the name of a new one")
+
+
+def check_folder(path: Path, option: str = "--database path") -> None:
+    """Refuse a path whose folder is not there (a path to fix, exit 2, as for a database to
+    read) or cannot be written (exit 3, as a database in use)."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise JobError(f"folder {folder} does not exist: create it or choose another "
+                       f"{option}")
+    if not os.access(folder, os.W_OK):
+        raise JobError(f"folder {folder} is not writable: choose another {option}",
+                       exit_code=3)

@@ -10,7 +10,7 @@ from tencent_desk.api import callback
 from tencent_desk.core import apps, redact, settings
 from tencent_desk.core.apps import positive_setting, setting
 from tencent_desk.core.errors import ConfigError, JobError
-from tencent_desk.core.files import check_file
+from tencent_desk.core.files import check_file, check_folder
 from tencent_desk.core.serving import Limits, check_bind, serve
 from tencent_desk.core.settings import ANCHOR
 from tencent_desk.intake.receiver import Receiver, ReceiverConfig
@@ -49,12 +49,8 @@ def receiver_config(database: Path, seal_after_s: float) -> ReceiverConfig:
         keep = bool(apps.setting_of("keep_message_content"))
     except ConfigError as exc:
         raise JobError(str(exc)) from None
-    database = database.expanduser().absolute()
-    if not database.parent.is_dir():
-        raise JobError(f"folder {database.parent} does not exist: create it or choose "
-                       "another --database path", exit_code=3)
-    return ReceiverConfig(sdkappid=app, spool=spool_dir(database), token=token,
-                          keep_message_content=keep, seal_after_s=seal_after_s,
+    return ReceiverConfig(sdkappid=app, spool=spool_dir(database.expanduser().absolute()),
+                          token=token, keep_message_content=keep, seal_after_s=seal_after_s,
                           more_apps=tokens)
 
 
@@ -85,6 +81,8 @@ def listen(args: argparse.Namespace) -> int:
         check_file(args.database)
     anchor = args.database if args.state_dir is None else args.state_dir / ANCHOR
     config = receiver_config(anchor, args.seal_after)
+    check_folder(anchor.expanduser(), "--database path" if args.state_dir is None
+                 else "--state-dir")
     given = limits()
     config = dataclasses.replace(config, max_body=int(given["max_body_bytes"]))
     check_bind(args.host, args.port, allow_remote=True)  # in our line, not uvicorn's

@@ -37,6 +37,9 @@ class RunContext:
     # entered while an app asks the API: the job lets go of its database meanwhile
     asking: Callable[[], AbstractContextManager[object]] = nullcontext
     app: str | None = None  # set by :meth:`of`: the named app this context is for
+    # apps (None: the single-app form) given no seed: theirs is the job's own file of the
+    # sessions known from events, and that one empty is a quiet desk, not a seed to check
+    events_only: set[str | None] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.run_id = self.run_id or new_run_id(self.clock)

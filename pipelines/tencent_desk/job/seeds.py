@@ -3,7 +3,8 @@
 A seed is a CSV, Parquet or JSON-lines file, or a table in a DuckDB database. DuckDB reads
 it into a work database (spilling to disk), never whole into Python memory: rows are checked there
 (SQL), bad ones become rejects with a reason, repeats and sessions already known to have
-ended are dropped, and the keys stream out in batches.
+ended are dropped, and the keys stream out in batches. JSON lines, and a CSV in which a
+quote never closes, are parsed line by line in Python and streamed in the same way.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
+from itertools import islice
 from pathlib import Path
 
 import duckdb
@@ -47,6 +50,7 @@ class SeedSpec:
     path: Path
     table: str | None = None
     extra: Path | None = None  # a Parquet file of more keys (sessions known from events)
+    from_events: bool = False  # path is that file itself: the run was given no seed
 
     @property
     def format(self) -> str:
@@ -60,9 +64,15 @@ class SeedSpec:
                             ".duckdb seed only; drop it")
         return fmt
 
+    def where(self) -> str:
+        """The seed as a message names it: the sessions from events are never its fault."""
+        return str(self.path) + (f" (table {self.table})" if self.table else "")
+
     def describe(self) -> str:
-        return str(self.path) + (f" (table {self.table})" if self.table else "") + (
-            " + sessions from events" if self.extra else "")
+        """What the run asked, for ``runs.seed``."""
+        if self.from_events:
+            return "sessions from events"
+        return self.where() + (" + sessions from events" if self.extra else "")
 
 
 def quote_table(name: str) -> str:
@@ -73,8 +83,10 @@ def quote_table(name: str) -> str:
     return qualified(*parts)
 
 
-def key_columns(names: list[str], where: str) -> dict[str, str]:
-    """Our column name -> the seed's. A seed without a key column is unusable as a whole."""
+def key_columns(names: list[str], where: str, separator: str | None = None
+                ) -> dict[str, str]:
+    """Our column name -> the seed's. A seed without a key column is unusable as a whole.
+    ``separator``: a CSV's ("commas"), whose first line names its columns."""
     found: dict[str, str] = {}
     for name in names:
         ours = ALIASES.get(str(name).strip().lower())
@@ -83,9 +95,10 @@ def key_columns(names: list[str], where: str) -> dict[str, str]:
     if "session_id" not in found and not {"client_user_id", "customer_service_id"} <= set(
             found):
         shown = ", ".join(repr(str(n)[:40]) for n in names[:6]) or "none"
-        raise SeedError(f"seed {where} has no session_id column and no client_user_id + "
-                        f"customer_service_id columns (found: {shown}); is it comma-separated "
-                        "with a header row?")
+        keys = "session_id, or both client_user_id and customer_service_id"
+        raise SeedError(f"seed {where} has no key column: " + (
+            f"its first line ({shown}) must name {keys}, separated by {separator}" if separator
+            else f"its columns ({shown}) must include {keys}"))
     return found
 
 
@@ -103,7 +116,7 @@ class PreparedSeed:
     ``reject_batches()`` from Parquet files in a temporary folder (``close()`` removes it).
 
     ``ended``: chunks (Arrow, one ``session_id`` column) of sessions known to have ended;
-    they are not asked again.
+    they are not asked again. ``empty``: the seed itself has no rows (the extra keys aside).
     """
 
     def __init__(self, spec: SeedSpec, *, ended: Iterable[pa.Table] | None = None,
@@ -162,10 +175,13 @@ class PreparedSeed:
                     raise
                 # DuckDB's reader wants one kind of line ending per file (an edited export
                 # can mix them): read a copy with LF endings only.
-                self._csv_path = _lf_copy(spec.path, Path(self._dir, "seed-lf" + spec.path.suffix))
+                self._lf_seed()
                 self.con.execute(f"CREATE TABLE raw AS {reader()}")
         except duckdb.Error as exc:
-            raise SeedError(f"cannot read seed {spec.describe()}: {_first_line(exc)}") from None
+            raise SeedError(f"cannot read seed {spec.where()}: {_first_line(exc)}") from None
+        if spec.format == "csv" and self._quote_swallowed_lines():
+            self._csv_by_lines()
+        self.empty = not self._scalar("SELECT count(*) FROM raw")  # before the extra keys
         if spec.extra is not None:
             self.con.execute(f"""
                 INSERT INTO raw SELECT (SELECT coalesce(max(row_no), 0) FROM raw)
@@ -202,8 +218,9 @@ class PreparedSeed:
                     "NULL::VARCHAR AS client_user_id, NULL::VARCHAR AS customer_service_id, "
                     "NULL::VARCHAR AS problem, NULL::VARCHAR AS raw WHERE false")
         header = [h.lstrip("\ufeff") for h in header]
-        found = key_columns(header, self.spec.describe())
-        positional = {ours: f"c{header.index(name)}" for ours, name in found.items()}
+        found = key_columns(header, self.spec.where(), "tabs" if delim == "\t" else "commas")
+        self._layout = (delim, len(header), {ours: header.index(n) for ours, n in found.items()})
+        positional = {ours: f"c{i}" for ours, i in self._layout[2].items()}
         columns = {f"c{i}": "VARCHAR" for i in range(len(header))}
         # Lines DuckDB cannot parse (bad UTF-8, wrong column count) go to csv_rejects.
         source = (f"read_csv({literal(path)}, header=true, delim={literal(delim)}, quote='\"', "
@@ -211,6 +228,32 @@ class PreparedSeed:
                   "store_rejects=true, rejects_table='csv_rejects', rejects_scan='csv_scans', "
                   "max_line_size=4000000)")
         return self._select(source, positional, {})
+
+    def _quote_swallowed_lines(self) -> bool:
+        """Whether a quote that never closes made the lines after it one bad value in
+        DuckDB's reading (all of them up to the end of the file, or to another quote)."""
+        return self._has_table("csv_rejects") and bool(self._scalar(
+            "SELECT count(*) FROM csv_rejects WHERE error_type = 'UNQUOTED VALUE' "
+            "AND regexp_matches(rtrim(csv_line, chr(13) || chr(10)), "
+            "'[' || chr(13) || chr(10) || ']')"))
+
+    def _csv_by_lines(self) -> None:
+        """The CSV read again one line at a time (a key never spans lines): the line with
+        the open quote is the one reject, the lines after it rows of their own, and every
+        row numbered by its line."""
+        self.con.execute("DROP TABLE raw; DROP TABLE csv_rejects; DROP TABLE csv_scans")
+        row = partial(_csv_row, *self._layout)
+        # split at LF alone: a file of CR (or mixed) endings is read as DuckDB read it
+        self.con.register("csv_lines", pa.RecordBatchReader.from_batches(
+            _RAW_SCHEMA, _line_batches(self._lf_seed(), row, skip=1)))
+        self.con.execute("CREATE TABLE raw AS SELECT * FROM csv_lines")
+
+    def _lf_seed(self) -> Path:
+        """The CSV to read from now on: a copy with LF line endings only (made once)."""
+        if self._csv_path == self.spec.path:
+            self._csv_path = _lf_copy(self.spec.path,
+                                      Path(self._dir, "seed-lf" + self.spec.path.suffix))
+        return self._csv_path
 
     def _parquet(self) -> str:
         source = f"read_parquet({literal(self.spec.path)})"
@@ -235,15 +278,15 @@ class PreparedSeed:
     def _typed(self, source: str) -> str:
         desc = self.con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
         names = [r[0] for r in desc]
-        return self._select(source, key_columns(names, self.spec.describe()),
+        return self._select(source, key_columns(names, self.spec.where()),
                             {r[0]: r[1] for r in desc})
 
     def _jsonl(self) -> str:
         # Checked here: raised inside the stream, DuckDB would wrap it in its own error.
-        _jsonl_columns(self.spec.path, self.spec.describe())
+        _jsonl_columns(self.spec.path, self.spec.where())
         # Python parses the lines so that a broken one is a reject with its text, not a gap.
-        reader = pa.RecordBatchReader.from_batches(
-            _RAW_SCHEMA, _jsonl_batches(self.spec.path))
+        reader = pa.RecordBatchReader.from_batches(_RAW_SCHEMA, _line_batches(
+            self.spec.path, lambda row_no, line: _json_row(row_no, line)[0]))
         self.con.register("jsonl_rows", reader)
         return "SELECT * FROM jsonl_rows"
 
@@ -325,7 +368,8 @@ class PreparedSeed:
         """Every rejected row: ``row_no``, ``raw`` (the row as JSON or the line), ``reason``.
 
         ``row_no`` counts data rows from 1; in a CSV, unreadable lines are numbered by line
-        and readable rows by their place among the readable ones.
+        and readable rows by their place among the readable ones (all by their line in a
+        CSV read line by line, see ``_csv_by_lines``).
         """
         return _batches(self._rejects, size)
 
@@ -397,18 +441,45 @@ def _jsonl_columns(path: Path, where: str) -> None:
                     return
 
 
-def _jsonl_batches(path: Path, size: int = 10_000) -> Iterator[pa.RecordBatch]:
-    rows: list[tuple[int, str | None, str | None, str | None, str | None, str | None]] = []
+def _line_batches(path: Path, row: Callable[[int, bytes], tuple], skip: int = 0,
+                  size: int = 10_000) -> Iterator[pa.RecordBatch]:
+    """``row(row_no, line)`` of every line that is not blank after the first ``skip``
+    (``row_no`` counts from 1 after those), as raw batches."""
+    rows: list[tuple] = []
     with path.open("rb") as f:
-        for row_no, line in enumerate(f, start=1):
+        for row_no, line in enumerate(islice(f, skip, None), start=1):
             if not line.strip():
                 continue
-            rows.append(_json_row(row_no, line)[0])
+            rows.append(row(row_no, line))
             if len(rows) >= size:
                 yield _batch(rows)
                 rows = []
     if rows:
         yield _batch(rows)
+
+
+def _csv_row(delim: str, width: int, at: dict[str, int], row_no: int, line: bytes) -> tuple:
+    """One CSV line as a raw row: its key columns (``at``: our name -> position), or why
+    it cannot be read. ``row_no``: the line's number - 1, the header being line 1."""
+    try:
+        text = line.decode("utf-8").rstrip("\n")
+        # a line without a quote needs no parser: its values lie between the delimiters
+        values = next(csv.reader([text], delimiter=delim, strict=True)) if '"' in text \
+            else text.split(delim)
+    except UnicodeDecodeError:
+        problem = "not valid UTF-8"
+    except csv.Error:  # strict: an odd quote, or text after a closing one
+        problem = (f"unterminated quote (a value quoted on line {row_no + 1} does not close "
+                   "on it)" if text.count('"') % 2 else "misplaced quote (text after the "
+                   "quote that closes a value)")
+    else:
+        if len(values) == width:
+            return (row_no, *(values[at[c]] if c in at else None for c in COLUMNS), None,
+                    None)
+        problem = (f"{'too many' if len(values) > width else 'missing'} columns ("
+                   f"{len(values)} where the header names {width})")
+    raw = line.decode("utf-8", errors="replace").rstrip("\n")[:_RAW_LIMIT]
+    return (row_no, None, None, None, f"unreadable line: {problem}", raw)
 
 
 def _json_row(row_no: int, line: bytes) -> tuple[tuple, list[str] | None]:

@@ -193,7 +193,8 @@ class AppSource:
                                             name=RECORDS_TABLE, write_disposition="merge",
                                             primary_key=RECORDS_KEY)]
         spec = SeedSpec(Path(config.seed), config.seed_table,
-                        Path(config.extra_seed) if config.extra_seed else None)
+                        Path(config.extra_seed) if config.extra_seed else None,
+                        from_events=self.run.app in self.run.events_only)
         spec.format  # noqa: B018  (fails early on an unknown seed format)
         ended: Iterable[pa.Table] | None = None
         if config.repoll_ended:
@@ -231,6 +232,11 @@ class AppSource:
             rejects = seed.counts.rejects
             if rejects:
                 log.warning("%d seed rows rejected (see table seed_rejects)", rejects)
+            if seed.empty and not spec.from_events:  # a run, not an error: said, not silent
+                keys = seed.counts.keys
+                log.warning("seed %s has no rows: this run asks %s", spec.where(),
+                            f"only the sessions known from received events ({keys})" if keys
+                            else "nothing")
             for batch in seed.reject_batches():
                 yield dlt.mark.with_hints(
                     batch.append_column("run_id", pa.array([run.run_id] * batch.num_rows))

@@ -9,6 +9,7 @@ from pathlib import Path
 from tencent_desk.core import settings
 from tencent_desk.core.arguments import DATABASE, DATASET, OUT
 from tencent_desk.core.errors import JobError
+from tencent_desk.job.destination import DESTINATIONS, DUCKDB
 
 DESCRIPTION = """\
 Write one self-contained HTML page (no request leaves it; charts inline; readable on a
@@ -30,8 +31,8 @@ Mail: [sources.tencent_desk.report.smtp] host, port, security (starttls | tls | 
 user, sender, timeout; password in .dlt/secrets.toml (or
 SOURCES__TENCENT_DESK__REPORT__SMTP__PASSWORD).
 Exit codes: 0 written (a period without data too: the page says so); 2 something to fix
-(period, database, dataset, app); 3 --out cannot be written (a folder, no permission); 8
-the page is written but the mail was not sent.
+(destination, period, database, dataset, app); 3 --out cannot be written (a folder, no
+permission); 8 the page is written but the mail was not sent.
 See docs/report.md.
 """
 
@@ -42,8 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--database", type=DATABASE, help="the job's DuckDB file (its published "
                    "snapshot is read, never the file itself)")
-    p.add_argument("--destination", default="duckdb", help="duckdb (default), or a server "
-                   "the job loads, e.g. postgres (credentials as for desk-sessions run)")
+    p.add_argument("--destination", choices=DESTINATIONS, default=DUCKDB,
+                   help="where the job loads (default %(default)s); postgres: the server, "
+                   "credentials as for desk-sessions run")
     p.add_argument("--dataset", type=DATASET, default=settings.DEFAULT_DATASET,
                    help="schema of the tables (default %(default)s)")
     when = p.add_argument_group("period (UTC; default: yesterday)")
@@ -72,7 +74,7 @@ def report(args: argparse.Namespace) -> int:
         chosen = period.parse(args.day, args.week, args.month, args.since, args.until)
     except period.PeriodError as exc:
         raise JobError(str(exc)) from None
-    if args.destination == "duckdb":
+    if args.destination == DUCKDB:
         if args.database is None:
             raise JobError("--database is required: the job's DuckDB file")
         where: Path | str = args.database

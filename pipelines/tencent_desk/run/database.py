@@ -5,7 +5,6 @@ works in it (:class:`Held`); and the one line for a database problem."""
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -15,19 +14,9 @@ from typing import Any
 import duckdb
 from tencent_desk.core import settings
 from tencent_desk.core.errors import JobError
-from tencent_desk.core.files import check_file
+from tencent_desk.core.files import check_file, check_folder
 from tencent_desk.job import destination, space
 from tencent_desk.models import snapshot
-
-
-def check_folder(database: Path, option: str = "--database path") -> None:
-    folder = database.parent
-    if not folder.is_dir():
-        raise JobError(f"folder {folder} does not exist: create it or choose another "
-                       f"{option}", exit_code=3)
-    if not os.access(folder, os.W_OK):
-        raise JobError(f"folder {folder} is not writable: choose another {option}",
-                       exit_code=3)
 
 
 def local_anchor(kind: str, database: Path | None, state_dir: Path | None) -> Path:

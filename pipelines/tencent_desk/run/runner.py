@@ -24,7 +24,6 @@ from tencent_desk.intake.spool import spool_dir
 from tencent_desk.job import destination, upgrade
 from tencent_desk.job.context import RunContext, bound
 from tencent_desk.job.event_load import EventsLoaded, load_events, write_open_sessions
-from tencent_desk.job.runs import FAILED
 from tencent_desk.job.seeds import SeedError, SeedSpec
 from tencent_desk.job.source import SourceConfig
 from tencent_desk.run.database import Held, local_anchor
@@ -61,15 +60,12 @@ class Run:
     rows: list[dict[str, Any]] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)  # app -> the code that stopped it
     received: EventsLoaded = field(default_factory=EventsLoaded)
-    events_only: set[str | None] = field(default_factory=set)  # apps with no seed of their own
     work: Path | None = None  # a scratch folder: the sessions known from events, per app
     _rows_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fetched(self, row: dict[str, Any]) -> None:
         """A ``runs`` row, once its app's keys are answered (from dlt's threads)."""
         row.update(events_loaded=self.received.records, events_unknown=self.received.unknown)
-        if row.get("app") in self.events_only and row.get("status") != FAILED:
-            row["seed"] = "sessions from events"
         with self._rows_lock:
             self.rows.append(row)
             self.lock.write(run_id=self.context.run_id, phase="loading")
@@ -224,7 +220,7 @@ def _seeds(run: Run, given: str | None, sdkappid: int | None, app: str | None
                         max_age_s=run.options.max_session_age_s, sdkappid=sdkappid)
     if given:
         return given, str(from_events)
-    run.events_only.add(app)
+    run.context.events_only.add(app)
     return str(from_events), None
 
 
