@@ -32,7 +32,9 @@ reported beside.
       [--max-occupancy 0.85] [--target-per day|interval] [--seed N --database FILE]
 
 Writes its figures under "## Plan replayed in the simulator (issue 23)" in
-benchmarks/RESULTS.md (the rest is left alone; --no-write: print only).
+benchmarks/RESULTS.md, or with another --max-occupancy under that heading followed by ",
+max occupancy X" (``make bench`` also runs it without a cap, 1: the service-level goals then
+measure the staffing model, not the cap); the rest is left alone (--no-write: print only).
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ class Day:
     seconds: float
     index: int  # the day's number in the weeks model
     oracle_schedule: Schedule  # the oracle's plan, which no day's draw changes
+    plan_schedule: Schedule
 
 
 def run_day(summed: Summary, cfg: wk.WeeksConfig, rates: pd.DataFrame, d: int,
@@ -164,7 +167,8 @@ def run_day(summed: Summary, cfg: wk.WeeksConfig, rates: pd.DataFrame, d: int,
     pm = pl.intraday_plan(summed + Summary.of(today, params.target_s), noon, params,
                           history_until=day)[0][[*key, "forecast"]]
     pm = pm.merge(rows[[*key, "expected", "actual"]], on=key)
-    return Day(rows, pm, time.monotonic() - t0, d, schedules["oracle"]), recorded
+    return Day(rows, pm, time.monotonic() - t0, d, schedules["oracle"],
+               schedules["plan"]), recorded
 
 
 def level(x: pd.DataFrame, prefix: str) -> float:
@@ -174,20 +178,28 @@ def level(x: pd.DataFrame, prefix: str) -> float:
     return float(x[f"{prefix}answered_within"].sum() / kept) if kept else float("nan")
 
 
-def oracle_windows(days: list[Day], cfg: wk.WeeksConfig, params: pl.Params,
-                   windows: int = 30) -> np.ndarray:
-    """The oracle plan's service level over the days, on ``windows`` other draws of their
-    customers (the simulator's seeds after ``cfg.seed``; the expected rates, and so the
-    oracle's plan, are the same for every seed): how far the days' own draws move the
-    14-day service level of the best plan the evening before."""
+def other_windows(days: list[Day], cfg: wk.WeeksConfig, params: pl.Params,
+                  windows: int = 30) -> dict[str, np.ndarray]:
+    """The oracle's and the plan's schedules replayed on ``windows`` other draws of the
+    days' customers (the simulator's seeds after ``cfg.seed``): each window's service level
+    over the days, and its abandonment's mean gap to the plan's prediction. The oracle's
+    plan is the same for every seed (the expected rates); the plan's is the one made on
+    these days, so its windows show how far the days' own draws move its figures."""
     slow = wk.slowdowns(cfg)
-    out = []
+    out: dict[str, list[float]] = {"oracle": [], "plan": [], "plan_ab_gap": []}
     for k in range(1, windows + 1):
         other = replace(cfg, seed=cfg.seed + k)
-        got = [replay(wk.day_customers(other, d.index), d.oracle_schedule,
-                      threshold_s=params.target_s, slowdown=slow) for d in days]
-        out.append(np.mean([level(g, "") for g in got]))
-    return np.asarray(out)
+        customers = [wk.day_customers(other, d.index) for d in days]
+        for label in ("oracle", "plan"):
+            got = [replay(c, getattr(d, f"{label}_schedule"), threshold_s=params.target_s,
+                          slowdown=slow) for c, d in zip(customers, days, strict=True)]
+            out[label].append(float(np.mean([level(g, "") for g in got])))
+            if label == "plan":
+                out["plan_ab_gap"].append(float(np.mean([
+                    g.abandoned.sum() / g.offered.sum() - float(
+                        (d.rows.ab_predicted * d.rows.forecast).sum() / d.rows.forecast.sum())
+                    for g, d in zip(got, days, strict=True)])))
+    return {k: np.asarray(v) for k, v in out.items()}
 
 
 PEER = ROOT / "benchmarks" / "peers" / "statsforecast"
@@ -312,7 +324,8 @@ def report(days: list[Day], args: argparse.Namespace, params: pl.Params,
              f"{args.days} --max-occupancy {params.max_occupancy} --target-per "
              f"{params.target_per}` "
              f"({datetime.now(UTC):%Y-%m-%d}; history {args.database.name}: 10 weeks "
-             f"from {START}, seed {args.seed}, 3 groups, made through the intake path"
+             f"from {START}, seed {args.seed}, 3 groups, made through the intake path, "
+             f"polled on the last {POLL_DAYS} days every {POLL_EVERY_MIN} minutes"
              + (f" in {built_s:.0f} s" if built_s else ", cached") + f"; {len(days)} days "
              f"planned and replayed in {sum(d.seconds for d in days):.0f} s, "
              f"{np.mean([d.seconds for d in days]):.0f} s a day). Target 0.8:60 "
@@ -420,7 +433,16 @@ def report(days: list[Day], args: argparse.Namespace, params: pl.Params,
               f"staff-hours ({pd_.erlang_c_hours.sum():.0f} h), SL {pd_.erlang_c_sl.mean():.1%}, "
               f"abandoned {pd_.erlang_c_ab.mean():.1%} | shown |"]
     oracle_ok["SL within ±3 points"] = abs(sl_o - target) <= 0.03
-    others = oracle_windows(days, args.cfg, params)
+    windows = other_windows(days, args.cfg, params)
+    gaps = windows["plan_ab_gap"]
+    lines += [f"| the plan's own schedules on {len(gaps)} other draws of these days' "
+              f"customers (seeds {args.cfg.seed + 1}-{args.cfg.seed + len(gaps)}) | SL mean "
+              f"{windows['plan'].mean():.1%}, {windows['plan'].min():.1%} to "
+              f"{windows['plan'].max():.1%}, within ±3 points of {target:.0%} in "
+              f"{(np.abs(windows['plan'] - target) <= 0.03).mean():.0%}; abandonment "
+              f"{gaps.mean() * 100:+.1f} points from predicted, within 1 point in "
+              f"{(np.abs(gaps) <= 0.01).mean():.0%} | shown |"]
+    others = windows["oracle"]
     lines += [f"| the oracle plan's SL on {len(others)} other draws of these days' customers "
               f"(seeds {args.cfg.seed + 1}-{args.cfg.seed + len(others)}) | mean "
               f"{others.mean():.1%}, {others.min():.1%} to {others.max():.1%}; within ±3 "
@@ -493,16 +515,17 @@ def main(argv: list[str] | None = None) -> int:
     text = report(days, args, params, built_s)
     print(text)
     if not args.no_write:
-        write(text)
+        write(text, HEADING if params.max_occupancy == PARAMS.max_occupancy else
+              f"{HEADING}, max occupancy {params.max_occupancy:g}")
     return 0
 
 
-def write(section: str) -> None:
+def write(section: str, heading: str) -> None:
     """Replace this benchmark's section of RESULTS.md where it is (the findings written by
     hand after it stay after it), or add it at the end."""
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = rf"\n{re.escape(HEADING)}\n.*?(?=\n## |\Z)"
-    new = f"\n{HEADING}\n\n{section}\n"
+    pattern = rf"\n{re.escape(heading)}\n.*?(?=\n## |\Z)"
+    new = f"\n{heading}\n\n{section}\n"
     if re.search(pattern, text, flags=re.S):
         text = re.sub(pattern, lambda _: new, text, count=1, flags=re.S)
     else:

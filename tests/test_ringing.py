@@ -145,3 +145,17 @@ def test_a_plan_takes_the_ringing_out_of_the_waits_and_into_the_slot() -> None:
     # too few sightings: nothing is taken off
     few = Summary(**{**summed.__dict__, "ringing_seen": seen.assign(seen=MIN_SEEN - 1.0)})
     assert few.waited() == summed.waited() and few.ringing() == summed.ringing()
+
+
+def test_a_groups_plan_reads_every_groups_sightings() -> None:
+    """One ringing for the desk: a group's window keeps the other groups' sightings, and
+    only those of its days."""
+    rng = np.random.default_rng(8)
+    summed = Summary.of(_answered(rng.uniform(3, 15, 500), rng.exponential(30, 500),
+                                  np.zeros(500, bool)), 60.0)
+    seen = pd.DataFrame({"group": ["H", "H"], "day": [T0, T0 + pd.Timedelta(days=9)],
+                         "seen": [float(MIN_SEEN), 500.0], "seen_s": [6_000.0, 1e6],
+                         "covered": [600.0, 10.0]})
+    mine = Summary(**{**summed.__dict__, "ringing_seen": seen}).window(
+        "G", T0, T0 + pd.Timedelta(days=7))
+    assert mine.ringing().mean_s == pytest.approx(10.0)

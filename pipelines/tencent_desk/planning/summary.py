@@ -328,13 +328,15 @@ class Summary:
         go (``waits``, ``handling``, ``held``): what a plan's staffing reads."""
         def cut(t: pd.DataFrame) -> pd.DataFrame:
             return t[(t.group == group) & (t.day >= since) & (t.day < until)]
+        seen = self.ringing_seen  # every group's: one ringing for the desk (ringing.py)
         return Summary(self.target_s, self.days, self.queue, cut(self.waits),
                        cut(self.handling), cut(self.held), self.latest_start,
-                       ringing_seen=cut(self.ringing_seen))
+                       ringing_seen=seen[(seen.day >= since) & (seen.day < until)])
 
     def ringing(self) -> Ringing:
         """The offers' ringing: timed where the data time the offer, else as the polls saw
-        it (none without polls, or with fewer than MIN_SEEN sightings)."""
+        it in every group summed (none without polls, or with fewer than MIN_SEEN
+        sightings)."""
         w, r = self.waits, self.ringing_seen
         answered = float((w.waited - w.gave_up).sum())
         hidden = float(w.rang_in_wait.sum())
