@@ -43,15 +43,12 @@ def _desk(n: int = 30_000, seed: int = 3, exact_every: int = 0) -> tuple[
         "sdkappid": 1, "run_id": [f"r{int(p)}" for p, _ in seen],
         "polled_at": at(np.array([p for p, _ in seen], float)),
         "state": "waiting_for_agent", "session_id": [f"s{k}" for _, k in seen]})
-    # each run also saw a chat in the queue (a run without a sighting is still a run)
-    states = pd.concat([states, pd.DataFrame({
-        "sdkappid": 1, "run_id": [f"r{int(p)}" for p in runs], "polled_at": at(runs),
-        "state": "queuing", "session_id": "s0"})], ignore_index=True)
     con = duckdb.connect(":memory:")
     con.execute(f"CREATE SCHEMA {DS}")
     for name, frame in (("session_timeline", timeline), ("session_states", states),
-                        ("runs", pd.DataFrame({"run_id": [f"r{int(p)}" for p in runs],
-                                               "status": "complete"}))):
+                        ("runs", pd.DataFrame({"sdkappid": 1,
+                                               "run_id": [f"r{int(p)}" for p in runs],
+                                               "status": "complete", "started_at": at(runs)}))):
         con.register("frame", frame)
         con.execute(f"CREATE TABLE {DS}.{name} AS SELECT * FROM frame")
         con.unregister("frame")

@@ -5,6 +5,7 @@ Callbacks and records time the answer, not the offer, so a wait read from them r
 answer: the ringing inside it makes patience look longer and the model's queue shorter
 than they are (docs/planning.md, "Patience"). Polls see a ringing chat as
 ``waiting_for_agent``. Each sighting stands for the time since the app's poll run before
+(``runs``, a run that found nothing live included)
 (Horvitz-Thompson: a ringing of r seconds is seen by a run with chance r / gap), so the
 sightings' weights add up, in expectation, to the ringing of the chats answered in those
 gaps. Gaps longer than MAX_GAP (nights without runs, a failed cron) are left out: one
@@ -35,14 +36,14 @@ from tencent_desk.planning.summary import ASSIGNED_SQL, RINGING_COLUMNS, US_DAY
 
 MAX_GAP_S = 3_600
 NEEDS = {"session_states": ("sdkappid", "run_id", "polled_at", "state", "session_id"),
-         "runs": ("run_id", "status"), TABLE: ("sdkappid", "offered_source")}
+         "runs": ("sdkappid", "run_id", "status", "started_at"),
+         TABLE: ("sdkappid", "offered_source")}
 
-_SQL = """
-WITH runs AS (
-    SELECT s.sdkappid, s.run_id, min(s.polled_at) AS run_at
-    FROM {states} s JOIN {runs} r USING (run_id)
-    WHERE r.status = 'complete' AND s.polled_at >= ? AND s.polled_at < ?
-    GROUP BY ALL
+# The runs and the answered chats both queries read (params: the runs', the chats' window).
+_COMMON = """
+WITH runs AS (  -- every poll run, those that found no session live too
+    SELECT sdkappid, run_id, started_at AS run_at FROM {runs}
+    WHERE status = 'complete' AND started_at >= ? AND started_at < ?
 ),
 gaps AS (
     SELECT sdkappid, run_id, run_at,
@@ -56,26 +57,29 @@ rang AS (  -- answered, the wait running to the answer
     FROM {timeline}
     WHERE began_at >= ? AND began_at < ? AND answered_at IS NOT NULL
         AND {assigned} >= answered_at
-),
-seen AS (
-    SELECT t."group", t.day, count(*) AS seen, sum(epoch(c.run_at - c.before)) AS seen_s
-    FROM {states} s JOIN covered c USING (sdkappid, run_id)
-        JOIN rang t USING (sdkappid, session_id)
-    WHERE s.state = {ringing}
-    GROUP BY ALL
-),
-answered AS (  -- each in the gap of the first run at or after its answer (an as-of join,
-               -- not a range join: weeks of runs against millions of chats)
-    SELECT t."group", t.day, count(*) AS covered
-    FROM rang t ASOF JOIN gaps g ON t.sdkappid = g.sdkappid AND t.answered_at <= g.run_at
-    WHERE epoch(g.run_at - g.before) <= {max_gap}
-    GROUP BY ALL
+)"""
+
+# One query each, not one of both: a quarter's polls at a run a minute peaked at 0.87 GB
+# together, 0.4 GB apart.
+_SEEN = """,
+sightings AS (
+    SELECT sdkappid, run_id, session_id FROM {states}
+    WHERE state = {ringing} AND polled_at >= ? AND polled_at < ?
 )
-SELECT a."group", a.day, coalesce(s.seen, 0) AS seen,
-       coalesce(s.seen_s, 0) AS seen_s, a.covered
-FROM answered a LEFT JOIN seen s USING ("group", day)
-ORDER BY 1, 2
-"""
+SELECT t."group", t.day, count(*) AS seen, sum(epoch(c.run_at - c.before)) AS seen_s
+-- the run by its id alone (an app's run has its own): with the app in both joins the
+-- optimizer joined the chats to every run of their app first, billions of rows
+FROM sightings s JOIN covered c ON c.run_id = s.run_id
+    JOIN rang t ON t.sdkappid = s.sdkappid AND t.session_id = s.session_id
+GROUP BY ALL"""
+
+# each chat in the gap of the first run at or after its answer (an as-of join, not a range
+# join: weeks of runs against millions of chats)
+_COVERED = """
+SELECT t."group", t.day, count(*) AS covered
+FROM rang t ASOF JOIN gaps g ON t.sdkappid = g.sdkappid AND t.answered_at <= g.run_at
+WHERE epoch(g.run_at - g.before) <= {max_gap}
+GROUP BY ALL"""
 
 
 def seen(con: Any, dataset: str, since: Any, until: Any) -> pd.DataFrame | None:
@@ -87,13 +91,19 @@ def seen(con: Any, dataset: str, since: Any, until: Any) -> pd.DataFrame | None:
         "WHERE table_schema = ?", [dataset]).fetchall()}
     if not all((t, c) in have for t, cols in NEEDS.items() for c in cols):
         return None
-    sql = _SQL.format(states=qualified(dataset, "session_states"),
-                      runs=qualified(dataset, "runs"), timeline=qualified(dataset, TABLE),
-                      assigned=ASSIGNED_SQL, max_gap=MAX_GAP_S, none=NO_GROUP, us_day=US_DAY,
-                      ringing=literal(states.WAITING_FOR_AGENT))
-    # polls of the sessions begun in the window, and of the hour before its first gap
-    polls_from = pd.Timestamp(since) - pd.Timedelta(seconds=MAX_GAP_S)
-    polls_until = pd.Timestamp(until) + pd.Timedelta(days=1)
-    got = frames.frame(con, sql, [polls_from, polls_until, since, until])
+    names = {"states": qualified(dataset, "session_states"),
+             "runs": qualified(dataset, "runs"), "timeline": qualified(dataset, TABLE),
+             "assigned": ASSIGNED_SQL, "max_gap": MAX_GAP_S, "none": NO_GROUP,
+             "us_day": US_DAY, "ringing": literal(states.WAITING_FOR_AGENT)}
+    # the runs and polls of the sessions begun in the window, and of the hour before its
+    # first gap
+    polls = [pd.Timestamp(since) - pd.Timedelta(seconds=MAX_GAP_S),
+             pd.Timestamp(until) + pd.Timedelta(days=1)]
+    common = [*polls, since, until]
+    key = ["group", "day"]
+    seen_ = frames.frame(con, (_COMMON + _SEEN).format(**names), [*common, *polls])
+    covered = frames.frame(con, (_COMMON + _COVERED).format(**names), common)
+    got = covered.merge(seen_, on=key, how="left").fillna({"seen": 0, "seen_s": 0.0})
     got["day"] = pd.to_datetime(got.day.astype("int64") * US_DAY, unit="us", utc=True)
-    return got[RINGING_COLUMNS].astype({"seen": float, "seen_s": float, "covered": float})
+    return got[RINGING_COLUMNS].sort_values(key, ignore_index=True).astype(
+        {"seen": float, "seen_s": float, "covered": float})
