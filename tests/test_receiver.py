@@ -560,19 +560,27 @@ def test_run_without_seed_polls_every_open_session_and_no_ended_one(tmp_path) ->
             assert mean_s == pytest.approx(sum(to_agent[hour]) / len(to_agent[hour]), abs=0.01)
 
 
-def test_seed_file_adds_to_sessions_from_events(tmp_path, desk, population, target) -> None:
-    db = target.anchor
+def _received(db, population, *events: tuple[str, int, str]) -> VirtualClock:
+    """Callbacks (session, ms before 11:00 of the day, event) through a real receiver into
+    ``db``'s spool; the virtual clock at 11:00."""
     clock = VirtualClock(population.config.day_start + 11 * 3600)
     now_ms = int(clock.time() * 1000)
     receiver = Receiver(ReceiverConfig(SDKAPPID, spool_dir(db), seal_after_s=0.05))
     with serve_in_thread(receiver) as url:
         asyncio.run(Sender(url, SDKAPPID).send([
-            Callback(0, "a", body("from-events-open", now_ms - 60_000, "SessionBegin")),
-            Callback(0, "b", body("from-events-closed", now_ms - 90_000, "SessionBegin")),
-            Callback(0, "c", body("from-events-closed", now_ms - 30_000, "SessionEnd")),
-            Callback(0, "d", body("from-events-old", now_ms - 13 * 3600_000, "SessionBegin")),
-            Callback(0, "e", body("from-events-odd", now_ms - 10_000, "Brand.New.Event"))]))
+            Callback(0, str(k), body(session, now_ms - before_ms, event))
+            for k, (session, before_ms, event) in enumerate(events)]))
         time.sleep(0.3)
+    return clock
+
+
+def test_seed_file_adds_to_sessions_from_events(tmp_path, desk, population, target) -> None:
+    clock = _received(target.anchor, population,
+                      ("from-events-open", 60_000, "SessionBegin"),
+                      ("from-events-closed", 90_000, "SessionBegin"),
+                      ("from-events-closed", 30_000, "SessionEnd"),
+                      ("from-events-old", 13 * 3600_000, "SessionBegin"),
+                      ("from-events-odd", 10_000, "Brand.New.Event"))
     seed = tmp_path / "seed.csv"
     seed.write_text("session_id\nfrom-the-seed\n")
     row = run_job(target, desk, seed=str(seed), clock=clock)
@@ -588,14 +596,8 @@ def test_an_empty_seed_beside_events_is_said_and_the_events_asked(tmp_path, desk
     sessions from events, but one warning line, once silent; a run given no seed (the
     events' file is its seed) says nothing of the kind."""
     db = tmp_path / "desk.duckdb"
-    clock = VirtualClock(population.config.day_start + 11 * 3600)
-    now_ms = int(clock.time() * 1000)
-    receiver = Receiver(ReceiverConfig(SDKAPPID, spool_dir(db), seal_after_s=0.05))
-    with serve_in_thread(receiver) as url:
-        asyncio.run(Sender(url, SDKAPPID).send([
-            Callback(0, "a", body("from-events-1", now_ms - 60_000, "SessionBegin")),
-            Callback(0, "b", body("from-events-2", now_ms - 30_000, "SessionBegin"))]))
-        time.sleep(0.3)
+    clock = _received(db, population, ("from-events-1", 60_000, "SessionBegin"),
+                      ("from-events-2", 30_000, "SessionBegin"))
     seed = tmp_path / "seed.csv"
     seed.write_text("session_id\n")
     caplog.set_level(logging.WARNING)
