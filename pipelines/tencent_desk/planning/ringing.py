@@ -3,13 +3,12 @@ the polls saw it.
 
 Callbacks and records time the answer, not the offer, so a wait read from them runs to the
 answer: the ringing inside it makes patience look longer and the model's queue shorter
-than they are (docs/planning.md, "Patience"). Polls see a ringing chat as
-``waiting_for_agent``. Each sighting stands for the time since the app's poll run before
-(``runs``, a run that found nothing live included)
-(Horvitz-Thompson: a ringing of r seconds is seen by a run with chance r / gap), so the
-sightings' weights add up, in expectation, to the ringing of the chats answered in those
-gaps. Gaps longer than MAX_GAP (nights without runs, a failed cron) are left out: one
-sighting there would weigh hours.
+than they are (docs/planning.md, "Patience and the offer's ringing"). Polls see a ringing
+chat as ``waiting_for_agent``. Each sighting stands for the time since the app's poll run
+before, a run that found nothing live included (Horvitz-Thompson: a ringing of r seconds is
+seen by a run with chance r / gap), so the sightings' weights add up, in expectation, to
+the ringing of the chats answered in those gaps. Gaps longer than MAX_GAP_S (nights without
+runs, a failed cron) are left out: one sighting there would weigh hours.
 
 Only chats whose data do not time the offer are counted, on both sides: the ones whose wait
 holds the ringing (``summary``'s rule).
