@@ -43,7 +43,9 @@ def read(database: Path | None, destination: str, dataset: str, since: datetime,
     from tencent_desk.readers import warehouse
 
     try:
-        reader = warehouse.Reader(warehouse.destination(destination), dataset, since, until)
+        # the tables a plan reads, not the window's events and records too
+        reader = warehouse.Reader(warehouse.destination(destination), dataset, since, until,
+                                  tables=(TABLE, *ringing.NEEDS))
         return _read(reader, dataset, since, until, target_s,
                      lambda: reader.latest(TABLE, "began_at", until))
     except warehouse.DestinationError as exc:
