@@ -22,7 +22,8 @@ import pytest
 from tencent_desk.analysis import timeline_metrics as tm
 from tencent_desk.models import timeline
 from tencent_desk.planning import forecast as fc
-from tencent_desk.planning import history
+from tencent_desk.planning import history, ringing
+from tencent_desk.planning.plan import COLUMNS
 from tencent_desk.readers.snapshot import Reader
 from tencent_desk.run.lock import RunLock
 from tencent_desk.run.publish import publish
@@ -300,17 +301,22 @@ def test_a_day_loaded_in_part_is_left_out(weeks: Path, tmp_path: Path) -> None:
 
 
 def test_plan_on_postgres(weeks: Path, postgres_url: str, tmp_path: Path) -> None:
-    # the one table a plan reads (planning/history.py): the weeks' events, polls and
-    # records would take most of the test's time to copy
+    """The same plan as from the DuckDB file, the offer's ringing timed from the polls
+    included: the tables a plan reads (planning/history.py; the weeks' events and records
+    would take most of the test's time to copy)."""
     copy_dataset(weeks, "postgres", postgres_url, pipelines_dir=tmp_path / "copy",
-                 only=(timeline.TABLE,))
-    out = tmp_path / "plan.csv"
+                 only=(timeline.TABLE, *ringing.NEEDS))
+    out, local = tmp_path / "plan.csv", tmp_path / "local.csv"
     done = plan(tmp_path, "--destination", "postgres", "--date", DAY, "--backtest",
                 "--out", str(out), DESTINATION__POSTGRES__CREDENTIALS=postgres_url)
     assert done.returncode == 0, done.stderr
+    assert plan(tmp_path, "--database", str(weeks), "--date", DAY, "--backtest", "--no-save",
+                "--out", str(local)).returncode == 0
+    duck, same = _rows(out), _rows(local)
+    assert [[r[c] for c in COLUMNS] for r in duck] == [[r[c] for c in COLUMNS] for r in same]
+    assert all(float(r["ringing_s"]) > 0 for r in duck)  # the polls' sightings were read
     import psycopg2
 
-    duck = _rows(out)
     con = psycopg2.connect(postgres_url)
     try:
         with con.cursor() as cur:
