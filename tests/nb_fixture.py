@@ -279,6 +279,17 @@ def two_apps(base: Path, path: Path) -> Path:
     return path
 
 
+def one_app(base: Path, path: Path, sdkappid: int) -> Path:
+    """A database of several apps (``base``) with one app's rows alone: what a database of
+    that app only would hold."""
+    shutil.copyfile(base, path)
+    with duckdb.connect(str(path)) as con:
+        for table in APP_ROWS:
+            con.execute(f"DELETE FROM {DS}.{table} WHERE sdkappid <> {int(sdkappid)}")
+        _made_again(con)
+    return path
+
+
 def _made_again(con: duckdb.DuckDBPyConnection) -> None:
     """What the job makes of the loaded rows dropped, for publishing to make again of the
     apps the database now holds (and the simulator's truth: one app's)."""
