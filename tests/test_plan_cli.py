@@ -31,6 +31,7 @@ from tencent_desk.simulator import truth
 from tests.nb_fixture import DS, SECOND_APP, build_weeks, one_app, two_apps
 
 from .support import cli
+from .support.notebooks import run_inline
 from .support.warehouse import copy_dataset
 
 # the module's databases take minutes to build on a busy 2-core machine (the demo, weeks)
@@ -537,3 +538,22 @@ def test_one_plan_per_app(by_app: dict[str, Path], app_plans, tmp_path: Path) ->
         f"desk-sessions: error: --app 'mars' is unknown: the apps of {DS} are first "
         f"({first}), second ({SECOND_APP}); give a name or an sdkappid of those")
 
+
+def test_the_planning_notebook_plans_the_desk_app(by_app: dict[str, Path],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """DESK_APP, as in every notebook: the planning notebook sums the history of that app
+    alone, its polls' ringing too, as a database of that app only holds it."""
+    for key in ("DESK_FROM", "DESK_TO", "DESK_COMPARE", "DESK_DESTINATION"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("DESK_DUCKDB", str(by_app["both"]))
+    monkeypatch.setenv("DESK_APP", "second")
+    ran = run_inline("planning")
+    summed, first = ran.names["summed"], ran.names["first"]
+    alone = history.read(by_app["second"], "duckdb", DS,
+                         (first - pd.Timedelta(weeks=ran.names["PARAMS"].weeks, days=1)
+                          ).to_pydatetime(), ran.names["next_day"].to_pydatetime(),
+                         ran.names["PARAMS"].target_s)
+    assert summed.sdkappids == alone.sdkappids == (SECOND_APP,)
+    assert summed.sessions == alone.sessions > 0
+    pd.testing.assert_frame_equal(summed.ringing_seen, alone.ringing_seen)
+    assert len(alone.ringing_seen) and "planned together" not in ran.text
