@@ -24,7 +24,8 @@
 # agents really hold). Days that have happened are planned again from the data before
 # them (a backtest) and compared with what came. See docs/planning.md.
 #
-# `DESK_DUCKDB` / `DESK_DESTINATION`, `DESK_DATASET`: the data, as in every notebook.
+# `DESK_DUCKDB` / `DESK_DESTINATION`, `DESK_DATASET`, `DESK_APP`: the data, as in every
+# notebook (`DESK_APP`: one app's sessions and polls, as `desk-sessions plan --app`).
 # `DESK_FROM`, `DESK_TO`: the days to check plans against (default the latest day with
 # data; of a window longer than five days, its latest day); the forecast shown is for the
 # day after. `DESK_TARGET` (default `0.8:60`),
@@ -62,7 +63,10 @@ on_file = isinstance(desk.path, Path)
 summed = history.read(
     desk.path if on_file else None, "duckdb" if on_file else str(desk.path), desk.dataset,
     (first - pd.Timedelta(weeks=PARAMS.weeks, days=1)).to_pydatetime(),
-    next_day.to_pydatetime(), PARAMS.target_s)
+    next_day.to_pydatetime(), PARAMS.target_s, desk.sdkappid)
+if len(summed.sdkappids) > 1:  # as the command says without --app
+    print(f"the sessions of {len(summed.sdkappids)} apps planned together, a plan for none "
+          "of them: set DESK_APP to choose one of several")
 print(f"target {PARAMS.target_sl:.0%} within {PARAMS.target_s:.0f} s over each "
       f"{PARAMS.target_per}, "
       f"{PARAMS.interval_min}-minute intervals, max occupancy {PARAMS.max_occupancy:.0%}; "

@@ -250,3 +250,50 @@ def build_weeks(base: Path, path: Path, days: int = 21, two_groups: bool = False
     finally:
         con.close()
     return path
+
+
+SECOND_APP = 1400000001
+# The tables of an app's loaded rows, with the ids a second app's copy of them makes unique.
+APP_ROWS = {"runs": ("run_id", "_dlt_id"), "record_runs": ("run_id", "_dlt_id"),
+            "session_states": ("run_id", "session_id", "request_id"),
+            "session_events": ("run_id", "session_id", "request_id"),
+            "session_records": ("run_id", "session_id")}
+
+
+def two_apps(base: Path, path: Path) -> Path:
+    """``base`` (the demo day, or weeks of it) for two apps in one database, their groups
+    named alike: the first's rows as they are, the second's (``SECOND_APP``) every run and
+    every other session of them."""
+    shutil.copyfile(base, path)
+    with duckdb.connect(str(path)) as con:
+        con.execute(f"UPDATE {DS}.runs SET app = 'first'; "
+                    f"UPDATE {DS}.record_runs SET app = 'first'")
+        for table, ids in APP_ROWS.items():
+            keep = "" if table.endswith("runs") else " WHERE hash(session_id) % 2 = 0"
+            app = ", 'second' AS app" if table.endswith("runs") else ""
+            con.execute(f"INSERT INTO {DS}.{table} BY NAME SELECT * REPLACE ("
+                        f"{SECOND_APP} AS sdkappid{app}, "
+                        + ", ".join(f"{c} || '-b' AS {c}" for c in ids)
+                        + f") FROM {DS}.{table}{keep}")
+        _made_again(con)
+    return path
+
+
+def one_app(base: Path, path: Path, sdkappid: int) -> Path:
+    """A database of several apps (``base``) with one app's rows alone: what a database of
+    that app only would hold."""
+    shutil.copyfile(base, path)
+    with duckdb.connect(str(path)) as con:
+        for table in APP_ROWS:
+            con.execute(f"DELETE FROM {DS}.{table} WHERE sdkappid <> {int(sdkappid)}")
+        _made_again(con)
+    return path
+
+
+def _made_again(con: duckdb.DuckDBPyConnection) -> None:
+    """What the job makes of the loaded rows dropped, for publishing to make again of the
+    apps the database now holds (and the simulator's truth: one app's)."""
+    for table in (timeline.TABLE, timeline.STATE_TABLE, *intervals.TABLES, intervals.LEDGER,
+                  intervals.STATE_TABLE):
+        con.execute(f"DROP TABLE IF EXISTS {DS}.{table}")
+    con.execute(f"DROP SCHEMA IF EXISTS {TRUTH_SCHEMA} CASCADE")

@@ -29,9 +29,10 @@ from tencent_desk.run.lock import RunLock
 from tencent_desk.run.publish import publish
 from tencent_desk.simulator import truth
 
-from tests.nb_fixture import build_weeks
+from tests.nb_fixture import DS, SECOND_APP, build_weeks, one_app, two_apps
 
 from .support import cli
+from .support.notebooks import run_inline
 from .support.warehouse import copy_dataset
 
 # the module's databases take minutes to build on a busy 2-core machine (the demo, weeks)
@@ -55,6 +56,38 @@ def weeks(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = build_weeks(demo, tmp_path_factory.mktemp("plan_weeks") / "weeks.duckdb")
     publish(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def by_app(weeks: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The weeks for two apps whose groups are named alike, in one database ("both": the
+    weeks' own app, named first, and SECOND_APP, every other session of theirs), and each
+    app in a database of its own: the weeks, and the second's rows of both."""
+    folder = tmp_path_factory.mktemp("plan_apps")
+    both = two_apps(weeks, folder / "both.duckdb")
+    publish(both)
+    second = one_app(both, folder / "second.duckdb", SECOND_APP)
+    publish(second)
+    return {"both": both, "first": weeks, "second": second}
+
+
+@pytest.fixture(scope="module")
+def app_plans(by_app: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+              ) -> dict[str, tuple[subprocess.CompletedProcess, pd.DataFrame]]:
+    """The plans of DAY (the child, its CSV): of both apps together, of each of them with
+    --app (a name, an sdkappid: saved), and of each app's own database."""
+    folder = tmp_path_factory.mktemp("app_plans")
+    made = {}
+    for name, db, *more in (("mixed", "both", "--no-save"), ("first", "both", "--app", "first"),
+                            ("second", "both", "--app", str(SECOND_APP)),
+                            ("first alone", "first", "--no-save"),
+                            ("second alone", "second", "--no-save")):
+        out = folder / f"{name}.csv"
+        done = plan(folder, "--database", str(by_app[db]), "--date", DAY, "--backtest",
+                    "--out", str(out), *more)
+        assert done.returncode == 0, (name, done.stderr)
+        made[name] = done, pd.read_csv(out, dtype={"sdkappid": "Int64"})
+    return made
 
 
 def plan(folder: Path, *argv: str, **env: str):
@@ -300,33 +333,35 @@ def test_a_day_loaded_in_part_is_left_out(weeks: Path, tmp_path: Path) -> None:
     assert json.loads(_rows(out)[0]["parameters"])["left_out"] == said
 
 
-def test_plan_on_postgres(weeks: Path, postgres_url: str, tmp_path: Path) -> None:
-    """The same plan as from the DuckDB file, the offer's ringing timed from the polls
-    included: the tables a plan reads (planning/history.py; the weeks' events and records
-    would take most of the test's time to copy)."""
-    copy_dataset(weeks, "postgres", postgres_url, pipelines_dir=tmp_path / "copy",
+def test_plan_on_postgres(by_app: dict[str, Path], app_plans, postgres_url: str,
+                          tmp_path: Path) -> None:
+    """One app of two on the server (planning/history.py's warehouse path): found by its
+    name, its sessions, polls and runs alone read, the same plan as from the DuckDB file
+    (the offer's ringing timed from its polls included), its sdkappid saved with it."""
+    # the tables a plan reads: the weeks' events and records would take most of the test's
+    # time to copy
+    copy_dataset(by_app["both"], "postgres", postgres_url, pipelines_dir=tmp_path / "copy",
                  only=(timeline.TABLE, *ringing.NEEDS))
-    out, local = tmp_path / "plan.csv", tmp_path / "local.csv"
-    done = plan(tmp_path, "--destination", "postgres", "--date", DAY, "--backtest",
-                "--out", str(out), DESTINATION__POSTGRES__CREDENTIALS=postgres_url)
+    out = tmp_path / "plan.csv"
+    done = plan(tmp_path, "--destination", "postgres", "--date", DAY, "--backtest", "--app",
+                "second", "--out", str(out), DESTINATION__POSTGRES__CREDENTIALS=postgres_url)
     assert done.returncode == 0, done.stderr
-    assert plan(tmp_path, "--database", str(weeks), "--date", DAY, "--backtest", "--no-save",
-                "--out", str(local)).returncode == 0
-    duck, same = _rows(out), _rows(local)
-    assert [[r[c] for c in COLUMNS] for r in duck] == [[r[c] for c in COLUMNS] for r in same]
-    assert all(float(r["ringing_s"]) > 0 for r in duck)  # the polls' sightings were read
+    duck = pd.read_csv(out, dtype={"sdkappid": "Int64"})
+    pd.testing.assert_frame_equal(duck[COLUMNS], app_plans["second"][1][COLUMNS])
+    assert (duck.ringing_s > 0).all()  # the polls' sightings were read
     import psycopg2
 
     con = psycopg2.connect(postgres_url)
     try:
         with con.cursor() as cur:
-            cur.execute("SELECT count(*), min(kind), sum(agents) FROM "
-                        "tencent_desk.staffing_plan WHERE plan_id = %s", [duck[0]["plan_id"]])
-            n, kind, agents = cur.fetchone()
+            cur.execute("SELECT count(*), min(kind), sum(agents), min(sdkappid), "
+                        "max(sdkappid) FROM tencent_desk.staffing_plan WHERE plan_id = %s",
+                        [duck.plan_id[0]])
+            n, kind, agents, *apps = cur.fetchone()
     finally:
         con.close()
-    assert n == len(duck) == 48 and kind == "backtest"
-    assert agents == sum(int(r["agents"]) for r in duck)
+    assert n == len(duck) == 48 and kind == "backtest" and apps == [SECOND_APP] * 2
+    assert int(agents) == int(duck.agents.sum())
 
 
 def test_patience_is_the_truths(demo: Path) -> None:
@@ -461,3 +496,64 @@ def test_a_saved_plan_carries_its_app_and_is_no_table_to_upgrade(
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT DISTINCT sdkappid FROM tencent_desk.staffing_plan"
                            ).fetchall() == [(app,)]
+
+
+# what a plan is, without what identifies it
+MADE = ["plan_id", "created_at"]
+
+
+def test_one_plan_per_app(by_app: dict[str, Path], app_plans, tmp_path: Path) -> None:
+    """Two apps whose groups are named alike: --app (a name or an sdkappid) plans each from
+    its own sessions, polls and runs alone, as a database holding that app only does, not
+    as the plan of both together; each plan carries its app's sdkappid, in the CSV and in
+    staffing_plan. Without --app, one warning line says the plan is for none of them; an
+    app the database does not hold is one error line naming those it does."""
+    mixed = app_plans["mixed"][1]
+    first = int(app_plans["first alone"][1].sdkappid.iloc[0])
+    ids = {}
+    for name, sdkappid in (("first", first), ("second", SECOND_APP)):
+        done, own = app_plans[name]
+        alone = app_plans[f"{name} alone"][1]
+        pd.testing.assert_frame_equal(own.drop(columns=MADE), alone.drop(columns=MADE),
+                                      check_exact=False, rtol=1e-9)
+        assert set(own.sdkappid) == {sdkappid} and "warning" not in done.stderr
+        assert own.forecast.sum() < mixed.forecast.sum()
+        assert not own.agents.equals(mixed.agents)
+        ids[own.plan_id.iloc[0]] = sdkappid
+    assert mixed.sdkappid.isna().all() and set(mixed.group) == {GROUP}
+    warned = [line for line in app_plans["mixed"][0].stderr.splitlines() if "warning" in line]
+    assert warned == [
+        f"desk-sessions: warning: the sessions read are of 2 apps ({first}, {SECOND_APP}), "
+        "planned together: a plan of several apps is for none of them (its sdkappid is "
+        "NULL); give --app (a name or an sdkappid) for one app's plan"]
+    with duckdb.connect(str(by_app["both"]), read_only=True) as con:
+        saved = con.execute("SELECT plan_id, any_value(sdkappid), count(*) FROM "
+                            "tencent_desk.staffing_plan WHERE plan_id IN (?, ?) GROUP BY 1",
+                            list(ids)).fetchall()
+    assert {plan_id: (sdkappid, n) for plan_id, sdkappid, n in saved} == {
+        plan_id: (sdkappid, 48) for plan_id, sdkappid in ids.items()}
+    unknown = plan(tmp_path, "--database", str(by_app["both"]), "--app", "mars", "--date",
+                   DAY, "--backtest")
+    assert unknown.stderr.strip() == one_error(unknown) == (
+        f"desk-sessions: error: --app 'mars' is unknown: the apps of {DS} are first "
+        f"({first}), second ({SECOND_APP}); give a name or an sdkappid of those")
+
+
+def test_the_planning_notebook_plans_the_desk_app(by_app: dict[str, Path],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """DESK_APP, as in every notebook: the planning notebook sums the history of that app
+    alone, its polls' ringing too, as a database of that app only holds it."""
+    for key in ("DESK_FROM", "DESK_TO", "DESK_COMPARE", "DESK_DESTINATION"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("DESK_DUCKDB", str(by_app["both"]))
+    monkeypatch.setenv("DESK_APP", "second")
+    ran = run_inline("planning")
+    summed, first = ran.names["summed"], ran.names["first"]
+    alone = history.read(by_app["second"], "duckdb", DS,
+                         (first - pd.Timedelta(weeks=ran.names["PARAMS"].weeks, days=1)
+                          ).to_pydatetime(), ran.names["next_day"].to_pydatetime(),
+                         ran.names["PARAMS"].target_s)
+    assert summed.sdkappids == alone.sdkappids == (SECOND_APP,)
+    assert summed.sessions == alone.sessions > 0
+    pd.testing.assert_frame_equal(summed.ringing_seen, alone.ringing_seen)
+    assert len(alone.ringing_seen) and "planned together" not in ran.text

@@ -33,14 +33,13 @@ from tencent_desk.report.source import Source
 from tencent_desk.report.targets import Targets
 from tencent_desk.run.publish import publish
 
-from tests.nb_fixture import DS, SHAPES, build_shape
+from tests.nb_fixture import DS, SECOND_APP, SHAPES, build_shape, two_apps
 
 from .support import browser
 from .support.cli import CLI, error_lines, run
 from .support.harness import closed_port
 
 DAY = "2026-01-05"  # the demo's Monday (several_days adds the Thursday and Friday before)
-SECOND_APP = 1400000001
 HOSTILE = '<script>alert("x")</script> <b>&co'
 # every figure the page shows, as tm.event_figures names it (occupancy: computed below)
 COLUMNS = {"service_level": "service_level", "speed_of_answer_s": "wait_mean_s",
@@ -402,32 +401,6 @@ def test_a_refused_recipient_is_one_line_and_the_page_is_written(shapes, tmp_pat
 # --- every shape --------------------------------------------------------------------------
 
 
-def _two_apps(shapes: dict[str, Path], path: Path) -> Path:
-    """The demo day for two apps in one database: the second with every other session."""
-    shutil.copyfile(shapes["one_day"], path)
-    with duckdb.connect(str(path)) as con:
-        con.execute(f"UPDATE {DS}.runs SET app = 'first'; "
-                    f"UPDATE {DS}.record_runs SET app = 'first'")
-        suffix = "|| '-b'"
-        for table, ids in (("runs", ("run_id", "_dlt_id")),
-                           ("record_runs", ("run_id", "_dlt_id")),
-                           ("session_states", ("run_id", "session_id", "request_id")),
-                           ("session_events", ("run_id", "session_id", "request_id")),
-                           ("session_records", ("run_id", "session_id"))):
-            keep = "" if table.endswith("runs") else " WHERE hash(session_id) % 2 = 0"
-            app = ", 'second' AS app" if table.endswith("runs") else ""
-            con.execute(f"INSERT INTO {DS}.{table} BY NAME SELECT * REPLACE ("
-                        f"{SECOND_APP} AS sdkappid{app}, "
-                        + ", ".join(f"{c} {suffix} AS {c}" for c in ids)
-                        + f") FROM {DS}.{table}{keep}")
-        con.execute(f"DROP TABLE {DS}.session_timeline; DROP TABLE {DS}._timeline_state; "
-                    "DROP SCHEMA desk_simulator CASCADE")
-        for table in (*intervals.TABLES, intervals.LEDGER, intervals.STATE_TABLE):
-            con.execute(f"DROP TABLE {DS}.{table}")  # made again with the second app
-    publish(path)
-    return path
-
-
 # what each shape's page must say (a day with data shows its figures)
 SAYS = {"one_day": "Key figures", "several_days": "Key figures",
         "failed_day": "Key figures", "failed_only": "No data for this period",
@@ -456,7 +429,8 @@ def test_every_shape_gets_its_page(shapes, tmp_path, shape) -> None:
 
 
 def test_one_app_of_several(shapes, tmp_path) -> None:
-    db = _two_apps(shapes, tmp_path / "apps.duckdb")
+    db = two_apps(shapes["one_day"], tmp_path / "apps.duckdb")
+    publish(db)
     pages = {}
     for app in ("second", str(SECOND_APP), None):
         out = tmp_path / f"{app}.html"

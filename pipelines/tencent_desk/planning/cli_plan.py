@@ -33,11 +33,13 @@ prediction interval; estimate handling time, patience (from abandonment) and the
 agent really holds; and staff each interval (chat concurrency with abandonment) so that
 each day meets --target per group, weighted by the arrivals forecast (--target-per
 interval: every interval meets it), never above --max-occupancy, grossed up for
---shrinkage. Each plan is appended to the staffing_plan table and written to --out. See
+--shrinkage. Each plan is appended to the staffing_plan table and written to --out. With
+several Desk apps in the database, --app plans one of them from its own sessions and polls
+(without it, every app's are read together: a plan for none of them). See
 docs/planning.md."""
 EPILOG = """\
 Exit codes: 0 planned (and saved, unless --no-save); 2 something to fix (too little
-history, a target, group or date that cannot be used, the database or dataset); 3 --out
+history, a target, group, app or date that cannot be used, the database or dataset); 3 --out
 cannot be written, or a run held the database past --lock-wait (the CSV is written, the
 plan not saved); 1 anything else."""
 
@@ -53,6 +55,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "snapshot it publishes)")
     p.add_argument("--dataset", type=DATASET, default=settings.DEFAULT_DATASET,
                    help="schema of the tables (default %(default)s)")
+    p.add_argument("--app", help="one app of several: its name or sdkappid (default: every "
+                   "app's sessions together, a plan for none of them)")
     p.add_argument("--date", help="first day to plan, ISO 8601 (2026-01-06), UTC (default: "
                    "tomorrow); with --intraday a date-time (2026-01-06T12:00): plan the rest "
                    "of that day from then")
@@ -156,12 +160,14 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
 
     try:
         day, at = _when(args, given, now)
+        sdkappid = None if args.app is None else history.app(
+            args.database, args.destination, args.dataset, args.app)
         params = Params(args.interval, sl, seconds, args.max_occupancy, args.shrinkage,
                         args.method, target_per=args.target_per)
         since = day - pd.Timedelta(weeks=params.weeks, days=1)
         until = (at.ceil(params.freq) if at is not None else day).to_pydatetime()
         summed = history.read(args.database, args.destination, args.dataset,
-                              since.to_pydatetime(), until, params.target_s)
+                              since.to_pydatetime(), until, params.target_s, sdkappid)
         today = pd.Timestamp(now).tz_convert("UTC").normalize()
         if at is None:
             days = [day + pd.Timedelta(days=k) for k in range(args.days)]
@@ -179,6 +185,11 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
         "UTC").normalize() else "plan"
     stamped = store.stamp(frame, kind, _parameters(params, frame, day, args.days, at, updates,
                                                    short), now, store.app_of(summed.sdkappids))
+    if len(summed.sdkappids) > 1:  # no --app: groups of the same name merged across apps
+        print(f"desk-sessions: warning: the sessions read are of {len(summed.sdkappids)} apps "
+              f"({', '.join(map(str, summed.sdkappids))}), planned together: a plan of "
+              "several apps is for none of them (its sdkappid is NULL); give --app (a name "
+              "or an sdkappid) for one app's plan", file=sys.stderr)
     to_stdout = str(args.out) == STDOUT
     csv = "the CSV on stdout" if to_stdout else str(args.out)
     if to_stdout:

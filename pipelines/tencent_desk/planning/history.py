@@ -6,6 +6,7 @@ by the DuckDB the notebooks read through: the published snapshot
 beside a DuckDB file (the job's own file stays the job's), or a window pulled from a
 destination server. Only the sums leave DuckDB, never the sessions; and where the data
 ends, asked of the whole timeline (a plan says so when it ends before the weeks read).
+One app of several reads that app's rows alone, of every table (its runs and polls too).
 """
 
 from __future__ import annotations
@@ -25,31 +26,56 @@ from tencent_desk.planning import ringing
 from tencent_desk.planning.choices import PlanError
 from tencent_desk.planning.summary import COLUMNS, DERIVED_SQL, Summary
 from tencent_desk.readers.snapshot import Reader, missing_dataset, unreadable
+from tencent_desk.readers.window import app_id
 
 if TYPE_CHECKING:  # imported where used: it brings dlt, which a DuckDB file never needs
     from tencent_desk.readers import warehouse
 
 
 def read(database: Path | None, destination: str, dataset: str, since: datetime,
-         until: datetime, target_s: float) -> Summary:
+         until: datetime, target_s: float, sdkappid: int | None = None) -> Summary:
     """The sessions that began in ``[since, until)``, summed for planning with answers
-    counted within ``target_s``."""
+    counted within ``target_s``: of the app ``sdkappid`` (None: of every app together)."""
     if destination == DUCKDB:
         assert database is not None
-        if why := unreadable(database) or missing_dataset(database, dataset):
-            raise PlanError(why)
-        return _read(Reader(database, since, until), dataset, since, until, target_s,
-                     lambda: _latest_start(Reader(database, until=until), dataset, until))
+        _check(database, dataset)
+        return _read(Reader(database, since, until, sdkappid), dataset, since, until,
+                     target_s, lambda: _latest_start(
+                         Reader(database, until=until, sdkappid=sdkappid), dataset, until))
     from tencent_desk.readers import warehouse
 
     try:
         # the tables a plan reads, not the window's events and records too
         reader = warehouse.Reader(warehouse.destination(destination), dataset, since, until,
-                                  tables=(TABLE, *ringing.NEEDS))
+                                  sdkappid, tables=(TABLE, *ringing.NEEDS))
         return _read(reader, dataset, since, until, target_s,
                      lambda: reader.latest(TABLE, "began_at", until))
     except warehouse.DestinationError as exc:
         raise PlanError(str(exc)) from None
+
+
+def app(database: Path | None, destination: str, dataset: str, given: str) -> int:
+    """The sdkappid of the app ``--app`` names (a name or an sdkappid), found as the
+    report finds it: an app the dataset does not hold is a PlanError naming those it does."""
+    where: Path | str = destination
+    fix: tuple[type[Exception], ...] = (ValueError,)
+    if destination == DUCKDB:
+        assert database is not None
+        _check(database, dataset)
+        where = database
+    else:  # a server's own errors too (no credentials, not reachable)
+        from tencent_desk.readers.warehouse import DestinationError
+
+        fix = (ValueError, DestinationError)
+    try:
+        return app_id(where, dataset, given, "--app")
+    except fix as exc:
+        raise PlanError(str(exc)) from None
+
+
+def _check(database: Path, dataset: str) -> None:
+    if why := unreadable(database) or missing_dataset(database, dataset):
+        raise PlanError(why)
 
 
 def _latest_start(reader: Reader, dataset: str, until: datetime) -> datetime | None:

@@ -121,12 +121,14 @@ class Reader:
         return self._con
 
     def latest(self, table: str, column: str, before: datetime) -> datetime | None:
-        """The latest ``column`` of ``table`` before ``before``, read on the server without
-        pulling anything (where the data ends, however long before the window)."""
+        """The latest ``column`` of ``table`` before ``before`` (of the reader's app, when
+        one), read on the server without pulling anything (where the data ends, however long
+        before the window)."""
+        app = "" if self.sdkappid is None else f" AND sdkappid = {int(self.sdkappid)}"
         with self._client() as client:
             ((at,),) = client.execute_sql(
                 f"SELECT max({ident(column)}) FROM {client.make_qualified_table_name(table)} "
-                f"WHERE {ident(column)} < %s", before)
+                f"WHERE {ident(column)} < %s{app}", before)
         return at
 
     def days(self) -> list[date]:
