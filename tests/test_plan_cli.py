@@ -521,6 +521,8 @@ def test_one_plan_per_app(by_app: dict[str, Path], app_plans, tmp_path: Path) ->
         assert not own.agents.equals(mixed.agents)
         ids[own.plan_id.iloc[0]] = sdkappid
     assert mixed.sdkappid.isna().all() and set(mixed.group) == {GROUP}
+    # an agent id of each app is two agents, not one holding both apps' chats
+    assert mixed.slots_per_agent.max() == alone.slots_per_agent.max()
     warned = [line for line in app_plans["mixed"][0].stderr.splitlines() if "warning" in line]
     assert warned == [
         f"desk-sessions: warning: the sessions read are of 2 apps ({first}, {SECOND_APP}), "

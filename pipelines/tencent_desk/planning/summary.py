@@ -46,7 +46,9 @@ COLUMNS = ["began_at", "queued_at", "assigned_at", "answered_at", "ended_at", "a
 # it exactly (events, records); polls only bound it, and there the answer does.
 ASSIGNED_SQL = ("CASE WHEN offered_source IN ('event', 'record') AND offered_at >= queued_at "
                 "THEN offered_at ELSE answered_at END")
-DERIVED_SQL = f"""SELECT began_at, queued_at, assigned_at, answered_at, ended_at, agent_id,
+# An agent id is an app's: the same id in two apps read together is two agents.
+DERIVED_SQL = f"""SELECT began_at, queued_at, assigned_at, answered_at, ended_at,
+    CASE WHEN agent_id IS NOT NULL THEN concat_ws('/', sdkappid, agent_id) END AS agent_id,
     agent_group_name,
     {seconds("ended_at", "assigned_at")} AS hold_s, abandoned
     FROM (SELECT *, {ASSIGNED_SQL} AS assigned_at FROM ({{rows}}))"""
