@@ -309,6 +309,30 @@ def test_intraday_plans_the_rest_of_the_day(weeks: Path, tmp_path: Path) -> None
                      r"the update's day", early), early
 
 
+def test_the_abandoned_without_a_group_are_their_groups(weeks: Path, app_plans,
+                                                         tmp_path: Path) -> None:
+    """Records that name no group for the sessions nobody served (one reading of Desk's
+    "the agent group that served"): those sessions are spread over the groups as the
+    grouped ones of their interval are (planning/ungrouped.py), so with one group the plan
+    is the plan of the records that name it, patience included, and no "(none)" group."""
+    db = shutil.copyfile(weeks, tmp_path / "unnamed.duckdb")
+    with duckdb.connect(str(db)) as con:
+        (cleared,), = con.execute(
+            f"UPDATE {DS}.session_records SET agent_group_id = NULL, agent_group_name = NULL "
+            f"WHERE session_id IN (SELECT session_id FROM {DS}.{timeline.TABLE} "
+            "WHERE queued_at IS NOT NULL AND answered_at IS NULL AND ended_at IS NOT NULL)"
+            ).fetchall()
+        con.execute(f"DROP TABLE {DS}.{timeline.TABLE}; DROP TABLE {DS}.{timeline.STATE_TABLE}")
+    assert cleared > 0
+    publish(db)
+    out = tmp_path / "plan.csv"
+    done = plan(tmp_path, "--database", str(db), "--date", DAY, "--backtest", "--no-save",
+                "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(out, dtype={"sdkappid": "Int64"})[COLUMNS],
+                                  app_plans["first alone"][1][COLUMNS])
+
+
 def test_a_day_loaded_in_part_is_left_out(weeks: Path, tmp_path: Path) -> None:
     """The data ending halfway through its last day: a plan of the next day leaves that day
     out of its forecast (not a quiet day) and says so, in its summary and parameters."""

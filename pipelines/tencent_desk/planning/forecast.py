@@ -189,11 +189,11 @@ def intraday(fc: pd.DataFrame, observed: pd.Series, cv2: float,
 @dataclass(frozen=True)
 class Patience:
     mean_s: float  # inf when nobody abandoned
-    abandoned: int
+    abandoned: float  # a fraction where sessions without a group were shared (ungrouped.py)
     waited_s: float  # total time waited by everyone who queued (the exposure)
 
 
-def patience(waited_s: float, abandoned: int) -> Patience:
+def patience(waited_s: float, abandoned: float) -> Patience:
     """Exponential patience by maximum likelihood, with the waits of the answered as
     censored observations (their patience was at least that long): abandonments / total
     time waited (``waited_s``, everyone's, the answered's included), inverted."""

@@ -22,7 +22,7 @@ from tencent_desk.core.sql import qualified
 from tencent_desk.job.destination import DUCKDB
 from tencent_desk.models.intervals import SPANS_SQL
 from tencent_desk.models.timeline import TABLE
-from tencent_desk.planning import ringing
+from tencent_desk.planning import ringing, ungrouped
 from tencent_desk.planning.choices import PlanError
 from tencent_desk.planning.summary import COLUMNS, DERIVED_SQL, Summary
 from tencent_desk.readers.snapshot import Reader, missing_dataset, unreadable
@@ -107,8 +107,9 @@ def _read(reader: Reader | warehouse.Reader, dataset: str, since: datetime,
         summed = Summary.read(con, DERIVED_SQL.format(rows=rows), target_s, [since, until],
                               None if ends is None else pd.Timestamp(ends).tz_convert("UTC"))
         seen = ringing.seen(con, dataset, since, until)
-        return replace(summed, sdkappids=_apps(con, dataset, since, until),
-                       **({} if seen is None else {"ringing_seen": seen}))
+        return ungrouped.spread(replace(
+            summed, sdkappids=_apps(con, dataset, since, until),
+            **({} if seen is None else {"ringing_seen": seen})))
     finally:
         reader.close()
 

@@ -349,13 +349,13 @@ class Summary:
         return Ringing((float(w.rang_s.sum()) + seen_s * hidden) / answered, seen_s * hidden,
                        seen_s * hidden / answered)
 
-    def waited(self) -> tuple[float, int]:
+    def waited(self) -> tuple[float, float]:
         """Total time waited by everyone who asked (the exposure) and the abandonments.
         The ringing the answered's waits hold is not waiting: nobody leaves during it."""
         w = self.waits
         answered_s = float(w.waited_s.sum() - w.gave_up_s.sum())
         exposure = float(w.gave_up_s.sum()) + max(answered_s - self.ringing().hidden_s, 0.0)
-        return exposure, int(w.gave_up.sum())
+        return exposure, float(w.gave_up.sum())
 
     def handling_per_slot(self, interval_min: int) -> tuple[float, pd.Series]:
         """Mean handling time (s) overall and per interval of the day (time since
