@@ -40,9 +40,7 @@ from tencent_desk.core.arguments import (
 )
 from tencent_desk.core.clock import parse_span, parse_time
 from tencent_desk.core.errors import ConfigError
-from tencent_desk.intake.spool import SEAL_AFTER_S
 from tencent_desk.job.destination import DESTINATIONS
-from tencent_desk.models import snapshot
 from tencent_desk.report.command import add_parser as _report_parser
 
 CONFIG = """\
@@ -197,7 +195,7 @@ def _listen_parser(sub: argparse._SubParsersAction) -> None:
                    "the job's --state-dir (the spool is DIR/desk.spool/)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s)")
     p.add_argument("--port", type=PORT, default=8080, help="port (default %(default)s)")
-    p.add_argument("--seal-after", type=ABOVE_0, default=SEAL_AFTER_S, metavar="SECONDS",
+    p.add_argument("--seal-after", type=ABOVE_0, default=settings.SEAL_AFTER_S, metavar="SECONDS",
                    help="a spool segment is handed to the job after this long (default "
                    "%(default)g)")
     _common(p)
@@ -415,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _publish(args: argparse.Namespace) -> int:
     from tencent_desk.core.errors import JobError
+    from tencent_desk.models import snapshot
     from tencent_desk.run.options import RunOptions
     from tencent_desk.run.publish import publish, publish_on_server
 
