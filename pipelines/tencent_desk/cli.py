@@ -433,9 +433,8 @@ def _publish(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from tencent_desk.core.errors import JobError
-    from tencent_desk.run.pipeline import location
-    from tencent_desk.run.runner import RunOptions, run_all
-    from tencent_desk.run.summary import summary
+    from tencent_desk.run.options import RunOptions
+    from tencent_desk.run.preflight import checked
 
     records = args.command == "records"
     if records:  # the source's own check, said before the lock is taken, naming the options
@@ -459,8 +458,13 @@ def _run(args: argparse.Namespace) -> int:
                          apps=args.app,
                          max_session_age_s=getattr(args, "max_session_age",
                                                    settings.DEFAULT_MAX_SESSION_AGE_H) * 3600.0)
+    database = checked(options)  # what to fix is said before the job's heavy imports
+    from tencent_desk.run.pipeline import location
+    from tencent_desk.run.runner import run_checked
+    from tencent_desk.run.summary import summary
+
     try:
-        rows = run_all(options)
+        rows = run_checked(options, database)
     except JobError as exc:
         for row in exc.rows:  # loaded all the same: what it did, then the error line
             print(summary(row, args.database, args.dataset, location(options)))
