@@ -413,16 +413,21 @@ def main(argv: list[str] | None = None) -> int:
 
 def _publish(args: argparse.Namespace) -> int:
     from tencent_desk.core.errors import JobError
-    from tencent_desk.models import snapshot
+    from tencent_desk.core.files import existing
     from tencent_desk.run.options import RunOptions
-    from tencent_desk.run.publish import publish, publish_on_server
 
     if args.destination == DESTINATIONS[0]:
         if args.database is None:
             raise JobError("--database is required: the job's DuckDB file")
+        existing(args.database)  # a path to fix is said before publish's imports (dlt)
+        from tencent_desk.models import snapshot
+        from tencent_desk.run.publish import publish
+
         rows = publish(args.database, args.dataset, args.rebuild, args.lock_wait)
         print(f"published {rows} rows for readers: {snapshot.paths(args.database)[1]}")
         return 0
+    from tencent_desk.run.publish import publish_on_server
+
     n = publish_on_server(RunOptions(
         seed=None, database=None, dataset=args.dataset, pipelines_dir=args.pipelines_dir,
         destination=args.destination, state_dir=args.state_dir))
