@@ -40,9 +40,7 @@ from tencent_desk.core.arguments import (
 )
 from tencent_desk.core.clock import parse_span, parse_time
 from tencent_desk.core.errors import ConfigError
-from tencent_desk.intake.spool import SEAL_AFTER_S
 from tencent_desk.job.destination import DESTINATIONS
-from tencent_desk.models import snapshot
 from tencent_desk.report.command import add_parser as _report_parser
 
 CONFIG = """\
@@ -197,7 +195,7 @@ def _listen_parser(sub: argparse._SubParsersAction) -> None:
                    "the job's --state-dir (the spool is DIR/desk.spool/)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s)")
     p.add_argument("--port", type=PORT, default=8080, help="port (default %(default)s)")
-    p.add_argument("--seal-after", type=ABOVE_0, default=SEAL_AFTER_S, metavar="SECONDS",
+    p.add_argument("--seal-after", type=ABOVE_0, default=settings.SEAL_AFTER_S, metavar="SECONDS",
                    help="a spool segment is handed to the job after this long (default "
                    "%(default)g)")
     _common(p)
@@ -415,15 +413,21 @@ def main(argv: list[str] | None = None) -> int:
 
 def _publish(args: argparse.Namespace) -> int:
     from tencent_desk.core.errors import JobError
+    from tencent_desk.core.files import existing
     from tencent_desk.run.options import RunOptions
-    from tencent_desk.run.publish import publish, publish_on_server
 
     if args.destination == DESTINATIONS[0]:
         if args.database is None:
             raise JobError("--database is required: the job's DuckDB file")
+        existing(args.database)  # a path to fix is said before publish's imports (dlt)
+        from tencent_desk.models import snapshot
+        from tencent_desk.run.publish import publish
+
         rows = publish(args.database, args.dataset, args.rebuild, args.lock_wait)
         print(f"published {rows} rows for readers: {snapshot.paths(args.database)[1]}")
         return 0
+    from tencent_desk.run.publish import publish_on_server
+
     n = publish_on_server(RunOptions(
         seed=None, database=None, dataset=args.dataset, pipelines_dir=args.pipelines_dir,
         destination=args.destination, state_dir=args.state_dir))
@@ -434,9 +438,8 @@ def _publish(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from tencent_desk.core.errors import JobError
-    from tencent_desk.run.pipeline import location
-    from tencent_desk.run.runner import RunOptions, run_all
-    from tencent_desk.run.summary import summary
+    from tencent_desk.run.options import RunOptions
+    from tencent_desk.run.preflight import checked
 
     records = args.command == "records"
     if records:  # the source's own check, said before the lock is taken, naming the options
@@ -460,8 +463,13 @@ def _run(args: argparse.Namespace) -> int:
                          apps=args.app,
                          max_session_age_s=getattr(args, "max_session_age",
                                                    settings.DEFAULT_MAX_SESSION_AGE_H) * 3600.0)
+    database = checked(options)  # what to fix is said before the job's heavy imports
+    from tencent_desk.run.pipeline import location
+    from tencent_desk.run.runner import run_checked
+    from tencent_desk.run.summary import summary
+
     try:
-        rows = run_all(options)
+        rows = run_checked(options, database)
     except JobError as exc:
         for row in exc.rows:  # loaded all the same: what it did, then the error line
             print(summary(row, args.database, args.dataset, location(options)))

@@ -31,6 +31,16 @@ def check_file(database: Path) -> None:
                        "DuckDB file, or the name of a new one")
 
 
+def existing(database: Path) -> Path:
+    """``database`` as an absolute path, refused unless it is there and can be the job's
+    DuckDB file (:func:`check_file`): what ``publish`` reads."""
+    database = database.expanduser().absolute()
+    if not database.exists():
+        raise JobError(f"database {database} not found: check --database", exit_code=2)
+    check_file(database)
+    return database
+
+
 def check_folder(path: Path, option: str = "--database path") -> None:
     """Refuse a path whose folder is not there (a path to fix, exit 2, as for a database to
     read) or cannot be written (exit 3, as a database in use)."""

@@ -86,3 +86,5 @@ ANCHOR = "desk"
 RECEIVER_MAX_CONNECTIONS = 4096
 RECEIVER_KEEP_ALIVE_S = 5.0
 RECEIVER_HEADER_TIMEOUT_S = 10.0
+# Seconds before the receiver hands its open spool segment to the job (listen --seal-after).
+SEAL_AFTER_S = 2.0

@@ -22,8 +22,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from tencent_desk.api import callback
+from tencent_desk.core.settings import SEAL_AFTER_S
 from tencent_desk.intake import events
-from tencent_desk.intake.spool import SEAL_AFTER_S, SpoolWriter, read_records, sealed_segments
+from tencent_desk.intake.spool import SpoolWriter, read_records, sealed_segments
 
 log = logging.getLogger("desk_sessions.receiver")
 

@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from tencent_desk.core.durable import fsync_dir
+from tencent_desk.core.settings import SEAL_AFTER_S
 
 log = logging.getLogger("desk_sessions.spool")
 
 SEAL_BYTES = 64 * 1024 * 1024
-SEAL_AFTER_S = 2.0
 
 
 def spool_dir(database: Path) -> Path:

@@ -149,6 +149,11 @@ def plan(args: argparse.Namespace, now: datetime | None = None) -> int:
         if not 0 < args.max_occupancy <= 1:
             raise PlanError(f"--max-occupancy must be in (0, 1], got {args.max_occupancy:g}")
         given = _date(args.date, args.intraday)
+        if args.destination == DUCKDB:  # a file, or its dataset, to fix: before pandas too
+            from tencent_desk.readers.snapshot import missing_dataset, unreadable
+
+            if why := unreadable(args.database) or missing_dataset(args.database, args.dataset):
+                raise PlanError(why)
     except PlanError as exc:
         raise JobError(str(exc), exit_code=2) from None
     import pandas as pd

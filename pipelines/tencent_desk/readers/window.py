@@ -13,8 +13,8 @@ from tencent_desk.core import settings
 from tencent_desk.core.clock import day_start
 from tencent_desk.core.sql import qualified
 from tencent_desk.models import snapshot
-from tencent_desk.readers.apps import apps_sql
-from tencent_desk.readers.snapshot import Reader
+from tencent_desk.readers.apps import pick
+from tencent_desk.readers.snapshot import Reader, apps_held
 
 if TYPE_CHECKING:  # imported where used: it brings dlt (~0.5 s) that a DuckDB file never needs
     from tencent_desk.readers import warehouse
@@ -131,41 +131,11 @@ def app_id(where: Path | str, dataset: str, app: str, option: str = "DESK_APP") 
     dataset holds (looked up on a server without pulling anything). ``option``: how the
     user gave it, for the message."""
     if isinstance(where, Path):
-        files = Reader(where)
-        try:
-            known = apps_in(files.connection(), dataset)
-        finally:
-            files.close()
-    else:
-        from tencent_desk.readers import warehouse
+        return pick(apps_held(where, dataset), dataset, app, option)
+    from tencent_desk.readers import warehouse
 
-        server = warehouse.Reader(warehouse.destination(where), dataset)
-        try:
-            known = server.apps()
-        finally:
-            server.close()
-    given = f"{option} {app!r}" if option.startswith("-") else f"{option}={app!r}"
-    ids = {int(sdkappid) for name, sdkappid in known
-           if name == app or (app.isdigit() and sdkappid == int(app))}
-    if not ids:
-        listed = ", ".join(f"{name} ({sdkappid})" if name else f"{sdkappid} (no name)"
-                           for name, sdkappid in known) or "none yet"
-        raise ValueError(f"{given} is unknown: the apps of {dataset} are {listed}; give "
-                         "a name or an sdkappid of those")
-    if len(ids) > 1:  # the name was given to another app's credentials at some point
-        raise ValueError(f"{given} has named several apps ("
-                         f"{', '.join(map(str, sorted(ids)))}): give the sdkappid")
-    return ids.pop()
-
-
-def apps_in(con: duckdb.DuckDBPyConnection, dataset: str) -> list[tuple[str | None, int]]:
-    """The (name, sdkappid) pairs of a dataset in a snapshot's views
-    (:func:`~tencent_desk.readers.apps.apps_sql`)."""
-    columns: dict[str, set[str]] = {}
-    for table, column in con.execute(
-            "SELECT table_name, column_name FROM information_schema.columns WHERE "
-            "table_schema = ?", [dataset]).fetchall():
-        columns.setdefault(table, set()).add(column)
-    sql = apps_sql(columns, lambda table: qualified(dataset, table))
-    return [(app, int(sdkappid)) for app, sdkappid in con.execute(sql).fetchall()] if sql \
-        else []
+    server = warehouse.Reader(warehouse.destination(where), dataset)
+    try:
+        return pick(server.apps(), dataset, app, option)
+    finally:
+        server.close()

@@ -31,7 +31,6 @@ from tencent_desk.core.settings import NO_GROUP
 from tencent_desk.core.sql import qualified
 from tencent_desk.models import intervals
 from tencent_desk.readers.window import (
-    app_id,
     data_days,
     ends_inside,
     partly,
@@ -384,9 +383,7 @@ def gather(source: Source, period: Period, targets: Targets,
 
         fix = (ValueError, DestinationError)
     try:
-        sdkappid = None if source.app is None else app_id(source.where, source.dataset,
-                                                          source.app, "--app")
-        return _gather(source, sdkappid, period, targets, now)
+        return _gather(source, source.sdkappid, period, targets, now)
     except fix as exc:
         raise JobError(str(exc)) from None
 

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from tencent_desk.core.errors import JobError
-from tencent_desk.readers.snapshot import missing_dataset, unreadable
+from tencent_desk.readers.apps import pick
+from tencent_desk.readers.snapshot import apps_held, missing_dataset, unreadable
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,24 @@ class Source:
     app: str | None = None  # a name or an sdkappid, as --app gives it
 
     def check(self) -> None:
-        if isinstance(self.where, Path) and (
-                why := unreadable(self.where) or missing_dataset(self.where, self.dataset)):
+        """What the user must fix, in one line: of a DuckDB file, one readers cannot read,
+        a dataset or an app it does not hold (a server's are said as it is read)."""
+        if not isinstance(self.where, Path):
+            return
+        if why := unreadable(self.where) or missing_dataset(self.where, self.dataset):
             raise JobError(why)
+        try:
+            self.sdkappid  # noqa: B018  (looked up once, kept for the figures)
+        except ValueError as exc:
+            raise JobError(str(exc)) from None
+
+    @cached_property
+    def sdkappid(self) -> int | None:
+        """--app as an sdkappid (None: every app); ValueError for one the dataset lacks."""
+        if self.app is None:
+            return None
+        if isinstance(self.where, Path):
+            return pick(apps_held(self.where, self.dataset), self.dataset, self.app, "--app")
+        from tencent_desk.readers.window import app_id  # a server's: dlt, only then
+
+        return app_id(self.where, self.dataset, self.app, "--app")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import duckdb
 from tencent_desk.core import redact, settings
 from tencent_desk.core.errors import JobError
-from tencent_desk.core.files import check_file
+from tencent_desk.core.files import existing
 from tencent_desk.core.settings import TRUTH_SCHEMA
 from tencent_desk.core.sql import qualified
 from tencent_desk.job import destination
@@ -30,10 +30,7 @@ def publish(database: Path, dataset: str = settings.DEFAULT_DATASET, rebuild: bo
     the interval tables brought up to date with every run again; the old snapshot's files
     stay ``snapshot_retention`` for readers still on it, as a publish keeps the files it
     replaces); returns rows."""
-    database = database.expanduser().absolute()
-    if not database.exists():
-        raise JobError(f"database {database} not found: check --database", exit_code=2)
-    check_file(database)
+    database = existing(database)
     with RunLock(database):
         check_database(database, lock_wait_s)
         try:

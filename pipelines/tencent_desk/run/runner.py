@@ -24,14 +24,14 @@ from tencent_desk.intake.spool import spool_dir
 from tencent_desk.job import destination, upgrade
 from tencent_desk.job.context import RunContext, bound
 from tencent_desk.job.event_load import EventsLoaded, load_events, write_open_sessions
-from tencent_desk.job.seeds import SeedError, SeedSpec
 from tencent_desk.job.source import SourceConfig
-from tencent_desk.run.database import Held, local_anchor
+from tencent_desk.run.database import Held
 from tencent_desk.run.exits import alert_of, apps_alert, explain
 from tencent_desk.run.lock import RunLock
 from tencent_desk.run.options import RunOptions
 from tencent_desk.run.pipeline import pipeline_for
 from tencent_desk.run.post_load import after_load, snapshot_retention
+from tencent_desk.run.preflight import checked
 from tencent_desk.run.progress import Progress
 
 log = logging.getLogger("desk_sessions")
@@ -98,14 +98,14 @@ def run_all(options: RunOptions, *, clock: Clock | None = None,
     """Run the pipeline once for every configured app; returns their ``runs`` rows (one in
     the single-app form). Raises :class:`JobError` (with the rows when they were loaded).
     ``pace_clocks``: app name -> the clock pacing its calls (virtual ones in tests)."""
-    _check_seed(options)
-    try:  # every setting read as it must be, before the lock is taken and the spool loaded
-        apps.check_settings()
-    except ConfigError as exc:
-        raise JobError(str(exc)) from None
+    return run_checked(options, checked(options), clock=clock, pace_clocks=pace_clocks)
+
+
+def run_checked(options: RunOptions, database: Path, *, clock: Clock | None = None,
+                pace_clocks: dict[str, Clock] | None = None) -> list[dict[str, Any]]:
+    """:func:`run_all` once ``options`` passed :func:`checked`, which gave ``database``."""
     redact.install()
     _lean_arrow_pool()
-    database = local_anchor(options.destination, options.database, options.state_dir)
     with RunLock(database) as lock, contextlib.ExitStack() as cleanup:
         asking: Any = contextlib.nullcontext
         if options.destination == destination.DUCKDB:
@@ -126,19 +126,6 @@ def run_all(options: RunOptions, *, clock: Clock | None = None,
             return finish(run)
         except BaseException as exc:
             raise run.stopped(exc) from None
-
-
-def _check_seed(options: RunOptions) -> None:
-    """What the seed options say that the source would refuse, or ignore, said before the
-    lock is taken and the spool loaded."""
-    if options.seed_table and not options.seed:
-        raise JobError(f"--seed-table {options.seed_table!r} names a table in the --seed "
-                       "DuckDB database: give --seed too")
-    if options.seed:
-        try:
-            SeedSpec(Path(options.seed), options.seed_table).format  # noqa: B018
-        except SeedError as exc:
-            raise JobError(str(exc)) from None
 
 
 def prepare(run: Run) -> DltSource:
