@@ -76,6 +76,7 @@ bench: install
 	$(PY) benchmarks/bench_receiver.py
 	$(PY) benchmarks/bench_plan_replay.py
 	$(PY) benchmarks/bench_plan_replay.py --max-occupancy 1
+	$(PY) benchmarks/bench_plan_replay.py --unnamed
 
 soak: install  # a day of minute-by-minute runs of the real CLI, noon to noon (about 85 min on 2 cores)
 	$(PY) benchmarks/soak.py --runs 1440 --start-hour 12

@@ -30,11 +30,14 @@ reported beside.
 
   .venv/bin/python benchmarks/bench_plan_replay.py [--database FILE] [--days 14]
       [--max-occupancy 0.85] [--target-per day|interval] [--seed N --database FILE]
+      [--unnamed]
 
 Writes its figures under "## Plan replayed in the simulator (issue 23)" in
 benchmarks/RESULTS.md, or with another --max-occupancy under that heading followed by ",
 max occupancy X" (``make bench`` also runs it without a cap, 1: the service-level goals then
-measure the staffing model, not the cap); the rest is left alone (--no-write: print only).
+measure the staffing model, not the cap), and with --unnamed followed by ", records without
+the unserved's group" (``make bench`` runs that too: the plan under the other reading of the
+records, planning/ungrouped.py); the rest is left alone (--no-write: print only).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -49,15 +53,18 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 from tencent_desk.core import settings
+from tencent_desk.models import intervals, timeline
 from tencent_desk.planning import forecast as fc
-from tencent_desk.planning import history
+from tencent_desk.planning import history, ungrouped
 from tencent_desk.planning import plan as pl
 from tencent_desk.planning.choices import PER
 from tencent_desk.planning.summary import Summary
 from tencent_desk.readers.snapshot import Reader
+from tencent_desk.run.publish import publish
 from tencent_desk.simulator import weeks as wk
 from tencent_desk.simulator.replay import replay, serve_customers
 from tencent_desk.simulator.schedule import Schedule
@@ -77,6 +84,7 @@ HEADING = "## Plan replayed in the simulator (issue 23)"
 PLANS = ("plan", "oracle", "erlang_c")
 DEFAULT_DB = ROOT / "benchmarks" / "out" / "plan-history" / "h10-polled.duckdb"
 POLL_DAYS, POLL_EVERY_MIN = 3, 5
+DS = settings.DEFAULT_DATASET
 
 
 def build_history(database: Path, seed: int) -> None:
@@ -89,6 +97,27 @@ def build_history(database: Path, seed: int) -> None:
     if not Reader.available(database):
         subprocess.run([desk, "publish", "--database", str(database)], check=True)
     built(database).touch()
+
+
+def unnamed_history(database: Path) -> Path:
+    """A copy of ``database`` whose records name no group for the sessions nobody served
+    (the other reading of Desk's "the agent group that served"), its timeline made again
+    by a publish (cached beside it)."""
+    copy = database.with_name(f"{database.stem}-unnamed.duckdb")
+    if built(copy).exists():
+        return copy
+    shutil.copyfile(database, copy)
+    with duckdb.connect(str(copy)) as con:
+        con.execute(f"UPDATE {DS}.session_records SET agent_group_id = NULL, "
+                    f"agent_group_name = NULL WHERE session_id IN (SELECT session_id FROM "
+                    f"{DS}.{timeline.TABLE} WHERE queued_at IS NOT NULL AND answered_at IS "
+                    "NULL AND ended_at IS NOT NULL)")
+        for table in (timeline.TABLE, timeline.STATE_TABLE, *intervals.TABLES,
+                      intervals.LEDGER, intervals.STATE_TABLE):
+            con.execute(f"DROP TABLE IF EXISTS {DS}.{table}")
+    publish(copy)
+    built(copy).touch()
+    return copy
 
 
 def built(database: Path) -> Path:
@@ -107,9 +136,10 @@ class Day:
 
 
 def run_day(summed: Summary, cfg: wk.WeeksConfig, rates: pd.DataFrame, d: int,
-            params: pl.Params) -> tuple[Day, pd.DataFrame]:
+            params: pl.Params, unnamed: bool = False) -> tuple[Day, pd.DataFrame]:
     """Plan day ``d`` from ``summed`` (the sessions before it), replay it under the three
-    plans; returns the day's figures and its sessions as recorded under the plan."""
+    plans; returns the day's figures and its sessions as recorded under the plan (those
+    nobody served without their group, if ``unnamed``)."""
     t0 = time.monotonic()
     day = pd.Timestamp(cfg.day_start(d), unit="s", tz="UTC")
     ids = glue.group_ids(cfg)
@@ -161,11 +191,13 @@ def run_day(summed: Summary, cfg: wk.WeeksConfig, rates: pd.DataFrame, d: int,
     rows["day"] = day
     assert served_plan is not None
     recorded = glue.as_sessions(served_plan, cfg)
+    if unnamed:
+        recorded["agent_group_name"] = recorded.agent_group_name.where(~recorded.abandoned)
     # Intraday: the rest of the day from 12:00, from the morning as recorded.
     noon = day + pd.Timedelta(hours=12)
     today = recorded[recorded.queued_at < noon]
-    pm = pl.intraday_plan(summed + Summary.of(today, params.target_s), noon, params,
-                          history_until=day)[0][[*key, "forecast"]]
+    pm = pl.intraday_plan(ungrouped.spread(summed + Summary.of(today, params.target_s)),
+                          noon, params, history_until=day)[0][[*key, "forecast"]]
     pm = pm.merge(rows[[*key, "expected", "actual"]], on=key)
     return Day(rows, pm, time.monotonic() - t0, d, schedules["oracle"],
                schedules["plan"]), recorded
@@ -319,11 +351,12 @@ def report(days: list[Day], args: argparse.Namespace, params: pl.Params,
     busy = r[r.actual >= BUSY]
     target = params.target_sl
     where = ("" if args.database == DEFAULT_DB else f" --database {args.database}") + (
-        "" if args.seed == SEED else f" --seed {args.seed}")
+        "" if args.seed == SEED else f" --seed {args.seed}") + (
+        " --unnamed" if args.unnamed else "")
     lines = [f"Command: `.venv/bin/python benchmarks/bench_plan_replay.py{where} --days "
              f"{args.days} --max-occupancy {params.max_occupancy} --target-per "
              f"{params.target_per}` "
-             f"({datetime.now(UTC):%Y-%m-%d}; history {args.database.name}: 10 weeks "
+             f"({datetime.now(UTC):%Y-%m-%d}; history {args.history.name}: 10 weeks "
              f"from {START}, seed {args.seed}, 3 groups, made through the intake path, "
              f"polled on the last {POLL_DAYS} days every {POLL_EVERY_MIN} minutes"
              + (f" in {built_s:.0f} s" if built_s else ", cached") + f"; {len(days)} days "
@@ -487,6 +520,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=SEED,
                     help="the simulator's seed: the history's and the replayed days' "
                     "(default %(default)s; another seed wants its own --database)")
+    ap.add_argument("--unnamed", action="store_true",
+                    help="the records name no group for the sessions nobody served (the "
+                    "other reading of Desk's docs): the history a copy of --database so "
+                    "made, the replayed days recorded so")
     args = ap.parse_args(argv)
     if args.seed != SEED and args.database == DEFAULT_DB:
         ap.error("--seed other than 0 wants its own --database (the default is seed 0's)")
@@ -497,26 +534,29 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         build_history(args.database, args.seed)
         built_s = time.monotonic() - t0
+    args.history = unnamed_history(args.database) if args.unnamed else args.database
     start = pd.Timestamp(START, tz="UTC")
     history_days = HISTORY_WEEKS * 7
-    summed = history.read(args.database, "duckdb", settings.DEFAULT_DATASET,
+    summed = history.read(args.history, "duckdb", settings.DEFAULT_DATASET,
                           start.to_pydatetime(), (start + pd.Timedelta(
                               days=history_days)).to_pydatetime(), params.target_s)
     cfg = wk.WeeksConfig(seed=args.seed, start=start.timestamp(), days=history_days + args.days)
     rates = wk.expected_rates(cfg, params.interval_min * 60)
     days = []
     for d in range(history_days, history_days + args.days):
-        day, recorded = run_day(summed, cfg, rates, d, params)
+        day, recorded = run_day(summed, cfg, rates, d, params, args.unnamed)
         days.append(day)
-        summed = summed + Summary.of(recorded, params.target_s)
+        # as a plan reads it (planning/history.py): sessions without a group shared out
+        summed = ungrouped.spread(summed + Summary.of(recorded, params.target_s))
         print(f"day {d + 1}: planned and replayed in {day.seconds:.0f} s", file=sys.stderr)
     mstl(summed, days, params)
     args.cfg = cfg
     text = report(days, args, params, built_s)
     print(text)
     if not args.no_write:
-        write(text, HEADING if params.max_occupancy == PARAMS.max_occupancy else
-              f"{HEADING}, max occupancy {params.max_occupancy:g}")
+        write(text, HEADING + ("" if params.max_occupancy == PARAMS.max_occupancy else
+                               f", max occupancy {params.max_occupancy:g}")
+              + (", records without the unserved's group" if args.unnamed else ""))
     return 0
 
 

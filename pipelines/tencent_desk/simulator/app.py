@@ -126,6 +126,9 @@ class SimulatorApp:
         self.limit_clock = limit_clock or SystemClock()
         self.stats = Stats()
         self._rng = random.Random(config.seed)
+        # the faults from a stream of their own: the n-th call meets the same fault however
+        # the jitter's and the ids' draws interleave with it under concurrency
+        self._fault_rng = random.Random(f"{config.seed}-faults")
         self._seq = count(1)
         self._window: deque[float] = deque()
         self._sig_cache: dict[str, int] = {}  # verified UserSig -> expires at (auth clock)
@@ -221,7 +224,7 @@ class SimulatorApp:
     def _draw_fault(self) -> str | None:
         if not self._faults:
             return None
-        u = self._rng.random()
+        u = self._fault_rng.random()
         for upto, kind in self._faults:
             if u < upto:
                 return kind
