@@ -101,3 +101,9 @@ def test_a_limit_just_below_max_rate_is_found():
     assert limiter.cuts >= 1
     assert refused / len(sent) < 0.005
     assert (len(sent) - refused) / (sent[-1] - sent[0]) >= 0.9 * 475
+
+
+def test_a_refusal_among_the_first_answers_at_most_halves_the_rate():
+    limiter = AdaptiveRateLimiter(500, clock=VirtualClock(0))
+    limiter.answered(True)  # the run's first answer: one refusal of one
+    assert limiter.cuts == 1 and limiter.rate >= 0.5 * 500 * 0.95

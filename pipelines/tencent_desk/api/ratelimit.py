@@ -25,8 +25,8 @@ class AdaptiveRateLimiter:
       and none at the start, so calls go out as an even stream: the hard cap is only a
       safety net, and never releases a burst when the first calls of a window expire.
     * Adaptation: refusals while below the rate, or above ``tolerance`` of the calls of the
-      last ``horizon`` windows while at it, lower the rate to what the server admitted, at
-      most once per ``cooldown``; it then climbs back to just under that level, and probes
+      last ``horizon`` windows while at it, lower the rate to what the server admitted (at
+      most halving it), at most once per ``cooldown``; it then climbs back to just under that level, and probes
       above it only after ``forget_after`` seconds without a refusal. Fewer refusals at the
       limit are calls bunched on the way (a stall on either side), not a lower limit:
       slowing down for them would cost more than their retries.
@@ -103,7 +103,10 @@ class AdaptiveRateLimiter:
         if at_limit and refused <= self._tolerance * max(len(answers),
                                                          self.rate * self._horizon):
             return
-        admitted_share = 1.0 - refused / len(answers)
+        # At most halved by one cut (as AIMD does): a run's first answers are a handful, and
+        # one refusal among them is no sign that the server admits nothing (it fell to
+        # min_rate, a call a second, for the rest of a run)
+        admitted_share = max(0.5, 1.0 - refused / len(answers))
         # What the server let through is the best guess of its limit: stay a little under it.
         self._ceiling = max(self.min_rate, min(self.rate * admitted_share, self.rate * 0.99))
         self.rate = max(self.min_rate, self._ceiling * 0.95)
