@@ -26,10 +26,10 @@ class AdaptiveRateLimiter:
       safety net, and never releases a burst when the first calls of a window expire.
     * Adaptation: refusals while below the rate, or above ``tolerance`` of the calls of the
       last ``horizon`` windows while at it, lower the rate to what the server admitted (at
-      most halving it), at most once per ``cooldown``; it then climbs back to just under that level, and probes
-      above it only after ``forget_after`` seconds without a refusal. Fewer refusals at the
-      limit are calls bunched on the way (a stall on either side), not a lower limit:
-      slowing down for them would cost more than their retries.
+      most halving it), at most once per ``cooldown``; it then climbs back to just under
+      that level, and probes above it only after ``forget_after`` seconds without a
+      refusal. Fewer refusals at the limit are calls bunched on the way (a stall on either
+      side), not a lower limit: slowing down for them would cost more than their retries.
     """
 
     def __init__(self, max_rate: float, *, window: float = 1.0, margin: float = 0.02,
