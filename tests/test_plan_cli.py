@@ -86,7 +86,7 @@ def app_plans(by_app: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
         done = plan(folder, "--database", str(by_app[db]), "--date", DAY, "--backtest",
                     "--out", str(out), *more)
         assert done.returncode == 0, (name, done.stderr)
-        made[name] = done, pd.read_csv(out, dtype={"sdkappid": "Int64"})
+        made[name] = done, _frame(out)
     return made
 
 
@@ -145,6 +145,11 @@ def test_every_error_is_one_line(demo: Path, weeks: Path, tmp_path: Path) -> Non
     assert f"no dataset 'nope' in {weeks}: it holds tencent_desk" in one_error(plan(
         tmp_path, "--database", str(weeks), "--dataset", "nope", "--date", DAY,
         "--backtest"))
+
+
+def _frame(path: Path) -> pd.DataFrame:
+    """A plan's CSV as a frame: its id a string even when its hex digits read as a number."""
+    return pd.read_csv(path, dtype={"sdkappid": "Int64", "plan_id": str})
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -329,7 +334,7 @@ def test_the_abandoned_without_a_group_are_their_groups(weeks: Path, app_plans,
     done = plan(tmp_path, "--database", str(db), "--date", DAY, "--backtest", "--no-save",
                 "--out", str(out))
     assert done.returncode == 0, done.stderr
-    pd.testing.assert_frame_equal(pd.read_csv(out, dtype={"sdkappid": "Int64"})[COLUMNS],
+    pd.testing.assert_frame_equal(_frame(out)[COLUMNS],
                                   app_plans["first alone"][1][COLUMNS])
 
 
@@ -370,7 +375,7 @@ def test_plan_on_postgres(by_app: dict[str, Path], app_plans, postgres_url: str,
     done = plan(tmp_path, "--destination", "postgres", "--date", DAY, "--backtest", "--app",
                 "second", "--out", str(out), DESTINATION__POSTGRES__CREDENTIALS=postgres_url)
     assert done.returncode == 0, done.stderr
-    duck = pd.read_csv(out, dtype={"sdkappid": "Int64"})
+    duck = _frame(out)
     pd.testing.assert_frame_equal(duck[COLUMNS], app_plans["second"][1][COLUMNS])
     assert (duck.ringing_s > 0).all()  # the polls' sightings were read
     import psycopg2

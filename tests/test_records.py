@@ -252,7 +252,7 @@ def test_gateway_pages_and_garbled_answers_are_retried_to_a_complete_window(grou
     ids = [r["SessionId"] for w in got for r in w.records]
     assert len(ids) == len(set(ids)) == len(
         _ended_between(grouped, window.start, window.end, app.model_clock.time()))
-    assert sum(app.stats.faults.values()) > 5
+    assert len(app.stats.faults) >= 2  # several kinds of fault met, and retried past
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
