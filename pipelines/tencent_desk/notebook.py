@@ -24,9 +24,9 @@ from tencent_desk.analysis import poll_metrics as metrics
 from tencent_desk.analysis.timeline_metrics import source_note  # what notebooks import from here
 from tencent_desk.core.clock import day_start, parse_instant
 from tencent_desk.models import intervals, timeline
+from tencent_desk.readers.app_lookup import app_id
 from tencent_desk.readers.snapshot import Reader, missing_dataset, unreadable
 from tencent_desk.readers.window import (
-    app_id,
     data_days,
     days_of,
     ends_inside,

@@ -25,8 +25,8 @@ from tencent_desk.models.timeline import TABLE
 from tencent_desk.planning import ringing, ungrouped
 from tencent_desk.planning.choices import PlanError
 from tencent_desk.planning.summary import COLUMNS, DERIVED_SQL, Summary
+from tencent_desk.readers.app_lookup import app_id
 from tencent_desk.readers.snapshot import Reader, missing_dataset, unreadable
-from tencent_desk.readers.window import app_id
 
 if TYPE_CHECKING:  # imported where used: it brings dlt, which a DuckDB file never needs
     from tencent_desk.readers import warehouse

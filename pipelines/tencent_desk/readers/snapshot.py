@@ -9,7 +9,6 @@ from pathlib import Path
 import duckdb
 from tencent_desk.core.files import is_duckdb
 from tencent_desk.models import poll_views, snapshot
-from tencent_desk.readers.apps import apps_in
 
 
 def unreadable(path: Path) -> str | None:
@@ -33,16 +32,6 @@ def missing_dataset(path: Path, dataset: str, option: str = "--dataset") -> str 
     if dataset in held:
         return None
     return f"no dataset {dataset!r} in {path}: it holds {', '.join(held) or 'none'}; check {option}"
-
-
-def apps_held(database: Path, dataset: str) -> list[tuple[str | None, int]]:
-    """The (name, sdkappid) pairs of ``dataset`` in the snapshot published beside
-    ``database``."""
-    files = Reader(database)
-    try:
-        return apps_in(files.connection(), dataset)
-    finally:
-        files.close()
 
 
 class Reader:

@@ -13,8 +13,7 @@ from tencent_desk.core import settings
 from tencent_desk.core.clock import day_start
 from tencent_desk.core.sql import qualified
 from tencent_desk.models import snapshot
-from tencent_desk.readers.apps import pick
-from tencent_desk.readers.snapshot import Reader, apps_held
+from tencent_desk.readers.snapshot import Reader
 
 if TYPE_CHECKING:  # imported where used: it brings dlt (~0.5 s) that a DuckDB file never needs
     from tencent_desk.readers import warehouse
@@ -124,18 +123,3 @@ def ends_inside(con: duckdb.DuckDBPyConnection, dataset: str, last_day: date | N
         return None
     seen = observed_until(con, dataset)
     return seen if seen is not None and since < seen < until else None
-
-
-def app_id(where: Path | str, dataset: str, app: str, option: str = "DESK_APP") -> int:
-    """An app as an sdkappid: a name as its runs record it, or an sdkappid, either one the
-    dataset holds (looked up on a server without pulling anything). ``option``: how the
-    user gave it, for the message."""
-    if isinstance(where, Path):
-        return pick(apps_held(where, dataset), dataset, app, option)
-    from tencent_desk.readers import warehouse
-
-    server = warehouse.Reader(warehouse.destination(where), dataset)
-    try:
-        return pick(server.apps(), dataset, app, option)
-    finally:
-        server.close()

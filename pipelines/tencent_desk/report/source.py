@@ -8,8 +8,8 @@ from functools import cached_property
 from pathlib import Path
 
 from tencent_desk.core.errors import JobError
-from tencent_desk.readers.apps import pick
-from tencent_desk.readers.snapshot import apps_held, missing_dataset, unreadable
+from tencent_desk.readers.app_lookup import app_id
+from tencent_desk.readers.snapshot import missing_dataset, unreadable
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,5 @@ class Source:
     @cached_property
     def sdkappid(self) -> int | None:
         """--app as an sdkappid (None: every app); ValueError for one the dataset lacks."""
-        if self.app is None:
-            return None
-        if isinstance(self.where, Path):
-            return pick(apps_held(self.where, self.dataset), self.dataset, self.app, "--app")
-        from tencent_desk.readers.window import app_id  # a server's: dlt, only then
-
-        return app_id(self.where, self.dataset, self.app, "--app")
+        return None if self.app is None else app_id(self.where, self.dataset, self.app,
+                                                    "--app")
