@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -53,11 +52,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 from tencent_desk.core import settings
-from tencent_desk.models import intervals, timeline
 from tencent_desk.planning import forecast as fc
 from tencent_desk.planning import history, ungrouped
 from tencent_desk.planning import plan as pl
@@ -71,6 +68,7 @@ from tencent_desk.simulator.schedule import Schedule
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.nb_fixture import unnamed
 from tests.support import plan_replay as glue
 
 HISTORY_WEEKS = 10
@@ -84,7 +82,6 @@ HEADING = "## Plan replayed in the simulator (issue 23)"
 PLANS = ("plan", "oracle", "erlang_c")
 DEFAULT_DB = ROOT / "benchmarks" / "out" / "plan-history" / "h10-polled.duckdb"
 POLL_DAYS, POLL_EVERY_MIN = 3, 5
-DS = settings.DEFAULT_DATASET
 
 
 def build_history(database: Path, seed: int) -> None:
@@ -106,15 +103,7 @@ def unnamed_history(database: Path) -> Path:
     copy = database.with_name(f"{database.stem}-unnamed.duckdb")
     if built(copy).exists():
         return copy
-    shutil.copyfile(database, copy)
-    with duckdb.connect(str(copy)) as con:
-        con.execute(f"UPDATE {DS}.session_records SET agent_group_id = NULL, "
-                    f"agent_group_name = NULL WHERE session_id IN (SELECT session_id FROM "
-                    f"{DS}.{timeline.TABLE} WHERE queued_at IS NOT NULL AND answered_at IS "
-                    "NULL AND ended_at IS NOT NULL)")
-        for table in (timeline.TABLE, timeline.STATE_TABLE, *intervals.TABLES,
-                      intervals.LEDGER, intervals.STATE_TABLE):
-            con.execute(f"DROP TABLE IF EXISTS {DS}.{table}")
+    unnamed(database, copy)
     publish(copy)
     built(copy).touch()
     return copy

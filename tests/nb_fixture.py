@@ -290,6 +290,20 @@ def one_app(base: Path, path: Path, sdkappid: int) -> Path:
     return path
 
 
+def unnamed(base: Path, path: Path) -> int:
+    """``base`` with records that name no group for the sessions nobody served (the other
+    reading of Desk's "the agent group that served"), for publishing to make its timeline
+    again; returns the sessions so left without a group."""
+    shutil.copyfile(base, path)
+    with duckdb.connect(str(path)) as con:
+        (cleared,), = con.execute(
+            f"UPDATE {DS}.session_records SET agent_group_id = NULL, agent_group_name = NULL "
+            f"WHERE session_id IN (SELECT session_id FROM (SELECT *, {intervals.SPANS_SQL} "
+            f"FROM {DS}.{timeline.TABLE}) WHERE abandoned)").fetchall()
+        _made_again(con)
+    return cleared
+
+
 def _made_again(con: duckdb.DuckDBPyConnection) -> None:
     """What the job makes of the loaded rows dropped, for publishing to make again of the
     apps the database now holds (and the simulator's truth: one app's)."""

@@ -29,7 +29,7 @@ from tencent_desk.run.lock import RunLock
 from tencent_desk.run.publish import publish
 from tencent_desk.simulator import truth
 
-from tests.nb_fixture import DS, SECOND_APP, build_weeks, one_app, two_apps
+from tests.nb_fixture import DS, SECOND_APP, build_weeks, one_app, two_apps, unnamed
 
 from .support import cli
 from .support.notebooks import run_inline
@@ -320,15 +320,8 @@ def test_the_abandoned_without_a_group_are_their_groups(weeks: Path, app_plans,
     "the agent group that served"): those sessions are spread over the groups as the
     grouped ones of their interval are (planning/ungrouped.py), so with one group the plan
     is the plan of the records that name it, patience included, and no "(none)" group."""
-    db = shutil.copyfile(weeks, tmp_path / "unnamed.duckdb")
-    with duckdb.connect(str(db)) as con:
-        (cleared,), = con.execute(
-            f"UPDATE {DS}.session_records SET agent_group_id = NULL, agent_group_name = NULL "
-            f"WHERE session_id IN (SELECT session_id FROM {DS}.{timeline.TABLE} "
-            "WHERE queued_at IS NOT NULL AND answered_at IS NULL AND ended_at IS NOT NULL)"
-            ).fetchall()
-        con.execute(f"DROP TABLE {DS}.{timeline.TABLE}; DROP TABLE {DS}.{timeline.STATE_TABLE}")
-    assert cleared > 0
+    db = tmp_path / "unnamed.duckdb"
+    assert unnamed(weeks, db) > 0
     publish(db)
     out = tmp_path / "plan.csv"
     done = plan(tmp_path, "--database", str(db), "--date", DAY, "--backtest", "--no-save",
